@@ -1,0 +1,266 @@
+package enrich
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/obolus/obolus/schemas"
+)
+
+// Ambiguity policies: what the time-window rule does when more than one
+// agent request of the service principal was running.
+const (
+	PolicyUnattributed = "unattributed"
+	PolicySplit        = "split"
+	PolicyNearest      = "nearest"
+)
+
+// Reasons a row stays unattributed.
+const (
+	ReasonNoCandidate = "no_candidate"   // nothing of the service principal was running
+	ReasonAmbiguous   = "ambiguous"      // several were running and the policy is unattributed
+	ReasonIDNotFound  = "id_not_found"   // the tags carry an id no agent request has (yet)
+	ReasonNoRule      = "no_rule_matched" // every rule that could apply is switched off
+)
+
+// MatchConfig says which rules run and where they look.
+type MatchConfig struct {
+	// Tag keys, tried in order. A traceparent value is accepted wherever a
+	// trace id is.
+	UserTagKeys    []string
+	TraceTagKeys   []string
+	RequestTagKeys []string
+
+	TagUser    bool
+	TraceID    bool
+	RequestID  bool
+	TimeWindow bool
+
+	// Skew is the clock difference tolerated between agent and gateway: an
+	// event matches a request whose [start−Skew, end+Skew] contains it.
+	Skew time.Duration
+	// CrowdMargin widens the window when judging how crowded it was; see
+	// Confidence in the README.
+	CrowdMargin time.Duration
+	// Ambiguity is PolicyUnattributed, PolicySplit or PolicyNearest.
+	Ambiguity string
+	// UntrustedIDFallback lets an event whose tags carry an id that matches
+	// no agent request fall back to time-window matching. Off by default: the
+	// request it names is usually just late, and the window would pick a
+	// neighbour instead.
+	UntrustedIDFallback bool
+}
+
+// DefaultMatchConfig is the configuration obolus ships with.
+func DefaultMatchConfig() MatchConfig {
+	return MatchConfig{
+		UserTagKeys:    []string{"end_user", "user", schemas.TraceUserKey},
+		TraceTagKeys:   []string{"trace_id", "mlflow_trace_id", "traceparent"},
+		RequestTagKeys: []string{"agent_request_id", "databricks_request_id", "client_request_id"},
+		TagUser:        true,
+		TraceID:        true,
+		RequestID:      true,
+		TimeWindow:     true,
+		Skew:           2 * time.Second,
+		CrowdMargin:    10 * time.Second,
+		Ambiguity:      PolicyUnattributed,
+	}
+}
+
+// Validate reports the first setting that cannot work, naming its key.
+func (c MatchConfig) Validate() error {
+	switch c.Ambiguity {
+	case PolicyUnattributed, PolicySplit, PolicyNearest:
+	default:
+		return fmt.Errorf("match.ambiguity: %q is not a policy; use %s, %s or %s", c.Ambiguity, PolicyUnattributed, PolicySplit, PolicyNearest)
+	}
+	if c.Skew < 0 {
+		return fmt.Errorf("match.skew: %s is negative; use a duration such as 2s", c.Skew)
+	}
+	if c.CrowdMargin < 0 {
+		return fmt.Errorf("match.crowd_margin: %s is negative; use a duration such as 10s", c.CrowdMargin)
+	}
+	for name, keys := range map[string][]string{"match.user_tag_keys": c.UserTagKeys, "match.trace_tag_keys": c.TraceTagKeys, "match.request_tag_keys": c.RequestTagKeys} {
+		for _, k := range keys {
+			if k == "" {
+				return fmt.Errorf("%s: empty tag key; remove it or name the tag", name)
+			}
+		}
+	}
+	return nil
+}
+
+// Candidate is an agent request chosen for an event, with its share.
+type Candidate struct {
+	Request *schemas.AgentRequest
+	Weight  float64
+}
+
+// Match is the engine's answer for one usage event.
+type Match struct {
+	Method     string
+	Confidence float64
+	// Candidates counts the agent requests that could have made the call.
+	Candidates int
+	// EndUser is set when the tags name the user directly (MethodTagUser).
+	EndUser string
+	// Chosen holds one request for id and single-candidate matches, several
+	// for a split, none when unattributed or when a tag_user match found no
+	// request to enrich it with.
+	Chosen []Candidate
+	Reason string
+}
+
+// Matcher applies the match rules against an Index.
+type Matcher struct {
+	cfg     MatchConfig
+	idx     *Index
+	scratch []*schemas.AgentRequest
+	wide    []*schemas.AgentRequest
+}
+
+// NewMatcher returns a matcher over idx. cfg must be valid.
+func NewMatcher(cfg MatchConfig, idx *Index) *Matcher {
+	return &Matcher{cfg: cfg, idx: idx}
+}
+
+// Time-window confidence: see the README's "Confidence" section.
+const (
+	windowBaseConfidence = 0.95
+	skewEdgeFactor       = 0.75
+)
+
+// Match attributes one event. It never fails: an event it cannot place is
+// returned as MethodUnattributed with a Reason.
+func (m *Matcher) Match(ev *schemas.UsageEvent) Match {
+	tags := ev.RequestTags
+	var idSeen bool
+	var linked *schemas.AgentRequest
+	if m.cfg.TraceID {
+		for _, k := range m.cfg.TraceTagKeys {
+			if v := tags[k]; v != "" {
+				idSeen = true
+				if r, ok := m.idx.ByTraceID(v); ok {
+					linked = r
+					break
+				}
+			}
+		}
+	}
+	linkedBy := schemas.MethodTraceID
+	if linked == nil && m.cfg.RequestID {
+		linkedBy = schemas.MethodRequestID
+		for _, k := range m.cfg.RequestTagKeys {
+			if v := tags[k]; v != "" {
+				idSeen = true
+				if r, ok := m.idx.ByRequestID(v); ok {
+					linked = r
+					break
+				}
+			}
+		}
+	}
+	if m.cfg.TagUser {
+		for _, k := range m.cfg.UserTagKeys {
+			if u := tags[k]; u != "" {
+				match := Match{Method: schemas.MethodTagUser, Confidence: 1, Candidates: 1, EndUser: u}
+				if linked != nil {
+					match.Chosen = []Candidate{{Request: linked, Weight: 1}}
+				}
+				return match
+			}
+		}
+	}
+	if linked != nil {
+		return Match{Method: linkedBy, Confidence: 1, Candidates: 1, Chosen: []Candidate{{Request: linked, Weight: 1}}}
+	}
+	if idSeen && !m.cfg.UntrustedIDFallback {
+		return Match{Method: schemas.MethodUnattributed, Reason: ReasonIDNotFound}
+	}
+	if !m.cfg.TimeWindow {
+		return Match{Method: schemas.MethodUnattributed, Reason: ReasonNoRule}
+	}
+	return m.window(ev)
+}
+
+func (m *Matcher) window(ev *schemas.UsageEvent) Match {
+	m.scratch = m.idx.Running(m.scratch[:0], ev.Requester, ev.EventTime, m.cfg.Skew)
+	cands := m.scratch
+	switch n := len(cands); {
+	case n == 0:
+		return Match{Method: schemas.MethodUnattributed, Reason: ReasonNoCandidate}
+	case n == 1:
+		return Match{
+			Method:     schemas.MethodTimeWindow,
+			Confidence: m.singleConfidence(ev, cands[0]),
+			Candidates: 1,
+			Chosen:     []Candidate{{Request: cands[0], Weight: 1}},
+		}
+	default:
+		switch m.cfg.Ambiguity {
+		case PolicySplit:
+			chosen := make([]Candidate, n)
+			for i, c := range cands {
+				chosen[i] = Candidate{Request: c, Weight: 1 / float64(n)}
+			}
+			// Canonical order keeps reruns byte-identical.
+			slices.SortFunc(chosen, func(a, b Candidate) int { return compareRequests(a.Request, b.Request) })
+			return Match{Method: schemas.MethodTimeWindowSplit, Confidence: windowBaseConfidence / float64(n), Candidates: n, Chosen: chosen}
+		case PolicyNearest:
+			best := nearest(cands, ev.EventTime)
+			return Match{Method: schemas.MethodTimeWindowNearest, Confidence: windowBaseConfidence / float64(n), Candidates: n, Chosen: []Candidate{{Request: best, Weight: 1}}}
+		default:
+			return Match{Method: schemas.MethodUnattributed, Candidates: n, Reason: ReasonAmbiguous}
+		}
+	}
+}
+
+// singleConfidence discounts a lone candidate by how crowded the widened
+// window was and by whether the event fell only inside the skew allowance.
+func (m *Matcher) singleConfidence(ev *schemas.UsageEvent, c *schemas.AgentRequest) float64 {
+	m.wide = m.idx.Running(m.wide[:0], ev.Requester, ev.EventTime, m.cfg.Skew+m.cfg.CrowdMargin)
+	near := len(m.wide) - 1
+	if near < 0 {
+		near = 0
+	}
+	conf := windowBaseConfidence / float64(1+near)
+	if ev.EventTime.Before(c.StartTime) || ev.EventTime.After(c.End()) {
+		conf *= skewEdgeFactor
+	}
+	return conf
+}
+
+// nearest picks the candidate whose start is closest to t; ties go to the
+// canonical order so the answer does not depend on input order.
+func nearest(cands []*schemas.AgentRequest, t time.Time) *schemas.AgentRequest {
+	best := cands[0]
+	bestD := absDuration(t.Sub(best.StartTime))
+	for _, c := range cands[1:] {
+		d := absDuration(t.Sub(c.StartTime))
+		if d < bestD || d == bestD && compareRequests(c, best) < 0 {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func compareRequests(a, b *schemas.AgentRequest) int {
+	if c := a.StartTime.Compare(b.StartTime); c != 0 {
+		return c
+	}
+	switch ka, kb := a.Key(), b.Key(); {
+	case ka < kb:
+		return -1
+	case ka > kb:
+		return 1
+	}
+	return 0
+}
+
+func absDuration(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
