@@ -18,9 +18,9 @@ const (
 
 // Reasons a row stays unattributed.
 const (
-	ReasonNoCandidate = "no_candidate"   // nothing of the service principal was running
-	ReasonAmbiguous   = "ambiguous"      // several were running and the policy is unattributed
-	ReasonIDNotFound  = "id_not_found"   // the tags carry an id no agent request has (yet)
+	ReasonNoCandidate = "no_candidate"    // nothing of the service principal was running
+	ReasonAmbiguous   = "ambiguous"       // several were running and the policy is unattributed
+	ReasonIDNotFound  = "id_not_found"    // the tags carry an id no agent request has (yet)
 	ReasonNoRule      = "no_rule_matched" // every rule that could apply is switched off
 )
 

@@ -44,17 +44,17 @@ type Attribution struct {
 
 	// EndUser is the person who spent the tokens; for unattributed rows it is
 	// the requester (the service principal), which keeps ownership.
-	EndUser          string  `json:"end_user"`
-	Team             string  `json:"team"`
-	CostCenter       string  `json:"cost_center"`
-	AgentEndpoint    string  `json:"agent_endpoint"`
-	TraceID          string  `json:"trace_id"`
-	AgentRequestID   string  `json:"agent_request_id"`
-	Session          string  `json:"session"`
-	MatchMethod      string  `json:"match_method"`
-	MatchConfidence  float64 `json:"match_confidence"`
-	Candidates       int32   `json:"candidates"`
-	Weight           float64 `json:"weight"`
+	EndUser         string  `json:"end_user"`
+	Team            string  `json:"team"`
+	CostCenter      string  `json:"cost_center"`
+	AgentEndpoint   string  `json:"agent_endpoint"`
+	TraceID         string  `json:"trace_id"`
+	AgentRequestID  string  `json:"agent_request_id"`
+	Session         string  `json:"session"`
+	MatchMethod     string  `json:"match_method"`
+	MatchConfidence float64 `json:"match_confidence"`
+	Candidates      int32   `json:"candidates"`
+	Weight          float64 `json:"weight"`
 
 	InputTokens              int64 `json:"input_tokens"`
 	OutputTokens             int64 `json:"output_tokens"`
