@@ -55,6 +55,9 @@ type Attribution struct {
 	MatchConfidence float64 `json:"match_confidence"`
 	Candidates      int32   `json:"candidates"`
 	Weight          float64 `json:"weight"`
+	// Reason says why a row is unattributed (no_candidate, ambiguous,
+	// id_not_found, no_rule_matched); empty when attributed.
+	Reason string `json:"reason"`
 
 	InputTokens              int64 `json:"input_tokens"`
 	OutputTokens             int64 `json:"output_tokens"`
