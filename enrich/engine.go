@@ -1,0 +1,213 @@
+package enrich
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/obolus/obolus/schemas"
+)
+
+// Run identifies the run that produced attribution rows.
+type Run struct {
+	ID string
+	// Version is stamped on every row; a later run or restatement must use a
+	// higher one.
+	Version     int64
+	ProcessedAt time.Time
+}
+
+// Engine turns usage events into attribution rows: it matches, prices and
+// places each end user in the org directory.
+type Engine struct {
+	matcher *Matcher
+	prices  *PriceList
+	org     *Directory
+}
+
+// NewEngine returns an engine over the agent requests in idx. A nil price
+// list means DefaultPriceList; a nil directory puts everyone in
+// schemas.UnassignedTeam.
+func NewEngine(cfg MatchConfig, idx *Index, prices *PriceList, org *Directory) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if prices == nil {
+		prices = DefaultPriceList()
+	}
+	return &Engine{matcher: NewMatcher(cfg, idx), prices: prices, org: org}, nil
+}
+
+// Attribute appends the rows for one usage event to dst: one row, or one per
+// candidate under the split policy.
+func (e *Engine) Attribute(dst []schemas.Attribution, ev *schemas.UsageEvent, run Run) []schemas.Attribution {
+	m := e.matcher.Match(ev)
+	base := schemas.Attribution{
+		InvocationID:     ev.InvocationID,
+		RequestID:        ev.RequestID,
+		EventTime:        ev.EventTime.UTC(),
+		EventDate:        ev.EventTime.UTC().Format(time.DateOnly),
+		AccountID:        ev.AccountID,
+		WorkspaceID:      ev.WorkspaceID,
+		EndpointID:       ev.EndpointID,
+		EndpointName:     ev.EndpointName,
+		DestinationModel: ev.DestinationModel,
+		Requester:        ev.Requester,
+		StatusCode:       ev.StatusCode,
+		UsageSource:      ev.Source,
+		MatchMethod:      m.Method,
+		MatchConfidence:  m.Confidence,
+		Candidates:       int32(m.Candidates),
+		Weight:           1,
+		Reason:           m.Reason,
+		Version:          run.Version,
+		RunID:            run.ID,
+		ProcessedAt:      run.ProcessedAt.UTC(),
+	}
+	if base.UsageSource == "" {
+		base.UsageSource = schemas.SourceAIGateway
+	}
+	tok := TokensOf(ev)
+	switch {
+	case len(m.Chosen) <= 1:
+		row := base
+		switch {
+		case m.EndUser != "":
+			row.EndUser = m.EndUser
+		case len(m.Chosen) == 1:
+			row.EndUser = m.Chosen[0].Request.EndUser
+		}
+		if len(m.Chosen) == 1 {
+			fillRequest(&row, m.Chosen[0].Request)
+		}
+		if row.MatchMethod != schemas.MethodUnattributed && row.EndUser == "" {
+			// The request was found but names nobody: the agent logged no user.
+			row.MatchMethod, row.Reason, row.MatchConfidence = schemas.MethodUnattributed, ReasonNoUser, 0
+		}
+		setTokens(&row, ev)
+		return append(dst, e.finish(row, ev, tok))
+	default:
+		weights := make([]float64, len(m.Chosen))
+		for i, c := range m.Chosen {
+			weights[i] = c.Weight
+		}
+		shares := [6][]int64{
+			Apportion(ev.InputTokens, weights),
+			Apportion(ev.OutputTokens, weights),
+			Apportion(ev.TotalTokens, weights),
+			Apportion(ev.TokenDetails.CacheReadInputTokens, weights),
+			Apportion(ev.TokenDetails.CacheCreationInputTokens, weights),
+			Apportion(ev.TokenDetails.OutputReasoningTokens, weights),
+		}
+		for i, c := range m.Chosen {
+			row := base
+			row.EndUser = c.Request.EndUser
+			row.Weight = c.Weight
+			fillRequest(&row, c.Request)
+			row.InputTokens, row.OutputTokens, row.TotalTokens = shares[0][i], shares[1][i], shares[2][i]
+			row.CacheReadInputTokens, row.CacheCreationInputTokens, row.OutputReasoningTokens = shares[3][i], shares[4][i], shares[5][i]
+			part := Tokens{Input: row.InputTokens, Output: row.OutputTokens, CacheRead: row.CacheReadInputTokens, CacheCreation: row.CacheCreationInputTokens}
+			dst = append(dst, e.finish(row, ev, part))
+		}
+		return dst
+	}
+}
+
+// ReasonNoUser marks a row whose agent request was found but names no end user.
+const ReasonNoUser = "request_has_no_user"
+
+func fillRequest(row *schemas.Attribution, r *schemas.AgentRequest) {
+	row.AgentEndpoint = r.AgentEndpoint
+	row.TraceID = r.TraceID
+	row.AgentRequestID = r.AgentRequestID
+	row.Session = r.Session
+}
+
+func setTokens(row *schemas.Attribution, ev *schemas.UsageEvent) {
+	row.InputTokens = ev.InputTokens
+	row.OutputTokens = ev.OutputTokens
+	row.TotalTokens = ev.TotalTokens
+	row.CacheReadInputTokens = ev.TokenDetails.CacheReadInputTokens
+	row.CacheCreationInputTokens = ev.TokenDetails.CacheCreationInputTokens
+	row.OutputReasoningTokens = ev.TokenDetails.OutputReasoningTokens
+}
+
+func (e *Engine) finish(row schemas.Attribution, ev *schemas.UsageEvent, tok Tokens) schemas.Attribution {
+	if row.MatchMethod == schemas.MethodUnattributed {
+		// The service principal keeps what nobody else can be shown to own.
+		row.EndUser = ev.Requester
+		row.AgentEndpoint, row.TraceID, row.AgentRequestID, row.Session = "", "", "", ""
+	}
+	row.Team, row.CostCenter = e.org.Lookup(row.EndUser)
+	row.CostUSD, row.PriceListVersion = e.prices.Cost(ev.DestinationModel, ev.DestinationName, ev.EventTime, tok)
+	return row
+}
+
+// Apportion splits total into integer shares proportional to weights that sum
+// exactly to total (largest remainder; ties go to the earlier share), so split
+// rows reconcile to the invocation's counts.
+func Apportion(total int64, weights []float64) []int64 {
+	out := make([]int64, len(weights))
+	if len(weights) == 0 {
+		return out
+	}
+	var sum float64
+	for _, w := range weights {
+		sum += w
+	}
+	if sum <= 0 {
+		out[0] = total
+		return out
+	}
+	type rem struct {
+		i int
+		r float64
+	}
+	rems := make([]rem, len(weights))
+	var given int64
+	for i, w := range weights {
+		exact := float64(total) * w / sum
+		out[i] = int64(math.Floor(exact))
+		given += out[i]
+		rems[i] = rem{i, exact - float64(out[i])}
+	}
+	slices.SortStableFunc(rems, func(a, b rem) int { return cmp.Compare(b.r, a.r) })
+	for k := 0; given < total; k = (k + 1) % len(rems) {
+		out[rems[k].i]++
+		given++
+	}
+	return out
+}
+
+// Dedup drops usage rows whose invocation_id was already seen, keeping one
+// row per invocation chosen independently of input order: duplicates of one
+// invocation describe one call, and counting it twice would bill it twice.
+// It returns the kept events, sorted by (event_time, invocation_id), and how
+// many rows were dropped.
+func Dedup(events []schemas.UsageEvent) ([]schemas.UsageEvent, int) {
+	slices.SortFunc(events, func(a, b schemas.UsageEvent) int {
+		if c := cmp.Compare(a.InvocationID, b.InvocationID); c != 0 {
+			return c
+		}
+		if c := a.EventTime.Compare(b.EventTime); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.TotalTokens, a.TotalTokens)
+	})
+	kept := events[:0]
+	for i := range events {
+		if i > 0 && events[i].InvocationID == events[i-1].InvocationID {
+			continue
+		}
+		kept = append(kept, events[i])
+	}
+	dropped := len(events) - len(kept)
+	slices.SortFunc(kept, func(a, b schemas.UsageEvent) int {
+		if c := a.EventTime.Compare(b.EventTime); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.InvocationID, b.InvocationID)
+	})
+	return kept, dropped
+}
