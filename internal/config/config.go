@@ -1,0 +1,312 @@
+// Package config loads obolus's configuration: a YAML file, overridden by
+// OBOLUS_* environment variables and command-line flags, validated at start.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+
+	"github.com/obolus/obolus/enrich"
+)
+
+// Source kinds.
+const (
+	KindUsage       = "usage"
+	KindLegacyUsage = "legacy_usage"
+	KindPayload     = "payload"
+	KindTrace       = "trace"
+)
+
+// Source is one input: files (path) or a table of the embedded store (table).
+type Source struct {
+	Kind             string `mapstructure:"kind"`
+	Path             string `mapstructure:"path"`
+	Table            string `mapstructure:"table"`
+	Format           string `mapstructure:"format"`
+	AgentEndpoint    string `mapstructure:"agent_endpoint"`
+	ServicePrincipal string `mapstructure:"service_principal"`
+}
+
+// IsAgent reports whether the source holds agent requests rather than usage.
+func (s Source) IsAgent() bool { return s.Kind == KindPayload || s.Kind == KindTrace }
+
+// Store configures the embedded DuckDB store.
+type Store struct {
+	DuckDB string `mapstructure:"duckdb"`
+}
+
+// Rules switches match rules on and off.
+type Rules struct {
+	TagUser    bool `mapstructure:"tag_user"`
+	TraceID    bool `mapstructure:"trace_id"`
+	RequestID  bool `mapstructure:"request_id"`
+	TimeWindow bool `mapstructure:"time_window"`
+}
+
+// Match configures the attribution engine; see enrich.MatchConfig.
+type Match struct {
+	UserTagKeys         []string      `mapstructure:"user_tag_keys"`
+	TraceTagKeys        []string      `mapstructure:"trace_tag_keys"`
+	RequestTagKeys      []string      `mapstructure:"request_tag_keys"`
+	Rules               Rules         `mapstructure:"rules"`
+	Skew                time.Duration `mapstructure:"skew"`
+	CrowdMargin         time.Duration `mapstructure:"crowd_margin"`
+	Ambiguity           string        `mapstructure:"ambiguity"`
+	UntrustedIDFallback bool          `mapstructure:"untrusted_id_fallback"`
+}
+
+// Batch configures `obolus batch`.
+type Batch struct {
+	// Job names the checkpoint, so several schedules can share a store.
+	Job string `mapstructure:"job"`
+	// Lookback re-processes this much usage before the window, so rows left
+	// unattributed because their agent log was late get attributed once it lands.
+	Lookback time.Duration `mapstructure:"lookback"`
+	// AgentMargin reads agent requests that started this long before the
+	// usage window: a long agent request makes gateway calls long after it starts.
+	AgentMargin time.Duration `mapstructure:"agent_margin"`
+	// ExportDir, when set, receives Parquet copies of the attribution and
+	// coverage tables after each run.
+	ExportDir string `mapstructure:"export_dir"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// Telemetry configures OpenTelemetry metrics and traces of the pipeline itself.
+type Telemetry struct {
+	// Exporter is none, stdout or otlp.
+	Exporter string `mapstructure:"exporter"`
+	// Endpoint is the OTLP/HTTP endpoint (host:port) for exporter otlp.
+	Endpoint string `mapstructure:"endpoint"`
+	Insecure bool   `mapstructure:"insecure"`
+}
+
+// Config is the whole configuration.
+type Config struct {
+	Store     Store     `mapstructure:"store"`
+	Sources   []Source  `mapstructure:"sources"`
+	Prices    string    `mapstructure:"prices"`
+	Org       string    `mapstructure:"org"`
+	Match     Match     `mapstructure:"match"`
+	Batch     Batch     `mapstructure:"batch"`
+	Log       Log       `mapstructure:"log"`
+	Telemetry Telemetry `mapstructure:"telemetry"`
+
+	// File is the configuration file read, if any; relative paths in it are
+	// resolved against its directory.
+	File string `mapstructure:"-"`
+}
+
+// Defaults puts every key's default into v; deploy/obolus.example.yaml
+// documents the same values.
+func Defaults(v *viper.Viper) {
+	m := enrich.DefaultMatchConfig()
+	v.SetDefault("store.duckdb", "obolus.duckdb")
+	v.SetDefault("sources", []map[string]any{})
+	v.SetDefault("prices", "")
+	v.SetDefault("org", "")
+	v.SetDefault("match.user_tag_keys", m.UserTagKeys)
+	v.SetDefault("match.trace_tag_keys", m.TraceTagKeys)
+	v.SetDefault("match.request_tag_keys", m.RequestTagKeys)
+	v.SetDefault("match.rules.tag_user", m.TagUser)
+	v.SetDefault("match.rules.trace_id", m.TraceID)
+	v.SetDefault("match.rules.request_id", m.RequestID)
+	v.SetDefault("match.rules.time_window", m.TimeWindow)
+	v.SetDefault("match.skew", m.Skew)
+	v.SetDefault("match.crowd_margin", m.CrowdMargin)
+	v.SetDefault("match.ambiguity", m.Ambiguity)
+	v.SetDefault("match.untrusted_id_fallback", m.UntrustedIDFallback)
+	v.SetDefault("batch.job", "default")
+	v.SetDefault("batch.lookback", 2*time.Hour)
+	v.SetDefault("batch.agent_margin", time.Hour)
+	v.SetDefault("batch.export_dir", "")
+	v.SetDefault("log.level", "info")
+	v.SetDefault("log.format", "text")
+	v.SetDefault("telemetry.exporter", "none")
+	v.SetDefault("telemetry.endpoint", "localhost:4318")
+	v.SetDefault("telemetry.insecure", true)
+}
+
+// New returns a viper instance with defaults and OBOLUS_* environment
+// overrides (OBOLUS_MATCH_SKEW overrides match.skew).
+func New() *viper.Viper {
+	v := viper.New()
+	Defaults(v)
+	v.SetEnvPrefix("OBOLUS")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	return v
+}
+
+// Load reads file (if not empty) into v and returns the validated
+// configuration. Unknown keys are errors: a misspelt key silently ignored is
+// a setting the user believes is in force.
+func Load(v *viper.Viper, file string) (*Config, error) {
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config %s: %w", file, err)
+		}
+	}
+	var c Config
+	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w (see deploy/obolus.example.yaml for every key)", describe(file), err)
+	}
+	c.File = file
+	c.resolvePaths()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", describe(file), err)
+	}
+	return &c, nil
+}
+
+func describe(file string) string {
+	if file == "" {
+		return "(defaults and environment)"
+	}
+	return file
+}
+
+func (c *Config) resolvePaths() {
+	if c.File == "" {
+		return
+	}
+	dir := filepath.Dir(c.File)
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	c.Store.DuckDB = abs(c.Store.DuckDB)
+	c.Prices = abs(c.Prices)
+	c.Org = abs(c.Org)
+	c.Batch.ExportDir = abs(c.Batch.ExportDir)
+	for i := range c.Sources {
+		c.Sources[i].Path = abs(c.Sources[i].Path)
+	}
+}
+
+var identPart = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// ValidTableName reports whether name is a table, schema.table or
+// catalog.schema.table of plain identifiers.
+func ValidTableName(name string) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) > 3 {
+		return false
+	}
+	for _, p := range parts {
+		if !identPart.MatchString(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate reports every problem it finds, each naming its key and the fix.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if c.Store.DuckDB == "" {
+		bad("store.duckdb", "empty; name the DuckDB file to write, e.g. obolus.duckdb")
+	}
+	for i, s := range c.Sources {
+		key := fmt.Sprintf("sources[%d]", i)
+		switch s.Kind {
+		case KindUsage, KindLegacyUsage:
+		case KindPayload, KindTrace:
+			if s.ServicePrincipal == "" {
+				bad(key+".service_principal", "empty; name the service principal (application id) the agent calls the gateway as — time-window matching needs it")
+			}
+		default:
+			bad(key+".kind", "%q is not a source kind; use usage, legacy_usage, payload or trace", s.Kind)
+		}
+		switch {
+		case s.Path == "" && s.Table == "":
+			bad(key, "set path (files) or table (a table of the DuckDB store)")
+		case s.Path != "" && s.Table != "":
+			bad(key, "set path or table, not both")
+		case s.Table != "" && !ValidTableName(s.Table):
+			bad(key+".table", "%q is not a table name; use name, schema.name or catalog.schema.name of letters, digits and _", s.Table)
+		}
+		switch s.Format {
+		case "", "jsonl", "csv", "parquet":
+		default:
+			bad(key+".format", "%q is not a format; use jsonl, csv or parquet (or leave empty to use the file extension)", s.Format)
+		}
+	}
+	for _, f := range []struct{ key, path string }{{"prices", c.Prices}, {"org", c.Org}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			bad(f.key, "cannot read %s: %v", f.path, errors.Unwrap(err))
+		}
+	}
+	if err := c.MatchConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Batch.Lookback < 0 {
+		bad("batch.lookback", "%s is negative; use a duration such as 2h", c.Batch.Lookback)
+	}
+	if c.Batch.AgentMargin < 0 {
+		bad("batch.agent_margin", "%s is negative; use a duration such as 1h", c.Batch.AgentMargin)
+	}
+	if c.Batch.Job == "" || !identPart.MatchString(strings.ReplaceAll(c.Batch.Job, "-", "_")) {
+		bad("batch.job", "%q: use letters, digits, - and _", c.Batch.Job)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q: use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q: use text or json", c.Log.Format)
+	}
+	switch c.Telemetry.Exporter {
+	case "none", "stdout", "otlp":
+	default:
+		bad("telemetry.exporter", "%q: use none, stdout or otlp", c.Telemetry.Exporter)
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}
+
+// MatchConfig converts the match section for the engine.
+func (c *Config) MatchConfig() enrich.MatchConfig {
+	return enrich.MatchConfig{
+		UserTagKeys:         c.Match.UserTagKeys,
+		TraceTagKeys:        c.Match.TraceTagKeys,
+		RequestTagKeys:      c.Match.RequestTagKeys,
+		TagUser:             c.Match.Rules.TagUser,
+		TraceID:             c.Match.Rules.TraceID,
+		RequestID:           c.Match.Rules.RequestID,
+		TimeWindow:          c.Match.Rules.TimeWindow,
+		Skew:                c.Match.Skew,
+		CrowdMargin:         c.Match.CrowdMargin,
+		Ambiguity:           c.Match.Ambiguity,
+		UntrustedIDFallback: c.Match.UntrustedIDFallback,
+	}
+}
