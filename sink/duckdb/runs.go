@@ -1,0 +1,136 @@
+package duckdbsink
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Checkpoint returns the end of the last window job completed, and whether
+// the job has a checkpoint at all.
+func (s *Store) Checkpoint(ctx context.Context, job string) (time.Time, bool, error) {
+	var end time.Time
+	err := s.db.QueryRowContext(ctx, `SELECT window_end FROM checkpoints WHERE job = ?`, job).Scan(&end)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return time.Time{}, false, nil
+	case err != nil:
+		return time.Time{}, false, fmt.Errorf("duckdbsink: read checkpoint of job %q: %w", job, err)
+	}
+	return end.UTC(), true, nil
+}
+
+// SetCheckpoint records windowEnd as where job's next run starts. It sets,
+// not advances: a deliberate rewind (to reprocess) is allowed.
+func (s *Store) SetCheckpoint(ctx context.Context, job string, windowEnd time.Time) error {
+	if job == "" || !utf8.ValidString(job) {
+		return fmt.Errorf("duckdbsink: set checkpoint: job %q must be non-empty UTF-8", job)
+	}
+	if windowEnd.IsZero() {
+		return fmt.Errorf("duckdbsink: set checkpoint of job %q: window_end is zero", job)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO checkpoints (job, window_end, updated_at)
+		VALUES (?, make_timestamp(?::BIGINT), make_timestamp(?::BIGINT))
+		ON CONFLICT (job) DO UPDATE SET window_end = excluded.window_end, updated_at = excluded.updated_at`,
+		job, micros(windowEnd), micros(time.Now()))
+	if err != nil {
+		return fmt.Errorf("duckdbsink: set checkpoint of job %q: %w", job, err)
+	}
+	return nil
+}
+
+// Run is one batch run: a row of the runs table.
+type Run struct {
+	RunID      string
+	Job        string
+	StartedAt  time.Time
+	FinishedAt time.Time // zero while running
+	WindowFrom time.Time
+	WindowTo   time.Time
+
+	RowsRead       int64
+	OutsideWindow  int64
+	Duplicates     int64
+	DeadLettered   int64
+	Attributed     int64
+	Unattributed   int64
+	InputTokensIn  int64
+	TotalTokensIn  int64
+	TotalTokensOut int64
+
+	Status string // running, ok or failed
+	Error  string
+}
+
+// Run statuses.
+const (
+	RunRunning = "running"
+	RunOK      = "ok"
+	RunFailed  = "failed"
+)
+
+// RecordRun writes r, replacing an earlier record of the same RunID: record
+// a run when it starts and again when it ends.
+func (s *Store) RecordRun(ctx context.Context, r Run) error {
+	if r.RunID == "" {
+		return errors.New("duckdbsink: record run: run_id is empty")
+	}
+	if r.Status == "" {
+		return fmt.Errorf("duckdbsink: record run %q: status is empty", r.RunID)
+	}
+	for _, f := range [...]struct{ name, v string }{{"run_id", r.RunID}, {"job", r.Job}, {"status", r.Status}} {
+		if !utf8.ValidString(f.v) {
+			return fmt.Errorf("duckdbsink: record run %q: %s is not valid UTF-8", r.RunID, f.name)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO runs (run_id, job, started_at, finished_at, window_from, window_to,
+			rows_read, outside_window, duplicates, dead_lettered, attributed, unattributed,
+			input_tokens_in, total_tokens_in, total_tokens_out, status, error)
+		VALUES (?, ?, make_timestamp(?::BIGINT), make_timestamp(?::BIGINT), make_timestamp(?::BIGINT), make_timestamp(?::BIGINT),
+			?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.RunID, r.Job, micros(r.StartedAt), micros(r.FinishedAt), micros(r.WindowFrom), micros(r.WindowTo),
+		r.RowsRead, r.OutsideWindow, r.Duplicates, r.DeadLettered, r.Attributed, r.Unattributed,
+		r.InputTokensIn, r.TotalTokensIn, r.TotalTokensOut, r.Status, clean(r.Error))
+	if err != nil {
+		return fmt.Errorf("duckdbsink: record run %q: %w", r.RunID, err)
+	}
+	return nil
+}
+
+// Runs reads back the runs of job (all jobs when empty), oldest start first.
+func (s *Store) Runs(ctx context.Context, job string) ([]Run, error) {
+	rs, err := s.db.QueryContext(ctx, `SELECT run_id, job, started_at, finished_at, window_from, window_to,
+			rows_read, outside_window, duplicates, dead_lettered, attributed, unattributed,
+			input_tokens_in, total_tokens_in, total_tokens_out, status, error
+		FROM runs WHERE ? = '' OR job = ? ORDER BY started_at NULLS LAST, run_id`, job, job)
+	if err != nil {
+		return nil, fmt.Errorf("duckdbsink: read runs: %w", err)
+	}
+	defer rs.Close()
+	var out []Run
+	for rs.Next() {
+		var (
+			r              Run
+			st, fi, wf, wt sql.NullTime
+		)
+		err := rs.Scan(&r.RunID, &r.Job, &st, &fi, &wf, &wt,
+			&r.RowsRead, &r.OutsideWindow, &r.Duplicates, &r.DeadLettered, &r.Attributed, &r.Unattributed,
+			&r.InputTokensIn, &r.TotalTokensIn, &r.TotalTokensOut, &r.Status, &r.Error)
+		if err != nil {
+			return nil, fmt.Errorf("duckdbsink: read runs: %w", err)
+		}
+		r.StartedAt, r.FinishedAt, r.WindowFrom, r.WindowTo = fromNullTime(st), fromNullTime(fi), fromNullTime(wf), fromNullTime(wt)
+		out = append(out, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("duckdbsink: read runs: %w", err)
+	}
+	return out, nil
+}

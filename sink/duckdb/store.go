@@ -1,0 +1,170 @@
+// Package duckdbsink is obolus's embedded store: one DuckDB file holding the
+// attribution, coverage, dead-letter, checkpoint and run tables and the analyst views.
+package duckdbsink
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/obolus/obolus/schemas"
+)
+
+// Store is an open DuckDB file with obolus's schema applied. Its methods are
+// safe for concurrent use; writes are serialised, because two DuckDB
+// transactions that delete the same rows conflict and one would fail.
+type Store struct {
+	db      *sql.DB
+	objects map[string]bool // tables and views the DDL creates: what ExportParquet may read
+
+	mu sync.Mutex // held by every write
+}
+
+// Open opens or creates the DuckDB file at path and applies the DDL, which is
+// idempotent, in one transaction.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("duckdbsink: empty database path")
+	}
+	if strings.ContainsAny(path, "?\x00") {
+		// duckdb-go reads what follows '?' as configuration options.
+		return nil, fmt.Errorf("duckdbsink: database path %q contains '?' or NUL", path)
+	}
+	stmts, err := schemas.DDL("duckdb")
+	if err != nil {
+		return nil, fmt.Errorf("duckdbsink: %w", err)
+	}
+	// TIMESTAMP columns hold UTC. Go time.Time parameters bind as TIMESTAMPTZ,
+	// which DuckDB converts through the session time zone: pin it to UTC so
+	// the host's zone never shifts a comparison.
+	connector, err := duckdb.NewConnector(path, func(ex driver.ExecerContext) error {
+		_, err := ex.ExecContext(context.Background(), "SET TimeZone = 'UTC'", nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("duckdbsink: open %s: %w", path, err)
+	}
+	s := &Store{db: sql.OpenDB(connector), objects: make(map[string]bool, len(stmts))}
+	if err := s.applyDDL(ctx, stmts); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("duckdbsink: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) applyDDL(ctx context.Context, stmts []schemas.Statement) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, st := range stmts {
+		if _, err := tx.ExecContext(ctx, st.SQL); err != nil {
+			return fmt.Errorf("apply DDL of %s: %w", st.Name, err)
+		}
+		s.objects[st.Name] = true
+	}
+	return tx.Commit()
+}
+
+// DB is the underlying database, for ad-hoc queries and the analyst views.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close closes the database; DuckDB checkpoints the file on close.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("duckdbsink: close: %w", err)
+	}
+	return nil
+}
+
+// stage creates the connection-local temporary table name, shaped like table,
+// and fills it through the Appender with the rows fill appends. The caller
+// drops it (dropStage) when done.
+func stage(ctx context.Context, conn *sql.Conn, table, name string, fill func(*duckdb.Appender) error) error {
+	q := fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT * FROM %s LIMIT 0", quoteIdent(name), quoteIdent(table))
+	if _, err := conn.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("create staging table for %s: %w", table, err)
+	}
+	return conn.Raw(func(dc any) error {
+		dconn, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("stage %s: driver connection is %T", table, dc)
+		}
+		ap, err := duckdb.NewAppender(dconn, "temp", "main", name)
+		if err != nil {
+			return fmt.Errorf("stage %s: %w", table, err)
+		}
+		if err := fill(ap); err != nil {
+			_ = ap.Clear()
+			_ = ap.Close()
+			return err
+		}
+		if err := ap.CloseWithCancel(ctx); err != nil {
+			return fmt.Errorf("stage %s: flush appender: %w", table, err)
+		}
+		return nil
+	})
+}
+
+func dropStage(conn *sql.Conn, names ...string) {
+	// The connection returns to the pool; its temp tables would live on and
+	// hold memory. A failure here leaves only that, so it is not reported.
+	for _, n := range names {
+		_, _ = conn.ExecContext(context.Background(), "DROP TABLE IF EXISTS temp.main."+quoteIdent(n))
+	}
+}
+
+// inTx runs fn in a transaction on conn, committing if fn succeeds.
+func inTx(ctx context.Context, conn *sql.Conn, fn func(*sql.Tx) error) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// quoteIdent quotes a SQL identifier, doubling any embedded double quote.
+func quoteIdent(name string) string {
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// micros is t as a bound parameter for make_timestamp(?): integer
+// microseconds since the epoch, so no time-zone conversion can touch it. The
+// zero time binds as NULL.
+func micros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+// timeOrNil is t in UTC for the Appender, or NULL for the zero time.
+func timeOrNil(t time.Time) driver.Value {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC()
+}
+
+// fromNullTime is the inverse of timeOrNil.
+func fromNullTime(t sql.NullTime) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
