@@ -53,7 +53,9 @@ func att(inv, user string, at time.Time, opts ...func(*schemas.Attribution)) sch
 	return a
 }
 
-func version(v int64) func(*schemas.Attribution) { return func(a *schemas.Attribution) { a.Version = v } }
+func version(v int64) func(*schemas.Attribution) {
+	return func(a *schemas.Attribution) { a.Version = v }
+}
 
 // split makes the row one share of a split invocation.
 func split(w float64, in, out int64) func(*schemas.Attribution) {
@@ -73,7 +75,9 @@ func endpoint(name string) func(*schemas.Attribution) {
 	return func(a *schemas.Attribution) { a.EndpointName, a.EndpointID = name, "ep-id-"+name }
 }
 
-func method(m string) func(*schemas.Attribution) { return func(a *schemas.Attribution) { a.MatchMethod = m } }
+func method(m string) func(*schemas.Attribution) {
+	return func(a *schemas.Attribution) { a.MatchMethod = m }
+}
 
 func keys(rows []schemas.Attribution) []string {
 	var out []string
