@@ -1,0 +1,217 @@
+// Package score compares an attribution table with a synthetic workload's
+// ground truth and reports precision and recall, overall and per match method.
+//
+// Definitions. Each attribution row carries an invocation_id, an end_user, a
+// match_method and a weight (1, or a share under the split policy).
+//
+//   - truth: the number of distinct invocations in the ground truth.
+//   - attributed: Σ weight of rows whose method is not "unattributed".
+//     Rows of invocations missing from the truth count here too: attributing
+//     an invocation that never happened is an error, not a free pass.
+//   - correct: Σ weight of attributed rows whose end_user equals the truth's
+//     end user for that invocation (compared exactly).
+//   - precision = correct / attributed; recall = correct / truth.
+//   - unknown: rows whose invocation is not in the truth.
+//   - missing: truth invocations with no row at all.
+//   - overweight: truth invocations whose rows' weights sum to more than 1,
+//     the sign of a duplicate that was not removed. Their weight is counted
+//     as is, so they can inflate correct.
+//
+// Per method, Invocations is Σ weight of the method's rows, Correct the
+// part of it that names the right user, Precision their ratio (0 for
+// "unattributed", which names no user), and ShareOfTruth the method's
+// weight on truth invocations divided by truth.
+package score
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"text/tabwriter"
+)
+
+// Unattributed is the match method of rows the engine could not place.
+const Unattributed = "unattributed"
+
+// Truth is the ground truth of one invocation.
+type Truth struct {
+	InvocationID   string `json:"invocation_id"`
+	EndUser        string `json:"end_user"`
+	AgentRequestID string `json:"agent_request_id"`
+	Tagged         bool   `json:"tagged"`
+	Late           bool   `json:"late"`
+}
+
+// Row is one attribution row.
+type Row struct {
+	InvocationID string
+	EndUser      string
+	MatchMethod  string
+	Weight       float64
+}
+
+// MethodScore is the score of one match method.
+type MethodScore struct {
+	Method       string
+	Invocations  float64
+	Correct      float64
+	Precision    float64
+	ShareOfTruth float64
+}
+
+// Report is the outcome of Score; see the package documentation.
+type Report struct {
+	Truth, Attributed, Correct float64
+	Precision, Recall          float64
+	// Unknown counts rows whose invocation is not in the truth.
+	Unknown int
+	// Missing counts truth invocations with no row.
+	Missing int
+	// Overweight counts truth invocations whose rows weigh more than 1.
+	Overweight int
+	// Methods are sorted by method name.
+	Methods []MethodScore
+}
+
+// LoadTruth reads a ground_truth.jsonl file, keyed by invocation id.
+func LoadTruth(path string) (map[string]Truth, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("score: read truth: %w", err)
+	}
+	defer f.Close()
+	truth := make(map[string]Truth)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		var t Truth
+		if err := json.Unmarshal(sc.Bytes(), &t); err != nil {
+			return nil, fmt.Errorf("score: %s line %d: %w", path, line, err)
+		}
+		switch {
+		case t.InvocationID == "":
+			return nil, fmt.Errorf("score: %s line %d: invocation_id is empty", path, line)
+		case t.EndUser == "":
+			return nil, fmt.Errorf("score: %s line %d: end_user is empty for invocation %s", path, line, t.InvocationID)
+		}
+		if _, dup := truth[t.InvocationID]; dup {
+			return nil, fmt.Errorf("score: %s line %d: invocation_id %s is listed twice", path, line, t.InvocationID)
+		}
+		truth[t.InvocationID] = t
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("score: read %s: %w", path, err)
+	}
+	return truth, nil
+}
+
+// overweightTolerance absorbs float rounding of split weights.
+const overweightTolerance = 1e-9
+
+// Score compares attribution rows with the truth.
+func Score(truth map[string]Truth, rows []Row) Report {
+	rep := Report{Truth: float64(len(truth))}
+	type acc struct{ weight, correct, onTruth float64 }
+	methods := make(map[string]*acc)
+	weightOf := make(map[string]float64, len(truth))
+	for _, r := range rows {
+		m := methods[r.MatchMethod]
+		if m == nil {
+			m = &acc{}
+			methods[r.MatchMethod] = m
+		}
+		m.weight += r.Weight
+		t, known := truth[r.InvocationID]
+		if known {
+			weightOf[r.InvocationID] += r.Weight
+			m.onTruth += r.Weight
+		} else {
+			rep.Unknown++
+		}
+		if r.MatchMethod == Unattributed {
+			continue
+		}
+		rep.Attributed += r.Weight
+		if known && r.EndUser == t.EndUser {
+			rep.Correct += r.Weight
+			m.correct += r.Weight
+		}
+	}
+	for id := range truth {
+		w, ok := weightOf[id]
+		switch {
+		case !ok:
+			rep.Missing++
+		case w > 1+overweightTolerance:
+			rep.Overweight++
+		}
+	}
+	rep.Precision = ratio(rep.Correct, rep.Attributed)
+	rep.Recall = ratio(rep.Correct, rep.Truth)
+	for name, m := range methods {
+		rep.Methods = append(rep.Methods, MethodScore{
+			Method:       name,
+			Invocations:  m.weight,
+			Correct:      m.correct,
+			Precision:    ratio(m.correct, m.weight),
+			ShareOfTruth: ratio(m.onTruth, rep.Truth),
+		})
+	}
+	slices.SortFunc(rep.Methods, func(a, b MethodScore) int {
+		switch {
+		case a.Method < b.Method:
+			return -1
+		case a.Method > b.Method:
+			return 1
+		}
+		return 0
+	})
+	return rep
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// WriteText writes the report as an aligned table.
+func (r Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	lines := []struct {
+		name, value string
+	}{
+		{"truth invocations", fmt.Sprintf("%.0f", r.Truth)},
+		{"attributed", fmt.Sprintf("%.2f", r.Attributed)},
+		{"correct", fmt.Sprintf("%.2f", r.Correct)},
+		{"precision", fmt.Sprintf("%.4f", r.Precision)},
+		{"recall", fmt.Sprintf("%.4f", r.Recall)},
+		{"unknown rows", fmt.Sprint(r.Unknown)},
+		{"missing invocations", fmt.Sprint(r.Missing)},
+		{"overweight invocations", fmt.Sprint(r.Overweight)},
+	}
+	var errs []error
+	for _, l := range lines {
+		_, err := fmt.Fprintf(tw, "%s\t%s\t\n", l.name, l.value)
+		errs = append(errs, err)
+	}
+	_, err := fmt.Fprintf(tw, "\t\t\nmethod\tinvocations\tcorrect\tprecision\tshare of truth\t\n")
+	errs = append(errs, err)
+	for _, m := range r.Methods {
+		_, err := fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.4f\t%.4f\t\n", m.Method, m.Invocations, m.Correct, m.Precision, m.ShareOfTruth)
+		errs = append(errs, err)
+	}
+	errs = append(errs, tw.Flush())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("score: write report: %w", err)
+	}
+	return nil
+}

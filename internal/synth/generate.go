@@ -1,0 +1,356 @@
+package synth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Result counts what Generate wrote.
+type Result struct {
+	// UsageRows is the number of rows in the ai_gateway_usage files,
+	// duplicates included; Duplicates is how many of them repeat an
+	// earlier row.
+	UsageRows, LegacyRows, Duplicates int
+	// AgentRequests is the number of agent requests, LateAgentRequests how
+	// many of them were logged under agents_late/.
+	AgentRequests, LateAgentRequests int
+	// Invocations is the number of distinct invocation ids (gateway and
+	// legacy): one ground-truth line each.
+	Invocations int
+	// Files are the paths written, sorted.
+	Files []string
+}
+
+// File names in the output directory.
+const (
+	TruthFile  = "ground_truth.jsonl"
+	OrgFile    = "org.csv"
+	ConfigFile = "obolus.yaml"
+	StoreFile  = "obolus.duckdb"
+)
+
+// requestsPerBatch is how many agent requests travel together from the
+// generating goroutine to the writing one.
+const requestsPerBatch = 512
+
+type batch struct {
+	file   int
+	lo, hi int
+	calls  []call
+}
+
+// Generate writes a workload and its ground truth into outDir, which must be
+// empty or not exist yet (a stale file from another run would be read along).
+func Generate(ctx context.Context, cfg Config, outDir string) (Result, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	if err := prepareDir(outDir); err != nil {
+		return Result{}, err
+	}
+	w := newWorld(cfg)
+	reqs := plan(w)
+
+	var s sink
+	switch cfg.Format {
+	case FormatParquet:
+		ps, err := newParquetSink(ctx, w, outDir)
+		if err != nil {
+			return Result{}, err
+		}
+		s = ps
+	default:
+		s = newTextSink(w, outDir, cfg.Format == FormatCSV)
+	}
+	truth, err := createOut(outDir, TruthFile)
+	if err != nil {
+		s.abort()
+		return Result{}, err
+	}
+	res, err := write(ctx, w, reqs, s, truth)
+	if err != nil {
+		s.abort()
+		truth.f.Close()
+		return Result{}, err
+	}
+	if err := truth.close(); err != nil {
+		s.abort()
+		return Result{}, err
+	}
+	rels, err := s.finish()
+	if err != nil {
+		return Result{}, err
+	}
+	if err := writeOrg(w, outDir); err != nil {
+		return Result{}, err
+	}
+	if err := writeConfig(w, outDir, rels); err != nil {
+		return Result{}, err
+	}
+	rels = append(rels, TruthFile, OrgFile, ConfigFile)
+	for _, rel := range rels {
+		res.Files = append(res.Files, filepath.Join(outDir, rel))
+	}
+	slices.Sort(res.Files)
+	return res, nil
+}
+
+func prepareDir(dir string) error {
+	f, err := os.Open(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("synth: create output directory: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("synth: output directory: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("synth: output directory %s: %w", dir, err)
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("synth: output directory %s is not empty; generate into a new or empty directory", dir)
+	}
+	return nil
+}
+
+// usageFiles is how many ai_gateway_usage files the requests are spread over.
+func usageFiles(n int) int { return min(n, 3+(n-1)/100_000) }
+
+// write runs the generation: one goroutine draws the calls of each batch of
+// requests, this one encodes and writes them, so both cores stay busy.
+func write(ctx context.Context, w *world, reqs []request, s sink, truth *outFile) (Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan *batch, 4)
+	free := make(chan *batch, 6)
+	for range cap(free) {
+		free <- &batch{}
+	}
+	go func() {
+		defer close(ready)
+		nf := usageFiles(len(reqs))
+		for k := range nf {
+			flo, fhi := k*len(reqs)/nf, (k+1)*len(reqs)/nf
+			for lo := flo; lo < fhi; lo += requestsPerBatch {
+				var b *batch
+				select {
+				case b = <-free:
+				case <-ctx.Done():
+					return
+				}
+				b.file, b.lo, b.hi = k, lo, min(fhi, lo+requestsPerBatch)
+				b.calls = b.calls[:0]
+				for i := b.lo; i < b.hi; i++ {
+					b.calls = w.requestCalls(b.calls, &reqs[i], i)
+				}
+				select {
+				case ready <- b:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+
+	res := Result{AgentRequests: len(reqs)}
+	var te recEnc
+	cur := -1
+	var same, next []call
+	flush := func(dups []call) error {
+		for i := range dups {
+			if err := s.usage(&dups[i]); err != nil {
+				return err
+			}
+		}
+		res.UsageRows += len(dups)
+		res.Duplicates += len(dups)
+		return nil
+	}
+	for b := range ready {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if b.file != cur {
+			if cur >= 0 {
+				if err := s.closeUsage(); err != nil {
+					return res, err
+				}
+			}
+			if err := s.openUsage(b.file); err != nil {
+				return res, err
+			}
+			cur = b.file
+			// Re-delivered rows of the previous file land at the start of this one.
+			if err := flush(next); err != nil {
+				return res, err
+			}
+			next = next[:0]
+		}
+		for i := b.lo; i < b.hi; i++ {
+			q := &reqs[i]
+			if q.late {
+				res.LateAgentRequests++
+			}
+			logs := w.agents[q.agent].logs
+			if logs != logTraces {
+				if err := s.payload(q); err != nil {
+					return res, err
+				}
+			}
+			if logs != logPayload {
+				if err := s.trace(q); err != nil {
+					return res, err
+				}
+			}
+		}
+		for i := range b.calls {
+			c := &b.calls[i]
+			w.encTruth(&te, c)
+			if err := truth.write(te.b); err != nil {
+				return res, err
+			}
+			te.b = te.b[:0]
+			res.Invocations++
+			if c.legacy {
+				res.LegacyRows++
+				if err := s.legacy(c); err != nil {
+					return res, err
+				}
+				continue
+			}
+			res.UsageRows++
+			if err := s.usage(c); err != nil {
+				return res, err
+			}
+			switch c.dup {
+			case dupSameFile:
+				same = append(same, *c)
+			case dupNextFile:
+				next = append(next, *c)
+			}
+		}
+		if err := flush(same); err != nil {
+			return res, err
+		}
+		same = same[:0]
+		free <- b
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	if cur >= 0 {
+		if err := flush(next); err != nil {
+			return res, err
+		}
+		if err := s.closeUsage(); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func writeOrg(w *world, dir string) error {
+	o, err := createOut(dir, OrgFile)
+	if err != nil {
+		return err
+	}
+	b := []byte("end_user,team,cost_center\n")
+	for _, r := range w.orgRows() {
+		b = appendCSVField(b, r[0])
+		b = append(b, ',')
+		b = appendCSVField(b, r[1])
+		b = append(b, ',')
+		b = appendCSVField(b, r[2])
+		b = append(b, '\n')
+	}
+	if err := o.write(b); err != nil {
+		o.f.Close()
+		return err
+	}
+	return o.close()
+}
+
+// Batch job configuration written next to the data.
+type jobConfig struct {
+	Store   jobStore    `yaml:"store"`
+	Org     string      `yaml:"org"`
+	Sources []jobSource `yaml:"sources"`
+}
+
+type jobStore struct {
+	DuckDB string `yaml:"duckdb"`
+}
+
+type jobSource struct {
+	Kind             string `yaml:"kind"`
+	Path             string `yaml:"path"`
+	AgentEndpoint    string `yaml:"agent_endpoint,omitempty"`
+	ServicePrincipal string `yaml:"service_principal,omitempty"`
+}
+
+// Source kinds in obolus.yaml.
+const (
+	SourceUsage       = "usage"
+	SourceLegacyUsage = "legacy_usage"
+	SourcePayload     = "payload"
+	SourceTrace       = "trace"
+)
+
+func writeConfig(w *world, dir string, rels []string) error {
+	ext := w.cfg.Format
+	have := make(map[string]bool, len(rels))
+	for _, r := range rels {
+		have[filepath.ToSlash(r)] = true
+	}
+	cfg := jobConfig{Store: jobStore{DuckDB: StoreFile}, Org: OrgFile}
+	if have[filepath.ToSlash(usageFile(0, ext))] {
+		cfg.Sources = append(cfg.Sources, jobSource{Kind: SourceUsage, Path: "usage/ai_gateway_usage-*." + ext})
+	}
+	if have[filepath.ToSlash(legacyFile(ext))] {
+		cfg.Sources = append(cfg.Sources, jobSource{Kind: SourceLegacyUsage, Path: "usage/endpoint_usage-*." + ext})
+	}
+	for _, late := range []bool{false, true} {
+		for _, ag := range w.agents {
+			for _, kind := range []string{kindPayload, kindTraces} {
+				rel := filepath.ToSlash(agentFile(ag, late, kind, ext))
+				if !have[rel] {
+					continue
+				}
+				src := jobSource{Kind: SourcePayload, Path: rel, AgentEndpoint: ag.endpoint, ServicePrincipal: ag.sp}
+				if kind == kindTraces {
+					src.Kind = SourceTrace
+				}
+				cfg.Sources = append(cfg.Sources, src)
+			}
+		}
+	}
+	body, err := yaml.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("synth: encode %s: %w", ConfigFile, err)
+	}
+	var head strings.Builder
+	fmt.Fprintf(&head, "# Written by obolus gen (seed %d, %d agent requests, format %s).\n", w.cfg.Seed, w.cfg.AgentRequests, ext)
+	head.WriteString("# Paths are relative to this file. agents_late/ holds the agent logs that arrive late.\n")
+	o, err := createOut(dir, ConfigFile)
+	if err != nil {
+		return err
+	}
+	if err := o.write(append([]byte(head.String()), body...)); err != nil {
+		o.f.Close()
+		return err
+	}
+	return o.close()
+}
