@@ -206,9 +206,13 @@ func validateAttribution(r *schemas.Attribution) (time.Time, error) {
 	if r.EventTime.IsZero() {
 		return time.Time{}, errors.New("event_time is zero")
 	}
-	day := r.EventTime.UTC().Format(time.DateOnly)
-	if r.EventDate != "" && r.EventDate != day {
-		return time.Time{}, fmt.Errorf("event_date %q is not the UTC date of event_time %s", r.EventDate, fmtTime(r.EventTime))
+	y, m, d := r.EventTime.UTC().Date()
+	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	if r.EventDate != "" {
+		var buf [16]byte
+		if string(day.AppendFormat(buf[:0], time.DateOnly)) != r.EventDate {
+			return time.Time{}, fmt.Errorf("event_date %q is not the UTC date of event_time %s", r.EventDate, fmtTime(r.EventTime))
+		}
 	}
 	if r.MatchMethod == "" {
 		return time.Time{}, errors.New("match_method is empty")
@@ -237,8 +241,7 @@ func validateAttribution(r *schemas.Attribution) (time.Time, error) {
 			return time.Time{}, fmt.Errorf("%s is not valid UTF-8: %q", f.name, f.v)
 		}
 	}
-	d, _ := time.Parse(time.DateOnly, day) // formatted above: cannot fail
-	return d, nil
+	return day, nil
 }
 
 // Attributions reads back the rows whose event_time is in [from,to) (both
