@@ -214,7 +214,7 @@ func TestReplaceRoundTripAndIdempotent(t *testing.T) {
 		att("i3", "sp-agent", day1.Add(3*time.Hour), unattributed, func(a *schemas.Attribution) { a.ProcessedAt = time.Time{} }),
 		// Written in another zone, without event_date: stored and read back
 		// as UTC with the UTC date.
-		att("i4", "dave", time.Date(2026, 3, 1, 23, 30, 0, 0, time.FixedZone("CET", 3600)), func(a *schemas.Attribution) { a.EventDate = "" }),
+		att("i4", "dave", time.Date(2026, 3, 2, 0, 30, 0, 0, time.FixedZone("CET", 3600)), func(a *schemas.Attribution) { a.EventDate = "" }),
 	}
 	from, to := day1, day1.Add(24*time.Hour)
 	st, err := s.ReplaceAttributions(ctx, from, to, in)
