@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/obolus/obolus/internal/batch"
+	"github.com/obolus/obolus/internal/progress"
+	duckdbsink "github.com/obolus/obolus/sink/duckdb"
+)
+
+func (a *app) batchCmd() *cobra.Command {
+	var from, to string
+	cmd := &cobra.Command{
+		Use:   "batch",
+		Short: "Attribute one event-time window into the DuckDB store",
+		Long: `Reads gateway usage and agent logs for an event-time window, attributes every
+gateway invocation to an end user (or leaves it unattributed, with a reason),
+and replaces the window's rows in the store. Without --from it continues from
+the job's checkpoint; the first run of a job takes all data. The window is
+widened by batch.lookback so late agent logs are picked up by later runs.`,
+		Example: `  obolus batch --config obolus.yaml
+  obolus batch --config obolus.yaml --from 2026-11-01T00:00:00Z --to 2026-11-02T00:00:00Z`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if err := a.load(ctx); err != nil {
+				return err
+			}
+			defer a.close(ctx)
+			var opt batch.Options
+			var err error
+			if opt.From, err = parseTime("--from", from); err != nil {
+				return err
+			}
+			if opt.To, err = parseTime("--to", to); err != nil {
+				return err
+			}
+			return a.runBatch(ctx, opt)
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "window start, RFC 3339 or YYYY-MM-DD (default: the job's checkpoint)")
+	cmd.Flags().StringVar(&to, "to", "", "window end, exclusive, RFC 3339 or YYYY-MM-DD (default: now)")
+	return cmd
+}
+
+func parseTime(flag, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", time.DateOnly} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, usageErrorf("%s %q: use RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01)", flag, s)
+}
+
+func (a *app) runBatch(ctx context.Context, opt batch.Options) error {
+	cfg := a.cfg
+	if err := os.MkdirAll(filepath.Dir(cfg.Store.DuckDB), 0o755); err != nil {
+		return fmt.Errorf("create store directory: %w", err)
+	}
+	store, err := duckdbsink.Open(ctx, cfg.Store.DuckDB)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", cfg.Store.DuckDB, err)
+	}
+	defer store.Close()
+	job, err := batch.NewEmbedded(cfg, store, a.log)
+	if err != nil {
+		var ce batch.ConfigError
+		if errors.As(err, &ce) {
+			return usageError{err}
+		}
+		return err
+	}
+	job.Progress = progress.New(os.Stderr).Update
+	rep, err := job.Run(ctx, opt)
+	if rep != nil {
+		a.log.Info("batch run", "run_id", rep.RunID, "window", batch.FormatWindow(rep.Window), "invocations", rep.Invocations,
+			"attributed", rep.Attributed, "unattributed", rep.Unattributed, "agent_requests", rep.AgentRequests,
+			"dead_lettered", rep.DeadLettered+rep.AgentDeadLettered, "cost_usd", fmt.Sprintf("%.2f", rep.CostUSD))
+		fmt.Fprintln(a.out, rep.Summary())
+	}
+	if err != nil {
+		if rep != nil && rep.Invocations > 0 && !rep.Reconciled() {
+			return fmt.Errorf("%w: %v", errUnreconciled, err)
+		}
+		return err
+	}
+	if cfg.Batch.ExportDir != "" {
+		if err := os.MkdirAll(cfg.Batch.ExportDir, 0o755); err != nil {
+			return fmt.Errorf("create export directory: %w", err)
+		}
+		for _, t := range []string{"attribution", "coverage"} {
+			p := filepath.Join(cfg.Batch.ExportDir, t+".parquet")
+			if err := store.ExportParquet(ctx, t, p); err != nil {
+				return fmt.Errorf("export %s: %w", t, err)
+			}
+			a.log.Info("exported", "table", t, "path", p)
+		}
+	}
+	return nil
+}

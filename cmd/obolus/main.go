@@ -1,0 +1,59 @@
+// Command obolus attributes Databricks AI Gateway usage made by agents'
+// service principals back to the end users who caused it.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK           = 0
+	exitFailure      = 1 // the job ran and failed (I/O, store, a source)
+	exitUsage        = 2 // bad flags or configuration: fix and rerun
+	exitUnreconciled = 3 // the run could not account for every input row
+	exitInterrupted  = 130
+)
+
+// usageError marks errors the user fixes by changing flags or configuration.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// errUnreconciled marks a run whose counts do not add up.
+var errUnreconciled = errors.New("counts do not reconcile")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := newRoot().ExecuteContext(ctx)
+	os.Exit(exitCode(ctx, err))
+}
+
+func exitCode(ctx context.Context, err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "obolus: interrupted:", err)
+		return exitInterrupted
+	case errors.As(err, &ue):
+		fmt.Fprintln(os.Stderr, "obolus:", err)
+		return exitUsage
+	case errors.Is(err, errUnreconciled):
+		fmt.Fprintln(os.Stderr, "obolus:", err)
+		return exitUnreconciled
+	default:
+		fmt.Fprintln(os.Stderr, "obolus:", err)
+		return exitFailure
+	}
+}

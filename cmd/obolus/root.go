@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/obolus/obolus/internal/config"
+	"github.com/obolus/obolus/internal/telemetry"
+)
+
+// app carries what every subcommand needs once flags are parsed.
+type app struct {
+	v          *viper.Viper
+	configFile string
+	cfg        *config.Config
+	log        *slog.Logger
+	shutdown   func(context.Context) error
+	out        io.Writer // command output (results), as opposed to logs
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func newRoot() *cobra.Command {
+	a := &app{v: config.New()}
+	root := &cobra.Command{
+		Use:           "obolus",
+		Short:         "Per-user attribution of Databricks AI Gateway usage made by agents' service principals",
+		Version:       version(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { a.out = cmd.OutOrStdout() }
+	root.PersistentFlags().StringVarP(&a.configFile, "config", "c", "", "configuration file (YAML); see deploy/obolus.example.yaml")
+	root.PersistentFlags().String("log-level", "", "log level: debug, info, warn, error (overrides log.level)")
+	root.PersistentFlags().String("log-format", "", "log format: text or json (overrides log.format)")
+	root.PersistentFlags().String("store", "", "DuckDB store file (overrides store.duckdb)")
+	bind(a.v, root.PersistentFlags(), map[string]string{"log-level": "log.level", "log-format": "log.format", "store": "store.duckdb"})
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+
+	root.AddCommand(a.batchCmd(), a.genCmd(), a.scoreCmd(), a.summaryCmd())
+	return root
+}
+
+// bind lets a flag override a config key only when the flag was given.
+func bind(v *viper.Viper, fs *pflag.FlagSet, keys map[string]string) {
+	for flag, key := range keys {
+		_ = v.BindPFlag(key, fs.Lookup(flag))
+	}
+}
+
+// load reads and validates the configuration and sets up logging and
+// telemetry; call it at the start of every command that needs them.
+func (a *app) load(ctx context.Context) error {
+	if a.cfg != nil {
+		return nil
+	}
+	cfg, err := config.Load(a.v, a.configFile)
+	if err != nil {
+		return usageError{err}
+	}
+	a.cfg = cfg
+	a.log = telemetry.NewLogger(os.Stderr, cfg.Log)
+	slog.SetDefault(a.log)
+	a.shutdown, err = telemetry.Setup(ctx, cfg.Telemetry, "obolus", version(), os.Stdout)
+	if err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+func (a *app) close(ctx context.Context) {
+	if a.shutdown != nil {
+		if err := a.shutdown(context.WithoutCancel(ctx)); err != nil {
+			a.log.Warn("telemetry shutdown", "err", err)
+		}
+	}
+}
+
+func plural(n int64, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, strings.TrimSuffix(word, "s"))
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	duckdbsink "github.com/obolus/obolus/sink/duckdb"
+)
+
+func (a *app) summaryCmd() *cobra.Command {
+	var top int
+	cmd := &cobra.Command{
+		Use:   "summary",
+		Short: "Print per-user spend and attribution coverage from the store",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if err := a.load(ctx); err != nil {
+				return err
+			}
+			defer a.close(ctx)
+			store, err := duckdbsink.Open(ctx, a.cfg.Store.DuckDB)
+			if err != nil {
+				return fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)
+			}
+			defer store.Close()
+			return printSummary(ctx, cmd.OutOrStdout(), store.DB(), top)
+		},
+	}
+	cmd.Flags().IntVar(&top, "top", 15, "how many end users to list")
+	return cmd
+}
+
+func printSummary(ctx context.Context, w io.Writer, db *sql.DB, top int) error {
+	sections := []struct {
+		title, query string
+		args         []any
+	}{
+		{"Top end users by cost", `
+SELECT end_user, team, round(sum(weight), 2) AS invocations, sum(total_tokens) AS tokens, round(sum(cost_usd), 2) AS cost_usd
+FROM attribution GROUP BY end_user, team ORDER BY sum(cost_usd) DESC, end_user LIMIT ?`, []any{top}},
+		{"Spend by team", `
+SELECT team, count(DISTINCT end_user) AS users, round(sum(weight), 2) AS invocations, sum(total_tokens) AS tokens, round(sum(cost_usd), 2) AS cost_usd
+FROM attribution GROUP BY team ORDER BY sum(cost_usd) DESC, team`, nil},
+		{"Coverage by match method", `
+SELECT match_method, round(sum(weight), 2) AS invocations, round(100 * sum(weight) / sum(sum(weight)) OVER (), 2) AS pct_invocations,
+       round(100 * sum(cost_usd) / nullif(sum(sum(cost_usd)) OVER (), 0), 2) AS pct_cost, round(avg(match_confidence), 3) AS avg_confidence
+FROM attribution GROUP BY match_method ORDER BY sum(weight) DESC`, nil},
+	}
+	for _, s := range sections {
+		if err := printQuery(ctx, w, db, s.title, s.query, s.args...); err != nil {
+			return fmt.Errorf("%s: %w", s.title, err)
+		}
+	}
+	return nil
+}
+
+func printQuery(ctx context.Context, w io.Writer, db *sql.DB, title, query string, args ...any) error {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n%s\n", title)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	for i, c := range cols {
+		fmt.Fprint(tw, c)
+		if i < len(cols)-1 {
+			fmt.Fprint(tw, "\t")
+		}
+	}
+	fmt.Fprintln(tw, "\t")
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		for i, v := range vals {
+			fmt.Fprint(tw, v)
+			if i < len(vals)-1 {
+				fmt.Fprint(tw, "\t")
+			}
+		}
+		fmt.Fprintln(tw, "\t")
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,356 @@
+// Package batch runs one attribution window end to end: read usage and agent
+// logs, deduplicate, match, price, and replace the window in the store.
+package batch
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/obolus/obolus/enrich"
+	"github.com/obolus/obolus/ingest"
+	"github.com/obolus/obolus/schemas"
+)
+
+// Source reads one input for a window.
+type Source interface {
+	Name() string
+	Read(ctx context.Context, w ingest.Window, emit ingest.Emit) (ingest.Stats, error)
+}
+
+// Store is where a run's results go. Every write is idempotent: running the
+// same window twice leaves the same rows.
+type Store interface {
+	ReplaceAttributions(ctx context.Context, from, to time.Time, rows []schemas.Attribution) error
+	WriteDeadLetters(ctx context.Context, dl []schemas.DeadLetter) error
+	RefreshCoverage(ctx context.Context, from, to time.Time) error
+	Checkpoint(ctx context.Context, job string) (time.Time, bool, error)
+	SetCheckpoint(ctx context.Context, job string, windowEnd time.Time) error
+	RecordRun(ctx context.Context, r Report) error
+}
+
+// Job is a configured batch job.
+type Job struct {
+	Name   string
+	Usage  []Source
+	Agents []Source
+	Match  enrich.MatchConfig
+	Prices *enrich.PriceList
+	Org    *enrich.Directory
+	Store  Store
+	// Lookback re-processes usage this long before the window start.
+	Lookback time.Duration
+	// AgentMargin reads agent requests that started this long before the
+	// processed usage.
+	AgentMargin time.Duration
+	Log         *slog.Logger
+	// Progress, when set, is told how far the run got.
+	Progress func(stage string, done, total int64)
+}
+
+// Options choose the window of one run.
+type Options struct {
+	// From and To bound the event-time window [From, To). A zero From
+	// continues from the job's checkpoint, or takes all data if there is none;
+	// a zero To means Now.
+	From, To time.Time
+	Now      time.Time
+}
+
+// Report is what a run did. Its counts reconcile: every usage row read is
+// outside the window, dead-lettered, a duplicate of another row, or exactly
+// one invocation that is attributed or unattributed.
+type Report struct {
+	RunID     string
+	Job       string
+	Window    ingest.Window // what the caller asked for
+	Processed ingest.Window // Window widened by the lookback
+	StartedAt time.Time
+	Finished  time.Time
+
+	UsageRows     int64 // usage rows read from every usage source
+	OutsideWindow int64
+	Duplicates    int64 // rows whose invocation_id another row already had
+	DeadLettered  int64 // usage rows that could not be used
+	Invocations   int64 // distinct invocations in the window
+	Attributed    int64 // invocations attributed to an end user (split counts once)
+	Unattributed  int64
+	OutputRows    int64 // attribution rows written (split invocations write several)
+
+	AgentRows         int64 // agent log rows read
+	AgentDeadLettered int64
+	AgentRequests     int64 // distinct agent requests after merging payload and trace rows
+
+	InputTokensIn int64 // input_tokens of the window's distinct invocations
+	TokensIn      int64 // total_tokens of the window's distinct invocations
+	TokensOut     int64 // total_tokens of the rows written
+	CostUSD       float64
+
+	// ByMethod is the weighted invocation count per match method.
+	ByMethod map[string]float64
+	Err      string
+}
+
+// Reconciled reports whether every input row and token is accounted for.
+func (r *Report) Reconciled() bool {
+	return r.UsageRows == r.OutsideWindow+r.DeadLettered+r.Duplicates+r.Invocations &&
+		r.Invocations == r.Attributed+r.Unattributed &&
+		r.TokensIn == r.TokensOut
+}
+
+// Summary is the one-line reconciliation printed after every run.
+func (r *Report) Summary() string {
+	ok := "reconciled"
+	if !r.Reconciled() {
+		ok = "NOT RECONCILED"
+	}
+	return fmt.Sprintf("%s: usage rows %d = invocations %d (attributed %d + unattributed %d) + duplicates %d + dead-lettered %d + outside window %d; tokens in %d = tokens out %d",
+		ok, r.UsageRows, r.Invocations, r.Attributed, r.Unattributed, r.Duplicates, r.DeadLettered, r.OutsideWindow, r.TokensIn, r.TokensOut)
+}
+
+var tracer = otel.Tracer("github.com/obolus/obolus/internal/batch")
+
+// Run processes one window.
+func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
+	log := j.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if len(j.Usage) == 0 {
+		return nil, errors.New("no usage source configured: add a source of kind usage or legacy_usage")
+	}
+	now := opt.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	rep = &Report{RunID: newRunID(now), Job: j.Name, StartedAt: now.UTC(), ByMethod: map[string]float64{}}
+	ctx, span := tracer.Start(ctx, "batch.run", trace.WithAttributes(attribute.String("obolus.run_id", rep.RunID), attribute.String("obolus.job", j.Name)))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			rep.Err = err.Error()
+			rep.Finished = time.Now().UTC()
+			// Failed runs are recorded too, so the runs table tells the whole
+			// story; a failure to record must not hide the original error.
+			if rerr := j.Store.RecordRun(context.WithoutCancel(ctx), *rep); rerr != nil {
+				log.Warn("record failed run", "run_id", rep.RunID, "err", rerr)
+			}
+		}
+		span.End()
+	}()
+
+	w := ingest.Window{From: opt.From.UTC(), To: opt.To.UTC()}
+	if w.To.IsZero() {
+		w.To = now.UTC()
+	}
+	if w.From.IsZero() {
+		cp, ok, err := j.Store.Checkpoint(ctx, j.Name)
+		if err != nil {
+			return rep, fmt.Errorf("read checkpoint of job %s: %w", j.Name, err)
+		}
+		if ok {
+			w.From = cp
+		}
+	}
+	if !w.From.IsZero() && !w.From.Before(w.To) {
+		return rep, fmt.Errorf("window %s: nothing to do, from is not before to", FormatWindow(w))
+	}
+	rep.Window = w
+	p := w
+	if !p.From.IsZero() {
+		p.From = p.From.Add(-j.Lookback)
+	}
+	rep.Processed = p
+	log.Info("batch window", "run_id", rep.RunID, "job", j.Name, "window", FormatWindow(w), "processed", FormatWindow(p))
+
+	var dead []schemas.DeadLetter
+	collectDead := func(d schemas.DeadLetter) error {
+		d.RunID = rep.RunID
+		if d.DeadLetteredAt.IsZero() {
+			d.DeadLetteredAt = now.UTC()
+		}
+		dead = append(dead, d)
+		return nil
+	}
+
+	// Agent requests first: the index must be complete before matching.
+	idx := enrich.NewIndex()
+	aw := p
+	if !aw.From.IsZero() {
+		aw.From = aw.From.Add(-j.AgentMargin)
+	}
+	aw.To = aw.To.Add(j.Match.Skew + time.Minute)
+	if err := j.readAll(ctx, "read agent logs", j.Agents, aw, ingest.Emit{
+		Agents: func(rs []schemas.AgentRequest) error { idx.Add(rs...); return nil },
+		Dead:   collectDead,
+	}, func(st ingest.Stats) { rep.AgentRows += st.Rows; rep.AgentDeadLettered += st.Dead }); err != nil {
+		return rep, err
+	}
+	rep.AgentRequests = int64(idx.Len())
+
+	var events []schemas.UsageEvent
+	if err := j.readAll(ctx, "read usage", j.Usage, p, ingest.Emit{
+		Usage: func(evs []schemas.UsageEvent) error { events = append(events, evs...); return nil },
+		Dead:  collectDead,
+	}, func(st ingest.Stats) {
+		rep.UsageRows += st.Rows
+		rep.OutsideWindow += st.OutsideWindow
+		rep.DeadLettered += st.Dead
+	}); err != nil {
+		return rep, err
+	}
+
+	events, dups := enrich.Dedup(events)
+	rep.Duplicates = int64(dups)
+	rep.Invocations = int64(len(events))
+
+	engine, err := enrich.NewEngine(j.Match, idx, j.Prices, j.Org)
+	if err != nil {
+		return rep, fmt.Errorf("configure engine: %w", err)
+	}
+	run := enrich.Run{ID: rep.RunID, Version: now.UnixMicro(), ProcessedAt: now}
+	_, mspan := tracer.Start(ctx, "batch.match")
+	rows := make([]schemas.Attribution, 0, len(events)+len(events)/16)
+	for i := range events {
+		ev := &events[i]
+		before := len(rows)
+		rows = engine.Attribute(rows, ev, run)
+		rep.TokensIn += ev.TotalTokens
+		rep.InputTokensIn += ev.InputTokens
+		if rows[before].MatchMethod == schemas.MethodUnattributed {
+			rep.Unattributed++
+		} else {
+			rep.Attributed++
+		}
+		for _, r := range rows[before:] {
+			rep.TokensOut += r.TotalTokens
+			rep.CostUSD += r.CostUSD
+			rep.ByMethod[r.MatchMethod] += r.Weight
+		}
+		if j.Progress != nil && i%65536 == 0 {
+			j.Progress("match", int64(i), int64(len(events)))
+		}
+	}
+	rep.OutputRows = int64(len(rows))
+	mspan.SetAttributes(attribute.Int("obolus.invocations", len(events)), attribute.Int("obolus.rows", len(rows)))
+	mspan.End()
+	if j.Progress != nil {
+		j.Progress("match", int64(len(events)), int64(len(events)))
+	}
+
+	wctx, wspan := tracer.Start(ctx, "batch.write")
+	defer wspan.End()
+	// An open-ended first run replaces from its earliest event on.
+	replace := p
+	if replace.From.IsZero() {
+		replace.From = replace.To
+		if len(events) > 0 && events[0].EventTime.Before(replace.From) {
+			replace.From = events[0].EventTime
+		}
+	}
+	if err := j.Store.ReplaceAttributions(wctx, replace.From, replace.To, rows); err != nil {
+		return rep, fmt.Errorf("write attribution for window %s: %w", FormatWindow(p), err)
+	}
+	if len(dead) > 0 {
+		if err := j.Store.WriteDeadLetters(wctx, dead); err != nil {
+			return rep, fmt.Errorf("write %d dead letters: %w", len(dead), err)
+		}
+	}
+	if err := j.Store.RefreshCoverage(wctx, replace.From, replace.To); err != nil {
+		return rep, fmt.Errorf("refresh coverage for window %s: %w", FormatWindow(p), err)
+	}
+	if !rep.Reconciled() {
+		// A run that cannot account for its input must not move the
+		// checkpoint: the next run retries the same window.
+		return rep, fmt.Errorf("run %s does not reconcile: %s", rep.RunID, rep.Summary())
+	}
+	if err := j.Store.SetCheckpoint(wctx, j.Name, w.To); err != nil {
+		return rep, fmt.Errorf("advance checkpoint of job %s to %s: %w", j.Name, w.To.Format(time.RFC3339), err)
+	}
+	rep.Finished = time.Now().UTC()
+	recordMetrics(ctx, rep)
+	if err := j.Store.RecordRun(wctx, *rep); err != nil {
+		log.Warn("record run", "run_id", rep.RunID, "err", err)
+	}
+	return rep, nil
+}
+
+func (j *Job) readAll(ctx context.Context, stage string, srcs []Source, w ingest.Window, emit ingest.Emit, add func(ingest.Stats)) error {
+	ctx, span := tracer.Start(ctx, "batch."+stage)
+	defer span.End()
+	for i, s := range srcs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		st, err := s.Read(ctx, w, emit)
+		if err != nil {
+			return fmt.Errorf("%s: source %s: %w", stage, s.Name(), err)
+		}
+		add(st)
+		if j.Progress != nil {
+			j.Progress(stage, int64(i+1), int64(len(srcs)))
+		}
+	}
+	return nil
+}
+
+var (
+	meter         = otel.Meter("github.com/obolus/obolus/internal/batch")
+	rowsCounter   metric.Int64Counter
+	tokensCounter metric.Int64Counter
+	costCounter   metric.Float64Counter
+	methodCounter metric.Float64Counter
+	runDuration   metric.Float64Histogram
+)
+
+func init() {
+	rowsCounter, _ = meter.Int64Counter("obolus.batch.rows", metric.WithDescription("Usage rows by outcome: attributed, unattributed, duplicate, dead_lettered, outside_window"))
+	tokensCounter, _ = meter.Int64Counter("obolus.batch.tokens", metric.WithDescription("total_tokens of attributed and unattributed invocations"))
+	costCounter, _ = meter.Float64Counter("obolus.batch.cost", metric.WithUnit("USD"), metric.WithDescription("List-price cost of processed invocations"))
+	methodCounter, _ = meter.Float64Counter("obolus.batch.invocations", metric.WithDescription("Invocations by match method; split invocations count by weight"))
+	runDuration, _ = meter.Float64Histogram("obolus.batch.duration", metric.WithUnit("s"), metric.WithDescription("Wall time of a batch run"))
+}
+
+func recordMetrics(ctx context.Context, r *Report) {
+	job := attribute.String("job", r.Job)
+	for outcome, n := range map[string]int64{
+		"attributed": r.Attributed, "unattributed": r.Unattributed, "duplicate": r.Duplicates,
+		"dead_lettered": r.DeadLettered, "outside_window": r.OutsideWindow,
+	} {
+		rowsCounter.Add(ctx, n, metric.WithAttributes(job, attribute.String("outcome", outcome)))
+	}
+	for _, m := range slices.Sorted(maps.Keys(r.ByMethod)) {
+		methodCounter.Add(ctx, r.ByMethod[m], metric.WithAttributes(job, attribute.String("match_method", m)))
+	}
+	tokensCounter.Add(ctx, r.TokensOut, metric.WithAttributes(job))
+	costCounter.Add(ctx, r.CostUSD, metric.WithAttributes(job))
+	runDuration.Record(ctx, r.Finished.Sub(r.StartedAt).Seconds(), metric.WithAttributes(job))
+}
+
+// FormatWindow renders a window for logs and errors, with ±∞ for open bounds.
+func FormatWindow(w ingest.Window) string {
+	f := func(t time.Time, open string) string {
+		if t.IsZero() {
+			return open
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	return "[" + f(w.From, "-∞") + ", " + f(w.To, "+∞") + ")"
+}
+
+func newRunID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
