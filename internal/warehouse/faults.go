@@ -1,0 +1,120 @@
+package warehouse
+
+import (
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Faults injects transport failures into the server so tests can exercise
+// the driver's retry and error paths. All methods are safe for concurrent
+// use and a nil *Faults injects nothing.
+type Faults struct {
+	mu        sync.Mutex
+	rules     []faultRule
+	execDelay time.Duration
+	injected  int
+}
+
+type faultRule struct {
+	method     string // Thrift call name; "" matches every call
+	remaining  int
+	status     int
+	retryAfter int // seconds; negative = no Retry-After header
+	drop       bool
+}
+
+// FailNext makes the next n Thrift calls named method (e.g. "FetchResults";
+// "" matches any call) answer with HTTP status (typically 503 or 429) and,
+// when retryAfterSeconds >= 0, a Retry-After header. The driver honours
+// Retry-After literally, so tests should keep it at 0 or 1.
+func (f *Faults) FailNext(method string, n, status, retryAfterSeconds int) {
+	if f == nil || n <= 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = append(f.rules, faultRule{method: method, remaining: n, status: status, retryAfter: retryAfterSeconds})
+}
+
+// DropNext makes the server close the TCP connection without answering the
+// next n Thrift calls named method ("" = any), after reading the request and
+// before executing it.
+func (f *Faults) DropNext(method string, n int) {
+	if f == nil || n <= 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = append(f.rules, faultRule{method: method, remaining: n, drop: true})
+}
+
+// DelayExecute makes every ExecuteStatement wait d before running its SQL
+// (the wait is cancellable like the query itself). Zero turns it off.
+func (f *Faults) DelayExecute(d time.Duration) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.execDelay = d
+}
+
+// Injected reports how many failures (status answers and dropped
+// connections) have been injected so far.
+func (f *Faults) Injected() int {
+	if f == nil {
+		return 0
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.injected
+}
+
+// Reset removes all pending faults and the execute delay.
+func (f *Faults) Reset() {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = nil
+	f.execDelay = 0
+}
+
+func (f *Faults) take(method string) (faultRule, bool) {
+	if f == nil {
+		return faultRule{}, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.rules {
+		r := &f.rules[i]
+		if r.remaining > 0 && (r.method == "" || r.method == method) {
+			r.remaining--
+			f.injected++
+			out := *r
+			if r.remaining == 0 {
+				f.rules = append(f.rules[:i], f.rules[i+1:]...)
+			}
+			return out, true
+		}
+	}
+	return faultRule{}, false
+}
+
+func (f *Faults) delay() time.Duration {
+	if f == nil {
+		return 0
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.execDelay
+}
+
+func (r faultRule) retryAfterHeader() string {
+	if r.retryAfter < 0 {
+		return ""
+	}
+	return strconv.Itoa(r.retryAfter)
+}

@@ -1,0 +1,389 @@
+// Package warehouse is a local stand-in for a Databricks SQL warehouse: it speaks
+// HiveServer2 Thrift over HTTP to the real databricks-sql-go driver and runs the SQL on DuckDB.
+package warehouse
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/obolus/obolus/internal/warehouse/tcli"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Token is the bearer token every Thrift call must carry. Required.
+	// A wrong or missing token is answered with HTTP 401.
+	Token string
+	// DuckDBPath is the DuckDB database file; "" keeps everything in memory.
+	DuckDBPath string
+	// Faults, when set, injects HTTP failures and delays. May be nil.
+	Faults *Faults
+	// PageSize caps the rows per result page (direct results and each
+	// FetchResults); 0 leaves it to the client's maxRows.
+	PageSize int
+	// ColumnResults makes the server answer with column-based row sets even
+	// when the client can read Arrow (the driver always asks for Arrow). A
+	// session can also choose with the session parameter
+	// warehouse.result_format=column|arrow (a DSN query parameter).
+	ColumnResults bool
+	// DirectResultsWait is how long ExecuteStatement waits for a query to
+	// finish before answering RUNNING and letting the driver poll (the driver
+	// polls once a second). 0 means 5s; negative means never wait.
+	DirectResultsWait time.Duration
+	// VolumeRoot is the directory behind /Volumes/<catalog>/<schema>/<volume>/...
+	// paths (staging PUT/GET/REMOVE and string literals in SQL). "" means a
+	// temporary directory removed by Close.
+	VolumeRoot string
+}
+
+// reservedCatalogs are Spark catalog names DuckDB keeps for itself; the server
+// maps them to these DuckDB catalogs in SQL and in names given to LoadTable.
+var reservedCatalogs = map[string]string{
+	"system": "system_catalog",
+	"temp":   "temp_catalog",
+}
+
+// Server is a local Databricks SQL warehouse. Create it with New.
+type Server struct {
+	cfg        Config
+	connector  *duckdb.Connector
+	db         *sql.DB
+	processor  *tcli.TCLIServiceProcessor
+	proto      thrift.TProtocolFactory
+	volumeRoot string
+	ownVolume  bool
+	baseCtx    context.Context
+	stopAll    context.CancelFunc
+
+	mu       sync.Mutex
+	sessions map[handleID]*session
+	ops      map[handleID]*operation
+	staged   map[string]*stagedFile
+	httpSrv  *http.Server
+	baseURL  string
+	closed   bool
+}
+
+// New opens (or creates) the DuckDB database and prepares the server. It
+// does not listen; use Start or mount Handler.
+func New(cfg Config) (*Server, error) {
+	if cfg.Token == "" {
+		return nil, errors.New("warehouse: Config.Token is required")
+	}
+	if cfg.PageSize < 0 {
+		return nil, fmt.Errorf("warehouse: Config.PageSize %d is negative", cfg.PageSize)
+	}
+	connector, err := duckdb.NewConnector(cfg.DuckDBPath, func(execer driver.ExecerContext) error {
+		// Timestamps are shown in UTC unless a session asks for a zone, as on Databricks.
+		_, err := execer.ExecContext(context.Background(), "SET TimeZone = 'UTC'", nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("warehouse: opening DuckDB %q: %w", cfg.DuckDBPath, err)
+	}
+	s := &Server{
+		cfg:       cfg,
+		connector: connector,
+		db:        sql.OpenDB(connector),
+		proto:     thrift.NewTBinaryProtocolFactoryConf(&thrift.TConfiguration{}),
+		sessions:  map[handleID]*session{},
+		ops:       map[handleID]*operation{},
+		staged:    map[string]*stagedFile{},
+	}
+	s.baseCtx, s.stopAll = context.WithCancel(context.Background())
+	s.processor = tcli.NewTCLIServiceProcessor(&service{s: s})
+
+	s.volumeRoot = cfg.VolumeRoot
+	if s.volumeRoot == "" {
+		if s.volumeRoot, err = os.MkdirTemp("", "warehouse-volumes-"); err != nil {
+			_ = s.db.Close()
+			return nil, fmt.Errorf("warehouse: creating volume root: %w", err)
+		}
+		s.ownVolume = true
+	}
+	if s.volumeRoot, err = filepath.Abs(s.volumeRoot); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("warehouse: volume root: %w", err)
+	}
+	for _, duck := range reservedCatalogs {
+		if err := s.ensureCatalog(context.Background(), duck); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// DB is the DuckDB database behind the server, for loading fixtures and
+// checking results. Catalogs named system/temp in Spark SQL are
+// system_catalog/temp_catalog here.
+func (s *Server) DB() *sql.DB { return s.db }
+
+// Handler serves the Thrift endpoint POST /sql/1.0/warehouses/<id> and the
+// staging URLs the server hands out.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// Start listens on addr (e.g. "127.0.0.1:0") and serves in the background.
+// It returns the base URL, e.g. "http://127.0.0.1:41234".
+func (s *Server) Start(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("warehouse: listening on %q: %w", addr, err)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.mu.Lock()
+	if s.closed || s.httpSrv != nil {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return "", errors.New("warehouse: server closed or already started")
+	}
+	s.httpSrv = srv
+	s.baseURL = "http://" + ln.Addr().String()
+	s.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+	return s.baseURL, nil
+}
+
+// DSN returns a databricks-sql-go DSN for this server (plain http, telemetry
+// off). It needs Start; before that it returns "".
+func (s *Server) DSN(warehouseID string) string {
+	s.mu.Lock()
+	base := s.baseURL
+	s.mu.Unlock()
+	if base == "" {
+		return ""
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	u.User = url.UserPassword("token", s.cfg.Token)
+	u.Path = "/sql/1.0/warehouses/" + url.PathEscape(warehouseID)
+	u.RawQuery = "enableTelemetry=false"
+	return u.String()
+}
+
+// LoadTable creates (or replaces) table fullName ("[catalog.][schema.]table",
+// e.g. "system.ai_gateway.usage") from a .jsonl/.ndjson/.json, .parquet or
+// .csv file, creating the catalog and schema when missing. Column types are
+// inferred by DuckDB; JSON objects become STRUCTs.
+func (s *Server) LoadTable(ctx context.Context, fullName, file string) error {
+	parts, err := splitTableName(fullName)
+	if err != nil {
+		return fmt.Errorf("warehouse: LoadTable: %w", err)
+	}
+	var reader string
+	switch ext := strings.ToLower(filepath.Ext(file)); ext {
+	case ".jsonl", ".ndjson":
+		reader = "read_json(?, format = 'newline_delimited')"
+	case ".json":
+		reader = "read_json(?)"
+	case ".parquet":
+		reader = "read_parquet(?)"
+	case ".csv":
+		reader = "read_csv(?)"
+	default:
+		return fmt.Errorf("warehouse: LoadTable %s: unsupported file type %q (want .jsonl, .ndjson, .json, .parquet or .csv)", fullName, ext)
+	}
+	if _, err := os.Stat(file); err != nil {
+		return fmt.Errorf("warehouse: LoadTable %s: %w", fullName, err)
+	}
+	var target string
+	switch len(parts) {
+	case 3:
+		cat := s.duckCatalog(parts[0])
+		if err := s.ensureCatalog(ctx, cat); err != nil {
+			return err
+		}
+		if _, err := s.db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoteIdent(cat)+"."+quoteIdent(parts[1])); err != nil {
+			return fmt.Errorf("warehouse: LoadTable %s: creating schema: %w", fullName, err)
+		}
+		target = quoteIdent(cat) + "." + quoteIdent(parts[1]) + "." + quoteIdent(parts[2])
+	case 2:
+		if _, err := s.db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoteIdent(parts[0])); err != nil {
+			return fmt.Errorf("warehouse: LoadTable %s: creating schema: %w", fullName, err)
+		}
+		target = quoteIdent(parts[0]) + "." + quoteIdent(parts[1])
+	default:
+		target = quoteIdent(parts[0])
+	}
+	q := "CREATE OR REPLACE TABLE " + target + " AS SELECT * FROM " + reader
+	if _, err := s.db.ExecContext(ctx, q, file); err != nil {
+		return fmt.Errorf("warehouse: LoadTable %s from %s: %w", fullName, file, err)
+	}
+	return nil
+}
+
+// duckCatalog maps a Spark catalog name to the DuckDB catalog holding it.
+func (s *Server) duckCatalog(name string) string {
+	if d, ok := reservedCatalogs[strings.ToLower(name)]; ok {
+		return d
+	}
+	return name
+}
+
+// ensureCatalog attaches an in-memory DuckDB catalog unless one of that name exists.
+func (s *Server) ensureCatalog(ctx context.Context, name string) error {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", name).Scan(&n); err != nil {
+		return fmt.Errorf("warehouse: looking up catalog %q: %w", name, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	// ATTACH takes no bound parameters; the name is quoted as an identifier.
+	if _, err := s.db.ExecContext(ctx, "ATTACH IF NOT EXISTS ':memory:' AS "+quoteIdent(name)); err != nil {
+		return fmt.Errorf("warehouse: attaching catalog %q: %w", name, err)
+	}
+	return nil
+}
+
+// Close stops serving, ends all sessions and closes DuckDB.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	srv := s.httpSrv
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, se := range s.sessions {
+		sessions = append(sessions, se)
+	}
+	s.sessions = map[handleID]*session{}
+	s.ops = map[handleID]*operation{}
+	s.mu.Unlock()
+
+	var errs []error
+	if srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("warehouse: stopping http server: %w", err))
+			_ = srv.Close()
+		}
+		cancel()
+	}
+	s.stopAll()
+	for _, se := range sessions {
+		se.close()
+	}
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("warehouse: closing DuckDB: %w", err))
+	}
+	if err := s.connector.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("warehouse: closing DuckDB connector: %w", err))
+	}
+	if s.ownVolume {
+		if err := os.RemoveAll(s.volumeRoot); err != nil {
+			errs = append(errs, fmt.Errorf("warehouse: removing volume root: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+const thriftPathPrefix = "/sql/1.0/warehouses/"
+
+type baseURLKey struct{}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, stagingPathPrefix) {
+		s.serveStaging(w, r)
+		return
+	}
+	id, isThrift := strings.CutPrefix(r.URL.Path, thriftPathPrefix)
+	if !isThrift || id == "" || strings.Contains(id, "/") {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "warehouse: Thrift calls must be POST", http.StatusMethodNotAllowed)
+		return
+	}
+	if !s.authorized(r) {
+		// The driver puts this header's text into the error it reports.
+		w.Header().Set("X-Databricks-Reason-Phrase", "warehouse: invalid or missing bearer token")
+		http.Error(w, "invalid or missing bearer token", http.StatusUnauthorized)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 256<<20))
+	if err != nil {
+		http.Error(w, "warehouse: reading request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if rule, fault := s.cfg.Faults.take(thriftMethod(body)); fault {
+		if rule.drop {
+			dropConnection(w)
+			return
+		}
+		if h := rule.retryAfterHeader(); h != "" {
+			w.Header().Set("Retry-After", h)
+		}
+		http.Error(w, "warehouse: injected fault", rule.status)
+		return
+	}
+
+	in := &thrift.TMemoryBuffer{Buffer: bytes.NewBuffer(body)}
+	out := thrift.NewTMemoryBufferLen(4096)
+	ctx := context.WithValue(r.Context(), baseURLKey{}, "http://"+r.Host)
+	_, terr := s.processor.Process(ctx, s.proto.GetProtocol(in), s.proto.GetProtocol(out))
+	if out.Len() == 0 {
+		msg := "warehouse: empty Thrift response"
+		if terr != nil {
+			msg = "warehouse: " + terr.Error()
+		}
+		http.Error(w, msg, http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-thrift")
+	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
+	_, _ = w.Write(out.Bytes())
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return found && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) == 1
+}
+
+// thriftMethod reads the call name from a TBinaryProtocol message without
+// consuming the body.
+func thriftMethod(body []byte) string {
+	buf := &thrift.TMemoryBuffer{Buffer: bytes.NewBuffer(body)}
+	name, _, _, err := thrift.NewTBinaryProtocolConf(buf, &thrift.TConfiguration{}).ReadMessageBegin(context.Background())
+	if err != nil {
+		return ""
+	}
+	return name
+}
+
+func dropConnection(w http.ResponseWriter) {
+	hj, canHijack := w.(http.Hijacker)
+	if !canHijack {
+		// HTTP/2 or a test recorder: the closest thing is an aborted handler.
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	_ = conn.Close()
+}
