@@ -1,0 +1,344 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/obolus/obolus/schemas"
+)
+
+// Kind is what a source holds.
+type Kind string
+
+// Source kinds.
+const (
+	KindUsage       Kind = "usage"        // system.ai_gateway.usage rows
+	KindLegacyUsage Kind = "legacy_usage" // system.serving.endpoint_usage rows
+	KindPayload     Kind = "payload"      // an agent endpoint's payload (inference) table
+	KindTrace       Kind = "trace"        // MLflow traces (TraceInfo rows)
+)
+
+// Columns lists the column names the kind reads, older aliases included;
+// table readers select only these.
+func (k Kind) Columns() []string {
+	switch k {
+	case KindUsage:
+		return usageFields.columns()
+	case KindLegacyUsage:
+		return legacyFields.columns()
+	case KindPayload:
+		return payloadFields.columns()
+	case KindTrace:
+		return traceFields.columns()
+	}
+	return nil
+}
+
+// TimeColumns lists the columns the window applies to, preferred first
+// (the canonical name, then its alias).
+func (k Kind) TimeColumns() []string {
+	switch k {
+	case KindUsage:
+		return []string{"event_time"}
+	case KindLegacyUsage:
+		return []string{"request_time"}
+	case KindPayload, KindTrace:
+		return []string{"request_time", "timestamp_ms"}
+	}
+	return nil
+}
+
+// Spec says what to read and how to label it.
+type Spec struct {
+	Kind Kind
+	// Path is a file, a directory (every data file below it, sorted), or a
+	// glob. Inside directories and globs, names starting with "." or "_"
+	// (Spark's _SUCCESS, Delta's _delta_log) are skipped.
+	Path string
+	// Format is "jsonl", "csv" or "parquet"; empty means from the extension
+	// (.jsonl .ndjson .json, .csv, .parquet; a further .gz is gunzipped).
+	Format string
+	// AgentEndpoint is the agent endpoint payload and trace rows belong to
+	// (traces fall back to their metadata when empty).
+	AgentEndpoint string
+	// ServicePrincipal is the identity that agent calls the gateway as.
+	ServicePrincipal string
+}
+
+// Window is the half-open time range [From, To) a run reads; a zero bound is
+// unbounded.
+type Window struct{ From, To time.Time }
+
+// Contains reports whether t is inside the window.
+func (w Window) Contains(t time.Time) bool {
+	return (w.From.IsZero() || !t.Before(w.From)) && (w.To.IsZero() || t.Before(w.To))
+}
+
+// Emit receives what a reader produces. Usage is called for usage and
+// legacy_usage sources, Agents for payload and trace sources, in batches of
+// up to BatchSize; a batch slice belongs to the callee. Dead receives each
+// row that could not be used; the callee stamps RunID and DeadLetteredAt.
+// An error from any of them stops the read and is returned.
+type Emit struct {
+	Usage  func([]schemas.UsageEvent) error
+	Agents func([]schemas.AgentRequest) error
+	Dead   func(schemas.DeadLetter) error
+}
+
+// BatchSize is the largest batch passed to Emit.Usage or Emit.Agents.
+const BatchSize = 8192
+
+// Stats counts what a read saw. Every row is exactly one of emitted, outside
+// the window or dead: Rows == Emitted + OutsideWindow + Dead.
+type Stats struct{ Files, Rows, Emitted, OutsideWindow, Dead int64 }
+
+// record is one decoded row, canonical form.
+type record struct {
+	usage schemas.UsageEvent
+	agent schemas.AgentRequest
+}
+
+// codec decodes the rows of one kind, from JSON or from named column values.
+type codec struct {
+	kind     Kind
+	usage    bool // emits UsageEvents; otherwise AgentRequests
+	deadKind string
+	lookup   func(name []byte) int
+	json     func(d *decoder, b []byte, r *record) error
+	values   func(d *decoder, names []string, cols []int, vals []value, r *record) error
+}
+
+func newCodec(spec Spec) (*codec, error) {
+	ep, sp := spec.AgentEndpoint, spec.ServicePrincipal
+	switch spec.Kind {
+	case KindUsage:
+		return &codec{
+			kind: spec.Kind, usage: true, deadKind: schemas.KindUsage, lookup: usageFields.lookup,
+			json: func(d *decoder, b []byte, r *record) (err error) {
+				r.usage, err = d.usage(b)
+				return err
+			},
+			values: func(d *decoder, names []string, cols []int, vals []value, r *record) error {
+				r.usage = schemas.UsageEvent{}
+				if err := decodeValues(d, usageFields, names, cols, vals, &r.usage); err != nil {
+					return err
+				}
+				r.usage.Source = schemas.SourceAIGateway
+				return nil
+			},
+		}, nil
+	case KindLegacyUsage:
+		return &codec{
+			kind: spec.Kind, usage: true, deadKind: schemas.KindUsage, lookup: legacyFields.lookup,
+			json: func(d *decoder, b []byte, r *record) (err error) {
+				r.usage, err = d.legacy(b)
+				return err
+			},
+			values: func(d *decoder, names []string, cols []int, vals []value, r *record) error {
+				var l schemas.LegacyUsage
+				if err := decodeValues(d, legacyFields, names, cols, vals, &l); err != nil {
+					return err
+				}
+				r.usage = l.UsageEvent()
+				return nil
+			},
+		}, nil
+	case KindPayload:
+		return &codec{
+			kind: spec.Kind, deadKind: schemas.KindAgentRequest, lookup: payloadFields.lookup,
+			json: func(d *decoder, b []byte, r *record) error {
+				var p schemas.PayloadRow
+				if err := decodeJSON(d, payloadFields, b, &p); err != nil {
+					return err
+				}
+				r.agent = p.AgentRequest(ep, sp)
+				return nil
+			},
+			values: func(d *decoder, names []string, cols []int, vals []value, r *record) error {
+				var p schemas.PayloadRow
+				if err := decodeValues(d, payloadFields, names, cols, vals, &p); err != nil {
+					return err
+				}
+				r.agent = p.AgentRequest(ep, sp)
+				return nil
+			},
+		}, nil
+	case KindTrace:
+		return &codec{
+			kind: spec.Kind, deadKind: schemas.KindAgentRequest, lookup: traceFields.lookup,
+			json: func(d *decoder, b []byte, r *record) error {
+				var t schemas.TraceRow
+				if err := decodeJSON(d, traceFields, b, &t); err != nil {
+					return err
+				}
+				r.agent = t.AgentRequest(ep, sp)
+				return nil
+			},
+			values: func(d *decoder, names []string, cols []int, vals []value, r *record) error {
+				var t schemas.TraceRow
+				if err := decodeValues(d, traceFields, names, cols, vals, &t); err != nil {
+					return err
+				}
+				r.agent = t.AgentRequest(ep, sp)
+				return nil
+			},
+		}, nil
+	case "":
+		return nil, errors.New("spec.Kind is empty")
+	}
+	return nil, fmt.Errorf("spec.Kind %q is not one of usage, legacy_usage, payload, trace", spec.Kind)
+}
+
+// columnIndex maps column names to field indexes (-1 for columns the kind does not read).
+func (c *codec) columnIndex(names []string) []int {
+	cols := make([]int, len(names))
+	for i, n := range names {
+		cols[i] = c.lookup([]byte(n))
+	}
+	return cols
+}
+
+// collector applies the window, batches emits, writes dead letters and
+// counts, the same way for every format.
+type collector struct {
+	ctx    context.Context
+	emit   Emit
+	win    Window
+	c      *codec
+	d      decoder
+	rec    record
+	source string
+	usage  []schemas.UsageEvent
+	agents []schemas.AgentRequest
+	stats  Stats
+}
+
+func newCollector(ctx context.Context, spec Spec, w Window, emit Emit) (*collector, error) {
+	c, err := newCodec(spec)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case c.usage && emit.Usage == nil:
+		return nil, fmt.Errorf("emit.Usage is nil but spec.Kind %q produces usage events", spec.Kind)
+	case !c.usage && emit.Agents == nil:
+		return nil, fmt.Errorf("emit.Agents is nil but spec.Kind %q produces agent requests", spec.Kind)
+	case emit.Dead == nil:
+		return nil, errors.New("emit.Dead is nil")
+	}
+	if !w.From.IsZero() && !w.To.IsZero() && !w.From.Before(w.To) {
+		return nil, fmt.Errorf("window from %s is not before to %s", w.From.Format(time.RFC3339Nano), w.To.Format(time.RFC3339Nano))
+	}
+	col := &collector{ctx: ctx, emit: emit, win: w, c: c}
+	col.d.intern = make(map[string]string)
+	return col, nil
+}
+
+// begin counts a row and checks for cancellation now and then.
+func (c *collector) begin() error {
+	c.stats.Rows++
+	if c.stats.Rows&1023 == 0 {
+		return c.ctx.Err()
+	}
+	return nil
+}
+
+// keep takes the row just decoded into c.rec.
+func (c *collector) keep() error {
+	t := c.rec.agent.StartTime
+	if c.c.usage {
+		t = c.rec.usage.EventTime
+	}
+	if !c.win.Contains(t) {
+		c.stats.OutsideWindow++
+		return nil
+	}
+	c.stats.Emitted++
+	if c.c.usage {
+		if c.usage == nil {
+			c.usage = make([]schemas.UsageEvent, 0, BatchSize)
+		}
+		c.usage = append(c.usage, c.rec.usage)
+		if len(c.usage) == BatchSize {
+			return c.flush()
+		}
+		return nil
+	}
+	if c.agents == nil {
+		c.agents = make([]schemas.AgentRequest, 0, BatchSize)
+	}
+	c.agents = append(c.agents, c.rec.agent)
+	if len(c.agents) == BatchSize {
+		return c.flush()
+	}
+	return nil
+}
+
+func (c *collector) flush() error {
+	if len(c.usage) > 0 {
+		batch := c.usage
+		c.usage = nil // the callee owns the batch
+		if err := c.emit.Usage(batch); err != nil {
+			return fmt.Errorf("emit usage: %w", err)
+		}
+	}
+	if len(c.agents) > 0 {
+		batch := c.agents
+		c.agents = nil
+		if err := c.emit.Agents(batch); err != nil {
+			return fmt.Errorf("emit agent requests: %w", err)
+		}
+	}
+	return nil
+}
+
+// dead writes a dead letter for the row at loc ("line", 12).
+func (c *collector) dead(unit string, n int64, err error, raw []byte) error {
+	c.stats.Dead++
+	dl := schemas.DeadLetter{
+		Source:   c.source,
+		Location: unit + " " + strconv.FormatInt(n, 10),
+		Kind:     c.c.deadKind,
+		Record:   cutRecord(raw),
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		dl.Field, dl.Reason = fe.Field, fe.Reason
+	} else {
+		dl.Reason = err.Error()
+	}
+	if err := c.emit.Dead(dl); err != nil {
+		return fmt.Errorf("emit dead letter for %s: %w", dl.Location, err)
+	}
+	return nil
+}
+
+// cutRecord keeps at most MaxDeadLetterRecord bytes of raw input as valid
+// UTF-8 (the record may be dead because it is not), cut on a rune boundary.
+func cutRecord(raw []byte) string {
+	const max = schemas.MaxDeadLetterRecord
+	if len(raw) > max {
+		cut := max
+		for back := 0; back < utf8.UTFMax && cut > 0 && !utf8.RuneStart(raw[cut]); back++ {
+			cut--
+		}
+		raw = raw[:cut]
+	}
+	s := string(raw)
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}

@@ -1,0 +1,235 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// ErrNoFiles is returned when a directory or glob holds no data files.
+var ErrNoFiles = errors.New("no input files")
+
+// MaxLine is the longest JSONL line read; a longer line is dead-lettered.
+const MaxLine = 16 << 20
+
+// ReadFiles reads every file of spec, decodes each row into canonical
+// records, keeps those inside w and emits them in batches. A row that cannot
+// be decoded becomes a dead letter (Location "line N" for JSONL, "row N" for
+// CSV and Parquet, counting data rows from 1) and reading goes on. Only I/O
+// failures (a missing or unreadable file, a corrupt Parquet footer) and
+// errors from emit are returned, wrapped with the path; the Stats returned
+// count what was read before the failure.
+func ReadFiles(ctx context.Context, spec Spec, w Window, emit Emit) (Stats, error) {
+	c, err := newCollector(ctx, spec, w, emit)
+	if err != nil {
+		return Stats{}, err
+	}
+	if spec.Format != "" && !knownFormat(spec.Format) {
+		return Stats{}, fmt.Errorf("spec.Format %q is not one of jsonl, csv, parquet", spec.Format)
+	}
+	paths, err := resolve(spec)
+	if err != nil {
+		return Stats{}, err
+	}
+	for _, path := range paths {
+		if err := ctx.Err(); err != nil {
+			return c.stats, err
+		}
+		format, gz := formatOf(path)
+		if spec.Format != "" {
+			format = spec.Format
+		}
+		if format == "" {
+			return c.stats, fmt.Errorf("%s: cannot tell the format from the extension; set spec.Format", path)
+		}
+		c.source = path
+		c.stats.Files++
+		if err := readFile(c, path, format, gz); err != nil {
+			return c.stats, err
+		}
+	}
+	if err := c.flush(); err != nil {
+		return c.stats, fmt.Errorf("%s: %w", spec.Path, err)
+	}
+	return c.stats, nil
+}
+
+func readFile(c *collector, path, format string, gz bool) error {
+	if format == "parquet" {
+		return readParquet(c, path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err // *PathError names the path
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if gz {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	switch format {
+	case "jsonl":
+		err = readJSONL(c, r)
+	default:
+		err = readCSV(c, r)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+func knownFormat(f string) bool { return f == "jsonl" || f == "csv" || f == "parquet" }
+
+// formatOf tells the format from the file name.
+func formatOf(path string) (format string, gz bool) {
+	name := strings.ToLower(filepath.Base(path))
+	if strings.HasSuffix(name, ".gz") {
+		name, gz = strings.TrimSuffix(name, ".gz"), true
+	}
+	switch filepath.Ext(name) {
+	case ".jsonl", ".ndjson", ".json":
+		return "jsonl", gz
+	case ".csv":
+		return "csv", gz
+	case ".parquet":
+		if gz {
+			return "", false // Parquet compresses inside; a gzipped file cannot be read
+		}
+		return "parquet", false
+	}
+	return "", gz
+}
+
+// resolve lists the files of spec.Path, sorted.
+func resolve(spec Spec) ([]string, error) {
+	if spec.Path == "" {
+		return nil, errors.New("spec.Path is empty")
+	}
+	var roots []string
+	if strings.ContainsAny(spec.Path, "*?[") {
+		m, err := filepath.Glob(spec.Path)
+		if err != nil {
+			return nil, fmt.Errorf("spec.Path %q: %w", spec.Path, err)
+		}
+		roots = m
+	} else {
+		st, err := os.Stat(spec.Path)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			return []string{spec.Path}, nil // named explicitly: read whatever it is
+		}
+		roots = []string{spec.Path}
+	}
+	wanted := func(path string) bool {
+		name := filepath.Base(path)
+		if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
+			return false
+		}
+		f, _ := formatOf(path)
+		return f != "" && (spec.Format == "" || f == spec.Format)
+	}
+	var files []string
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if path != root && (strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), "_")) {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if wanted(path) {
+				files = append(files, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s: %w", spec.Path, ErrNoFiles)
+	}
+	slices.Sort(files)
+	return slices.Compact(files), nil
+}
+
+// errLineTooLong marks a JSONL line over MaxLine.
+var errLineTooLong = &FieldError{Reason: fmt.Sprintf("line longer than %d bytes", MaxLine)}
+
+func readJSONL(c *collector, r io.Reader) error {
+	br := bufio.NewReaderSize(r, 256<<10)
+	var long []byte // a line that did not fit the reader's buffer
+	var lineNo int64
+	for {
+		line, err := br.ReadSlice('\n')
+		tooLong := false
+		if err == bufio.ErrBufferFull {
+			long = append(long[:0], line...)
+			for err == bufio.ErrBufferFull {
+				line, err = br.ReadSlice('\n')
+				if len(long)+len(line) <= MaxLine {
+					long = append(long, line...)
+				} else {
+					tooLong = true // keep the head for the dead letter, drop the rest
+				}
+			}
+			line = long
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if len(line) == 0 && err == io.EOF {
+			return nil
+		}
+		lineNo++
+		if lineNo == 1 {
+			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if !tooLong && len(bytes.TrimSpace(line)) == 0 {
+			if err == io.EOF {
+				return nil
+			}
+			continue
+		}
+		if e := c.begin(); e != nil {
+			return e
+		}
+		var derr error
+		if tooLong {
+			derr = errLineTooLong
+		} else {
+			derr = c.c.json(&c.d, line, &c.rec)
+		}
+		if derr != nil {
+			if e := c.dead("line", lineNo, derr, line); e != nil {
+				return e
+			}
+		} else if e := c.keep(); e != nil {
+			return e
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,128 @@
+package ingest
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"time"
+)
+
+// RowScanner is the query result ReadRows consumes; *sql.Rows is one.
+type RowScanner interface {
+	Columns() ([]string, error)
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ReadRows decodes the rows of a query result the way ReadFiles decodes file
+// rows: columns are matched by name, values go through the same field rules,
+// and the same window, batching and dead letters ("row N", Source = source)
+// apply. Go values from database drivers are understood: strings, integers,
+// floats, bools, time.Time, and maps (a MAP or STRUCT column) of any map type.
+func ReadRows(ctx context.Context, rows RowScanner, source string, spec Spec, w Window, emit Emit) (Stats, error) {
+	c, err := newCollector(ctx, spec, w, emit)
+	if err != nil {
+		return Stats{}, err
+	}
+	c.source = source
+	names, err := rows.Columns()
+	if err != nil {
+		return Stats{}, fmt.Errorf("%s: columns: %w", source, err)
+	}
+	cols := c.c.columnIndex(names)
+	raw := make([]any, len(names))
+	dest := make([]any, len(names))
+	for i := range raw {
+		dest[i] = &raw[i]
+	}
+	vals := make([]value, len(names))
+	var rowNo int64
+	for rows.Next() {
+		rowNo++
+		if err := rows.Scan(dest...); err != nil {
+			return c.stats, fmt.Errorf("%s: row %d: %w", source, rowNo, err)
+		}
+		if err := c.begin(); err != nil {
+			return c.stats, err
+		}
+		for j := range raw {
+			vals[j] = goValue(raw[j])
+		}
+		if derr := c.c.values(&c.d, names, cols, vals, &c.rec); derr != nil {
+			err = c.dead("row", rowNo, derr, renderRow(names, vals))
+		} else {
+			err = c.keep()
+		}
+		if err != nil {
+			return c.stats, fmt.Errorf("%s: %w", source, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return c.stats, fmt.Errorf("%s: %w", source, err)
+	}
+	if err := c.flush(); err != nil {
+		return c.stats, fmt.Errorf("%s: %w", source, err)
+	}
+	return c.stats, nil
+}
+
+// goValue converts a value scanned by a database driver.
+func goValue(x any) value {
+	switch x := x.(type) {
+	case nil:
+		return value{}
+	case string:
+		return stringValue(x)
+	case []byte:
+		return stringValue(string(x))
+	case int64:
+		return value{k: vInt, i: x}
+	case int32:
+		return value{k: vInt, i: int64(x)}
+	case int16:
+		return value{k: vInt, i: int64(x)}
+	case int8:
+		return value{k: vInt, i: int64(x)}
+	case int:
+		return value{k: vInt, i: int64(x)}
+	case uint8:
+		return value{k: vInt, i: int64(x)}
+	case uint16:
+		return value{k: vInt, i: int64(x)}
+	case uint32:
+		return value{k: vInt, i: int64(x)}
+	case uint64:
+		return uintValue(x)
+	case float64:
+		return value{k: vFloat, f: x}
+	case float32:
+		return value{k: vFloat, f: float64(x)}
+	case bool:
+		return value{k: vBool, b: x}
+	case time.Time:
+		return value{k: vTime, t: x}
+	}
+	rv := reflect.ValueOf(x)
+	if rv.Kind() == reflect.Map {
+		// duckdb.Map (map[any]any) for MAP columns, map[string]any for STRUCTs.
+		pairs := make([]pair, 0, rv.Len())
+		it := rv.MapRange()
+		for it.Next() {
+			kv := goValue(it.Key().Interface())
+			iv := goValue(it.Value().Interface())
+			if kv.k == vInvalid {
+				iv = kv
+			}
+			pairs = append(pairs, pair{key: keyText(&kv), val: iv})
+		}
+		slices.SortFunc(pairs, func(a, b pair) int { return cmp.Compare(a.key, b.key) })
+		return value{k: vPairs, pairs: pairs}
+	}
+	if s, ok := x.(fmt.Stringer); ok {
+		return stringValue(s.String())
+	}
+	return stringValue(fmt.Sprint(x))
+}
