@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	_ "github.com/duckdb/duckdb-go/v2"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/obolus/obolus/internal/score"
 	"github.com/obolus/obolus/schemas"
@@ -118,4 +120,85 @@ FROM attribution`).Scan(&n, &digest)
 		t.Fatal(err)
 	}
 	return strconv.FormatInt(n, 10) + ":" + digest
+}
+
+// TestLateAgentLogsAreAttributedByALaterRun runs a window before the late
+// agent logs land, then the next window once they have: the lookback
+// re-processes the end of the first window, and the invocations left
+// unattributed for want of their agent request become attributed by id.
+func TestLateAgentLogsAreAttributedByALaterRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	dir := t.TempDir()
+	mustObolus(t, "gen", "--out", dir, "--agent-requests", "5000", "--late-share", "0.2")
+	full := filepath.Join(dir, "obolus.yaml")
+	body, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onTime := filepath.Join(dir, "obolus-ontime.yaml")
+	if err := os.WriteFile(onTime, []byte(withoutLateSources(t, string(body))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	mustObolus(t, "batch", "--config", onTime, "--from", "2026-11-01T00:00:00Z", "--to", "2026-11-01T12:00:00Z", "--log-level", "warn")
+	pendingBefore, rowsBefore := lateCounts(t, dir)
+	if pendingBefore == 0 {
+		t.Fatal("no invocation waited for a late agent log; the test proves nothing")
+	}
+
+	mustObolus(t, "batch", "--config", full, "--from", "2026-11-01T12:00:00Z", "--to", "2026-11-02T00:00:00Z", "--log-level", "warn")
+	pendingAfter, rowsAfter := lateCounts(t, dir)
+	if pendingAfter != 0 {
+		t.Errorf("%d invocations in the lookback still wait for their agent log (were %d)", pendingAfter, pendingBefore)
+	}
+	if rowsAfter != rowsBefore {
+		t.Errorf("lookback window holds %d rows after the rerun, %d before: rows were duplicated or lost", rowsAfter, rowsBefore)
+	}
+	rep := scoreStore(t, dir)
+	if rep.Missing != 0 || rep.Overweight != 0 {
+		t.Errorf("missing %d, overweight %d invocations after two windows", rep.Missing, rep.Overweight)
+	}
+}
+
+// lateCounts reports, for the lookback part of the first window
+// [10:00, 12:00), how many invocations wait for an agent log and how many
+// rows there are.
+func lateCounts(t *testing.T, dir string) (pending, rows int64) {
+	t.Helper()
+	db := openReadOnly(t, filepath.Join(dir, "obolus.duckdb"))
+	defer db.Close()
+	err := db.QueryRow(`
+SELECT count(*) FILTER (WHERE reason = 'id_not_found'), count(*)
+FROM attribution
+WHERE event_time >= TIMESTAMP '2026-11-01 10:00:00' AND event_time < TIMESTAMP '2026-11-01 12:00:00'`).Scan(&pending, &rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pending, rows
+}
+
+// withoutLateSources drops the agents_late/ entries of a generated config.
+func withoutLateSources(t *testing.T, cfg string) string {
+	t.Helper()
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(cfg), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var kept []any
+	for _, s := range doc["sources"].([]any) {
+		if !strings.HasPrefix(s.(map[string]any)["path"].(string), "agents_late/") {
+			kept = append(kept, s)
+		}
+	}
+	if len(kept) == len(doc["sources"].([]any)) {
+		t.Fatal("generated config has no agents_late/ sources")
+	}
+	doc["sources"] = kept
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }
