@@ -1,0 +1,189 @@
+package batch_test
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/obolus/obolus/internal/batch"
+	"github.com/obolus/obolus/internal/config"
+	"github.com/obolus/obolus/internal/synth"
+	duckdbsink "github.com/obolus/obolus/sink/duckdb"
+)
+
+//go:embed testdata/bare_join.sql
+var bareJoinSQL string
+
+// workload generates (once per directory) a Parquet workload with no legacy
+// rows, so the pipeline and the hand-written join read the same inputs.
+func workload(tb testing.TB, dir string, agentRequests int) string {
+	tb.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "obolus.yaml")); err == nil {
+		return dir
+	}
+	cfg := synth.Config{Seed: 42, AgentRequests: agentRequests, Format: synth.FormatParquet, LegacyShare: -1, Duration: 7 * 24 * time.Hour}
+	res, err := synth.Generate(context.Background(), cfg, dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Logf("workload %s: %d usage rows, %d agent requests", dir, res.UsageRows, res.AgentRequests)
+	return dir
+}
+
+// runPipeline runs obolus batch over dir into a fresh store and returns its report.
+func runPipeline(tb testing.TB, dir, storePath string) *batch.Report {
+	tb.Helper()
+	ctx := context.Background()
+	v := config.New()
+	cfg, err := config.Load(v, filepath.Join(dir, "obolus.yaml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store, err := duckdbsink.Open(ctx, storePath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer store.Close()
+	job, err := batch.NewEmbedded(cfg, store, slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rep, err := job.Run(ctx, batch.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rep
+}
+
+// bareJoin runs the hand-written SQL join over dir's files in a fresh DuckDB
+// file and returns its row count.
+func bareJoin(tb testing.TB, dir, dbPath string) (*sql.DB, int64) {
+	tb.Helper()
+	cfg, err := config.Load(config.New(), filepath.Join(dir, "obolus.yaml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	var payload, traces, spmap []string
+	for _, s := range cfg.Sources {
+		switch s.Kind {
+		case config.KindPayload:
+			payload = append(payload, quote(s.Path))
+		case config.KindTrace:
+			traces = append(traces, quote(s.Path))
+		default:
+			continue
+		}
+		spmap = append(spmap, fmt.Sprintf("(%s, %s, %s)", quote(s.Path), quote(s.AgentEndpoint), quote(s.ServicePrincipal)))
+	}
+	usage, err := filepath.Glob(filepath.Join(dir, "usage", "ai_gateway_usage-*.parquet"))
+	if err != nil || len(usage) == 0 {
+		tb.Fatalf("no usage parquet in %s", dir)
+	}
+	for i := range usage {
+		usage[i] = quote(usage[i])
+	}
+	q := strings.NewReplacer(
+		"{{PAYLOAD}}", "["+strings.Join(payload, ", ")+"]",
+		"{{TRACES}}", "["+strings.Join(traces, ", ")+"]",
+		"{{USAGE}}", "["+strings.Join(usage, ", ")+"]",
+		"{{SPMAP}}", strings.Join(spmap, ", "),
+	).Replace(bareJoinSQL)
+	db, err := sql.Open("duckdb", dbPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := db.Exec(q); err != nil {
+		tb.Fatalf("bare join: %v", err)
+	}
+	var n int64
+	if err := db.QueryRow(`SELECT count(*) FROM bare_attribution`).Scan(&n); err != nil {
+		tb.Fatal(err)
+	}
+	return db, n
+}
+
+// TestBareJoinAgreesWithPipeline keeps the benchmark honest: the hand-written
+// join must do the same work and reach the same answers on the same input.
+func TestBareJoinAgreesWithPipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates a workload")
+	}
+	dir := workload(t, t.TempDir(), 3000)
+	tmp := t.TempDir()
+	store := filepath.Join(tmp, "obolus.duckdb")
+	rep := runPipeline(t, dir, store)
+	db, n := bareJoin(t, dir, filepath.Join(tmp, "bare.duckdb"))
+	defer db.Close()
+	if n != rep.Invocations {
+		t.Fatalf("bare join wrote %d rows, pipeline saw %d invocations", n, rep.Invocations)
+	}
+	if _, err := db.Exec(`ATTACH '` + store + `' AS ob (READ_ONLY)`); err != nil {
+		t.Fatal(err)
+	}
+	var differ int64
+	err := db.QueryRow(`
+SELECT count(*) FROM bare_attribution b JOIN ob.attribution o USING (invocation_id)
+WHERE b.end_user <> o.end_user OR b.match_method <> o.match_method`).Scan(&differ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if differ != 0 {
+		t.Errorf("%d of %d invocations differ between the bare join and the pipeline", differ, n)
+	}
+}
+
+// BenchmarkBatch runs the whole batch job (read Parquet, merge agent logs,
+// dedup, match, price, write to DuckDB) over ≥ 5M usage rows, and in the same
+// run the hand-written DuckDB join of the same files: the ceiling an
+// all-SQL implementation reaches on this machine. Set OBOLUS_BENCH_DIR to
+// keep the generated workload between runs; OBOLUS_BENCH_REQUESTS sizes it.
+func BenchmarkBatch(b *testing.B) {
+	requests := 500_000
+	if s := os.Getenv("OBOLUS_BENCH_REQUESTS"); s != "" {
+		fmt.Sscan(s, &requests)
+	}
+	dir := os.Getenv("OBOLUS_BENCH_DIR")
+	if dir == "" {
+		dir = filepath.Join(b.TempDir(), "workload")
+	}
+	began := time.Now()
+	workload(b, dir, requests)
+	b.Logf("workload ready in %s", time.Since(began).Round(time.Millisecond))
+
+	var pipe, bare time.Duration
+	var rows int64
+	var peak uint64
+	for i := 0; i < b.N; i++ {
+		tmp := b.TempDir()
+		runtime.GC()
+		start := time.Now()
+		rep := runPipeline(b, dir, filepath.Join(tmp, "obolus.duckdb"))
+		pipe += time.Since(start)
+		rows = rep.UsageRows
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.Sys)
+
+		start = time.Now()
+		db, _ := bareJoin(b, dir, filepath.Join(tmp, "bare.duckdb"))
+		bare += time.Since(start)
+		db.Close()
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(rows)*n/pipe.Seconds(), "rows/s")
+	b.ReportMetric(float64(rows)*n/bare.Seconds(), "bare_sql_rows/s")
+	b.ReportMetric(pipe.Seconds()/bare.Seconds(), "x_time_of_bare_sql")
+	b.ReportMetric(float64(rows), "usage_rows")
+	b.ReportMetric(float64(peak)/(1<<20), "go_sys_MiB")
+}
