@@ -58,6 +58,7 @@ type Config struct {
 // maps them to these DuckDB catalogs in SQL and in names given to LoadTable.
 var reservedCatalogs = map[string]string{
 	"system": "system_catalog",
+	"main":   "main_catalog",
 	"temp":   "temp_catalog",
 }
 
@@ -77,6 +78,7 @@ type Server struct {
 	sessions map[handleID]*session
 	ops      map[handleID]*operation
 	staged   map[string]*stagedFile
+	calls    map[string]int // Thrift calls served, by name (for tests)
 	httpSrv  *http.Server
 	baseURL  string
 	closed   bool
@@ -107,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 		sessions:  map[handleID]*session{},
 		ops:       map[handleID]*operation{},
 		staged:    map[string]*stagedFile{},
+		calls:     map[string]int{},
 	}
 	s.baseCtx, s.stopAll = context.WithCancel(context.Background())
 	s.processor = tcli.NewTCLIServiceProcessor(&service{s: s})
@@ -133,8 +136,8 @@ func New(cfg Config) (*Server, error) {
 }
 
 // DB is the DuckDB database behind the server, for loading fixtures and
-// checking results. Catalogs named system/temp in Spark SQL are
-// system_catalog/temp_catalog here.
+// checking results. Catalogs named system, main and temp in Spark SQL
+// are system_catalog, main_catalog and temp_catalog here.
 func (s *Server) DB() *sql.DB { return s.db }
 
 // Handler serves the Thrift endpoint POST /sql/1.0/warehouses/<id> and the
@@ -274,6 +277,8 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 
 	var errs []error
+	// Cancel running statements first so in-flight calls waiting on them return.
+	s.stopAll()
 	if srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := srv.Shutdown(ctx); err != nil {
@@ -282,7 +287,6 @@ func (s *Server) Close() error {
 		}
 		cancel()
 	}
-	s.stopAll()
 	for _, se := range sessions {
 		se.close()
 	}
@@ -330,7 +334,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "warehouse: reading request: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if rule, fault := s.cfg.Faults.take(thriftMethod(body)); fault {
+	method := thriftMethod(body)
+	s.mu.Lock()
+	s.calls[method]++
+	s.mu.Unlock()
+	if rule, fault := s.cfg.Faults.take(method); fault {
 		if rule.drop {
 			dropConnection(w)
 			return
@@ -357,6 +365,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-thrift")
 	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
 	_, _ = w.Write(out.Bytes())
+}
+
+func (s *Server) callCount(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[method]
 }
 
 func (s *Server) authorized(r *http.Request) bool {

@@ -28,32 +28,74 @@ type rewriteOutput struct {
 	markers    int // number of ? markers seen
 }
 
+// identPattern matches one plain, "double quoted" or `backtick` identifier.
+const identPattern = `(?:"(?:[^"]|"")*"|` + "`(?:[^`]|``)*`" + `|[A-Za-z_][A-Za-z0-9_]*)`
+
 var (
-	reCreateCatalog = regexp.MustCompile(`(?is)^(\s*)CREATE\s+CATALOG\s+(IF\s+NOT\s+EXISTS\s+)?`)
-	reUseKeyword    = regexp.MustCompile(`(?is)^(\s*)USE\s+(CATALOG|SCHEMA|DATABASE)\s+`)
+	reCreateCatalog = regexp.MustCompile(`(?is)^(\s*)CREATE\s+CATALOG\s+(IF\s+NOT\s+EXISTS\s+)?(` + identPattern + `)\s*;?\s*$`)
+	reUse           = regexp.MustCompile(`(?is)^(\s*)USE\s+(?:(?:(CATALOG)|SCHEMA|DATABASE)\s+)?(` + identPattern + `)(?:\s*\.\s*(` + identPattern + `))?\s*;?\s*$`)
+	reSchemaDDL     = regexp.MustCompile(`(?is)^(\s*)(CREATE|DROP)\s+(?:SCHEMA|DATABASE)\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?(` + identPattern + `)\s*\.\s*(` + identPattern + `)`)
 )
+
+// parseIdent returns the name a token matched by identPattern stands for.
+func parseIdent(tok string) string {
+	if tok != "" && (tok[0] == '"' || tok[0] == '`') {
+		return unquoteIdent(tok, tok[0])
+	}
+	return tok
+}
+
+// catalogIdent is the quoted DuckDB identifier for a Spark catalog token.
+func catalogIdent(tok string, catalogs map[string]string) string {
+	name := parseIdent(tok)
+	if dst, ok := catalogs[strings.ToLower(name)]; ok {
+		name = dst
+	}
+	return quoteIdent(name)
+}
+
+// rewriteStatementForm handles the Spark statements whose catalog part DuckDB
+// spells differently: CREATE CATALOG, USE CATALOG|SCHEMA, CREATE|DROP SCHEMA c.s.
+func rewriteStatementForm(q string, catalogs map[string]string) string {
+	if m := reCreateCatalog.FindStringSubmatch(q); m != nil {
+		ifNot := ""
+		if m[2] != "" {
+			ifNot = "IF NOT EXISTS "
+		}
+		return m[1] + "ATTACH " + ifNot + "':memory:' AS " + catalogIdent(m[3], catalogs)
+	}
+	if m := reUse.FindStringSubmatch(q); m != nil {
+		switch {
+		case m[2] != "": // USE CATALOG c
+			return m[1] + "USE " + catalogIdent(m[3], catalogs)
+		case m[4] != "": // USE c.s
+			return m[1] + "USE " + catalogIdent(m[3], catalogs) + "." + quoteIdent(parseIdent(m[4]))
+		default: // USE [SCHEMA] s
+			return m[1] + "USE " + quoteIdent(parseIdent(m[3]))
+		}
+	}
+	if m := reSchemaDDL.FindStringSubmatchIndex(q); m != nil {
+		ifClause := ""
+		if m[6] >= 0 {
+			ifClause = strings.ToUpper(strings.Join(strings.Fields(q[m[6]:m[7]]), " ")) + " "
+		}
+		return q[m[2]:m[3]] + strings.ToUpper(q[m[4]:m[5]]) + " SCHEMA " + ifClause +
+			catalogIdent(q[m[8]:m[9]], catalogs) + "." + quoteIdent(parseIdent(q[m[10]:m[11]])) + q[m[1]:]
+	}
+	return q
+}
 
 // rewriteSQL turns the Spark SQL the driver sends into DuckDB SQL, touching
 // only code outside string literals, quoted identifiers and comments:
 //   - `ident` -> "ident"
-//   - current_timestamp() -> current_timestamp
+//   - current_timestamp() -> current_timestamp (and current_date)
 //   - :name -> $name (only for names that were bound) and ? kept, each
 //     optionally wrapped in CAST(... AS type)
-//   - <catalog>.x where the catalog is renamed (DuckDB reserves "system")
+//   - the catalog of a three-part name when DuckDB reserves it (system, main, temp)
 //   - CREATE CATALOG x -> ATTACH ':memory:' AS x; USE CATALOG|SCHEMA x -> USE x
 //   - string literals starting with /Volumes/ -> the local volume directory
 func rewriteSQL(q string, in rewriteInput) (rewriteOutput, error) {
-	if m := reCreateCatalog.FindStringSubmatchIndex(q); m != nil {
-		ifNot := ""
-		if m[4] >= 0 {
-			ifNot = "IF NOT EXISTS "
-		}
-		rest := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(q[m[1]:]), ";"))
-		q = q[m[2]:m[3]] + "ATTACH " + ifNot + "':memory:' AS " + rest
-	}
-	if m := reUseKeyword.FindStringSubmatchIndex(q); m != nil {
-		q = q[m[2]:m[3]] + "USE " + q[m[1]:]
-	}
+	q = rewriteStatementForm(q, in.catalogs)
 
 	var out strings.Builder
 	out.Grow(len(q) + 16)
@@ -79,10 +121,8 @@ func rewriteSQL(q string, in rewriteInput) (rewriteOutput, error) {
 				return res, err
 			}
 			name := unquoteIdent(q[i:end], c)
-			if end < n && q[end] == '.' && !precededByDot(q, i) {
-				if dst, ok := in.catalogs[strings.ToLower(name)]; ok {
-					name = dst
-				}
+			if dst, ok := in.catalogs[strings.ToLower(name)]; ok && startsThreePartName(q, i, end) {
+				name = dst
 			}
 			if c == '`' || name != unquoteIdent(q[i:end], c) {
 				out.WriteString(quoteIdent(name))
@@ -146,7 +186,7 @@ func rewriteSQL(q string, in rewriteInput) (rewriteOutput, error) {
 			word := q[i:end]
 			lower := strings.ToLower(word)
 			switch {
-			case end < n && q[end] == '.' && !precededByDot(q, i) && in.catalogs[lower] != "":
+			case in.catalogs[lower] != "" && startsThreePartName(q, i, end):
 				out.WriteString(quoteIdent(in.catalogs[lower]))
 			case lower == "current_timestamp" || lower == "current_date":
 				out.WriteString(word)
@@ -238,6 +278,47 @@ func mapVolumeLiteral(lit, root string) string {
 		return lit
 	}
 	return quoteLiteral(filepath.Join(root, filepath.FromSlash(rel)))
+}
+
+// startsThreePartName reports whether the identifier q[i:end] is the first
+// part of a name with at least three parts (catalog.schema.table): only then
+// is it a catalog in Spark SQL.
+func startsThreePartName(q string, i, end int) bool {
+	if precededByDot(q, i) {
+		return false
+	}
+	j := end
+	for part := 0; part < 2; part++ {
+		if j >= len(q) || q[j] != '.' {
+			return false
+		}
+		j++
+		next, found := identEnd(q, j)
+		if !found {
+			return false
+		}
+		j = next
+	}
+	return true
+}
+
+// identEnd returns the end of the identifier token starting at i.
+func identEnd(q string, i int) (int, bool) {
+	if i >= len(q) {
+		return 0, false
+	}
+	switch c := q[i]; {
+	case c == '"' || c == '`':
+		end, err := scanQuoted(q, i, c)
+		return end, err == nil
+	case isIdentStart(c):
+		j := i + 1
+		for j < len(q) && isIdentPart(q[j]) {
+			j++
+		}
+		return j, true
+	}
+	return 0, false
 }
 
 func precededByDot(q string, i int) bool {
