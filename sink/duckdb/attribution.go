@@ -106,28 +106,30 @@ func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, row
 	err = inTx(ctx, conn, func(tx *sql.Tx) error {
 		// Invocations the store holds at a higher version than offered.
 		_, err := tx.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE `+stageKept+` AS
-			SELECT i.invocation_id, count(*) AS n FROM `+stageInvocations+` i
-			JOIN `+stageAttribution+` s USING (invocation_id)
-			WHERE EXISTS (SELECT 1 FROM attribution a WHERE a.invocation_id = i.invocation_id AND a.version > i.version)
-			GROUP BY i.invocation_id`)
+			SELECT i.invocation_id, i.n FROM `+stageInvocations+` i
+			WHERE EXISTS (SELECT 1 FROM attribution a WHERE a.invocation_id = i.invocation_id AND a.version > i.version)`)
 		if err != nil {
 			return fmt.Errorf("version guard: %w", err)
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(n), 0)::BIGINT FROM `+stageKept).Scan(&st.StaleInvocations, &st.Stale); err != nil {
 			return fmt.Errorf("version guard: %w", err)
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM attribution a
-			WHERE (a.invocation_id IN (SELECT invocation_id FROM `+stageInvocations+`)
-			       OR (a.event_time >= make_timestamp(?::BIGINT) AND a.event_time < make_timestamp(?::BIGINT)))
-			  AND a.invocation_id NOT IN (SELECT invocation_id FROM `+stageKept+`)`, micros(from), micros(to))
+		// Usually nothing is kept: then the anti-joins are left out.
+		notKept := "TRUE"
+		if st.StaleInvocations > 0 {
+			notKept = `invocation_id NOT IN (SELECT invocation_id FROM ` + stageKept + `)`
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM attribution
+			WHERE (invocation_id IN (SELECT invocation_id FROM `+stageInvocations+`)
+			       OR (event_time >= make_timestamp(?::BIGINT) AND event_time < make_timestamp(?::BIGINT)))
+			  AND `+notKept, micros(from), micros(to))
 		if err != nil {
 			return fmt.Errorf("delete replaced rows: %w", err)
 		}
 		if st.Deleted, err = res.RowsAffected(); err != nil {
 			return fmt.Errorf("delete replaced rows: %w", err)
 		}
-		res, err = tx.ExecContext(ctx, `INSERT INTO attribution SELECT * FROM `+stageAttribution+`
-			WHERE invocation_id NOT IN (SELECT invocation_id FROM `+stageKept+`)`)
+		res, err = tx.ExecContext(ctx, `INSERT INTO attribution SELECT * FROM `+stageAttribution+` WHERE `+notKept)
 		if err != nil {
 			return fmt.Errorf("insert rows: %w", err)
 		}
