@@ -97,20 +97,18 @@ const BatchSize = 8192
 // the window or dead: Rows == Emitted + OutsideWindow + Dead.
 type Stats struct{ Files, Rows, Emitted, OutsideWindow, Dead int64 }
 
-// record is one decoded row, canonical form.
-type record struct {
-	usage schemas.UsageEvent
-	agent schemas.AgentRequest
-}
-
-// codec decodes the rows of one kind, from JSON or from named column values.
+// codec decodes the rows of one kind, from JSON or from named column values,
+// straight into the slot the record will occupy in its batch.
 type codec struct {
 	kind     Kind
 	usage    bool // emits UsageEvents; otherwise AgentRequests
 	deadKind string
 	lookup   func(name []byte) int
-	json     func(d *decoder, b []byte, r *record) error
-	values   func(d *decoder, names []string, cols []int, vals []value, r *record) error
+
+	usageJSON   func(d *decoder, b []byte, dst *schemas.UsageEvent) error
+	usageValues func(d *decoder, names []string, cols []int, vals []value, dst *schemas.UsageEvent) error
+	agentJSON   func(d *decoder, b []byte, dst *schemas.AgentRequest) error
+	agentValues func(d *decoder, names []string, cols []int, vals []value, dst *schemas.AgentRequest) error
 }
 
 func newCodec(spec Spec) (*codec, error) {
@@ -119,72 +117,78 @@ func newCodec(spec Spec) (*codec, error) {
 	case KindUsage:
 		return &codec{
 			kind: spec.Kind, usage: true, deadKind: schemas.KindUsage, lookup: usageFields.lookup,
-			json: func(d *decoder, b []byte, r *record) (err error) {
-				r.usage, err = d.usage(b)
-				return err
-			},
-			values: func(d *decoder, names []string, cols []int, vals []value, r *record) error {
-				r.usage = schemas.UsageEvent{}
-				if err := decodeValues(d, usageFields, names, cols, vals, &r.usage); err != nil {
+			usageJSON: func(d *decoder, b []byte, dst *schemas.UsageEvent) error {
+				if err := decodeJSON(d, usageFields, b, dst); err != nil {
 					return err
 				}
-				r.usage.Source = schemas.SourceAIGateway
+				dst.Source = schemas.SourceAIGateway
+				return nil
+			},
+			usageValues: func(d *decoder, names []string, cols []int, vals []value, dst *schemas.UsageEvent) error {
+				if err := decodeValues(d, usageFields, names, cols, vals, dst); err != nil {
+					return err
+				}
+				dst.Source = schemas.SourceAIGateway
 				return nil
 			},
 		}, nil
 	case KindLegacyUsage:
 		return &codec{
 			kind: spec.Kind, usage: true, deadKind: schemas.KindUsage, lookup: legacyFields.lookup,
-			json: func(d *decoder, b []byte, r *record) (err error) {
-				r.usage, err = d.legacy(b)
-				return err
-			},
-			values: func(d *decoder, names []string, cols []int, vals []value, r *record) error {
-				var l schemas.LegacyUsage
-				if err := decodeValues(d, legacyFields, names, cols, vals, &l); err != nil {
+			usageJSON: func(d *decoder, b []byte, dst *schemas.UsageEvent) error {
+				d.legacy = schemas.LegacyUsage{}
+				if err := decodeJSON(d, legacyFields, b, &d.legacy); err != nil {
 					return err
 				}
-				r.usage = l.UsageEvent()
+				*dst = d.legacy.UsageEvent()
+				return nil
+			},
+			usageValues: func(d *decoder, names []string, cols []int, vals []value, dst *schemas.UsageEvent) error {
+				d.legacy = schemas.LegacyUsage{}
+				if err := decodeValues(d, legacyFields, names, cols, vals, &d.legacy); err != nil {
+					return err
+				}
+				*dst = d.legacy.UsageEvent()
 				return nil
 			},
 		}, nil
 	case KindPayload:
 		return &codec{
 			kind: spec.Kind, deadKind: schemas.KindAgentRequest, lookup: payloadFields.lookup,
-			json: func(d *decoder, b []byte, r *record) error {
-				var p schemas.PayloadRow
-				if err := decodeJSON(d, payloadFields, b, &p); err != nil {
+			agentJSON: func(d *decoder, b []byte, dst *schemas.AgentRequest) error {
+				d.payload = schemas.PayloadRow{}
+				if err := decodeJSON(d, payloadFields, b, &d.payload); err != nil {
 					return err
 				}
-				r.agent = p.AgentRequest(ep, sp)
+				*dst = d.payload.AgentRequest(ep, sp)
 				return nil
 			},
-			values: func(d *decoder, names []string, cols []int, vals []value, r *record) error {
-				var p schemas.PayloadRow
-				if err := decodeValues(d, payloadFields, names, cols, vals, &p); err != nil {
+			agentValues: func(d *decoder, names []string, cols []int, vals []value, dst *schemas.AgentRequest) error {
+				d.payload = schemas.PayloadRow{}
+				if err := decodeValues(d, payloadFields, names, cols, vals, &d.payload); err != nil {
 					return err
 				}
-				r.agent = p.AgentRequest(ep, sp)
+				*dst = d.payload.AgentRequest(ep, sp)
 				return nil
 			},
 		}, nil
 	case KindTrace:
 		return &codec{
 			kind: spec.Kind, deadKind: schemas.KindAgentRequest, lookup: traceFields.lookup,
-			json: func(d *decoder, b []byte, r *record) error {
-				var t schemas.TraceRow
-				if err := decodeJSON(d, traceFields, b, &t); err != nil {
+			agentJSON: func(d *decoder, b []byte, dst *schemas.AgentRequest) error {
+				d.trace = schemas.TraceRow{}
+				if err := decodeJSON(d, traceFields, b, &d.trace); err != nil {
 					return err
 				}
-				r.agent = t.AgentRequest(ep, sp)
+				*dst = d.trace.AgentRequest(ep, sp)
 				return nil
 			},
-			values: func(d *decoder, names []string, cols []int, vals []value, r *record) error {
-				var t schemas.TraceRow
-				if err := decodeValues(d, traceFields, names, cols, vals, &t); err != nil {
+			agentValues: func(d *decoder, names []string, cols []int, vals []value, dst *schemas.AgentRequest) error {
+				d.trace = schemas.TraceRow{}
+				if err := decodeValues(d, traceFields, names, cols, vals, &d.trace); err != nil {
 					return err
 				}
-				r.agent = t.AgentRequest(ep, sp)
+				*dst = d.trace.AgentRequest(ep, sp)
 				return nil
 			},
 		}, nil
@@ -204,14 +208,15 @@ func (c *codec) columnIndex(names []string) []int {
 }
 
 // collector applies the window, batches emits, writes dead letters and
-// counts, the same way for every format.
+// counts, the same way for every format. Rows are decoded in place into the
+// next slot of the current batch, which is dropped again if the row is dead
+// or outside the window: no per-row copy or allocation of the record.
 type collector struct {
 	ctx    context.Context
 	emit   Emit
 	win    Window
 	c      *codec
 	d      decoder
-	rec    record
 	source string
 	usage  []schemas.UsageEvent
 	agents []schemas.AgentRequest
@@ -235,8 +240,77 @@ func newCollector(ctx context.Context, spec Spec, w Window, emit Emit) (*collect
 		return nil, fmt.Errorf("window from %s is not before to %s", w.From.Format(time.RFC3339Nano), w.To.Format(time.RFC3339Nano))
 	}
 	col := &collector{ctx: ctx, emit: emit, win: w, c: c}
-	col.d.intern = make(map[string]string)
+	col.d.intern = new(internCache)
 	return col, nil
+}
+
+// json decodes one JSON row into a new slot; decoded must follow.
+func (c *collector) json(b []byte) error {
+	if c.c.usage {
+		return c.c.usageJSON(&c.d, b, c.usageSlot())
+	}
+	return c.c.agentJSON(&c.d, b, c.agentSlot())
+}
+
+// values decodes one row of column values into a new slot; decoded must follow.
+func (c *collector) values(names []string, cols []int, vals []value) error {
+	if c.c.usage {
+		return c.c.usageValues(&c.d, names, cols, vals, c.usageSlot())
+	}
+	return c.c.agentValues(&c.d, names, cols, vals, c.agentSlot())
+}
+
+func (c *collector) usageSlot() *schemas.UsageEvent {
+	if c.usage == nil {
+		c.usage = make([]schemas.UsageEvent, 0, BatchSize)
+	}
+	c.usage = append(c.usage, schemas.UsageEvent{})
+	return &c.usage[len(c.usage)-1]
+}
+
+func (c *collector) agentSlot() *schemas.AgentRequest {
+	if c.agents == nil {
+		c.agents = make([]schemas.AgentRequest, 0, BatchSize)
+	}
+	c.agents = append(c.agents, schemas.AgentRequest{})
+	return &c.agents[len(c.agents)-1]
+}
+
+// drop removes the last slot.
+func (c *collector) drop() {
+	if c.c.usage {
+		c.usage[len(c.usage)-1] = schemas.UsageEvent{} // release its strings
+		c.usage = c.usage[:len(c.usage)-1]
+	} else {
+		c.agents[len(c.agents)-1] = schemas.AgentRequest{}
+		c.agents = c.agents[:len(c.agents)-1]
+	}
+}
+
+// decoded files the row just decoded into the last slot: a dead letter if
+// derr is set (raw renders the record, called only then), dropped if outside
+// the window, kept otherwise.
+func (c *collector) decoded(derr error, unit string, n int64, raw func() []byte) error {
+	if derr != nil {
+		c.drop()
+		return c.dead(unit, n, derr, raw())
+	}
+	var t time.Time
+	if c.c.usage {
+		t = c.usage[len(c.usage)-1].EventTime
+	} else {
+		t = c.agents[len(c.agents)-1].StartTime
+	}
+	if !c.win.Contains(t) {
+		c.drop()
+		c.stats.OutsideWindow++
+		return nil
+	}
+	c.stats.Emitted++
+	if len(c.usage) == BatchSize || len(c.agents) == BatchSize {
+		return c.flush()
+	}
+	return nil
 }
 
 // begin counts a row and checks for cancellation now and then.
@@ -244,37 +318,6 @@ func (c *collector) begin() error {
 	c.stats.Rows++
 	if c.stats.Rows&1023 == 0 {
 		return c.ctx.Err()
-	}
-	return nil
-}
-
-// keep takes the row just decoded into c.rec.
-func (c *collector) keep() error {
-	t := c.rec.agent.StartTime
-	if c.c.usage {
-		t = c.rec.usage.EventTime
-	}
-	if !c.win.Contains(t) {
-		c.stats.OutsideWindow++
-		return nil
-	}
-	c.stats.Emitted++
-	if c.c.usage {
-		if c.usage == nil {
-			c.usage = make([]schemas.UsageEvent, 0, BatchSize)
-		}
-		c.usage = append(c.usage, c.rec.usage)
-		if len(c.usage) == BatchSize {
-			return c.flush()
-		}
-		return nil
-	}
-	if c.agents == nil {
-		c.agents = make([]schemas.AgentRequest, 0, BatchSize)
-	}
-	c.agents = append(c.agents, c.rec.agent)
-	if len(c.agents) == BatchSize {
-		return c.flush()
 	}
 	return nil
 }

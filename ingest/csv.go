@@ -34,26 +34,25 @@ func readCSV(c *collector, r io.Reader) error {
 	cols := c.c.columnIndex(names)
 	vals := make([]value, len(names))
 	var rowNo int64
+	var pe *csv.ParseError
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
 			return nil
 		}
 		rowNo++
-		var pe *csv.ParseError
+		pe = nil
 		if err != nil && !errors.As(err, &pe) {
 			return err
 		}
 		if e := c.begin(); e != nil {
 			return e
 		}
-		var derr error
 		switch {
 		case pe != nil:
-			derr = &FieldError{Reason: "invalid CSV: " + pe.Err.Error()}
-			rec = nil
+			err = c.dead("row", rowNo, &FieldError{Reason: "invalid CSV: " + pe.Err.Error()}, nil)
 		case len(rec) != len(names):
-			derr = &FieldError{Reason: fmt.Sprintf("row has %d fields, header has %d", len(rec), len(names))}
+			err = c.dead("row", rowNo, &FieldError{Reason: fmt.Sprintf("row has %d fields, header has %d", len(rec), len(names))}, csvLine(rec))
 		default:
 			for j, cell := range rec {
 				if cell == "" {
@@ -62,16 +61,10 @@ func readCSV(c *collector, r io.Reader) error {
 					vals[j] = stringValue(cell)
 				}
 			}
-			derr = c.c.values(&c.d, names, cols, vals, &c.rec)
+			err = c.decoded(c.values(names, cols, vals), "row", rowNo, func() []byte { return csvLine(rec) })
 		}
-		if derr != nil {
-			if e := c.dead("row", rowNo, derr, csvLine(rec)); e != nil {
-				return e
-			}
-			continue
-		}
-		if e := c.keep(); e != nil {
-			return e
+		if err != nil {
+			return err
 		}
 	}
 }

@@ -127,7 +127,7 @@ func DecodeUsage(b []byte) (schemas.UsageEvent, error) {
 // databricks_request_id, request_time, requester.
 func DecodeLegacyUsage(b []byte) (schemas.UsageEvent, error) {
 	var d decoder
-	return d.legacy(b)
+	return d.legacyUsage(b)
 }
 
 // DecodePayload decodes one agent payload (inference) table row. Required:
@@ -161,10 +161,10 @@ func (d *decoder) usage(b []byte) (schemas.UsageEvent, error) {
 	return u, nil
 }
 
-func (d *decoder) legacy(b []byte) (schemas.UsageEvent, error) {
-	var l schemas.LegacyUsage
-	if err := decodeJSON(d, legacyFields, b, &l); err != nil {
+func (d *decoder) legacyUsage(b []byte) (schemas.UsageEvent, error) {
+	d.legacy = schemas.LegacyUsage{}
+	if err := decodeJSON(d, legacyFields, b, &d.legacy); err != nil {
 		return schemas.UsageEvent{}, err
 	}
-	return l.UsageEvent(), nil
+	return d.legacy.UsageEvent(), nil
 }

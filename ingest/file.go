@@ -215,17 +215,13 @@ func readJSONL(c *collector, r io.Reader) error {
 		if e := c.begin(); e != nil {
 			return e
 		}
-		var derr error
+		var e error
 		if tooLong {
-			derr = errLineTooLong
+			e = c.dead("line", lineNo, errLineTooLong, line)
 		} else {
-			derr = c.c.json(&c.d, line, &c.rec)
+			e = c.decoded(c.json(line), "line", lineNo, func() []byte { return line })
 		}
-		if derr != nil {
-			if e := c.dead("line", lineNo, derr, line); e != nil {
-				return e
-			}
-		} else if e := c.keep(); e != nil {
+		if e != nil {
 			return e
 		}
 		if err == io.EOF {

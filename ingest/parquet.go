@@ -38,8 +38,7 @@ func readParquet(c *collector, path string) error {
 			if err := c.begin(); err != nil {
 				return err
 			}
-			derr := c.c.values(&c.d, nil, nil, nil, &c.rec)
-			if err := c.dead("row", rowNo, derr, nil); err != nil {
+			if err := c.decoded(c.values(nil, nil, nil), "row", rowNo, func() []byte { return nil }); err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
 		}
@@ -69,11 +68,7 @@ func readParquet(c *collector, path string) error {
 			for j, cell := range cells {
 				cell(i, &vals[j])
 			}
-			if derr := c.c.values(&c.d, names, cols, vals, &c.rec); derr != nil {
-				err = c.dead("row", rowNo, derr, renderRow(names, vals))
-			} else {
-				err = c.keep()
-			}
+			err := c.decoded(c.values(names, cols, vals), "row", rowNo, func() []byte { return renderRow(names, vals) })
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}

@@ -51,12 +51,7 @@ func ReadRows(ctx context.Context, rows RowScanner, source string, spec Spec, w 
 		for j := range raw {
 			vals[j] = goValue(raw[j])
 		}
-		if derr := c.c.values(&c.d, names, cols, vals, &c.rec); derr != nil {
-			err = c.dead("row", rowNo, derr, renderRow(names, vals))
-		} else {
-			err = c.keep()
-		}
-		if err != nil {
+		if err := c.decoded(c.values(names, cols, vals), "row", rowNo, func() []byte { return renderRow(names, vals) }); err != nil {
 			return c.stats, fmt.Errorf("%s: %w", source, err)
 		}
 	}

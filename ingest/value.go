@@ -121,31 +121,40 @@ func (v *value) shown() string {
 
 // decoder holds the scratch space of one decoding goroutine.
 type decoder struct {
-	sub    []byte            // scratch for nested JSON (a map held in a string)
-	intern map[string]string // nil: no interning
+	sub    []byte       // scratch for nested JSON (a map held in a string)
+	intern *internCache // nil: no interning
+	val    value        // the value being applied
+
+	// Rows that are converted before they are kept.
+	legacy  schemas.LegacyUsage
+	payload schemas.PayloadRow
+	trace   schemas.TraceRow
 }
 
-// maxIntern bounds the intern table; past it, strings are simply copied.
-const maxIntern = 1 << 12
+// internCache shares one copy of strings that repeat across rows (workspace,
+// endpoint, requester, map keys): fewer allocations and less memory per
+// batch. It is lossy — a direct-mapped table where a new string evicts the
+// one in its slot — so it costs one hash and one compare, never grows, and
+// high-cardinality values cannot flood it.
+type internCache [1024]string
 
-// str copies b into a string the record may keep.
 func (d *decoder) str(b []byte) string { return string(b) }
 
-// common copies b, sharing one copy of values that repeat across rows
-// (workspace, endpoint, requester): fewer allocations and less memory per
-// batch.
+// common copies b into a string the record may keep, sharing repeated values.
 func (d *decoder) common(b []byte) string {
-	if d.intern == nil {
+	if d.intern == nil || len(b) > 64 {
 		return string(b)
 	}
-	if s, ok := d.intern[string(b)]; ok {
-		return s
+	h := uint32(2166136261)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
 	}
-	s := string(b)
-	if len(d.intern) < maxIntern {
-		d.intern[s] = s
+	slot := &d.intern[h&(uint32(len(d.intern))-1)]
+	if *slot == string(b) {
+		return *slot
 	}
-	return s
+	*slot = string(b)
+	return *slot
 }
 
 // asString converts a value to a string. Numbers are taken as their text:
