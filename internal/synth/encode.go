@@ -10,9 +10,9 @@ import (
 // the order the fields are written. CSV writers emit the header from the same
 // field names, so the two formats cannot drift apart.
 type recEnc struct {
-	csv     bool
-	b       []byte
-	n       int    // fields written in this record
+	csv bool
+	b   []byte
+	n   int // fields written in this record
 }
 
 func (e *recEnc) begin() {

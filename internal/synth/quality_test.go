@@ -2,7 +2,11 @@ package synth
 
 import (
 	"context"
+	"maps"
 	"os"
+	"strconv"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +23,11 @@ func TestDefaultsAreAttainable(t *testing.T) {
 		t.Skip("generates the default workload")
 	}
 	dir := t.TempDir()
-	res, err := Generate(context.Background(), Config{Seed: 7}, dir)
+	seed := int64(7)
+	if v := os.Getenv("OBOLUS_SYNTH_SEED"); v != "" {
+		seed, _ = strconv.ParseInt(v, 10, 64)
+	}
+	res, err := Generate(context.Background(), Config{Seed: seed}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +35,14 @@ func TestDefaultsAreAttainable(t *testing.T) {
 	wl := loadWorkload(t, dir)
 	all := newRefMatcher(wl.requests, func(*schemas.AgentRequest) bool { return true }, 2*time.Second)
 	rep, amb := scoreWith(wl, all)
-	rep.WriteText(os.Stdout)
+	var text strings.Builder
+	rep.WriteText(&text)
+	t.Log("\n" + text.String())
+	for _, ag := range slices.Sorted(maps.Keys(amb.byAgent)) {
+		a := amb.byAgent[ag]
+		t.Logf("%-18s calls %6d window-ambiguous %.3f | untagged %6d: ambiguous %.3f, no candidate %.3f, %.2f candidates on average",
+			ag, a.calls, float64(a.windowAmbiguous)/float64(a.calls), a.untagged, a.ambiguousShare(), a.noneShare(), float64(a.candidates)/float64(max(1, a.untagged)))
+	}
 	t.Logf("all logs: precision %.4f recall %.4f; untagged calls: %d, ambiguous %.3f, no candidate %.3f", rep.Precision, rep.Recall, amb.untagged, amb.ambiguousShare(), amb.noneShare())
 	if rep.Recall < 0.95 || rep.Precision < 0.99 {
 		t.Errorf("reference matcher: recall %.4f (want ≥ 0.95), precision %.4f (want ≥ 0.99)", rep.Recall, rep.Precision)
@@ -37,24 +52,50 @@ func TestDefaultsAreAttainable(t *testing.T) {
 	t.Logf("on-time logs only: precision %.4f recall %.4f", rep2.Precision, rep2.Recall)
 }
 
-type ambiguity struct{ untagged, ambiguous, none int }
+type ambiguity struct {
+	calls, untagged, ambiguous, none, candidates int
+	// windowAmbiguous counts calls, tagged or not, whose time window holds
+	// several requests: how ambiguous the agent is structurally.
+	windowAmbiguous int
+	byAgent         map[string]*ambiguity
+}
 
-func (a ambiguity) ambiguousShare() float64 { return float64(a.ambiguous) / float64(max(1, a.untagged)) }
-func (a ambiguity) noneShare() float64      { return float64(a.none) / float64(max(1, a.untagged)) }
+func (a ambiguity) ambiguousShare() float64 {
+	return float64(a.ambiguous) / float64(max(1, a.untagged))
+}
+func (a ambiguity) noneShare() float64 { return float64(a.none) / float64(max(1, a.untagged)) }
 
 func scoreWith(wl *workload, m *refMatcher) (score.Report, ambiguity) {
 	var rows []score.Row
-	var amb ambiguity
+	amb := ambiguity{byAgent: map[string]*ambiguity{}}
+	endpoint := make(map[string]string, len(wl.rawTruth))
+	for _, l := range wl.rawTruth {
+		endpoint[l.InvocationID] = l.AgentEndpoint
+	}
 	for i := range wl.usage {
 		ev := &wl.usage[i]
 		user, method, n := m.match(ev)
-		if !wl.truth[ev.InvocationID].Tagged {
-			amb.untagged++
+		ag := amb.byAgent[endpoint[ev.InvocationID]]
+		if ag == nil {
+			ag = &ambiguity{}
+			amb.byAgent[endpoint[ev.InvocationID]] = ag
+		}
+		_, _, n = m.matchWindow(ev)
+		for _, a := range []*ambiguity{&amb, ag} {
+			a.calls++
+			if n > 1 {
+				a.windowAmbiguous++
+			}
+			if wl.truth[ev.InvocationID].Tagged {
+				continue
+			}
+			a.untagged++
+			a.candidates += n
 			switch {
 			case n > 1:
-				amb.ambiguous++
+				a.ambiguous++
 			case n == 0:
-				amb.none++
+				a.none++
 			}
 		}
 		rows = append(rows, score.Row{InvocationID: ev.InvocationID, EndUser: user, MatchMethod: method, Weight: 1})

@@ -208,6 +208,11 @@ func (m *refMatcher) match(ev *schemas.UsageEvent) (string, string, int) {
 	if idSeen {
 		return ev.Requester, schemas.MethodUnattributed, 0
 	}
+	return m.matchWindow(ev)
+}
+
+// matchWindow is the time-window rule alone.
+func (m *refMatcher) matchWindow(ev *schemas.UsageEvent) (string, string, int) {
 	n, cand := m.candidates(ev.Requester, ev.EventTime)
 	if n == 1 {
 		return cand.EndUser, schemas.MethodTimeWindow, 1

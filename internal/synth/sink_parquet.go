@@ -3,6 +3,7 @@ package synth
 import (
 	"context"
 	"database/sql/driver"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,12 +30,16 @@ type parquetSink struct {
 	order  []*duckTable // tables other than usage, in creation order
 	rels   []string
 	vals   []driver.Value
+	// usageSQL is usageSelect's result, built once.
+	usageSQL string
 }
 
 type duckTable struct {
 	name string
 	rel  string
 	app  *duckdb.Appender
+	// query selects the file's rows; empty means the table as it is.
+	query string
 }
 
 func newParquetSink(ctx context.Context, w *world, dir string) (*parquetSink, error) {
@@ -90,7 +95,11 @@ func (s *parquetSink) copyOut(t *duckTable) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("synth: create %s: %w", t.rel, err)
 	}
-	if err := s.run(fmt.Sprintf("COPY %s TO %s (FORMAT parquet)", t.name, sqlString(p))); err != nil {
+	src := t.name
+	if t.query != "" {
+		src = "(" + t.query + ")"
+	}
+	if err := s.run(fmt.Sprintf("COPY %s TO %s (FORMAT parquet)", src, sqlString(p))); err != nil {
 		return fmt.Errorf("synth: write %s: %w", t.rel, err)
 	}
 	s.rels = append(s.rels, t.rel)
@@ -107,8 +116,128 @@ func (s *parquetSink) append(t *duckTable, vals []driver.Value) error {
 	return nil
 }
 
+// Usage rows are staged in a narrow table: ids as UUIDs, the agent and
+// endpoint as small numbers, token counts and times as integers. The
+// Databricks-shaped row is assembled by the SELECT that copies the stage to
+// Parquet, where DuckDB builds strings, maps and structs a vector at a time;
+// appending those one value at a time costs a cgo call each and was the
+// bottleneck.
+var usageStageColumns = []column{
+	{"inv", "UUID"},
+	{"req", "UUID"},
+	{"event_time", tTimestamp},
+	{"ep", "UTINYINT"},
+	{"ag", "USMALLINT"},
+	{"tag", "UTINYINT"},
+	{"harmless", tBool},
+	{"areq", "UUID"},
+	{"trace", "UUID"},
+	{"span", "UBIGINT"},
+	{"end_user", tVarchar},
+	{"input_tokens", tBigint},
+	{"output_tokens", tBigint},
+	{"cache_read", tBigint},
+	{"cache_new", tBigint},
+	{"reasoning", tBigint},
+	{"status_code", tInt},
+	{"latency_ms", tBigint},
+	{"ttfb_ms", tBigint},
+	{"stream", tBool},
+}
+
+// usageSelect is the projection from the stage to usageColumns, reading
+// from the table named by the placeholder {{stage}}.
+func (s *parquetSink) usageSelect() string {
+	w := s.w
+	list := func(n int, f func(i int) string) string {
+		var b strings.Builder
+		b.WriteString("[")
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(f(i))
+		}
+		b.WriteString("]")
+		return b.String()
+	}
+	byEp := func(f func(ep *gatewayEndpoint) string) string {
+		return list(len(w.endpoints), func(i int) string { return sqlString(f(w.endpoints[i])) }) + "[ep + 1]"
+	}
+	byAg := func(f func(ag *agent) string) string {
+		return list(len(w.agents), func(i int) string { return sqlString(f(w.agents[i])) }) + "[ag + 1]"
+	}
+	epTags := list(len(w.endpoints), func(i int) string {
+		kv := w.endpoints[i].tags
+		return "map(" + list(len(kv), func(j int) string { return sqlString(kv[j][0]) }) + ", " +
+			list(len(kv), func(j int) string { return sqlString(kv[j][1]) }) + ")"
+	}) + "[ep + 1]"
+	project := byAg(func(ag *agent) string { return ag.project })
+	team := byAg(func(ag *agent) string { return ag.ownerTeam })
+	hex := "replace(trace::VARCHAR, '-', '')"
+	idKey := fmt.Sprintf("CASE tag WHEN %d THEN 'mlflow_trace_id' WHEN %d THEN 'traceparent' WHEN %d THEN 'agent_request_id' ELSE 'end_user' END",
+		tagTraceID, tagTraceparent, tagRequestID)
+	idVal := fmt.Sprintf("CASE tag WHEN %d THEN 'tr-' || %s WHEN %d THEN '00-' || %s || '-' || printf('%%016x', span) || '-01' WHEN %d THEN areq::VARCHAR ELSE end_user END",
+		tagTraceID, hex, tagTraceparent, hex, tagRequestID)
+	// Keys in sorted order, as the JSON writer has them.
+	tags := fmt.Sprintf(`CASE
+		WHEN tag = %[1]d AND NOT harmless THEN NULL
+		WHEN tag = %[1]d THEN map(['project', 'team'], [%[2]s, %[3]s])
+		WHEN NOT harmless THEN map([%[4]s], [%[5]s])
+		WHEN tag = %[6]d THEN map(['project', 'team', %[4]s], [%[2]s, %[3]s, %[5]s])
+		ELSE map([%[4]s, 'project', 'team'], [%[5]s, %[2]s, %[3]s]) END`,
+		tagNone, project, team, idKey, idVal, tagTraceparent)
+	return fmt.Sprintf(`SELECT
+	inv::VARCHAR AS invocation_id,
+	req::VARCHAR AS request_id,
+	%s AS account_id,
+	%s AS workspace_id,
+	1::INTEGER AS schema_version,
+	event_time,
+	%s AS endpoint_id,
+	%s AS endpoint_name,
+	%s AS endpoint_tags,
+	%s AS destination_type,
+	%s AS destination_name,
+	%s AS destination_id,
+	%s AS destination_model,
+	%s AS requester,
+	'SERVICE_PRINCIPAL' AS requester_type,
+	%s AS api_type,
+	%s AS user_agent,
+	%s AS request_tags,
+	input_tokens,
+	output_tokens,
+	input_tokens + output_tokens AS total_tokens,
+	{'cache_read_input_tokens': cache_read, 'cache_creation_input_tokens': cache_new, 'output_reasoning_tokens': reasoning} AS token_details,
+	status_code,
+	latency_ms,
+	ttfb_ms AS time_to_first_byte_ms,
+	CASE WHEN stream THEN %s ELSE %s END AS response_content_type
+FROM {{stage}}`,
+		sqlString(w.accountID), sqlString(w.workspaceID),
+		byEp(func(ep *gatewayEndpoint) string { return ep.id }),
+		byEp(func(ep *gatewayEndpoint) string { return ep.name }),
+		epTags,
+		byEp(func(ep *gatewayEndpoint) string { return ep.destType }),
+		byEp(func(ep *gatewayEndpoint) string { return ep.destName }),
+		byEp(func(ep *gatewayEndpoint) string { return ep.destID }),
+		byEp(func(ep *gatewayEndpoint) string { return ep.model.name }),
+		byAg(func(ag *agent) string { return ag.sp }),
+		byEp(func(ep *gatewayEndpoint) string { return ep.model.apiType }),
+		byAg(func(ag *agent) string { return ag.userAgent }),
+		tags,
+		sqlString(contentStream), sqlString(contentJSON))
+}
+
 func (s *parquetSink) openUsage(k int) error {
-	t, err := s.create(fmt.Sprintf("usage_%03d", k), usageFile(k, FormatParquet), usageColumns)
+	t, err := s.create(fmt.Sprintf("usage_%03d", k), usageFile(k, FormatParquet), usageStageColumns)
+	if t != nil {
+		if s.usageSQL == "" {
+			s.usageSQL = s.usageSelect()
+		}
+		t.query = strings.Replace(s.usageSQL, "{{stage}}", t.name, 1)
+	}
 	s.cur = t
 	return err
 }
@@ -124,6 +253,13 @@ func (s *parquetSink) closeUsage() error {
 
 func ts(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
+func duckUUID(id id128) duckdb.UUID {
+	var u duckdb.UUID
+	binary.BigEndian.PutUint64(u[:8], id.hi)
+	binary.BigEndian.PutUint64(u[8:], id.lo)
+	return u
+}
+
 func pairsMap(kv [][2]string) any {
 	if len(kv) == 0 {
 		return nil
@@ -136,18 +272,19 @@ func pairsMap(kv [][2]string) any {
 }
 
 func (s *parquetSink) usage(c *call) error {
-	w := s.w
-	ag := w.agents[c.req.agent]
-	ep := c.ep
-	var kv [3][2]string
-	n := w.requestTagPairs(&kv, c, false)
+	q := c.req
+	var endUser any
+	if c.tag == tagEndUser {
+		endUser = s.w.users[q.user].email
+	}
+	span := c.span
+	if span == 0 {
+		span = 1 // as appendTraceparent does
+	}
 	s.vals = append(s.vals[:0],
-		c.inv.uuid(), c.gwReq.uuid(), w.accountID, w.workspaceID, int32(1), ts(c.eventUS),
-		ep.id, ep.name, pairsMap(ep.tags), ep.destType, ep.destName, ep.destID, ep.model.name,
-		ag.sp, "SERVICE_PRINCIPAL", ep.model.apiType, ag.userAgent, pairsMap(kv[:n]),
-		c.in, c.out, c.in+c.out,
-		map[string]any{"cache_read_input_tokens": c.cacheRead, "cache_creation_input_tokens": c.cacheNew, "output_reasoning_tokens": c.reasoning},
-		c.status, c.latencyMS, c.ttfbMS, contentType(c))
+		duckUUID(c.inv), duckUUID(c.gwReq), ts(c.eventUS), uint8(c.ep.idx), uint16(q.agent), c.tag, c.harmless,
+		duckUUID(q.id), duckUUID(q.trace), span, endUser,
+		c.in, c.out, c.cacheRead, c.cacheNew, c.reasoning, c.status, c.latencyMS, c.ttfbMS, c.stream)
 	return s.append(s.cur, s.vals)
 }
 

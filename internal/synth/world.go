@@ -70,6 +70,7 @@ const (
 
 // gatewayEndpoint is one AI Gateway endpoint; there is one per model.
 type gatewayEndpoint struct {
+	idx            int
 	model          *model
 	id, name       string
 	destType       string
@@ -102,13 +103,13 @@ type archetype struct {
 // Archetypes in the order agents are created. Hot agents take the first
 // slots; see plan.go for how traffic and tagging follow from these.
 var archetypes = []archetype{
-	{name: "support-bot", logs: logPayload, medianS: 18, sigma: 0.75, callGapS: 2.2,
+	{name: "support-bot", logs: logPayload, medianS: 18, sigma: 0.75, callGapS: 2.6,
 		models: []int{mClaude, mGPT5Mini, mBGE}, modelWeight: []float64{0.5, 0.3, 0.2},
 		streamShare: 0.35, userAgent: "langchain-databricks/0.9.2 OpenAI/Python 1.99.9", project: "customer-support", harmless: 0.6, weight: 1},
 	{name: "sql-copilot", logs: logTraces, medianS: 9, sigma: 0.7, callGapS: 2.0,
 		models: []int{mGPT5, mGPT5Mini}, modelWeight: []float64{0.55, 0.45},
 		streamShare: 0.2, userAgent: "OpenAI/Python 1.99.9", project: "analytics", harmless: 0.3, weight: 1},
-	{name: "research-agent", logs: logBoth, medianS: 40, sigma: 0.6, callGapS: 3.5,
+	{name: "research-agent", logs: logBoth, medianS: 40, sigma: 0.6, callGapS: 4.5,
 		models: []int{mClaude, mGPT5, mGemini, mBGE}, modelWeight: []float64{0.4, 0.3, 0.2, 0.1},
 		streamShare: 0.15, userAgent: "Anthropic/Python 0.64.0", project: "research", harmless: 1, weight: 0.5},
 	{name: "doc-qa", logs: logPayload, medianS: 2.5, sigma: 0.6, callGapS: 0.35,
@@ -236,7 +237,7 @@ func newWorld(cfg Config) *world {
 	}
 
 	for i, m := range models {
-		ep := &gatewayEndpoint{model: &models[i], id: newUUID(r).uuid(), destID: newUUID(r).uuid(),
+		ep := &gatewayEndpoint{idx: i, model: &models[i], id: newUUID(r).uuid(), destID: newUUID(r).uuid(),
 			servedEntityID: newUUID(r).uuid()}
 		switch m.name {
 		case "gpt-5":
@@ -293,7 +294,7 @@ func newAgents(cfg Config, r *rand.Rand, w *world) []*agent {
 			// Hot agents run longer, busier requests: that is what piles up
 			// overlapping requests of one service principal.
 			ag.medianS = math.Max(ag.medianS, 18)
-			ag.callGapS = math.Max(ag.callGapS, 2.2)
+			ag.callGapS = math.Max(ag.callGapS, 2.6)
 		} else {
 			ag.share = (1 - hotShare) * at.weight / coldTotal
 		}
