@@ -50,7 +50,7 @@ func readCSV(c *collector, r io.Reader) error {
 		}
 		switch {
 		case pe != nil:
-			err = c.dead("row", rowNo, &FieldError{Reason: "invalid CSV: " + pe.Err.Error()}, nil)
+			err = c.dead("row", rowNo, &FieldError{Reason: "invalid CSV: " + pe.Error()}, nil)
 		case len(rec) != len(names):
 			err = c.dead("row", rowNo, &FieldError{Reason: fmt.Sprintf("row has %d fields, header has %d", len(rec), len(names))}, csvLine(rec))
 		default:

@@ -142,7 +142,7 @@ func TestDecodeUsage(t *testing.T) {
 				}
 			}},
 		{name: "map non-string value", edit: func(m map[string]any) { m["request_tags"] = map[string]any{"n": 1} },
-			field: "request_tags", why: `value of key "n" is not a string: "1"`},
+			field: "request_tags", why: `value of key "n" is not a string: 1`},
 		{name: "map nested object value", edit: func(m map[string]any) { m["endpoint_tags"] = map[string]any{"n": map[string]any{}} },
 			field: "endpoint_tags", why: "not a string"},
 		{name: "pair array non-string value", edit: func(m map[string]any) {

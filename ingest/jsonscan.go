@@ -83,8 +83,11 @@ func (s *scanner) expect(c byte) error {
 // readString reads a string starting at the opening quote and returns its
 // contents, valid until the next readString.
 func (s *scanner) readString() ([]byte, error) {
-	if s.i >= len(s.b) || s.b[s.i] != '"' {
-		return nil, s.errf("want a string")
+	if s.i >= len(s.b) {
+		return nil, s.errf("unexpected end, want a string")
+	}
+	if s.b[s.i] != '"' {
+		return nil, s.errf("unexpected %q, want a string", s.b[s.i])
 	}
 	s.i++
 	start := s.i

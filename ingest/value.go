@@ -90,7 +90,6 @@ func fieldErr(field, format string, args ...any) *FieldError {
 // cannot bloat a dead letter.
 func (v *value) shown() string {
 	const max = 64
-	var s string
 	switch v.k {
 	case vInt:
 		return strconv.FormatInt(v.i, 10)
@@ -102,19 +101,17 @@ func (v *value) shown() string {
 		return v.t.Format(time.RFC3339Nano)
 	case vPairs:
 		return "a map or struct"
-	case vObject:
-		s = "object " + string(v.text)
-	case vArray:
-		s = "array " + string(v.text)
-	default:
-		s = string(v.text)
 	}
+	s := string(v.text)
 	if len(s) > max {
 		cut := max
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
 		s = s[:cut] + "…"
+	}
+	if v.k == vObject || v.k == vArray || v.k == vNumber {
+		return strings.ToValidUTF8(s, "\uFFFD") // JSON text shows as itself
 	}
 	return strconv.Quote(s)
 }
