@@ -3,6 +3,7 @@ package duckdbsink
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math"
@@ -176,6 +177,9 @@ func checkStagedInvocations(ctx context.Context, conn *sql.Conn, st *WriteStats)
 }
 
 func appendAttributions(ctx context.Context, ap *duckdb.Appender, rows []schemas.Attribution, dates []time.Time) error {
+	// One argument slice for all rows: the Appender copies the values out
+	// before AppendRow returns, and a fresh slice per row is a 35-word allocation.
+	vals := make([]driver.Value, 0, 35)
 	for i := range rows {
 		if i%65536 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -183,7 +187,7 @@ func appendAttributions(ctx context.Context, ap *duckdb.Appender, rows []schemas
 			}
 		}
 		r := &rows[i]
-		err := ap.AppendRow(
+		vals = append(vals[:0],
 			r.InvocationID, r.RequestID, r.EventTime.UTC(), dates[i], r.AccountID, r.WorkspaceID,
 			r.EndpointID, r.EndpointName, r.DestinationModel, r.Requester, r.StatusCode, r.UsageSource,
 			r.EndUser, r.Team, r.CostCenter, r.AgentEndpoint, r.TraceID, r.AgentRequestID, r.Session,
@@ -192,7 +196,7 @@ func appendAttributions(ctx context.Context, ap *duckdb.Appender, rows []schemas
 			r.CacheCreationInputTokens, r.OutputReasoningTokens,
 			r.CostUSD, r.PriceListVersion, r.Version, r.RunID, timeOrNil(r.ProcessedAt),
 		)
-		if err != nil {
+		if err := ap.AppendRow(vals...); err != nil {
 			return fmt.Errorf("append attribution row %d (invocation_id %q): %w", i, r.InvocationID, err)
 		}
 	}
