@@ -21,7 +21,8 @@ type RowScanner interface {
 // rows: columns are matched by name, values go through the same field rules,
 // and the same window, batching and dead letters ("row N", Source = source)
 // apply. Go values from database drivers are understood: strings, integers,
-// floats, bools, time.Time, and maps (a MAP or STRUCT column) of any map type.
+// floats, bools, time.Time, maps of any map type (a STRUCT column, or a MAP
+// as map[any]any), and ordered maps with Keys() and Values() (duckdb-go's MAP).
 func ReadRows(ctx context.Context, rows RowScanner, source string, spec Spec, w Window, emit Emit) (Stats, error) {
 	c, err := newCollector(ctx, spec, w, emit)
 	if err != nil {
@@ -101,8 +102,24 @@ func goValue(x any) value {
 		return value{k: vTime, t: x}
 	}
 	rv := reflect.ValueOf(x)
+	if om, ok := asOrderedMap(rv); ok {
+		keys, vals := om.Keys(), om.Values()
+		pairs := make([]pair, 0, len(keys))
+		for i, k := range keys {
+			kv := goValue(k)
+			var iv value
+			if i < len(vals) {
+				iv = goValue(vals[i])
+			}
+			if kv.k == vInvalid {
+				iv = kv
+			}
+			pairs = append(pairs, pair{key: keyText(&kv), val: iv})
+		}
+		return value{k: vPairs, pairs: pairs}
+	}
 	if rv.Kind() == reflect.Map {
-		// duckdb.Map (map[any]any) for MAP columns, map[string]any for STRUCTs.
+		// map[string]any for STRUCTs, map[any]any from drivers that return MAPs so.
 		pairs := make([]pair, 0, rv.Len())
 		it := rv.MapRange()
 		for it.Next() {
@@ -120,4 +137,23 @@ func goValue(x any) value {
 		return stringValue(s.String())
 	}
 	return stringValue(fmt.Sprint(x))
+}
+
+// orderedMap is how duckdb-go returns MAP columns (duckdb.OrderedMap): keys
+// and values in order, behind pointer-receiver methods.
+type orderedMap interface {
+	Keys() []any
+	Values() []any
+}
+
+func asOrderedMap(rv reflect.Value) (orderedMap, bool) {
+	if om, ok := rv.Interface().(orderedMap); ok {
+		return om, true
+	}
+	if rv.Kind() != reflect.Struct || !reflect.PointerTo(rv.Type()).Implements(reflect.TypeFor[orderedMap]()) {
+		return nil, false
+	}
+	p := reflect.New(rv.Type())
+	p.Elem().Set(rv)
+	return p.Interface().(orderedMap), true
 }
