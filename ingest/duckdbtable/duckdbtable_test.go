@@ -160,9 +160,9 @@ func TestPushdownExact(t *testing.T) {
 	from, to := t0.Add(500*time.Microsecond+1), t0.Add(time.Hour) // From not on a microsecond
 	for _, tc := range []struct {
 		name, typ string
-		unit           time.Duration
-		lit            func(time.Time) string
-		pushed         bool
+		unit      time.Duration
+		lit       func(time.Time) string
+		pushed    bool
 	}{
 		{"timestamp", "TIMESTAMP", time.Microsecond, tsLit, true},
 		{"timestamptz", "TIMESTAMPTZ", time.Microsecond, tstzLit, true},
@@ -208,8 +208,12 @@ func TestPushdownExact(t *testing.T) {
 	}
 }
 
-func tsLit(t time.Time) string   { return "TIMESTAMP_NS '" + t.Format("2006-01-02 15:04:05.999999999") + "'" }
-func tstzLit(t time.Time) string { return "TIMESTAMPTZ '" + t.Format("2006-01-02 15:04:05.999999") + "+00'" }
+func tsLit(t time.Time) string {
+	return "TIMESTAMP_NS '" + t.Format("2006-01-02 15:04:05.999999999") + "'"
+}
+func tstzLit(t time.Time) string {
+	return "TIMESTAMPTZ '" + t.Format("2006-01-02 15:04:05.999999") + "+00'"
+}
 
 func TestReadAgents(t *testing.T) {
 	db := openDB(t, "")
