@@ -96,14 +96,15 @@ type Telemetry struct {
 
 // Config is the whole configuration.
 type Config struct {
-	Store     Store     `mapstructure:"store"`
-	Sources   []Source  `mapstructure:"sources"`
-	Prices    string    `mapstructure:"prices"`
-	Org       string    `mapstructure:"org"`
-	Match     Match     `mapstructure:"match"`
-	Batch     Batch     `mapstructure:"batch"`
-	Log       Log       `mapstructure:"log"`
-	Telemetry Telemetry `mapstructure:"telemetry"`
+	Store      Store      `mapstructure:"store"`
+	Sources    []Source   `mapstructure:"sources"`
+	Prices     string     `mapstructure:"prices"`
+	Org        string     `mapstructure:"org"`
+	Match      Match      `mapstructure:"match"`
+	Batch      Batch      `mapstructure:"batch"`
+	Log        Log        `mapstructure:"log"`
+	Telemetry  Telemetry  `mapstructure:"telemetry"`
+	Databricks Databricks `mapstructure:"databricks"`
 
 	// File is the configuration file read, if any; relative paths in it are
 	// resolved against its directory.
@@ -138,6 +139,7 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("telemetry.exporter", "none")
 	v.SetDefault("telemetry.endpoint", "localhost:4318")
 	v.SetDefault("telemetry.insecure", true)
+	DatabricksDefaults(v)
 }
 
 // New returns a viper instance with defaults and OBOLUS_* environment
@@ -290,6 +292,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("telemetry.exporter", "%q: use none, stdout or otlp", c.Telemetry.Exporter)
 	}
+	errs = append(errs, c.Databricks.Validate()...)
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
 }
