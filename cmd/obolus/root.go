@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -43,7 +44,28 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { a.out = cmd.OutOrStdout() }
+	var cpuProfile string
+	var profFile *os.File
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		a.out = cmd.OutOrStdout()
+		if cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return usageErrorf("--cpuprofile: %v", err)
+		}
+		profFile = f
+		return pprof.StartCPUProfile(f)
+	}
+	root.PersistentPostRun = func(*cobra.Command, []string) {
+		if profFile != nil {
+			pprof.StopCPUProfile()
+			profFile.Close()
+		}
+	}
+	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
 	root.PersistentFlags().StringVarP(&a.configFile, "config", "c", "", "configuration file (YAML); see deploy/obolus.example.yaml")
 	root.PersistentFlags().String("log-level", "", "log level: debug, info, warn, error (overrides log.level)")
 	root.PersistentFlags().String("log-format", "", "log format: text or json (overrides log.format)")

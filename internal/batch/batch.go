@@ -199,55 +199,28 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	}
 	rep.AgentRequests = int64(idx.Len())
 
-	var events []schemas.UsageEvent
-	if err := j.readAll(ctx, "read usage", j.Usage, p, ingest.Emit{
-		Usage: func(evs []schemas.UsageEvent) error { events = append(events, evs...); return nil },
+	engine, err := enrich.NewEngine(j.Match, idx, j.Prices, j.Org)
+	if err != nil {
+		return rep, fmt.Errorf("configure engine: %w", err)
+	}
+	// Usage is attributed as it streams in, so the run holds output rows and
+	// one small entry per invocation, never the whole input.
+	att := newAttributor(engine, enrich.Run{ID: rep.RunID, Version: now.UnixMicro(), ProcessedAt: now})
+	mctx, mspan := tracer.Start(ctx, "batch.read usage and match")
+	if err := j.readAll(mctx, "read usage", j.Usage, p, ingest.Emit{
+		Usage: func(evs []schemas.UsageEvent) error { att.add(evs); return nil },
 		Dead:  collectDead,
 	}, func(st ingest.Stats) {
 		rep.UsageRows += st.Rows
 		rep.OutsideWindow += st.OutsideWindow
 		rep.DeadLettered += st.Dead
 	}); err != nil {
+		mspan.End()
 		return rep, err
 	}
-
-	events, dups := enrich.Dedup(events)
-	rep.Duplicates = int64(dups)
-	rep.Invocations = int64(len(events))
-
-	engine, err := enrich.NewEngine(j.Match, idx, j.Prices, j.Org)
-	if err != nil {
-		return rep, fmt.Errorf("configure engine: %w", err)
-	}
-	run := enrich.Run{ID: rep.RunID, Version: now.UnixMicro(), ProcessedAt: now}
-	_, mspan := tracer.Start(ctx, "batch.match")
-	rows := make([]schemas.Attribution, 0, len(events)+len(events)/16)
-	for i := range events {
-		ev := &events[i]
-		before := len(rows)
-		rows = engine.Attribute(rows, ev, run)
-		rep.TokensIn += ev.TotalTokens
-		rep.InputTokensIn += ev.InputTokens
-		if rows[before].MatchMethod == schemas.MethodUnattributed {
-			rep.Unattributed++
-		} else {
-			rep.Attributed++
-		}
-		for _, r := range rows[before:] {
-			rep.TokensOut += r.TotalTokens
-			rep.CostUSD += r.CostUSD
-			rep.ByMethod[r.MatchMethod] += r.Weight
-		}
-		if j.Progress != nil && i%65536 == 0 {
-			j.Progress("match", int64(i), int64(len(events)))
-		}
-	}
-	rep.OutputRows = int64(len(rows))
-	mspan.SetAttributes(attribute.Int("obolus.invocations", len(events)), attribute.Int("obolus.rows", len(rows)))
+	rows := att.finish(rep)
+	mspan.SetAttributes(attribute.Int64("obolus.invocations", rep.Invocations), attribute.Int("obolus.rows", len(rows)))
 	mspan.End()
-	if j.Progress != nil {
-		j.Progress("match", int64(len(events)), int64(len(events)))
-	}
 
 	wctx, wspan := tracer.Start(ctx, "batch.write")
 	defer wspan.End()
@@ -255,8 +228,8 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	replace := p
 	if replace.From.IsZero() {
 		replace.From = replace.To
-		if len(events) > 0 && events[0].EventTime.Before(replace.From) {
-			replace.From = events[0].EventTime
+		if !att.earliest.IsZero() && att.earliest.Before(replace.From) {
+			replace.From = att.earliest
 		}
 	}
 	if err := j.Store.ReplaceAttributions(wctx, replace.From, replace.To, rows); err != nil {
@@ -287,7 +260,7 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 }
 
 func (j *Job) readAll(ctx context.Context, stage string, srcs []Source, w ingest.Window, emit ingest.Emit, add func(ingest.Stats)) error {
-	ctx, span := tracer.Start(ctx, "batch."+stage)
+	ctx, span := tracer.Start(ctx, "batch.source "+stage)
 	defer span.End()
 	for i, s := range srcs {
 		if err := ctx.Err(); err != nil {

@@ -1,0 +1,128 @@
+package batch
+
+import (
+	"time"
+
+	"github.com/obolus/obolus/enrich"
+	"github.com/obolus/obolus/schemas"
+)
+
+// attributor attributes usage events as they arrive, counting each
+// invocation once however many rows repeat it.
+//
+// Which copy of a repeated invocation wins must not depend on the order the
+// files were read in, or two runs over the same data could disagree: the
+// earliest event_time wins, then the larger total_tokens, then the copy seen
+// first (copies equal on both are identical for attribution). A losing copy's
+// rows are tombstoned and dropped by finish.
+type attributor struct {
+	engine   *enrich.Engine
+	run      enrich.Run
+	rows     []schemas.Attribution
+	seen     map[string]kept
+	dups     int64
+	earliest time.Time
+	strs     interner
+}
+
+type kept struct {
+	at          int64 // event_time, unix nanoseconds
+	totalTokens int64
+	inputTokens int64
+	first, n    int32 // the invocation's rows
+}
+
+func newAttributor(e *enrich.Engine, run enrich.Run) *attributor {
+	return &attributor{engine: e, run: run, seen: make(map[string]kept), strs: interner{}}
+}
+
+func (a *attributor) add(evs []schemas.UsageEvent) {
+	for i := range evs {
+		ev := &evs[i]
+		a.strs.usage(ev)
+		at := ev.EventTime.UnixNano()
+		prev, dup := a.seen[ev.InvocationID]
+		if dup {
+			a.dups++
+			if at > prev.at || at == prev.at && ev.TotalTokens <= prev.totalTokens {
+				continue
+			}
+			for k := prev.first; k < prev.first+prev.n; k++ {
+				a.rows[k].InvocationID = "" // tombstone
+			}
+		}
+		first := len(a.rows)
+		a.rows = a.engine.Attribute(a.rows, ev, a.run)
+		for k := first; k < len(a.rows); k++ {
+			a.strs.row(&a.rows[k])
+		}
+		a.seen[ev.InvocationID] = kept{at: at, totalTokens: ev.TotalTokens, inputTokens: ev.InputTokens, first: int32(first), n: int32(len(a.rows) - first)}
+		if a.earliest.IsZero() || ev.EventTime.Before(a.earliest) {
+			a.earliest = ev.EventTime
+		}
+	}
+}
+
+// finish drops tombstones, fills the report's counts and returns the rows.
+func (a *attributor) finish(rep *Report) []schemas.Attribution {
+	rows := a.rows[:0]
+	for i := range a.rows {
+		if a.rows[i].InvocationID != "" {
+			rows = append(rows, a.rows[i])
+		}
+	}
+	clear(a.rows[len(rows):])
+	rep.Duplicates = a.dups
+	rep.Invocations = int64(len(a.seen))
+	for _, k := range a.seen {
+		rep.TokensIn += k.totalTokens
+		rep.InputTokensIn += k.inputTokens
+	}
+	for i := range rows {
+		r := &rows[i]
+		if i == 0 || rows[i-1].InvocationID != r.InvocationID {
+			if r.MatchMethod == schemas.MethodUnattributed {
+				rep.Unattributed++
+			} else {
+				rep.Attributed++
+			}
+		}
+		rep.TokensOut += r.TotalTokens
+		rep.CostUSD += r.CostUSD
+		rep.ByMethod[r.MatchMethod] += r.Weight
+	}
+	rep.OutputRows = int64(len(rows))
+	a.rows, a.seen = nil, nil
+	return rows
+}
+
+// interner shares the few distinct values of low-cardinality columns
+// (workspace, endpoint, model, service principal, date) between rows: at
+// millions of rows, a private copy per row is most of the run's memory.
+type interner map[string]string
+
+func (in interner) of(s string) string {
+	if v, ok := in[s]; ok {
+		return v
+	}
+	if len(in) > 1<<16 {
+		return s // not low-cardinality after all: stop growing
+	}
+	in[s] = s
+	return s
+}
+
+func (in interner) usage(ev *schemas.UsageEvent) {
+	ev.AccountID = in.of(ev.AccountID)
+	ev.WorkspaceID = in.of(ev.WorkspaceID)
+	ev.EndpointID = in.of(ev.EndpointID)
+	ev.EndpointName = in.of(ev.EndpointName)
+	ev.DestinationModel = in.of(ev.DestinationModel)
+	ev.Requester = in.of(ev.Requester)
+	ev.Source = in.of(ev.Source)
+}
+
+func (in interner) row(r *schemas.Attribution) {
+	r.EventDate = in.of(r.EventDate)
+	r.EndUser = in.of(r.EndUser)
+}
