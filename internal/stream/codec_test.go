@@ -1,0 +1,95 @@
+package stream
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/obolus/obolus/schemas"
+)
+
+func TestCodecRoundTrip(t *testing.T) {
+	at := time.Date(2026, 11, 1, 10, 0, 0, 123456789, time.UTC)
+	tests := []struct {
+		name string
+		rec  Record
+	}{
+		{"usage", Record{Kind: KindUsage, SourceTime: at.Add(time.Second), Usage: schemas.UsageEvent{
+			InvocationID: "inv-1", RequestID: "req-1", AccountID: "acc", WorkspaceID: "ws", SchemaVersion: 1,
+			EventTime: at, EndpointID: "ep", EndpointName: "databricks-gpt", EndpointTags: map[string]string{"env": "prod"},
+			DestinationType: "PAY_PER_TOKEN", DestinationName: "system.ai.gpt", DestinationID: "d", DestinationModel: "gpt-5",
+			Requester: "sp-1", RequesterType: "SERVICE_PRINCIPAL", APIType: "chat", UserAgent: "ua",
+			RequestTags: map[string]string{"trace_id": "tr-abc", "ünï": "cødé"}, InputTokens: 100, OutputTokens: 20, TotalTokens: 120,
+			TokenDetails: schemas.TokenDetails{CacheReadInputTokens: 7, CacheCreationInputTokens: 3, OutputReasoningTokens: 1},
+			StatusCode: 200, LatencyMS: 812, Source: schemas.SourceAIGateway,
+		}}},
+		{"usage with nothing optional", Record{Kind: KindUsage, Usage: schemas.UsageEvent{InvocationID: "i", EventTime: at, Requester: "sp", StatusCode: -1, InputTokens: -5}}},
+		{"agent", Record{Kind: KindAgent, SourceTime: at, Agent: schemas.AgentRequest{
+			AgentRequestID: "ar", TraceID: "tr-1", ClientRequestID: "cr", EndUser: "ana@example.com", Session: "s",
+			AgentEndpoint: "bot", ServicePrincipal: "sp", StartTime: at, DurationMS: 5000, Status: "OK", Source: schemas.SourceTrace,
+		}}},
+		{"tick", Record{Kind: KindTick, Tick: at}},
+		{"zero tick", Record{Kind: KindTick}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := AppendRecord(nil, &tt.rec)
+			got := Record{Offset: 42}
+			if err := DecodeRecord(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			want := tt.rec
+			want.Offset = 42
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestCodecRejectsCorruptRecords(t *testing.T) {
+	good := AppendRecord(nil, &Record{Kind: KindUsage, Usage: schemas.UsageEvent{InvocationID: "inv", Requester: "sp",
+		EventTime: time.Unix(1, 0), RequestTags: map[string]string{"k": "v"}}})
+	tests := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"one byte", []byte{codecVersion}},
+		{"future version", append([]byte{codecVersion + 1}, good[1:]...)},
+		{"unknown kind", append([]byte{codecVersion, 'z'}, good[2:]...)},
+		{"truncated", good[:len(good)/2]},
+		{"trailing bytes", append(append([]byte(nil), good...), 0)},
+		{"huge string length", []byte{codecVersion, byte(KindAgent), 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"varint overflow", []byte{codecVersion, byte(KindTick), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r Record
+			err := DecodeRecord(tt.b, &r)
+			if !errors.Is(err, ErrCodec) {
+				t.Fatalf("DecodeRecord = %v, want an ErrCodec error", err)
+			}
+		})
+	}
+}
+
+func TestCheckpointString(t *testing.T) {
+	tests := []Checkpoint{
+		{},
+		{Resume: 10, Next: 20},
+		{Resume: 5, Next: 5, Watermark: time.Date(2026, 11, 1, 0, 0, 0, 1, time.UTC)},
+	}
+	for _, c := range tests {
+		got, err := ParseCheckpoint(c.String())
+		if err != nil || got != c {
+			t.Errorf("ParseCheckpoint(%q) = %+v, %v; want %+v", c.String(), got, err, c)
+		}
+	}
+	for _, bad := range []string{"", "42", "obolus1:1:2", "obolus1:5:4:0", "obolus1:-1:2:0", "obolus1:1:2:3:4", "obolus2:1:2:3"} {
+		if _, err := ParseCheckpoint(bad); !errors.Is(err, ErrNoCheckpoint) {
+			t.Errorf("ParseCheckpoint(%q) error = %v, want ErrNoCheckpoint", bad, err)
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package stream
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/obolus/obolus/enrich"
+	"github.com/obolus/obolus/schemas"
+)
+
+var t0 = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+
+func testConfig() Config {
+	return Config{Match: enrich.DefaultMatchConfig(), Grace: time.Minute, Horizon: 30 * time.Minute, RunID: "test",
+		Clock: func() time.Time { return t0 }}
+}
+
+func usageRec(inv string, at time.Duration, tags map[string]string) Record {
+	return Record{Kind: KindUsage, Usage: schemas.UsageEvent{InvocationID: inv, EventTime: t0.Add(at), Requester: "sp-1",
+		RequestTags: tags, InputTokens: 10, OutputTokens: 5, TotalTokens: 15, DestinationModel: "gpt-5"}}
+}
+
+func agentRec(id, user string, start, dur time.Duration) Record {
+	return Record{Kind: KindAgent, Agent: schemas.AgentRequest{AgentRequestID: id, EndUser: user, AgentEndpoint: "bot",
+		ServicePrincipal: "sp-1", StartTime: t0.Add(start), DurationMS: dur.Milliseconds(), Source: schemas.SourcePayload}}
+}
+
+func tickRec(at time.Duration) Record { return Record{Kind: KindTick, Tick: t0.Add(at)} }
+
+func micros(d time.Duration) int64 { return t0.Add(d).UnixMicro() }
+
+// got summarises an output as "inv user method version [R]".
+func got(o Output) string {
+	r := o.Rows[0]
+	s := fmt.Sprintf("%s %s %s %d", r.InvocationID, r.EndUser, r.MatchMethod, r.Version)
+	if o.Restatement {
+		s += " R"
+	}
+	return s
+}
+
+func TestPartitionScenarios(t *testing.T) {
+	tagged := map[string]string{"agent_request_id": "ar-1"}
+	tests := []struct {
+		name string
+		recs []Record
+		want []string
+	}{
+		{
+			name: "agent request within grace: id and time-window matches",
+			recs: []Record{usageRec("u1", 5*time.Second, tagged), usageRec("u2", 6*time.Second, nil),
+				agentRec("ar-1", "ana", 0, 20*time.Second), usageRec("u3", 2*time.Minute, nil)},
+			want: []string{
+				fmt.Sprintf("u1 ana request_id %d", micros(2*time.Minute)),
+				fmt.Sprintf("u2 ana time_window %d", micros(2*time.Minute)),
+			},
+		},
+		{
+			name: "agent request after release: restated under a higher version",
+			recs: []Record{usageRec("u1", 5*time.Second, tagged), usageRec("u2", 6*time.Second, nil),
+				usageRec("u3", 2*time.Minute, nil), agentRec("ar-1", "ana", 0, 20*time.Second)},
+			want: []string{
+				fmt.Sprintf("u1 sp-1 unattributed %d", micros(2*time.Minute)),
+				fmt.Sprintf("u2 sp-1 unattributed %d", micros(2*time.Minute)),
+				fmt.Sprintf("u2 ana time_window %d R", micros(2*time.Minute)+1),
+				fmt.Sprintf("u1 ana request_id %d R", micros(2*time.Minute)+1),
+			},
+		},
+		{
+			name: "an unrelated request restates nothing",
+			recs: []Record{usageRec("u1", 5*time.Second, tagged), usageRec("u3", 2*time.Minute, nil),
+				agentRec("ar-9", "bo", 10*time.Minute, time.Second)},
+			// Its end advances the watermark, which releases u3.
+			want: []string{fmt.Sprintf("u1 sp-1 unattributed %d", micros(2*time.Minute)),
+				fmt.Sprintf("u3 sp-1 unattributed %d", micros(10*time.Minute+time.Second))},
+		},
+		{
+			name: "duplicate invocation answered once",
+			recs: []Record{usageRec("u1", 5*time.Second, tagged), usageRec("u1", 5*time.Second, tagged), tickRec(2 * time.Minute)},
+			want: []string{fmt.Sprintf("u1 sp-1 unattributed %d", micros(2*time.Minute))},
+		},
+		{
+			name: "tick releases pending events",
+			recs: []Record{usageRec("u1", 5*time.Second, nil), tickRec(65 * time.Second)},
+			want: []string{fmt.Sprintf("u1 sp-1 unattributed %d", micros(65*time.Second))},
+		},
+		{
+			name: "late event within the horizon is answered at once",
+			recs: []Record{usageRec("u9", 10*time.Minute, nil), usageRec("u1", 5*time.Second, nil)},
+			want: []string{fmt.Sprintf("u1 sp-1 unattributed %d", micros(10*time.Minute))},
+		},
+		{
+			name: "event older than the horizon gets its event time as version",
+			recs: []Record{usageRec("u9", 2*time.Hour, nil), usageRec("u1", 5*time.Second, nil)},
+			want: []string{fmt.Sprintf("u1 sp-1 unattributed %d", micros(5*time.Second))},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := NewPartition(testConfig(), Checkpoint{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var outs []Output
+			for i := range tt.recs {
+				tt.recs[i].Offset = int64(i)
+				outs = p.Process(outs, &tt.recs[i])
+			}
+			var lines []string
+			for _, o := range outs {
+				lines = append(lines, got(o))
+			}
+			if !slices.Equal(lines, tt.want) {
+				t.Errorf("outputs:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestPartitionIgnoresRedelivery(t *testing.T) {
+	p, _ := NewPartition(testConfig(), Checkpoint{})
+	r := usageRec("u1", 0, nil)
+	var outs []Output
+	outs = p.Process(outs, &r)
+	r2 := usageRec("u2", 0, nil) // same offset 0: a redelivery
+	outs = p.Process(outs, &r2)
+	tick := tickRec(time.Hour)
+	tick.Offset = 1
+	outs = p.Process(outs, &tick)
+	if len(outs) != 1 || outs[0].Rows[0].InvocationID != "u1" {
+		t.Fatalf("outputs %v, want u1 only", outs)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"zero grace", func(c *Config) { c.Grace = 0 }, "grace"},
+		{"horizon below grace", func(c *Config) { c.Horizon = time.Second }, "horizon"},
+		{"bad match", func(c *Config) { c.Match.Ambiguity = "coin" }, "match.ambiguity"},
+	}
+	for _, tt := range tests {
+		c := testConfig()
+		tt.mutate(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Validate() = %v, want an error naming %s", tt.name, err, tt.want)
+		}
+	}
+}
