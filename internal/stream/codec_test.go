@@ -22,7 +22,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			Requester: "sp-1", RequesterType: "SERVICE_PRINCIPAL", APIType: "chat", UserAgent: "ua",
 			RequestTags: map[string]string{"trace_id": "tr-abc", "ünï": "cødé"}, InputTokens: 100, OutputTokens: 20, TotalTokens: 120,
 			TokenDetails: schemas.TokenDetails{CacheReadInputTokens: 7, CacheCreationInputTokens: 3, OutputReasoningTokens: 1},
-			StatusCode: 200, LatencyMS: 812, Source: schemas.SourceAIGateway,
+			StatusCode:   200, LatencyMS: 812, Source: schemas.SourceAIGateway,
 		}}},
 		{"usage with nothing optional", Record{Kind: KindUsage, Usage: schemas.UsageEvent{InvocationID: "i", EventTime: at, Requester: "sp", StatusCode: -1, InputTokens: -5}}},
 		{"agent", Record{Kind: KindAgent, SourceTime: at, Agent: schemas.AgentRequest{
