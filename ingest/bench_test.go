@@ -104,3 +104,28 @@ func benchRead(b *testing.B, spec Spec, rows int, size int64) {
 	}
 	b.ReportMetric(float64(b.N)*float64(rows)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// BenchmarkReadFilesParquet measures ReadFiles on 200k usage rows in Parquet
+// written by arrow-go (row groups of 1000, maps and a struct column).
+func BenchmarkReadFilesParquet(b *testing.B) {
+	const rows = 200_000
+	path := filepath.Join(b.TempDir(), "usage.parquet")
+	writeUsageParquet(b, path, sampleUsage(rows))
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchRead(b, Spec{Kind: KindUsage, Path: path}, rows, st.Size())
+}
+
+// BenchmarkReadFilesCSV measures ReadFiles on 200k usage rows in CSV.
+func BenchmarkReadFilesCSV(b *testing.B) {
+	const rows = 200_000
+	path := filepath.Join(b.TempDir(), "usage.csv")
+	writeUsageCSV(b, path, sampleUsage(rows))
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchRead(b, Spec{Kind: KindUsage, Path: path}, rows, st.Size())
+}

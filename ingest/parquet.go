@@ -111,7 +111,7 @@ func cellReader(arr arrow.Array) cellFunc {
 	}
 	switch a := arr.(type) {
 	case *array.Null:
-		return func(int, *value) {}
+		return func(_ int, v *value) { *v = value{} }
 	case *array.String:
 		return nullable(func(i int, v *value) { *v = stringValue(a.Value(i)) })
 	case *array.LargeString:
@@ -152,17 +152,18 @@ func cellReader(arr arrow.Array) cellFunc {
 	case *array.Map:
 		keys, items := cellReader(a.Keys()), cellReader(a.Items())
 		var scratch []pair
+		kv, iv := new(value), new(value) // one each per column, not per cell
 		return nullable(func(i int, v *value) {
 			start, end := a.ValueOffsets(i)
 			scratch = scratch[:0]
 			for k := int(start); k < int(end); k++ {
-				var kv, iv value
-				keys(k, &kv)
-				items(k, &iv)
+				keys(k, kv)
+				items(k, iv)
+				val := *iv
 				if kv.k == vInvalid {
-					iv = kv // an invalid key makes the entry invalid
+					val = *kv // an invalid key makes the entry invalid
 				}
-				scratch = append(scratch, pair{key: keyText(&kv), val: iv})
+				scratch = append(scratch, pair{key: keyText(kv), val: val})
 			}
 			*v = value{k: vPairs, pairs: scratch}
 		})
@@ -173,12 +174,12 @@ func cellReader(arr arrow.Array) cellFunc {
 			fields[j] = cellReader(a.Field(j))
 		}
 		var scratch []pair
+		fv := new(value)
 		return nullable(func(i int, v *value) {
 			scratch = scratch[:0]
 			for j, f := range fields {
-				var fv value
-				f(i, &fv)
-				scratch = append(scratch, pair{key: st.Field(j).Name, val: fv})
+				f(i, fv)
+				scratch = append(scratch, pair{key: st.Field(j).Name, val: *fv})
 			}
 			*v = value{k: vPairs, pairs: scratch}
 		})
