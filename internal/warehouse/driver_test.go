@@ -632,3 +632,72 @@ func TestOperationsAreReleased(t *testing.T) {
 	}
 	_ = tcli.TOperationState_CLOSED_STATE
 }
+
+func TestConcurrentSessions(t *testing.T) {
+	s := startServer(t, Config{PageSize: 50})
+	db := openDB(t, s)
+	db.SetMaxOpenConns(4)
+	mustExec(t, db, `CREATE TABLE hits (worker INT, n INT)`)
+	const workers, perWorker = 4, 20
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func(w int) {
+			for i := 0; i < perWorker; i++ {
+				if _, err := db.ExecContext(testCtx(t), `INSERT INTO hits VALUES (?, ?)`, int32(w), int32(i)); err != nil {
+					errs <- err
+					return
+				}
+				rows, err := db.QueryContext(testCtx(t), `SELECT * FROM range(120)`)
+				if err != nil {
+					errs <- err
+					return
+				}
+				n := 0
+				for rows.Next() {
+					n++
+				}
+				rows.Close()
+				if n != 120 {
+					errs <- fmt.Errorf("worker %d read %d rows", w, n)
+					return
+				}
+			}
+			errs <- nil
+		}(w)
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := db.QueryRowContext(testCtx(t), `SELECT count(*) FROM hits`).Scan(&n); err != nil || n != workers*perWorker {
+		t.Fatalf("count = %d, err %v", n, err)
+	}
+}
+
+func TestStatementsWithoutRows(t *testing.T) {
+	s := startServer(t, Config{})
+	db := openDB(t, s)
+	rows, err := db.QueryContext(testCtx(t), `CREATE TABLE empty_result (a INT)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols, _ := rows.Columns()
+	if rows.Next() || len(cols) != 0 {
+		t.Errorf("DDL returned columns %v or rows", cols)
+	}
+	rows.Close()
+	var got []int
+	rows, err = db.QueryContext(testCtx(t), `SELECT a FROM empty_result`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		got = append(got, 0)
+	}
+	if err := rows.Err(); err != nil || len(got) != 0 {
+		t.Errorf("empty table: %d rows, err %v", len(got), err)
+	}
+	rows.Close()
+}

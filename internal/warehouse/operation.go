@@ -40,6 +40,7 @@ type operation struct {
 	completed time.Time
 	enc       *encoding
 	cur       *cursor
+	prefetch  chan encodedPage // next page being prepared, if any
 	modified  *int64
 	staging   bool
 	closed    bool
@@ -103,7 +104,7 @@ type execResult struct {
 
 func (op *operation) run(baseURL string) {
 	defer close(op.done)
-	res, err := op.execute(baseURL)
+	res, err := op.executeSafely(baseURL)
 
 	op.mu.Lock()
 	defer op.mu.Unlock()
@@ -137,7 +138,16 @@ func (op *operation) run(baseURL string) {
 	op.state = tcli.TOperationState_FINISHED_STATE
 }
 
-var countColumns = []string{"Count"}
+// executeSafely turns a panic in the engine or driver code into a failed
+// statement instead of a crashed server.
+func (op *operation) executeSafely(baseURL string) (res *execResult, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = nil, fmt.Errorf("internal error executing statement: %v", r)
+		}
+	}()
+	return op.execute(baseURL)
+}
 
 func (op *operation) execute(baseURL string) (*execResult, error) {
 	ctx := op.ctx
@@ -273,27 +283,53 @@ func (op *operation) metadataLocked() *tcli.TGetResultSetMetadataResp {
 	return md
 }
 
+// encodedPage is one page read from the cursor and encoded for the wire.
+type encodedPage struct {
+	rs   *tcli.TRowSet
+	more bool
+	err  error
+}
+
+func (op *operation) encodePage(n int) encodedPage {
+	pg, more, err := op.cur.next(n)
+	if err != nil {
+		return encodedPage{err: err}
+	}
+	rs, err := op.enc.rowSet(pg)
+	return encodedPage{rs: rs, more: more, err: err}
+}
+
 func (op *operation) fetchLocked(n int, withMetadata bool) (*tcli.TFetchResultsResp, bool, error) {
 	if op.cur == nil || op.enc == nil {
 		return nil, false, errors.New("operation has no result set")
 	}
-	pg, more, err := op.cur.next(n)
-	if err != nil {
-		return nil, false, err
+	var ep encodedPage
+	if op.prefetch != nil {
+		// A client that changes its page size mid-stream gets the prefetched
+		// page at the old size; it is still the next slice of rows.
+		ep = <-op.prefetch
+		op.prefetch = nil
+	} else {
+		ep = op.encodePage(n)
 	}
-	rs, err := op.enc.rowSet(pg)
-	if err != nil {
-		return nil, false, err
+	if ep.err != nil {
+		return nil, false, ep.err
 	}
-	resp := &tcli.TFetchResultsResp{Status: ok(), HasMoreRows: &more, Results: rs}
+	resp := &tcli.TFetchResultsResp{Status: ok(), HasMoreRows: &ep.more, Results: ep.rs}
 	if withMetadata {
 		resp.ResultSetMetadata = op.metadataLocked()
 	}
-	if !more {
+	if !ep.more {
 		// Drained: let DuckDB free the result now rather than at CloseOperation.
 		op.cur.close()
+		return resp, false, nil
 	}
-	return resp, more, nil
+	// Read and encode the next page while the client decodes this one; the
+	// cursor belongs to that goroutine until its page is taken.
+	ch := make(chan encodedPage, 1)
+	op.prefetch = ch
+	go func() { ch <- op.encodePage(n) }()
+	return resp, true, nil
 }
 
 // failLocked turns a finished operation into a failed one, e.g. when its
@@ -305,6 +341,10 @@ func (op *operation) failLocked(err error) {
 }
 
 func (op *operation) releaseLocked() {
+	if op.prefetch != nil {
+		<-op.prefetch // the cursor is in use until the page is done
+		op.prefetch = nil
+	}
 	if op.cur != nil {
 		op.cur.close()
 	}

@@ -36,6 +36,7 @@ type cursor struct {
 	dest   []driver.Value
 	peeked bool
 	offset int64
+	hint   int // rows in the previous page, to size the next one
 }
 
 func newRowsCursor(rows driver.Rows, width int, closer func()) *cursor {
@@ -78,8 +79,11 @@ func (c *cursor) next(n int) (*page, bool, error) {
 		n = 1
 	}
 	p := &page{offset: c.offset, cols: make([][]any, c.width)}
+	// Pages after the first are as large as the one before; the first one
+	// starts small so that short results stay cheap.
+	capacity := min(n, max(c.hint, 1024))
 	for i := range p.cols {
-		p.cols[i] = make([]any, 0, min(n, 4096))
+		p.cols[i] = make([]any, 0, capacity)
 	}
 	for p.n < n {
 		ok, err := c.advance()
@@ -95,6 +99,7 @@ func (c *cursor) next(n int) (*page, bool, error) {
 		p.n++
 	}
 	c.offset += int64(p.n)
+	c.hint = p.n
 	more, err := c.advance()
 	if err != nil {
 		return nil, false, err
@@ -137,8 +142,10 @@ func newEncoding(cols []column, useArrow bool, types *tcli.TSparkArrowTypes, loc
 	if !useArrow {
 		return e, nil
 	}
-	e.tsArrow = types.GetTimestampAsArrow()
-	e.decArrow = types.GetDecimalAsArrow()
+	if types != nil { // optional in the request; absent means "as strings"
+		e.tsArrow = types.GetTimestampAsArrow()
+		e.decArrow = types.GetDecimalAsArrow()
+	}
 	fields := make([]arrow.Field, len(cols))
 	for i, c := range cols {
 		fields[i] = arrow.Field{Name: c.name, Type: e.arrowType(c), Nullable: true}
@@ -415,16 +422,77 @@ func (e *encoding) arrowArray(c column, dt arrow.DataType, vals []any) (arrow.Ar
 	b := array.NewBuilder(e.mem, dt)
 	defer b.Release()
 	b.Reserve(len(vals))
+	var err error
+	// Typed loops for the common fixed-width columns; everything else goes
+	// value by value through appendArrow.
+	switch bb := b.(type) {
+	case *array.Int8Builder:
+		err = appendInts(bb, vals)
+	case *array.Int16Builder:
+		err = appendInts(bb, vals)
+	case *array.Int32Builder:
+		err = appendInts(bb, vals)
+	case *array.Int64Builder:
+		err = appendInts(bb, vals)
+	case *array.Float64Builder:
+		for i, v := range vals {
+			if v == nil {
+				bb.AppendNull()
+				continue
+			}
+			f, ferr := toFloat64(v)
+			if ferr != nil {
+				return nil, fmt.Errorf("row %d: %w", i, ferr)
+			}
+			bb.UnsafeAppend(f)
+		}
+	case *array.TimestampBuilder:
+		for i, v := range vals {
+			if v == nil {
+				bb.AppendNull()
+				continue
+			}
+			t, isTime := v.(time.Time)
+			if !isTime {
+				return nil, fmt.Errorf("row %d: unexpected %T for TIMESTAMP", i, v)
+			}
+			bb.UnsafeAppend(arrow.Timestamp(t.UnixMicro()))
+		}
+	default:
+		for i, v := range vals {
+			if v == nil {
+				b.AppendNull()
+				continue
+			}
+			if aerr := e.appendArrow(b, c, v); aerr != nil {
+				return nil, fmt.Errorf("row %d: %w", i, aerr)
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return b.NewArray(), nil
+}
+
+type intBuilder[T int8 | int16 | int32 | int64] interface {
+	UnsafeAppend(T)
+	AppendNull()
+}
+
+func appendInts[T int8 | int16 | int32 | int64](b intBuilder[T], vals []any) error {
 	for i, v := range vals {
 		if v == nil {
 			b.AppendNull()
 			continue
 		}
-		if err := e.appendArrow(b, c, v); err != nil {
-			return nil, fmt.Errorf("row %d: %w", i, err)
+		x, err := toInt64(v)
+		if err != nil {
+			return fmt.Errorf("row %d: %w", i, err)
 		}
+		b.UnsafeAppend(T(x))
 	}
-	return b.NewArray(), nil
+	return nil
 }
 
 func (e *encoding) appendArrow(b array.Builder, c column, v any) error {

@@ -351,7 +351,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	in := &thrift.TMemoryBuffer{Buffer: bytes.NewBuffer(body)}
-	out := thrift.NewTMemoryBufferLen(4096)
+	outBuf := responseBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		outBuf.Reset()
+		responseBuffers.Put(outBuf)
+	}()
+	out := &thrift.TMemoryBuffer{Buffer: outBuf}
 	ctx := context.WithValue(r.Context(), baseURLKey{}, "http://"+r.Host)
 	_, terr := s.processor.Process(ctx, s.proto.GetProtocol(in), s.proto.GetProtocol(out))
 	if out.Len() == 0 {
@@ -366,6 +371,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
 	_, _ = w.Write(out.Bytes())
 }
+
+// responseBuffers recycles response buffers: result pages run to megabytes
+// and growing a fresh buffer for each one dominated the server's cost.
+var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (s *Server) callCount(method string) int {
 	s.mu.Lock()

@@ -34,6 +34,22 @@ func newHandle() (handleID, []byte, error) {
 	return id, secret, nil
 }
 
+// sessionID and operationID read handles defensively: the generated getters
+// dereference their receivers.
+func sessionID(h *tcli.TSessionHandle) (handleID, bool) {
+	if h == nil {
+		return handleID{}, false
+	}
+	return toHandleID(h.SessionId)
+}
+
+func operationID(h *tcli.TOperationHandle) (handleID, bool) {
+	if h == nil {
+		return handleID{}, false
+	}
+	return toHandleID(h.OperationId)
+}
+
 func toHandleID(h *tcli.THandleIdentifier) (handleID, bool) {
 	var id handleID
 	if h == nil || len(h.GUID) != len(id) {
@@ -173,7 +189,7 @@ func (sv *service) OpenSession(ctx context.Context, req *tcli.TOpenSessionReq) (
 
 func (sv *service) CloseSession(ctx context.Context, req *tcli.TCloseSessionReq) (*tcli.TCloseSessionResp, error) {
 	s := sv.s
-	id, valid := toHandleID(req.GetSessionHandle().GetSessionId())
+	id, valid := sessionID(req.GetSessionHandle())
 	if !valid {
 		return &tcli.TCloseSessionResp{Status: errStatus("Invalid SessionHandle", "")}, nil
 	}
@@ -196,7 +212,7 @@ func (sv *service) CloseSession(ctx context.Context, req *tcli.TCloseSessionReq)
 
 func (sv *service) ExecuteStatement(ctx context.Context, req *tcli.TExecuteStatementReq) (*tcli.TExecuteStatementResp, error) {
 	s := sv.s
-	sid, valid := toHandleID(req.GetSessionHandle().GetSessionId())
+	sid, valid := sessionID(req.GetSessionHandle())
 	s.mu.Lock()
 	se := s.sessions[sid]
 	s.mu.Unlock()
@@ -352,7 +368,7 @@ func (s *Server) pageSize(maxRows int64) int {
 }
 
 func (s *Server) lookupOperation(h *tcli.TOperationHandle) *operation {
-	id, valid := toHandleID(h.GetOperationId())
+	id, valid := operationID(h)
 	if !valid {
 		return nil
 	}
