@@ -4,8 +4,8 @@ import (
 	"context"
 	"maps"
 	"os"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +43,21 @@ func TestDefaultsAreAttainable(t *testing.T) {
 		t.Logf("%-18s calls %6d window-ambiguous %.3f | untagged %6d: ambiguous %.3f, no candidate %.3f, %.2f candidates on average",
 			ag, a.calls, float64(a.windowAmbiguous)/float64(a.calls), a.untagged, a.ambiguousShare(), a.noneShare(), float64(a.candidates)/float64(max(1, a.untagged)))
 	}
+	mix := map[string]int{}
+	tagged := 0
+	for _, ev := range wl.usage {
+		for _, k := range []string{"mlflow_trace_id", "traceparent", "agent_request_id", "end_user", schemas.LegacyClientRequestIDTag} {
+			if ev.RequestTags[k] != "" {
+				mix[k]++
+				tagged++
+				break
+			}
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(mix)) {
+		t.Logf("tag mix: %-18s %.3f of tagged calls", k, float64(mix[k])/float64(tagged))
+	}
+	t.Logf("tagged share %.3f; window-ambiguous share of all calls %.3f", float64(tagged)/float64(len(wl.usage)), float64(amb.windowAmbiguous)/float64(amb.calls))
 	t.Logf("all logs: precision %.4f recall %.4f; untagged calls: %d, ambiguous %.3f, no candidate %.3f", rep.Precision, rep.Recall, amb.untagged, amb.ambiguousShare(), amb.noneShare())
 	if rep.Recall < 0.95 || rep.Precision < 0.99 {
 		t.Errorf("reference matcher: recall %.4f (want ≥ 0.95), precision %.4f (want ≥ 0.99)", rep.Recall, rep.Precision)
