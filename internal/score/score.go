@@ -26,12 +26,11 @@ package score
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
-	"text/tabwriter"
+	"strings"
 )
 
 // Unattributed is the match method of rows the engine could not place.
@@ -183,12 +182,15 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// WriteText writes the report as an aligned table.
+// WriteText writes the report as an aligned table: the summary, then one
+// line per method.
 func (r Report) WriteText(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	lines := []struct {
-		name, value string
-	}{
+	width := len("method")
+	for _, m := range r.Methods {
+		width = max(width, len(m.Method))
+	}
+	var b strings.Builder
+	for _, l := range []struct{ name, value string }{
 		{"truth invocations", fmt.Sprintf("%.0f", r.Truth)},
 		{"attributed", fmt.Sprintf("%.2f", r.Attributed)},
 		{"correct", fmt.Sprintf("%.2f", r.Correct)},
@@ -197,20 +199,14 @@ func (r Report) WriteText(w io.Writer) error {
 		{"unknown rows", fmt.Sprint(r.Unknown)},
 		{"missing invocations", fmt.Sprint(r.Missing)},
 		{"overweight invocations", fmt.Sprint(r.Overweight)},
+	} {
+		fmt.Fprintf(&b, "%-22s %12s\n", l.name, l.value)
 	}
-	var errs []error
-	for _, l := range lines {
-		_, err := fmt.Fprintf(tw, "%s\t%s\t\n", l.name, l.value)
-		errs = append(errs, err)
-	}
-	_, err := fmt.Fprintf(tw, "\t\t\nmethod\tinvocations\tcorrect\tprecision\tshare of truth\t\n")
-	errs = append(errs, err)
+	fmt.Fprintf(&b, "\n%-*s %12s %12s %10s %15s\n", width, "method", "invocations", "correct", "precision", "share of truth")
 	for _, m := range r.Methods {
-		_, err := fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.4f\t%.4f\t\n", m.Method, m.Invocations, m.Correct, m.Precision, m.ShareOfTruth)
-		errs = append(errs, err)
+		fmt.Fprintf(&b, "%-*s %12.2f %12.2f %10.4f %15.4f\n", width, m.Method, m.Invocations, m.Correct, m.Precision, m.ShareOfTruth)
 	}
-	errs = append(errs, tw.Flush())
-	if err := errors.Join(errs...); err != nil {
+	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("score: write report: %w", err)
 	}
 	return nil

@@ -1,0 +1,177 @@
+package score
+
+import (
+	"bytes"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func truthOf(pairs ...string) map[string]Truth {
+	t := map[string]Truth{}
+	for i := 0; i < len(pairs); i += 2 {
+		t[pairs[i]] = Truth{InvocationID: pairs[i], EndUser: pairs[i+1]}
+	}
+	return t
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+func TestScore(t *testing.T) {
+	truth := truthOf("i1", "ana", "i2", "ben", "i3", "carla", "i4", "dana")
+	for _, tc := range []struct {
+		name                                   string
+		rows                                   []Row
+		attributed, correct, precision, recall float64
+		unknown, missing, overweight           int
+	}{
+		{
+			name: "all right",
+			rows: []Row{
+				{"i1", "ana", "trace_id", 1}, {"i2", "ben", "request_id", 1},
+				{"i3", "carla", "time_window", 1}, {"i4", "dana", "tag_user", 1},
+			},
+			attributed: 4, correct: 4, precision: 1, recall: 1,
+		},
+		{
+			name: "wrong user and unattributed",
+			rows: []Row{
+				{"i1", "ana", "trace_id", 1}, {"i2", "ana", "time_window", 1},
+				{"i3", "sp-1", "unattributed", 1}, {"i4", "dana", "tag_user", 1},
+			},
+			attributed: 3, correct: 2, precision: 2.0 / 3, recall: 0.5,
+		},
+		{
+			name: "split rows count by weight",
+			rows: []Row{
+				{"i1", "ana", "time_window_split", 0.5}, {"i1", "ben", "time_window_split", 0.5},
+				{"i2", "ben", "time_window_split", 1.0 / 3}, {"i2", "carla", "time_window_split", 1.0 / 3}, {"i2", "dana", "time_window_split", 1.0 / 3},
+			},
+			attributed: 2, correct: 0.5 + 1.0/3, precision: (0.5 + 1.0/3) / 2, recall: (0.5 + 1.0/3) / 4, missing: 2,
+		},
+		{
+			name: "unknown invocation counts against precision",
+			rows: []Row{
+				{"i1", "ana", "trace_id", 1}, {"i9", "ana", "trace_id", 1}, {"i10", "sp", "unattributed", 1},
+			},
+			attributed: 2, correct: 1, precision: 0.5, recall: 0.25, unknown: 2, missing: 3,
+		},
+		{
+			name: "undeduplicated row is flagged",
+			rows: []Row{
+				{"i1", "ana", "trace_id", 1}, {"i1", "ana", "trace_id", 1},
+			},
+			attributed: 2, correct: 2, precision: 1, recall: 0.5, missing: 3, overweight: 1,
+		},
+		{name: "no rows", missing: 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Score(truth, tc.rows)
+			if r.Truth != 4 || !near(r.Attributed, tc.attributed) || !near(r.Correct, tc.correct) ||
+				!near(r.Precision, tc.precision) || !near(r.Recall, tc.recall) ||
+				r.Unknown != tc.unknown || r.Missing != tc.missing || r.Overweight != tc.overweight {
+				t.Errorf("got %+v", r)
+			}
+		})
+	}
+}
+
+func TestScorePerMethod(t *testing.T) {
+	truth := truthOf("i1", "ana", "i2", "ben", "i3", "carla", "i4", "dana", "i5", "eve")
+	rows := []Row{
+		{"i1", "ana", "trace_id", 1},
+		{"i2", "ben", "time_window", 1},
+		{"i3", "ana", "time_window", 1},
+		{"i4", "dana", "time_window_split", 0.5}, {"i4", "eve", "time_window_split", 0.5},
+		{"i5", "sp", "unattributed", 1},
+		{"i6", "ana", "trace_id", 1}, // unknown
+	}
+	r := Score(truth, rows)
+	want := []MethodScore{
+		{Method: "time_window", Invocations: 2, Correct: 1, Precision: 0.5, ShareOfTruth: 0.4},
+		{Method: "time_window_split", Invocations: 1, Correct: 0.5, Precision: 0.5, ShareOfTruth: 0.2},
+		{Method: "trace_id", Invocations: 2, Correct: 1, Precision: 0.5, ShareOfTruth: 0.2},
+		{Method: "unattributed", Invocations: 1, Correct: 0, Precision: 0, ShareOfTruth: 0.2},
+	}
+	if len(r.Methods) != len(want) {
+		t.Fatalf("methods %+v", r.Methods)
+	}
+	for i, m := range r.Methods {
+		w := want[i]
+		if m.Method != w.Method || !near(m.Invocations, w.Invocations) || !near(m.Correct, w.Correct) ||
+			!near(m.Precision, w.Precision) || !near(m.ShareOfTruth, w.ShareOfTruth) {
+			t.Errorf("method %d: got %+v, want %+v", i, m, w)
+		}
+	}
+	if !near(r.Precision, 2.5/5) || !near(r.Recall, 2.5/5) || r.Unknown != 1 || r.Missing != 0 {
+		t.Errorf("report %+v", r)
+	}
+
+	var buf bytes.Buffer
+	if err := r.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "report.txt")
+	if *update {
+		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want2, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), want2) {
+		t.Errorf("report text differs from %s (go test -update to rewrite):\n%s", golden, buf.String())
+	}
+}
+
+func TestLoadTruth(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, body, wantErr string
+		want                int
+	}{
+		{name: "good", want: 2, body: `{"invocation_id":"a","end_user":"ana@example.com","agent_request_id":"r1","agent_endpoint":"bot","service_principal":"sp","tagged":true,"late":false}
+{"invocation_id":"b","end_user":"ben@example.com","agent_request_id":"r2","agent_endpoint":"bot","service_principal":"sp","tagged":false,"late":true}
+`},
+		{name: "blank lines skipped", want: 1, body: "\n{\"invocation_id\":\"a\",\"end_user\":\"u\"}\n\n"},
+		{name: "bad json", body: "{\"invocation_id\":\"a\",\"end_user\":\"u\"}\nnot json\n", wantErr: "line 2"},
+		{name: "missing id", body: `{"end_user":"u"}`, wantErr: "invocation_id is empty"},
+		{name: "missing user", body: `{"invocation_id":"a"}`, wantErr: "end_user is empty for invocation a"},
+		{name: "duplicate", body: "{\"invocation_id\":\"a\",\"end_user\":\"u\"}\n{\"invocation_id\":\"a\",\"end_user\":\"v\"}\n", wantErr: "listed twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".jsonl")
+			if err := os.WriteFile(p, []byte(tc.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, err := LoadTruth(p)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tc.want {
+				t.Errorf("%d entries, want %d", len(got), tc.want)
+			}
+		})
+	}
+	if tr, err := LoadTruth(filepath.Join(dir, "good.jsonl")); err == nil {
+		if b := tr["b"]; b.EndUser != "ben@example.com" || b.AgentRequestID != "r2" || b.Tagged || !b.Late {
+			t.Errorf("b = %+v", b)
+		}
+	}
+	if _, err := LoadTruth(filepath.Join(dir, "absent.jsonl")); err == nil {
+		t.Error("no error for a missing file")
+	}
+}
