@@ -701,3 +701,53 @@ func TestStatementsWithoutRows(t *testing.T) {
 	}
 	rows.Close()
 }
+
+func TestLoadTableAsDeclaredTypes(t *testing.T) {
+	s := startServer(t, Config{})
+	cols := []Column{
+		{"request_id", "string"},
+		{"event_time", "timestamp"},
+		{"requester", "string"},
+		{"input_tokens", "bigint"},
+		{"output_tokens", "bigint"},
+		{"request_tags", "map<string,string>"},
+		{"endpoint_metadata", "struct<creator:string,destinations:array<struct<name:string,traffic_percent:double>>>"},
+	}
+	if err := s.LoadTableAs(testCtx(t), "system.ai_gateway.usage", writeUsageFixture(t), cols); err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, s)
+	rows, err := db.QueryContext(testCtx(t), `SELECT request_id, request_tags['trace_id'], request_tags, endpoint_metadata
+		FROM system.ai_gateway.usage ORDER BY request_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	types, _ := rows.ColumnTypes()
+	if len(types) != 4 || types[2].DatabaseTypeName() != "MAP" || types[3].DatabaseTypeName() != "STRUCT" {
+		t.Errorf("column types %v; want MAP and STRUCT last", types)
+	}
+	var got []string
+	for rows.Next() {
+		var id string
+		var trace, tags, meta sql.NullString
+		if err := rows.Scan(&id, &trace, &tags, &meta); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s|%s|%s|%v", id, trace.String, tags.String, meta.Valid))
+	}
+	want := []string{`r1|t-1|{"trace_id":"t-1"}|false`, `r2|t-2|{"trace_id":"t-2"}|false`, `r3||{}|false`}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	for _, bad := range [][]Column{
+		{{"a b", "string"}},
+		{{"a", "map<string>"}},
+		{{"a", "string); DROP TABLE x; --"}},
+		{{"a", "decimal(99,2)"}},
+	} {
+		if err := s.LoadTableAs(testCtx(t), "t", writeUsageFixture(t), bad); err == nil {
+			t.Errorf("LoadTableAs accepted columns %+v", bad)
+		}
+	}
+}

@@ -3,13 +3,12 @@ package warehouse
 import (
 	"context"
 	"database/sql"
-	"net/url"
 	"os"
-	"strconv"
 	"testing"
 	"time"
 
 	dbsql "github.com/databricks/databricks-sql-go"
+	"github.com/databricks/databricks-sql-go/auth/noop"
 	"github.com/databricks/databricks-sql-go/logger"
 )
 
@@ -43,25 +42,19 @@ func startServer(t testing.TB, cfg Config) *Server {
 	return s
 }
 
-// baseOptions are the driver options that reach s, failing fast unless the
-// test adds its own WithRetries.
+// baseOptions are the driver options that reach s with the given token,
+// failing fast unless the test adds its own WithRetries.
 func baseOptions(t testing.TB, s *Server, token string) []dbsql.ConnOption {
 	t.Helper()
-	u, err := url.Parse(s.DSN("test"))
-	if err != nil {
-		t.Fatalf("parsing DSN: %v", err)
+	opts := s.ConnOptions("test")
+	if opts == nil {
+		t.Fatal("ConnOptions before Start")
 	}
-	port, err := strconv.Atoi(u.Port())
-	if err != nil {
-		t.Fatalf("DSN port: %v", err)
+	auth := dbsql.WithAccessToken(token)
+	if token == "" {
+		auth = dbsql.WithAuthenticator(&noop.NoopAuth{})
 	}
-	return []dbsql.ConnOption{
-		dbsql.WithServerHostname("http://" + u.Hostname()),
-		dbsql.WithPort(port),
-		dbsql.WithHTTPPath(u.Path),
-		dbsql.WithAccessToken(token),
-		dbsql.WithRetries(-1, 0, 0),
-	}
+	return append(opts, auth, dbsql.WithRetries(-1, 0, 0))
 }
 
 // openDB opens a database/sql pool on s through the real driver.

@@ -1,5 +1,3 @@
-// Package warehouse is a local stand-in for a Databricks SQL warehouse: it speaks
-// HiveServer2 Thrift over HTTP to the real databricks-sql-go driver and runs the SQL on DuckDB.
 package warehouse
 
 import (
@@ -182,57 +180,6 @@ func (s *Server) DSN(warehouseID string) string {
 	u.Path = "/sql/1.0/warehouses/" + url.PathEscape(warehouseID)
 	u.RawQuery = "enableTelemetry=false"
 	return u.String()
-}
-
-// LoadTable creates (or replaces) table fullName ("[catalog.][schema.]table",
-// e.g. "system.ai_gateway.usage") from a .jsonl/.ndjson/.json, .parquet or
-// .csv file, creating the catalog and schema when missing. Column types are
-// inferred by DuckDB; JSON objects become STRUCTs.
-func (s *Server) LoadTable(ctx context.Context, fullName, file string) error {
-	parts, err := splitTableName(fullName)
-	if err != nil {
-		return fmt.Errorf("warehouse: LoadTable: %w", err)
-	}
-	var reader string
-	switch ext := strings.ToLower(filepath.Ext(file)); ext {
-	case ".jsonl", ".ndjson":
-		reader = "read_json(?, format = 'newline_delimited')"
-	case ".json":
-		reader = "read_json(?)"
-	case ".parquet":
-		reader = "read_parquet(?)"
-	case ".csv":
-		reader = "read_csv(?)"
-	default:
-		return fmt.Errorf("warehouse: LoadTable %s: unsupported file type %q (want .jsonl, .ndjson, .json, .parquet or .csv)", fullName, ext)
-	}
-	if _, err := os.Stat(file); err != nil {
-		return fmt.Errorf("warehouse: LoadTable %s: %w", fullName, err)
-	}
-	var target string
-	switch len(parts) {
-	case 3:
-		cat := s.duckCatalog(parts[0])
-		if err := s.ensureCatalog(ctx, cat); err != nil {
-			return err
-		}
-		if _, err := s.db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoteIdent(cat)+"."+quoteIdent(parts[1])); err != nil {
-			return fmt.Errorf("warehouse: LoadTable %s: creating schema: %w", fullName, err)
-		}
-		target = quoteIdent(cat) + "." + quoteIdent(parts[1]) + "." + quoteIdent(parts[2])
-	case 2:
-		if _, err := s.db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoteIdent(parts[0])); err != nil {
-			return fmt.Errorf("warehouse: LoadTable %s: creating schema: %w", fullName, err)
-		}
-		target = quoteIdent(parts[0]) + "." + quoteIdent(parts[1])
-	default:
-		target = quoteIdent(parts[0])
-	}
-	q := "CREATE OR REPLACE TABLE " + target + " AS SELECT * FROM " + reader
-	if _, err := s.db.ExecContext(ctx, q, file); err != nil {
-		return fmt.Errorf("warehouse: LoadTable %s from %s: %w", fullName, file, err)
-	}
-	return nil
 }
 
 // duckCatalog maps a Spark catalog name to the DuckDB catalog holding it.

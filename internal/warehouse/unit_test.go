@@ -332,3 +332,30 @@ func TestColumnDescriptorsGolden(t *testing.T) {
 }
 
 func boolp(b bool) *bool { return &b }
+
+func TestSparkTypeToDuck(t *testing.T) {
+	cases := map[string]string{
+		"string":                 "VARCHAR",
+		"BIGINT":                 "BIGINT",
+		"timestamp":              "TIMESTAMPTZ",
+		"timestamp_ntz":          "TIMESTAMP",
+		"decimal(10, 2)":         "DECIMAL(10,2)",
+		"decimal":                "DECIMAL(10,0)",
+		"varchar(20)":            "VARCHAR",
+		"array<int>":             "INTEGER[]",
+		"map<string, string>":    "MAP(VARCHAR, VARCHAR)",
+		"map<string,array<int>>": "MAP(VARCHAR, INTEGER[])",
+		"struct<creator:string,creation_time:timestamp,destinations:array<struct<name:string,traffic_percent:double>>>": `STRUCT("creator" VARCHAR, "creation_time" TIMESTAMPTZ, "destinations" STRUCT("name" VARCHAR, "traffic_percent" DOUBLE)[])`,
+	}
+	for in, want := range cases {
+		got, err := sparkTypeToDuck(in)
+		if err != nil || got != want {
+			t.Errorf("sparkTypeToDuck(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "map<string>", "struct<a string>", "decimal(0)", "decimal(5,6)", "array<int", "int extra", "geography"} {
+		if got, err := sparkTypeToDuck(bad); err == nil {
+			t.Errorf("sparkTypeToDuck(%q) = %q, want an error", bad, got)
+		}
+	}
+}
