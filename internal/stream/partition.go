@@ -376,12 +376,24 @@ func (p *Partition) out(dst []Output, rows []schemas.Attribution, restated bool,
 	return append(dst, Output{Rows: slices.Clone(rows), Restatement: restated, SourceTime: src})
 }
 
+// answerKey holds the columns of an answer that can change between two
+// attributions of the same event; the rest come from the event itself.
+type answerKey struct {
+	endUser, method, reason, agentEndpoint, traceID, agentRequestID, session, team, costCenter, priceVersion string
+	confidence, weight, cost                                                                                 float64
+	candidates                                                                                               int32
+	tokens                                                                                                   [6]int64
+}
+
 // hash identifies an answer regardless of version and run columns.
 func (p *Partition) hash(rows []schemas.Attribution) uint64 {
 	var h uint64
-	for _, r := range rows {
-		r.Version, r.RunID, r.ProcessedAt = 0, "", time.Time{}
-		h = h*1099511628211 ^ maphash.Comparable(p.seed, r)
+	for i := range rows {
+		r := &rows[i]
+		k := answerKey{r.EndUser, r.MatchMethod, r.Reason, r.AgentEndpoint, r.TraceID, r.AgentRequestID, r.Session, r.Team, r.CostCenter, r.PriceListVersion,
+			r.MatchConfidence, r.Weight, r.CostUSD, r.Candidates,
+			[6]int64{r.InputTokens, r.OutputTokens, r.TotalTokens, r.CacheReadInputTokens, r.CacheCreationInputTokens, r.OutputReasoningTokens}}
+		h = h*1099511628211 ^ maphash.Comparable(p.seed, k)
 	}
 	return h
 }
