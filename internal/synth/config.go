@@ -81,7 +81,7 @@ const (
 	maxUsers         = 1_000_000
 	maxTeams         = 10_000
 	maxAgents        = 200
-	maxAgentRequests = 50_000_000
+	maxAgentRequests = 10_000_000 // about 90M usage rows; requests are held in memory (~100 B each)
 )
 
 // WithDefaults returns cfg with every zero field set to its default and

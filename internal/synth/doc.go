@@ -38,9 +38,10 @@
 // same file or the next. Each agent's clock is off by a fixed offset plus
 // per-request jitter, within MaxSkew.
 //
-// Hot agents (HotServicePrincipals, default 1) get 35% of requests, longer
-// requests and more calls: many requests of one service principal overlap,
-// so a time window is genuinely ambiguous there.
+// Hot agents (HotServicePrincipals, default 1) share 35% of requests (10%
+// more per additional hot agent, at most 70%) and run longer requests with
+// more calls: many requests of one service principal overlap, so a time
+// window is genuinely ambiguous there.
 //
 // # Tagging
 //

@@ -49,6 +49,7 @@ type batch struct {
 
 // Generate writes a workload and its ground truth into outDir, which must be
 // empty or not exist yet (a stale file from another run would be read along).
+// On error outDir may hold partial output.
 func Generate(ctx context.Context, cfg Config, outDir string) (Result, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {

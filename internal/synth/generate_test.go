@@ -502,3 +502,43 @@ func TestConfigValidation(t *testing.T) {
 		}
 	})
 }
+
+// TestUnusualShapes generates workloads at the edges of the configuration
+// and checks that truth and files still agree.
+func TestUnusualShapes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"one request", Config{Seed: 1, AgentRequests: 1, Users: 1, Teams: 1, Agents: 1}},
+		{"every agent hot", Config{Seed: 2, AgentRequests: 400, Users: 30, Agents: 2, HotServicePrincipals: 2}},
+		{"no hot agent", Config{Seed: 3, AgentRequests: 400, Users: 30, HotServicePrincipals: -1}},
+		{"more agents than archetypes", Config{Seed: 4, AgentRequests: 800, Users: 60, Agents: 11, HotServicePrincipals: 3}},
+		{"two days, no skew, untagged", Config{Seed: 5, AgentRequests: 500, Users: 40, Duration: 48 * time.Hour, MaxSkew: -1, TaggedShare: -1}},
+		{"more users than names", Config{Seed: 6, AgentRequests: 300, Users: 2500, Teams: 20}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, res := generate(t, tc.cfg)
+			wl := loadWorkload(t, dir)
+			if len(wl.usage) != res.Invocations || len(wl.truth) != res.Invocations {
+				t.Errorf("%d usage invocations, %d truth lines, result %d", len(wl.usage), len(wl.truth), res.Invocations)
+			}
+			for _, ev := range wl.usage {
+				if _, ok := wl.truth[ev.InvocationID]; !ok {
+					t.Fatalf("invocation %s missing from truth", ev.InvocationID)
+				}
+			}
+			emails := map[string]bool{}
+			recs, err := csv.NewReader(bytes.NewReader(readTree(t, dir)[OrgFile])).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs[1:] {
+				if emails[r[0]] {
+					t.Errorf("org.csv lists %s twice", r[0])
+				}
+				emails[r[0]] = true
+			}
+		})
+	}
+}

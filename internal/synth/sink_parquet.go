@@ -18,11 +18,12 @@ import (
 // table to a Parquet file when it is complete. Usage files are copied and
 // dropped one at a time, so memory holds one usage file, not the workload.
 type parquetSink struct {
-	ctx  context.Context
-	w    *world
-	dir  string
-	conn driver.Conn
-	exec driver.ExecerContext
+	ctx       context.Context
+	w         *world
+	dir       string
+	connector *duckdb.Connector
+	conn      driver.Conn
+	exec      driver.ExecerContext
 
 	cur    *duckTable
 	leg    *duckTable
@@ -49,14 +50,16 @@ func newParquetSink(ctx context.Context, w *world, dir string) (*parquetSink, er
 	}
 	conn, err := connector.Connect(ctx)
 	if err != nil {
+		connector.Close()
 		return nil, fmt.Errorf("synth: connect duckdb: %w", err)
 	}
 	exec, ok := conn.(driver.ExecerContext)
 	if !ok {
 		conn.Close()
+		connector.Close()
 		return nil, fmt.Errorf("synth: duckdb connection cannot execute statements")
 	}
-	return &parquetSink{ctx: ctx, w: w, dir: dir, conn: conn, exec: exec, agents: make(map[string]*duckTable)}, nil
+	return &parquetSink{ctx: ctx, w: w, dir: dir, connector: connector, conn: conn, exec: exec, agents: make(map[string]*duckTable)}, nil
 }
 
 func (s *parquetSink) run(query string) error {
@@ -378,5 +381,9 @@ func (s *parquetSink) abort() {
 	if s.conn != nil {
 		s.conn.Close()
 		s.conn = nil
+	}
+	if s.connector != nil {
+		s.connector.Close()
+		s.connector = nil
 	}
 }

@@ -154,7 +154,6 @@ type world struct {
 	users       []user
 	userWeights weighted
 	agents      []*agent
-	agentPick   weighted
 	endpoints   []*gatewayEndpoint // indexed like models
 }
 
