@@ -1,0 +1,101 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestParsePeriod(t *testing.T) {
+	tests := []struct {
+		in, start, end, err string
+	}{
+		{in: "2026-11", start: "2026-11-01", end: "2026-12-01"},
+		{in: "2026-12", start: "2026-12-01", end: "2027-01-01"},
+		{in: "2026-11-01..2026-11-16", start: "2026-11-01", end: "2026-11-16"},
+		{in: "2026-11-16..2026-11-01", err: "end (exclusive) after the start"},
+		{in: "November", err: "want YYYY-MM"},
+		{in: "2026-13", err: "want YYYY-MM"},
+	}
+	for _, tc := range tests {
+		p, err := ParsePeriod(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParsePeriod(%q) error = %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || p.Start.Format("2006-01-02") != tc.start || p.End.Format("2006-01-02") != tc.end || p.Label != tc.in {
+			t.Errorf("ParsePeriod(%q) = %+v, %v", tc.in, p, err)
+		}
+	}
+}
+
+func TestParseDimensions(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []Dimension
+		err  string
+	}{
+		{in: "team", want: []Dimension{ByTeam}},
+		{in: "team, user,model", want: []Dimension{ByTeam, ByUser, ByModel}},
+		{in: "cost_center,agent", want: []Dimension{ByCostCenter, ByAgent}},
+		{in: "team,team", err: "appears twice"},
+		{in: "department", err: "not one of"},
+		{in: "", err: "not one of"},
+	}
+	for _, tc := range tests {
+		got, err := ParseDimensions(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseDimensions(%q) error = %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || strings.Join(dims(got), ",") != strings.Join(dims(tc.want), ",") {
+			t.Errorf("ParseDimensions(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func dims(ds []Dimension) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = string(d)
+	}
+	return out
+}
+
+// TestGolden renders the fixture workload against the testdata bill in each
+// text format and compares with testdata/*.golden.
+func TestGolden(t *testing.T) {
+	s := fixtureStore(t)
+	ctx := context.Background()
+	tests := []struct {
+		name, by string
+		write    func(*Report, *bytes.Buffer) error
+	}{
+		{"chargeback_team_user.md", "team,user", func(r *Report, b *bytes.Buffer) error { return r.WriteMarkdown(b) }},
+		{"chargeback_team_user.csv", "team,user", func(r *Report, b *bytes.Buffer) error { return r.WriteCSV(b) }},
+		{"chargeback_model_agent.md", "model,agent", func(r *Report, b *bytes.Buffer) error { return r.WriteMarkdown(b) }},
+		{"focus.csv", "team", func(r *Report, b *bytes.Buffer) error { return r.WriteFocusCSV(b) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			by, err := ParseDimensions(tc.by)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Build(ctx, NewDuckDBSource(s.DB()), Options{Period: mustPeriod(t, "2026-11"), By: by})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			if err := tc.write(rep, &b); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.name, b.Bytes())
+		})
+	}
+}
