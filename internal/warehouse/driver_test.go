@@ -436,18 +436,78 @@ func TestCancelSlowQuery(t *testing.T) {
 	}
 }
 
+func TestServerSideQueryTimeout(t *testing.T) {
+	s := startServer(t, Config{})
+	db := openDB(t, s, dbsql.WithTimeout(time.Second))
+	start := time.Now()
+	_, err := db.QueryContext(testCtx(t), `SELECT sum(i % 7) FROM range(1000000000000) t(i)`)
+	if err == nil || !strings.Contains(err.Error(), "TIMEDOUT") {
+		t.Fatalf("got %v, want a TIMEDOUT_STATE error", err)
+	}
+	if el := time.Since(start); el > 4*time.Second {
+		t.Errorf("timed out after %v, want about 1s", el)
+	}
+}
+
 func TestAsyncPolling(t *testing.T) {
-	s := startServer(t, Config{DirectResultsWait: -1})
-	db := openDB(t, s)
-	var n int64
-	if err := db.QueryRowContext(testCtx(t), `SELECT count(*) FROM range(1000)`).Scan(&n); err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name  string
+		wait  time.Duration
+		delay time.Duration
+	}{
+		{"never wait", -1, 0},
+		{"query outlasts the wait", 20 * time.Millisecond, 150 * time.Millisecond},
 	}
-	if n != 1000 {
-		t.Fatalf("count = %d", n)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &Faults{}
+			f.DelayExecute(tc.delay)
+			s := startServer(t, Config{DirectResultsWait: tc.wait, Faults: f, PageSize: 300})
+			db := openDB(t, s)
+			start := time.Now()
+			rows, err := db.QueryContext(testCtx(t), `SELECT * FROM range(1000)`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			rows.Close()
+			if n != 1000 {
+				t.Fatalf("read %d rows, want 1000", n)
+			}
+			if time.Since(start) < tc.delay {
+				t.Errorf("query returned before the injected %v delay", tc.delay)
+			}
+			if s.callCount("GetOperationStatus") == 0 {
+				t.Error("driver never polled GetOperationStatus")
+			}
+			if s.callCount("GetResultSetMetadata") == 0 && s.callCount("FetchResults") == 0 {
+				t.Error("results were never fetched after polling")
+			}
+		})
 	}
-	if s.callCount("GetOperationStatus") == 0 {
-		t.Error("driver never polled GetOperationStatus")
+}
+
+func TestSessionTimezone(t *testing.T) {
+	s := startServer(t, Config{})
+	want := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	for _, format := range []string{"arrow", "column"} {
+		t.Run(format, func(t *testing.T) {
+			db, err := sql.Open("databricks", s.DSN("wh")+"&timezone=America/New_York&"+resultFormatConf+"="+format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var got time.Time
+			if err := db.QueryRowContext(testCtx(t), `SELECT TIMESTAMPTZ '2024-01-01 12:00:00+00'`).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if !got.Equal(want) || got.Location().String() != "America/New_York" {
+				t.Errorf("got %v, want the instant %v shown in America/New_York", got, want)
+			}
+		})
 	}
 }
 

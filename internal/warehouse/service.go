@@ -248,27 +248,25 @@ func (sv *service) ExecuteStatement(ctx context.Context, req *tcli.TExecuteState
 		return resp, nil
 	}
 	dr := &tcli.TSparkDirectResults{}
+	closed := &tcli.TCloseOperationResp{Status: ok()}
 	op.mu.Lock()
 	switch op.state {
 	case tcli.TOperationState_FINISHED_STATE:
-		dr.ResultSetMetadata = op.metadataLocked()
 		fr, more, ferr := op.fetchLocked(s.pageSize(req.GetDirectResults.GetMaxRows()), false)
 		if ferr != nil {
+			// The values could not be encoded: the statement failed after all.
 			op.failLocked(ferr)
+			dr.CloseOperation = closed
 			break
 		}
-		dr.ResultSet = fr
+		dr.ResultSetMetadata, dr.ResultSet = op.metadataLocked(), fr
 		if !more {
-			dr.CloseOperation = &tcli.TCloseOperationResp{Status: ok()}
+			dr.CloseOperation = closed
 		}
 	case tcli.TOperationState_ERROR_STATE, tcli.TOperationState_CANCELED_STATE, tcli.TOperationState_TIMEDOUT_STATE:
 		// The driver does not close failed queries it ran with QueryContext;
 		// close them here and say so.
-		dr.CloseOperation = &tcli.TCloseOperationResp{Status: ok()}
-	}
-	if op.state == tcli.TOperationState_ERROR_STATE {
-		dr.ResultSetMetadata, dr.ResultSet = nil, nil
-		dr.CloseOperation = &tcli.TCloseOperationResp{Status: ok()}
+		dr.CloseOperation = closed
 	}
 	dr.OperationStatus = op.statusLocked()
 	closeNow := dr.CloseOperation != nil
