@@ -1,0 +1,324 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// Stream stages: what one `obolus stream` process runs.
+const (
+	StageRekey = "rekey" // decode the input topics, dead-letter bad messages, key by service principal
+	StageJoin  = "join"  // attribute the keyed topic and produce to the output topic
+	StageLoad  = "load"  // load the output and dead-letter topics into the DuckDB store
+)
+
+// SASL mechanisms.
+const (
+	SASLPlain       = "plain"
+	SASLScramSHA256 = "scram-sha-256"
+	SASLScramSHA512 = "scram-sha-512"
+)
+
+// StreamTopics names the topics of the streaming path.
+type StreamTopics struct {
+	// Usage holds system.ai_gateway.usage rows as JSON objects (or, with the
+	// header obolus-kind: legacy_usage, system.serving.endpoint_usage rows).
+	Usage string `mapstructure:"usage"`
+	// Agents holds agent payload-table rows and MLflow trace rows.
+	Agents string `mapstructure:"agents"`
+	// Keyed is internal: both kinds, decoded and keyed by service principal.
+	Keyed string `mapstructure:"keyed"`
+	// Output receives attribution rows, keyed by invocation id.
+	Output string `mapstructure:"output"`
+	// DeadLetter receives messages that could not be used, with the reason.
+	DeadLetter string `mapstructure:"dead_letter"`
+}
+
+// StreamAgent names the service principal an agent endpoint calls the gateway as.
+type StreamAgent struct {
+	AgentEndpoint    string `mapstructure:"agent_endpoint"`
+	ServicePrincipal string `mapstructure:"service_principal"`
+}
+
+// StreamTLS configures TLS to the brokers.
+type StreamTLS struct {
+	Enabled            bool   `mapstructure:"enabled"`
+	CAFile             string `mapstructure:"ca_file"`
+	CertFile           string `mapstructure:"cert_file"`
+	KeyFile            string `mapstructure:"key_file"`
+	ServerName         string `mapstructure:"server_name"`
+	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify"`
+}
+
+// StreamSASL configures SASL authentication to the brokers. The password is
+// best given as OBOLUS_STREAM_SASL_PASSWORD.
+type StreamSASL struct {
+	Mechanism string `mapstructure:"mechanism"`
+	Username  string `mapstructure:"username"`
+	Password  string `mapstructure:"password"`
+}
+
+// Stream configures `obolus stream` and `obolus dev`.
+type Stream struct {
+	Brokers []string `mapstructure:"brokers"`
+	// Group prefixes the consumer groups: <group>.rekey, <group>.join, <group>.load.
+	Group  string       `mapstructure:"group"`
+	Topics StreamTopics `mapstructure:"topics"`
+	// CreateTopics creates missing topics with Partitions partitions at start.
+	CreateTopics bool `mapstructure:"create_topics"`
+	Partitions   int  `mapstructure:"partitions"`
+	// Agents maps agent endpoints to service principals, in addition to the
+	// payload and trace entries of sources.
+	Agents []StreamAgent `mapstructure:"agents"`
+	// Grace is how long, in event time, a usage event waits for its agent request.
+	Grace time.Duration `mapstructure:"grace"`
+	// Horizon is how long an attributed event stays open for restatement.
+	Horizon time.Duration `mapstructure:"horizon"`
+	// IdleFlush releases waiting events of a partition that received nothing for this long.
+	IdleFlush time.Duration `mapstructure:"idle_flush"`
+	// CommitInterval is how often outputs are flushed and offsets committed.
+	CommitInterval time.Duration `mapstructure:"commit_interval"`
+	// MaxMessageBytes is the largest input message accepted; larger ones are dead-lettered.
+	MaxMessageBytes int `mapstructure:"max_message_bytes"`
+	// MaxFuture dead-letters records whose event time is this far ahead of the clock.
+	MaxFuture time.Duration `mapstructure:"max_future"`
+	// Stages lists what this process runs.
+	Stages []string `mapstructure:"stages"`
+	// DuckDB adds the load stage: attributions and dead letters go into store.duckdb too.
+	DuckDB bool `mapstructure:"duckdb"`
+	// HTTP is the listen address of /healthz, /readyz and /status; empty disables it.
+	HTTP             string        `mapstructure:"http"`
+	SessionTimeout   time.Duration `mapstructure:"session_timeout"`
+	RebalanceTimeout time.Duration `mapstructure:"rebalance_timeout"`
+	TLS              StreamTLS     `mapstructure:"tls"`
+	SASL             StreamSASL    `mapstructure:"sasl"`
+}
+
+// StreamDefaults puts the stream section's defaults into v.
+func StreamDefaults(v *viper.Viper) {
+	v.SetDefault("stream.brokers", []string{"127.0.0.1:9092"})
+	v.SetDefault("stream.group", "obolus")
+	v.SetDefault("stream.topics.usage", "obolus.usage")
+	v.SetDefault("stream.topics.agents", "obolus.agent_requests")
+	v.SetDefault("stream.topics.keyed", "obolus.keyed")
+	v.SetDefault("stream.topics.output", "obolus.attribution")
+	v.SetDefault("stream.topics.dead_letter", "obolus.dead_letter")
+	v.SetDefault("stream.create_topics", true)
+	v.SetDefault("stream.partitions", 12)
+	v.SetDefault("stream.agents", []map[string]any{})
+	v.SetDefault("stream.grace", 5*time.Minute)
+	v.SetDefault("stream.horizon", time.Hour)
+	v.SetDefault("stream.idle_flush", 5*time.Second)
+	v.SetDefault("stream.commit_interval", time.Second)
+	v.SetDefault("stream.max_message_bytes", 1<<20)
+	v.SetDefault("stream.max_future", time.Hour)
+	v.SetDefault("stream.stages", []string{StageRekey, StageJoin})
+	v.SetDefault("stream.duckdb", false)
+	v.SetDefault("stream.http", "127.0.0.1:8080")
+	v.SetDefault("stream.session_timeout", 10*time.Second)
+	v.SetDefault("stream.rebalance_timeout", 10*time.Second)
+	v.SetDefault("stream.tls.enabled", false)
+	v.SetDefault("stream.tls.ca_file", "")
+	v.SetDefault("stream.tls.cert_file", "")
+	v.SetDefault("stream.tls.key_file", "")
+	v.SetDefault("stream.tls.server_name", "")
+	v.SetDefault("stream.tls.insecure_skip_verify", false)
+	v.SetDefault("stream.sasl.mechanism", "")
+	v.SetDefault("stream.sasl.username", "")
+	v.SetDefault("stream.sasl.password", "")
+}
+
+// kafkaName is Kafka's rule for topic and group names.
+var kafkaName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+
+// Validate reports every problem in the stream section, each naming its key.
+func (s Stream) Validate() []error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("stream.%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if len(s.Brokers) == 0 {
+		bad("brokers", "empty; list bootstrap servers as host:port, e.g. [kafka-1:9092]")
+	}
+	for i, b := range s.Brokers {
+		if host, port, err := net.SplitHostPort(b); err != nil || host == "" || port == "" {
+			bad(fmt.Sprintf("brokers[%d]", i), "%q is not host:port", b)
+		}
+	}
+	if !kafkaName.MatchString(s.Group) {
+		bad("group", "%q: use 1 to 249 letters, digits, '.', '_' or '-'", s.Group)
+	}
+	seen := map[string]string{}
+	for _, t := range []struct{ key, name string }{
+		{"usage", s.Topics.Usage}, {"agents", s.Topics.Agents}, {"keyed", s.Topics.Keyed},
+		{"output", s.Topics.Output}, {"dead_letter", s.Topics.DeadLetter},
+	} {
+		switch {
+		case !kafkaName.MatchString(t.name) || t.name == "." || t.name == "..":
+			bad("topics."+t.key, "%q is not a topic name: use 1 to 249 letters, digits, '.', '_' or '-'", t.name)
+		case seen[t.name] != "":
+			bad("topics."+t.key, "%q is also stream.topics.%s; every topic must be distinct", t.name, seen[t.name])
+		default:
+			seen[t.name] = t.key
+		}
+	}
+	if s.Partitions < 1 || s.Partitions > 10000 {
+		bad("partitions", "%d: use 1 to 10000", s.Partitions)
+	}
+	for i, a := range s.Agents {
+		key := fmt.Sprintf("agents[%d]", i)
+		if a.AgentEndpoint == "" {
+			bad(key+".agent_endpoint", "empty; name the agent's serving endpoint")
+		}
+		if a.ServicePrincipal == "" {
+			bad(key+".service_principal", "empty; name the service principal (application id) the agent calls the gateway as")
+		}
+	}
+	positive := func(key string, d time.Duration, example string) {
+		if d <= 0 {
+			bad(key, "%s: must be positive, e.g. %s", d, example)
+		}
+	}
+	positive("grace", s.Grace, "5m")
+	positive("horizon", s.Horizon, "1h")
+	positive("idle_flush", s.IdleFlush, "5s")
+	positive("commit_interval", s.CommitInterval, "1s")
+	positive("max_future", s.MaxFuture, "1h")
+	positive("session_timeout", s.SessionTimeout, "10s")
+	positive("rebalance_timeout", s.RebalanceTimeout, "10s")
+	if s.Grace > 0 && s.Horizon < s.Grace {
+		bad("horizon", "%s is shorter than stream.grace %s; an event must stay open at least as long as it waited", s.Horizon, s.Grace)
+	}
+	if s.MaxMessageBytes < 1<<10 || s.MaxMessageBytes > 64<<20 {
+		bad("max_message_bytes", "%d: use 1024 to 67108864", s.MaxMessageBytes)
+	}
+	if len(s.Stages) == 0 {
+		bad("stages", "empty; use any of %s, %s, %s", StageRekey, StageJoin, StageLoad)
+	}
+	for i, st := range s.Stages {
+		if !slices.Contains([]string{StageRekey, StageJoin, StageLoad}, st) {
+			bad(fmt.Sprintf("stages[%d]", i), "%q is not a stage; use %s, %s or %s", st, StageRekey, StageJoin, StageLoad)
+		}
+	}
+	if s.HTTP != "" {
+		if _, _, err := net.SplitHostPort(s.HTTP); err != nil {
+			bad("http", "%q is not host:port (empty disables the endpoints)", s.HTTP)
+		}
+	}
+	for _, f := range []struct{ key, path string }{{"tls.ca_file", s.TLS.CAFile}, {"tls.cert_file", s.TLS.CertFile}, {"tls.key_file", s.TLS.KeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if !s.TLS.Enabled {
+			bad(f.key, "set, but stream.tls.enabled is false")
+		} else if _, err := os.Stat(f.path); err != nil {
+			bad(f.key, "cannot read %s: %v", f.path, err)
+		}
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		bad("tls", "set both cert_file and key_file for a client certificate, or neither")
+	}
+	switch strings.ToLower(s.SASL.Mechanism) {
+	case "":
+		if s.SASL.Username != "" || s.SASL.Password != "" {
+			bad("sasl.mechanism", "empty but a username or password is set; use %s, %s or %s", SASLPlain, SASLScramSHA256, SASLScramSHA512)
+		}
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		if s.SASL.Username == "" {
+			bad("sasl.username", "empty; SASL needs a username")
+		}
+		if s.SASL.Password == "" {
+			bad("sasl.password", "empty; set it, or OBOLUS_STREAM_SASL_PASSWORD")
+		}
+	default:
+		bad("sasl.mechanism", "%q: use %s, %s or %s", s.SASL.Mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
+	}
+	return errs
+}
+
+// HasStage reports whether the process runs stage (load runs when listed or
+// when DuckDB is set).
+func (s Stream) HasStage(stage string) bool {
+	return slices.Contains(s.Stages, stage) || stage == StageLoad && s.DuckDB
+}
+
+// ServicePrincipals maps agent endpoints to service principals from
+// stream.agents and from the payload and trace sources; stream.agents wins
+// where both name an endpoint.
+func (c *Config) ServicePrincipals(s Stream) map[string]string {
+	m := map[string]string{}
+	for _, src := range c.Sources {
+		if src.IsAgent() && src.AgentEndpoint != "" && src.ServicePrincipal != "" {
+			m[src.AgentEndpoint] = src.ServicePrincipal
+		}
+	}
+	for _, a := range s.Agents {
+		m[a.AgentEndpoint] = a.ServicePrincipal
+	}
+	return m
+}
+
+// ResolvePaths makes the TLS file paths absolute against dir, the
+// configuration file's directory.
+func (s *Stream) ResolvePaths(dir string) {
+	for _, p := range []*string{&s.TLS.CAFile, &s.TLS.CertFile, &s.TLS.KeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+}
+
+// LoadWithStream is Load for the stream commands: it also decodes and
+// validates the stream section. Until Config carries a Stream field, the
+// section is decoded next to Config here, so that a file with a stream
+// section loads.
+func LoadWithStream(v *viper.Viper, file string) (*Config, *Stream, error) {
+	StreamDefaults(v)
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, nil, fmt.Errorf("config %s: %w", file, err)
+		}
+	}
+	var both struct {
+		Config `mapstructure:",squash"`
+		Stream Stream `mapstructure:"stream"`
+	}
+	err := v.UnmarshalExact(&both, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("config %s: %w (see deploy/obolus.example.yaml for every key)", describe(file), err)
+	}
+	c, s := both.Config, both.Stream
+	c.File = file
+	c.resolvePaths()
+	if file != "" {
+		s.ResolvePaths(filepath.Dir(file))
+	}
+	errs := []error{}
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, s.Validate()...)
+	if err := joinSorted(errs); err != nil {
+		return nil, nil, fmt.Errorf("config %s: %w", describe(file), err)
+	}
+	return &c, &s, nil
+}
+
+func joinSorted(errs []error) error {
+	slices.SortStableFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
