@@ -43,7 +43,6 @@ type operation struct {
 	prefetch  chan encodedPage // next page being prepared, if any
 	modified  *int64
 	staging   bool
-	closed    bool
 }
 
 func (s *Server) newOperation(se *session, req *tcli.TExecuteStatementReq) (*operation, error) {
@@ -104,15 +103,14 @@ type execResult struct {
 
 func (op *operation) run(baseURL string) {
 	defer close(op.done)
+	// The context only governs execution; reading the finished result does
+	// not need it, and cancelling releases it from the server's context.
+	defer op.cancel()
 	res, err := op.executeSafely(baseURL)
 
 	op.mu.Lock()
 	defer op.mu.Unlock()
 	op.completed = time.Now()
-	if err == nil && op.closed {
-		res.cur.close()
-		return
-	}
 	if err != nil {
 		switch {
 		case errors.Is(op.ctx.Err(), context.DeadlineExceeded):
@@ -186,7 +184,11 @@ func (op *operation) execute(baseURL string) (*execResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	stmt := ds.(*duckdb.Stmt)
+	stmt, isDuck := ds.(*duckdb.Stmt)
+	if !isDuck {
+		_ = ds.Close()
+		return nil, fmt.Errorf("unexpected statement type %T from DuckDB", ds)
+	}
 	stype, _ := stmt.StatementType()
 	rows, err := stmt.QueryContext(ctx, args)
 	if err != nil {
@@ -359,7 +361,6 @@ func (op *operation) close() {
 	op.cancelAndWait()
 	op.mu.Lock()
 	defer op.mu.Unlock()
-	op.closed = true
 	op.state = tcli.TOperationState_CLOSED_STATE
 	op.releaseLocked()
 }

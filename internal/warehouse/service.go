@@ -152,7 +152,22 @@ func (sv *service) OpenSession(ctx context.Context, req *tcli.TOpenSessionReq) (
 		resp.Status = errStatus("opening DuckDB connection: "+err.Error(), "08001")
 		return resp, nil
 	}
-	se.conn = dc.(*duckdb.Conn)
+	conn, isDuck := dc.(*duckdb.Conn)
+	if !isDuck {
+		_ = dc.Close()
+		return nil, fmt.Errorf("unexpected connection type %T from DuckDB", dc)
+	}
+	se.conn = conn
+	if se.loc != time.UTC {
+		// Keep SQL casts and TIMESTAMPTZ literals in the session zone too, as
+		// Spark's session time zone does. SET takes no bound parameters; the
+		// zone name was validated by time.LoadLocation.
+		if _, err := se.conn.ExecContext(ctx, "SET TimeZone = "+quoteLiteral(se.loc.String()), nil); err != nil {
+			_ = se.conn.Close()
+			resp.Status = errStatus(fmt.Sprintf("session configuration timezone=%q: %v", se.loc, err), "22023")
+			return resp, nil
+		}
+	}
 
 	if ns := req.GetInitialNamespace(); ns != nil && (ns.GetCatalogName() != "" || ns.GetSchemaName() != "") {
 		var target []string
