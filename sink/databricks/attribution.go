@@ -1,0 +1,246 @@
+package databrickssink
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	databricks "github.com/databricks/databricks-sql-go"
+
+	"github.com/obolus/obolus/schemas"
+)
+
+// WriteStats says what ReplaceAttributions did and where its time went.
+type WriteStats struct {
+	Rows, Invocations int64
+	// Affected is the warehouse's count of rows the MERGE inserted, updated
+	// or deleted.
+	Affected int64
+	// Stage is the time spent getting the rows into the warehouse (Parquet
+	// and upload, or batched INSERTs), Merge the time of the MERGE.
+	Stage, Merge time.Duration
+	Statements   int
+}
+
+// ReplaceAttributions writes rows so that afterwards the table holds, for
+// the invocations they name, exactly these rows, and for the event-time
+// window [from,to) nothing else — the contract of the embedded store's
+// ReplaceAttributions, version guard included: an invocation stored at a
+// higher version than offered keeps its stored rows. The rows are staged
+// (a Parquet file in the staging volume, or batched INSERTs into
+// stage_attribution) and then replaced with one MERGE, which is atomic:
+// a failure leaves the table as it was, and a rerun completes it.
+func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, rows []schemas.Attribution) (WriteStats, error) {
+	st := WriteStats{Rows: int64(len(rows))}
+	windowed := !from.IsZero() || !to.IsZero()
+	if windowed && (from.IsZero() || to.IsZero() || !to.After(from)) {
+		return st, fmt.Errorf("databrickssink: replace attributions: window [%s, %s) is not a window: %w", fmtTime(from), fmtTime(to), errWindow)
+	}
+	lo, hi, inv, err := checkRows(rows)
+	if err != nil {
+		return st, fmt.Errorf("databrickssink: replace attributions: %w", err)
+	}
+	st.Invocations = inv
+	if len(rows) == 0 && !windowed {
+		return st, nil
+	}
+	if windowed {
+		lo, hi = minTime(lo, from), maxTime(hi, to.Add(-time.Microsecond))
+	}
+	stageID, err := newStageID()
+	if err != nil {
+		return st, err
+	}
+
+	t0 := time.Now()
+	var source string
+	var cleanup func(context.Context) error
+	switch {
+	case len(rows) == 0:
+		source = emptySource(s.schema.Table("attribution"))
+	case s.opt.StagingVolume != "":
+		source, cleanup, err = s.stageVolume(ctx, stageID, rows, &st)
+	default:
+		source, cleanup, err = s.stageInserts(ctx, stageID, rows, &st)
+	}
+	if cleanup != nil {
+		// The stage is only scaffolding: removing it must not fail the write.
+		defer func() { _ = cleanup(context.WithoutCancel(ctx)) }()
+	}
+	if err != nil {
+		return st, fmt.Errorf("databrickssink: replace attributions: %w", err)
+	}
+	st.Stage = time.Since(t0)
+
+	t0 = time.Now()
+	q := ReplaceStatement(s.schema.Table("attribution"), source)
+	args := []any{
+		timeParam("window_from", from), timeParam("window_to", to),
+		dateParam("date_from", lo), dateParam("date_to", hi),
+	}
+	if strings.Contains(source, ":stage_id") {
+		args = append(args, databricks.Parameter{Name: "stage_id", Value: stageID})
+	}
+	res, err := s.exec(ctx, "merge attribution rows", q, args...)
+	st.Statements++
+	if err != nil {
+		return st, err
+	}
+	st.Affected, _ = res.RowsAffected()
+	st.Merge = time.Since(t0)
+	return st, nil
+}
+
+// ReplaceStatement is the MERGE that replaces attribution rows: source is a
+// query yielding attribution rows (every column, in DDL order); the
+// statement binds :window_from and :window_to (TIMESTAMP, NULL for no
+// window) and :date_from, :date_to (DATE), the event dates the rows and the
+// window span, which bound every read of the target so Delta can prune.
+//
+// Delta rejects a MERGE where several source rows match one target row, and
+// has no DELETE in the same statement outside MERGE: the source therefore
+// holds each (invocation_id, end_user) once, as an upsert of an incoming row
+// or as a delete of a stored row the replace removes.
+func ReplaceStatement(target, source string) string {
+	cols := strings.Join(attributionColumns, ", ")
+	prefixed := func(p string) string {
+		out := make([]string, len(attributionColumns))
+		for i, c := range attributionColumns {
+			out[i] = p + c
+		}
+		return strings.Join(out, ", ")
+	}
+	set := make([]string, len(attributionColumns))
+	for i, c := range attributionColumns {
+		set[i] = c + " = s." + c
+	}
+	return `MERGE INTO ` + target + ` AS t
+USING (
+  WITH incoming AS (
+    ` + strings.ReplaceAll(strings.TrimSpace(source), "\n", "\n    ") + `
+  ),
+  incoming_invocations AS (
+    SELECT invocation_id, max(version) AS version FROM incoming GROUP BY invocation_id
+  ),
+  -- Invocations the target holds at a higher version keep their stored rows.
+  stale AS (
+    SELECT DISTINCT i.invocation_id
+    FROM incoming_invocations i
+    JOIN ` + target + ` a ON a.invocation_id = i.invocation_id
+    WHERE a.event_date BETWEEN :date_from AND :date_to AND a.version > i.version
+  ),
+  upserts AS (
+    SELECT 'upsert' AS merge_op, ` + prefixed("n.") + `
+    FROM incoming n
+    WHERE NOT EXISTS (SELECT 1 FROM stale x WHERE x.invocation_id = n.invocation_id)
+  ),
+  -- Stored rows of the replaced invocations and of the window that the
+  -- incoming rows do not carry again.
+  deletes AS (
+    SELECT 'delete' AS merge_op, ` + prefixed("a.") + `
+    FROM ` + target + ` a
+    WHERE a.event_date BETWEEN :date_from AND :date_to
+      AND (EXISTS (SELECT 1 FROM incoming_invocations i WHERE i.invocation_id = a.invocation_id)
+           OR (a.event_time >= :window_from AND a.event_time < :window_to))
+      AND NOT EXISTS (SELECT 1 FROM stale x WHERE x.invocation_id = a.invocation_id)
+      AND NOT EXISTS (SELECT 1 FROM upserts u WHERE u.invocation_id = a.invocation_id AND u.end_user = a.end_user)
+  )
+  SELECT * FROM upserts
+  UNION ALL
+  SELECT * FROM deletes
+) AS s
+ON t.invocation_id = s.invocation_id AND t.end_user = s.end_user
+   AND t.event_date BETWEEN :date_from AND :date_to
+WHEN MATCHED AND s.merge_op = 'delete' THEN DELETE
+WHEN MATCHED THEN UPDATE SET ` + strings.Join(set, ", ") + `
+WHEN NOT MATCHED AND s.merge_op = 'upsert' THEN INSERT (` + cols + `) VALUES (` + prefixed("s.") + `)`
+}
+
+// emptySource yields no rows with the attribution columns' types, for a
+// window replace that writes nothing.
+func emptySource(target string) string {
+	return `SELECT ` + strings.Join(attributionColumns, ", ") + ` FROM ` + target + ` WHERE 1 = 0`
+}
+
+// checkRows rejects what the MERGE would reject with an unhelpful message or
+// store and then mis-sum, naming the first offending row; it returns the
+// rows' event-time range and how many invocations they hold.
+func checkRows(rows []schemas.Attribution) (lo, hi time.Time, invocations int64, err error) {
+	type key struct{ inv, user string }
+	seen := make(map[key]struct{}, len(rows))
+	versions := make(map[string]int64, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		if err := checkRow(r); err != nil {
+			return lo, hi, 0, fmt.Errorf("attribution row %d (invocation_id %q, end_user %q): %w", i, r.InvocationID, r.EndUser, err)
+		}
+		k := key{r.InvocationID, r.EndUser}
+		if _, dup := seen[k]; dup {
+			return lo, hi, 0, fmt.Errorf("attribution row %d: (invocation_id %q, end_user %q) repeats an earlier row: the key must be unique", i, r.InvocationID, r.EndUser)
+		}
+		seen[k] = struct{}{}
+		if v, ok := versions[r.InvocationID]; ok && v != r.Version {
+			return lo, hi, 0, fmt.Errorf("attribution row %d: invocation_id %q carries versions %d and %d: all rows of one invocation must share its version", i, r.InvocationID, v, r.Version)
+		}
+		versions[r.InvocationID] = r.Version
+		lo, hi = minTime(lo, r.EventTime), maxTime(hi, r.EventTime)
+	}
+	return lo, hi, int64(len(versions)), nil
+}
+
+func checkRow(r *schemas.Attribution) error {
+	switch {
+	case r.InvocationID == "":
+		return errors.New("invocation_id is empty")
+	case r.EventTime.IsZero():
+		return errors.New("event_time is zero")
+	case r.MatchMethod == "":
+		return errors.New("match_method is empty")
+	case r.EventDate != "" && r.EventDate != r.EventTime.UTC().Format(time.DateOnly):
+		return fmt.Errorf("event_date %q is not the UTC date of event_time %s", r.EventDate, fmtTime(r.EventTime))
+	case r.Weight < 0 || r.Weight > 1 || math.IsNaN(r.Weight):
+		return fmt.Errorf("weight %v is outside [0, 1]", r.Weight)
+	case math.IsNaN(r.MatchConfidence) || math.IsInf(r.MatchConfidence, 0):
+		return fmt.Errorf("match_confidence is %v", r.MatchConfidence)
+	case math.IsNaN(r.CostUSD) || math.IsInf(r.CostUSD, 0):
+		return fmt.Errorf("cost_usd is %v", r.CostUSD)
+	}
+	for _, f := range [...]struct{ name, v string }{
+		{"invocation_id", r.InvocationID}, {"request_id", r.RequestID}, {"end_user", r.EndUser},
+		{"requester", r.Requester}, {"team", r.Team}, {"trace_id", r.TraceID}, {"session", r.Session},
+		{"agent_request_id", r.AgentRequestID}, {"agent_endpoint", r.AgentEndpoint}, {"endpoint_name", r.EndpointName},
+	} {
+		if !utf8.ValidString(f.v) {
+			return fmt.Errorf("%s is not valid UTF-8: %q", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.IsZero() || b.After(a) {
+		return b
+	}
+	return a
+}
+
+func newStageID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("databrickssink: stage id: %w", err)
+	}
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,249 @@
+package databrickssink
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/databricks/databricks-sql-go/driverctx"
+
+	"github.com/obolus/obolus/schemas"
+)
+
+// stageInserts inserts rows into stage_attribution in batches that stay
+// within the parameter budget, and returns the MERGE source that reads them
+// back (it binds :stage_id) and a cleanup that deletes the stage.
+func (s *Store) stageInserts(ctx context.Context, stageID string, rows []schemas.Attribution, st *WriteStats) (string, func(context.Context) error, error) {
+	stage := s.schema.Table("stage_attribution")
+	cleanup := func(ctx context.Context) error {
+		_, err := s.exec(ctx, "delete stage "+stageID, "DELETE FROM "+stage+" WHERE stage_id = ?", stageID)
+		return err
+	}
+	perRow := len(attributionColumns) + 1
+	batch := max(1, s.opt.InsertParams/perRow)
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", perRow), ", ") + ")"
+	head := "INSERT INTO " + stage + " (stage_id, " + strings.Join(attributionColumns, ", ") + ") VALUES "
+	args := make([]any, 0, batch*perRow)
+	var q strings.Builder
+	for lo := 0; lo < len(rows); lo += batch {
+		hi := min(lo+batch, len(rows))
+		q.Reset()
+		q.WriteString(head)
+		args = args[:0]
+		for i := lo; i < hi; i++ {
+			if i > lo {
+				q.WriteString(", ")
+			}
+			q.WriteString(row)
+			args = appendRowArgs(append(args, stageID), &rows[i])
+		}
+		if _, err := s.exec(ctx, fmt.Sprintf("stage attribution rows %d..%d of %d", lo, hi, len(rows)), q.String(), args...); err != nil {
+			return "", cleanup, err
+		}
+		st.Statements++
+	}
+	src := "SELECT " + strings.Join(attributionColumns, ", ") + " FROM " + stage + " WHERE stage_id = :stage_id"
+	return src, cleanup, nil
+}
+
+// appendRowArgs binds one attribution row in column order. Timestamps go as
+// explicit TIMESTAMP parameters: an untyped time.Time would also work, but
+// processed_at may be zero, which must bind as NULL.
+func appendRowArgs(args []any, r *schemas.Attribution) []any {
+	return append(args,
+		r.InvocationID, r.RequestID, timeParam("", r.EventTime), dateParam("", r.EventTime), r.AccountID, r.WorkspaceID,
+		r.EndpointID, r.EndpointName, r.DestinationModel, r.Requester, r.StatusCode, r.UsageSource,
+		r.EndUser, r.Team, r.CostCenter, r.AgentEndpoint, r.TraceID, r.AgentRequestID, r.Session,
+		r.MatchMethod, r.MatchConfidence, r.Candidates, r.Weight, r.Reason,
+		r.InputTokens, r.OutputTokens, r.TotalTokens, r.CacheReadInputTokens,
+		r.CacheCreationInputTokens, r.OutputReasoningTokens,
+		r.CostUSD, r.PriceListVersion, r.Version, r.RunID, timeParam("", r.ProcessedAt),
+	)
+}
+
+// stageVolume writes rows to a Parquet file, uploads it to the staging
+// volume with the driver's staging PUT, and returns the MERGE source that
+// reads it and a cleanup that removes the file.
+func (s *Store) stageVolume(ctx context.Context, stageID string, rows []schemas.Attribution, st *WriteStats) (string, func(context.Context) error, error) {
+	dir, err := os.MkdirTemp(s.opt.LocalDir, "obolus-stage-")
+	if err != nil {
+		return "", nil, fmt.Errorf("staging directory: %w", err)
+	}
+	local := filepath.Join(dir, "attribution.parquet")
+	remote := s.opt.StagingVolume + "/obolus-stage-" + stageID + ".parquet"
+	uploaded := false
+	cleanup := func(ctx context.Context) error {
+		err := os.RemoveAll(dir)
+		if uploaded {
+			if _, rerr := s.exec(stagingContext(ctx, dir), "remove "+remote, "REMOVE '"+remote+"'"); rerr != nil && err == nil {
+				err = rerr
+			}
+		}
+		return err
+	}
+	if err := WriteParquet(local, rows); err != nil {
+		return "", cleanup, err
+	}
+	// Paths are literals: staging commands take no parameters. Both are
+	// ours: the volume matched a strict pattern and the file name is hex.
+	if _, err := s.exec(stagingContext(ctx, dir), "upload stage to "+remote, "PUT '"+local+"' INTO '"+remote+"' OVERWRITE"); err != nil {
+		return "", cleanup, err
+	}
+	uploaded = true
+	st.Statements++
+	// The casts pin each column's type whatever the Parquet writer chose.
+	casts := make([]string, len(attributionColumns))
+	for i, c := range attributionColumns {
+		casts[i] = "CAST(" + c + " AS " + attributionTypes[c] + ") AS " + c
+	}
+	src := "SELECT " + strings.Join(casts, ", ") + " FROM read_files('" + remote + "', format => 'parquet')"
+	return src, cleanup, nil
+}
+
+// stagingContext allows the driver's staging commands to read and write dir.
+func stagingContext(ctx context.Context, dir string) context.Context {
+	return driverctx.NewContextWithStagingInfo(ctx, []string{dir})
+}
+
+var volumePath = regexp.MustCompile(`^/Volumes/[A-Za-z_][A-Za-z0-9_]*/[A-Za-z_][A-Za-z0-9_]*/[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z0-9_.-]+)*/?$`)
+
+func checkVolume(p string) error {
+	if !volumePath.MatchString(p) || strings.Contains(p, "..") {
+		return fmt.Errorf("%q: want /Volumes/<catalog>/<schema>/<volume>[/dir] of letters, digits, _, . and -", p)
+	}
+	return nil
+}
+
+// attributionTypes are the Delta types of the attribution columns.
+var attributionTypes = map[string]string{
+	"event_time": "TIMESTAMP", "event_date": "DATE", "processed_at": "TIMESTAMP",
+	"status_code": "INT", "candidates": "INT",
+	"match_confidence": "DOUBLE", "weight": "DOUBLE", "cost_usd": "DOUBLE",
+	"input_tokens": "BIGINT", "output_tokens": "BIGINT", "total_tokens": "BIGINT",
+	"cache_read_input_tokens": "BIGINT", "cache_creation_input_tokens": "BIGINT",
+	"output_reasoning_tokens": "BIGINT", "version": "BIGINT",
+}
+
+func init() {
+	for _, c := range attributionColumns {
+		if _, ok := attributionTypes[c]; !ok {
+			attributionTypes[c] = "STRING"
+		}
+	}
+}
+
+// WriteParquet writes attribution rows to a Parquet file with the
+// attribution table's column names and types (timestamps in UTC at
+// microsecond precision, event_date as DATE), Snappy-compressed.
+func WriteParquet(path string, rows []schemas.Attribution) error {
+	fields := make([]arrow.Field, len(attributionColumns))
+	for i, c := range attributionColumns {
+		var t arrow.DataType
+		switch attributionTypes[c] {
+		case "TIMESTAMP":
+			t = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+		case "DATE":
+			t = arrow.FixedWidthTypes.Date32
+		case "INT":
+			t = arrow.PrimitiveTypes.Int32
+		case "BIGINT":
+			t = arrow.PrimitiveTypes.Int64
+		case "DOUBLE":
+			t = arrow.PrimitiveTypes.Float64
+		default:
+			t = arrow.BinaryTypes.String
+		}
+		fields[i] = arrow.Field{Name: c, Type: t, Nullable: c == "processed_at"}
+	}
+	schema := arrow.NewSchema(fields, nil)
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("stage Parquet: %w", err)
+	}
+	defer f.Close()
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithMaxRowGroupLength(1<<20))
+	w, err := pqarrow.NewFileWriter(schema, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		return fmt.Errorf("stage Parquet: %w", err)
+	}
+	const chunk = 1 << 16
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	for lo := 0; lo < len(rows); lo += chunk {
+		hi := min(lo+chunk, len(rows))
+		for i := lo; i < hi; i++ {
+			appendRecord(b, &rows[i])
+		}
+		rec := b.NewRecordBatch()
+		err := w.WriteBuffered(rec)
+		rec.Release()
+		if err != nil {
+			_ = w.Close()
+			return fmt.Errorf("stage Parquet: %w", err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("stage Parquet: %w", err)
+	}
+	return nil
+}
+
+func appendRecord(b *array.RecordBuilder, r *schemas.Attribution) {
+	str := func(i int, v string) { b.Field(i).(*array.StringBuilder).Append(v) }
+	i64 := func(i int, v int64) { b.Field(i).(*array.Int64Builder).Append(v) }
+	f64 := func(i int, v float64) { b.Field(i).(*array.Float64Builder).Append(v) }
+	i32 := func(i int, v int32) { b.Field(i).(*array.Int32Builder).Append(v) }
+	ts := func(i int, t time.Time) {
+		tb := b.Field(i).(*array.TimestampBuilder)
+		if t.IsZero() {
+			tb.AppendNull()
+			return
+		}
+		tb.Append(arrow.Timestamp(t.UnixMicro()))
+	}
+	str(0, r.InvocationID)
+	str(1, r.RequestID)
+	ts(2, r.EventTime)
+	b.Field(3).(*array.Date32Builder).Append(arrow.Date32FromTime(r.EventTime.UTC()))
+	str(4, r.AccountID)
+	str(5, r.WorkspaceID)
+	str(6, r.EndpointID)
+	str(7, r.EndpointName)
+	str(8, r.DestinationModel)
+	str(9, r.Requester)
+	i32(10, r.StatusCode)
+	str(11, r.UsageSource)
+	str(12, r.EndUser)
+	str(13, r.Team)
+	str(14, r.CostCenter)
+	str(15, r.AgentEndpoint)
+	str(16, r.TraceID)
+	str(17, r.AgentRequestID)
+	str(18, r.Session)
+	str(19, r.MatchMethod)
+	f64(20, r.MatchConfidence)
+	i32(21, r.Candidates)
+	f64(22, r.Weight)
+	str(23, r.Reason)
+	i64(24, r.InputTokens)
+	i64(25, r.OutputTokens)
+	i64(26, r.TotalTokens)
+	i64(27, r.CacheReadInputTokens)
+	i64(28, r.CacheCreationInputTokens)
+	i64(29, r.OutputReasoningTokens)
+	f64(30, r.CostUSD)
+	str(31, r.PriceListVersion)
+	i64(32, r.Version)
+	str(33, r.RunID)
+	ts(34, r.ProcessedAt)
+}

@@ -1,0 +1,143 @@
+package databrickssink_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/obolus/obolus/internal/dbsql/dbsqltest"
+	"github.com/obolus/obolus/internal/warehouse"
+	"github.com/obolus/obolus/schemas"
+	databrickssink "github.com/obolus/obolus/sink/databricks"
+)
+
+func newStore(t testing.TB, opt databrickssink.Options) (*dbsqltest.Warehouse, *databrickssink.Store) {
+	t.Helper()
+	wh := dbsqltest.Start(t, warehouse.Config{})
+	db := dbsqltest.Open(t, wh.Config)
+	s, err := databrickssink.New(db, wh.Config.Catalog, wh.Config.Schema, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Init(dbsqltest.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	return wh, s
+}
+
+func row(inv, user string, t time.Time, version int64) schemas.Attribution {
+	return schemas.Attribution{
+		InvocationID: inv, RequestID: "r-" + inv, EventTime: t, EventDate: t.UTC().Format(time.DateOnly),
+		AccountID: "acc", WorkspaceID: "ws", EndpointID: "ep", EndpointName: "databricks-gpt-5", DestinationModel: "gpt-5",
+		Requester: "sp-1", StatusCode: 200, UsageSource: schemas.SourceAIGateway, EndUser: user, Team: "t", CostCenter: "cc",
+		MatchMethod: schemas.MethodTagUser, MatchConfidence: 1, Candidates: 1, Weight: 1,
+		InputTokens: 10, OutputTokens: 5, TotalTokens: 15, CostUSD: 0.000123, PriceListVersion: "v1",
+		Version: version, RunID: fmt.Sprintf("run-%d", version), ProcessedAt: t.Add(time.Hour),
+	}
+}
+
+func TestInitTwiceAndRoundTrip(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		opt  databrickssink.Options
+	}{{"inserts", databrickssink.Options{InsertParams: 100}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			ctx := dbsqltest.Context(t)
+			_, s := newStore(t, mode.opt)
+			if _, err := s.Init(ctx); err != nil {
+				t.Fatalf("second init: %v", err)
+			}
+			day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+			rows := []schemas.Attribution{
+				row("a", "u1", day.Add(time.Hour), 1),
+				row("b", "u2", day.Add(2*time.Hour+123456*time.Microsecond), 1),
+				row("c", "u3", day.Add(3*time.Hour), 1),
+			}
+			rows[2].ProcessedAt = time.Time{}
+			if _, err := s.ReplaceAttributions(ctx, day, day.Add(24*time.Hour), rows); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Attributions(ctx, time.Time{}, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 3 {
+				t.Fatalf("got %d rows, want 3: %+v", len(got), got)
+			}
+			for i := range got {
+				if got[i] != rows[i] {
+					t.Errorf("row %d:\n got %+v\nwant %+v", i, got[i], rows[i])
+				}
+			}
+		})
+	}
+}
+
+func TestReplaceSemantics(t *testing.T) {
+	ctx := dbsqltest.Context(t)
+	_, s := newStore(t, databrickssink.Options{})
+	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	w0, w1 := day, day.Add(12*time.Hour)
+	split1 := row("x", "u1", day.Add(time.Hour), 1)
+	split2 := row("x", "u2", day.Add(time.Hour), 1)
+	split1.Weight, split2.Weight = 0.5, 0.5
+	keep := row("late-window", "u9", day.Add(13*time.Hour), 1) // outside the window
+	gone := row("gone", "u4", day.Add(2*time.Hour), 1)         // in the window, not produced again
+	if _, err := s.ReplaceAttributions(ctx, day, day.Add(24*time.Hour), []schemas.Attribution{split1, split2, keep, gone}); err != nil {
+		t.Fatal(err)
+	}
+	// Restatement: x is now attributed by id to u3; gone is no longer produced.
+	x := row("x", "u3", day.Add(time.Hour), 2)
+	st, err := s.ReplaceAttributions(ctx, w0, w1, []schemas.Attribution{x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stats %+v", st)
+	check := func(want ...schemas.Attribution) {
+		t.Helper()
+		got, err := s.Attributions(ctx, time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("got %d rows %+v, want %d", len(got), got, len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("row %d:\n got %+v\nwant %+v", i, got[i], want[i])
+			}
+		}
+	}
+	check(x, keep)
+	// An older answer does not overwrite a newer one, even inside the window.
+	old := row("x", "u1", day.Add(time.Hour), 1)
+	if _, err := s.ReplaceAttributions(ctx, w0, w1, []schemas.Attribution{old}); err != nil {
+		t.Fatal(err)
+	}
+	check(x, keep)
+	// A rerun of the same answer changes nothing.
+	if _, err := s.ReplaceAttributions(ctx, w0, w1, []schemas.Attribution{x}); err != nil {
+		t.Fatal(err)
+	}
+	check(x, keep)
+	// An empty window replace clears the window.
+	if _, err := s.ReplaceAttributions(ctx, w0, w1, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(keep)
+}
+
+func TestReplaceRejectsBadRows(t *testing.T) {
+	ctx := dbsqltest.Context(t)
+	_, s := newStore(t, databrickssink.Options{})
+	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	dup := []schemas.Attribution{row("a", "u", day, 1), row("a", "u", day, 1)}
+	if _, err := s.ReplaceAttributions(ctx, time.Time{}, time.Time{}, dup); err == nil {
+		t.Error("duplicate key accepted")
+	}
+	bad := row("b", "u", day, 1)
+	bad.EventDate = "2026-11-02"
+	if _, err := s.ReplaceAttributions(ctx, time.Time{}, time.Time{}, []schemas.Attribution{bad}); err == nil {
+		t.Error("wrong event_date accepted")
+	}
+}
