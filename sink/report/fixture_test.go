@@ -22,10 +22,10 @@ func fixtureRows() []schemas.Attribution {
 	at := func(day, hour, minute int) time.Time { return time.Date(2026, 11, day, hour, minute, 0, 0, time.UTC) }
 	type r struct {
 		inv, ep, epName, model, user, team, cc, agent, method string
-		when                                              time.Time
-		weight, conf                                      float64
-		in, out                                           int64
-		cost                                              float64
+		when                                                  time.Time
+		weight, conf                                          float64
+		in, out                                               int64
+		cost                                                  float64
 	}
 	chat, code := [2]string{"e-chat", "chat-gw"}, [2]string{"e-code", "code-gw"}
 	rows := []r{

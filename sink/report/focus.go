@@ -145,6 +145,8 @@ type FocusRow struct {
 	Method                                 string
 	Invocations, Confidence                float64
 	InputTokens, OutputTokens, TotalTokens int64
+
+	cloud, chargeModel string // charge attributes that only order rows
 }
 
 // PricingQuantity is the row's share of the billed quantity: its cost over the unit price.
@@ -263,7 +265,7 @@ func (fa *focusAgg) build() []FocusRow {
 			BilledMicros: a.billed, UnitPrice: price, ListUnitPrice: list,
 			Unit: c.unit, SKU: c.sku, Product: c.product, PriceStart: c.priceStart,
 			ResourceID: c.endpoint, ResourceName: c.endpointName, Model: c.modelName,
-			Method: MethodNoUsage,
+			Method: MethodNoUsage, cloud: c.cloud, chargeModel: c.model,
 		}
 		f.ListMicros = f.BilledMicros
 		if price.Sign() != 0 && price.Cmp(list) != 0 {
@@ -284,7 +286,9 @@ func (fa *focusAgg) build() []FocusRow {
 		return cmp.Or(a.ChargePeriodStart.Compare(b.ChargePeriodStart), cmp.Compare(a.ResourceID, b.ResourceID),
 			cmp.Compare(a.Model, b.Model), cmp.Compare(a.SKU, b.SKU), a.UnitPrice.Cmp(b.UnitPrice),
 			cmp.Compare(a.Method, b.Method), cmp.Compare(a.EndUser, b.EndUser), cmp.Compare(a.Agent, b.Agent),
-			cmp.Compare(a.Team, b.Team), cmp.Compare(a.Workspace, b.Workspace))
+			cmp.Compare(a.Team, b.Team), cmp.Compare(a.CostCenter, b.CostCenter), cmp.Compare(a.Product, b.Product),
+			cmp.Compare(a.Workspace, b.Workspace), cmp.Compare(a.BillingAccountID, b.BillingAccountID), cmp.Compare(a.chargeModel, b.chargeModel), cmp.Compare(a.cloud, b.cloud), cmp.Compare(a.Unit, b.Unit),
+			cmp.Compare(a.Currency, b.Currency), a.ListUnitPrice.Cmp(b.ListUnitPrice))
 	})
 	return out
 }
