@@ -28,6 +28,16 @@ points at them. Deterministic for a seed.`,
 				}
 				cfg.Start = t
 			}
+			// synth reads a zero share as "use the default": an explicit 0 on
+			// the command line means none at all.
+			for name, share := range map[string]*float64{
+				"tagged-share": &cfg.TaggedShare, "late-share": &cfg.LateShare, "duplicate-share": &cfg.DuplicateShare,
+				"retry-share": &cfg.RetryShare, "legacy-share": &cfg.LegacyShare,
+			} {
+				if cmd.Flags().Changed(name) && *share == 0 {
+					*share = -1
+				}
+			}
 			if out == "" {
 				return usageErrorf("--out: name the directory to write the workload into")
 			}
