@@ -106,11 +106,11 @@ func benchRead(b *testing.B, spec Spec, rows int, size int64) {
 }
 
 // BenchmarkReadFilesParquet measures ReadFiles on 200k usage rows in Parquet
-// written by arrow-go (row groups of 1000, maps and a struct column).
+// written by arrow-go (row groups of 64k rows, maps and a struct column).
 func BenchmarkReadFilesParquet(b *testing.B) {
 	const rows = 200_000
 	path := filepath.Join(b.TempDir(), "usage.parquet")
-	writeUsageParquet(b, path, sampleUsage(rows))
+	writeUsageParquet(b, path, sampleUsage(rows), 64<<10)
 	st, err := os.Stat(path)
 	if err != nil {
 		b.Fatal(err)

@@ -166,13 +166,13 @@ func TestReadFilesUsageJSONL(t *testing.T) {
 // expects identical records: one set of field rules for all formats.
 func TestFormatsAgree(t *testing.T) {
 	dir := t.TempDir()
-	rows := sampleUsage(50)
+	rows := sampleUsage(BatchSize + 100) // more than one record batch
 	jsonl := filepath.Join(dir, "u.jsonl")
 	writeUsageJSONL(t, jsonl, rows)
 	csvPath := filepath.Join(dir, "u.csv")
 	writeUsageCSV(t, csvPath, rows)
 	pq := filepath.Join(dir, "u.parquet")
-	writeUsageParquet(t, pq, rows)
+	writeUsageParquet(t, pq, rows, 1000)
 
 	want := read(t, Spec{Kind: KindUsage, Path: jsonl}, Window{})
 	if len(want.Usage) != len(rows) || len(want.Dead) != 0 {

@@ -103,15 +103,15 @@ func usageArrowSchema() *arrow.Schema {
 	return arrow.NewSchema(fields, nil)
 }
 
-// writeUsageParquet writes rows with arrow-go, in row groups of 1000.
-func writeUsageParquet(t testing.TB, path string, rows []schemas.UsageEvent) {
+// writeUsageParquet writes rows with arrow-go, in row groups of rowGroup rows.
+func writeUsageParquet(t testing.TB, path string, rows []schemas.UsageEvent, rowGroup int64) {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc := usageArrowSchema()
-	fw, err := pqarrow.NewFileWriter(sc, f, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(1000)), pqarrow.DefaultWriterProps())
+	fw, err := pqarrow.NewFileWriter(sc, f, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(rowGroup)), pqarrow.DefaultWriterProps())
 	if err != nil {
 		t.Fatal(err)
 	}

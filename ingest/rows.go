@@ -101,6 +101,14 @@ func goValue(x any) value {
 	case time.Time:
 		return value{k: vTime, t: x}
 	}
+	if m, ok := x.(map[string]any); ok { // a STRUCT column
+		pairs := make([]pair, 0, len(m))
+		for k, v := range m {
+			pairs = append(pairs, pair{key: k, val: goValue(v)})
+		}
+		slices.SortFunc(pairs, func(a, b pair) int { return cmp.Compare(a.key, b.key) })
+		return value{k: vPairs, pairs: pairs}
+	}
 	rv := reflect.ValueOf(x)
 	if om, ok := asOrderedMap(rv); ok {
 		keys, vals := om.Keys(), om.Values()

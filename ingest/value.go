@@ -576,30 +576,18 @@ func nestedErr(field string, err error) error {
 // string holding one, or a typed struct. Unknown members are ignored.
 func (d *decoder) asTokenDetails(field string, v *value) (schemas.TokenDetails, error) {
 	var td schemas.TokenDetails
-	set := func(name string, mv *value) error {
-		var dst *int64
-		switch name {
-		case "cache_read_input_tokens":
-			dst = &td.CacheReadInputTokens
-		case "cache_creation_input_tokens":
-			dst = &td.CacheCreationInputTokens
-		case "output_reasoning_tokens":
-			dst = &td.OutputReasoningTokens
-		default:
-			return nil
-		}
-		n, err := d.asCount(field+"."+name, mv)
-		*dst = n
-		return err
-	}
 	raw := v.text
 	switch v.k {
 	case vNull:
 		return td, nil
 	case vPairs:
 		for i := range v.pairs {
-			if err := set(v.pairs[i].key, &v.pairs[i].val); err != nil {
-				return schemas.TokenDetails{}, err
+			if dst, name := tokenMember(&td, bytesOf(v.pairs[i].key)); dst != nil {
+				n, err := d.asCount(name, &v.pairs[i].val)
+				if err != nil {
+					return schemas.TokenDetails{}, err
+				}
+				*dst = n
 			}
 		}
 		return td, nil
@@ -620,13 +608,18 @@ func (d *decoder) asTokenDetails(field string, v *value) (schemas.TokenDetails, 
 		return td, fieldErr(field, "not an object: %s", v.shown())
 	}
 	s := scanner{b: raw}
+	var mv value
 	err := s.objectMembers(func(key []byte) error {
-		name := string(key)
-		var mv value
+		dst, name := tokenMember(&td, key)
+		if dst == nil {
+			return s.skip(0)
+		}
 		if err := s.readValue(&mv); err != nil {
 			return err
 		}
-		return set(name, &mv)
+		n, err := d.asCount(name, &mv)
+		*dst = n
+		return err
 	})
 	if err == nil {
 		err = s.end()
@@ -635,4 +628,18 @@ func (d *decoder) asTokenDetails(field string, v *value) (schemas.TokenDetails, 
 		return schemas.TokenDetails{}, nestedErr(field, err)
 	}
 	return td, nil
+}
+
+// tokenMember finds the token_details member named key, and the name errors
+// about it carry.
+func tokenMember(td *schemas.TokenDetails, key []byte) (*int64, string) {
+	switch string(key) {
+	case "cache_read_input_tokens":
+		return &td.CacheReadInputTokens, "token_details.cache_read_input_tokens"
+	case "cache_creation_input_tokens":
+		return &td.CacheCreationInputTokens, "token_details.cache_creation_input_tokens"
+	case "output_reasoning_tokens":
+		return &td.OutputReasoningTokens, "token_details.output_reasoning_tokens"
+	}
+	return nil, ""
 }
