@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"sync"
 	"time"
 
 	"github.com/obolus/obolus/schemas"
@@ -114,11 +115,16 @@ var traceFields = newFieldSet(
 	alias("execution_time_ms", "execution_duration_ms").
 	alias("execution_duration", "execution_duration_ms")
 
+// decoders holds decoders for the Decode functions, which streaming calls
+// once per message: pooling keeps their scratch space and intern cache.
+var decoders = sync.Pool{New: func() any { return &decoder{intern: new(internCache)} }}
+
 // DecodeUsage decodes one system.ai_gateway.usage row given as a JSON object
 // and sets Source to schemas.SourceAIGateway. Required: invocation_id,
-// event_time, requester.
+// event_time, requester. Safe for concurrent use.
 func DecodeUsage(b []byte) (schemas.UsageEvent, error) {
-	var d decoder
+	d := decoders.Get().(*decoder)
+	defer decoders.Put(d)
 	return d.usage(b)
 }
 
@@ -126,30 +132,33 @@ func DecodeUsage(b []byte) (schemas.UsageEvent, error) {
 // onto the canonical record (see schemas.LegacyUsage.UsageEvent). Required:
 // databricks_request_id, request_time, requester.
 func DecodeLegacyUsage(b []byte) (schemas.UsageEvent, error) {
-	var d decoder
+	d := decoders.Get().(*decoder)
+	defer decoders.Put(d)
 	return d.legacyUsage(b)
 }
 
 // DecodePayload decodes one agent payload (inference) table row. Required:
 // databricks_request_id, request_time.
 func DecodePayload(b []byte) (schemas.PayloadRow, error) {
-	var d decoder
-	var p schemas.PayloadRow
-	if err := decodeJSON(&d, payloadFields, b, &p); err != nil {
+	d := decoders.Get().(*decoder)
+	defer decoders.Put(d)
+	d.payload = schemas.PayloadRow{}
+	if err := decodeJSON(d, payloadFields, b, &d.payload); err != nil {
 		return schemas.PayloadRow{}, err
 	}
-	return p, nil
+	return d.payload, nil
 }
 
 // DecodeTrace decodes one MLflow trace (TraceInfo) row. Required: trace_id,
 // request_time.
 func DecodeTrace(b []byte) (schemas.TraceRow, error) {
-	var d decoder
-	var t schemas.TraceRow
-	if err := decodeJSON(&d, traceFields, b, &t); err != nil {
+	d := decoders.Get().(*decoder)
+	defer decoders.Put(d)
+	d.trace = schemas.TraceRow{}
+	if err := decodeJSON(d, traceFields, b, &d.trace); err != nil {
 		return schemas.TraceRow{}, err
 	}
-	return t, nil
+	return d.trace, nil
 }
 
 func (d *decoder) usage(b []byte) (schemas.UsageEvent, error) {

@@ -1,10 +1,12 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -374,4 +376,33 @@ func FuzzDecodeUsage(f *testing.F) {
 		}
 		_, _ = DecodeTrace(b)
 	})
+}
+
+// TestDecodeConcurrent decodes from many goroutines at once: the Decode
+// functions share pooled decoders (run with -race).
+func TestDecodeConcurrent(t *testing.T) {
+	lines := bytes.Split(bytes.TrimSpace(genUsageJSONL(400)), []byte("\n"))
+	want := make([]schemas.UsageEvent, len(lines))
+	for i, l := range lines {
+		var err error
+		if want[i], err = DecodeUsage(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range lines {
+				j := (i + g*50) % len(lines)
+				got, err := DecodeUsage(lines[j])
+				if err != nil || !reflect.DeepEqual(got, want[j]) {
+					t.Errorf("line %d decoded differently: %v", j, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
