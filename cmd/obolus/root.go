@@ -74,6 +74,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
 	root.AddCommand(a.batchCmd(), a.genCmd(), a.scoreCmd(), a.summaryCmd())
+	root.AddCommand(a.reportCmd())
 	return root
 }
 

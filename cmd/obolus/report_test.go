@@ -1,0 +1,83 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestReportChargeback runs the pipeline end to end on a small generated
+// workload: gen, batch, a generated bill, then every report format.
+func TestReportChargeback(t *testing.T) {
+	dir := t.TempDir()
+	mustObolus(t, "gen", "--out", dir, "--agent-requests", "1500", "--users", "60")
+	cfg := filepath.Join(dir, "obolus.yaml")
+	mustObolus(t, "batch", "--config", cfg, "--log-level", "warn")
+	bill := filepath.Join(dir, "bill")
+	out := mustObolus(t, "report", "gen-billing", "--config", cfg, "--period", "2026-11", "--out", bill, "--log-level", "warn")
+	if !strings.Contains(out, "billing_usage.jsonl") {
+		t.Fatalf("gen-billing printed %q", out)
+	}
+	usage, prices := filepath.Join(bill, "billing_usage.jsonl"), filepath.Join(bill, "billing_list_prices.jsonl")
+
+	reports := filepath.Join(dir, "reports")
+	mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--by", "team,agent",
+		"--billing-usage", usage, "--list-prices", prices,
+		"--format", "markdown,csv,parquet,focus,focus-parquet,html", "--out", reports, "--log-level", "warn")
+	for _, f := range []string{"chargeback-2026-11.md", "chargeback-2026-11.csv", "chargeback-2026-11.parquet", "focus-2026-11.csv", "focus-2026-11.parquet", "chargeback-2026-11.html"} {
+		if st, err := os.Stat(filepath.Join(reports, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	md, _ := os.ReadFile(filepath.Join(reports, "chargeback-2026-11.md"))
+	for _, want := range []string{"Costs are reconciled to the Databricks bill", "## Reconciliation", "(difference 0.000000)", "| (unattributed) |", "Price change:"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+
+	// The billing tables stay in the store: a second report needs no files.
+	again := mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--by", "model", "--log-level", "warn")
+	if !strings.Contains(again, "Costs are reconciled") {
+		t.Errorf("second report without billing flags did not reconcile:\n%s", again)
+	}
+
+	// Pseudonymised CSV on standard output: no emails, only keyed hashes.
+	t.Setenv("OBOLUS_PSEUDONYM_KEY", "an example key that is long enough")
+	csv := mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--by", "user", "--format", "csv", "--pseudonymize", "--log-level", "warn")
+	if strings.Contains(csv, "@") || !regexp.MustCompile(`u-[0-9a-f]{20}`).MatchString(csv) {
+		t.Errorf("pseudonymised CSV:\n%.500s", csv)
+	}
+}
+
+func TestReportChargebackUsageErrors(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "s.duckdb")
+	tests := []struct {
+		name string
+		args []string
+		env  string
+		want string
+	}{
+		{"bad period", []string{"--period", "Nov"}, "", "--period"},
+		{"bad dimension", []string{"--by", "dept"}, "", "not one of team"},
+		{"binary format to stdout", []string{"--format", "parquet"}, "", "--out: name a directory"},
+		{"two formats to stdout", []string{"--format", "markdown,csv"}, "", "--out: name a directory"},
+		{"unknown format", []string{"--format", "pdf", "--out", "x"}, "", `"pdf" is not one of`},
+		{"usage without prices", []string{"--billing-usage", "u.jsonl"}, "", "go together"},
+		{"pseudonymize without key", []string{"--pseudonymize"}, "", "OBOLUS_PSEUDONYM_KEY"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("OBOLUS_PSEUDONYM_KEY", tc.env)
+			args := append([]string{"report", "chargeback", "--store", store, "--period", "2026-11"}, tc.args...)
+			_, err := obolus(t, args...)
+			var ue usageError
+			if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want a usage error containing %q", err, tc.want)
+			}
+		})
+	}
+}
