@@ -75,6 +75,7 @@ func newRoot() *cobra.Command {
 
 	root.AddCommand(a.batchCmd(), a.genCmd(), a.scoreCmd(), a.summaryCmd())
 	root.AddCommand(a.reportCmd())
+	root.AddCommand(a.streamCmd(), a.devCmd())
 	return root
 }
 

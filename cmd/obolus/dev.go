@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	kafkaingest "github.com/obolus/obolus/ingest/kafka"
+	"github.com/obolus/obolus/internal/config"
+	"github.com/obolus/obolus/internal/devbroker"
+	"github.com/obolus/obolus/internal/stream/worker"
+	"github.com/obolus/obolus/internal/synth"
+)
+
+func (a *app) devCmd() *cobra.Command {
+	var (
+		port                   int
+		dataDir, workload      string
+		gen, noWorker, exitEnd bool
+		rate                   float64
+		lateDelay              time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole streaming path on this machine: in-process Kafka broker, replay, stream worker",
+		Long: `Starts an in-process Kafka-protocol broker (franz-go kfake) on 127.0.0.1,
+creates the topics, and runs the stream worker against it, loading the store
+(store.duckdb). With --workload it replays a generated workload into the
+broker at --rate messages per second, in arrival order: usage rows when
+their call finished, agent logs when their request ended, logs under
+agents_late/ --late-delay after that. Other clients (kcat, your own
+producers) can use the broker too. Ctrl-C stops everything cleanly.`,
+		Example: `  obolus dev --workload demo --gen --exit-when-done   # generate, replay, attribute, stop
+  obolus dev --workload demo --rate 500                 # replay slowly and keep running
+  obolus dev --port 9092 --no-worker                    # just a broker for your own clients`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if workload != "" {
+				if _, err := os.Stat(workload); errors.Is(err, os.ErrNotExist) && gen {
+					res, err := synth.Generate(ctx, synth.Config{}.WithDefaults(), workload)
+					if err != nil {
+						return fmt.Errorf("generate workload: %w", err)
+					}
+					fmt.Fprintf(a.out, "generated %s: %d usage rows, %d agent requests\n", workload, res.UsageRows+res.LegacyRows, res.AgentRequests)
+				}
+				if a.configFile == "" {
+					a.configFile = filepath.Join(workload, synth.ConfigFile)
+				}
+			}
+			if !cmd.Flags().Changed("duckdb") {
+				a.v.SetDefault("stream.duckdb", true)
+			}
+			s, err := a.loadStream(ctx)
+			if err != nil {
+				return err
+			}
+			defer a.close(ctx)
+			if exitEnd && noWorker {
+				return usageErrorf("--exit-when-done waits for the worker; drop --no-worker")
+			}
+			b, err := devbroker.Start(devbroker.Options{Port: port, DataDir: dataDir, Partitions: s.Partitions, MaxMessageBytes: 8 << 20,
+				Topics: []string{s.Topics.Usage, s.Topics.Agents, s.Topics.Keyed, s.Topics.Output, s.Topics.DeadLetter}})
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			s.Brokers = []string{b.Addr()}
+			fmt.Fprintf(a.out, "kafka broker on %s (in-process); topics %s, %s → %s, dead letters %s\n",
+				b.Addr(), s.Topics.Usage, s.Topics.Agents, s.Topics.Output, s.Topics.DeadLetter)
+			fmt.Fprintf(a.out, "  read answers:  kcat -b %s -C -t %s -f '%%k %%h %%s\\n'\n", b.Addr(), s.Topics.Output)
+			fmt.Fprintf(a.out, "  send usage:    kcat -b %s -P -t %s -H obolus-kind=usage < usage.jsonl\n", b.Addr(), s.Topics.Usage)
+			return a.runDev(ctx, s, workload, rate, lateDelay, noWorker, exitEnd)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&port, "port", 9092, "loopback port of the broker (0: any free port)")
+	f.StringVar(&dataDir, "data-dir", "", "keep the broker's topics and offsets in this directory (default: in memory)")
+	f.StringVar(&workload, "workload", "", "replay this generated workload (its obolus.yaml is the default --config)")
+	f.BoolVar(&gen, "gen", false, "generate the workload first when --workload does not exist")
+	f.Float64Var(&rate, "rate", 0, "replay rate in messages per second (0: as fast as possible)")
+	f.DurationVar(&lateDelay, "late-delay", 15*time.Minute, "how long after their request ended late agent logs arrive (event time)")
+	f.BoolVar(&noWorker, "no-worker", false, "run only the broker (and the replay)")
+	f.BoolVar(&exitEnd, "exit-when-done", false, "stop once the replayed workload is attributed and loaded")
+	streamFlags(a, cmd)
+	return cmd
+}
+
+func (a *app) runDev(ctx context.Context, s *config.Stream, workload string, rate float64, lateDelay time.Duration, noWorker, exitEnd bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts, err := kafkaingest.NewOptions(*s)
+	if err != nil {
+		return usageError{err}
+	}
+	replayed := make(chan error, 1)
+	if workload != "" {
+		go func() {
+			st, err := devbroker.Replay(ctx, opts, devbroker.ReplayOptions{Sources: a.cfg.Sources, Rate: rate, LateDelay: lateDelay,
+				UsageTopic: s.Topics.Usage, AgentsTopic: s.Topics.Agents})
+			if err == nil {
+				fmt.Fprintf(a.out, "replayed %d usage and %d agent log messages in %s\n", st.Usage, st.Agents, st.Elapsed.Round(time.Millisecond))
+			}
+			replayed <- err
+		}()
+	} else {
+		replayed <- nil
+	}
+	if noWorker {
+		if err := <-replayed; err != nil && ctx.Err() == nil {
+			return err
+		}
+		<-ctx.Done()
+		return nil
+	}
+	var w *worker.Worker
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- a.runStream(ctx, s, func(x *worker.Worker) { w = x; close(ready) })
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ready:
+	}
+	if !exitEnd {
+		if err := <-replayed; err != nil && ctx.Err() == nil {
+			cancel()
+			<-done
+			return err
+		}
+		return <-done
+	}
+	if err := <-replayed; err != nil {
+		cancel()
+		<-done
+		return err
+	}
+	if err := waitDrained(ctx, w, s, 2*s.IdleFlush+3*s.CommitInterval); err != nil {
+		cancel()
+		<-done
+		return err
+	}
+	cancel()
+	if err := <-done; err != nil {
+		return err
+	}
+	st := w.Status()
+	fmt.Fprintf(a.out, "attributed: %d usage and %d agent log messages re-keyed, %d dead-lettered; %d answers loaded into %s\n",
+		st.Rekey.Usage, st.Rekey.Agents, st.Rekey.DeadLetters, st.Load.Answers, a.cfg.Store.DuckDB)
+	return nil
+}
+
+// waitDrained waits until every stage has caught up: no lag anywhere, no
+// usage event waiting in the join, and no progress for quiet.
+func waitDrained(ctx context.Context, w *worker.Worker, s *config.Stream, quiet time.Duration) error {
+	var still time.Time
+	var last string
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		st := w.Status()
+		state := drainState(st)
+		if state == "" || state != last {
+			still, last = time.Now(), state
+			continue
+		}
+		if time.Since(still) >= quiet {
+			return nil
+		}
+	}
+}
+
+// drainState summarises progress; "" means not drained yet.
+func drainState(st worker.Report) string {
+	if !st.Ready {
+		return ""
+	}
+	for _, l := range st.Lag {
+		if l > 0 {
+			return ""
+		}
+	}
+	var b strings.Builder
+	for _, p := range slices.Sorted(maps.Keys(st.Join)) {
+		j := st.Join[p]
+		if j.Pending > 0 {
+			return ""
+		}
+		fmt.Fprintf(&b, "%d:%d:%d;", p, j.Emitted, j.Restated)
+	}
+	for _, p := range st.Partitions {
+		fmt.Fprintf(&b, "%s/%s/%d@%d;", p.Group, p.Topic, p.Partition, p.Next)
+	}
+	fmt.Fprintf(&b, "%d/%d", st.Load.Answers, st.Rekey.Usage)
+	return b.String()
+}

@@ -1,0 +1,268 @@
+package kafkaingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/obolus/obolus/ingest"
+	"github.com/obolus/obolus/internal/stream"
+	"github.com/obolus/obolus/schemas"
+)
+
+// Message headers obolus reads on the input topics and writes on its own.
+const (
+	// HeaderKind says what a message holds: usage or legacy_usage on the
+	// usage topic, payload or trace on the agent topic.
+	HeaderKind = "obolus-kind"
+	// HeaderAgentEndpoint names the agent endpoint an agent log row belongs
+	// to (payload rows do not carry it; trace rows fall back to their metadata).
+	HeaderAgentEndpoint = "obolus-agent-endpoint"
+	// HeaderServicePrincipal overrides the configured service principal of an agent log row.
+	HeaderServicePrincipal = "obolus-service-principal"
+
+	// Dead letters carry where the message came from and why it was refused.
+	HeaderSourceTopic     = "obolus-source-topic"
+	HeaderSourcePartition = "obolus-source-partition"
+	HeaderSourceOffset    = "obolus-source-offset"
+	HeaderReason          = "obolus-reason"
+)
+
+// Decoder turns input messages into keyed records. Usage events are keyed
+// by requester, agent requests by the service principal their agent endpoint
+// runs as, so both meet in one keyed partition.
+type Decoder struct {
+	UsageTopic, AgentsTopic string
+	// ServicePrincipals maps agent endpoints to service principals.
+	ServicePrincipals map[string]string
+	// MaxBytes refuses larger messages.
+	MaxBytes int
+	// MaxFuture refuses event times this far ahead of Now.
+	MaxFuture time.Duration
+	Now       func() time.Time
+}
+
+// earliest is the earliest event time accepted: anything before is a unit or
+// parsing mistake upstream (epoch seconds read as milliseconds, a zero date).
+var earliest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Decode returns the keyed record and its key, or the dead letter saying
+// why the message cannot be used.
+func (d *Decoder) Decode(m *kafka.Message) (stream.Record, string, *schemas.DeadLetter) {
+	kind := header(m, HeaderKind)
+	refuse := func(k, field, format string, a ...any) (stream.Record, string, *schemas.DeadLetter) {
+		return stream.Record{}, "", d.deadLetter(m, k, field, fmt.Sprintf(format, a...))
+	}
+	recKind := schemas.KindUsage
+	if m.Topic == d.AgentsTopic {
+		recKind = schemas.KindAgentRequest
+	}
+	if len(m.Value) > d.MaxBytes {
+		return refuse(recKind, "", "message is %d bytes, over the limit of %d (stream.max_message_bytes)", len(m.Value), d.MaxBytes)
+	}
+	if !utf8.Valid(m.Value) {
+		return refuse(recKind, "", "message is not valid UTF-8 (at byte %d)", invalidUTF8At(m.Value))
+	}
+	rec := stream.Record{SourceTime: m.Time}
+	switch m.Topic {
+	case d.UsageTopic:
+		var err error
+		switch kind {
+		case "", string(ingest.KindUsage):
+			rec.Usage, err = ingest.DecodeUsage(m.Value)
+		case string(ingest.KindLegacyUsage):
+			rec.Usage, err = ingest.DecodeLegacyUsage(m.Value)
+		default:
+			return refuse(recKind, HeaderKind, "header %s %q: use usage or legacy_usage on topic %s", HeaderKind, kind, m.Topic)
+		}
+		if err != nil {
+			return refuse(recKind, fieldOf(err), "%s", reasonOf(err))
+		}
+		if field, why := d.checkTime("event_time", rec.Usage.EventTime); why != "" {
+			return refuse(recKind, field, "%s", why)
+		}
+		rec.Kind = stream.KindUsage
+		return rec, rec.Usage.Requester, nil
+	case d.AgentsTopic:
+		if kind == "" {
+			kind = sniffAgentKind(m.Value)
+		}
+		endpoint := header(m, HeaderAgentEndpoint)
+		var a schemas.AgentRequest
+		switch kind {
+		case string(ingest.KindPayload):
+			p, err := ingest.DecodePayload(m.Value)
+			if err != nil {
+				return refuse(recKind, fieldOf(err), "%s", reasonOf(err))
+			}
+			if endpoint == "" {
+				return refuse(recKind, HeaderAgentEndpoint, "payload row names no agent endpoint: set header %s", HeaderAgentEndpoint)
+			}
+			a = p.AgentRequest(endpoint, "")
+		case string(ingest.KindTrace):
+			t, err := ingest.DecodeTrace(m.Value)
+			if err != nil {
+				return refuse(recKind, fieldOf(err), "%s", reasonOf(err))
+			}
+			a = t.AgentRequest(endpoint, "")
+			if a.AgentEndpoint == "" {
+				return refuse(recKind, HeaderAgentEndpoint, "trace names no agent endpoint (no %s in trace_metadata): set header %s",
+					schemas.TraceEndpointKey, HeaderAgentEndpoint)
+			}
+		default:
+			return refuse(recKind, HeaderKind, "header %s %q: use payload or trace on topic %s (without the header, a row with databricks_request_id is a payload row, one with trace_id a trace)",
+				HeaderKind, kind, m.Topic)
+		}
+		a.ServicePrincipal = header(m, HeaderServicePrincipal)
+		if a.ServicePrincipal == "" {
+			a.ServicePrincipal = d.ServicePrincipals[a.AgentEndpoint]
+		}
+		if a.ServicePrincipal == "" {
+			return refuse(recKind, "agent_endpoint", "agent endpoint %q has no service principal: add it to stream.agents (or a payload/trace source), or set header %s",
+				a.AgentEndpoint, HeaderServicePrincipal)
+		}
+		if field, why := d.checkTime("request_time", a.StartTime); why != "" {
+			return refuse(recKind, field, "%s", why)
+		}
+		rec.Kind, rec.Agent = stream.KindAgent, a
+		return rec, a.ServicePrincipal, nil
+	default:
+		return refuse(recKind, "", "topic %s is neither the usage topic %s nor the agent topic %s", m.Topic, d.UsageTopic, d.AgentsTopic)
+	}
+}
+
+func (d *Decoder) checkTime(field string, t time.Time) (string, string) {
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	switch {
+	case t.Before(earliest):
+		return field, fmt.Sprintf("%s %s is before %s", field, t.Format(time.RFC3339), earliest.Format(time.DateOnly))
+	case t.After(now().Add(d.MaxFuture)):
+		return field, fmt.Sprintf("%s %s is more than %s ahead of the clock (stream.max_future)", field, t.Format(time.RFC3339), d.MaxFuture)
+	}
+	return "", ""
+}
+
+// sniffAgentKind tells a payload row from a trace by its top-level keys.
+func sniffAgentKind(b []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	var payload, trace bool
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		switch tok {
+		case "databricks_request_id":
+			payload = true
+		case "trace_id":
+			trace = true
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return ""
+		}
+	}
+	switch {
+	case payload && !trace:
+		return string(ingest.KindPayload)
+	case trace && !payload:
+		return string(ingest.KindTrace)
+	default:
+		return "unknown"
+	}
+}
+
+func header(m *kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func fieldOf(err error) string {
+	var fe *ingest.FieldError
+	if errors.As(err, &fe) {
+		return fe.Field
+	}
+	return ""
+}
+
+func reasonOf(err error) string {
+	var fe *ingest.FieldError
+	if errors.As(err, &fe) {
+		return fe.Error()
+	}
+	return err.Error()
+}
+
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+// deadLetter describes a refused message. Record keeps its first bytes.
+func (d *Decoder) deadLetter(m *kafka.Message, kind, field, reason string) *schemas.DeadLetter {
+	rec := m.Value
+	if len(rec) > schemas.MaxDeadLetterRecord {
+		rec = rec[:schemas.MaxDeadLetterRecord]
+	}
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	return &schemas.DeadLetter{
+		Source:         m.Topic,
+		Location:       Location(m.Partition, m.Offset),
+		Kind:           kind,
+		Field:          field,
+		Reason:         reason,
+		Record:         string(rec),
+		DeadLetteredAt: now().UTC(),
+	}
+}
+
+// Location is a message's place in its topic, as dead letters name it.
+func Location(partition int, offset int64) string {
+	return "partition " + strconv.Itoa(partition) + " offset " + strconv.FormatInt(offset, 10)
+}
+
+// DeadLetterMessage is the message written to the dead-letter topic: the
+// DeadLetter as JSON, keyed by source topic and location so a re-delivered
+// refusal is recognisable, with headers naming the source and the reason
+// for tools like kcat.
+func DeadLetterMessage(dl *schemas.DeadLetter, partition int, offset int64) (kafka.Message, error) {
+	b, err := json.Marshal(dl)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encode dead letter of %s %s: %w", dl.Source, dl.Location, err)
+	}
+	return kafka.Message{
+		Key:   []byte(dl.Source + "/" + strconv.Itoa(partition) + "/" + strconv.FormatInt(offset, 10)),
+		Value: b,
+		Headers: []kafka.Header{
+			{Key: HeaderSourceTopic, Value: []byte(dl.Source)},
+			{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(partition))},
+			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(offset, 10))},
+			{Key: HeaderReason, Value: []byte(dl.Reason)},
+		},
+	}, nil
+}

@@ -1,0 +1,356 @@
+// Package worker runs streaming attribution as Kafka consumer-group workers:
+// re-keying, the windowed join, the DuckDB loader, health endpoints and lag.
+//
+// Every stage is a consumer group, so running more processes with the same
+// configuration spreads partitions across them; a process that dies has its
+// partitions taken over after the session timeout. Stages:
+//
+//	rekey  input topics → keyed topic (key: service principal) + dead letters
+//	join   keyed topic → output topic (key: invocation id)
+//	load   output and dead-letter topics → DuckDB store (one process only)
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	kafkaingest "github.com/obolus/obolus/ingest/kafka"
+	"github.com/obolus/obolus/internal/config"
+	"github.com/obolus/obolus/internal/stream"
+	kafkasink "github.com/obolus/obolus/sink/kafka"
+)
+
+// Config is what a worker needs.
+type Config struct {
+	Options kafkaingest.Options
+	Stream  config.Stream
+	// Join configures the windowed join; Grace and Horizon come from Stream.
+	Join stream.Config
+	// ServicePrincipals maps agent endpoints to service principals.
+	ServicePrincipals map[string]string
+	// Store receives attributions and dead letters in the load stage.
+	Store kafkasink.Store
+	Log   *slog.Logger
+}
+
+// Worker is one streaming process.
+type Worker struct {
+	cfg     Config
+	log     *slog.Logger
+	status  *kafkaingest.Status
+	rekeyN  *kafkaingest.RekeyCounts
+	loadN   *kafkasink.LoaderCounts
+	join    *joiner
+	metrics *metrics
+	groups  []string
+	started time.Time
+
+	mu       sync.Mutex
+	running  bool
+	fatal    error
+	httpAddr string
+}
+
+// New validates cfg and returns a worker.
+func New(cfg Config) (*Worker, error) {
+	if errs := cfg.Stream.Validate(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if cfg.Stream.HasStage(config.StageLoad) && cfg.Store == nil {
+		return nil, errors.New("the load stage needs a store (stream.duckdb)")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	cfg.Join.Grace, cfg.Join.Horizon = cfg.Stream.Grace, cfg.Stream.Horizon
+	if cfg.Join.RunID == "" {
+		cfg.Join.RunID = "stream:" + cfg.Stream.Group
+	}
+	if err := cfg.Join.Validate(); err != nil {
+		return nil, fmt.Errorf("join: %w", err)
+	}
+	w := &Worker{cfg: cfg, log: cfg.Log, status: kafkaingest.NewStatus(),
+		rekeyN: &kafkaingest.RekeyCounts{}, loadN: &kafkasink.LoaderCounts{}}
+	return w, nil
+}
+
+// Group ids of the stages.
+func groupID(s config.Stream, stage string) string { return s.Group + "." + stage }
+
+// Run runs the configured stages until ctx ends, then stops fetching,
+// flushes, commits and leaves every group before returning.
+func (w *Worker) Run(ctx context.Context) error {
+	s := w.cfg.Stream
+	o := w.cfg.Options
+	w.started = time.Now()
+	m, err := newMetrics(w)
+	if err != nil {
+		return err
+	}
+	w.metrics = m
+	defer m.close()
+
+	srv, err := w.serveHTTP(ctx)
+	if err != nil {
+		return err
+	}
+	if srv != nil {
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+
+	topics := []string{s.Topics.Usage, s.Topics.Agents, s.Topics.Keyed, s.Topics.Output, s.Topics.DeadLetter}
+	var counts map[string]int
+	for attempt := 0; ; attempt++ {
+		if s.CreateTopics {
+			counts, err = kafkaingest.EnsureTopics(ctx, o, s.Partitions, topics...)
+		} else {
+			counts, err = kafkaingest.PartitionCounts(ctx, o, topics...)
+		}
+		if err == nil || ctx.Err() != nil || attempt == 4 {
+			break
+		}
+		w.log.Warn("kafka not reachable yet, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt+1) * time.Second):
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	w.log.Info("stream topics", "partitions", counts, "stages", s.Stages, "duckdb", s.DuckDB)
+
+	writers := map[string]*kafka.Writer{}
+	writer := func(topic string, b kafka.Balancer) *kafka.Writer {
+		wr := o.Writer(topic, b)
+		writers[topic+fmt.Sprintf("%T", b)] = wr
+		return wr
+	}
+	defer func() {
+		for _, wr := range writers {
+			if err := wr.Close(); err != nil {
+				w.log.Warn("close writer", "topic", wr.Topic, "err", err)
+			}
+		}
+	}()
+
+	var groups []*kafkaingest.Group
+	newGroup := func(stage string, topics []string, open kafkaingest.Opener) {
+		g := &kafkaingest.Group{
+			Options: o, ID: groupID(s, stage), Topics: topics, Open: open,
+			CommitInterval: s.CommitInterval, IdleAfter: s.IdleFlush,
+			SessionTimeout: s.SessionTimeout, RebalanceTimeout: s.RebalanceTimeout,
+			MaxBytes: 2*s.MaxMessageBytes + 1<<20, Log: w.log.With("stage", stage), Status: w.status,
+		}
+		groups = append(groups, g)
+		w.groups = append(w.groups, g.ID)
+	}
+	if s.HasStage(config.StageRekey) {
+		rk := &kafkaingest.Rekeyer{
+			Decoder: &kafkaingest.Decoder{UsageTopic: s.Topics.Usage, AgentsTopic: s.Topics.Agents,
+				ServicePrincipals: w.cfg.ServicePrincipals, MaxBytes: s.MaxMessageBytes, MaxFuture: s.MaxFuture},
+			Keyed:   writer(s.Topics.Keyed, &kafka.Hash{}),
+			Dead:    writer(s.Topics.DeadLetter, &kafka.Hash{}),
+			FlushAt: 2000,
+			Counts:  w.rekeyN,
+			Log:     w.log.With("stage", config.StageRekey),
+		}
+		newGroup(config.StageRekey, []string{s.Topics.Usage, s.Topics.Agents}, rk.Open)
+	}
+	if s.HasStage(config.StageJoin) {
+		w.join = &joiner{
+			cfg: w.cfg.Join, keyed: s.Topics.Keyed, flushAt: 2000, log: w.log.With("stage", config.StageJoin), metrics: w.metrics,
+			output: writer(s.Topics.Output, &kafka.Hash{}),
+			ticks:  writer(s.Topics.Keyed, explicitPartition{}),
+			dead:   writer(s.Topics.DeadLetter, &kafka.Hash{}),
+			stats:  map[int]stream.Stats{},
+		}
+		newGroup(config.StageJoin, []string{s.Topics.Keyed}, w.join.open)
+	}
+	if s.HasStage(config.StageLoad) {
+		ld := &kafkasink.Loader{Store: w.cfg.Store, OutputTopic: s.Topics.Output, DeadLetterTopic: s.Topics.DeadLetter,
+			Counts: w.loadN, Log: w.log.With("stage", config.StageLoad)}
+		newGroup(config.StageLoad, []string{s.Topics.Output, s.Topics.DeadLetter}, ld.Open)
+	}
+
+	w.setRunning(true, nil)
+	var wg sync.WaitGroup
+	errs := make([]error, len(groups))
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for i, g := range groups {
+		wg.Go(func() {
+			if err := g.Run(gctx); err != nil {
+				errs[i] = err
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	err = errors.Join(errs...)
+	w.setRunning(false, err)
+	w.log.Info("stream stopped", "rekeyed_usage", w.rekeyN.Usage.Load(), "rekeyed_agents", w.rekeyN.Agents.Load(),
+		"dead_letters", w.rekeyN.Dead.Load(), "loaded_answers", w.loadN.Answers.Load())
+	return err
+}
+
+func (w *Worker) setRunning(on bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.running, w.fatal = on, err
+}
+
+// Ready reports whether every stage's group has joined.
+func (w *Worker) Ready() bool {
+	w.mu.Lock()
+	running := w.running
+	w.mu.Unlock()
+	if !running {
+		return false
+	}
+	for _, g := range w.groups {
+		if !w.status.Joined(g) {
+			return false
+		}
+	}
+	return true
+}
+
+// HTTPAddr is where the health endpoints listen, once Run has started them.
+func (w *Worker) HTTPAddr() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.httpAddr
+}
+
+// Report is the /status document.
+type Report struct {
+	Ready      bool                          `json:"ready"`
+	Uptime     string                        `json:"uptime"`
+	Groups     []string                      `json:"groups"`
+	Partitions []kafkaingest.PartitionStatus `json:"partitions"`
+	// Lag is the sum of the partitions' lag, per group.
+	Lag   map[string]int64   `json:"lag"`
+	Join  map[int]JoinStatus `json:"join,omitempty"`
+	Rekey struct {
+		Usage, Agents, DeadLetters int64
+	} `json:"rekey"`
+	Load struct {
+		Answers, Rows, DeadLetters int64
+	} `json:"load"`
+}
+
+// JoinStatus is one keyed partition's join state.
+type JoinStatus struct {
+	Watermark     time.Time `json:"watermark"`
+	Pending       int       `json:"pending"`
+	Open          int       `json:"open"`
+	AgentRequests int       `json:"agent_requests"`
+	Emitted       int64     `json:"emitted"`
+	Restated      int64     `json:"restated"`
+	Duplicates    int64     `json:"duplicates"`
+	TooLate       int64     `json:"too_late"`
+}
+
+// Status describes what the worker is doing.
+func (w *Worker) Status() Report {
+	r := Report{Ready: w.Ready(), Uptime: time.Since(w.started).Round(time.Millisecond).String(), Groups: w.groups,
+		Partitions: w.status.Partitions(), Lag: map[string]int64{}}
+	slices.SortFunc(r.Partitions, func(a, b kafkaingest.PartitionStatus) int {
+		if a.Group != b.Group {
+			return cmpString(a.Group, b.Group)
+		}
+		if a.Topic != b.Topic {
+			return cmpString(a.Topic, b.Topic)
+		}
+		return a.Partition - b.Partition
+	})
+	for _, p := range r.Partitions {
+		r.Lag[p.Group] += p.Lag
+	}
+	if w.join != nil {
+		r.Join = map[int]JoinStatus{}
+		for p, s := range w.join.Stats() {
+			r.Join[p] = JoinStatus{Watermark: s.Watermark, Pending: s.Pending, Open: s.Open, AgentRequests: s.AgentRequests,
+				Emitted: s.Emitted, Restated: s.Restated, Duplicates: s.Duplicates, TooLate: s.TooLate}
+		}
+	}
+	r.Rekey.Usage, r.Rekey.Agents, r.Rekey.DeadLetters = w.rekeyN.Usage.Load(), w.rekeyN.Agents.Load(), w.rekeyN.Dead.Load()
+	r.Load.Answers, r.Load.Rows, r.Load.DeadLetters = w.loadN.Answers.Load(), w.loadN.Rows.Load(), w.loadN.DeadLetters.Load()
+	return r
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// serveHTTP starts /healthz (the process is up and no stage has failed),
+// /readyz (every stage has joined its group) and /status (JSON).
+func (w *Worker) serveHTTP(ctx context.Context) (*http.Server, error) {
+	addr := w.cfg.Stream.HTTP
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("stream.http %s: %w", addr, err)
+	}
+	w.mu.Lock()
+	w.httpAddr = ln.Addr().String()
+	w.mu.Unlock()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		w.mu.Lock()
+		fatal := w.fatal
+		w.mu.Unlock()
+		if fatal != nil {
+			http.Error(rw, "failed: "+fatal.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(rw, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		if !w.Ready() {
+			http.Error(rw, "not ready: joining consumer groups", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(rw, "ready")
+	})
+	mux.HandleFunc("GET /status", func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(rw)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(w.Status())
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			w.log.Error("health endpoints stopped", "err", err)
+		}
+	}()
+	w.log.Info("health endpoints", "addr", "http://"+w.httpAddr, "paths", "/healthz /readyz /status")
+	return srv, nil
+}
