@@ -811,3 +811,16 @@ func TestLoadTableAsDeclaredTypes(t *testing.T) {
 		}
 	}
 }
+
+func TestWideIntegersNarrowToBigint(t *testing.T) {
+	s := startServer(t, Config{})
+	db := openDB(t, s)
+	var sum int64
+	if err := db.QueryRowContext(testCtx(t), `SELECT sum(i) FROM range(10) t(i)`).Scan(&sum); err != nil || sum != 45 {
+		t.Fatalf("sum = %d, err %v", sum, err)
+	}
+	_, err := db.QueryContext(testCtx(t), `SELECT 170141183460469231731687303715884105727::HUGEINT AS too_big`)
+	if err == nil || !strings.Contains(err.Error(), "BIGINT range") {
+		t.Errorf("got %v, want an out-of-range error", err)
+	}
+}

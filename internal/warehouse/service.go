@@ -262,6 +262,13 @@ func (sv *service) ExecuteStatement(ctx context.Context, req *tcli.TExecuteState
 	if req.GetDirectResults == nil {
 		return resp, nil
 	}
+	if wait < 0 {
+		// Always asynchronous: say RUNNING even if the statement already
+		// finished, so clients take the polling path.
+		running := tcli.TOperationState_RUNNING_STATE
+		resp.DirectResults = &tcli.TSparkDirectResults{OperationStatus: &tcli.TGetOperationStatusResp{Status: ok(), OperationState: &running}}
+		return resp, nil
+	}
 	dr := &tcli.TSparkDirectResults{}
 	closed := &tcli.TCloseOperationResp{Status: ok()}
 	op.mu.Lock()
