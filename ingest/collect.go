@@ -83,7 +83,10 @@ func (w Window) Contains(t time.Time) bool {
 // legacy_usage sources, Agents for payload and trace sources, in batches of
 // up to BatchSize; a batch slice belongs to the callee. Dead receives each
 // row that could not be used; the callee stamps RunID and DeadLetteredAt.
-// An error from any of them stops the read and is returned.
+// Calls are made one at a time on the goroutine that called the reader,
+// while the reader decodes ahead on another goroutine; batches come in input
+// order, each dead letter as soon as it is found. An error from any of them
+// stops the read and is returned.
 type Emit struct {
 	Usage  func([]schemas.UsageEvent) error
 	Agents func([]schemas.AgentRequest) error
@@ -213,6 +216,7 @@ func (c *codec) columnIndex(names []string) []int {
 // or outside the window: no per-row copy or allocation of the record.
 type collector struct {
 	ctx    context.Context
+	out    chan delivery // to the goroutine that calls emit (see run)
 	emit   Emit
 	win    Window
 	c      *codec
@@ -322,28 +326,98 @@ func (c *collector) begin() error {
 	return nil
 }
 
-func (c *collector) flush() error {
-	if len(c.usage) > 0 {
-		batch := c.usage
-		c.usage = nil // the callee owns the batch
-		if err := c.emit.Usage(batch); err != nil {
-			return fmt.Errorf("emit usage: %w", err)
+// delivery is one call to make to Emit.
+type delivery struct {
+	usage  []schemas.UsageEvent
+	agents []schemas.AgentRequest
+	dead   *schemas.DeadLetter
+}
+
+// run calls produce — the reading and decoding — on a new goroutine and
+// makes every Emit call on the calling goroutine, in the order produced.
+// Decoding the next batch thus overlaps with the callee's work on this one
+// (the attribution engine, a sink), while the callee still sees one
+// goroutine, as with a plain loop. An Emit error stops production; the first
+// error, from either side, is returned.
+func (c *collector) run(produce func() error) (Stats, error) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	c.ctx = ctx
+	c.out = make(chan delivery, 2)
+	var perr error
+	go func() {
+		defer close(c.out)
+		perr = produce()
+		if perr == nil {
+			perr = c.flush()
+		}
+	}()
+	var eerr error
+	for d := range c.out {
+		if eerr != nil {
+			continue // drain until the producer sees the cancellation
+		}
+		if eerr = c.deliver(d); eerr != nil {
+			cancel()
 		}
 	}
-	if len(c.agents) > 0 {
-		batch := c.agents
-		c.agents = nil
-		if err := c.emit.Agents(batch); err != nil {
+	// The channel is closed: the producer is done, and c.stats and perr are settled.
+	if eerr != nil {
+		return c.stats, eerr
+	}
+	return c.stats, perr
+}
+
+func (c *collector) deliver(d delivery) error {
+	switch {
+	case d.dead != nil:
+		if err := c.emit.Dead(*d.dead); err != nil {
+			return fmt.Errorf("emit dead letter for %s %s: %w", d.dead.Source, d.dead.Location, err)
+		}
+	case d.usage != nil:
+		if err := c.emit.Usage(d.usage); err != nil {
+			return fmt.Errorf("emit usage: %w", err)
+		}
+	case d.agents != nil:
+		if err := c.emit.Agents(d.agents); err != nil {
 			return fmt.Errorf("emit agent requests: %w", err)
 		}
 	}
 	return nil
 }
 
-// dead writes a dead letter for the row at loc ("line", 12).
+func (c *collector) send(d delivery) error {
+	select {
+	case c.out <- d:
+		return nil
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	}
+}
+
+// flush hands the current batch over; the callee owns it from then on.
+func (c *collector) flush() error {
+	if len(c.usage) > 0 {
+		batch := c.usage
+		c.usage = nil
+		if err := c.send(delivery{usage: batch}); err != nil {
+			return err
+		}
+	}
+	if len(c.agents) > 0 {
+		batch := c.agents
+		c.agents = nil
+		if err := c.send(delivery{agents: batch}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dead writes a dead letter for the row at unit n ("line", 12).
 func (c *collector) dead(unit string, n int64, err error, raw []byte) error {
 	c.stats.Dead++
-	dl := schemas.DeadLetter{
+	dl := &schemas.DeadLetter{
 		Source:   c.source,
 		Location: unit + " " + strconv.FormatInt(n, 10),
 		Kind:     c.c.deadKind,
@@ -355,10 +429,7 @@ func (c *collector) dead(unit string, n int64, err error, raw []byte) error {
 	} else {
 		dl.Reason = err.Error()
 	}
-	if err := c.emit.Dead(dl); err != nil {
-		return fmt.Errorf("emit dead letter for %s: %w", dl.Location, err)
-	}
-	return nil
+	return c.send(delivery{dead: dl})
 }
 
 // cutRecord keeps at most MaxDeadLetterRecord bytes of raw input as valid

@@ -25,9 +25,10 @@ const MaxLine = 16 << 20
 // records, keeps those inside w and emits them in batches. A row that cannot
 // be decoded becomes a dead letter (Location "line N" for JSONL, "row N" for
 // CSV and Parquet, counting data rows from 1) and reading goes on. Only I/O
-// failures (a missing or unreadable file, a corrupt Parquet footer) and
-// errors from emit are returned, wrapped with the path; the Stats returned
-// count what was read before the failure.
+// failures (a missing or unreadable file, a corrupt Parquet footer, wrapped
+// with the path), cancellation and errors from emit are returned; the Stats
+// returned count what was read before the failure. Emit is called on the
+// caller's goroutine while decoding runs ahead on another (see Emit).
 func ReadFiles(ctx context.Context, spec Spec, w Window, emit Emit) (Stats, error) {
 	c, err := newCollector(ctx, spec, w, emit)
 	if err != nil {
@@ -40,27 +41,26 @@ func ReadFiles(ctx context.Context, spec Spec, w Window, emit Emit) (Stats, erro
 	if err != nil {
 		return Stats{}, err
 	}
-	for _, path := range paths {
-		if err := ctx.Err(); err != nil {
-			return c.stats, err
+	return c.run(func() error {
+		for _, path := range paths {
+			if err := c.ctx.Err(); err != nil {
+				return err
+			}
+			format, gz := formatOf(path)
+			if spec.Format != "" {
+				format = spec.Format
+			}
+			if format == "" {
+				return fmt.Errorf("%s: cannot tell the format from the extension; set spec.Format", path)
+			}
+			c.source = path
+			c.stats.Files++
+			if err := readFile(c, path, format, gz); err != nil {
+				return err
+			}
 		}
-		format, gz := formatOf(path)
-		if spec.Format != "" {
-			format = spec.Format
-		}
-		if format == "" {
-			return c.stats, fmt.Errorf("%s: cannot tell the format from the extension; set spec.Format", path)
-		}
-		c.source = path
-		c.stats.Files++
-		if err := readFile(c, path, format, gz); err != nil {
-			return c.stats, err
-		}
-	}
-	if err := c.flush(); err != nil {
-		return c.stats, fmt.Errorf("%s: %w", spec.Path, err)
-	}
-	return c.stats, nil
+		return nil
+	})
 }
 
 func readFile(c *collector, path, format string, gz bool) error {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -345,6 +346,32 @@ func TestBatching(t *testing.T) {
 	// Batches belong to the callee: later reading must not overwrite them.
 	if kept[0][0].InvocationID != rows[0].InvocationID || kept[1][0].InvocationID != rows[BatchSize].InvocationID {
 		t.Fatal("an emitted batch was overwritten")
+	}
+}
+
+// TestEmitStops checks that an Emit error stops decoding at once and that the
+// decoding goroutine is gone when ReadFiles returns.
+func TestEmitStops(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "u.jsonl")
+	writeUsageJSONL(t, path, sampleUsage(BatchSize*6))
+	before := runtime.NumGoroutine()
+	calls := 0
+	st, err := ReadFiles(context.Background(), Spec{Kind: KindUsage, Path: path}, Window{}, Emit{
+		Usage: func([]schemas.UsageEvent) error { calls++; return errors.New("sink down") },
+		Dead:  func(schemas.DeadLetter) error { return nil },
+	})
+	if err == nil || !strings.Contains(err.Error(), "emit usage: sink down") || calls != 1 {
+		t.Fatalf("err %v after %d calls", err, calls)
+	}
+	// Decoding ran at most a few batches ahead of the failed one.
+	if st.Rows > 4*BatchSize {
+		t.Fatalf("read %d rows after the sink failed", st.Rows)
+	}
+	for i := 0; runtime.NumGoroutine() > before && i < 100; i++ {
+		time.Sleep(time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines left, %d before", n, before)
 	}
 }
 

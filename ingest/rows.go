@@ -40,29 +40,28 @@ func ReadRows(ctx context.Context, rows RowScanner, source string, spec Spec, w 
 		dest[i] = &raw[i]
 	}
 	vals := make([]value, len(names))
-	var rowNo int64
-	for rows.Next() {
-		rowNo++
-		if err := rows.Scan(dest...); err != nil {
-			return c.stats, fmt.Errorf("%s: row %d: %w", source, rowNo, err)
+	return c.run(func() error {
+		var rowNo int64
+		for rows.Next() {
+			rowNo++
+			if err := rows.Scan(dest...); err != nil {
+				return fmt.Errorf("%s: row %d: %w", source, rowNo, err)
+			}
+			if err := c.begin(); err != nil {
+				return err
+			}
+			for j := range raw {
+				vals[j] = goValue(raw[j])
+			}
+			if err := c.decoded(c.values(names, cols, vals), "row", rowNo, func() []byte { return renderRow(names, vals) }); err != nil {
+				return err
+			}
 		}
-		if err := c.begin(); err != nil {
-			return c.stats, err
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("%s: %w", source, err)
 		}
-		for j := range raw {
-			vals[j] = goValue(raw[j])
-		}
-		if err := c.decoded(c.values(names, cols, vals), "row", rowNo, func() []byte { return renderRow(names, vals) }); err != nil {
-			return c.stats, fmt.Errorf("%s: %w", source, err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return c.stats, fmt.Errorf("%s: %w", source, err)
-	}
-	if err := c.flush(); err != nil {
-		return c.stats, fmt.Errorf("%s: %w", source, err)
-	}
-	return c.stats, nil
+		return nil
+	})
 }
 
 // goValue converts a value scanned by a database driver.
