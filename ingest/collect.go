@@ -12,98 +12,9 @@ import (
 	"github.com/obolus/obolus/schemas"
 )
 
-// Kind is what a source holds.
-type Kind string
-
-// Source kinds.
-const (
-	KindUsage       Kind = "usage"        // system.ai_gateway.usage rows
-	KindLegacyUsage Kind = "legacy_usage" // system.serving.endpoint_usage rows
-	KindPayload     Kind = "payload"      // an agent endpoint's payload (inference) table
-	KindTrace       Kind = "trace"        // MLflow traces (TraceInfo rows)
-)
-
-// Columns lists the column names the kind reads, older aliases included;
-// table readers select only these.
-func (k Kind) Columns() []string {
-	switch k {
-	case KindUsage:
-		return usageFields.columns()
-	case KindLegacyUsage:
-		return legacyFields.columns()
-	case KindPayload:
-		return payloadFields.columns()
-	case KindTrace:
-		return traceFields.columns()
-	}
-	return nil
-}
-
-// TimeColumns lists the columns the window applies to, preferred first
-// (the canonical name, then its alias).
-func (k Kind) TimeColumns() []string {
-	switch k {
-	case KindUsage:
-		return []string{"event_time"}
-	case KindLegacyUsage:
-		return []string{"request_time"}
-	case KindPayload, KindTrace:
-		return []string{"request_time", "timestamp_ms"}
-	}
-	return nil
-}
-
-// Spec says what to read and how to label it.
-type Spec struct {
-	Kind Kind
-	// Path is a file, a directory (every data file below it, sorted), or a
-	// glob. Inside directories and globs, names starting with "." or "_"
-	// (Spark's _SUCCESS, Delta's _delta_log) are skipped.
-	Path string
-	// Format is "jsonl", "csv" or "parquet"; empty means from the extension
-	// (.jsonl .ndjson .json, .csv, .parquet; a further .gz is gunzipped).
-	Format string
-	// AgentEndpoint is the agent endpoint payload and trace rows belong to
-	// (traces fall back to their metadata when empty).
-	AgentEndpoint string
-	// ServicePrincipal is the identity that agent calls the gateway as.
-	ServicePrincipal string
-}
-
-// Window is the half-open time range [From, To) a run reads; a zero bound is
-// unbounded.
-type Window struct{ From, To time.Time }
-
-// Contains reports whether t is inside the window.
-func (w Window) Contains(t time.Time) bool {
-	return (w.From.IsZero() || !t.Before(w.From)) && (w.To.IsZero() || t.Before(w.To))
-}
-
-// Emit receives what a reader produces. Usage is called for usage and
-// legacy_usage sources, Agents for payload and trace sources, in batches of
-// up to BatchSize; a batch slice belongs to the callee. Dead receives each
-// row that could not be used; the callee stamps RunID and DeadLetteredAt.
-// Calls are made one at a time on the goroutine that called the reader,
-// while the reader decodes ahead on another goroutine; batches come in input
-// order, each dead letter as soon as it is found. An error from any of them
-// stops the read and is returned.
-type Emit struct {
-	Usage  func([]schemas.UsageEvent) error
-	Agents func([]schemas.AgentRequest) error
-	Dead   func(schemas.DeadLetter) error
-}
-
-// BatchSize is the largest batch passed to Emit.Usage or Emit.Agents.
-const BatchSize = 8192
-
-// Stats counts what a read saw. Every row is exactly one of emitted, outside
-// the window or dead: Rows == Emitted + OutsideWindow + Dead.
-type Stats struct{ Files, Rows, Emitted, OutsideWindow, Dead int64 }
-
 // codec decodes the rows of one kind, from JSON or from named column values,
 // straight into the slot the record will occupy in its batch.
 type codec struct {
-	kind     Kind
 	usage    bool // emits UsageEvents; otherwise AgentRequests
 	deadKind string
 	lookup   func(name []byte) int
@@ -119,7 +30,7 @@ func newCodec(spec Spec) (*codec, error) {
 	switch spec.Kind {
 	case KindUsage:
 		return &codec{
-			kind: spec.Kind, usage: true, deadKind: schemas.KindUsage, lookup: usageFields.lookup,
+			usage: true, deadKind: schemas.KindUsage, lookup: usageFields.lookup,
 			usageJSON: func(d *decoder, b []byte, dst *schemas.UsageEvent) error {
 				if err := decodeJSON(d, usageFields, b, dst); err != nil {
 					return err
@@ -137,7 +48,7 @@ func newCodec(spec Spec) (*codec, error) {
 		}, nil
 	case KindLegacyUsage:
 		return &codec{
-			kind: spec.Kind, usage: true, deadKind: schemas.KindUsage, lookup: legacyFields.lookup,
+			usage: true, deadKind: schemas.KindUsage, lookup: legacyFields.lookup,
 			usageJSON: func(d *decoder, b []byte, dst *schemas.UsageEvent) error {
 				d.legacy = schemas.LegacyUsage{}
 				if err := decodeJSON(d, legacyFields, b, &d.legacy); err != nil {
@@ -157,7 +68,7 @@ func newCodec(spec Spec) (*codec, error) {
 		}, nil
 	case KindPayload:
 		return &codec{
-			kind: spec.Kind, deadKind: schemas.KindAgentRequest, lookup: payloadFields.lookup,
+			deadKind: schemas.KindAgentRequest, lookup: payloadFields.lookup,
 			agentJSON: func(d *decoder, b []byte, dst *schemas.AgentRequest) error {
 				d.payload = schemas.PayloadRow{}
 				if err := decodeJSON(d, payloadFields, b, &d.payload); err != nil {
@@ -177,7 +88,7 @@ func newCodec(spec Spec) (*codec, error) {
 		}, nil
 	case KindTrace:
 		return &codec{
-			kind: spec.Kind, deadKind: schemas.KindAgentRequest, lookup: traceFields.lookup,
+			deadKind: schemas.KindAgentRequest, lookup: traceFields.lookup,
 			agentJSON: func(d *decoder, b []byte, dst *schemas.AgentRequest) error {
 				d.trace = schemas.TraceRow{}
 				if err := decodeJSON(d, traceFields, b, &d.trace); err != nil {
