@@ -18,7 +18,8 @@ import (
 type attributor struct {
 	engine   *enrich.Engine
 	run      enrich.Run
-	rows     []schemas.Attribution
+	rows     rowChunks
+	scratch  []schemas.Attribution
 	seen     map[string]kept
 	dups     int64
 	earliest time.Time
@@ -48,15 +49,16 @@ func (a *attributor) add(evs []schemas.UsageEvent) {
 				continue
 			}
 			for k := prev.first; k < prev.first+prev.n; k++ {
-				a.rows[k].InvocationID = "" // tombstone
+				a.rows.at(int(k)).InvocationID = "" // tombstone
 			}
 		}
-		first := len(a.rows)
-		a.rows = a.engine.Attribute(a.rows, ev, a.run)
-		for k := first; k < len(a.rows); k++ {
-			a.strs.row(&a.rows[k])
+		a.scratch = a.engine.Attribute(a.scratch[:0], ev, a.run)
+		first := a.rows.len()
+		for k := range a.scratch {
+			a.strs.row(&a.scratch[k])
+			a.rows.push(&a.scratch[k])
 		}
-		a.seen[ev.InvocationID] = kept{at: at, totalTokens: ev.TotalTokens, inputTokens: ev.InputTokens, first: int32(first), n: int32(len(a.rows) - first)}
+		a.seen[ev.InvocationID] = kept{at: at, totalTokens: ev.TotalTokens, inputTokens: ev.InputTokens, first: int32(first), n: int32(len(a.scratch))}
 		if a.earliest.IsZero() || ev.EventTime.Before(a.earliest) {
 			a.earliest = ev.EventTime
 		}
@@ -64,36 +66,78 @@ func (a *attributor) add(evs []schemas.UsageEvent) {
 }
 
 // finish drops tombstones, fills the report's counts and returns the rows.
-func (a *attributor) finish(rep *Report) []schemas.Attribution {
-	rows := a.rows[:0]
-	for i := range a.rows {
-		if a.rows[i].InvocationID != "" {
-			rows = append(rows, a.rows[i])
-		}
-	}
-	clear(a.rows[len(rows):])
+func (a *attributor) finish(rep *Report) [][]schemas.Attribution {
+	chunks := a.rows.compact()
 	rep.Duplicates = a.dups
 	rep.Invocations = int64(len(a.seen))
 	for _, k := range a.seen {
 		rep.TokensIn += k.totalTokens
 		rep.InputTokensIn += k.inputTokens
 	}
-	for i := range rows {
-		r := &rows[i]
-		if i == 0 || rows[i-1].InvocationID != r.InvocationID {
-			if r.MatchMethod == schemas.MethodUnattributed {
-				rep.Unattributed++
-			} else {
-				rep.Attributed++
+	prev := ""
+	for _, rows := range chunks {
+		for i := range rows {
+			r := &rows[i]
+			if r.InvocationID != prev {
+				if r.MatchMethod == schemas.MethodUnattributed {
+					rep.Unattributed++
+				} else {
+					rep.Attributed++
+				}
+				prev = r.InvocationID
+			}
+			rep.TokensOut += r.TotalTokens
+			rep.CostUSD += r.CostUSD
+			rep.ByMethod[r.MatchMethod] += r.Weight
+		}
+		rep.OutputRows += int64(len(rows))
+	}
+	a.rows, a.seen = rowChunks{}, nil
+	return chunks
+}
+
+// rowChunks stores rows in fixed-size chunks: a single slice of millions of
+// rows would be copied whole each time append outgrew it, holding two or
+// three copies at the peak.
+type rowChunks struct{ chunks [][]schemas.Attribution }
+
+const rowChunkSize = 1 << 16
+
+func (c *rowChunks) len() int {
+	if len(c.chunks) == 0 {
+		return 0
+	}
+	return (len(c.chunks)-1)*rowChunkSize + len(c.chunks[len(c.chunks)-1])
+}
+
+func (c *rowChunks) push(r *schemas.Attribution) {
+	if n := len(c.chunks); n == 0 || len(c.chunks[n-1]) == rowChunkSize {
+		c.chunks = append(c.chunks, make([]schemas.Attribution, 0, rowChunkSize))
+	}
+	last := &c.chunks[len(c.chunks)-1]
+	*last = append(*last, *r)
+}
+
+func (c *rowChunks) at(i int) *schemas.Attribution {
+	return &c.chunks[i/rowChunkSize][i%rowChunkSize]
+}
+
+// compact drops tombstoned rows in place, chunk by chunk.
+func (c *rowChunks) compact() [][]schemas.Attribution {
+	out := c.chunks[:0]
+	for _, ch := range c.chunks {
+		kept := ch[:0]
+		for i := range ch {
+			if ch[i].InvocationID != "" {
+				kept = append(kept, ch[i])
 			}
 		}
-		rep.TokensOut += r.TotalTokens
-		rep.CostUSD += r.CostUSD
-		rep.ByMethod[r.MatchMethod] += r.Weight
+		clear(ch[len(kept):])
+		if len(kept) > 0 {
+			out = append(out, kept)
+		}
 	}
-	rep.OutputRows = int64(len(rows))
-	a.rows, a.seen = nil, nil
-	return rows
+	return out
 }
 
 // interner shares the few distinct values of low-cardinality columns

@@ -119,6 +119,30 @@ func (r *Report) Summary() string {
 		ok, r.UsageRows, r.Invocations, r.Attributed, r.Unattributed, r.Duplicates, r.DeadLettered, r.OutsideWindow, r.TokensIn, r.TokensOut)
 }
 
+// ChunkReplacer is implemented by stores that take a window's rows in chunks,
+// sparing the run a contiguous copy of millions of rows.
+type ChunkReplacer interface {
+	ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) error
+}
+
+func replaceChunks(ctx context.Context, s Store, from, to time.Time, chunks [][]schemas.Attribution) error {
+	if cr, ok := s.(ChunkReplacer); ok {
+		return cr.ReplaceAttributionChunks(ctx, from, to, chunks)
+	}
+	if len(chunks) == 1 {
+		return s.ReplaceAttributions(ctx, from, to, chunks[0])
+	}
+	var n int
+	for _, c := range chunks {
+		n += len(c)
+	}
+	all := make([]schemas.Attribution, 0, n)
+	for _, c := range chunks {
+		all = append(all, c...)
+	}
+	return s.ReplaceAttributions(ctx, from, to, all)
+}
+
 var tracer = otel.Tracer("github.com/obolus/obolus/internal/batch")
 
 // Run processes one window.
@@ -219,7 +243,7 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 		return rep, err
 	}
 	rows := att.finish(rep)
-	mspan.SetAttributes(attribute.Int64("obolus.invocations", rep.Invocations), attribute.Int("obolus.rows", len(rows)))
+	mspan.SetAttributes(attribute.Int64("obolus.invocations", rep.Invocations), attribute.Int64("obolus.rows", rep.OutputRows))
 	mspan.End()
 
 	wctx, wspan := tracer.Start(ctx, "batch.write")
@@ -232,7 +256,7 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 			replace.From = att.earliest
 		}
 	}
-	if err := j.Store.ReplaceAttributions(wctx, replace.From, replace.To, rows); err != nil {
+	if err := replaceChunks(wctx, j.Store, replace.From, replace.To, rows); err != nil {
 		return rep, fmt.Errorf("write attribution for window %s: %w", FormatWindow(p), err)
 	}
 	if len(dead) > 0 {
