@@ -197,7 +197,9 @@ type Report struct {
 	TopUsers     []Line   // Keys: user, team
 	Models       []Line   // Keys: model
 	Rec          Reconciliation
-	Focus        []FocusRow
+	// Focus holds the FOCUS rows once FocusRows has built them.
+	Focus []FocusRow
+	focus *focusAgg
 }
 
 // Cost is the figure charts and rankings use: allocated cost with billing
@@ -457,7 +459,7 @@ func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, erro
 	if _, ok := teamCost[UnattributedLabel]; ok {
 		rep.Teams = append(rep.Teams, UnattributedLabel)
 	}
-	rep.Focus = fa.build()
+	rep.focus = fa
 	return rep, nil
 }
 

@@ -146,7 +146,7 @@ type FocusRow struct {
 	Invocations, Confidence                float64
 	InputTokens, OutputTokens, TotalTokens int64
 
-	cloud, chargeModel string // charge attributes that only order rows
+	cloud, chargeModel, prices string // charge attributes that only order rows
 }
 
 // PricingQuantity is the row's share of the billed quantity: its cost over the unit price.
@@ -265,7 +265,7 @@ func (fa *focusAgg) build() []FocusRow {
 			BilledMicros: a.billed, UnitPrice: price, ListUnitPrice: list,
 			Unit: c.unit, SKU: c.sku, Product: c.product, PriceStart: c.priceStart,
 			ResourceID: c.endpoint, ResourceName: c.endpointName, Model: c.modelName,
-			Method: MethodNoUsage, cloud: c.cloud, chargeModel: c.model,
+			Method: MethodNoUsage, cloud: c.cloud, chargeModel: c.model, prices: c.price + " " + c.listPrice,
 		}
 		f.ListMicros = f.BilledMicros
 		if price.Sign() != 0 && price.Cmp(list) != 0 {
@@ -284,13 +284,23 @@ func (fa *focusAgg) build() []FocusRow {
 	}
 	slices.SortFunc(out, func(a, b FocusRow) int {
 		return cmp.Or(a.ChargePeriodStart.Compare(b.ChargePeriodStart), cmp.Compare(a.ResourceID, b.ResourceID),
-			cmp.Compare(a.Model, b.Model), cmp.Compare(a.SKU, b.SKU), a.UnitPrice.Cmp(b.UnitPrice),
+			cmp.Compare(a.Model, b.Model), cmp.Compare(a.SKU, b.SKU), cmp.Compare(a.prices, b.prices),
 			cmp.Compare(a.Method, b.Method), cmp.Compare(a.EndUser, b.EndUser), cmp.Compare(a.Agent, b.Agent),
 			cmp.Compare(a.Team, b.Team), cmp.Compare(a.CostCenter, b.CostCenter), cmp.Compare(a.Product, b.Product),
 			cmp.Compare(a.Workspace, b.Workspace), cmp.Compare(a.BillingAccountID, b.BillingAccountID), cmp.Compare(a.chargeModel, b.chargeModel), cmp.Compare(a.cloud, b.cloud), cmp.Compare(a.Unit, b.Unit),
-			cmp.Compare(a.Currency, b.Currency), a.ListUnitPrice.Cmp(b.ListUnitPrice))
+			cmp.Compare(a.Currency, b.Currency))
 	})
 	return out
+}
+
+// FocusRows are the rows of the FOCUS export, built on first use: a report
+// that is not exported to FOCUS does not pay for them.
+func (r *Report) FocusRows() []FocusRow {
+	if r.focus != nil {
+		r.Focus = r.focus.build()
+		r.focus = nil
+	}
+	return r.Focus
 }
 
 // serviceName names the Databricks product a charge comes from.
@@ -328,8 +338,9 @@ func (r *Report) focusTable() *table {
 		}
 		t.cols[i] = column{name: c.Name, kind: k, scale: scale}
 	}
-	for i := range r.Focus {
-		f := &r.Focus[i]
+	rows := r.FocusRows()
+	for i := range rows {
+		f := &rows[i]
 		billed := chargeback.FormatFixed(f.BilledMicros, 6)
 		price := decimalString(f.UnitPrice)
 		desc := fmt.Sprintf("%s tokens through AI Gateway endpoint %s, billed as %s", f.Model, f.ResourceName, f.SKU)

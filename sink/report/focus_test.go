@@ -153,7 +153,7 @@ func TestFocusExport(t *testing.T) {
 		t.Errorf("BilledCost sums to %d micro-units, the bill is %d", billed, rep.Rec.BilledMicros)
 	}
 	var promo bool
-	for _, f := range rep.Focus {
+	for _, f := range rep.FocusRows() {
 		promo = promo || f.ListMicros > f.BilledMicros
 	}
 	if !promo {

@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math"
 	"math/big"
@@ -13,9 +14,9 @@ import (
 
 // usageRow is the part of an attribution row a report uses.
 type usageRow struct {
-	invocationID, endUser, team, costCenter, agent string
+	endUser, team, costCenter, agent               string
 	endpointID, endpointName, model, method        string
-	requester, workspace, account                  string
+	workspace, account                             string
 	eventTime                                      time.Time
 	confidence, weight, costUSD                    float64
 	input, output, total, cacheRead, cacheCreation int64
@@ -41,14 +42,19 @@ func readUsage(ctx context.Context, src Source, p Period) ([]usageRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	where := ` WHERE event_time >= ` + src.Dialect.ts() + ` AND event_time < ` + src.Dialect.ts()
+	// Counting first sizes the slice once: a month can be millions of rows.
+	var n int64
+	if err := queryRow(ctx, src.DB, `SELECT count(*) FROM `+tbl+where, p.Start.UnixMicro(), p.End.UnixMicro()).Scan(&n); err != nil {
+		return nil, fmt.Errorf("report: count %s: %w", src.Tables.Attribution, err)
+	}
 	q := `SELECT invocation_id, coalesce(end_user, ''), coalesce(team, ''), coalesce(cost_center, ''), coalesce(agent_endpoint, ''),
 	coalesce(endpoint_id, ''), coalesce(endpoint_name, ''), coalesce(destination_model, ''), coalesce(match_method, ''),
-	coalesce(requester, ''), coalesce(workspace_id, ''), coalesce(account_id, ''), event_time,
+	coalesce(workspace_id, ''), coalesce(account_id, ''), event_time,
 	coalesce(match_confidence, 0), coalesce(weight, 0), coalesce(cost_usd, 0),
 	coalesce(input_tokens, 0), coalesce(output_tokens, 0), coalesce(total_tokens, 0),
 	coalesce(cache_read_input_tokens, 0), coalesce(cache_creation_input_tokens, 0), coalesce(output_reasoning_tokens, 0)
-FROM ` + tbl + `
-WHERE event_time >= ` + src.Dialect.ts() + ` AND event_time < ` + src.Dialect.ts() + `
+FROM ` + tbl + where + `
 ORDER BY invocation_id, end_user`
 	rows, err := src.DB.QueryContext(ctx, q, p.Start.UnixMicro(), p.End.UnixMicro())
 	if err != nil {
@@ -56,11 +62,14 @@ ORDER BY invocation_id, end_user`
 	}
 	defer rows.Close()
 	in := interner{}
-	var out []usageRow
+	out := make([]usageRow, 0, n)
+	var (
+		r   usageRow
+		inv string
+	)
 	for rows.Next() {
-		var r usageRow
-		if err := rows.Scan(&r.invocationID, &r.endUser, &r.team, &r.costCenter, &r.agent,
-			&r.endpointID, &r.endpointName, &r.model, &r.method, &r.requester, &r.workspace, &r.account, &r.eventTime,
+		if err := rows.Scan(&inv, &r.endUser, &r.team, &r.costCenter, &r.agent,
+			&r.endpointID, &r.endpointName, &r.model, &r.method, &r.workspace, &r.account, &r.eventTime,
 			&r.confidence, &r.weight, &r.costUSD, &r.input, &r.output, &r.total, &r.cacheRead, &r.cacheCreation, &r.reasoning); err != nil {
 			return nil, fmt.Errorf("report: read %s row %d: %w", src.Tables.Attribution, len(out)+1, err)
 		}
@@ -69,10 +78,10 @@ ORDER BY invocation_id, end_user`
 			v    float64
 		}{{"weight", r.weight}, {"match_confidence", r.confidence}, {"cost_usd", r.costUSD}} {
 			if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
-				return nil, fmt.Errorf("report: %s row invocation_id %q end_user %q: %s is %v", src.Tables.Attribution, r.invocationID, r.endUser, f.name, f.v)
+				return nil, fmt.Errorf("report: %s row invocation_id %q end_user %q: %s is %v", src.Tables.Attribution, inv, r.endUser, f.name, f.v)
 			}
 		}
-		for _, s := range []*string{&r.endUser, &r.team, &r.costCenter, &r.agent, &r.endpointID, &r.endpointName, &r.model, &r.method, &r.requester, &r.workspace, &r.account} {
+		for _, s := range []*string{&r.endUser, &r.team, &r.costCenter, &r.agent, &r.endpointID, &r.endpointName, &r.model, &r.method, &r.workspace, &r.account} {
 			*s = in.get(*s)
 		}
 		r.eventTime = r.eventTime.UTC()
@@ -185,6 +194,34 @@ ORDER BY u.usage_start_time, u.record_id`
 		return nil, fmt.Errorf("report: read billing: %w", err)
 	}
 	return out, nil
+}
+
+// queryRow runs a one-row query through a Querier.
+func queryRow(ctx context.Context, q Querier, query string, args ...any) rowScanner {
+	rows, err := q.QueryContext(ctx, query, args...)
+	return rowScanner{rows, err}
+}
+
+type rowScanner struct {
+	rows *sql.Rows
+	err  error
+}
+
+func (r rowScanner) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	return r.rows.Close()
 }
 
 func deref[T any](p *T) T {

@@ -52,7 +52,7 @@ func TestReconcilesGeneratedBilling(t *testing.T) {
 		t.Errorf("lines %d + unattributed %d (total %d) != billed %d", lines, rep.Unattributed.AllocatedMicros, rep.Total.AllocatedMicros, rec.BilledMicros)
 	}
 	var focus int64
-	for _, f := range rep.Focus {
+	for _, f := range rep.FocusRows() {
 		focus += f.BilledMicros
 	}
 	if focus != rec.BilledMicros {
