@@ -107,7 +107,12 @@ func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, row
 // has no DELETE in the same statement outside MERGE: the source therefore
 // holds each (invocation_id, end_user) once, as an upsert of an incoming row
 // or as a delete of a stored row the replace removes.
-func ReplaceStatement(target, source string) string {
+func ReplaceStatement(target, source string) string { return ReplaceStatementWith(target, "", source) }
+
+// ReplaceStatementWith is ReplaceStatement for a source that needs common
+// table expressions first: ctes is a list of "name AS (...)," entries (each
+// ending in a comma) that source may refer to.
+func ReplaceStatementWith(target, ctes, source string) string {
 	cols := strings.Join(attributionColumns, ", ")
 	prefixed := func(p string) string {
 		out := make([]string, len(attributionColumns))
@@ -122,7 +127,8 @@ func ReplaceStatement(target, source string) string {
 	}
 	return `MERGE INTO ` + target + ` AS t
 USING (
-  WITH incoming AS (
+  WITH
+` + indent(ctes, "  ") + `  incoming AS (
     ` + strings.ReplaceAll(strings.TrimSpace(source), "\n", "\n    ") + `
   ),
   incoming_invocations AS (
@@ -160,6 +166,19 @@ ON t.invocation_id = s.invocation_id AND t.end_user = s.end_user
 WHEN MATCHED AND s.merge_op = 'delete' THEN DELETE
 WHEN MATCHED THEN UPDATE SET ` + strings.Join(set, ", ") + `
 WHEN NOT MATCHED AND s.merge_op = 'upsert' THEN INSERT (` + cols + `) VALUES (` + prefixed("s.") + `)`
+}
+
+func indent(s, by string) string {
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = by + l
+		}
+	}
+	return strings.Join(lines, "\n") + "\n"
 }
 
 // emptySource yields no rows with the attribution columns' types, for a

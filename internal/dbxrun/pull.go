@@ -1,0 +1,139 @@
+// Package dbxrun attributes windows against Databricks, in pull mode (the
+// batch job over warehouse tables and a Delta store) or pushdown mode.
+package dbxrun
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/obolus/obolus/enrich"
+	"github.com/obolus/obolus/ingest"
+	databricksingest "github.com/obolus/obolus/ingest/databricks"
+	"github.com/obolus/obolus/internal/batch"
+	"github.com/obolus/obolus/internal/config"
+	"github.com/obolus/obolus/schemas"
+	databrickssink "github.com/obolus/obolus/sink/databricks"
+)
+
+// Sources returns the configured Databricks tables as batch sources: usage
+// (then legacy usage) and agent logs (payload tables, then trace tables, in
+// configuration order — the order in which they are merged, which pushdown
+// reproduces).
+func Sources(db databricksingest.Querier, d config.Databricks) (usage, agents []*databricksingest.Source, err error) {
+	add := func(dst *[]*databricksingest.Source, t databricksingest.Table) error {
+		s, err := databricksingest.NewSource(db, t)
+		if err != nil {
+			return err
+		}
+		*dst = append(*dst, s)
+		return nil
+	}
+	if d.Usage != "" {
+		if err := add(&usage, databricksingest.Table{Name: d.Usage, Spec: ingest.Spec{Kind: ingest.KindUsage}}); err != nil {
+			return nil, nil, err
+		}
+	}
+	if d.LegacyUsage != "" {
+		if err := add(&usage, databricksingest.Table{Name: d.LegacyUsage, Spec: ingest.Spec{Kind: ingest.KindLegacyUsage}}); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, group := range []struct {
+		kind   ingest.Kind
+		tables []config.DatabricksAgentTable
+	}{{ingest.KindPayload, d.Payloads}, {ingest.KindTrace, d.Traces}} {
+		for _, t := range group.tables {
+			spec := ingest.Spec{Kind: group.kind, AgentEndpoint: t.AgentEndpoint, ServicePrincipal: t.ServicePrincipal}
+			if err := add(&agents, databricksingest.Table{Name: t.Table, Spec: spec, Columns: t.Columns}); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return usage, agents, nil
+}
+
+// Enrichment loads the configured price list and org directory (defaults:
+// the built-in example list, nobody in any team).
+func Enrichment(cfg *config.Config) (*enrich.PriceList, *enrich.Directory, error) {
+	prices := enrich.DefaultPriceList()
+	if cfg.Prices != "" {
+		var err error
+		if prices, err = enrich.LoadPriceList(cfg.Prices); err != nil {
+			return nil, nil, batch.ConfigError{Err: fmt.Errorf("prices: %w", err)}
+		}
+	}
+	var org *enrich.Directory
+	if cfg.Org != "" {
+		var err error
+		if org, err = enrich.LoadDirectory(cfg.Org); err != nil {
+			return nil, nil, batch.ConfigError{Err: fmt.Errorf("org: %w", err)}
+		}
+	}
+	return prices, org, nil
+}
+
+// NewPullJob assembles the batch job of pull mode: the configured Databricks
+// tables as sources, the Go engine, and store as the sink.
+func NewPullJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, log *slog.Logger) (*batch.Job, error) {
+	prices, org, err := Enrichment(cfg)
+	if err != nil {
+		return nil, err
+	}
+	usage, agents, err := Sources(db, cfg.Databricks)
+	if err != nil {
+		return nil, batch.ConfigError{Err: err}
+	}
+	job := &batch.Job{
+		Name:        cfg.Batch.Job,
+		Match:       cfg.MatchConfig(),
+		Prices:      prices,
+		Org:         org,
+		Store:       Store{store},
+		Lookback:    cfg.Batch.Lookback,
+		AgentMargin: cfg.Batch.AgentMargin,
+		Log:         log,
+	}
+	for _, s := range usage {
+		job.Usage = append(job.Usage, s)
+	}
+	for _, s := range agents {
+		job.Agents = append(job.Agents, s)
+	}
+	if len(job.Usage) == 0 {
+		return nil, batch.ConfigError{Err: fmt.Errorf("databricks.usage: no usage table; name system.ai_gateway.usage or a legacy_usage table")}
+	}
+	return job, nil
+}
+
+// Store fits the Delta store to batch.Store.
+type Store struct{ *databrickssink.Store }
+
+// ReplaceAttributions implements batch.Store.
+func (s Store) ReplaceAttributions(ctx context.Context, from, to time.Time, rows []schemas.Attribution) error {
+	_, err := s.Store.ReplaceAttributions(ctx, from, to, rows)
+	return err
+}
+
+// RecordRun implements batch.Store.
+func (s Store) RecordRun(ctx context.Context, r batch.Report) error {
+	return s.Store.RecordRun(ctx, RunOf(r))
+}
+
+// RunOf is the runs-table row of a batch report.
+func RunOf(r batch.Report) databrickssink.Run {
+	status := databrickssink.RunOK
+	if r.Err != "" {
+		status = databrickssink.RunFailed
+	}
+	return databrickssink.Run{
+		RunID: r.RunID, Job: r.Job, StartedAt: r.StartedAt, FinishedAt: r.Finished,
+		WindowFrom: r.Processed.From, WindowTo: r.Processed.To,
+		RowsRead: r.UsageRows, OutsideWindow: r.OutsideWindow, Duplicates: r.Duplicates, DeadLettered: r.DeadLettered,
+		Attributed: r.Attributed, Unattributed: r.Unattributed,
+		InputTokensIn: r.InputTokensIn, TotalTokensIn: r.TokensIn, TotalTokensOut: r.TokensOut,
+		Status: status, Error: r.Err,
+	}
+}

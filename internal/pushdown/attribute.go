@@ -1,0 +1,339 @@
+package pushdown
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/obolus/obolus/enrich"
+	"github.com/obolus/obolus/schemas"
+)
+
+// The engine's constants, as SQL literals (exact doubles in both dialects).
+const (
+	windowBaseConfidence = "9.5e-1" // enrich: 0.95
+	skewEdgeFactor       = "7.5e-1" // enrich: 0.75
+)
+
+// attribute writes the CTEs that compute attribution rows and returns them
+// with the final SELECT, whose columns are attribution's in DDL order.
+func (c *Config) attribute(p *params, w Windows, run enrich.Run) (ctes, final string) {
+	var b strings.Builder
+	p.bind("skew_us", c.Match.Skew.Microseconds())
+	p.bind("wide_us", (c.Match.Skew + c.Match.CrowdMargin).Microseconds())
+	c.usageRows(&b, p, w)
+	events(&b)
+	c.agentRows(&b, p, w)
+	agentRequests(&b)
+	c.matched(&b)
+	c.window(&b)
+	c.resolved(&b)
+	c.priced(&b, p)
+	final = `SELECT
+  x.invocation_id, x.request_id, x.event_time, CAST(x.event_time AS DATE) AS event_date,
+  x.account_id, x.workspace_id, x.endpoint_id, x.endpoint_name, x.destination_model, x.requester,
+  CAST(x.status_code AS INT) AS status_code, x.usage_source,
+  x.end_user, x.team, x.cost_center, x.agent_endpoint, x.trace_id, x.agent_request_id, x.session,
+  x.match_method, x.match_confidence, CAST(x.candidates AS INT) AS candidates, x.weight, x.reason,
+  x.input_tokens, x.output_tokens, x.total_tokens, x.cache_read_input_tokens,
+  x.cache_creation_input_tokens, x.output_reasoning_tokens,
+  x.cost_usd, x.price_list_version,
+  ` + p.bind("version", run.Version) + ` AS version, ` + p.bind("run_id", run.ID) + ` AS run_id, ` +
+		p.bind("processed_at", run.ProcessedAt) + ` AS processed_at
+FROM priced x`
+	return b.String(), final
+}
+
+// matched writes the id lookups: the first user tag, the first trace tag
+// that names a known trace, else the first request tag that names a known
+// request (enrich.Matcher.Match, in its order).
+func (c *Config) matched(b *strings.Builder) {
+	var userCols, traceCols, requestCols []string
+	for _, tk := range c.tagKeys() {
+		cols := tagColumns(tk.prefix, len(tk.keys))
+		switch tk.prefix {
+		case "user":
+			userCols = cols
+		case "trace":
+			traceCols = cols
+		case "request":
+			requestCols = cols
+		}
+	}
+	first := func(exprs []string) string {
+		switch len(exprs) {
+		case 0:
+			return "CAST(NULL AS STRING)"
+		case 1:
+			return exprs[0]
+		}
+		return "coalesce(" + strings.Join(exprs, ", ") + ")"
+	}
+	var seen []string
+	for _, tc := range append(append([]string(nil), traceCols...), requestCols...) {
+		seen = append(seen, "e."+tc+" IS NOT NULL")
+	}
+	idSeen := "FALSE"
+	if len(seen) > 0 {
+		idSeen = "(" + strings.Join(seen, " OR ") + ")"
+	}
+	var joins, traceLinks, requestLinks, userTags []string
+	for i, tc := range traceCols {
+		a := fmt.Sprintf("ti%d", i)
+		joins = append(joins, fmt.Sprintf("  LEFT JOIN trace_index %s ON %s.trace_key = e.%s_norm", a, a, tc))
+		traceLinks = append(traceLinks, a+".req_key")
+	}
+	for i, rc := range requestCols {
+		a := fmt.Sprintf("ri%d", i)
+		joins = append(joins, fmt.Sprintf("  LEFT JOIN request_index %s ON %s.request_key = e.%s", a, a, rc))
+		requestLinks = append(requestLinks, a+".req_key")
+	}
+	for _, uc := range userCols {
+		userTags = append(userTags, "e."+uc)
+	}
+	b.WriteString("-- Trace ids from the tags, in their normalised form.\nevent_ids AS (\n  SELECT e.*")
+	for _, tc := range traceCols {
+		b.WriteString(",\n    " + NormalizeTraceID("e."+tc) + " AS " + tc + "_norm")
+	}
+	b.WriteString("\n  FROM events e\n),\n")
+	b.WriteString(`-- Id matches, in the engine's order: a user named in the tags; else the first
+-- trace tag naming a known trace; else the first request tag naming a known
+-- request. id_seen: the tags carry an id at all.
+matched AS (
+  SELECT e.*,
+    ` + first(userTags) + ` AS tag_user,
+    ` + first(traceLinks) + ` AS trace_link,
+    ` + first(requestLinks) + ` AS request_link,
+    ` + idSeen + ` AS id_seen
+  FROM event_ids e
+` + strings.Join(joins, "\n") + `
+),
+`)
+	idNotFound := "      WHEN m.id_seen THEN '" + enrich.ReasonIDNotFound + "'\n"
+	if c.Match.UntrustedIDFallback {
+		idNotFound = ""
+	}
+	fallback := "'window'"
+	if !c.Match.TimeWindow {
+		fallback = "'" + enrich.ReasonNoRule + "'"
+	}
+	b.WriteString(`-- What each event is decided by: a tag user, an id link, an id that names
+-- nothing known yet (left unattributed: the request is most likely late), or
+-- the time window.
+decided AS (
+  SELECT m.*,
+    CASE
+      WHEN m.tag_user IS NOT NULL THEN '` + schemas.MethodTagUser + `'
+      WHEN m.trace_link IS NOT NULL THEN '` + schemas.MethodTraceID + `'
+      WHEN m.request_link IS NOT NULL THEN '` + schemas.MethodRequestID + `'
+` + idNotFound + `      ELSE ` + fallback + `
+    END AS decision,
+    coalesce(m.trace_link, m.request_link) AS link
+  FROM matched m
+),
+`)
+}
+
+// window writes the time-window candidates: agent requests of the event's
+// service principal whose interval widened by skew + crowd_margin contains
+// the event (running: widened by skew alone). Events probe the minute buckets
+// the intervals start in, so the join is on equality; the rare interval over
+// 999 minutes is joined directly.
+func (c *Config) window(b *strings.Builder) {
+	b.WriteString(`window_events AS (
+  SELECT d.invocation_id, d.requester, d.event_time FROM decided d WHERE d.decision = 'window'
+),
+short_spans AS (
+  SELECT s.*, date_trunc('MINUTE', s.lo_time) AS lo_bucket
+  FROM request_spans s
+  WHERE s.hi_time <= s.lo_time + INTERVAL '999' MINUTE
+),
+-- How many minute buckets back an event must look: enough for the widest
+-- interval (0..999, as hundreds, tens and units).
+bucket_offsets AS (
+  SELECT h.k * 100 + t.k * 10 + u.k AS k
+  FROM (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) AS h(k)
+  CROSS JOIN (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) AS t(k)
+  CROSS JOIN (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) AS u(k)
+  WHERE (h.k * 100 + t.k * 10 + u.k) * INTERVAL '1' MINUTE
+        <= (SELECT max(s.hi_time - s.lo_time) FROM short_spans s) + INTERVAL '1' MINUTE
+),
+window_pairs AS (
+  SELECT w.invocation_id, w.event_time, s.req_key, s.start_time, s.end_time,
+    s.start_time <= w.event_time + ` + micros(":skew_us") + `
+      AND s.end_time + ` + micros(":skew_us") + ` >= w.event_time AS running
+  FROM window_events w
+  CROSS JOIN bucket_offsets o
+  JOIN short_spans s
+    ON s.service_principal = w.requester
+   AND s.lo_bucket = date_trunc('MINUTE', w.event_time) - o.k * INTERVAL '1' MINUTE
+  WHERE s.lo_time <= w.event_time AND s.hi_time >= w.event_time
+  UNION ALL
+  SELECT w.invocation_id, w.event_time, s.req_key, s.start_time, s.end_time,
+    s.start_time <= w.event_time + ` + micros(":skew_us") + `
+      AND s.end_time + ` + micros(":skew_us") + ` >= w.event_time AS running
+  FROM window_events w
+  JOIN request_spans s ON s.service_principal = w.requester
+  WHERE s.hi_time > s.lo_time + INTERVAL '999' MINUTE
+    AND s.lo_time <= w.event_time AND s.hi_time >= w.event_time
+),
+-- n: requests running at the event (the candidates); n_wide: also those
+-- within crowd_margin, which weaken a lone candidate.
+window_counts AS (
+  SELECT invocation_id, count(*) FILTER (WHERE running) AS n, count(*) AS n_wide
+  FROM window_pairs
+  GROUP BY invocation_id
+),
+-- The candidates in canonical order (start, key): pos numbers them for split
+-- rows; nearness ranks them by distance of their start to the event.
+window_candidates AS (
+  SELECT p.invocation_id, p.req_key, p.start_time, p.end_time, wc.n, wc.n_wide,
+    row_number() OVER (PARTITION BY p.invocation_id ORDER BY p.start_time, p.req_key) - 1 AS pos,
+    row_number() OVER (
+      PARTITION BY p.invocation_id
+      ORDER BY CASE WHEN p.event_time >= p.start_time THEN p.event_time - p.start_time ELSE p.start_time - p.event_time END,
+               p.start_time, p.req_key) AS nearness
+  FROM window_pairs p
+  JOIN window_counts wc ON wc.invocation_id = p.invocation_id
+  WHERE p.running
+),
+`)
+}
+
+// resolved writes one row per output row: the method, the chosen request,
+// confidence, candidates and weight, before the end user is settled.
+func (c *Config) resolved(b *strings.Builder) {
+	var several string
+	switch c.Match.Ambiguity {
+	case enrich.PolicySplit:
+		several = `  -- Several running, policy split: one row per candidate, weight 1/n.
+  SELECT d.invocation_id, '` + schemas.MethodTimeWindowSplit + `' AS method, '' AS reason, ` + windowBaseConfidence + ` / CAST(k.n AS DOUBLE) AS confidence,
+    k.n AS candidates, 1e0 / CAST(k.n AS DOUBLE) AS weight, k.req_key AS chosen, k.pos, k.n AS parts
+  FROM decided d JOIN window_candidates k ON k.invocation_id = d.invocation_id AND k.n > 1`
+	case enrich.PolicyNearest:
+		several = `  -- Several running, policy nearest: the one that started closest to the event.
+  SELECT d.invocation_id, '` + schemas.MethodTimeWindowNearest + `', '', ` + windowBaseConfidence + ` / CAST(k.n AS DOUBLE),
+    k.n, 1e0, k.req_key, 0, 1
+  FROM decided d JOIN window_candidates k ON k.invocation_id = d.invocation_id AND k.n > 1 AND k.nearness = 1`
+	default:
+		several = `  -- Several running, policy unattributed: ambiguous.
+  SELECT d.invocation_id, '` + schemas.MethodUnattributed + `', '` + enrich.ReasonAmbiguous + `', 0e0, k.n, 1e0, CAST(NULL AS STRING), 0, 1
+  FROM decided d JOIN window_candidates k ON k.invocation_id = d.invocation_id AND k.n > 1 AND k.pos = 0`
+	}
+	b.WriteString(`-- The outcome of every event: method, reason, confidence, candidates, weight
+-- and the chosen request (pos/parts number split rows).
+outcomes AS (
+  -- Matched by a tag user or an id: the linked request, when there is one.
+  SELECT d.invocation_id, d.decision AS method, '' AS reason, 1e0 AS confidence,
+    1 AS candidates, 1e0 AS weight, d.link AS chosen, 0 AS pos, 1 AS parts
+  FROM decided d
+  WHERE d.decision IN ('` + schemas.MethodTagUser + `', '` + schemas.MethodTraceID + `', '` + schemas.MethodRequestID + `')
+  UNION ALL
+  -- Left unattributed before the time window: an unknown id, or no rule.
+  SELECT d.invocation_id, '` + schemas.MethodUnattributed + `', d.decision, 0e0, 0, 1e0, CAST(NULL AS STRING), 0, 1
+  FROM decided d
+  WHERE d.decision IN ('` + enrich.ReasonIDNotFound + `', '` + enrich.ReasonNoRule + `')
+  UNION ALL
+  -- Time window, nothing running.
+  SELECT d.invocation_id, '` + schemas.MethodUnattributed + `', '` + enrich.ReasonNoCandidate + `', 0e0, 0, 1e0, CAST(NULL AS STRING), 0, 1
+  FROM decided d
+  WHERE d.decision = 'window'
+    AND NOT EXISTS (SELECT 1 FROM window_candidates k WHERE k.invocation_id = d.invocation_id)
+  UNION ALL
+  -- Time window, one running: 0.95 / (requests within crowd_margin), times
+  -- 0.75 when the event is only inside the skew allowance.
+  SELECT d.invocation_id, '` + schemas.MethodTimeWindow + `', '',
+    CASE WHEN d.event_time < k.start_time OR d.event_time > k.end_time
+      THEN ` + windowBaseConfidence + ` / CAST(k.n_wide AS DOUBLE) * ` + skewEdgeFactor + `
+      ELSE ` + windowBaseConfidence + ` / CAST(k.n_wide AS DOUBLE) END,
+    1, 1e0, k.req_key, 0, 1
+  FROM decided d JOIN window_candidates k ON k.invocation_id = d.invocation_id AND k.n = 1
+  UNION ALL
+` + several + `
+),
+-- Settle the end user: the tag user or the chosen request's; a match whose
+-- request names nobody is unattributed (request_has_no_user), except split
+-- rows, which the engine keeps. Unattributed rows stay with the requester
+-- and carry no request.
+settled AS (
+  SELECT e.*, o.method AS raw_method, o.reason AS raw_reason, o.confidence AS raw_confidence,
+    o.candidates, o.weight, o.pos, o.parts,
+    coalesce(e.tag_user, r.end_user, '') AS raw_user,
+    coalesce(r.agent_endpoint, '') AS r_agent_endpoint, coalesce(r.trace_id, '') AS r_trace_id,
+    coalesce(r.agent_request_id, '') AS r_agent_request_id, coalesce(r.session, '') AS r_session
+  FROM outcomes o
+  JOIN decided e ON e.invocation_id = o.invocation_id
+  LEFT JOIN agent_requests r ON r.req_key = o.chosen
+),
+resolved AS (
+  SELECT s.*,
+    s.raw_method NOT IN ('` + schemas.MethodUnattributed + `', '` + schemas.MethodTimeWindowSplit + `') AND s.raw_user = '' AS no_user
+  FROM settled s
+),
+final_rows AS (
+  SELECT r.*,
+    CASE WHEN r.no_user THEN '` + schemas.MethodUnattributed + `' ELSE r.raw_method END AS match_method,
+    CASE WHEN r.no_user THEN '` + enrich.ReasonNoUser + `' ELSE r.raw_reason END AS reason,
+    CASE WHEN r.no_user THEN 0e0 ELSE r.raw_confidence END AS match_confidence
+  FROM resolved r
+),
+-- Tokens: split rows get the invocation's counts apportioned with largest
+-- remainder (equal weights: the first count % parts rows get one more).
+shaped AS (
+  SELECT
+    f.invocation_id, f.request_id, f.event_time, f.account_id, f.workspace_id, f.endpoint_id, f.endpoint_name,
+    f.destination_name, f.destination_model, f.requester, f.status_code, f.usage_source,
+    CASE WHEN f.match_method = '` + schemas.MethodUnattributed + `' THEN f.requester ELSE f.raw_user END AS end_user,
+    CASE WHEN f.match_method = '` + schemas.MethodUnattributed + `' THEN '' ELSE f.r_agent_endpoint END AS agent_endpoint,
+    CASE WHEN f.match_method = '` + schemas.MethodUnattributed + `' THEN '' ELSE f.r_trace_id END AS trace_id,
+    CASE WHEN f.match_method = '` + schemas.MethodUnattributed + `' THEN '' ELSE f.r_agent_request_id END AS agent_request_id,
+    CASE WHEN f.match_method = '` + schemas.MethodUnattributed + `' THEN '' ELSE f.r_session END AS session,
+    f.match_method, f.match_confidence, f.candidates, f.weight, f.reason,
+`)
+	for i, tc := range []string{"input_tokens", "output_tokens", "total_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_reasoning_tokens"} {
+		sep := ","
+		if i == 5 {
+			sep = ""
+		}
+		fmt.Fprintf(b, "    CAST((f.%[1]s - f.%[1]s %% f.parts) / f.parts AS BIGINT)\n      + CASE WHEN f.pos < f.%[1]s %% f.parts THEN 1 ELSE 0 END AS %[1]s%[2]s\n", tc, sep)
+	}
+	b.WriteString("  FROM final_rows f\n),\n")
+}
+
+// priced writes the team, cost center and cost of each row.
+func (c *Config) priced(b *strings.Builder, p *params) {
+	input := "s.input_tokens"
+	if !c.Prices.InputExcludesCache {
+		input = "greatest(s.input_tokens - s.cache_read_input_tokens - s.cache_creation_input_tokens, 0)"
+	}
+	price := func(a string) string {
+		return "(CAST(" + input + " AS DOUBLE) * " + a + ".input_per_m + CAST(s.output_tokens AS DOUBLE) * " + a + ".output_per_m" +
+			"\n       + CAST(s.cache_read_input_tokens AS DOUBLE) * " + a + ".cache_read_per_m + CAST(s.cache_creation_input_tokens AS DOUBLE) * " + a + ".cache_create_per_m) / 1e6"
+	}
+	digest := p.bind("price_digest", PriceDigest(c.Prices))
+	prices := c.Target.Table("price_list")
+	join := func(a, expr string) string {
+		return "  LEFT JOIN " + prices + " " + a + "\n    ON " + a + ".digest = " + digest + " AND " + a + ".lookup_key = lower(trim(" + expr + "))" +
+			"\n   AND (" + a + ".valid_from IS NULL OR s.event_time >= " + a + ".valid_from) AND (" + a + ".valid_to IS NULL OR s.event_time < " + a + ".valid_to)\n"
+	}
+	team, cc, orgJoin := "'"+schemas.UnassignedTeam+"'", "''", ""
+	if c.Org != nil {
+		team, cc = "coalesce(o.team, '"+schemas.UnassignedTeam+"')", "coalesce(o.cost_center, '')"
+		orgJoin = "  LEFT JOIN " + c.Target.Table("org_directory") + " o\n    ON o.digest = " + p.bind("org_digest", OrgDigest(c.Org)) + " AND o.user_key = lower(trim(s.end_user))\n"
+	}
+	b.WriteString(`-- Team and cost center from the org directory; cost from the price list
+-- version in force at event_time, looked up by destination_model, then by
+-- destination_name (enrich.PriceList.Cost).
+priced AS (
+  SELECT s.*,
+    ` + team + ` AS team,
+    ` + cc + ` AS cost_center,
+    CASE
+      WHEN pm.version IS NOT NULL THEN ` + price("pm") + `
+      WHEN pn.version IS NOT NULL THEN ` + price("pn") + `
+      ELSE 0e0
+    END AS cost_usd,
+    coalesce(pm.version, pn.version, '` + enrich.UnpricedVersion + `') AS price_list_version
+  FROM shaped s
+` + join("pm", "s.destination_model") + join("pn", "s.destination_name") + orgJoin + `),
+`)
+}
