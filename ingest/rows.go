@@ -3,9 +3,11 @@ package ingest
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -40,6 +42,7 @@ func ReadRows(ctx context.Context, rows RowScanner, source string, spec Spec, w 
 		dest[i] = &raw[i]
 	}
 	vals := make([]value, len(names))
+	uuidCol := uuidColumns(rows, len(names))
 	return c.run(func() error {
 		var rowNo int64
 		for rows.Next() {
@@ -51,6 +54,10 @@ func ReadRows(ctx context.Context, rows RowScanner, source string, spec Spec, w 
 				return err
 			}
 			for j := range raw {
+				if b, ok := raw[j].([]byte); ok && uuidCol[j] && len(b) == 16 {
+					vals[j] = stringValue(formatUUID(b))
+					continue
+				}
 				vals[j] = goValue(raw[j])
 			}
 			if err := c.decoded(c.values(names, cols, vals), "row", rowNo, func() []byte { return renderRow(names, vals) }); err != nil {
@@ -62,6 +69,40 @@ func ReadRows(ctx context.Context, rows RowScanner, source string, spec Spec, w 
 		}
 		return nil
 	})
+}
+
+// uuidColumns marks the columns a driver types as UUID: duckdb-go scans them
+// as 16 raw bytes, which are ids to obolus and must read as the canonical text.
+func uuidColumns(rows RowScanner, n int) []bool {
+	marks := make([]bool, n)
+	typed, ok := rows.(interface {
+		ColumnTypes() ([]*sql.ColumnType, error)
+	})
+	if !ok {
+		return marks
+	}
+	types, err := typed.ColumnTypes()
+	if err != nil {
+		return marks
+	}
+	for i, t := range types {
+		if i < n && strings.EqualFold(t.DatabaseTypeName(), "UUID") {
+			marks[i] = true
+		}
+	}
+	return marks
+}
+
+func formatUUID(b []byte) string {
+	const hexdigits = "0123456789abcdef"
+	out := make([]byte, 0, 36)
+	for i, c := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out = append(out, '-')
+		}
+		out = append(out, hexdigits[c>>4], hexdigits[c&0xf])
+	}
+	return string(out)
 }
 
 // goValue converts a value scanned by a database driver.

@@ -81,6 +81,20 @@ func columns(ctx context.Context, db *sql.DB, quoted string) ([]column, error) {
 	return out, rows.Err()
 }
 
+// selectExpr reads UUIDs as their canonical text, and nested values that may
+// hold UUIDs as JSON text: duckdb-go scans a UUID as 16 raw bytes, which
+// would not read as the id it is. The decoder takes maps as JSON text too.
+func selectExpr(c column) string {
+	col := quoteIdent(c.name)
+	switch {
+	case c.typ == "UUID":
+		return "CAST(" + col + " AS VARCHAR)"
+	case strings.Contains(c.typ, "UUID"):
+		return "CAST(to_json(" + col + ") AS VARCHAR)"
+	}
+	return col
+}
+
 // buildQuery selects the kind's columns, renamed to the kind's spelling, and
 // filters on the first time column present.
 func buildQuery(quoted string, kind ingest.Kind, cols []column, w ingest.Window) (string, []any) {
@@ -91,7 +105,7 @@ func buildQuery(quoted string, kind ingest.Kind, cols []column, w ingest.Window)
 	var sel []string
 	for _, want := range kind.Columns() {
 		if c, ok := byName[strings.ToLower(want)]; ok && identRE.MatchString(want) {
-			sel = append(sel, quoteIdent(c.name)+" AS "+quoteIdent(want))
+			sel = append(sel, selectExpr(c)+" AS "+quoteIdent(want))
 		}
 	}
 	if len(sel) == 0 {

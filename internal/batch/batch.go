@@ -249,11 +249,16 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	wctx, wspan := tracer.Start(ctx, "batch.write")
 	defer wspan.End()
 	// An open-ended first run replaces from its earliest event on.
+	// With no events at all there is nothing to bound it by: replace nothing.
 	replace := p
 	if replace.From.IsZero() {
-		replace.From = replace.To
-		if !att.earliest.IsZero() && att.earliest.Before(replace.From) {
+		switch {
+		case att.earliest.IsZero():
+			replace.To = time.Time{}
+		case att.earliest.Before(replace.To):
 			replace.From = att.earliest
+		default:
+			replace.From, replace.To = time.Time{}, time.Time{}
 		}
 	}
 	if err := replaceChunks(wctx, j.Store, replace.From, replace.To, rows); err != nil {

@@ -2,13 +2,13 @@ package batch
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/obolus/obolus/enrich"
 	"github.com/obolus/obolus/ingest"
+	"github.com/obolus/obolus/ingest/duckdbtable"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/schemas"
 	duckdbsink "github.com/obolus/obolus/sink/duckdb"
@@ -81,7 +81,7 @@ type tableSource struct {
 
 func (t tableSource) Name() string { return string(t.spec.Kind) + " table " + t.table }
 func (t tableSource) Read(ctx context.Context, w ingest.Window, emit ingest.Emit) (ingest.Stats, error) {
-	return readTable(ctx, t.store.DB(), t.table, t.spec, w, emit) // TEMP until ingest/duckdbtable lands
+	return duckdbtable.Read(ctx, t.store.DB(), t.table, t.spec, w, emit)
 }
 
 // duckdbStore fits the embedded store to Store.
@@ -105,16 +105,4 @@ func (s duckdbStore) RecordRun(ctx context.Context, r Report) error {
 		InputTokensIn: r.InputTokensIn, TotalTokensIn: r.TokensIn, TotalTokensOut: r.TokensOut,
 		Status: status, Error: r.Err,
 	})
-}
-
-func readTable(ctx context.Context, db *sql.DB, table string, spec ingest.Spec, w ingest.Window, emit ingest.Emit) (ingest.Stats, error) {
-	if !config.ValidTableName(table) {
-		return ingest.Stats{}, fmt.Errorf("table %q: not a valid table name", table)
-	}
-	rows, err := db.QueryContext(ctx, "SELECT * FROM "+table)
-	if err != nil {
-		return ingest.Stats{}, err
-	}
-	defer rows.Close()
-	return ingest.ReadRows(ctx, rows, table, spec, w, emit)
 }
