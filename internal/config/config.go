@@ -163,14 +163,20 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 			return nil, fmt.Errorf("config %s: %w", file, err)
 		}
 	}
-	var c Config
-	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+	// The stream section belongs to the stream commands, which decode and
+	// validate it exactly (LoadWithStream); here it is only allowed.
+	var both struct {
+		Config `mapstructure:",squash"`
+		Stream any `mapstructure:"stream"`
+	}
+	err := v.UnmarshalExact(&both, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		mapstructure.StringToTimeDurationHookFunc(),
 		mapstructure.StringToSliceHookFunc(","),
 	)))
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w (see deploy/obolus.example.yaml for every key)", describe(file), err)
 	}
+	c := both.Config
 	c.File = file
 	c.resolvePaths()
 	if err := c.Validate(); err != nil {
