@@ -1,6 +1,7 @@
 -- v_monthly_user: spend per calendar month (UTC) and end user, at list price.
 -- Invocations are sum(weight), so a split invocation counts once in any total
--- across users. Bill-reconciled (allocated) cost is in chargeback_daily.
+-- across users. Bill-reconciled (allocated) cost comes from obolus report
+-- chargeback (CSV, Parquet, FOCUS), which allocates the bill per invocation.
 CREATE OR REPLACE VIEW v_monthly_user AS
 SELECT
     CAST(date_trunc('month', event_date) AS DATE)                      AS month,
