@@ -142,7 +142,7 @@ type lvDashboard struct {
 	Pages []struct {
 		Name   string `json:"name"`
 		Layout []struct {
-			Widget   lvWidget `json:"widget"`
+			Widget   lvWidget                          `json:"widget"`
 			Position struct{ X, Y, Width, Height int } `json:"position"`
 		} `json:"layout"`
 	} `json:"pages"`
