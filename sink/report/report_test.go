@@ -99,3 +99,30 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestEmptyPeriod: a period with neither usage nor billing still renders
+// every format (FOCUS aside, which needs a bill) without dividing by zero.
+func TestEmptyPeriod(t *testing.T) {
+	s := openStore(t, nil)
+	rep, err := Build(context.Background(), NewDuckDBSource(s.DB()), Options{Period: mustPeriod(t, "2026-11-01..2026-11-03"), By: []Dimension{ByTeam, ByUser}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, w := range map[string]func(*bytes.Buffer) error{
+		"markdown": func(b *bytes.Buffer) error { return rep.WriteMarkdown(b) },
+		"csv":      func(b *bytes.Buffer) error { return rep.WriteCSV(b) },
+		"parquet":  func(b *bytes.Buffer) error { return rep.WriteParquet(b) },
+		"html":     func(b *bytes.Buffer) error { return rep.WriteHTML(b) },
+	} {
+		var b bytes.Buffer
+		if err := w(&b); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if strings.Contains(b.String(), "NaN") || strings.Contains(b.String(), "Inf") {
+			t.Errorf("%s: NaN or Inf in the output", name)
+		}
+	}
+	if len(rep.Days) != 2 || rep.Total.Rows != 0 {
+		t.Errorf("days %d rows %d", len(rep.Days), rep.Total.Rows)
+	}
+}

@@ -129,7 +129,7 @@ func (r *Report) teamsChart() string {
 				x, y(acc+v), band*0.76, y(acc)-y(acc+v), colors[i], day.Date.Format(time.DateOnly), esc(names[i]), usd(c, r.Currency))
 			acc += v
 		}
-		if n <= 31 && (d%max(1, n/10) == 0 || d == n-1) {
+		if d%max(1, (n+9)/10) == 0 || d == n-1 {
 			b.f(`<text class="tick" x="%.1f" y="%d" text-anchor="middle">%s</text>`, x+band*0.38, h-bottom+16, day.Date.Format("Jan 2"))
 		}
 	}
@@ -253,7 +253,7 @@ func (r *Report) coverageChart() string {
 		}
 	}
 	for d, day := range r.Days {
-		if n <= 31 && (d%max(1, n/10) == 0 || d == n-1) {
+		if d%max(1, (n+9)/10) == 0 || d == n-1 {
 			b.f(`<text class="tick" x="%.1f" y="%d" text-anchor="middle">%s</text>`, x(d), h-bottom+18, day.Date.Format("Jan 2"))
 		}
 	}
