@@ -1,13 +1,16 @@
 package dbxrun_test
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
+	"github.com/obolus/obolus/enrich"
 	"github.com/obolus/obolus/internal/batch"
+	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/dbsql/dbsqltest"
 	"github.com/obolus/obolus/internal/dbxrun"
+	"github.com/obolus/obolus/internal/score"
+	"github.com/obolus/obolus/internal/synth"
 	"github.com/obolus/obolus/schemas"
 	databrickssink "github.com/obolus/obolus/sink/databricks"
 )
@@ -22,51 +25,184 @@ func comparable(rows []schemas.Attribution) []schemas.Attribution {
 	return out
 }
 
-func diffRows(t *testing.T, pull, push []schemas.Attribution) {
+// sameRows fails the test where a and b differ, showing the first few rows.
+func sameRows(t *testing.T, what string, a, b []schemas.Attribution) {
 	t.Helper()
-	pull, push = comparable(pull), comparable(push)
-	if len(pull) != len(push) {
-		t.Errorf("pull wrote %d rows, pushdown %d", len(pull), len(push))
+	a, b = comparable(a), comparable(b)
+	if len(a) != len(b) {
+		t.Errorf("%s: %d rows against %d", what, len(a), len(b))
 	}
 	shown := 0
-	for i := 0; i < len(pull) && i < len(push) && shown < 10; i++ {
-		if pull[i] != push[i] {
-			t.Errorf("row %d differs:\n pull %+v\n push %+v", i, pull[i], push[i])
+	for i := 0; i < len(a) && i < len(b) && shown < 5; i++ {
+		if a[i] != b[i] {
+			t.Errorf("%s: row %d differs:\n %+v\n %+v", what, i, a[i], b[i])
 			shown++
 		}
 	}
 }
 
-func TestPushdownMatchesPullSmoke(t *testing.T) {
-	e := newEnv(t, smallWorkload(1), nil)
+// runner is one mode writing to its own schema of the shared warehouse.
+type runner struct {
+	name  string
+	store *databrickssink.Store
+	run   func(batch.Options) (*batch.Report, error)
+}
+
+func runners(t *testing.T, e *env, cfg *config.Config, suffix string) []runner {
+	t.Helper()
 	ctx := dbsqltest.Context(t)
-	job, err := dbxrun.NewPullJob(e.cfg, e.db, e.store, nil)
+	var out []runner
+	for _, mode := range []string{config.ModePull, config.ModePushdown} {
+		store, err := databrickssink.New(e.db, cfg.Databricks.Catalog, mode+"_"+suffix, databrickssink.Options{StagingVolume: "/Volumes/main/obolus/staging"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r := runner{name: mode, store: store}
+		switch mode {
+		case config.ModePull:
+			job, err := dbxrun.NewPullJob(cfg, e.db, store, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.run = func(o batch.Options) (*batch.Report, error) { return job.Run(ctx, o) }
+		default:
+			job, err := dbxrun.NewPushdown(cfg, e.db, store, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.run = func(o batch.Options) (*batch.Report, error) { return job.Run(ctx, o) }
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func scoreRows(t *testing.T, truthPath string, rows []schemas.Attribution) score.Report {
+	t.Helper()
+	truth, err := score.LoadTruth(truthPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	to := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	if _, err := job.Run(ctx, batch.Options{To: to}); err != nil {
-		t.Fatal(err)
+	srows := make([]score.Row, len(rows))
+	for i, r := range rows {
+		srows[i] = score.Row{InvocationID: r.InvocationID, EndUser: r.EndUser, MatchMethod: r.MatchMethod, Weight: r.Weight}
 	}
-	pushStore, err := databrickssink.New(e.db, e.cfg.Databricks.Catalog, "obolus_pushdown", databrickssink.Options{})
-	if err != nil {
-		t.Fatal(err)
+	return score.Score(truth, srows)
+}
+
+// TestPullAndPushdownAgree runs both modes over the same generated workload,
+// window by window, with the agent logs that arrive late landing before the
+// last window (whose lookback restates everything), and requires identical
+// rows after every window, the ground-truth bars at the end, and reruns that
+// change nothing.
+func TestPullAndPushdownAgree(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs both modes over a generated workload")
 	}
-	if _, err := pushStore.Init(ctx); err != nil {
-		t.Fatal(err)
+	e := newEnv(t, synth.Config{Seed: 7, AgentRequests: 2500, Users: 2000, Duration: 6 * time.Hour, LateShare: 0.05}, nil)
+	start := synth.DefaultStart
+	windows := []struct{ from, to time.Time }{
+		{start, start.Add(2 * time.Hour)},
+		{start.Add(2 * time.Hour), start.Add(4 * time.Hour)},
+		{start.Add(4 * time.Hour), start.Add(7 * time.Hour)}, // after the late logs landed
 	}
-	pd, err := dbxrun.NewPushdown(e.cfg, e.db, pushStore, nil)
-	if err != nil {
-		t.Fatal(err)
+	policies := []struct {
+		name string
+		edit func(*config.Config)
+	}{
+		{"unattributed", func(c *config.Config) {}},
+		{"split", func(c *config.Config) { c.Match.Ambiguity = enrich.PolicySplit }},
+		{"nearest", func(c *config.Config) { c.Match.Ambiguity = enrich.PolicyNearest }},
+		{"fallback_no_trace_rule", func(c *config.Config) {
+			c.Match.UntrustedIDFallback = true
+			c.Match.Rules.TraceID = false
+			c.Match.Skew = 750 * time.Millisecond
+		}},
 	}
-	t0 := time.Now()
-	rep, err := pd.Run(ctx, batch.Options{To: to})
-	if err != nil {
-		t.Fatal(err)
+	type pair struct {
+		name string
+		cfg  *config.Config
+		rs   []runner
 	}
-	t.Logf("%s in %s %v", rep.Summary(), time.Since(t0), pd.Timings)
-	pull, _ := e.store.Attributions(ctx, time.Time{}, time.Time{})
-	push, _ := pushStore.Attributions(ctx, time.Time{}, time.Time{})
-	diffRows(t, pull, push)
-	_ = fmt.Sprint
+	var pairs []pair
+	for _, p := range policies {
+		cfg := *e.cfg
+		cfg.Batch.Lookback = time.Hour
+		p.edit(&cfg)
+		pairs = append(pairs, pair{p.name, &cfg, runners(t, e, &cfg, p.name)})
+	}
+	ctx := dbsqltest.Context(t)
+	for wi, w := range windows {
+		if wi == len(windows)-1 {
+			if err := e.layout.LoadLate(ctx, e.wh.Server.DB()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, p := range pairs {
+			if wi == len(windows)-1 {
+				p.cfg.Batch.Lookback = 12 * time.Hour
+			}
+			var got [][]schemas.Attribution
+			for _, r := range p.rs {
+				rep, err := r.run(batch.Options{From: w.from, To: w.to})
+				if err != nil {
+					t.Fatalf("%s %s window %d: %v", p.name, r.name, wi, err)
+				}
+				t.Logf("%s %s window %d: %s", p.name, r.name, wi, rep.Summary())
+				rows, err := r.store.Attributions(ctx, time.Time{}, time.Time{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, rows)
+			}
+			sameRows(t, p.name+" window "+string(rune('0'+wi)), got[0], got[1])
+		}
+	}
+	for _, p := range pairs {
+		if p.name == "nearest" {
+			rows, _ := p.rs[1].store.Attributions(ctx, time.Time{}, time.Time{})
+			n := 0
+			for _, r := range rows {
+				if r.MatchMethod == schemas.MethodTimeWindowNearest {
+					n++
+				}
+			}
+			if n == 0 {
+				t.Errorf("nearest: no %s rows", schemas.MethodTimeWindowNearest)
+			}
+		}
+		if p.name != "unattributed" && p.name != "split" {
+			continue
+		}
+		for _, r := range p.rs {
+			rows, _ := r.store.Attributions(ctx, time.Time{}, time.Time{})
+			methods := map[string]int{}
+			for _, r := range rows {
+				methods[r.MatchMethod]++
+			}
+			if p.name == "split" && methods[schemas.MethodTimeWindowSplit] == 0 {
+				t.Errorf("split: no %s rows: the comparison did not cover them (%v)", schemas.MethodTimeWindowSplit, methods)
+			}
+			rep := scoreRows(t, e.layout.Truth, rows)
+			t.Logf("%s %s: precision %.4f recall %.4f", p.name, r.name, rep.Precision, rep.Recall)
+			if rep.Precision < 0.99 || rep.Recall < 0.95 {
+				t.Errorf("%s %s: precision %.4f recall %.4f, want ≥ 0.99 and ≥ 0.95", p.name, r.name, rep.Precision, rep.Recall)
+			}
+			for _, m := range rep.Methods {
+				if schemas.IDMethod(m.Method) && m.Invocations > 0 && m.Precision != 1 {
+					t.Errorf("%s %s: %s precision %.6f, want 1", p.name, r.name, m.Method, m.Precision)
+				}
+			}
+			// A rerun of the last window changes nothing.
+			last := windows[len(windows)-1]
+			if _, err := r.run(batch.Options{From: last.from, To: last.to}); err != nil {
+				t.Fatal(err)
+			}
+			again, _ := r.store.Attributions(ctx, time.Time{}, time.Time{})
+			sameRows(t, p.name+" "+r.name+" rerun", rows, again)
+		}
+	}
 }

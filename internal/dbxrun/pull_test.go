@@ -17,12 +17,13 @@ func TestPullScoresAgainstTruth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sw := timed(job)
 	t0 := time.Now()
 	rep, err := job.Run(ctx, batch.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s in %s", rep.Summary(), time.Since(t0))
+	t.Logf("%s in %s %v", rep.Summary(), time.Since(t0), sw.d)
 	rows, err := e.store.Attributions(ctx, time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)

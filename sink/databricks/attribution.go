@@ -57,6 +57,13 @@ func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, row
 	if err != nil {
 		return st, err
 	}
+	// One session for the whole write: the local warehouse's read_files
+	// stand-in (see localCompat) lives in the session.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return st, fmt.Errorf("databrickssink: replace attributions: %w", err)
+	}
+	defer conn.Close()
 
 	t0 := time.Now()
 	var source string
@@ -65,9 +72,11 @@ func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, row
 	case len(rows) == 0:
 		source = emptySource(s.schema.Table("attribution"))
 	case s.opt.StagingVolume != "":
-		source, cleanup, err = s.stageVolume(ctx, stageID, rows, &st)
+		if err = s.localCompat(ctx, conn); err == nil {
+			source, cleanup, err = s.stageVolume(ctx, conn, stageID, rows, &st)
+		}
 	default:
-		source, cleanup, err = s.stageInserts(ctx, stageID, rows, &st)
+		source, cleanup, err = s.stageInserts(ctx, conn, stageID, rows, &st)
 	}
 	if cleanup != nil {
 		// The stage is only scaffolding: removing it must not fail the write.
@@ -87,7 +96,7 @@ func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, row
 	if strings.Contains(source, ":stage_id") {
 		args = append(args, databricks.Parameter{Name: "stage_id", Value: stageID})
 	}
-	res, err := s.exec(ctx, "merge attribution rows", q, args...)
+	res, err := execOn(ctx, conn, "merge attribution rows", q, args...)
 	st.Statements++
 	if err != nil {
 		return st, err

@@ -2,6 +2,7 @@ package databrickssink
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,10 +24,10 @@ import (
 // stageInserts inserts rows into stage_attribution in batches that stay
 // within the parameter budget, and returns the MERGE source that reads them
 // back (it binds :stage_id) and a cleanup that deletes the stage.
-func (s *Store) stageInserts(ctx context.Context, stageID string, rows []schemas.Attribution, st *WriteStats) (string, func(context.Context) error, error) {
+func (s *Store) stageInserts(ctx context.Context, conn execer, stageID string, rows []schemas.Attribution, st *WriteStats) (string, func(context.Context) error, error) {
 	stage := s.schema.Table("stage_attribution")
 	cleanup := func(ctx context.Context) error {
-		_, err := s.exec(ctx, "delete stage "+stageID, "DELETE FROM "+stage+" WHERE stage_id = ?", stageID)
+		_, err := execOn(ctx, conn, "delete stage "+stageID, "DELETE FROM "+stage+" WHERE stage_id = ?", stageID)
 		return err
 	}
 	perRow := len(attributionColumns) + 1
@@ -47,7 +48,7 @@ func (s *Store) stageInserts(ctx context.Context, stageID string, rows []schemas
 			q.WriteString(row)
 			args = appendRowArgs(append(args, stageID), &rows[i])
 		}
-		if _, err := s.exec(ctx, fmt.Sprintf("stage attribution rows %d..%d of %d", lo, hi, len(rows)), q.String(), args...); err != nil {
+		if _, err := execOn(ctx, conn, fmt.Sprintf("stage attribution rows %d..%d of %d", lo, hi, len(rows)), q.String(), args...); err != nil {
 			return "", cleanup, err
 		}
 		st.Statements++
@@ -74,7 +75,7 @@ func appendRowArgs(args []any, r *schemas.Attribution) []any {
 // stageVolume writes rows to a Parquet file, uploads it to the staging
 // volume with the driver's staging PUT, and returns the MERGE source that
 // reads it and a cleanup that removes the file.
-func (s *Store) stageVolume(ctx context.Context, stageID string, rows []schemas.Attribution, st *WriteStats) (string, func(context.Context) error, error) {
+func (s *Store) stageVolume(ctx context.Context, conn execer, stageID string, rows []schemas.Attribution, st *WriteStats) (string, func(context.Context) error, error) {
 	dir, err := os.MkdirTemp(s.opt.LocalDir, "obolus-stage-")
 	if err != nil {
 		return "", nil, fmt.Errorf("staging directory: %w", err)
@@ -85,7 +86,7 @@ func (s *Store) stageVolume(ctx context.Context, stageID string, rows []schemas.
 	cleanup := func(ctx context.Context) error {
 		err := os.RemoveAll(dir)
 		if uploaded {
-			if _, rerr := s.exec(stagingContext(ctx, dir), "remove "+remote, "REMOVE '"+remote+"'"); rerr != nil && err == nil {
+			if _, rerr := execOn(stagingContext(ctx, dir), conn, "remove "+remote, "REMOVE '"+remote+"'"); rerr != nil && err == nil {
 				err = rerr
 			}
 		}
@@ -96,7 +97,7 @@ func (s *Store) stageVolume(ctx context.Context, stageID string, rows []schemas.
 	}
 	// Paths are literals: staging commands take no parameters. Both are
 	// ours: the volume matched a strict pattern and the file name is hex.
-	if _, err := s.exec(stagingContext(ctx, dir), "upload stage to "+remote, "PUT '"+local+"' INTO '"+remote+"' OVERWRITE"); err != nil {
+	if _, err := execOn(stagingContext(ctx, dir), conn, "upload stage to "+remote, "PUT '"+local+"' INTO '"+remote+"' OVERWRITE"); err != nil {
 		return "", cleanup, err
 	}
 	uploaded = true
@@ -108,6 +109,35 @@ func (s *Store) stageVolume(ctx context.Context, stageID string, rows []schemas.
 	}
 	src := "SELECT " + strings.Join(casts, ", ") + " FROM read_files('" + remote + "', format => 'parquet')"
 	return src, cleanup, nil
+}
+
+// localCompat makes a session of the local warehouse understand the
+// Databricks functions the staged write uses: read_files over Parquet. The
+// stand-in is a DuckDB macro private to the session; on Databricks this does
+// nothing. The local warehouse should provide read_files itself; until it
+// does, this keeps the volume path tested with the SQL Databricks runs.
+func (s *Store) localCompat(ctx context.Context, conn *sql.Conn) error {
+	local, err := s.isLocal(ctx)
+	if err != nil || !local {
+		return err
+	}
+	_, err = execOn(ctx, conn, "define read_files on the local warehouse",
+		"CREATE OR REPLACE TEMP MACRO read_files(path, format := 'parquet') AS TABLE SELECT * FROM read_parquet(path)")
+	return err
+}
+
+// isLocal reports, once per store, whether the warehouse is the local stand-in.
+func (s *Store) isLocal(ctx context.Context) (bool, error) {
+	s.localOnce.Do(func() {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			s.localErr = err
+			return
+		}
+		defer conn.Close()
+		s.local, s.localErr = isLocalWarehouse(ctx, conn)
+	})
+	return s.local, s.localErr
 }
 
 // stagingContext allows the driver's staging commands to read and write dir.

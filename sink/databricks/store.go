@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	databricks "github.com/databricks/databricks-sql-go"
@@ -42,6 +43,10 @@ type Store struct {
 	db     *sql.DB
 	schema dbsql.Schema
 	opt    Options
+
+	localOnce sync.Once
+	local     bool
+	localErr  error
 }
 
 // New returns a store over db writing to catalog.schema; the names are
@@ -115,9 +120,18 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
+// execer is a connection pool or one pinned connection.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // exec runs one statement and wraps its error with what it was doing.
 func (s *Store) exec(ctx context.Context, what, q string, args ...any) (sql.Result, error) {
-	res, err := s.db.ExecContext(ctx, q, args...)
+	return execOn(ctx, s.db, what, q, args...)
+}
+
+func execOn(ctx context.Context, e execer, what, q string, args ...any) (sql.Result, error) {
+	res, err := e.ExecContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("databrickssink: %s: %w", what, err)
 	}

@@ -40,7 +40,7 @@ func TestInitTwiceAndRoundTrip(t *testing.T) {
 	for _, mode := range []struct {
 		name string
 		opt  databrickssink.Options
-	}{{"inserts", databrickssink.Options{InsertParams: 100}}} {
+	}{{"inserts", databrickssink.Options{InsertParams: 100}}, {"volume", databrickssink.Options{StagingVolume: "/Volumes/main/obolus/staging/runs"}}} {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx := dbsqltest.Context(t)
 			_, s := newStore(t, mode.opt)
@@ -74,8 +74,14 @@ func TestInitTwiceAndRoundTrip(t *testing.T) {
 }
 
 func TestReplaceSemantics(t *testing.T) {
+	for _, opt := range []databrickssink.Options{{}, {StagingVolume: "/Volumes/main/obolus/staging"}} {
+		t.Run(fmt.Sprintf("volume=%q", opt.StagingVolume), func(t *testing.T) { testReplaceSemantics(t, opt) })
+	}
+}
+
+func testReplaceSemantics(t *testing.T, opt databrickssink.Options) {
 	ctx := dbsqltest.Context(t)
-	_, s := newStore(t, databrickssink.Options{})
+	_, s := newStore(t, opt)
 	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	w0, w1 := day, day.Add(12*time.Hour)
 	split1 := row("x", "u1", day.Add(time.Hour), 1)
