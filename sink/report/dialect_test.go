@@ -1,0 +1,66 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+)
+
+// databricksOnDuckDB runs the report's Databricks SQL on DuckDB, rewriting
+// only what the two spell differently (backtick quoting, STRING), so the
+// Databricks dialect's queries are exercised for real.
+type databricksOnDuckDB struct {
+	conn *sql.Conn
+	seen []string
+}
+
+func (d *databricksOnDuckDB) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	d.seen = append(d.seen, q)
+	q = strings.ReplaceAll(q, "`", `"`)
+	q = strings.ReplaceAll(q, " AS STRING)", " AS VARCHAR)")
+	return d.conn.QueryContext(ctx, q, args...)
+}
+
+func TestDatabricksDialect(t *testing.T) {
+	ctx := context.Background()
+	s := fixtureStore(t)
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Databricks' timestamp_micros, which DuckDB calls make_timestamp.
+	if _, err := conn.ExecContext(ctx, "CREATE TEMP MACRO timestamp_micros(us) AS make_timestamp(us)"); err != nil {
+		t.Fatal(err)
+	}
+	dbx := &databricksOnDuckDB{conn: conn}
+	opt := Options{Period: mustPeriod(t, "2026-11"), By: []Dimension{ByTeam, ByModel}}
+	got, err := Build(ctx, Source{DB: dbx, Dialect: Databricks, Tables: Tables{Attribution: "main.attribution", BillingUsage: "billing_usage", ListPrices: "billing_list_prices"}}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Build(ctx, NewDuckDBSource(s.DB()), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g, w bytes.Buffer
+	if err := got.WriteMarkdown(&g); err != nil {
+		t.Fatal(err)
+	}
+	if err := want.WriteMarkdown(&w); err != nil {
+		t.Fatal(err)
+	}
+	if g.String() != w.String() {
+		t.Errorf("the Databricks dialect's report differs:\n%s\n--- want ---\n%s", g.String(), w.String())
+	}
+	for _, q := range dbx.seen {
+		if strings.Contains(q, `"`) || strings.Contains(q, "VARCHAR") || strings.Contains(q, "make_timestamp") {
+			t.Errorf("Databricks SQL uses DuckDB spelling: %s", q)
+		}
+	}
+	if !strings.Contains(strings.Join(dbx.seen, "\n"), "`main`.`attribution`") {
+		t.Errorf("qualified table not quoted with backticks: %v", dbx.seen)
+	}
+}
