@@ -17,6 +17,12 @@ const (
 	ModePushdown = "pushdown" // one generated SQL statement per window runs the join in the warehouse
 )
 
+// Pull-mode staging.
+const (
+	StagingVolume  = "volume"
+	StagingInserts = "inserts"
+)
+
 // Databricks authentication types.
 const (
 	AuthToken    = "token"     // personal access token
@@ -78,9 +84,13 @@ type Databricks struct {
 	// Payloads and Traces are the agent log tables.
 	Payloads []DatabricksAgentTable `mapstructure:"payloads"`
 	Traces   []DatabricksAgentTable `mapstructure:"traces"`
-	// StagingVolume, when set (/Volumes/<catalog>/<schema>/<volume>[/dir]),
-	// makes pull-mode writes upload a Parquet file there and MERGE from it;
-	// empty stages rows with batched INSERTs into a staging table.
+	// Staging is how pull mode gets its rows into the warehouse: volume
+	// (upload one Parquet file per window, then MERGE from it) or inserts
+	// (batched INSERTs into a staging table, then MERGE).
+	Staging string `mapstructure:"staging"`
+	// StagingVolume is the volume path staging uses
+	// (/Volumes/<catalog>/<schema>/<volume>[/dir]); empty means the volume
+	// `staging` that `obolus init` creates in catalog.schema.
 	StagingVolume string `mapstructure:"staging_volume"`
 	// Timeout bounds each statement; 0 leaves it to the warehouse.
 	Timeout time.Duration `mapstructure:"timeout"`
@@ -112,6 +122,7 @@ func DatabricksDefaults(v *viper.Viper) {
 	v.SetDefault("databricks.legacy_usage", "")
 	v.SetDefault("databricks.payloads", []map[string]any{})
 	v.SetDefault("databricks.traces", []map[string]any{})
+	v.SetDefault("databricks.staging", StagingVolume)
 	v.SetDefault("databricks.staging_volume", "")
 	v.SetDefault("databricks.timeout", 30*time.Minute)
 	v.SetDefault("databricks.retries", 4)
@@ -132,6 +143,15 @@ func (d Databricks) Path() string {
 		return "/sql/1.0/warehouses/" + d.WarehouseID
 	}
 	return ""
+}
+
+// Volume is the staging volume path: staging_volume, or the volume
+// `staging` of catalog.schema.
+func (d Databricks) Volume() string {
+	if d.StagingVolume != "" {
+		return d.StagingVolume
+	}
+	return "/Volumes/" + d.Catalog + "/" + d.Schema + "/staging"
 }
 
 // Credentials returns the auth section with empty secrets filled from the
@@ -178,6 +198,11 @@ func (d Databricks) Validate() []error {
 	case ModePull, ModePushdown:
 	default:
 		bad("mode", "%q: use %s or %s", d.Mode, ModePull, ModePushdown)
+	}
+	switch d.Staging {
+	case StagingVolume, StagingInserts:
+	default:
+		bad("staging", "%q: use %s or %s", d.Staging, StagingVolume, StagingInserts)
 	}
 	switch d.Auth.Type {
 	case AuthToken, AuthOAuthM2M:

@@ -73,7 +73,8 @@ var duckDBVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+`)
 // warehouse (DuckDB) runs: the table or view without the Delta-only clauses
 // (USING, CLUSTER BY, PARTITIONED BY, TBLPROPERTIES), then its comments as
 // COMMENT ON statements. Other statements pass unchanged. The local warehouse
-// should accept the Delta forms itself; until it does, this keeps init and
+// should accept the Delta forms itself (and CREATE VOLUME, which is dropped
+// here); until it does, this keeps init and
 // every test running the same DDL files that Databricks runs.
 func duckDBForm(stmt string) ([]string, error) {
 	toks, err := tokenize(stmt)
@@ -95,6 +96,9 @@ func duckDBForm(stmt string) ([]string, error) {
 	orReplace := word("OR") && word("REPLACE")
 	kind := ""
 	switch {
+	case word("VOLUME"):
+		// Volumes are plain directories on the local warehouse.
+		return nil, nil
 	case word("TABLE"):
 		kind = "TABLE"
 		if word("IF") {
