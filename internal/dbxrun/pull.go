@@ -137,3 +137,13 @@ func RunOf(r batch.Report) databrickssink.Run {
 		Status: status, Error: r.Err,
 	}
 }
+
+// NewStore returns the Delta store the configuration names, staging pull
+// writes as configured.
+func NewStore(db *sql.DB, d config.Databricks) (*databrickssink.Store, error) {
+	opt := databrickssink.Options{}
+	if d.Staging == config.StagingVolume {
+		opt.StagingVolume = d.Volume()
+	}
+	return databrickssink.New(db, d.Catalog, d.Schema, opt)
+}

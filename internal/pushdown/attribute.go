@@ -76,35 +76,54 @@ func (c *Config) matched(b *strings.Builder) {
 	if len(seen) > 0 {
 		idSeen = "(" + strings.Join(seen, " OR ") + ")"
 	}
-	var joins, traceLinks, requestLinks, userTags []string
-	for i, tc := range traceCols {
-		a := fmt.Sprintf("ti%d", i)
-		joins = append(joins, fmt.Sprintf("  LEFT JOIN trace_index %s ON %s.trace_key = e.%s_norm", a, a, tc))
-		traceLinks = append(traceLinks, a+".req_key")
-	}
-	for i, rc := range requestCols {
-		a := fmt.Sprintf("ri%d", i)
-		joins = append(joins, fmt.Sprintf("  LEFT JOIN request_index %s ON %s.request_key = e.%s", a, a, rc))
-		requestLinks = append(requestLinks, a+".req_key")
-	}
+	var userTags []string
 	for _, uc := range userCols {
 		userTags = append(userTags, "e."+uc)
 	}
-	b.WriteString("-- Trace ids from the tags, in their normalised form.\nevent_ids AS (\n  SELECT e.*")
-	for _, tc := range traceCols {
-		b.WriteString(",\n    " + NormalizeTraceID("e."+tc) + " AS " + tc + "_norm")
+	// The tags' ids, one row per event and key: k is the key's place in its
+	// list, and the first key that names a known request wins.
+	unpivot := func(cols []string) string {
+		var parts []string
+		for k, c := range cols {
+			parts = append(parts, fmt.Sprintf("  SELECT invocation_id, %d AS k, %s AS id FROM events WHERE %s IS NOT NULL", k, c, c))
+		}
+		return strings.Join(parts, "\n  UNION ALL\n")
 	}
-	b.WriteString("\n  FROM events e\n),\n")
+	traceLink, requestLink := "CAST(NULL AS STRING)", "CAST(NULL AS STRING)"
+	var joins []string
+	if len(traceCols) > 0 {
+		b.WriteString("-- Trace ids in the tags, one row per event and key (k: the place of the key\n-- in match.trace_tag_keys).\ntag_trace_ids AS (\n" + unpivot(traceCols) + "\n),\n")
+		b.WriteString(traceKeyCTE("tag_trace_keys", "tag_trace_ids", "id"))
+		b.WriteString(`trace_hits AS (
+  SELECT t.invocation_id, min_by(i.req_key, t.k) AS req_key
+  FROM tag_trace_keys t JOIN trace_index i ON i.trace_key = t.trace_key
+  GROUP BY t.invocation_id
+),
+`)
+		traceLink = "th.req_key"
+		joins = append(joins, "  LEFT JOIN trace_hits th ON th.invocation_id = e.invocation_id")
+	}
+	if len(requestCols) > 0 {
+		b.WriteString("-- Request ids in the tags, likewise.\ntag_request_ids AS (\n" + unpivot(requestCols) + "\n),\n")
+		b.WriteString(`request_hits AS (
+  SELECT t.invocation_id, min_by(i.req_key, t.k) AS req_key
+  FROM tag_request_ids t JOIN request_index i ON i.request_key = t.id
+  GROUP BY t.invocation_id
+),
+`)
+		requestLink = "rh.req_key"
+		joins = append(joins, "  LEFT JOIN request_hits rh ON rh.invocation_id = e.invocation_id")
+	}
 	b.WriteString(`-- Id matches, in the engine's order: a user named in the tags; else the first
 -- trace tag naming a known trace; else the first request tag naming a known
 -- request. id_seen: the tags carry an id at all.
 matched AS (
   SELECT e.*,
     ` + first(userTags) + ` AS tag_user,
-    ` + first(traceLinks) + ` AS trace_link,
-    ` + first(requestLinks) + ` AS request_link,
+    ` + traceLink + ` AS trace_link,
+    ` + requestLink + ` AS request_link,
     ` + idSeen + ` AS id_seen
-  FROM event_ids e
+  FROM events e
 ` + strings.Join(joins, "\n") + `
 ),
 `)

@@ -477,14 +477,10 @@ request_spans AS (
 -- Lookup by trace id (any spelling enrich.NormalizeTraceID accepts) and by
 -- agent or client request id; an id two requests share belongs to the one
 -- created first.
-trace_index AS (
+` + traceKeyCTE("request_trace_keys", "agent_requests", "trace_id") + `trace_index AS (
   SELECT trace_key, min_by(req_key, created) AS req_key
-  FROM (
-    SELECT ` + NormalizeTraceID("r.trace_id") + ` AS trace_key, r.req_key, r.created
-    FROM agent_requests r
-    WHERE r.trace_id <> ''
-  ) x
-  WHERE trace_key <> ''
+  FROM request_trace_keys
+  WHERE trace_id <> '' AND trace_key <> ''
   GROUP BY trace_key
 ),
 request_index AS (
