@@ -92,6 +92,11 @@ func (s duckdbStore) ReplaceAttributions(ctx context.Context, from, to time.Time
 	return err
 }
 
+func (s duckdbStore) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) error {
+	_, err := s.Store.ReplaceAttributionChunks(ctx, from, to, chunks)
+	return err
+}
+
 func (s duckdbStore) RecordRun(ctx context.Context, r Report) error {
 	status := duckdbsink.RunOK
 	if r.Err != "" {

@@ -68,20 +68,35 @@ const (
 // repeated (invocation_id, end_user) is an error. Nothing is written when an
 // error is returned. Timestamps are stored in UTC at microsecond precision.
 func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, rows []schemas.Attribution) (WriteStats, error) {
-	st := WriteStats{Rows: int64(len(rows))}
+	return s.ReplaceAttributionChunks(ctx, from, to, [][]schemas.Attribution{rows})
+}
+
+// ReplaceAttributionChunks is ReplaceAttributions for rows held in several
+// slices, so a caller with millions of rows never builds one contiguous copy.
+// Row numbers in errors count across chunks.
+func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (WriteStats, error) {
+	var st WriteStats
+	for _, rows := range chunks {
+		st.Rows += int64(len(rows))
+	}
 	windowed := !from.IsZero() || !to.IsZero()
 	if windowed && (from.IsZero() || to.IsZero() || !to.After(from)) {
 		return st, fmt.Errorf("duckdbsink: replace attributions: window [%s, %s) is not a window: set both ends, from before to, or neither", fmtTime(from), fmtTime(to))
 	}
-	dates := make([]time.Time, len(rows))
-	for i := range rows {
-		d, err := validateAttribution(&rows[i])
-		if err != nil {
-			return st, fmt.Errorf("duckdbsink: attribution row %d (invocation_id %q, end_user %q): %w", i, rows[i].InvocationID, rows[i].EndUser, err)
+	dates := make([][]time.Time, len(chunks))
+	base := 0
+	for c, rows := range chunks {
+		dates[c] = make([]time.Time, len(rows))
+		for i := range rows {
+			d, err := validateAttribution(&rows[i])
+			if err != nil {
+				return st, fmt.Errorf("duckdbsink: attribution row %d (invocation_id %q, end_user %q): %w", base+i, rows[i].InvocationID, rows[i].EndUser, err)
+			}
+			dates[c][i] = d
 		}
-		dates[i] = d
+		base += len(rows)
 	}
-	if len(rows) == 0 && !windowed {
+	if st.Rows == 0 && !windowed {
 		return st, nil
 	}
 
@@ -95,7 +110,12 @@ func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, row
 	defer dropStage(conn, stageAttribution, stageInvocations, stageKept)
 
 	err = stage(ctx, conn, "attribution", stageAttribution, func(ap *duckdb.Appender) error {
-		return appendAttributions(ctx, ap, rows, dates)
+		for c, rows := range chunks {
+			if err := appendAttributions(ctx, ap, rows, dates[c]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return st, fmt.Errorf("duckdbsink: replace attributions: %w", err)

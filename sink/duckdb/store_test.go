@@ -651,3 +651,50 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("%s differs from the golden file (go test -update rewrites it)\n--- got\n%s--- want\n%s", name, got, want)
 	}
 }
+
+func TestReplaceAttributionChunksEqualsOneSlice(t *testing.T) {
+	ctx := context.Background()
+	var rows []schemas.Attribution
+	for i := 0; i < 10; i++ {
+		rows = append(rows, schemas.Attribution{
+			InvocationID: fmt.Sprintf("inv-%02d", i), EndUser: "u@example.com", MatchMethod: schemas.MethodTraceID,
+			EventTime: time.Date(2026, 11, 2, 9, i, 0, 0, time.UTC), Weight: 1, TotalTokens: int64(i), Version: 1,
+		})
+	}
+	one, err := Open(ctx, filepath.Join(t.TempDir(), "one.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	chunked, err := Open(ctx, filepath.Join(t.TempDir(), "chunked.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chunked.Close()
+	from, to := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)
+	if _, err := one.ReplaceAttributions(ctx, from, to, rows); err != nil {
+		t.Fatal(err)
+	}
+	st, err := chunked.ReplaceAttributionChunks(ctx, from, to, [][]schemas.Attribution{rows[:3], nil, rows[3:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rows != 10 || st.Inserted != 10 {
+		t.Errorf("stats %+v, want 10 rows inserted", st)
+	}
+	a, _ := one.Attributions(ctx, time.Time{}, time.Time{})
+	b, _ := chunked.Attributions(ctx, time.Time{}, time.Time{})
+	if len(a) != len(b) {
+		t.Fatalf("one slice wrote %d rows, chunks %d", len(a), len(b))
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Errorf("row %d differs: %+v vs %+v", i, a[i], b[i])
+		}
+	}
+	bad := rows[5]
+	bad.InvocationID = ""
+	if _, err := chunked.ReplaceAttributionChunks(ctx, from, to, [][]schemas.Attribution{rows[:3], {bad}}); err == nil || !strings.Contains(err.Error(), "row 3") {
+		t.Errorf("error %v, want it to name row 3 (counted across chunks)", err)
+	}
+}
