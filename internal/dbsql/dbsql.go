@@ -95,9 +95,9 @@ type connector struct {
 }
 
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.Connector.Connect(ctx)
+	dc, err := c.Connector.Connect(ctx)
 	if err == nil {
-		return conn, nil
+		return conn{dc}, nil
 	}
 	err = redact(err, c.secrets)
 	if isAuthError(err) {

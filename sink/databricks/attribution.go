@@ -13,6 +13,7 @@ import (
 
 	databricks "github.com/databricks/databricks-sql-go"
 
+	"github.com/obolus/obolus/internal/dbsql"
 	"github.com/obolus/obolus/schemas"
 )
 
@@ -53,6 +54,16 @@ func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, row
 	if windowed {
 		lo, hi = minTime(lo, from), maxTime(hi, to.Add(-time.Microsecond))
 	}
+	for attempt := 1; ; attempt++ {
+		st, err = s.replaceOnce(ctx, from, to, lo, hi, rows, st)
+		if err == nil || attempt == 3 || !dbsql.IsDropped(err) || ctx.Err() != nil {
+			return st, err
+		}
+		// The write is idempotent and its session is gone: start over.
+	}
+}
+
+func (s *Store) replaceOnce(ctx context.Context, from, to, lo, hi time.Time, rows []schemas.Attribution, st WriteStats) (WriteStats, error) {
 	stageID, err := newStageID()
 	if err != nil {
 		return st, err
@@ -137,8 +148,18 @@ func ReplaceStatementWith(target, ctes, source string) string {
 	return `MERGE INTO ` + target + ` AS t
 USING (
   WITH
-` + indent(ctes, "  ") + `  incoming AS (
+` + indent(ctes, "  ") + `  incoming_rows AS (
     ` + strings.ReplaceAll(strings.TrimSpace(source), "\n", "\n    ") + `
+  ),
+  -- Delta rejects a MERGE where two source rows match one target row: keep
+  -- one row per key (a staged batch sent twice after a dropped connection
+  -- repeats its rows).
+  incoming AS (
+    SELECT ` + cols + ` FROM (
+      SELECT r.*, row_number() OVER (PARTITION BY r.invocation_id, r.end_user ORDER BY r.version DESC) AS key_rank
+      FROM incoming_rows r
+    ) k
+    WHERE k.key_rank = 1
   ),
   incoming_invocations AS (
     SELECT invocation_id, max(version) AS version FROM incoming GROUP BY invocation_id

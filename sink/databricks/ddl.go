@@ -59,12 +59,16 @@ func (s *Store) Init(ctx context.Context) ([]string, error) {
 // isLocalWarehouse reports whether the warehouse is obolus's local stand-in,
 // which runs DuckDB: its version() is DuckDB's ("v1.5.6"), where Databricks
 // answers with a Spark version ("3.5.0 <commit>").
-func isLocalWarehouse(ctx context.Context, conn *sql.Conn) (bool, error) {
+func isLocalWarehouse(ctx context.Context, conn querier) (bool, error) {
 	var v string
 	if err := conn.QueryRowContext(ctx, "SELECT version()").Scan(&v); err != nil {
 		return false, fmt.Errorf("read warehouse version: %w", err)
 	}
 	return duckDBVersion.MatchString(v), nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 var duckDBVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+`)

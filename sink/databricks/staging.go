@@ -126,18 +126,20 @@ func (s *Store) localCompat(ctx context.Context, conn *sql.Conn) error {
 	return err
 }
 
-// isLocal reports, once per store, whether the warehouse is the local stand-in.
+// isLocal reports whether the warehouse is the local stand-in; the answer
+// is kept once known.
 func (s *Store) isLocal(ctx context.Context) (bool, error) {
-	s.localOnce.Do(func() {
-		conn, err := s.db.Conn(ctx)
-		if err != nil {
-			s.localErr = err
-			return
-		}
-		defer conn.Close()
-		s.local, s.localErr = isLocalWarehouse(ctx, conn)
-	})
-	return s.local, s.localErr
+	s.localMu.Lock()
+	defer s.localMu.Unlock()
+	if s.localKnown {
+		return s.local, nil
+	}
+	local, err := isLocalWarehouse(ctx, s.db)
+	if err != nil {
+		return false, err
+	}
+	s.local, s.localKnown = local, true
+	return local, nil
 }
 
 // stagingContext allows the driver's staging commands to read and write dir.

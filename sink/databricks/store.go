@@ -44,9 +44,9 @@ type Store struct {
 	schema dbsql.Schema
 	opt    Options
 
-	localOnce sync.Once
-	local     bool
-	localErr  error
+	localMu    sync.Mutex
+	local      bool
+	localKnown bool
 }
 
 // New returns a store over db writing to catalog.schema; the names are

@@ -147,3 +147,31 @@ func TestReplaceRejectsBadRows(t *testing.T) {
 		t.Error("wrong event_date accepted")
 	}
 }
+
+// A write whose connection drops before the MERGE runs is started over.
+func TestWriteSurvivesADroppedConnection(t *testing.T) {
+	faults := &warehouse.Faults{}
+	wh := dbsqltest.Start(t, warehouse.Config{Faults: faults})
+	db := dbsqltest.Open(t, wh.Config)
+	ctx := dbsqltest.Context(t)
+	s, err := databrickssink.New(db, wh.Config.Catalog, wh.Config.Schema, databrickssink.Options{StagingVolume: "/Volumes/main/obolus/staging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	rows := []schemas.Attribution{row("a", "u1", day.Add(time.Hour), 1), row("b", "u2", day.Add(2*time.Hour), 1)}
+	faults.DropNext("ExecuteStatement", 2)
+	if _, err := s.ReplaceAttributions(ctx, day, day.Add(24*time.Hour), rows); err != nil {
+		t.Fatal(err)
+	}
+	if faults.Injected() != 2 {
+		t.Errorf("injected %d faults, want 2", faults.Injected())
+	}
+	got, err := s.Attributions(ctx, time.Time{}, time.Time{})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("read %d rows, err %v", len(got), err)
+	}
+}
