@@ -55,9 +55,10 @@ producers) can use the broker too. Ctrl-C stops everything cleanly.`,
 					a.configFile = filepath.Join(workload, synth.ConfigFile)
 				}
 			}
-			if !cmd.Flags().Changed("duckdb") {
-				a.v.SetDefault("stream.duckdb", true)
-			}
+			// The dev path loads the store unless told otherwise.
+			bindStreamFlags(a, cmd)
+			config.StreamDefaults(a.v)
+			a.v.SetDefault("stream.duckdb", true)
 			s, err := a.loadStream(ctx)
 			if err != nil {
 				return err

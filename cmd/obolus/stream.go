@@ -41,6 +41,7 @@ obolus-agent-endpoint names an agent log row's endpoint. See docs/streaming.md.`
   obolus stream --config obolus.yaml --stages rekey    # only the re-keying stage`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			bindStreamFlags(a, cmd)
 			s, err := a.loadStream(ctx)
 			if err != nil {
 				return err
@@ -62,7 +63,13 @@ func streamFlags(a *app, cmd *cobra.Command) {
 	f.StringSlice("stages", nil, "stages to run: rekey, join, load (overrides stream.stages)")
 	f.String("http", "", "listen address of /healthz, /readyz and /status (overrides stream.http)")
 	f.Duration("grace", 0, "how long a usage event waits for its agent request, in event time (overrides stream.grace)")
-	bind(a.v, f, map[string]string{"brokers": "stream.brokers", "group": "stream.group", "duckdb": "stream.duckdb",
+}
+
+// bindStreamFlags lets the stream flags override their keys. It runs when a
+// stream command runs, not when the command tree is built: a bound stream.*
+// key would otherwise reach the other commands' configuration.
+func bindStreamFlags(a *app, cmd *cobra.Command) {
+	bind(a.v, cmd.Flags(), map[string]string{"brokers": "stream.brokers", "group": "stream.group", "duckdb": "stream.duckdb",
 		"stages": "stream.stages", "http": "stream.http", "grace": "stream.grace"})
 }
 

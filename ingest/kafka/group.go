@@ -18,7 +18,8 @@ type Handler interface {
 	// Handle processes messages of the partition, in offset order.
 	Handle(ctx context.Context, msgs []kafka.Message) error
 	// Idle is called when the partition has received nothing for the group's
-	// idle interval, and again after each further interval.
+	// idle interval and has been read to its end, and again after each
+	// further such interval.
 	Idle(ctx context.Context) error
 	// Flush makes every output of the messages handled so far durable and
 	// returns the position to commit: offsets below Offset need no
@@ -268,8 +269,14 @@ func (g *Group) runPartition(ctx context.Context, log *slog.Logger, gen *kafka.G
 				return
 			}
 		case <-idle.C:
-			if err := h.Idle(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("idle handler", "err", err)
+			// Quiet is not enough: a reader starved of CPU is quiet too.
+			// Only a partition read to its end is idle.
+			if len(msgs) == 0 {
+				if lag, err := r.ReadLag(ctx); err == nil && lag <= 0 && len(msgs) == 0 {
+					if err := h.Idle(ctx); err != nil && ctx.Err() == nil {
+						log.Warn("idle handler", "err", err)
+					}
+				}
 			}
 			idle.Reset(g.IdleAfter)
 		}

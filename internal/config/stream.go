@@ -279,11 +279,14 @@ func (s *Stream) ResolvePaths(dir string) {
 }
 
 // LoadWithStream is Load for the stream commands: it also decodes and
-// validates the stream section. Until Config carries a Stream field, the
+// validates the stream section, applying StreamDefaults unless the caller
+// already did (to change a default first). Until Config carries a Stream field, the
 // section is decoded next to Config here, so that a file with a stream
 // section loads.
 func LoadWithStream(v *viper.Viper, file string) (*Config, *Stream, error) {
-	StreamDefaults(v)
+	if v.Get("stream.group") == nil {
+		StreamDefaults(v)
+	}
 	if file != "" {
 		v.SetConfigFile(file)
 		if err := v.ReadInConfig(); err != nil {

@@ -31,6 +31,7 @@ func benchWorkload(b *testing.B) *workload {
 func BenchmarkJoin(b *testing.B) {
 	w := benchWorkload(b)
 	cfg := streamConfig()
+	cfg.FollowSources = false // the workload carries no progress records
 	batch := batchRate(b, w, cfg)
 	b.ResetTimer()
 	start := time.Now()
@@ -87,6 +88,7 @@ func BenchmarkStateMemory(b *testing.B) {
 		agents[i].Agent.DurationMS = 1000
 	}
 	cfg := streamConfig()
+	cfg.FollowSources = false
 	var pending, open, agent float64
 	for range b.N {
 		pending = heapPer(func() any {

@@ -18,6 +18,11 @@ const (
 	KindUsage Kind = 'u' // a gateway usage event
 	KindAgent Kind = 'a' // an agent request
 	KindTick  Kind = 't' // a watermark advance written by an idle partition
+	// KindProgress is an input source's progress report.
+	KindProgress Kind = 'p'
+	// KindMarker marks a place a replay may start from; the join writes one
+	// into each of its partitions every so often.
+	KindMarker Kind = 'm'
 )
 
 func (k Kind) String() string {
@@ -28,6 +33,10 @@ func (k Kind) String() string {
 		return "agent_request"
 	case KindTick:
 		return "tick"
+	case KindProgress:
+		return "progress"
+	case KindMarker:
+		return "marker"
 	default:
 		return fmt.Sprintf("kind(%d)", byte(k))
 	}
@@ -43,6 +52,8 @@ type Record struct {
 	Agent  schemas.AgentRequest
 	// Tick is the watermark a tick record advances its partition to.
 	Tick time.Time
+	// Progress is a progress record's report.
+	Progress Progress
 	// SourceTime is when the original message was produced, so latency can be
 	// measured from the producer to the attribution.
 	SourceTime time.Time
@@ -95,6 +106,16 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = appendString(dst, a.Source)
 	case KindTick:
 		dst = appendTime(dst, r.Tick)
+	case KindProgress:
+		pr := &r.Progress
+		dst = binary.AppendUvarint(dst, uint64(pr.Source))
+		dst = binary.AppendUvarint(dst, uint64(pr.Sources))
+		dst = appendTime(dst, pr.Time)
+		idle := byte(0)
+		if pr.Idle {
+			idle = 1
+		}
+		dst = append(dst, idle)
 	}
 	return dst
 }
@@ -183,6 +204,18 @@ func DecodeRecord(b []byte, r *Record) error {
 		a.Source = d.str("source")
 	case KindTick:
 		r.Tick = d.time("tick")
+	case KindProgress:
+		pr := &r.Progress
+		pr.Source = uint32(d.uvarint("source"))
+		pr.Sources = uint32(d.uvarint("sources"))
+		pr.Time = d.time("progress")
+		switch idle := d.uvarint("idle"); idle {
+		case 0, 1:
+			pr.Idle = idle == 1
+		default:
+			d.fail("idle", "not 0 or 1")
+		}
+	case KindMarker:
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrCodec, byte(kind))
 	}

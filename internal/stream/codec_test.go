@@ -30,6 +30,8 @@ func TestCodecRoundTrip(t *testing.T) {
 			AgentEndpoint: "bot", ServicePrincipal: "sp", StartTime: at, DurationMS: 5000, Status: "OK", Source: schemas.SourceTrace,
 		}}},
 		{"tick", Record{Kind: KindTick, Tick: at}},
+		{"progress", Record{Kind: KindProgress, Progress: Progress{Source: SourceID(1, 7), Sources: 24, Time: at, Idle: true}}},
+		{"marker", Record{Kind: KindMarker}},
 		{"zero tick", Record{Kind: KindTick}},
 	}
 	for _, tt := range tests {
@@ -76,18 +78,24 @@ func TestCodecRejectsCorruptRecords(t *testing.T) {
 }
 
 func TestCheckpointString(t *testing.T) {
+	at := time.Date(2026, 11, 1, 0, 0, 0, 1, time.UTC)
 	tests := []Checkpoint{
 		{},
 		{Resume: 10, Next: 20},
-		{Resume: 5, Next: 5, Watermark: time.Date(2026, 11, 1, 0, 0, 0, 1, time.UTC)},
+		{Resume: 5, Next: 5, Watermark: at},
+		{Resume: 5, Next: 9, Watermark: at, NumSources: 3, Sources: []SourceProgress{
+			{Source: SourceID(0, 0), Time: at.Add(-time.Hour).Truncate(time.Millisecond)},
+			{Source: SourceID(1, 2), Time: at.Add(90 * time.Minute).Truncate(time.Millisecond), Idle: true},
+		}},
 	}
 	for _, c := range tests {
 		got, err := ParseCheckpoint(c.String())
-		if err != nil || got != c {
+		if err != nil || !reflect.DeepEqual(got, c) {
 			t.Errorf("ParseCheckpoint(%q) = %+v, %v; want %+v", c.String(), got, err, c)
 		}
 	}
-	for _, bad := range []string{"", "42", "obolus1:1:2", "obolus1:5:4:0", "obolus1:-1:2:0", "obolus1:1:2:3:4", "obolus2:1:2:3"} {
+	for _, bad := range []string{"", "42", "obolus1:1:2:0", "obolus2:1:2", "obolus2:5:4:0:AA", "obolus2:-1:2:0:AA",
+		"obolus2:1:2:3:4:5", "obolus2:1:2:x:AA", "obolus2:1:2:0:!!", "obolus2:1:2:0:AQ"} {
 		if _, err := ParseCheckpoint(bad); !errors.Is(err, ErrNoCheckpoint) {
 			t.Errorf("ParseCheckpoint(%q) error = %v, want ErrNoCheckpoint", bad, err)
 		}

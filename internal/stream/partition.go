@@ -2,7 +2,6 @@ package stream
 
 import (
 	"container/heap"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -24,6 +23,10 @@ type Config struct {
 	// Horizon is how long, in event time, an attributed event stays open for
 	// restatement by agent requests that arrive late.
 	Horizon time.Duration
+	// FollowSources makes the watermark follow the sources' progress
+	// records alone (what the Kafka worker writes). Without it the watermark
+	// is the latest event time seen in the partition.
+	FollowSources bool
 	// RunID is stamped on every row.
 	RunID string
 	// Clock stamps ProcessedAt; nil means time.Now.
@@ -91,6 +94,11 @@ type Partition struct {
 	agentsQ trackHeap // agent tracks by end time
 	live    liveSet
 
+	srcs    map[uint32]source // input sources' progress
+	nsrc    uint32            // how many sources there are; 0 before any reported
+	snaps   []snapshot        // resume points, oldest first
+	maxSeen int64             // latest usage event time seen
+
 	lastEvict int64 // agent eviction runs when its cut crosses a new evictStep
 	lastOpen  int64 // open-event eviction runs when its cut crosses a new openStep
 
@@ -104,13 +112,12 @@ type entry struct {
 	ev      schemas.UsageEvent
 	t       int64 // event_time, unix nanos
 	offset  int64
-	wm      int64 // watermark before offset
 	src     time.Time
 	open    bool
 	hash    uint64 // of the last answer, without version and run columns
 	byTime  bool   // the last answer depends on which requests were running
 	version int64
-	anchors []mark // agent records the last answer used
+	anchors []int64 // offsets of the agent records the last answer used
 	ids     []string
 	mark    uint64
 }
@@ -119,7 +126,7 @@ type entry struct {
 // offset must stay live while the request is held.
 type agentTrack struct {
 	key    string
-	first  mark
+	first  int64 // offset of the request's first record
 	end    int64
 	ids    [3]string // agent request id, client request id, normalised trace id
 	heapAt int
@@ -142,11 +149,17 @@ func NewPartition(cfg Config, from Checkpoint) (*Partition, error) {
 	p := &Partition{
 		cfg: cfg, idx: idx, engine: engine, seed: maphash.MakeSeed(),
 		wm: noWM, next: from.Resume, replayUntil: from.Next,
-		byID:   make(map[string]*entry),
-		open:   make(map[string]*openList),
-		idRefs: make(map[string][]*entry),
-		agents: make(map[string]*agentTrack),
-		live:   newLiveSet(),
+		byID:    make(map[string]*entry),
+		open:    make(map[string]*openList),
+		idRefs:  make(map[string][]*entry),
+		agents:  make(map[string]*agentTrack),
+		live:    newLiveSet(),
+		srcs:    make(map[uint32]source, len(from.Sources)),
+		nsrc:    from.NumSources,
+		maxSeen: noWM,
+	}
+	for _, s := range from.Sources {
+		p.srcs[s.Source] = source{t: s.Time.Truncate(time.Millisecond).UnixNano(), idle: s.Idle}
 	}
 	if !from.Watermark.IsZero() {
 		p.wm = from.Watermark.UnixNano()
@@ -156,6 +169,7 @@ func NewPartition(cfg Config, from Checkpoint) (*Partition, error) {
 		p.lastOpen = p.wm - int64(cfg.Horizon)
 		p.lastEvict = p.lastOpen - p.margin()
 	}
+	p.takeSnapshot(from.Resume)
 	return p, nil
 }
 
@@ -169,19 +183,22 @@ func (p *Partition) Process(dst []Output, r *Record) []Output {
 	p.started = true
 	off := r.Offset
 	p.next = off + 1
-	wmBefore := p.wm
 	switch r.Kind {
 	case KindUsage:
 		p.stats.Usage++
-		dst = p.usage(dst, r, off, wmBefore)
+		dst = p.usage(dst, r, off)
 	case KindAgent:
 		p.stats.Agents++
-		dst = p.agent(dst, r, off, wmBefore)
+		dst = p.agent(dst, r, off)
 	case KindTick:
 		p.stats.Ticks++
 		if !r.Tick.IsZero() {
 			p.advance(r.Tick.UnixNano())
 		}
+	case KindProgress:
+		p.progress(&r.Progress)
+	case KindMarker:
+		p.takeSnapshot(off)
 	}
 	dst = p.release(dst, off)
 	p.evict()
@@ -194,16 +211,27 @@ func (p *Partition) advance(t int64) {
 	}
 }
 
+// observe is a data record's event time. When the watermark follows the
+// sources, a record's own time is ignored: it says nothing of the sources
+// still behind it, and following it would let a fast source release events
+// whose agent requests a slow one has yet to forward.
+func (p *Partition) observe(t int64) {
+	if !p.cfg.FollowSources {
+		p.advance(t)
+	}
+}
+
 func (p *Partition) emitting(off int64) bool { return off >= p.replayUntil }
 
-func (p *Partition) usage(dst []Output, r *Record, off, wmBefore int64) []Output {
+func (p *Partition) usage(dst []Output, r *Record, off int64) []Output {
 	t := r.Usage.EventTime.UnixNano()
+	p.maxSeen = max(p.maxSeen, t)
 	if _, dup := p.byID[r.Usage.InvocationID]; dup {
 		p.stats.Duplicates++
-		p.advance(t)
+		p.observe(t)
 		return dst
 	}
-	e := &entry{ev: r.Usage, t: t, offset: off, wm: wmBefore, src: r.SourceTime}
+	e := &entry{ev: r.Usage, t: t, offset: off, src: r.SourceTime}
 	trim(&e.ev)
 	switch {
 	case p.wm != noWM && t < p.wm-int64(p.cfg.Horizon):
@@ -222,13 +250,13 @@ func (p *Partition) usage(dst []Output, r *Record, off, wmBefore int64) []Output
 		p.hold(e)
 		heap.Push(&p.pending, e)
 	}
-	p.advance(t)
+	p.observe(t)
 	return dst
 }
 
 func (p *Partition) hold(e *entry) {
 	p.byID[e.ev.InvocationID] = e
-	p.live.add(e.offset, e.wm)
+	p.live.add(e.offset)
 }
 
 // trim drops the columns attribution does not read, to shrink held events.
@@ -241,22 +269,22 @@ func trim(ev *schemas.UsageEvent) {
 // microseconds, which a replay reproduces exactly.
 func (p *Partition) version() int64 { return p.wm / 1e3 }
 
-func (p *Partition) agent(dst []Output, r *Record, off, wmBefore int64) []Output {
+func (p *Partition) agent(dst []Output, r *Record, off int64) []Output {
 	a := r.Agent
 	end := a.End().UnixNano()
 	key := a.Key()
 	if key == "" || a.StartTime.IsZero() {
 		p.stats.NoKey++
-		p.advance(end)
+		p.observe(end)
 		return dst
 	}
 	p.idx.Add(a)
 	tr := p.agents[key]
 	if tr == nil {
-		tr = &agentTrack{key: key, first: mark{off, wmBefore}, end: end}
+		tr = &agentTrack{key: key, first: off, end: end}
 		tr.ids = [3]string{a.AgentRequestID, a.ClientRequestID, enrich.NormalizeTraceID(a.TraceID)}
 		p.agents[key] = tr
-		p.live.add(off, wmBefore)
+		p.live.add(off)
 		heap.Push(&p.agentsQ, tr)
 	} else {
 		fill := func(dst *string, v string) {
@@ -275,7 +303,7 @@ func (p *Partition) agent(dst []Output, r *Record, off, wmBefore int64) []Output
 	if held := p.held(tr.ids); held != nil {
 		dst = p.restate(dst, held, off, r.SourceTime)
 	}
-	p.advance(end)
+	p.observe(end)
 	return dst
 }
 
@@ -408,12 +436,12 @@ func (p *Partition) setAnchors(e *entry, rows []schemas.Attribution) {
 		for _, id := range [...]string{rows[i].AgentRequestID, rows[i].TraceID} {
 			if tr := p.agents[id]; id != "" && tr != nil && !slices.Contains(e.anchors, tr.first) {
 				e.anchors = append(e.anchors, tr.first)
-				p.live.add(tr.first.off, tr.first.wm)
+				p.live.add(tr.first)
 			}
 		}
 	}
-	for _, m := range old {
-		p.live.remove(m.off)
+	for _, off := range old {
+		p.live.remove(off)
 	}
 }
 
@@ -508,7 +536,7 @@ func (p *Partition) evict() {
 		}
 		heap.Pop(&p.agentsQ)
 		delete(p.agents, tr.key)
-		p.live.remove(tr.first.off)
+		p.live.remove(tr.first)
 	}
 }
 
@@ -517,8 +545,8 @@ func (p *Partition) margin() int64 { return int64(p.cfg.Match.Skew + p.cfg.Match
 func (p *Partition) forget(e *entry) {
 	delete(p.byID, e.ev.InvocationID)
 	p.live.remove(e.offset)
-	for _, m := range e.anchors {
-		p.live.remove(m.off)
+	for _, off := range e.anchors {
+		p.live.remove(off)
 	}
 	for _, id := range e.ids {
 		refs := p.idRefs[id]
@@ -539,23 +567,10 @@ func (p *Partition) forget(e *entry) {
 // watermark a tick must carry to release them all: what an idle partition
 // writes into its own log.
 func (p *Partition) TickDue() (time.Time, bool) {
-	if len(p.pending) == 0 || p.wm == noWM {
+	if len(p.pending) == 0 {
 		return time.Time{}, false
 	}
-	return time.Unix(0, p.wm+int64(p.cfg.Grace)).UTC(), true
-}
-
-// Checkpoint says where a replay must start to rebuild this state: see the package documentation.
-func (p *Partition) Checkpoint() Checkpoint {
-	m, ok := p.live.min()
-	if !ok {
-		m = mark{p.next, p.wm}
-	}
-	cp := Checkpoint{Resume: m.off, Next: max(p.next, p.replayUntil)}
-	if m.wm != noWM {
-		cp.Watermark = time.Unix(0, m.wm).UTC()
-	}
-	return cp
+	return time.Unix(0, max(p.wm, p.maxSeen)+int64(p.cfg.Grace)).UTC(), true
 }
 
 // Stats returns the partition's counters and state sizes.
@@ -581,43 +596,6 @@ func (p *Partition) Watermark() time.Time {
 
 // Next is the offset after the last record processed.
 func (p *Partition) Next() int64 { return p.next }
-
-// Checkpoint is what a partition's consumer commits with its offset.
-type Checkpoint struct {
-	// Resume is the offset to replay from: the oldest record the state needs.
-	Resume int64
-	// Next is the first offset whose outputs were not yet durable; a replay
-	// suppresses the outputs of records below it.
-	Next int64
-	// Watermark is the watermark just before Resume (zero: none yet).
-	Watermark time.Time
-}
-
-// String encodes the checkpoint for Kafka's offset commit metadata.
-func (c Checkpoint) String() string {
-	wm := int64(noWM)
-	if !c.Watermark.IsZero() {
-		wm = c.Watermark.UnixNano()
-	}
-	return fmt.Sprintf("obolus1:%d:%d:%d", c.Resume, c.Next, wm)
-}
-
-// ErrNoCheckpoint is returned by ParseCheckpoint for metadata obolus did not write.
-var ErrNoCheckpoint = errors.New("not an obolus checkpoint")
-
-// ParseCheckpoint decodes Checkpoint.String.
-func ParseCheckpoint(s string) (Checkpoint, error) {
-	var c Checkpoint
-	var wm int64
-	n, err := fmt.Sscanf(s, "obolus1:%d:%d:%d", &c.Resume, &c.Next, &wm)
-	if err != nil || n != 3 || c.Resume < 0 || c.Next < c.Resume || s != fmt.Sprintf("obolus1:%d:%d:%d", c.Resume, c.Next, wm) {
-		return Checkpoint{}, fmt.Errorf("%w: %q", ErrNoCheckpoint, s)
-	}
-	if wm != noWM {
-		c.Watermark = time.Unix(0, wm).UTC()
-	}
-	return c, nil
-}
 
 // pendingHeap orders waiting events by event time, then offset, so release
 // order depends only on the log.

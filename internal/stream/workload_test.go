@@ -134,3 +134,47 @@ func sameAnswer(a, b []schemas.Attribution) bool {
 	}
 	return true
 }
+
+// sourced interleaves what the worker adds to a keyed partition: every
+// progressEvery records, a progress report of each source (0: usage,
+// 1: agent logs) with the latest event time it forwarded, and every
+// markerEvery records a marker. At the end both sources report idle.
+// Offsets are renumbered.
+func sourced(recs []Record, progressEvery, markerEvery int) []Record {
+	var out []Record
+	var maxT [2]time.Time
+	report := func(idle bool) {
+		for src := range 2 {
+			if !maxT[src].IsZero() {
+				out = append(out, Record{Kind: KindProgress, Progress: Progress{Source: SourceID(src, 0), Sources: 2, Time: maxT[src], Idle: idle}})
+			}
+		}
+	}
+	for i, r := range recs {
+		switch r.Kind {
+		case KindUsage:
+			maxT[0] = later(maxT[0], r.Usage.EventTime)
+		case KindAgent:
+			maxT[1] = later(maxT[1], r.Agent.End())
+		}
+		out = append(out, r)
+		if i%progressEvery == progressEvery-1 {
+			report(false)
+		}
+		if i%markerEvery == markerEvery-1 {
+			out = append(out, Record{Kind: KindMarker})
+		}
+	}
+	report(true)
+	for i := range out {
+		out[i].Offset = int64(i)
+	}
+	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

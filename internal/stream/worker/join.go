@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -87,7 +86,15 @@ type joinPartition struct {
 	firsts    []time.Time // source times of first answers awaiting acknowledgement
 	tickSent  bool
 	restated  int64
+	// marked is when a marker was last written; records counts the
+	// records other than markers handled since.
+	marked  time.Time
+	records int
 }
+
+// markerEvery spaces the markers a join writes into its partitions: a
+// restart replays from the latest marker before the oldest record it needs.
+const markerEvery = 5 * time.Second
 
 func (p *joinPartition) Handle(ctx context.Context, msgs []kafka.Message) error {
 	for i := range msgs {
@@ -106,8 +113,13 @@ func (p *joinPartition) Handle(ctx context.Context, msgs []kafka.Message) error 
 			continue
 		}
 		p.rec.Offset = m.Offset
-		if p.rec.Kind == stream.KindTick {
+		switch p.rec.Kind {
+		case stream.KindTick:
 			p.tickSent = false
+			p.records++
+		case stream.KindMarker:
+		default:
+			p.records++
 		}
 		p.outs = p.part.Process(p.outs[:0], &p.rec)
 		if len(p.outs) == 0 {
@@ -179,6 +191,13 @@ func (p *joinPartition) Flush(ctx context.Context) (kafkaingest.Commit, error) {
 	if err := p.write(ctx); err != nil {
 		return kafkaingest.Commit{}, err
 	}
+	if p.records > 0 && time.Since(p.marked) >= markerEvery {
+		rec := stream.Record{Kind: stream.KindMarker}
+		if err := p.j.ticks.WriteMessages(ctx, kafka.Message{Partition: p.partition, Value: stream.AppendRecord(nil, &rec)}); err != nil {
+			return kafkaingest.Commit{}, fmt.Errorf("write marker to %s/%d: %w", p.topic, p.partition, err)
+		}
+		p.marked, p.records = time.Now(), 0
+	}
 	st := p.part.Stats()
 	p.j.setStats(p.partition, &st)
 	cp := p.part.Checkpoint()
@@ -201,5 +220,3 @@ func (explicitPartition) Balance(m kafka.Message, partitions ...int) int {
 	}
 	return partitions[0]
 }
-
-var errStopped = errors.New("worker stopped")

@@ -73,6 +73,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Log = slog.Default()
 	}
 	cfg.Join.Grace, cfg.Join.Horizon = cfg.Stream.Grace, cfg.Stream.Horizon
+	cfg.Join.FollowSources = true
 	if cfg.Join.RunID == "" {
 		cfg.Join.RunID = "stream:" + cfg.Stream.Group
 	}
@@ -139,8 +140,12 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	writers := map[string]*kafka.Writer{}
 	writer := func(topic string, b kafka.Balancer) *kafka.Writer {
+		key := topic + fmt.Sprintf("/%T", b)
+		if wr := writers[key]; wr != nil {
+			return wr
+		}
 		wr := o.Writer(topic, b)
-		writers[topic+fmt.Sprintf("%T", b)] = wr
+		writers[key] = wr
 		return wr
 	}
 	defer func() {
@@ -166,11 +171,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		rk := &kafkaingest.Rekeyer{
 			Decoder: &kafkaingest.Decoder{UsageTopic: s.Topics.Usage, AgentsTopic: s.Topics.Agents,
 				ServicePrincipals: w.cfg.ServicePrincipals, MaxBytes: s.MaxMessageBytes, MaxFuture: s.MaxFuture},
-			Keyed:   writer(s.Topics.Keyed, &kafka.Hash{}),
-			Dead:    writer(s.Topics.DeadLetter, &kafka.Hash{}),
-			FlushAt: 2000,
-			Counts:  w.rekeyN,
-			Log:     w.log.With("stage", config.StageRekey),
+			Keyed:           writer(s.Topics.Keyed, &kafka.Hash{}),
+			Dead:            writer(s.Topics.DeadLetter, &kafka.Hash{}),
+			Progress:        writer(s.Topics.Keyed, explicitPartition{}),
+			KeyedPartitions: counts[s.Topics.Keyed],
+			Sources:         counts[s.Topics.Usage] + counts[s.Topics.Agents],
+			FlushAt:         2000,
+			Counts:          w.rekeyN,
+			Log:             w.log.With("stage", config.StageRekey),
 		}
 		newGroup(config.StageRekey, []string{s.Topics.Usage, s.Topics.Agents}, rk.Open)
 	}
