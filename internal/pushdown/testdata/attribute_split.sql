@@ -457,7 +457,7 @@ USING (
       ON pn.digest = :price_digest AND pn.lookup_key = lower(trim(s.destination_name))
      AND (pn.valid_from IS NULL OR s.event_time >= pn.valid_from) AND (pn.valid_to IS NULL OR s.event_time < pn.valid_to)
   ),
-  incoming AS (
+  incoming_rows AS (
     SELECT
       x.invocation_id, x.request_id, x.event_time, CAST(x.event_time AS DATE) AS event_date,
       x.account_id, x.workspace_id, x.endpoint_id, x.endpoint_name, x.destination_model, x.requester,
@@ -469,6 +469,16 @@ USING (
       x.cost_usd, x.price_list_version,
       :version AS version, :run_id AS run_id, :processed_at AS processed_at
     FROM priced x
+  ),
+  -- Delta rejects a MERGE where two source rows match one target row: keep
+  -- one row per key (a staged batch sent twice after a dropped connection
+  -- repeats its rows).
+  incoming AS (
+    SELECT invocation_id, request_id, event_time, event_date, account_id, workspace_id, endpoint_id, endpoint_name, destination_model, requester, status_code, usage_source, end_user, team, cost_center, agent_endpoint, trace_id, agent_request_id, session, match_method, match_confidence, candidates, weight, reason, input_tokens, output_tokens, total_tokens, cache_read_input_tokens, cache_creation_input_tokens, output_reasoning_tokens, cost_usd, price_list_version, version, run_id, processed_at FROM (
+      SELECT r.*, row_number() OVER (PARTITION BY r.invocation_id, r.end_user ORDER BY r.version DESC) AS key_rank
+      FROM incoming_rows r
+    ) k
+    WHERE k.key_rank = 1
   ),
   incoming_invocations AS (
     SELECT invocation_id, max(version) AS version FROM incoming GROUP BY invocation_id
