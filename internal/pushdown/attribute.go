@@ -18,8 +18,8 @@ const (
 // with the final SELECT, whose columns are attribution's in DDL order.
 func (c *Config) attribute(p *params, w Windows, run enrich.Run) (ctes, final string) {
 	var b strings.Builder
-	p.bind("skew_us", c.Match.Skew.Microseconds())
-	p.bind("wide_us", (c.Match.Skew + c.Match.CrowdMargin).Microseconds())
+	bindDuration(p, "skew", c.Match.Skew)
+	bindDuration(p, "wide", c.Match.Skew+c.Match.CrowdMargin)
 	c.usageRows(&b, p, w)
 	events(&b)
 	c.agentRows(&b, p, w)
@@ -178,8 +178,8 @@ bucket_offsets AS (
 ),
 window_pairs AS (
   SELECT w.invocation_id, w.event_time, s.req_key, s.start_time, s.end_time,
-    s.start_time <= w.event_time + ` + micros(":skew_us") + `
-      AND s.end_time + ` + micros(":skew_us") + ` >= w.event_time AS running
+    s.start_time <= w.event_time + ` + skewInterval + `
+      AND s.end_time + ` + skewInterval + ` >= w.event_time AS running
   FROM window_events w
   CROSS JOIN bucket_offsets o
   JOIN short_spans s
@@ -188,8 +188,8 @@ window_pairs AS (
   WHERE s.lo_time <= w.event_time AND s.hi_time >= w.event_time
   UNION ALL
   SELECT w.invocation_id, w.event_time, s.req_key, s.start_time, s.end_time,
-    s.start_time <= w.event_time + ` + micros(":skew_us") + `
-      AND s.end_time + ` + micros(":skew_us") + ` >= w.event_time AS running
+    s.start_time <= w.event_time + ` + skewInterval + `
+      AND s.end_time + ` + skewInterval + ` >= w.event_time AS running
   FROM window_events w
   JOIN request_spans s ON s.service_principal = w.requester
   WHERE s.hi_time > s.lo_time + INTERVAL '999' MINUTE

@@ -173,8 +173,24 @@ func firstCol(t Table, alias string, fallback string, canons ...string) string {
 	return fallback
 }
 
-// micros is the SQL for a bound microsecond count as an interval.
-func micros(p string) string { return p + " * INTERVAL '0.000001' SECOND" }
+// Durations are bound as whole seconds plus the remaining microseconds:
+// DuckDB multiplies an interval by a 32-bit integer only, which would cap a
+// single microsecond count at 35 minutes.
+const (
+	skewInterval = "(:skew_s * INTERVAL '1' SECOND + :skew_us * INTERVAL '0.000001' SECOND)"
+	wideInterval = "(:wide_s * INTERVAL '1' SECOND + :wide_us * INTERVAL '0.000001' SECOND)"
+)
+
+func bindDuration(p *params, name string, d time.Duration) {
+	p.bind(name+"_s", int64(d/time.Second))
+	p.bind(name+"_us", (d % time.Second).Microseconds())
+}
+
+// msInterval is the SQL for a BIGINT count of milliseconds as an interval,
+// split like the bound durations.
+func msInterval(ms string) string {
+	return "(CAST((" + ms + " - " + ms + " % 1000) / 1000 AS BIGINT) * INTERVAL '1' SECOND + (" + ms + " % 1000) * INTERVAL '0.001' SECOND)"
+}
 
 func windowPredicate(b *strings.Builder, p *params, column string, w ingest.Window, prefix string) {
 	var conds []string
@@ -468,9 +484,9 @@ agent_requests AS (
 -- widened by skew + crowd_margin for the crowd test.
 request_spans AS (
   SELECT r.*,
-    r.start_time + r.duration_ms * INTERVAL '0.001' SECOND AS end_time,
-    r.start_time - ` + micros(":wide_us") + ` AS lo_time,
-    r.start_time + r.duration_ms * INTERVAL '0.001' SECOND + ` + micros(":wide_us") + ` AS hi_time
+    r.start_time + ` + msInterval("r.duration_ms") + ` AS end_time,
+    r.start_time - ` + wideInterval + ` AS lo_time,
+    r.start_time + ` + msInterval("r.duration_ms") + ` + ` + wideInterval + ` AS hi_time
   FROM agent_requests r
   WHERE r.service_principal <> ''
 ),

@@ -167,9 +167,9 @@ USING (
   -- widened by skew + crowd_margin for the crowd test.
   request_spans AS (
     SELECT r.*,
-      r.start_time + r.duration_ms * INTERVAL '0.001' SECOND AS end_time,
-      r.start_time - :wide_us * INTERVAL '0.000001' SECOND AS lo_time,
-      r.start_time + r.duration_ms * INTERVAL '0.001' SECOND + :wide_us * INTERVAL '0.000001' SECOND AS hi_time
+      r.start_time + (CAST((r.duration_ms - r.duration_ms % 1000) / 1000 AS BIGINT) * INTERVAL '1' SECOND + (r.duration_ms % 1000) * INTERVAL '0.001' SECOND) AS end_time,
+      r.start_time - (:wide_s * INTERVAL '1' SECOND + :wide_us * INTERVAL '0.000001' SECOND) AS lo_time,
+      r.start_time + (CAST((r.duration_ms - r.duration_ms % 1000) / 1000 AS BIGINT) * INTERVAL '1' SECOND + (r.duration_ms % 1000) * INTERVAL '0.001' SECOND) + (:wide_s * INTERVAL '1' SECOND + :wide_us * INTERVAL '0.000001' SECOND) AS hi_time
     FROM agent_requests r
     WHERE r.service_principal <> ''
   ),
@@ -311,8 +311,8 @@ USING (
   ),
   window_pairs AS (
     SELECT w.invocation_id, w.event_time, s.req_key, s.start_time, s.end_time,
-      s.start_time <= w.event_time + :skew_us * INTERVAL '0.000001' SECOND
-        AND s.end_time + :skew_us * INTERVAL '0.000001' SECOND >= w.event_time AS running
+      s.start_time <= w.event_time + (:skew_s * INTERVAL '1' SECOND + :skew_us * INTERVAL '0.000001' SECOND)
+        AND s.end_time + (:skew_s * INTERVAL '1' SECOND + :skew_us * INTERVAL '0.000001' SECOND) >= w.event_time AS running
     FROM window_events w
     CROSS JOIN bucket_offsets o
     JOIN short_spans s
@@ -321,8 +321,8 @@ USING (
     WHERE s.lo_time <= w.event_time AND s.hi_time >= w.event_time
     UNION ALL
     SELECT w.invocation_id, w.event_time, s.req_key, s.start_time, s.end_time,
-      s.start_time <= w.event_time + :skew_us * INTERVAL '0.000001' SECOND
-        AND s.end_time + :skew_us * INTERVAL '0.000001' SECOND >= w.event_time AS running
+      s.start_time <= w.event_time + (:skew_s * INTERVAL '1' SECOND + :skew_us * INTERVAL '0.000001' SECOND)
+        AND s.end_time + (:skew_s * INTERVAL '1' SECOND + :skew_us * INTERVAL '0.000001' SECOND) >= w.event_time AS running
     FROM window_events w
     JOIN request_spans s ON s.service_principal = w.requester
     WHERE s.hi_time > s.lo_time + INTERVAL '999' MINUTE

@@ -1,0 +1,249 @@
+package dbxrun
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	databricks "github.com/databricks/databricks-sql-go"
+	"github.com/databricks/databricks-sql-go/driverctx"
+
+	databricksingest "github.com/obolus/obolus/ingest/databricks"
+	"github.com/obolus/obolus/internal/config"
+	"github.com/obolus/obolus/internal/dbsql"
+	"github.com/obolus/obolus/schemas"
+)
+
+// Check outcomes.
+const (
+	CheckOK   = "ok"
+	CheckWarn = "warn"
+	CheckFail = "FAIL"
+)
+
+// Check is one finding of Doctor.
+type Check struct {
+	Name, Status, Detail string
+}
+
+// TagShare is how many recent gateway rows carry the configured request tags.
+type TagShare struct {
+	From, To time.Time
+	// Rows and Tagged count all recent rows; AgentRows and AgentTagged the
+	// rows whose requester is a configured agent's service principal.
+	Rows, Tagged, AgentRows, AgentTagged int64
+	// ByKey counts rows carrying each configured key (a non-empty value).
+	ByKey map[string]int64
+}
+
+// Doctor checks what a Databricks run needs, in order: the connection and
+// credentials, each source table and its columns, the objects obolus init
+// creates, the right to write them (and to the staging volume), and what
+// share of recent gateway rows carry the request tags attribution by id
+// needs. It never writes data.
+func Doctor(ctx context.Context, cfg *config.Config, db *sql.DB) ([]Check, *TagShare) {
+	var out []Check
+	add := func(name, status, format string, a ...any) {
+		out = append(out, Check{Name: name, Status: status, Detail: fmt.Sprintf(format, a...)})
+	}
+	d := cfg.Databricks
+	var user string
+	if err := db.QueryRowContext(ctx, "SELECT current_user()").Scan(&user); err != nil {
+		add("connect", CheckFail, "%s%s: %v", d.Host, d.Path(), err)
+		return out, nil
+	}
+	add("connect", CheckOK, "%s%s as %s", d.Host, d.Path(), user)
+
+	usage, agents, err := Sources(db, d)
+	if err != nil {
+		add("sources", CheckFail, "%v", err)
+	}
+	for _, s := range append(append([]*databricksingest.Source(nil), usage...), agents...) {
+		name := "read " + s.Table().Name
+		have, missing, err := s.Resolve(ctx)
+		switch {
+		case err != nil:
+			add(name, CheckFail, "%v", err)
+		case len(missing) > 0:
+			add(name, CheckWarn, "%d columns; optional columns missing (read as empty): %s", len(have), strings.Join(missing, ", "))
+		default:
+			add(name, CheckOK, "all %d columns obolus reads", len(have))
+		}
+	}
+
+	store, err := NewStore(db, d)
+	if err != nil {
+		add("target", CheckFail, "%v", err)
+		return out, nil
+	}
+	stmts, err := schemas.DDL("databricks")
+	if err != nil {
+		add("target", CheckFail, "%v", err)
+		return out, nil
+	}
+	var absent []string
+	for _, st := range stmts {
+		if st.Name == "staging" {
+			continue // a volume, checked below
+		}
+		rows, err := db.QueryContext(ctx, "SELECT * FROM "+store.Table(st.Name)+" LIMIT 0")
+		if err != nil {
+			absent = append(absent, st.Name)
+			continue
+		}
+		rows.Close()
+	}
+	if len(absent) > 0 {
+		add("objects in "+d.Catalog+"."+d.Schema, CheckFail, "missing or unreadable: %s — run obolus init --target databricks", strings.Join(absent, ", "))
+	} else {
+		add("objects in "+d.Catalog+"."+d.Schema, CheckOK, "%d tables and views", len(stmts)-1)
+		// A DELETE that matches nothing needs MODIFY and changes nothing.
+		if _, err := db.ExecContext(ctx, "DELETE FROM "+store.Table("checkpoints")+" WHERE 1 = 0"); err != nil {
+			add("write "+d.Catalog+"."+d.Schema, CheckFail, "cannot modify obolus tables: %v", err)
+		} else {
+			add("write "+d.Catalog+"."+d.Schema, CheckOK, "can modify obolus tables")
+		}
+	}
+	if d.Staging == config.StagingVolume {
+		out = append(out, volumeCheck(ctx, db, d.Volume()))
+	}
+
+	share, err := RequestTagShare(ctx, cfg, db)
+	switch {
+	case err != nil:
+		add("request tags", CheckFail, "%v", err)
+	case share.Rows == 0:
+		add("request tags", CheckWarn, "no gateway rows in the last %s of data", d.DoctorLookback)
+	default:
+		status, detail := CheckOK, ""
+		if share.AgentRows > 0 {
+			pct := 100 * float64(share.AgentTagged) / float64(share.AgentRows)
+			detail = fmt.Sprintf("%.1f%% of %d agent rows carry a configured tag", pct, share.AgentRows)
+			if pct < 50 {
+				status = CheckWarn
+				detail += ": attribution falls back to time windows; see docs/databricks.md, For agent authors"
+			}
+		} else {
+			status, detail = CheckWarn, "none of the recent rows was made by a configured agent service principal"
+		}
+		add("request tags", status, "%s (%.1f%% of all %d rows, %s .. %s)", detail,
+			100*float64(share.Tagged)/float64(share.Rows), share.Rows, share.From.Format(time.RFC3339), share.To.Format(time.RFC3339))
+	}
+	return out, share
+}
+
+// volumeCheck uploads and removes a probe file in the staging volume. The
+// paths are literals (staging commands take no parameters); the volume
+// matched a strict pattern when the configuration was validated.
+func volumeCheck(ctx context.Context, db *sql.DB, volume string) Check {
+	c := Check{Name: "staging volume " + volume}
+	dir, err := os.MkdirTemp("", "obolus-doctor-")
+	if err != nil {
+		c.Status, c.Detail = CheckFail, err.Error()
+		return c
+	}
+	defer os.RemoveAll(dir)
+	local := filepath.Join(dir, "probe.txt")
+	if err := os.WriteFile(local, []byte("obolus doctor\n"), 0o600); err != nil {
+		c.Status, c.Detail = CheckFail, err.Error()
+		return c
+	}
+	remote := strings.TrimSuffix(volume, "/") + "/obolus-doctor-probe.txt"
+	sctx := driverctx.NewContextWithStagingInfo(ctx, []string{dir})
+	if _, err := db.ExecContext(sctx, "PUT '"+local+"' INTO '"+remote+"' OVERWRITE"); err != nil {
+		c.Status, c.Detail = CheckFail, "cannot upload (needs WRITE VOLUME; run obolus init --target databricks, or set databricks.staging: inserts): "+err.Error()
+		return c
+	}
+	if _, err := db.ExecContext(sctx, "REMOVE '"+remote+"'"); err != nil {
+		c.Status, c.Detail = CheckWarn, "uploaded, but cannot remove: "+err.Error()
+		return c
+	}
+	c.Status, c.Detail = CheckOK, "can upload and remove files"
+	return c
+}
+
+// RequestTagShare counts, over the last databricks.doctor_lookback of data
+// in the gateway usage table, the rows carrying the configured user, trace
+// and request tag keys, overall and for the configured agents' service
+// principals.
+func RequestTagShare(ctx context.Context, cfg *config.Config, db *sql.DB) (*TagShare, error) {
+	d := cfg.Databricks
+	if d.Usage == "" {
+		return nil, fmt.Errorf("databricks.usage is empty: no gateway usage table to look at")
+	}
+	table, err := dbsql.Name(d.Usage)
+	if err != nil {
+		return nil, fmt.Errorf("databricks.usage: %w", err)
+	}
+	m := cfg.MatchConfig()
+	var keys []string
+	for _, ks := range [][]string{m.UserTagKeys, m.TraceTagKeys, m.RequestTagKeys} {
+		for _, k := range ks {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	var sps []string
+	for _, t := range append(append([]config.DatabricksAgentTable(nil), d.Payloads...), d.Traces...) {
+		if !slices.Contains(sps, t.ServicePrincipal) {
+			sps = append(sps, t.ServicePrincipal)
+		}
+	}
+	args := []any{databricks.Parameter{Name: "lookback_s", Type: databricks.SqlBigInt, Value: fmt.Sprint(int64(d.DoctorLookback / time.Second))}}
+	var anyTag, byKey []string
+	for i, k := range keys {
+		p := fmt.Sprintf("key_%d", i)
+		args = append(args, databricks.Parameter{Name: p, Type: databricks.SqlString, Value: k})
+		cond := "nullif(request_tags[:" + p + "], '') IS NOT NULL"
+		anyTag = append(anyTag, cond)
+		byKey = append(byKey, "count(*) FILTER (WHERE "+cond+")")
+	}
+	tagged := "FALSE"
+	if len(anyTag) > 0 {
+		tagged = "(" + strings.Join(anyTag, " OR ") + ")"
+	}
+	agent := "FALSE"
+	if len(sps) > 0 {
+		var ps []string
+		for i, sp := range sps {
+			p := fmt.Sprintf("sp_%d", i)
+			args = append(args, databricks.Parameter{Name: p, Type: databricks.SqlString, Value: sp})
+			ps = append(ps, ":"+p)
+		}
+		agent = "requester IN (" + strings.Join(ps, ", ") + ")"
+	}
+	q := `WITH latest AS (SELECT max(event_time) AS t FROM ` + table + `),
+recent AS (
+  SELECT u.requester, u.request_tags, u.event_time FROM ` + table + ` u, latest
+  WHERE u.event_time > latest.t - :lookback_s * INTERVAL '1' SECOND
+)
+SELECT min(event_time), max(event_time), count(*),
+  count(*) FILTER (WHERE ` + tagged + `),
+  count(*) FILTER (WHERE ` + agent + `),
+  count(*) FILTER (WHERE ` + agent + ` AND ` + tagged + `)`
+	for _, b := range byKey {
+		q += ",\n  " + b
+	}
+	q += "\nFROM recent"
+	share := &TagShare{ByKey: map[string]int64{}}
+	var from, to sql.NullTime
+	counts := make([]int64, len(keys))
+	dest := []any{&from, &to, &share.Rows, &share.Tagged, &share.AgentRows, &share.AgentTagged}
+	for i := range counts {
+		dest = append(dest, &counts[i])
+	}
+	if err := db.QueryRowContext(ctx, q, args...).Scan(dest...); err != nil {
+		return nil, fmt.Errorf("count request tags in %s: %w", d.Usage, err)
+	}
+	share.From, share.To = from.Time.UTC(), to.Time.UTC()
+	for i, k := range keys {
+		share.ByKey[k] = counts[i]
+	}
+	return share, nil
+}
