@@ -17,6 +17,7 @@ import (
 
 func (a *app) batchCmd() *cobra.Command {
 	var from, to string
+	target := &batchTarget{}
 	cmd := &cobra.Command{
 		Use:   "batch",
 		Short: "Attribute one event-time window into the DuckDB store",
@@ -41,11 +42,15 @@ widened by batch.lookback so late agent logs are picked up by later runs.`,
 			if opt.To, err = parseTime("--to", to); err != nil {
 				return err
 			}
+			if handled, err := a.runBatchTarget(ctx, opt, target); handled {
+				return err
+			}
 			return a.runBatch(ctx, opt)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "window start, RFC 3339 or YYYY-MM-DD (default: the job's checkpoint)")
 	cmd.Flags().StringVar(&to, "to", "", "window end, exclusive, RFC 3339 or YYYY-MM-DD (default: now)")
+	target.addFlags(cmd)
 	return cmd
 }
 

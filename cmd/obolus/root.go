@@ -76,6 +76,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(a.batchCmd(), a.genCmd(), a.scoreCmd(), a.summaryCmd())
 	root.AddCommand(a.reportCmd())
 	root.AddCommand(a.streamCmd(), a.devCmd())
+	root.AddCommand(a.initCmd(), a.doctorCmd(), a.warehouseCmd())
 	return root
 }
 

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/obolus/obolus/internal/batch"
+	"github.com/obolus/obolus/internal/config"
+	"github.com/obolus/obolus/internal/dbsql"
+	"github.com/obolus/obolus/internal/dbxrun"
+	"github.com/obolus/obolus/internal/progress"
+	databrickssink "github.com/obolus/obolus/sink/databricks"
+)
+
+// Targets of obolus batch and obolus init.
+const (
+	targetDuckDB     = "duckdb"
+	targetDatabricks = "databricks"
+)
+
+// batchTarget holds the flags that send obolus batch to Databricks.
+type batchTarget struct {
+	target, mode string
+}
+
+func (t *batchTarget) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&t.target, "target", targetDuckDB, "where the run reads and writes: duckdb (sources and the embedded store) or databricks (the databricks section)")
+	cmd.Flags().StringVar(&t.mode, "mode", "", "with --target databricks: pull or pushdown (default: databricks.mode)")
+}
+
+// databricks reports whether the run goes to Databricks; a bad flag is a usage error.
+func (t *batchTarget) databricks() (bool, error) {
+	switch t.target {
+	case targetDuckDB:
+		if t.mode != "" {
+			return false, usageErrorf("--mode: only with --target databricks")
+		}
+		return false, nil
+	case targetDatabricks:
+		switch t.mode {
+		case "", config.ModePull, config.ModePushdown:
+			return true, nil
+		}
+		return false, usageErrorf("--mode %q: use pull or pushdown", t.mode)
+	}
+	return false, usageErrorf("--target %q: use duckdb or databricks", t.target)
+}
+
+// runBatchTarget runs obolus batch on Databricks when the flags say so;
+// handled is false when the run belongs to the embedded store.
+func (a *app) runBatchTarget(ctx context.Context, opt batch.Options, t *batchTarget) (handled bool, err error) {
+	dbx, err := t.databricks()
+	if err != nil || !dbx {
+		return err != nil, err
+	}
+	return true, a.runBatchDatabricks(ctx, opt, t)
+}
+
+// openDatabricks connects to the configured warehouse and returns the store
+// of catalog.schema.
+func (a *app) openDatabricks() (*sql.DB, *databrickssink.Store, error) {
+	d := a.cfg.Databricks
+	if !d.Enabled() {
+		return nil, nil, usageErrorf("databricks.host: empty; configure the databricks section (see docs/databricks.md), or run obolus warehouse serve for a local one")
+	}
+	db, err := dbsql.Open(d)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	store, err := dbxrun.NewStore(db, d)
+	if err != nil {
+		db.Close()
+		return nil, nil, usageError{err}
+	}
+	return db, store, nil
+}
+
+func (a *app) runBatchDatabricks(ctx context.Context, opt batch.Options, t *batchTarget) error {
+	db, store, err := a.openDatabricks()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	mode := t.mode
+	if mode == "" {
+		mode = a.cfg.Databricks.Mode
+	}
+	var rep *batch.Report
+	switch mode {
+	case config.ModePushdown:
+		job, err := dbxrun.NewPushdown(a.cfg, db, store, a.log)
+		if err != nil {
+			return configOr(err)
+		}
+		rep, err = job.Run(ctx, opt)
+		if err == nil {
+			a.log.Debug("pushdown stages", "timings", fmt.Sprint(job.Timings))
+		}
+		return a.reportBatch(rep, err, mode)
+	default:
+		job, err := dbxrun.NewPullJob(a.cfg, db, store, a.log)
+		if err != nil {
+			return configOr(err)
+		}
+		job.Progress = progress.New(os.Stderr).Update
+		rep, err = job.Run(ctx, opt)
+		return a.reportBatch(rep, err, mode)
+	}
+}
+
+func configOr(err error) error {
+	var ce batch.ConfigError
+	if errors.As(err, &ce) {
+		return usageError{err}
+	}
+	return err
+}
+
+// reportBatch logs and prints a run's outcome like runBatch does.
+func (a *app) reportBatch(rep *batch.Report, err error, mode string) error {
+	if rep != nil {
+		a.log.Info("batch run", "target", targetDatabricks, "mode", mode, "run_id", rep.RunID, "window", batch.FormatWindow(rep.Window),
+			"invocations", rep.Invocations, "attributed", rep.Attributed, "unattributed", rep.Unattributed,
+			"agent_requests", rep.AgentRequests, "dead_lettered", rep.DeadLettered+rep.AgentDeadLettered, "cost_usd", fmt.Sprintf("%.2f", rep.CostUSD))
+		fmt.Fprintln(a.out, rep.Summary())
+	}
+	if err != nil {
+		if rep != nil && rep.Invocations > 0 && !rep.Reconciled() {
+			return fmt.Errorf("%w: %v", errUnreconciled, err)
+		}
+		return err
+	}
+	return nil
+}
