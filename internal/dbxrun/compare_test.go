@@ -206,3 +206,47 @@ func TestPullAndPushdownAgree(t *testing.T) {
 		}
 	}
 }
+
+// Hostile values in the data are only values: both modes attribute them
+// alike, store them verbatim, and every table survives.
+func TestHostileValuesAreHarmless(t *testing.T) {
+	e := newEnv(t, smallWorkload(5), nil)
+	ctx := dbsqltest.Context(t)
+	hostile := []string{
+		`x'); DROP TABLE main_catalog.obolus.attribution; --`,
+		`a\'b`, `"quoted"`, "semi;colon", `` + "`back`tick`" + ``, "tab\there", "ünï",
+	}
+	for i, v := range hostile {
+		_, err := e.wh.Server.DB().ExecContext(ctx, `INSERT INTO system_catalog.ai_gateway.usage BY NAME
+			SELECT ? AS invocation_id, ? AS request_id, TIMESTAMP '2026-11-01 01:00:00' + INTERVAL (?) SECOND AS event_time,
+			       'sp-hostile' AS requester, MAP {'end_user': ?, 'trace_id': ?, 'agent_request_id': ?} AS request_tags,
+			       ? AS destination_model, 10 AS input_tokens, 5 AS output_tokens, 15 AS total_tokens, 1 AS schema_version`,
+			"hostile-"+v, v, i, v, v, v, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := *e.cfg
+	rs := runners(t, e, &cfg, "hostile")
+	var got [][]schemas.Attribution
+	for _, r := range rs {
+		if _, err := r.run(batch.Options{From: synth.DefaultStart, To: synth.DefaultStart.Add(6 * time.Hour)}); err != nil {
+			t.Fatalf("%s: %v", r.name, err)
+		}
+		rows, err := r.store.Attributions(ctx, time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatalf("%s: %v", r.name, err)
+		}
+		got = append(got, rows)
+		users := map[string]bool{}
+		for _, row := range rows {
+			users[row.EndUser] = true
+		}
+		for _, v := range hostile {
+			if !users[v] {
+				t.Errorf("%s: no row attributed to %q", r.name, v)
+			}
+		}
+	}
+	sameRows(t, "hostile", got[0], got[1])
+}
