@@ -96,6 +96,13 @@ var required = map[ingest.Kind][][]string{
 	ingest.KindTrace:       {{"trace_id", "request_id"}, {"request_time", "timestamp_ms"}},
 }
 
+// unread are columns of a kind that attribution never uses: not selecting
+// them spares the transfer (endpoint_tags is a map per row). Pushdown does not
+// read them either, so both modes see the same rows.
+var unread = map[ingest.Kind][]string{
+	ingest.KindUsage: {"endpoint_tags", "destination_type", "destination_id", "requester_type", "api_type", "user_agent", "latency_ms"},
+}
+
 // aliases are older names ingest also reads, and the column each stands for.
 var aliases = map[ingest.Kind]map[string]string{
 	ingest.KindPayload: {"timestamp_ms": "request_time", "execution_time_ms": "execution_duration_ms"},
@@ -174,6 +181,9 @@ func (s *Source) resolve(ctx context.Context) (plan, error) {
 	var p plan
 	source := map[string]string{} // canonical → actual column
 	for _, canon := range kind.Columns() {
+		if slices.Contains(unread[kind], canon) {
+			continue
+		}
 		col, mapped := s.table.Columns[canon]
 		if !mapped {
 			col = canon
