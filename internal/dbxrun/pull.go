@@ -147,3 +147,11 @@ func NewStore(db *sql.DB, d config.Databricks) (*databrickssink.Store, error) {
 	}
 	return databrickssink.New(db, d.Catalog, d.Schema, opt)
 }
+
+// ReplaceAttributionChunks implements batch.ChunkReplacer.
+func (s Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) error {
+	_, err := s.Store.ReplaceAttributionChunks(ctx, from, to, chunks)
+	return err
+}
+
+var _ batch.ChunkReplacer = Store{}

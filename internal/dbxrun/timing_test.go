@@ -88,3 +88,8 @@ func timed(j *batch.Job) *stopwatch {
 	j.Store = timedStore{j.Store, sw}
 	return sw
 }
+
+func (s timedStore) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) error {
+	defer s.sw.add("write", time.Now())
+	return s.Store.(batch.ChunkReplacer).ReplaceAttributionChunks(ctx, from, to, chunks)
+}

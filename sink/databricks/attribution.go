@@ -38,7 +38,14 @@ type WriteStats struct {
 // stage_attribution) and then replaced with one MERGE, which is atomic:
 // a failure leaves the table as it was, and a rerun completes it.
 func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, rows []schemas.Attribution) (WriteStats, error) {
-	st := WriteStats{Rows: int64(len(rows))}
+	return s.ReplaceAttributionChunks(ctx, from, to, [][]schemas.Attribution{rows})
+}
+
+// ReplaceAttributionChunks is ReplaceAttributions for rows held in chunks,
+// sparing a run a contiguous copy of millions of rows.
+func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (WriteStats, error) {
+	rows := rowChunks(chunks)
+	st := WriteStats{Rows: int64(rows.len())}
 	windowed := !from.IsZero() || !to.IsZero()
 	if windowed && (from.IsZero() || to.IsZero() || !to.After(from)) {
 		return st, fmt.Errorf("databrickssink: replace attributions: window [%s, %s) is not a window: %w", fmtTime(from), fmtTime(to), errWindow)
@@ -48,7 +55,7 @@ func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, row
 		return st, fmt.Errorf("databrickssink: replace attributions: %w", err)
 	}
 	st.Invocations = inv
-	if len(rows) == 0 && !windowed {
+	if rows.len() == 0 && !windowed {
 		return st, nil
 	}
 	if windowed {
@@ -63,7 +70,7 @@ func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, row
 	}
 }
 
-func (s *Store) replaceOnce(ctx context.Context, from, to, lo, hi time.Time, rows []schemas.Attribution, st WriteStats) (WriteStats, error) {
+func (s *Store) replaceOnce(ctx context.Context, from, to, lo, hi time.Time, rows rowChunks, st WriteStats) (WriteStats, error) {
 	stageID, err := newStageID()
 	if err != nil {
 		return st, err
@@ -80,7 +87,7 @@ func (s *Store) replaceOnce(ctx context.Context, from, to, lo, hi time.Time, row
 	var source string
 	var cleanup func(context.Context) error
 	switch {
-	case len(rows) == 0:
+	case rows.len() == 0:
 		source = emptySource(s.schema.Table("attribution"))
 	case s.opt.StagingVolume != "":
 		if err = s.localCompat(ctx, conn); err == nil {
@@ -220,27 +227,52 @@ func emptySource(target string) string {
 // checkRows rejects what the MERGE would reject with an unhelpful message or
 // store and then mis-sum, naming the first offending row; it returns the
 // rows' event-time range and how many invocations they hold.
-func checkRows(rows []schemas.Attribution) (lo, hi time.Time, invocations int64, err error) {
+func checkRows(rows rowChunks) (lo, hi time.Time, invocations int64, err error) {
 	type key struct{ inv, user string }
-	seen := make(map[key]struct{}, len(rows))
-	versions := make(map[string]int64, len(rows))
-	for i := range rows {
-		r := &rows[i]
+	seen := make(map[key]struct{}, rows.len())
+	versions := make(map[string]int64, rows.len())
+	err = rows.each(func(i int, r *schemas.Attribution) error {
 		if err := checkRow(r); err != nil {
-			return lo, hi, 0, fmt.Errorf("attribution row %d (invocation_id %q, end_user %q): %w", i, r.InvocationID, r.EndUser, err)
+			return fmt.Errorf("attribution row %d (invocation_id %q, end_user %q): %w", i, r.InvocationID, r.EndUser, err)
 		}
 		k := key{r.InvocationID, r.EndUser}
 		if _, dup := seen[k]; dup {
-			return lo, hi, 0, fmt.Errorf("attribution row %d: (invocation_id %q, end_user %q) repeats an earlier row: the key must be unique", i, r.InvocationID, r.EndUser)
+			return fmt.Errorf("attribution row %d: (invocation_id %q, end_user %q) repeats an earlier row: the key must be unique", i, r.InvocationID, r.EndUser)
 		}
 		seen[k] = struct{}{}
 		if v, ok := versions[r.InvocationID]; ok && v != r.Version {
-			return lo, hi, 0, fmt.Errorf("attribution row %d: invocation_id %q carries versions %d and %d: all rows of one invocation must share its version", i, r.InvocationID, v, r.Version)
+			return fmt.Errorf("attribution row %d: invocation_id %q carries versions %d and %d: all rows of one invocation must share its version", i, r.InvocationID, v, r.Version)
 		}
 		versions[r.InvocationID] = r.Version
 		lo, hi = minTime(lo, r.EventTime), maxTime(hi, r.EventTime)
+		return nil
+	})
+	return lo, hi, int64(len(versions)), err
+}
+
+// rowChunks is rows held in chunks.
+type rowChunks [][]schemas.Attribution
+
+func (c rowChunks) len() int {
+	n := 0
+	for _, ch := range c {
+		n += len(ch)
 	}
-	return lo, hi, int64(len(versions)), nil
+	return n
+}
+
+// each calls fn with every row and its position, stopping at an error.
+func (c rowChunks) each(fn func(i int, r *schemas.Attribution) error) error {
+	i := 0
+	for _, ch := range c {
+		for k := range ch {
+			if err := fn(i, &ch[k]); err != nil {
+				return err
+			}
+			i++
+		}
+	}
+	return nil
 }
 
 func checkRow(r *schemas.Attribution) error {

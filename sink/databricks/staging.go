@@ -24,7 +24,7 @@ import (
 // stageInserts inserts rows into stage_attribution in batches that stay
 // within the parameter budget, and returns the MERGE source that reads them
 // back (it binds :stage_id) and a cleanup that deletes the stage.
-func (s *Store) stageInserts(ctx context.Context, conn execer, stageID string, rows []schemas.Attribution, st *WriteStats) (string, func(context.Context) error, error) {
+func (s *Store) stageInserts(ctx context.Context, conn execer, stageID string, rows rowChunks, st *WriteStats) (string, func(context.Context) error, error) {
 	stage := s.schema.Table("stage_attribution")
 	cleanup := func(ctx context.Context) error {
 		_, err := execOn(ctx, conn, "delete stage "+stageID, "DELETE FROM "+stage+" WHERE stage_id = ?", stageID)
@@ -36,22 +36,36 @@ func (s *Store) stageInserts(ctx context.Context, conn execer, stageID string, r
 	head := "INSERT INTO " + stage + " (stage_id, " + strings.Join(attributionColumns, ", ") + ") VALUES "
 	args := make([]any, 0, batch*perRow)
 	var q strings.Builder
-	for lo := 0; lo < len(rows); lo += batch {
-		hi := min(lo+batch, len(rows))
-		q.Reset()
-		q.WriteString(head)
-		args = args[:0]
-		for i := lo; i < hi; i++ {
-			if i > lo {
-				q.WriteString(", ")
-			}
-			q.WriteString(row)
-			args = appendRowArgs(append(args, stageID), &rows[i])
+	total, first, n := rows.len(), 0, 0
+	flush := func() error {
+		if n == 0 {
+			return nil
 		}
-		if _, err := execOn(ctx, conn, fmt.Sprintf("stage attribution rows %d..%d of %d", lo, hi, len(rows)), q.String(), args...); err != nil {
-			return "", cleanup, err
-		}
+		_, err := execOn(ctx, conn, fmt.Sprintf("stage attribution rows %d..%d of %d", first, first+n, total), q.String(), args...)
 		st.Statements++
+		first, n = first+n, 0
+		return err
+	}
+	err := rows.each(func(_ int, r *schemas.Attribution) error {
+		if n == 0 {
+			q.Reset()
+			q.WriteString(head)
+			args = args[:0]
+		} else {
+			q.WriteString(", ")
+		}
+		q.WriteString(row)
+		args = appendRowArgs(append(args, stageID), r)
+		if n++; n == batch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return "", cleanup, err
 	}
 	src := "SELECT " + strings.Join(attributionColumns, ", ") + " FROM " + stage + " WHERE stage_id = :stage_id"
 	return src, cleanup, nil
@@ -75,7 +89,7 @@ func appendRowArgs(args []any, r *schemas.Attribution) []any {
 // stageVolume writes rows to a Parquet file, uploads it to the staging
 // volume with the driver's staging PUT, and returns the MERGE source that
 // reads it and a cleanup that removes the file.
-func (s *Store) stageVolume(ctx context.Context, conn execer, stageID string, rows []schemas.Attribution, st *WriteStats) (string, func(context.Context) error, error) {
+func (s *Store) stageVolume(ctx context.Context, conn execer, stageID string, rows rowChunks, st *WriteStats) (string, func(context.Context) error, error) {
 	dir, err := os.MkdirTemp(s.opt.LocalDir, "obolus-stage-")
 	if err != nil {
 		return "", nil, fmt.Errorf("staging directory: %w", err)
@@ -92,7 +106,7 @@ func (s *Store) stageVolume(ctx context.Context, conn execer, stageID string, ro
 		}
 		return err
 	}
-	if err := WriteParquet(local, rows); err != nil {
+	if err := writeParquet(local, rows); err != nil {
 		return "", cleanup, err
 	}
 	// Paths are literals: staging commands take no parameters. Both are
@@ -178,6 +192,10 @@ func init() {
 // attribution table's column names and types (timestamps in UTC at
 // microsecond precision, event_date as DATE), Snappy-compressed.
 func WriteParquet(path string, rows []schemas.Attribution) error {
+	return writeParquet(path, rowChunks{rows})
+}
+
+func writeParquet(path string, rows rowChunks) error {
 	fields := make([]arrow.Field, len(attributionColumns))
 	for i, c := range attributionColumns {
 		var t arrow.DataType
@@ -208,21 +226,29 @@ func WriteParquet(path string, rows []schemas.Attribution) error {
 	if err != nil {
 		return fmt.Errorf("stage Parquet: %w", err)
 	}
-	const chunk = 1 << 16
+	const batch = 1 << 16
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer b.Release()
-	for lo := 0; lo < len(rows); lo += chunk {
-		hi := min(lo+chunk, len(rows))
-		for i := lo; i < hi; i++ {
-			appendRecord(b, &rows[i])
-		}
+	n := 0
+	flush := func() error {
 		rec := b.NewRecordBatch()
-		err := w.WriteBuffered(rec)
-		rec.Release()
-		if err != nil {
-			_ = w.Close()
-			return fmt.Errorf("stage Parquet: %w", err)
+		defer rec.Release()
+		n = 0
+		return w.WriteBuffered(rec)
+	}
+	err = rows.each(func(_ int, r *schemas.Attribution) error {
+		appendRecord(b, r)
+		if n++; n == batch {
+			return flush()
 		}
+		return nil
+	})
+	if err == nil && n > 0 {
+		err = flush()
+	}
+	if err != nil {
+		_ = w.Close()
+		return fmt.Errorf("stage Parquet: %w", err)
 	}
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("stage Parquet: %w", err)

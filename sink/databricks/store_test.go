@@ -175,3 +175,33 @@ func TestWriteSurvivesADroppedConnection(t *testing.T) {
 		t.Fatalf("read %d rows, err %v", len(got), err)
 	}
 }
+
+// Rows in chunks are staged across chunk boundaries, either way.
+func TestReplaceChunks(t *testing.T) {
+	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var chunks [][]schemas.Attribution
+	n := 0
+	for _, size := range []int{3, 0, 7, 2} {
+		var ch []schemas.Attribution
+		for i := 0; i < size; i++ {
+			ch = append(ch, row(fmt.Sprintf("inv-%02d", n), "u", day.Add(time.Duration(n)*time.Minute), 1))
+			n++
+		}
+		chunks = append(chunks, ch)
+	}
+	for _, opt := range []databrickssink.Options{{InsertParams: 36 * 4}, {StagingVolume: "/Volumes/main/obolus/staging"}} {
+		_, s := newStore(t, opt)
+		ctx := dbsqltest.Context(t)
+		st, err := s.ReplaceAttributionChunks(ctx, day, day.Add(24*time.Hour), chunks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Attributions(ctx, time.Time{}, time.Time{})
+		if err != nil || len(got) != n || st.Invocations != int64(n) {
+			t.Fatalf("%+v: wrote %d rows (stats %+v), err %v; want %d", opt, len(got), st, err, n)
+		}
+		if opt.StagingVolume == "" && st.Statements != 4 {
+			t.Errorf("inserts of 4 rows each: %d statements, want 3 INSERTs and the MERGE", st.Statements)
+		}
+	}
+}
