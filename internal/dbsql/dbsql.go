@@ -11,7 +11,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	databricks "github.com/databricks/databricks-sql-go"
 	"github.com/databricks/databricks-sql-go/logger"
@@ -134,18 +133,4 @@ func redact(err error, secrets []string) error {
 		return err
 	}
 	return errors.New(msg)
-}
-
-// RetryAfter reports whether err is a warehouse error that says it may be
-// retried, and after how long.
-func RetryAfter(err error) (time.Duration, bool) {
-	type retryable interface {
-		IsRetryable() bool
-		RetryAfter() time.Duration
-	}
-	var r retryable
-	if errors.As(err, &r) && r.IsRetryable() {
-		return r.RetryAfter(), true
-	}
-	return 0, false
 }

@@ -205,6 +205,17 @@ func windowPredicate(b *strings.Builder, p *params, column string, w ingest.Wind
 	}
 }
 
+// writeSelectList writes "expr AS name" lines, comma-separated.
+func writeSelectList(b *strings.Builder, fields [][2]string) {
+	for j, f := range fields {
+		sep := ","
+		if j == len(fields)-1 {
+			sep = ""
+		}
+		b.WriteString("    " + f[0] + " AS " + f[1] + sep + "\n")
+	}
+}
+
 func tableName(t Table) string { return dbsql.MustName(t.Name) }
 
 // tagKeys binds the configured request_tags keys of one rule.
@@ -330,13 +341,7 @@ func (c *Config) usageRows(b *strings.Builder, p *params, w Windows) {
 			}
 		}
 		fields = append(fields, [2]string{strings.Join(valid, "\n      AND "), "valid"})
-		for j, f := range fields {
-			sep := ","
-			if j == len(fields)-1 {
-				sep = ""
-			}
-			b.WriteString("    " + f[0] + " AS " + f[1] + sep + "\n")
-		}
+		writeSelectList(b, fields)
 		b.WriteString("  FROM " + tableName(t) + " " + a + "\n")
 		timeCol := col(t, a, "event_time", "")
 		if t.Kind == ingest.KindLegacyUsage {
@@ -434,13 +439,7 @@ agent_rows AS (
 			[2]string{durExpr, "duration_ms"})
 		fmt.Fprintf(b, "  -- %s (%s)\n  SELECT\n    %d AS source_no,\n    row_number() OVER (ORDER BY %s) AS row_no,\n",
 			t.Name, t.Kind, i, strings.Join(order, ", "))
-		for j, f := range fields {
-			sep := ","
-			if j == len(fields)-1 {
-				sep = ""
-			}
-			b.WriteString("    " + f[0] + " AS " + f[1] + sep + "\n")
-		}
+		writeSelectList(b, fields)
 		b.WriteString("  FROM " + tableName(t) + " " + a + "\n")
 		var sb strings.Builder
 		windowPredicate(&sb, p, col(t, a, "request_time", ""), w.Agents, "agent")
