@@ -90,6 +90,7 @@ func (a *app) runBatchDatabricks(ctx context.Context, opt batch.Options, t *batc
 	if mode == "" {
 		mode = a.cfg.Databricks.Mode
 	}
+	ctx = dbxrun.WithQueryTags(ctx, a.cfg.Databricks.QueryTags, map[string]string{"obolus_job": a.cfg.Batch.Job, "obolus_mode": mode})
 	var rep *batch.Report
 	switch mode {
 	case config.ModePushdown:

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/databricks/databricks-sql-go/driverctx"
+
 	"github.com/obolus/obolus/enrich"
 	"github.com/obolus/obolus/ingest"
 	databricksingest "github.com/obolus/obolus/ingest/databricks"
@@ -155,3 +157,17 @@ func (s Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time,
 }
 
 var _ batch.ChunkReplacer = Store{}
+
+// WithQueryTags labels every statement sent with the returned context: the
+// configured query tags plus extra (statement-level tags replace the
+// session's, so both are sent). They land in system.query.history.query_tags.
+func WithQueryTags(ctx context.Context, configured, extra map[string]string) context.Context {
+	tags := make(map[string]string, len(configured)+len(extra))
+	for k, v := range configured {
+		tags[k] = v
+	}
+	for k, v := range extra {
+		tags[k] = v
+	}
+	return driverctx.NewContextWithQueryTags(ctx, tags)
+}

@@ -26,7 +26,9 @@ import (
 // MERGEs; obolus computes the windows, loads the price list and org
 // directory, and keeps checkpoints and run records, as batch.Job does.
 type Pushdown struct {
-	Name        string
+	Name string
+	// QueryTags label the run's statements, with obolus_run_id added.
+	QueryTags   map[string]string
 	DB          *sql.DB
 	Store       *databrickssink.Store
 	Usage       []*databricksingest.Source
@@ -62,7 +64,7 @@ func NewPushdown(cfg *config.Config, db *sql.DB, store *databrickssink.Store, lo
 		return nil, batch.ConfigError{Err: errors.New("databricks.usage: no usage table")}
 	}
 	return &Pushdown{
-		Name: cfg.Batch.Job, DB: db, Store: store, Usage: usage, Agents: agents,
+		Name: cfg.Batch.Job, QueryTags: cfg.Databricks.QueryTags, DB: db, Store: store, Usage: usage, Agents: agents,
 		Match: cfg.MatchConfig(), Prices: prices, Org: org,
 		Lookback: cfg.Batch.Lookback, AgentMargin: cfg.Batch.AgentMargin, Log: log,
 	}, nil
@@ -103,6 +105,7 @@ func (j *Pushdown) Run(ctx context.Context, opt batch.Options) (rep *batch.Repor
 	}
 	rep = &batch.Report{RunID: newRunID(now), Job: j.Name, StartedAt: now.UTC(), ByMethod: map[string]float64{}}
 	j.Timings = map[string]time.Duration{}
+	ctx = WithQueryTags(ctx, j.QueryTags, map[string]string{"obolus_job": j.Name, "obolus_mode": config.ModePushdown, "obolus_run_id": rep.RunID})
 	defer func() {
 		if err != nil {
 			rep.Err = err.Error()
