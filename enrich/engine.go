@@ -70,7 +70,7 @@ func (e *Engine) Attribute(dst []schemas.Attribution, ev *schemas.UsageEvent, ru
 	}
 	tok := TokensOf(ev)
 	switch {
-	case len(m.Chosen) <= 1:
+	case len(m.Chosen) <= 1 && m.Method != schemas.MethodTimeWindowSplit:
 		row := base
 		switch {
 		case m.EndUser != "":
@@ -88,23 +88,30 @@ func (e *Engine) Attribute(dst []schemas.Attribution, ev *schemas.UsageEvent, ru
 		setTokens(&row, ev)
 		return append(dst, e.finish(row, ev, tok))
 	default:
-		weights := make([]float64, len(m.Chosen))
+		// Split weights are k/n (a user's k of the n candidates): apportion
+		// with exact integers, so a SQL implementation can match to the token.
+		counts := make([]int64, len(m.Chosen))
 		for i, c := range m.Chosen {
-			weights[i] = c.Weight
+			counts[i] = int64(math.Round(c.Weight * float64(m.Candidates)))
 		}
 		shares := [6][]int64{
-			Apportion(ev.InputTokens, weights),
-			Apportion(ev.OutputTokens, weights),
-			Apportion(ev.TotalTokens, weights),
-			Apportion(ev.TokenDetails.CacheReadInputTokens, weights),
-			Apportion(ev.TokenDetails.CacheCreationInputTokens, weights),
-			Apportion(ev.TokenDetails.OutputReasoningTokens, weights),
+			ApportionCounts(ev.InputTokens, counts),
+			ApportionCounts(ev.OutputTokens, counts),
+			ApportionCounts(ev.TotalTokens, counts),
+			ApportionCounts(ev.TokenDetails.CacheReadInputTokens, counts),
+			ApportionCounts(ev.TokenDetails.CacheCreationInputTokens, counts),
+			ApportionCounts(ev.TokenDetails.OutputReasoningTokens, counts),
 		}
 		for i, c := range m.Chosen {
 			row := base
 			row.EndUser = c.Request.EndUser
 			row.Weight = c.Weight
 			fillRequest(&row, c.Request)
+			if row.EndUser == "" {
+				// The share of a request that names nobody stays with the
+				// service principal, as an unattributed row would.
+				row.EndUser, row.Reason = ev.Requester, ReasonNoUser
+			}
 			row.InputTokens, row.OutputTokens, row.TotalTokens = shares[0][i], shares[1][i], shares[2][i]
 			row.CacheReadInputTokens, row.CacheCreationInputTokens, row.OutputReasoningTokens = shares[3][i], shares[4][i], shares[5][i]
 			part := Tokens{Input: row.InputTokens, Output: row.OutputTokens, CacheRead: row.CacheReadInputTokens, CacheCreation: row.CacheCreationInputTokens}
@@ -175,6 +182,40 @@ func Apportion(total int64, weights []float64) []int64 {
 	slices.SortStableFunc(rems, func(a, b rem) int { return cmp.Compare(b.r, a.r) })
 	for k := 0; given < total; k = (k + 1) % len(rems) {
 		out[rems[k].i]++
+		given++
+	}
+	return out
+}
+
+// ApportionCounts splits total in proportion to integer counts, exactly:
+// share i is floor(total·counts[i]/Σcounts), and what floors leave over goes
+// one each to the largest remainders (ties to the earlier share). Shares sum
+// to total.
+func ApportionCounts(total int64, counts []int64) []int64 {
+	out := make([]int64, len(counts))
+	var den int64
+	for _, c := range counts {
+		den += c
+	}
+	if len(counts) == 0 {
+		return out
+	}
+	if den <= 0 {
+		out[0] = total
+		return out
+	}
+	rems := make([]int64, len(counts))
+	order := make([]int, len(counts))
+	var given int64
+	for i, c := range counts {
+		out[i] = total * c / den
+		rems[i] = total * c % den
+		given += out[i]
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(rems[b], rems[a]) })
+	for k := 0; given < total; k = (k + 1) % len(order) {
+		out[order[k]]++
 		given++
 	}
 	return out

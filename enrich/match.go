@@ -206,7 +206,7 @@ func (m *Matcher) window(ev *schemas.UsageEvent) Match {
 			}
 			// Canonical order keeps reruns byte-identical.
 			slices.SortFunc(chosen, func(a, b Candidate) int { return compareRequests(a.Request, b.Request) })
-			return Match{Method: schemas.MethodTimeWindowSplit, Confidence: windowBaseConfidence / float64(n), Candidates: n, Chosen: chosen}
+			return Match{Method: schemas.MethodTimeWindowSplit, Confidence: windowBaseConfidence / float64(n), Candidates: n, Chosen: byUser(chosen)}
 		case PolicyNearest:
 			best := nearest(cands, ev.EventTime)
 			return Match{Method: schemas.MethodTimeWindowNearest, Confidence: windowBaseConfidence / float64(n), Candidates: n, Chosen: []Candidate{{Request: best, Weight: 1}}}
@@ -214,6 +214,27 @@ func (m *Matcher) window(ev *schemas.UsageEvent) Match {
 			return Match{Method: schemas.MethodUnattributed, Candidates: n, Reason: ReasonAmbiguous}
 		}
 	}
+}
+
+// byUser folds candidates of the same end user into one share (the user's
+// first request in canonical order carries it): a user with two requests
+// running is one person to bill, and an invocation has one row per user.
+func byUser(chosen []Candidate) []Candidate {
+	out := chosen[:0]
+	for _, c := range chosen {
+		merged := false
+		for i := range out {
+			if out[i].Request.EndUser == c.Request.EndUser {
+				out[i].Weight += c.Weight
+				merged = true
+				break
+			}
+		}
+		if !merged {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // singleConfidence discounts a lone candidate by how crowded the widened

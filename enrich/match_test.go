@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -282,5 +283,57 @@ func TestMatchConfigValidate(t *testing.T) {
 	c.Skew = -time.Second
 	if err := c.Validate(); err == nil {
 		t.Error("negative skew accepted")
+	}
+}
+
+func TestSplitFoldsOneUsersRequestsAndKeepsNobodysShareWithThePrincipal(t *testing.T) {
+	cfg := DefaultMatchConfig()
+	cfg.Ambiguity = PolicySplit
+	idx := NewIndex()
+	idx.Add(req("a1", "a@x", spB, 0, 30), req("b", "b@x", spB, 1, 30), req("a2", "a@x", spB, 2, 30), req("anon", "", spB, 3, 30))
+	e, err := NewEngine(cfg, idx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event("e", spB, 10, nil)
+	rows := e.Attribute(nil, &ev, Run{})
+	if len(rows) != 3 {
+		t.Fatalf("got %d rows, want one per user (a, b, nobody)", len(rows))
+	}
+	want := []struct {
+		user, req, reason string
+		weight            float64
+	}{{"a@x", "a1", "", 0.5}, {"b@x", "b", "", 0.25}, {spB, "anon", ReasonNoUser, 0.25}}
+	var tokens int64
+	for i, w := range want {
+		r := rows[i]
+		if r.EndUser != w.user || r.AgentRequestID != w.req || r.Reason != w.reason || math.Abs(r.Weight-w.weight) > 1e-12 || r.Candidates != 4 {
+			t.Errorf("row %d = user %s req %s reason %q weight %v candidates %d, want %+v", i, r.EndUser, r.AgentRequestID, r.Reason, r.Weight, r.Candidates, w)
+		}
+		tokens += r.TotalTokens
+	}
+	if tokens != ev.TotalTokens || rows[0].TotalTokens != 551 {
+		t.Errorf("tokens %d (first row %d), want %d with the folded user holding half (551)", tokens, rows[0].TotalTokens, ev.TotalTokens)
+	}
+}
+
+func TestApportionCounts(t *testing.T) {
+	tests := []struct {
+		total  int64
+		counts []int64
+		want   []int64
+	}{
+		{10, []int64{1, 1, 1}, []int64{4, 3, 3}},
+		{1101, []int64{2, 1, 1}, []int64{551, 275, 275}},
+		{7, []int64{1, 9}, []int64{1, 6}},
+		{5, []int64{0, 0}, []int64{5, 0}},
+		{0, []int64{3, 1}, []int64{0, 0}},
+		{2, []int64{1, 2}, []int64{1, 1}},
+	}
+	for _, tt := range tests {
+		got := ApportionCounts(tt.total, tt.counts)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("ApportionCounts(%d, %v) = %v, want %v", tt.total, tt.counts, got, tt.want)
+		}
 	}
 }

@@ -216,6 +216,25 @@ window_candidates AS (
   WHERE p.running
 ),
 `)
+	if c.Match.Ambiguity == enrich.PolicySplit {
+		b.WriteString(`-- Split shares: one per end user among several candidates (a user's requests
+-- fold into one share, carried by their first), holding share_num of the n
+-- candidates; share_pos numbers the shares in canonical order.
+split_users AS (
+  SELECT k.invocation_id, k.n, coalesce(r.end_user, '') AS end_user, count(*) AS share_num,
+    min(k.pos) AS first_pos, min_by(k.req_key, k.pos) AS chosen
+  FROM window_candidates k
+  LEFT JOIN agent_requests r ON r.req_key = k.req_key
+  WHERE k.n > 1
+  GROUP BY k.invocation_id, k.n, coalesce(r.end_user, '')
+),
+split_shares AS (
+  SELECT invocation_id, n, share_num, chosen,
+    row_number() OVER (PARTITION BY invocation_id ORDER BY first_pos) - 1 AS share_pos
+  FROM split_users
+),
+`)
+	}
 }
 
 // resolved writes one row per output row: the method, the chosen request,
@@ -224,36 +243,37 @@ func (c *Config) resolved(b *strings.Builder) {
 	var several string
 	switch c.Match.Ambiguity {
 	case enrich.PolicySplit:
-		several = `  -- Several running, policy split: one row per candidate, weight 1/n.
+		several = `  -- Several running, policy split: one row per end user, weight share_num/n.
   SELECT d.invocation_id, '` + schemas.MethodTimeWindowSplit + `' AS method, '' AS reason, ` + windowBaseConfidence + ` / CAST(k.n AS DOUBLE) AS confidence,
-    k.n AS candidates, 1e0 / CAST(k.n AS DOUBLE) AS weight, k.req_key AS chosen, k.pos, k.n AS parts
-  FROM decided d JOIN window_candidates k ON k.invocation_id = d.invocation_id AND k.n > 1`
+    k.n AS candidates, CAST(k.share_num AS DOUBLE) / CAST(k.n AS DOUBLE) AS weight, k.chosen, k.share_pos AS pos, k.share_num, k.n AS parts
+  FROM decided d JOIN split_shares k ON k.invocation_id = d.invocation_id`
 	case enrich.PolicyNearest:
 		several = `  -- Several running, policy nearest: the one that started closest to the event.
   SELECT d.invocation_id, '` + schemas.MethodTimeWindowNearest + `', '', ` + windowBaseConfidence + ` / CAST(k.n AS DOUBLE),
-    k.n, 1e0, k.req_key, 0, 1
+    k.n, 1e0, k.req_key, 0, 1, 1
   FROM decided d JOIN window_candidates k ON k.invocation_id = d.invocation_id AND k.n > 1 AND k.nearness = 1`
 	default:
 		several = `  -- Several running, policy unattributed: ambiguous.
-  SELECT d.invocation_id, '` + schemas.MethodUnattributed + `', '` + enrich.ReasonAmbiguous + `', 0e0, k.n, 1e0, CAST(NULL AS STRING), 0, 1
+  SELECT d.invocation_id, '` + schemas.MethodUnattributed + `', '` + enrich.ReasonAmbiguous + `', 0e0, k.n, 1e0, CAST(NULL AS STRING), 0, 1, 1
   FROM decided d JOIN window_candidates k ON k.invocation_id = d.invocation_id AND k.n > 1 AND k.pos = 0`
 	}
 	b.WriteString(`-- The outcome of every event: method, reason, confidence, candidates, weight
--- and the chosen request (pos/parts number split rows).
+-- and the chosen request (split rows: pos numbers them, each holds share_num
+-- of parts candidates).
 outcomes AS (
   -- Matched by a tag user or an id: the linked request, when there is one.
   SELECT d.invocation_id, d.decision AS method, '' AS reason, 1e0 AS confidence,
-    1 AS candidates, 1e0 AS weight, d.link AS chosen, 0 AS pos, 1 AS parts
+    1 AS candidates, 1e0 AS weight, d.link AS chosen, 0 AS pos, 1 AS share_num, 1 AS parts
   FROM decided d
   WHERE d.decision IN ('` + schemas.MethodTagUser + `', '` + schemas.MethodTraceID + `', '` + schemas.MethodRequestID + `')
   UNION ALL
   -- Left unattributed before the time window: an unknown id, or no rule.
-  SELECT d.invocation_id, '` + schemas.MethodUnattributed + `', d.decision, 0e0, 0, 1e0, CAST(NULL AS STRING), 0, 1
+  SELECT d.invocation_id, '` + schemas.MethodUnattributed + `', d.decision, 0e0, 0, 1e0, CAST(NULL AS STRING), 0, 1, 1
   FROM decided d
   WHERE d.decision IN ('` + enrich.ReasonIDNotFound + `', '` + enrich.ReasonNoRule + `')
   UNION ALL
   -- Time window, nothing running.
-  SELECT d.invocation_id, '` + schemas.MethodUnattributed + `', '` + enrich.ReasonNoCandidate + `', 0e0, 0, 1e0, CAST(NULL AS STRING), 0, 1
+  SELECT d.invocation_id, '` + schemas.MethodUnattributed + `', '` + enrich.ReasonNoCandidate + `', 0e0, 0, 1e0, CAST(NULL AS STRING), 0, 1, 1
   FROM decided d
   WHERE d.decision = 'window'
     AND NOT EXISTS (SELECT 1 FROM window_candidates k WHERE k.invocation_id = d.invocation_id)
@@ -264,18 +284,18 @@ outcomes AS (
     CASE WHEN d.event_time < k.start_time OR d.event_time > k.end_time
       THEN ` + windowBaseConfidence + ` / CAST(k.n_wide AS DOUBLE) * ` + skewEdgeFactor + `
       ELSE ` + windowBaseConfidence + ` / CAST(k.n_wide AS DOUBLE) END,
-    1, 1e0, k.req_key, 0, 1
+    1, 1e0, k.req_key, 0, 1, 1
   FROM decided d JOIN window_candidates k ON k.invocation_id = d.invocation_id AND k.n = 1
   UNION ALL
 ` + several + `
 ),
 -- Settle the end user: the tag user or the chosen request's; a match whose
 -- request names nobody is unattributed (request_has_no_user), except split
--- rows, which the engine keeps. Unattributed rows stay with the requester
+-- shares, which the engine keeps with the requester as owner. Unattributed rows stay with the requester
 -- and carry no request.
 settled AS (
   SELECT e.*, o.method AS raw_method, o.reason AS raw_reason, o.confidence AS raw_confidence,
-    o.candidates, o.weight, o.pos, o.parts,
+    o.candidates, o.weight, o.pos, o.share_num, o.parts,
     coalesce(e.tag_user, r.end_user, '') AS raw_user,
     coalesce(r.agent_endpoint, '') AS r_agent_endpoint, coalesce(r.trace_id, '') AS r_trace_id,
     coalesce(r.agent_request_id, '') AS r_agent_request_id, coalesce(r.session, '') AS r_session
@@ -291,31 +311,52 @@ resolved AS (
 final_rows AS (
   SELECT r.*,
     CASE WHEN r.no_user THEN '` + schemas.MethodUnattributed + `' ELSE r.raw_method END AS match_method,
-    CASE WHEN r.no_user THEN '` + enrich.ReasonNoUser + `' ELSE r.raw_reason END AS reason,
+    CASE WHEN r.no_user OR r.raw_user = '' AND r.raw_method = '` + schemas.MethodTimeWindowSplit + `' THEN '` + enrich.ReasonNoUser + `' ELSE r.raw_reason END AS reason,
     CASE WHEN r.no_user THEN 0e0 ELSE r.raw_confidence END AS match_confidence
   FROM resolved r
 ),
--- Tokens: split rows get the invocation's counts apportioned with largest
--- remainder (equal weights: the first count % parts rows get one more).
-shaped AS (
+-- Tokens: split shares get the invocation's counts apportioned exactly like
+-- enrich.ApportionCounts: floor(count * share_num / parts) each, and what the
+-- floors leave over one each to the largest remainders, ties to the earlier share.
+floored AS (
   SELECT
     f.invocation_id, f.request_id, f.event_time, f.account_id, f.workspace_id, f.endpoint_id, f.endpoint_name,
     f.destination_name, f.destination_model, f.requester, f.status_code, f.usage_source,
-    CASE WHEN f.match_method = '` + schemas.MethodUnattributed + `' THEN f.requester ELSE f.raw_user END AS end_user,
+    CASE WHEN f.match_method = '` + schemas.MethodUnattributed + `' OR f.raw_user = '' THEN f.requester ELSE f.raw_user END AS end_user,
     CASE WHEN f.match_method = '` + schemas.MethodUnattributed + `' THEN '' ELSE f.r_agent_endpoint END AS agent_endpoint,
     CASE WHEN f.match_method = '` + schemas.MethodUnattributed + `' THEN '' ELSE f.r_trace_id END AS trace_id,
     CASE WHEN f.match_method = '` + schemas.MethodUnattributed + `' THEN '' ELSE f.r_agent_request_id END AS agent_request_id,
     CASE WHEN f.match_method = '` + schemas.MethodUnattributed + `' THEN '' ELSE f.r_session END AS session,
-    f.match_method, f.match_confidence, f.candidates, f.weight, f.reason,
+    f.match_method, f.match_confidence, f.candidates, f.weight, f.reason, f.pos,
 `)
-	for i, tc := range []string{"input_tokens", "output_tokens", "total_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_reasoning_tokens"} {
+	tokenCols := []string{"input_tokens", "output_tokens", "total_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_reasoning_tokens"}
+	for i, tc := range tokenCols {
 		sep := ","
-		if i == 5 {
+		if i == len(tokenCols)-1 {
 			sep = ""
 		}
-		fmt.Fprintf(b, "    CAST((f.%[1]s - f.%[1]s %% f.parts) / f.parts AS BIGINT)\n      + CASE WHEN f.pos < f.%[1]s %% f.parts THEN 1 ELSE 0 END AS %[1]s%[2]s\n", tc, sep)
+		fmt.Fprintf(b, "    f.%[1]s AS %[1]s_whole,\n"+
+			"    CAST((f.%[1]s * f.share_num - (f.%[1]s * f.share_num) %% f.parts) / f.parts AS BIGINT) AS %[1]s_floor,\n"+
+			"    (f.%[1]s * f.share_num) %% f.parts AS %[1]s_rem%[2]s\n", tc, sep)
 	}
-	b.WriteString("  FROM final_rows f\n),\n")
+	b.WriteString(`  FROM final_rows f
+),
+shaped AS (
+  SELECT
+    f.invocation_id, f.request_id, f.event_time, f.account_id, f.workspace_id, f.endpoint_id, f.endpoint_name,
+    f.destination_name, f.destination_model, f.requester, f.status_code, f.usage_source,
+    f.end_user, f.agent_endpoint, f.trace_id, f.agent_request_id, f.session,
+    f.match_method, f.match_confidence, f.candidates, f.weight, f.reason,
+`)
+	for i, tc := range tokenCols {
+		sep := ","
+		if i == len(tokenCols)-1 {
+			sep = ""
+		}
+		fmt.Fprintf(b, "    f.%[1]s_floor + CASE WHEN row_number() OVER (PARTITION BY f.invocation_id ORDER BY f.%[1]s_rem DESC, f.pos)\n"+
+			"      <= f.%[1]s_whole - sum(f.%[1]s_floor) OVER (PARTITION BY f.invocation_id) THEN 1 ELSE 0 END AS %[1]s%[2]s\n", tc, sep)
+	}
+	b.WriteString("  FROM floored f\n),\n")
 }
 
 // priced writes the team, cost center and cost of each row.

@@ -270,21 +270,22 @@ USING (
     WHERE p.running
   ),
   -- The outcome of every event: method, reason, confidence, candidates, weight
-  -- and the chosen request (pos/parts number split rows).
+  -- and the chosen request (split rows: pos numbers them, each holds share_num
+  -- of parts candidates).
   outcomes AS (
     -- Matched by a tag user or an id: the linked request, when there is one.
     SELECT d.invocation_id, d.decision AS method, '' AS reason, 1e0 AS confidence,
-      1 AS candidates, 1e0 AS weight, d.link AS chosen, 0 AS pos, 1 AS parts
+      1 AS candidates, 1e0 AS weight, d.link AS chosen, 0 AS pos, 1 AS share_num, 1 AS parts
     FROM decided d
     WHERE d.decision IN ('tag_user', 'trace_id', 'request_id')
     UNION ALL
     -- Left unattributed before the time window: an unknown id, or no rule.
-    SELECT d.invocation_id, 'unattributed', d.decision, 0e0, 0, 1e0, CAST(NULL AS STRING), 0, 1
+    SELECT d.invocation_id, 'unattributed', d.decision, 0e0, 0, 1e0, CAST(NULL AS STRING), 0, 1, 1
     FROM decided d
     WHERE d.decision IN ('id_not_found', 'no_rule_matched')
     UNION ALL
     -- Time window, nothing running.
-    SELECT d.invocation_id, 'unattributed', 'no_candidate', 0e0, 0, 1e0, CAST(NULL AS STRING), 0, 1
+    SELECT d.invocation_id, 'unattributed', 'no_candidate', 0e0, 0, 1e0, CAST(NULL AS STRING), 0, 1, 1
     FROM decided d
     WHERE d.decision = 'window'
       AND NOT EXISTS (SELECT 1 FROM window_candidates k WHERE k.invocation_id = d.invocation_id)
@@ -295,21 +296,21 @@ USING (
       CASE WHEN d.event_time < k.start_time OR d.event_time > k.end_time
         THEN 9.5e-1 / CAST(k.n_wide AS DOUBLE) * 7.5e-1
         ELSE 9.5e-1 / CAST(k.n_wide AS DOUBLE) END,
-      1, 1e0, k.req_key, 0, 1
+      1, 1e0, k.req_key, 0, 1, 1
     FROM decided d JOIN window_candidates k ON k.invocation_id = d.invocation_id AND k.n = 1
     UNION ALL
     -- Several running, policy nearest: the one that started closest to the event.
     SELECT d.invocation_id, 'time_window_nearest', '', 9.5e-1 / CAST(k.n AS DOUBLE),
-      k.n, 1e0, k.req_key, 0, 1
+      k.n, 1e0, k.req_key, 0, 1, 1
     FROM decided d JOIN window_candidates k ON k.invocation_id = d.invocation_id AND k.n > 1 AND k.nearness = 1
   ),
   -- Settle the end user: the tag user or the chosen request's; a match whose
   -- request names nobody is unattributed (request_has_no_user), except split
-  -- rows, which the engine keeps. Unattributed rows stay with the requester
+  -- shares, which the engine keeps with the requester as owner. Unattributed rows stay with the requester
   -- and carry no request.
   settled AS (
     SELECT e.*, o.method AS raw_method, o.reason AS raw_reason, o.confidence AS raw_confidence,
-      o.candidates, o.weight, o.pos, o.parts,
+      o.candidates, o.weight, o.pos, o.share_num, o.parts,
       coalesce(e.tag_user, r.end_user, '') AS raw_user,
       coalesce(r.agent_endpoint, '') AS r_agent_endpoint, coalesce(r.trace_id, '') AS r_trace_id,
       coalesce(r.agent_request_id, '') AS r_agent_request_id, coalesce(r.session, '') AS r_session
@@ -325,35 +326,62 @@ USING (
   final_rows AS (
     SELECT r.*,
       CASE WHEN r.no_user THEN 'unattributed' ELSE r.raw_method END AS match_method,
-      CASE WHEN r.no_user THEN 'request_has_no_user' ELSE r.raw_reason END AS reason,
+      CASE WHEN r.no_user OR r.raw_user = '' AND r.raw_method = 'time_window_split' THEN 'request_has_no_user' ELSE r.raw_reason END AS reason,
       CASE WHEN r.no_user THEN 0e0 ELSE r.raw_confidence END AS match_confidence
     FROM resolved r
   ),
-  -- Tokens: split rows get the invocation's counts apportioned with largest
-  -- remainder (equal weights: the first count % parts rows get one more).
-  shaped AS (
+  -- Tokens: split shares get the invocation's counts apportioned exactly like
+  -- enrich.ApportionCounts: floor(count * share_num / parts) each, and what the
+  -- floors leave over one each to the largest remainders, ties to the earlier share.
+  floored AS (
     SELECT
       f.invocation_id, f.request_id, f.event_time, f.account_id, f.workspace_id, f.endpoint_id, f.endpoint_name,
       f.destination_name, f.destination_model, f.requester, f.status_code, f.usage_source,
-      CASE WHEN f.match_method = 'unattributed' THEN f.requester ELSE f.raw_user END AS end_user,
+      CASE WHEN f.match_method = 'unattributed' OR f.raw_user = '' THEN f.requester ELSE f.raw_user END AS end_user,
       CASE WHEN f.match_method = 'unattributed' THEN '' ELSE f.r_agent_endpoint END AS agent_endpoint,
       CASE WHEN f.match_method = 'unattributed' THEN '' ELSE f.r_trace_id END AS trace_id,
       CASE WHEN f.match_method = 'unattributed' THEN '' ELSE f.r_agent_request_id END AS agent_request_id,
       CASE WHEN f.match_method = 'unattributed' THEN '' ELSE f.r_session END AS session,
-      f.match_method, f.match_confidence, f.candidates, f.weight, f.reason,
-      CAST((f.input_tokens - f.input_tokens % f.parts) / f.parts AS BIGINT)
-        + CASE WHEN f.pos < f.input_tokens % f.parts THEN 1 ELSE 0 END AS input_tokens,
-      CAST((f.output_tokens - f.output_tokens % f.parts) / f.parts AS BIGINT)
-        + CASE WHEN f.pos < f.output_tokens % f.parts THEN 1 ELSE 0 END AS output_tokens,
-      CAST((f.total_tokens - f.total_tokens % f.parts) / f.parts AS BIGINT)
-        + CASE WHEN f.pos < f.total_tokens % f.parts THEN 1 ELSE 0 END AS total_tokens,
-      CAST((f.cache_read_input_tokens - f.cache_read_input_tokens % f.parts) / f.parts AS BIGINT)
-        + CASE WHEN f.pos < f.cache_read_input_tokens % f.parts THEN 1 ELSE 0 END AS cache_read_input_tokens,
-      CAST((f.cache_creation_input_tokens - f.cache_creation_input_tokens % f.parts) / f.parts AS BIGINT)
-        + CASE WHEN f.pos < f.cache_creation_input_tokens % f.parts THEN 1 ELSE 0 END AS cache_creation_input_tokens,
-      CAST((f.output_reasoning_tokens - f.output_reasoning_tokens % f.parts) / f.parts AS BIGINT)
-        + CASE WHEN f.pos < f.output_reasoning_tokens % f.parts THEN 1 ELSE 0 END AS output_reasoning_tokens
+      f.match_method, f.match_confidence, f.candidates, f.weight, f.reason, f.pos,
+      f.input_tokens AS input_tokens_whole,
+      CAST((f.input_tokens * f.share_num - (f.input_tokens * f.share_num) % f.parts) / f.parts AS BIGINT) AS input_tokens_floor,
+      (f.input_tokens * f.share_num) % f.parts AS input_tokens_rem,
+      f.output_tokens AS output_tokens_whole,
+      CAST((f.output_tokens * f.share_num - (f.output_tokens * f.share_num) % f.parts) / f.parts AS BIGINT) AS output_tokens_floor,
+      (f.output_tokens * f.share_num) % f.parts AS output_tokens_rem,
+      f.total_tokens AS total_tokens_whole,
+      CAST((f.total_tokens * f.share_num - (f.total_tokens * f.share_num) % f.parts) / f.parts AS BIGINT) AS total_tokens_floor,
+      (f.total_tokens * f.share_num) % f.parts AS total_tokens_rem,
+      f.cache_read_input_tokens AS cache_read_input_tokens_whole,
+      CAST((f.cache_read_input_tokens * f.share_num - (f.cache_read_input_tokens * f.share_num) % f.parts) / f.parts AS BIGINT) AS cache_read_input_tokens_floor,
+      (f.cache_read_input_tokens * f.share_num) % f.parts AS cache_read_input_tokens_rem,
+      f.cache_creation_input_tokens AS cache_creation_input_tokens_whole,
+      CAST((f.cache_creation_input_tokens * f.share_num - (f.cache_creation_input_tokens * f.share_num) % f.parts) / f.parts AS BIGINT) AS cache_creation_input_tokens_floor,
+      (f.cache_creation_input_tokens * f.share_num) % f.parts AS cache_creation_input_tokens_rem,
+      f.output_reasoning_tokens AS output_reasoning_tokens_whole,
+      CAST((f.output_reasoning_tokens * f.share_num - (f.output_reasoning_tokens * f.share_num) % f.parts) / f.parts AS BIGINT) AS output_reasoning_tokens_floor,
+      (f.output_reasoning_tokens * f.share_num) % f.parts AS output_reasoning_tokens_rem
     FROM final_rows f
+  ),
+  shaped AS (
+    SELECT
+      f.invocation_id, f.request_id, f.event_time, f.account_id, f.workspace_id, f.endpoint_id, f.endpoint_name,
+      f.destination_name, f.destination_model, f.requester, f.status_code, f.usage_source,
+      f.end_user, f.agent_endpoint, f.trace_id, f.agent_request_id, f.session,
+      f.match_method, f.match_confidence, f.candidates, f.weight, f.reason,
+      f.input_tokens_floor + CASE WHEN row_number() OVER (PARTITION BY f.invocation_id ORDER BY f.input_tokens_rem DESC, f.pos)
+        <= f.input_tokens_whole - sum(f.input_tokens_floor) OVER (PARTITION BY f.invocation_id) THEN 1 ELSE 0 END AS input_tokens,
+      f.output_tokens_floor + CASE WHEN row_number() OVER (PARTITION BY f.invocation_id ORDER BY f.output_tokens_rem DESC, f.pos)
+        <= f.output_tokens_whole - sum(f.output_tokens_floor) OVER (PARTITION BY f.invocation_id) THEN 1 ELSE 0 END AS output_tokens,
+      f.total_tokens_floor + CASE WHEN row_number() OVER (PARTITION BY f.invocation_id ORDER BY f.total_tokens_rem DESC, f.pos)
+        <= f.total_tokens_whole - sum(f.total_tokens_floor) OVER (PARTITION BY f.invocation_id) THEN 1 ELSE 0 END AS total_tokens,
+      f.cache_read_input_tokens_floor + CASE WHEN row_number() OVER (PARTITION BY f.invocation_id ORDER BY f.cache_read_input_tokens_rem DESC, f.pos)
+        <= f.cache_read_input_tokens_whole - sum(f.cache_read_input_tokens_floor) OVER (PARTITION BY f.invocation_id) THEN 1 ELSE 0 END AS cache_read_input_tokens,
+      f.cache_creation_input_tokens_floor + CASE WHEN row_number() OVER (PARTITION BY f.invocation_id ORDER BY f.cache_creation_input_tokens_rem DESC, f.pos)
+        <= f.cache_creation_input_tokens_whole - sum(f.cache_creation_input_tokens_floor) OVER (PARTITION BY f.invocation_id) THEN 1 ELSE 0 END AS cache_creation_input_tokens,
+      f.output_reasoning_tokens_floor + CASE WHEN row_number() OVER (PARTITION BY f.invocation_id ORDER BY f.output_reasoning_tokens_rem DESC, f.pos)
+        <= f.output_reasoning_tokens_whole - sum(f.output_reasoning_tokens_floor) OVER (PARTITION BY f.invocation_id) THEN 1 ELSE 0 END AS output_reasoning_tokens
+    FROM floored f
   ),
   -- Team and cost center from the org directory; cost from the price list
   -- version in force at event_time, looked up by destination_model, then by
