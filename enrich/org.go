@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -45,6 +46,20 @@ func NewDirectory(entries []OrgEntry) (*Directory, error) {
 		d.byUser[k] = e
 	}
 	return d, nil
+}
+
+// Entries returns the directory's entries sorted by end user, for stores
+// that apply the directory in SQL (pushdown mode).
+func (d *Directory) Entries() []OrgEntry {
+	if d == nil {
+		return nil
+	}
+	out := make([]OrgEntry, 0, len(d.byUser))
+	for _, e := range d.byUser {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b OrgEntry) int { return strings.Compare(userKey(a.EndUser), userKey(b.EndUser)) })
+	return out
 }
 
 // Len is the number of users the directory knows.
