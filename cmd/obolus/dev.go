@@ -195,6 +195,15 @@ func drainState(st worker.Report) string {
 			return ""
 		}
 	}
+	held := map[string]int{}
+	for _, p := range st.Partitions {
+		held[p.Group]++
+	}
+	for g, n := range st.Expected {
+		if held[g] != n {
+			return "" // a rebalance is still handing partitions out
+		}
+	}
 	var b strings.Builder
 	for _, p := range slices.Sorted(maps.Keys(st.Join)) {
 		j := st.Join[p]

@@ -89,7 +89,8 @@ func (g *Group) Run(ctx context.Context) error {
 		RebalanceTimeout:  g.RebalanceTimeout,
 		JoinGroupBackoff:  time.Second,
 		StartOffset:       kafka.FirstOffset,
-		Timeout:           10 * time.Second,
+		// A JoinGroup may wait out a whole rebalance before answering.
+		Timeout: max(10*time.Second, g.RebalanceTimeout+g.SessionTimeout+5*time.Second),
 		ErrorLogger:       kafka.LoggerFunc(func(f string, a ...any) { log.Debug("kafka group: " + fmt.Sprintf(f, a...)) }),
 	})
 	if err != nil {

@@ -159,6 +159,11 @@ func (p *rekeyPartition) Idle(ctx context.Context) error {
 		return nil
 	}
 	p.progress.Idle = true
+	if p.progress.Time.IsZero() {
+		// Nothing forwarded yet, perhaps never: the partition must still
+		// be counted, or the join would wait for it forever.
+		p.progress.Time = time.Unix(0, 0).UTC()
+	}
 	return p.broadcast(ctx)
 }
 

@@ -284,7 +284,7 @@ func (s *Stream) ResolvePaths(dir string) {
 // section is decoded next to Config here, so that a file with a stream
 // section loads.
 func LoadWithStream(v *viper.Viper, file string) (*Config, *Stream, error) {
-	if v.Get("stream.group") == nil {
+	if v.Get("stream.topics.keyed") == nil {
 		StreamDefaults(v)
 	}
 	if file != "" {

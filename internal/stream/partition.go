@@ -565,12 +565,18 @@ func (p *Partition) forget(e *entry) {
 
 // TickDue reports whether the partition holds pending events, and the
 // watermark a tick must carry to release them all: what an idle partition
-// writes into its own log.
+// writes into its own log. The tick is the latest event time seen plus
+// the grace period, never more: repeated idle spells (a restart, a slow
+// input) must not push the watermark ahead of the data.
 func (p *Partition) TickDue() (time.Time, bool) {
 	if len(p.pending) == 0 {
 		return time.Time{}, false
 	}
-	return time.Unix(0, max(p.wm, p.maxSeen)+int64(p.cfg.Grace)).UTC(), true
+	t := p.maxSeen + int64(p.cfg.Grace)
+	if t <= p.wm {
+		return time.Time{}, false
+	}
+	return time.Unix(0, t).UTC(), true
 }
 
 // Stats returns the partition's counters and state sizes.

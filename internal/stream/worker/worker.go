@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -53,7 +54,9 @@ type Worker struct {
 	join    *joiner
 	metrics *metrics
 	groups  []string
-	started time.Time
+	// expected is each group's partition count across its topics.
+	expected map[string]int
+	started  time.Time
 
 	mu       sync.Mutex
 	running  bool
@@ -157,6 +160,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 
 	var groups []*kafkaingest.Group
+	w.mu.Lock()
+	w.expected = map[string]int{}
+	w.mu.Unlock()
 	newGroup := func(stage string, topics []string, open kafkaingest.Opener) {
 		g := &kafkaingest.Group{
 			Options: o, ID: groupID(s, stage), Topics: topics, Open: open,
@@ -166,6 +172,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		groups = append(groups, g)
 		w.groups = append(w.groups, g.ID)
+		for _, t := range topics {
+			w.expected[g.ID] += counts[t]
+		}
 	}
 	if s.HasStage(config.StageRekey) {
 		rk := &kafkaingest.Rekeyer{
@@ -254,6 +263,9 @@ type Report struct {
 	Uptime     string                        `json:"uptime"`
 	Groups     []string                      `json:"groups"`
 	Partitions []kafkaingest.PartitionStatus `json:"partitions"`
+	// Expected is each group's partition count; a group whose partitions
+	// across all its processes fall short is still rebalancing.
+	Expected map[string]int `json:"expected"`
 	// Lag is the sum of the partitions' lag, per group.
 	Lag   map[string]int64   `json:"lag"`
 	Join  map[int]JoinStatus `json:"join,omitempty"`
@@ -280,7 +292,10 @@ type JoinStatus struct {
 // Status describes what the worker is doing.
 func (w *Worker) Status() Report {
 	r := Report{Ready: w.Ready(), Uptime: time.Since(w.started).Round(time.Millisecond).String(), Groups: w.groups,
-		Partitions: w.status.Partitions(), Lag: map[string]int64{}}
+		Partitions: w.status.Partitions(), Lag: map[string]int64{}, Expected: map[string]int{}}
+	w.mu.Lock()
+	maps.Copy(r.Expected, w.expected)
+	w.mu.Unlock()
 	slices.SortFunc(r.Partitions, func(a, b kafkaingest.PartitionStatus) int {
 		if a.Group != b.Group {
 			return cmpString(a.Group, b.Group)

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"math/rand/v2"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/obolus/obolus/internal/score"
+	"github.com/obolus/obolus/internal/synth"
+	"github.com/obolus/obolus/schemas"
+)
+
+// TestStreamMatchesBatch runs `obolus dev` on a generated workload — broker,
+// replay and worker in one process, over TCP — and checks the loaded store:
+// the batch path's precision and recall bars, and, once restatements are
+// applied, exactly the batch answer for every invocation.
+func TestStreamMatchesBatch(t *testing.T) {
+	f := newStreamFixture(t, synth.Config{Seed: 5, AgentRequests: 6000, Duration: 12 * time.Hour})
+	f.setenv()
+	out := mustObolus(t, "dev", "--workload", f.dir, "--exit-when-done", "--port", "0", "--http", "127.0.0.1:0")
+	t.Log(out)
+	got := storeAnswers(t, filepath.Join(f.dir, synth.StoreFile))
+	compareAnswers(t, "stream store", got, f.batchAnswers())
+	reconcile(t, f.dir, got)
+
+	truth, err := score.LoadTruth(filepath.Join(f.dir, synth.TruthFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []score.Row
+	for _, rs := range got {
+		for _, r := range rs {
+			rows = append(rows, score.Row{InvocationID: r.InvocationID, EndUser: r.EndUser, MatchMethod: r.MatchMethod, Weight: r.Weight})
+		}
+	}
+	rep := score.Score(truth, rows)
+	t.Logf("precision %.4f recall %.4f", rep.Precision, rep.Recall)
+	if rep.Precision < 0.99 || rep.Recall < 0.95 || rep.Missing != 0 || rep.Unknown != 0 || rep.Overweight != 0 {
+		t.Errorf("precision %.4f recall %.4f missing %d unknown %d overweight %d; want ≥ 0.99, ≥ 0.95 and none",
+			rep.Precision, rep.Recall, rep.Missing, rep.Unknown, rep.Overweight)
+	}
+	for _, m := range rep.Methods {
+		if schemas.IDMethod(m.Method) && m.Invocations > 0 && m.Precision != 1 {
+			t.Errorf("%s precision %.6f, want 1 for an id-based method", m.Method, m.Precision)
+		}
+	}
+}
+
+// TestStreamCrashSafety kills the worker (SIGKILL: no flush, no commit) at
+// random points while input is still arriving, restarts it each time, then
+// stops it politely. Every invocation must be attributed exactly once in the
+// store, tokens must reconcile with the input, and the output topic and the
+// store must both hold the batch answer.
+func TestStreamCrashSafety(t *testing.T) {
+	f := newStreamFixture(t, synth.Config{Seed: 9, AgentRequests: 2500, Duration: 6 * time.Hour})
+	ctx := context.Background()
+	replayed := make(chan error, 1)
+	go func() { replayed <- f.replay(ctx, 8000) }()
+	args := []string{"stream", "--config", f.config, "--group", "crash", "--duckdb"}
+	w := f.startChild("worker", args...)
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 3))
+	for i := range 4 {
+		// Killed while its groups settle, a member is never expired by
+		// kfake (it arms no session timer for a member whose JoinGroup
+		// answer could not be delivered); a real broker would expire it.
+		// So each kill lands at a random point once the worker runs.
+		waitReady(t, 60*time.Second, w)
+		d := time.Duration(rng.IntN(1200)) * time.Millisecond
+		time.Sleep(d)
+		t.Logf("kill %d, %s after the worker settled (seed %d)", i+1, d, seed)
+		w.kill(t)
+		w = f.startChild("worker", args...)
+	}
+	if err := <-replayed; err != nil {
+		t.Fatal(err)
+	}
+	waitDrainedProcs(t, 90*time.Second, 2*time.Second, w)
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-w.done:
+		if err != nil {
+			t.Fatalf("worker exited with %v after SIGTERM, want a clean exit\n%s", err, w.tail())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker did not stop within 30s of SIGTERM\n%s", w.tail())
+	}
+
+	want := f.batchAnswers()
+	outs := outputAnswers(t, topicMessages(t, f.broker.Addr(), topicOutput))
+	compareAnswers(t, "output topic", outs, want)
+	stored := storeAnswers(t, filepath.Join(f.dir, synth.StoreFile))
+	compareAnswers(t, "store", stored, want)
+	for inv, rows := range stored {
+		for _, r := range rows[1:] {
+			if r.Version != rows[0].Version {
+				t.Fatalf("invocation %s holds rows of versions %d and %d", inv, rows[0].Version, r.Version)
+			}
+		}
+	}
+	reconcile(t, f.dir, stored)
+}
+
+// TestStreamTwoWorkers runs two workers in one consumer group and kills one
+// mid-run: the survivor takes its partitions over and the output is the
+// same as one worker's — the batch answer.
+func TestStreamTwoWorkers(t *testing.T) {
+	f := newStreamFixture(t, synth.Config{Seed: 13, AgentRequests: 2500, Duration: 6 * time.Hour})
+	ctx := context.Background()
+	replayed := make(chan error, 1)
+	go func() { replayed <- f.replay(ctx, 8000) }()
+	args := []string{"stream", "--config", f.config, "--group", "pair"}
+	a := f.startChild("worker-a", args...)
+	b := f.startChild("worker-b", args...)
+	waitReady(t, 60*time.Second, a, b)
+	time.Sleep(500 * time.Millisecond)
+	ra, _ := a.status()
+	t.Logf("worker a held %d partitions when killed", len(ra.Partitions))
+	a.kill(t)
+	if err := <-replayed; err != nil {
+		t.Fatal(err)
+	}
+	waitDrainedProcs(t, 90*time.Second, 2*time.Second, b)
+	rb, _ := b.status()
+	t.Logf("worker b holds %d partitions", len(rb.Partitions))
+	compareAnswers(t, "output topic", outputAnswers(t, topicMessages(t, f.broker.Addr(), topicOutput)), f.batchAnswers())
+}

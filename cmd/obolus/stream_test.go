@@ -1,0 +1,537 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/obolus/obolus/enrich"
+	"github.com/obolus/obolus/ingest"
+	kafkaingest "github.com/obolus/obolus/ingest/kafka"
+	"github.com/obolus/obolus/internal/config"
+	"github.com/obolus/obolus/internal/devbroker"
+	"github.com/obolus/obolus/internal/stream/worker"
+	"github.com/obolus/obolus/internal/synth"
+	"github.com/obolus/obolus/schemas"
+	duckdbsink "github.com/obolus/obolus/sink/duckdb"
+	kafkasink "github.com/obolus/obolus/sink/kafka"
+)
+
+// childEnv makes this test binary run as the obolus command: the crash
+// tests start it as a separate worker process and kill it.
+const childEnv = "OBOLUS_TEST_RUN_AS_OBOLUS"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// Default topic names (config.StreamDefaults).
+const (
+	topicUsage  = "obolus.usage"
+	topicAgents = "obolus.agent_requests"
+	topicOutput = "obolus.attribution"
+	topicDead   = "obolus.dead_letter"
+)
+
+// streamFixture is a generated workload and an in-process broker on a
+// loopback port, with the settings every stream run of a test shares.
+type streamFixture struct {
+	t      *testing.T
+	dir    string // the workload
+	config string // its obolus.yaml
+	broker *devbroker.Broker
+	env    []string
+}
+
+func newStreamFixture(t *testing.T, cfg synth.Config) *streamFixture {
+	t.Helper()
+	dir := t.TempDir()
+	if cfg.AgentRequests > 0 {
+		if _, err := synth.Generate(context.Background(), cfg.WithDefaults(), dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := devbroker.Start(devbroker.Options{Partitions: 6, MinSessionTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	f := &streamFixture{t: t, dir: dir, config: filepath.Join(dir, synth.ConfigFile), broker: b}
+	f.env = []string{
+		"OBOLUS_STREAM_BROKERS=" + b.Addr(),
+		"OBOLUS_STREAM_PARTITIONS=6",
+		"OBOLUS_STREAM_IDLE_FLUSH=500ms",
+		"OBOLUS_STREAM_COMMIT_INTERVAL=250ms",
+		"OBOLUS_STREAM_SESSION_TIMEOUT=2s",
+		"OBOLUS_STREAM_REBALANCE_TIMEOUT=4s",
+		"OBOLUS_LOG_LEVEL=" + cmp.Or(os.Getenv("OBOLUS_TEST_STREAM_LOG_LEVEL"), "warn"),
+	}
+	return f
+}
+
+// setenv applies the fixture's settings to this process, for in-process runs.
+func (f *streamFixture) setenv() {
+	for _, kv := range f.env {
+		k, v, _ := strings.Cut(kv, "=")
+		f.t.Setenv(k, v)
+	}
+}
+
+func (f *streamFixture) options() kafkaingest.Options {
+	return kafkaingest.Options{Brokers: []string{f.broker.Addr()}, ClientID: "obolus-test"}
+}
+
+// replay sends the workload's rows at rate messages/s (0: at once).
+func (f *streamFixture) replay(ctx context.Context, rate float64) error {
+	c, err := config.Load(config.New(), f.config)
+	if err != nil {
+		return err
+	}
+	_, err = devbroker.Replay(ctx, f.options(), devbroker.ReplayOptions{Sources: c.Sources, Rate: rate, LateDelay: 15 * time.Minute,
+		UsageTopic: topicUsage, AgentsTopic: topicAgents})
+	return err
+}
+
+// batchAnswers runs obolus batch on the workload into its own store and
+// returns the rows per invocation.
+func (f *streamFixture) batchAnswers() map[string][]schemas.Attribution {
+	f.t.Helper()
+	path := filepath.Join(f.dir, "batch.duckdb")
+	mustObolus(f.t, "batch", "--config", f.config, "--store", path, "--log-level", "warn")
+	return storeAnswers(f.t, path)
+}
+
+func storeAnswers(t *testing.T, path string) map[string][]schemas.Attribution {
+	t.Helper()
+	ctx := context.Background()
+	s, err := duckdbsink.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rows, err := s.Attributions(ctx, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]schemas.Attribution{}
+	for _, r := range rows {
+		out[r.InvocationID] = append(out[r.InvocationID], r)
+	}
+	return out
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// inProcess runs the obolus command tree in this process until stop is called.
+func (f *streamFixture) inProcess(args ...string) (stop func() error) {
+	f.t.Helper()
+	f.setenv()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		root := newRoot()
+		root.SetArgs(args)
+		root.SetOut(os.Stderr)
+		done <- root.ExecuteContext(ctx)
+	}()
+	return func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(60 * time.Second):
+			return errors.New("stream did not stop within 60s of cancellation")
+		}
+	}
+}
+
+// child is an obolus process started from this test binary.
+type child struct {
+	cmd  *exec.Cmd
+	log  string
+	http string
+	done chan error
+}
+
+func (f *streamFixture) startChild(name string, args ...string) *child {
+	f.t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	c := &child{log: filepath.Join(f.dir, name+".log"), http: freeAddr(f.t), done: make(chan error, 1)}
+	logf, err := os.OpenFile(c.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	c.cmd = exec.Command(exe, append(args, "--http", c.http)...)
+	c.cmd.Env = append(append(os.Environ(), f.env...), childEnv+"=1")
+	c.cmd.Stdout, c.cmd.Stderr = logf, logf
+	if err := c.cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	go func() { c.done <- c.cmd.Wait(); logf.Close() }()
+	f.t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+	})
+	return c
+}
+
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Kill(); err != nil { // SIGKILL: no flush, no commit, no goodbye
+		t.Fatalf("kill worker: %v\n%s", err, c.tail())
+	}
+	<-c.done
+}
+
+func (c *child) status() (worker.Report, error) {
+	var r worker.Report
+	cl := http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Get("http://" + c.http + "/status")
+	if err != nil {
+		return r, err
+	}
+	defer resp.Body.Close()
+	return r, json.NewDecoder(resp.Body).Decode(&r)
+}
+
+// waitReady waits until the processes together hold every partition of
+// every group: the groups have settled.
+func waitReady(t *testing.T, timeout time.Duration, procs ...*child) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		held, expected, ok := map[string]int{}, map[string]int{}, true
+		for _, p := range procs {
+			r, err := p.status()
+			if err != nil || !r.Ready {
+				ok = false
+				break
+			}
+			for _, ps := range r.Partitions {
+				held[ps.Group]++
+			}
+			maps.Copy(expected, r.Expected)
+		}
+		if ok && len(expected) > 0 && maps.Equal(held, expected) {
+			return
+		}
+	}
+	var tails []string
+	for _, p := range procs {
+		tails = append(tails, p.tail())
+	}
+	t.Fatalf("workers did not settle within %s\n%s", timeout, strings.Join(tails, "\n---\n"))
+}
+
+func (c *child) tail() string {
+	b, _ := os.ReadFile(c.log)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
+// waitDrainedProcs waits until the live processes together have caught up:
+// every partition of every group assigned and read to the end, nothing
+// pending in the join, and no progress for quiet.
+func waitDrainedProcs(t *testing.T, timeout, quiet time.Duration, procs ...*child) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last, lastReport string
+	var since time.Time
+	for time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		merged := worker.Report{Ready: true, Lag: map[string]int64{}, Join: map[int]worker.JoinStatus{}, Expected: map[string]int{}}
+		ok := true
+		for _, p := range procs {
+			r, err := p.status()
+			if err != nil {
+				ok = false
+				break
+			}
+			merged.Ready = merged.Ready && r.Ready
+			for g, l := range r.Lag {
+				merged.Lag[g] += l
+			}
+			maps.Copy(merged.Join, r.Join)
+			maps.Copy(merged.Expected, r.Expected)
+			merged.Partitions = append(merged.Partitions, r.Partitions...)
+			merged.Load.Answers += r.Load.Answers
+			merged.Rekey.Usage += r.Rekey.Usage
+		}
+		state := ""
+		if ok {
+			state = drainState(merged)
+			held := map[string]int{}
+			for _, p := range merged.Partitions {
+				held[p.Group]++
+			}
+			pending := 0
+			for _, j := range merged.Join {
+				pending += j.Pending
+			}
+			lastReport = fmt.Sprintf("ready=%v lag=%v held=%v expected=%v pending=%d", merged.Ready, merged.Lag, held, merged.Expected, pending)
+		}
+		if state == "" || state != last {
+			last, since = state, time.Now()
+			continue
+		}
+		if time.Since(since) >= quiet {
+			return
+		}
+	}
+	var tails []string
+	for _, p := range procs {
+		tails = append(tails, p.tail())
+	}
+	t.Fatalf("stream did not drain within %s; last state %q, %s\n%s", timeout, last, lastReport, strings.Join(tails, "\n---\n"))
+}
+
+// topicMessages reads every message of every partition of a topic.
+func topicMessages(t *testing.T, addr, topic string) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kafka.Message
+	for _, p := range parts {
+		leader, err := kafka.DialLeader(ctx, "tcp", addr, topic, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, last, err := leader.ReadOffsets()
+		leader.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last <= first {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: p.ID, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
+		if err := r.SetOffset(first); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				t.Fatalf("read %s/%d: %v", topic, p.ID, err)
+			}
+			out = append(out, m)
+			if m.Offset >= last-1 {
+				break
+			}
+		}
+		r.Close()
+	}
+	return out
+}
+
+// outputAnswers reads the output topic the way a downstream consumer
+// should: answers assembled from their parts, the highest version kept per
+// invocation. It fails the test if two copies of one (invocation, version)
+// disagree, which would make the output depend on which copy won.
+func outputAnswers(t *testing.T, msgs []kafka.Message) map[string][]schemas.Attribution {
+	t.Helper()
+	type key struct {
+		inv string
+		v   int64
+	}
+	parts := map[key][]schemas.Attribution{}
+	for _, m := range msgs {
+		var r schemas.Attribution
+		if err := json.Unmarshal(m.Value, &r); err != nil {
+			t.Fatalf("output %s/%d@%d is not an attribution: %v", m.Topic, m.Partition, m.Offset, err)
+		}
+		if string(m.Key) != r.InvocationID {
+			t.Fatalf("output key %q, want the invocation id %q", m.Key, r.InvocationID)
+		}
+		var part string
+		for _, h := range m.Headers {
+			if h.Key == kafkasink.HeaderPart {
+				part = string(h.Value)
+			}
+		}
+		i, n, err := kafkasink.ParsePart(part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := key{r.InvocationID, r.Version}
+		rows := parts[k]
+		if rows == nil {
+			rows = make([]schemas.Attribution, n)
+			parts[k] = rows
+		}
+		if prev := rows[i-1]; prev.InvocationID != "" && !sameRows([]schemas.Attribution{prev}, []schemas.Attribution{r}) {
+			t.Fatalf("invocation %s version %d part %d: two copies differ:\n%+v\n%+v", r.InvocationID, r.Version, i, prev, r)
+		}
+		rows[i-1] = r
+	}
+	out := map[string][]schemas.Attribution{}
+	for k, rows := range parts {
+		if slices.ContainsFunc(rows, func(r schemas.Attribution) bool { return r.InvocationID == "" }) {
+			t.Fatalf("invocation %s version %d: incomplete answer in the output topic", k.inv, k.v)
+		}
+		if prev, ok := out[k.inv]; !ok || prev[0].Version < k.v {
+			out[k.inv] = rows
+		}
+	}
+	return out
+}
+
+// sameRows compares answers without the version and run columns, in end-user order.
+func sameRows(a, b []schemas.Attribution) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	norm := func(rs []schemas.Attribution) []schemas.Attribution {
+		out := slices.Clone(rs)
+		for i := range out {
+			out[i].Version, out[i].RunID, out[i].ProcessedAt = 0, "", time.Time{}
+			out[i].EventTime = out[i].EventTime.UTC().Truncate(time.Microsecond)
+			out[i].CostUSD = float64(int64(out[i].CostUSD*1e9+0.5)) / 1e9
+		}
+		slices.SortFunc(out, func(x, y schemas.Attribution) int { return strings.Compare(x.EndUser, y.EndUser) })
+		return out
+	}
+	x, y := norm(a), norm(b)
+	for i := range x {
+		if x[i] != y[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// compareAnswers requires got to hold exactly want's invocations with the same answers.
+func compareAnswers(t *testing.T, what string, got, want map[string][]schemas.Attribution) {
+	t.Helper()
+	var missing, extra, differ []string
+	for inv, rows := range want {
+		g, ok := got[inv]
+		switch {
+		case !ok:
+			missing = append(missing, inv)
+		case !sameRows(g, rows):
+			differ = append(differ, inv)
+		}
+	}
+	for inv := range got {
+		if _, ok := want[inv]; !ok {
+			extra = append(extra, inv)
+		}
+	}
+	if len(missing)+len(extra)+len(differ) > 0 {
+		msg := fmt.Sprintf("%s: %d invocations missing, %d unexpected, %d with another answer than batch (of %d)",
+			what, len(missing), len(extra), len(differ), len(want))
+		if len(differ) > 0 {
+			msg += fmt.Sprintf("\nfirst difference, invocation %s: %s", differ[0], rowDiff(got[differ[0]], want[differ[0]]))
+		}
+		t.Fatal(msg)
+	}
+}
+
+// reconcile checks an answer set against the deduplicated usage: each
+// invocation's weights sum to 1 and its tokens to the invocation's.
+func reconcile(t *testing.T, dir string, got map[string][]schemas.Attribution) {
+	t.Helper()
+	c, err := config.Load(config.New(), filepath.Join(dir, synth.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var usage []schemas.UsageEvent
+	for _, s := range c.Sources {
+		if s.IsAgent() {
+			continue
+		}
+		_, err := ingest.ReadFiles(context.Background(), ingest.Spec{Kind: ingest.Kind(s.Kind), Path: s.Path}, ingest.Window{}, ingest.Emit{
+			Usage: func(evs []schemas.UsageEvent) error { usage = append(usage, evs...); return nil },
+			Dead:  func(schemas.DeadLetter) error { return nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, _ := enrich.Dedup(usage)
+	var in, out int64
+	for _, ev := range events {
+		in += ev.TotalTokens
+		var w float64
+		var tok int64
+		for _, r := range got[ev.InvocationID] {
+			w += r.Weight
+			tok += r.TotalTokens
+		}
+		if w < 0.999999 || w > 1.000001 || tok != ev.TotalTokens {
+			t.Fatalf("invocation %s: weights sum to %v and tokens to %d, want 1 and %d", ev.InvocationID, w, tok, ev.TotalTokens)
+		}
+		out += tok
+	}
+	if len(got) != len(events) || in != out {
+		t.Fatalf("%d invocations with %d tokens attributed, input has %d with %d tokens", len(got), out, len(events), in)
+	}
+	t.Logf("reconciled: %d invocations, %d tokens", len(events), in)
+}
+
+// rowDiff names the columns in which two answers differ.
+func rowDiff(got, want []schemas.Attribution) string {
+	if len(got) != len(want) {
+		return fmt.Sprintf("%d rows, want %d", len(got), len(want))
+	}
+	var out []string
+	for i := range got {
+		g, w := reflect.ValueOf(got[i]), reflect.ValueOf(want[i])
+		for j := range g.NumField() {
+			name := g.Type().Field(j).Name
+			if name == "Version" || name == "RunID" || name == "ProcessedAt" {
+				continue
+			}
+			if !reflect.DeepEqual(g.Field(j).Interface(), w.Field(j).Interface()) {
+				out = append(out, fmt.Sprintf("%s: got %v, want %v", name, g.Field(j).Interface(), w.Field(j).Interface()))
+			}
+		}
+		out = append(out, fmt.Sprintf("(version %d)", got[i].Version))
+	}
+	return strings.Join(out, "; ")
+}
