@@ -76,6 +76,9 @@ func newStreamFixture(t *testing.T, cfg synth.Config) *streamFixture {
 	}
 	t.Cleanup(b.Close)
 	f := &streamFixture{t: t, dir: dir, config: filepath.Join(dir, synth.ConfigFile), broker: b}
+	if _, err := kafkaingest.EnsureTopics(context.Background(), f.options(), 6, topicUsage, topicAgents, topicOutput, topicDead, "obolus.keyed"); err != nil {
+		t.Fatal(err)
+	}
 	f.env = []string{
 		"OBOLUS_STREAM_BROKERS=" + b.Addr(),
 		"OBOLUS_STREAM_PARTITIONS=6",
@@ -216,10 +219,13 @@ func (c *child) kill(t *testing.T) {
 	<-c.done
 }
 
-func (c *child) status() (worker.Report, error) {
+func (c *child) status() (worker.Report, error) { return statusAt(c.http) }
+
+// statusAt reads a worker's /status.
+func statusAt(addr string) (worker.Report, error) {
 	var r worker.Report
 	cl := http.Client{Timeout: 2 * time.Second}
-	resp, err := cl.Get("http://" + c.http + "/status")
+	resp, err := cl.Get("http://" + addr + "/status")
 	if err != nil {
 		return r, err
 	}
@@ -270,6 +276,21 @@ func (c *child) tail() string {
 // pending in the join, and no progress for quiet.
 func waitDrainedProcs(t *testing.T, timeout, quiet time.Duration, procs ...*child) {
 	t.Helper()
+	addrs := make([]string, len(procs))
+	for i, p := range procs {
+		addrs[i] = p.http
+	}
+	if err := waitStatusDrained(timeout, quiet, addrs...); err != nil {
+		var tails []string
+		for _, p := range procs {
+			tails = append(tails, p.tail())
+		}
+		t.Fatalf("%v\n%s", err, strings.Join(tails, "\n---\n"))
+	}
+}
+
+// waitStatusDrained waits until the workers at addrs together have caught up.
+func waitStatusDrained(timeout, quiet time.Duration, addrs ...string) error {
 	deadline := time.Now().Add(timeout)
 	var last, lastReport string
 	var since time.Time
@@ -277,8 +298,8 @@ func waitDrainedProcs(t *testing.T, timeout, quiet time.Duration, procs ...*chil
 		time.Sleep(200 * time.Millisecond)
 		merged := worker.Report{Ready: true, Lag: map[string]int64{}, Join: map[int]worker.JoinStatus{}, Expected: map[string]int{}}
 		ok := true
-		for _, p := range procs {
-			r, err := p.status()
+		for _, a := range addrs {
+			r, err := statusAt(a)
 			if err != nil {
 				ok = false
 				break
@@ -311,14 +332,10 @@ func waitDrainedProcs(t *testing.T, timeout, quiet time.Duration, procs ...*chil
 			continue
 		}
 		if time.Since(since) >= quiet {
-			return
+			return nil
 		}
 	}
-	var tails []string
-	for _, p := range procs {
-		tails = append(tails, p.tail())
-	}
-	t.Fatalf("stream did not drain within %s; last state %q, %s\n%s", timeout, last, lastReport, strings.Join(tails, "\n---\n"))
+	return fmt.Errorf("stream did not drain within %s; %s", timeout, lastReport)
 }
 
 // topicMessages reads every message of every partition of a topic.

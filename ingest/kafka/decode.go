@@ -201,10 +201,11 @@ func fieldOf(err error) string {
 	return ""
 }
 
+// reasonOf is the reason without the field, which the dead letter carries apart.
 func reasonOf(err error) string {
 	var fe *ingest.FieldError
-	if errors.As(err, &fe) {
-		return fe.Error()
+	if errors.As(err, &fe) && fe.Field != "" {
+		return fe.Reason
 	}
 	return err.Error()
 }
