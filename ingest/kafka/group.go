@@ -90,8 +90,8 @@ func (g *Group) Run(ctx context.Context) error {
 		JoinGroupBackoff:  time.Second,
 		StartOffset:       kafka.FirstOffset,
 		// A JoinGroup may wait out a whole rebalance before answering.
-		Timeout: max(10*time.Second, g.RebalanceTimeout+g.SessionTimeout+5*time.Second),
-		ErrorLogger:       kafka.LoggerFunc(func(f string, a ...any) { log.Debug("kafka group: " + fmt.Sprintf(f, a...)) }),
+		Timeout:     max(10*time.Second, g.RebalanceTimeout+g.SessionTimeout+5*time.Second),
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { log.Debug("kafka group: " + fmt.Sprintf(f, a...)) }),
 	})
 	if err != nil {
 		return fmt.Errorf("consumer group %s: %w", g.ID, err)
