@@ -177,7 +177,7 @@ func (g *Group) runPartition(ctx context.Context, log *slog.Logger, gen *kafka.G
 	defer g.Status.assign(key, false)
 	log.Debug("partition assigned", "start", start, "committed", from.Offset)
 
-	msgs := make(chan kafka.Message, 4096)
+	msgs := make(chan kafka.Message, 512)
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	var fetching sync.WaitGroup
 	fetching.Add(1)
@@ -230,7 +230,7 @@ func (g *Group) runPartition(ctx context.Context, log *slog.Logger, gen *kafka.G
 	defer ticker.Stop()
 	idle := time.NewTimer(g.IdleAfter)
 	defer idle.Stop()
-	batch := make([]kafka.Message, 0, 1024)
+	batch := make([]kafka.Message, 0, 512)
 	for {
 		select {
 		case <-ctx.Done():

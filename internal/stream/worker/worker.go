@@ -19,6 +19,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -185,7 +186,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			Progress:        writer(s.Topics.Keyed, explicitPartition{}),
 			KeyedPartitions: counts[s.Topics.Keyed],
 			Sources:         counts[s.Topics.Usage] + counts[s.Topics.Agents],
-			FlushAt:         2000,
+			FlushAt:         500,
 			Counts:          w.rekeyN,
 			Log:             w.log.With("stage", config.StageRekey),
 		}
@@ -368,6 +369,9 @@ func (w *Worker) serveHTTP(ctx context.Context) (*http.Server, error) {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(w.Status())
 	})
+	// Profiles, for when a worker is slower or bigger than expected.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
