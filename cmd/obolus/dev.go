@@ -145,7 +145,7 @@ func (a *app) runDev(ctx context.Context, s *config.Stream, workload string, rat
 		<-done
 		return err
 	}
-	if err := waitDrained(ctx, w, s, 2*s.IdleFlush+3*s.CommitInterval); err != nil {
+	if err := waitDrained(ctx, w, 2*s.IdleFlush+3*s.CommitInterval); err != nil {
 		cancel()
 		<-done
 		return err
@@ -162,7 +162,7 @@ func (a *app) runDev(ctx context.Context, s *config.Stream, workload string, rat
 
 // waitDrained waits until every stage has caught up: no lag anywhere, no
 // usage event waiting in the join, and no progress for quiet.
-func waitDrained(ctx context.Context, w *worker.Worker, s *config.Stream, quiet time.Duration) error {
+func waitDrained(ctx context.Context, w *worker.Worker, quiet time.Duration) error {
 	var still time.Time
 	var last string
 	tick := time.NewTicker(250 * time.Millisecond)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	nethttp "net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -182,6 +183,11 @@ stream:
 		_ = stop()
 		t.Fatal(err)
 	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code := httpGet(t, "http://"+http+path); code != 200 {
+			t.Errorf("GET %s = %d, want 200 from a running worker", path, code)
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("stream stopped with %v, want a clean stop", err)
 	}
@@ -272,4 +278,14 @@ func atoi(t *testing.T, s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+func httpGet(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := nethttp.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
