@@ -339,7 +339,7 @@ func waitStatusDrained(timeout, quiet time.Duration, addrs ...string) error {
 }
 
 // topicMessages reads every message of every partition of a topic.
-func topicMessages(t *testing.T, addr, topic string) []kafka.Message {
+func topicMessages(t testing.TB, addr, topic string) []kafka.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
