@@ -40,7 +40,7 @@ bench-micro:
 
 bench-e2e:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 90m \
-		./internal/batch ./sink/duckdb ./sink/report ./sink/databricks ./internal/dbxrun $(STREAM_BENCH_PKGS)
+		./internal/batch ./sink/duckdb ./sink/report ./sink/databricks ./internal/dbxrun ./cmd/obolus
 
 vet:
 	$(GO) vet ./...

@@ -105,6 +105,7 @@ type Config struct {
 	Log        Log        `mapstructure:"log"`
 	Telemetry  Telemetry  `mapstructure:"telemetry"`
 	Databricks Databricks `mapstructure:"databricks"`
+	Stream     Stream     `mapstructure:"stream"`
 
 	// File is the configuration file read, if any; relative paths in it are
 	// resolved against its directory.
@@ -140,6 +141,7 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("telemetry.endpoint", "localhost:4318")
 	v.SetDefault("telemetry.insecure", true)
 	DatabricksDefaults(v)
+	StreamDefaults(v)
 }
 
 // New returns a viper instance with defaults and OBOLUS_* environment
@@ -163,20 +165,14 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 			return nil, fmt.Errorf("config %s: %w", file, err)
 		}
 	}
-	// The stream section belongs to the stream commands, which decode and
-	// validate it exactly (LoadWithStream); here it is only allowed.
-	var both struct {
-		Config `mapstructure:",squash"`
-		Stream any `mapstructure:"stream"`
-	}
-	err := v.UnmarshalExact(&both, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+	var c Config
+	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		mapstructure.StringToTimeDurationHookFunc(),
 		mapstructure.StringToSliceHookFunc(","),
 	)))
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w (see deploy/obolus.example.yaml for every key)", describe(file), err)
 	}
-	c := both.Config
 	c.File = file
 	c.resolvePaths()
 	if err := c.Validate(); err != nil {
@@ -210,6 +206,7 @@ func (c *Config) resolvePaths() {
 	for i := range c.Sources {
 		c.Sources[i].Path = abs(c.Sources[i].Path)
 	}
+	c.Stream.ResolvePaths(dir)
 }
 
 var identPart = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -299,6 +296,7 @@ func (c *Config) Validate() error {
 		bad("telemetry.exporter", "%q: use none, stdout or otlp", c.Telemetry.Exporter)
 	}
 	errs = append(errs, c.Databricks.Validate()...)
+	errs = append(errs, c.Stream.Validate()...)
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
 }

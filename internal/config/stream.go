@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 )
 
@@ -278,47 +277,14 @@ func (s *Stream) ResolvePaths(dir string) {
 	}
 }
 
-// LoadWithStream is Load for the stream commands: it also decodes and
-// validates the stream section, applying StreamDefaults unless the caller
-// already did (to change a default first). Until Config carries a Stream field, the
-// section is decoded next to Config here, so that a file with a stream
-// section loads.
+// LoadWithStream is Load for the stream commands, returning the stream
+// section beside the configuration it belongs to.
 func LoadWithStream(v *viper.Viper, file string) (*Config, *Stream, error) {
-	if v.Get("stream.topics.keyed") == nil {
-		StreamDefaults(v)
-	}
-	if file != "" {
-		v.SetConfigFile(file)
-		if err := v.ReadInConfig(); err != nil {
-			return nil, nil, fmt.Errorf("config %s: %w", file, err)
-		}
-	}
-	var both struct {
-		Config `mapstructure:",squash"`
-		Stream Stream `mapstructure:"stream"`
-	}
-	err := v.UnmarshalExact(&both, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(),
-		mapstructure.StringToSliceHookFunc(","),
-	)))
+	c, err := Load(v, file)
 	if err != nil {
-		return nil, nil, fmt.Errorf("config %s: %w (see deploy/obolus.example.yaml for every key)", describe(file), err)
+		return nil, nil, err
 	}
-	c, s := both.Config, both.Stream
-	c.File = file
-	c.resolvePaths()
-	if file != "" {
-		s.ResolvePaths(filepath.Dir(file))
-	}
-	errs := []error{}
-	if err := c.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	errs = append(errs, s.Validate()...)
-	if err := joinSorted(errs); err != nil {
-		return nil, nil, fmt.Errorf("config %s: %w", describe(file), err)
-	}
-	return &c, &s, nil
+	return c, &c.Stream, nil
 }
 
 func joinSorted(errs []error) error {
