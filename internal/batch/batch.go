@@ -119,6 +119,38 @@ func (r *Report) Summary() string {
 		ok, r.UsageRows, r.Invocations, r.Attributed, r.Unattributed, r.Duplicates, r.DeadLettered, r.OutsideWindow, r.TokensIn, r.TokensOut)
 }
 
+// Checkpointer reads a job's checkpoint.
+type Checkpointer interface {
+	Checkpoint(ctx context.Context, job string) (time.Time, bool, error)
+}
+
+// ResolveWindow turns a run's options into the window asked for (a zero From
+// continues from the job's checkpoint, or takes all data if there is none; a
+// zero To is now) and the window processed, widened by lookback.
+func ResolveWindow(ctx context.Context, cp Checkpointer, job string, opt Options, now time.Time, lookback time.Duration) (w, processed ingest.Window, err error) {
+	w = ingest.Window{From: opt.From.UTC(), To: opt.To.UTC()}
+	if w.To.IsZero() {
+		w.To = now.UTC()
+	}
+	if w.From.IsZero() {
+		t, ok, err := cp.Checkpoint(ctx, job)
+		if err != nil {
+			return w, w, fmt.Errorf("read checkpoint of job %s: %w", job, err)
+		}
+		if ok {
+			w.From = t
+		}
+	}
+	if !w.From.IsZero() && !w.From.Before(w.To) {
+		return w, w, fmt.Errorf("window %s: nothing to do, from is not before to", FormatWindow(w))
+	}
+	processed = w
+	if !processed.From.IsZero() {
+		processed.From = processed.From.Add(-lookback)
+	}
+	return w, processed, nil
+}
+
 // ChunkReplacer is implemented by stores that take a window's rows in chunks,
 // sparing the run a contiguous copy of millions of rows.
 type ChunkReplacer interface {
@@ -174,28 +206,11 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 		span.End()
 	}()
 
-	w := ingest.Window{From: opt.From.UTC(), To: opt.To.UTC()}
-	if w.To.IsZero() {
-		w.To = now.UTC()
+	w, p, err := ResolveWindow(ctx, j.Store, j.Name, opt, now, j.Lookback)
+	if err != nil {
+		return rep, err
 	}
-	if w.From.IsZero() {
-		cp, ok, err := j.Store.Checkpoint(ctx, j.Name)
-		if err != nil {
-			return rep, fmt.Errorf("read checkpoint of job %s: %w", j.Name, err)
-		}
-		if ok {
-			w.From = cp
-		}
-	}
-	if !w.From.IsZero() && !w.From.Before(w.To) {
-		return rep, fmt.Errorf("window %s: nothing to do, from is not before to", FormatWindow(w))
-	}
-	rep.Window = w
-	p := w
-	if !p.From.IsZero() {
-		p.From = p.From.Add(-j.Lookback)
-	}
-	rep.Processed = p
+	rep.Window, rep.Processed = w, p
 	log.Info("batch window", "run_id", rep.RunID, "job", j.Name, "window", FormatWindow(w), "processed", FormatWindow(p))
 
 	var dead []schemas.DeadLetter

@@ -115,28 +115,11 @@ func (j *Pushdown) Run(ctx context.Context, opt batch.Options) (rep *batch.Repor
 			}
 		}
 	}()
-	w := ingest.Window{From: opt.From.UTC(), To: opt.To.UTC()}
-	if w.To.IsZero() {
-		w.To = now.UTC()
+	w, p, err := batch.ResolveWindow(ctx, j.Store, j.Name, opt, now, j.Lookback)
+	if err != nil {
+		return rep, err
 	}
-	if w.From.IsZero() {
-		cp, ok, err := j.Store.Checkpoint(ctx, j.Name)
-		if err != nil {
-			return rep, fmt.Errorf("read checkpoint of job %s: %w", j.Name, err)
-		}
-		if ok {
-			w.From = cp
-		}
-	}
-	if !w.From.IsZero() && !w.From.Before(w.To) {
-		return rep, fmt.Errorf("window %s: nothing to do, from is not before to", batch.FormatWindow(w))
-	}
-	rep.Window = w
-	p := w
-	if !p.From.IsZero() {
-		p.From = p.From.Add(-j.Lookback)
-	}
-	rep.Processed = p
+	rep.Window, rep.Processed = w, p
 	aw := p
 	if !aw.From.IsZero() {
 		aw.From = aw.From.Add(-j.AgentMargin)
