@@ -221,6 +221,16 @@ func ApportionCounts(total int64, counts []int64) []int64 {
 	return out
 }
 
+// CompareCopies orders two rows of one invocation by which to keep: the
+// earliest event_time (unix nanoseconds) first, then the most total_tokens.
+// Negative means a is kept. Rows equal on both are identical for attribution.
+func CompareCopies(aAt, aTotal, bAt, bTotal int64) int {
+	if c := cmp.Compare(aAt, bAt); c != 0 {
+		return c
+	}
+	return cmp.Compare(bTotal, aTotal)
+}
+
 // Dedup drops usage rows whose invocation_id was already seen, keeping one
 // row per invocation chosen independently of input order: duplicates of one
 // invocation describe one call, and counting it twice would bill it twice.
@@ -231,10 +241,7 @@ func Dedup(events []schemas.UsageEvent) ([]schemas.UsageEvent, int) {
 		if c := cmp.Compare(a.InvocationID, b.InvocationID); c != 0 {
 			return c
 		}
-		if c := a.EventTime.Compare(b.EventTime); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.TotalTokens, a.TotalTokens)
+		return CompareCopies(a.EventTime.UnixNano(), a.TotalTokens, b.EventTime.UnixNano(), b.TotalTokens)
 	})
 	kept := events[:0]
 	for i := range events {

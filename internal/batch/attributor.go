@@ -12,8 +12,8 @@ import (
 //
 // Which copy of a repeated invocation wins must not depend on the order the
 // files were read in, or two runs over the same data could disagree: the
-// earliest event_time wins, then the larger total_tokens, then the copy seen
-// first (copies equal on both are identical for attribution). A losing copy's
+// rule is enrich.CompareCopies (the one enrich.Dedup applies), ties to the
+// copy seen first. A losing copy's
 // rows are tombstoned and dropped by finish.
 type attributor struct {
 	engine   *enrich.Engine
@@ -45,7 +45,7 @@ func (a *attributor) add(evs []schemas.UsageEvent) {
 		prev, dup := a.seen[ev.InvocationID]
 		if dup {
 			a.dups++
-			if at > prev.at || at == prev.at && ev.TotalTokens <= prev.totalTokens {
+			if enrich.CompareCopies(at, ev.TotalTokens, prev.at, prev.totalTokens) >= 0 {
 				continue
 			}
 			for k := prev.first; k < prev.first+prev.n; k++ {
