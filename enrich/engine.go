@@ -151,42 +151,6 @@ func (e *Engine) finish(row schemas.Attribution, ev *schemas.UsageEvent, tok Tok
 	return row
 }
 
-// Apportion splits total into integer shares proportional to weights that sum
-// exactly to total (largest remainder; ties go to the earlier share), so split
-// rows reconcile to the invocation's counts.
-func Apportion(total int64, weights []float64) []int64 {
-	out := make([]int64, len(weights))
-	if len(weights) == 0 {
-		return out
-	}
-	var sum float64
-	for _, w := range weights {
-		sum += w
-	}
-	if sum <= 0 {
-		out[0] = total
-		return out
-	}
-	type rem struct {
-		i int
-		r float64
-	}
-	rems := make([]rem, len(weights))
-	var given int64
-	for i, w := range weights {
-		exact := float64(total) * w / sum
-		out[i] = int64(math.Floor(exact))
-		given += out[i]
-		rems[i] = rem{i, exact - float64(out[i])}
-	}
-	slices.SortStableFunc(rems, func(a, b rem) int { return cmp.Compare(b.r, a.r) })
-	for k := 0; given < total; k = (k + 1) % len(rems) {
-		out[rems[k].i]++
-		given++
-	}
-	return out
-}
-
 // ApportionCounts splits total in proportion to integer counts, exactly:
 // share i is floor(total·counts[i]/Σcounts), and what floors leave over goes
 // one each to the largest remainders (ties to the earlier share). Shares sum

@@ -190,34 +190,34 @@ func TestSplitWeightsSumToOneAndTokensReconcile(t *testing.T) {
 	}
 }
 
-func TestApportion(t *testing.T) {
+func TestApportionCountsSumsExactly(t *testing.T) {
 	tests := []struct {
-		total   int64
-		weights []float64
-		want    []int64
+		total  int64
+		counts []int64
+		want   []int64
 	}{
-		{10, []float64{1.0 / 3, 1.0 / 3, 1.0 / 3}, []int64{4, 3, 3}},
-		{0, []float64{0.5, 0.5}, []int64{0, 0}},
-		{1, []float64{0.5, 0.5}, []int64{1, 0}},
-		{7, []float64{0.1, 0.9}, []int64{1, 6}},
-		{5, []float64{0, 0}, []int64{5, 0}},
+		{10, []int64{1, 1, 1}, []int64{4, 3, 3}},
+		{0, []int64{1, 1}, []int64{0, 0}},
+		{1, []int64{1, 1}, []int64{1, 0}},
+		{7, []int64{1, 9}, []int64{1, 6}},
+		{5, []int64{0, 0}, []int64{5, 0}},
 		{5, nil, []int64{}},
 	}
 	for _, tt := range tests {
-		got := Apportion(tt.total, tt.weights)
+		got := ApportionCounts(tt.total, tt.counts)
 		if len(got) != len(tt.want) {
-			t.Fatalf("Apportion(%d, %v) = %v, want %v", tt.total, tt.weights, got, tt.want)
+			t.Fatalf("ApportionCounts(%d, %v) = %v, want %v", tt.total, tt.counts, got, tt.want)
 		}
 		var sum int64
 		for i := range got {
 			sum += got[i]
 			if got[i] != tt.want[i] {
-				t.Errorf("Apportion(%d, %v) = %v, want %v", tt.total, tt.weights, got, tt.want)
+				t.Errorf("ApportionCounts(%d, %v) = %v, want %v", tt.total, tt.counts, got, tt.want)
 				break
 			}
 		}
 		if len(got) > 0 && sum != tt.total {
-			t.Errorf("Apportion(%d, %v) sums to %d", tt.total, tt.weights, sum)
+			t.Errorf("ApportionCounts(%d, %v) sums to %d", tt.total, tt.counts, sum)
 		}
 	}
 }

@@ -170,23 +170,24 @@ func TestRejectsWhatItCannotExpress(t *testing.T) {
 	}
 }
 
-// The token apportioning of split rows relies on largest remainder with
-// equal weights giving the first total%n rows one more than total/n.
+// Split shares of one user each (equal counts) get, by the engine's exact
+// apportioning that the SQL reproduces, total/n each and one more for the
+// first total%n shares.
 func TestApportionEqualWeightsRule(t *testing.T) {
 	for n := 2; n <= 16; n++ {
-		w := make([]float64, n)
+		w := make([]int64, n)
 		for i := range w {
-			w[i] = 1 / float64(n)
+			w[i] = 1
 		}
 		for _, total := range []int64{0, 1, 2, 7, 10, 99, 100, 1001, 123457, 9007199254740} {
-			got := enrich.Apportion(total, w)
+			got := enrich.ApportionCounts(total, w)
 			for i := range got {
 				want := total / int64(n)
 				if int64(i) < total%int64(n) {
 					want++
 				}
 				if got[i] != want {
-					t.Fatalf("Apportion(%d, %d equal weights)[%d] = %d, SQL rule gives %d", total, n, i, got[i], want)
+					t.Fatalf("ApportionCounts(%d, %d equal counts)[%d] = %d, SQL rule gives %d", total, n, i, got[i], want)
 				}
 			}
 		}
