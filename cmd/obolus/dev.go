@@ -57,7 +57,6 @@ producers) can use the broker too. Ctrl-C stops everything cleanly.`,
 			}
 			// The dev path loads the store unless told otherwise.
 			bindStreamFlags(a, cmd)
-			config.StreamDefaults(a.v)
 			a.v.SetDefault("stream.duckdb", true)
 			s, err := a.loadStream(ctx)
 			if err != nil {

@@ -42,7 +42,6 @@ obolus-agent-endpoint names an agent log row's endpoint. See docs/streaming.md.`
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			bindStreamFlags(a, cmd)
-			config.StreamDefaults(a.v)
 			s, err := a.loadStream(ctx)
 			if err != nil {
 				return err
