@@ -316,7 +316,7 @@ func waitStatusDrained(timeout, quiet time.Duration, addrs ...string) error {
 		}
 		state := ""
 		if ok {
-			state = drainState(merged)
+			state = drainState(merged, "obolus.keyed")
 			held := map[string]int{}
 			for _, p := range merged.Partitions {
 				held[p.Group]++

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -29,12 +32,15 @@ type RekeyCounts struct {
 // and its source topic, partition and offset. Input offsets are committed
 // only after both writes are acknowledged.
 //
-// After each write it tells every keyed partition how far its input
-// partition has got (a progress record, in event time), and when the input
-// partition has gone quiet, that it is idle. The join's watermark follows
-// the slowest busy input, so an input consumed faster than another — a
-// catch-up after an outage — cannot release usage before the agent logs of
-// the same time have been forwarded.
+// Each forwarded record carries where it was read (source partition and
+// offset) and a stamp: the running maximum of the input partition's message
+// timestamps, which the commit metadata carries across restarts, so a
+// record forwarded twice has the same stamp both times. After each write
+// the stage claims, to every keyed partition, that nothing it forwards from
+// now on is stamped earlier than the last stamp (a progress record). An
+// input partition read to its end claims now minus ProducerDelay. The join
+// merges the sources by stamp up to the least claim, so its answers do not
+// depend on which input was consumed faster.
 type Rekeyer struct {
 	Decoder *Decoder
 	Keyed   MessageWriter
@@ -45,6 +51,11 @@ type Rekeyer struct {
 	// input topics' partition count together.
 	KeyedPartitions int
 	Sources         int
+	// ProducerDelay is how long after its timestamp a message can become
+	// readable; an idle input partition's claim stays this far behind now.
+	ProducerDelay time.Duration
+	// Clock is now; nil means time.Now.
+	Clock func() time.Time
 	// FlushAt writes buffered messages once this many are waiting.
 	FlushAt int
 	Counts  *RekeyCounts
@@ -61,7 +72,35 @@ func (rk *Rekeyer) Open(_ context.Context, topic string, partition int, from Com
 	if topic == rk.Decoder.AgentsTopic {
 		idx = 1
 	}
-	return &rekeyPartition{rk: rk, next: -1, source: stream.SourceID(idx, partition)}, start, nil
+	p := &rekeyPartition{rk: rk, next: -1, source: stream.SourceID(idx, partition), stamp: math.MinInt64, claim: math.MinInt64, sent: math.MinInt64}
+	if from.Offset >= 0 {
+		stamp, err := parseRekeyCommit(from.Metadata)
+		if err != nil {
+			// Committed by an older obolus or moved by a tool: stamps start
+			// afresh, and records stamped below claims already made are
+			// applied where they arrive (the join counts them as clamped).
+			rk.Log.Warn("committed offset carries no stamp; stamps restart from this partition's next message",
+				"topic", topic, "partition", partition, "offset", from.Offset, "err", err)
+		} else {
+			p.stamp = stamp
+		}
+	}
+	return p, start, nil
+}
+
+const rekeyCommitPrefix = "obolus-rekey1:"
+
+// parseRekeyCommit reads the stamp a rekey commit carries.
+func parseRekeyCommit(s string) (int64, error) {
+	rest, ok := strings.CutPrefix(s, rekeyCommitPrefix)
+	if !ok {
+		return 0, fmt.Errorf("metadata %q: no %s prefix", s, rekeyCommitPrefix)
+	}
+	v, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("metadata %q: stamp: %w", s, err)
+	}
+	return v, nil
 }
 
 type rekeyPartition struct {
@@ -71,14 +110,25 @@ type rekeyPartition struct {
 	buf    []byte
 	next   int64 // offset after the last message handled, -1 before any
 	source uint32
-	// progress is the latest event time forwarded; sent what was last
-	// broadcast.
-	progress, sent stream.Progress
+	// stamp is the running maximum of message timestamps (unix millis);
+	// claim what may be claimed once the buffered records are written;
+	// sent the claim last broadcast.
+	stamp, claim, sent int64
+}
+
+func (p *rekeyPartition) now() time.Time {
+	if p.rk.Clock != nil {
+		return p.rk.Clock()
+	}
+	return time.Now()
 }
 
 func (p *rekeyPartition) Handle(ctx context.Context, msgs []kafka.Message) error {
 	for i := range msgs {
 		m := &msgs[i]
+		if !m.Time.IsZero() {
+			p.stamp = max(p.stamp, m.Time.UnixMilli())
+		}
 		rec, key, dl := p.rk.Decoder.Decode(m)
 		if dl != nil {
 			dm, err := DeadLetterMessage(dl, m.Partition, m.Offset)
@@ -91,23 +141,22 @@ func (p *rekeyPartition) Handle(ctx context.Context, msgs []kafka.Message) error
 		} else {
 			// One buffer per batch, sliced per message: the writer keeps
 			// the slices until WriteMessages returns.
+			rec.Source, rec.SourceOffset = p.source, m.Offset
+			if p.stamp != math.MinInt64 {
+				rec.Stamp = time.UnixMilli(p.stamp).UTC()
+			}
 			start := len(p.buf)
 			p.buf = stream.AppendRecord(p.buf, &rec)
 			p.keyed = append(p.keyed, kafka.Message{Key: []byte(key), Value: p.buf[start:len(p.buf):len(p.buf)], Time: m.Time})
-			t := rec.Usage.EventTime
 			if rec.Kind == stream.KindUsage {
 				p.rk.Counts.Usage.Add(1)
 			} else {
 				p.rk.Counts.Agents.Add(1)
-				t = rec.Agent.End()
-			}
-			if t = t.Truncate(time.Millisecond); t.After(p.progress.Time) {
-				p.progress.Time = t
 			}
 		}
 		p.next = m.Offset + 1
 	}
-	p.progress.Idle = false
+	p.claim = max(p.claim, p.stamp)
 	if len(p.keyed)+len(p.dead) >= p.rk.FlushAt {
 		return p.write(ctx)
 	}
@@ -132,14 +181,13 @@ func (p *rekeyPartition) write(ctx context.Context) error {
 	return p.broadcast(ctx)
 }
 
-// broadcast tells every keyed partition this input partition's progress,
-// after the records it covers were written there.
+// broadcast tells every keyed partition this input partition's claim,
+// after the records below it were written there.
 func (p *rekeyPartition) broadcast(ctx context.Context) error {
-	if p.progress == p.sent || p.progress.Time.IsZero() || p.rk.Progress == nil {
+	if p.claim <= p.sent || p.claim == math.MinInt64 || p.rk.Progress == nil {
 		return nil
 	}
-	pr := p.progress
-	pr.Source, pr.Sources = p.source, uint32(p.rk.Sources)
+	pr := stream.Progress{Source: p.source, Sources: uint32(p.rk.Sources), Time: time.UnixMilli(p.claim).UTC()}
 	rec := stream.Record{Kind: stream.KindProgress, Progress: pr}
 	val := stream.AppendRecord(nil, &rec)
 	msgs := make([]kafka.Message, p.rk.KeyedPartitions)
@@ -149,21 +197,18 @@ func (p *rekeyPartition) broadcast(ctx context.Context) error {
 	if err := p.rk.Progress.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("write progress to %d keyed partitions: %w", len(msgs), err)
 	}
-	p.sent = p.progress
+	p.sent = p.claim
 	return nil
 }
 
-// Idle marks the input partition caught up, so it holds no watermark back.
+// Idle is called with the input partition read to its end: whatever is
+// produced from now on is stamped at least now minus the producer delay,
+// and so, the stamp being a running maximum, at least that claim.
 func (p *rekeyPartition) Idle(ctx context.Context) error {
 	if len(p.keyed)+len(p.dead) > 0 {
 		return nil
 	}
-	p.progress.Idle = true
-	if p.progress.Time.IsZero() {
-		// Nothing forwarded yet, perhaps never: the partition must still
-		// be counted, or the join would wait for it forever.
-		p.progress.Time = time.Unix(0, 0).UTC()
-	}
+	p.claim = max(p.claim, p.stamp, p.now().Add(-p.rk.ProducerDelay).UnixMilli())
 	return p.broadcast(ctx)
 }
 
@@ -171,7 +216,11 @@ func (p *rekeyPartition) Flush(ctx context.Context) (Commit, error) {
 	if err := p.write(ctx); err != nil {
 		return Commit{}, err
 	}
-	return Commit{Offset: p.next}, nil
+	c := Commit{Offset: p.next}
+	if p.stamp != math.MinInt64 {
+		c.Metadata = rekeyCommitPrefix + strconv.FormatInt(p.stamp, 10)
+	}
+	return c, nil
 }
 
 func (p *rekeyPartition) Close() error { return nil }

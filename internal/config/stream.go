@@ -83,8 +83,16 @@ type Stream struct {
 	Grace time.Duration `mapstructure:"grace"`
 	// Horizon is how long an attributed event stays open for restatement.
 	Horizon time.Duration `mapstructure:"horizon"`
-	// IdleFlush releases waiting events of a partition that received nothing for this long.
+	// IdleFlush is how long an input partition must be quiet and read to
+	// its end before it claims to be idle, and how long, in message time,
+	// a keyed partition may get no record before its waiting events are
+	// released.
 	IdleFlush time.Duration `mapstructure:"idle_flush"`
+	// ProducerDelay is how long after its timestamp a message can become
+	// readable: producer batching and linger plus clock skew between
+	// producers and workers. An idle input partition claims that every
+	// message still to come is stamped at least now minus ProducerDelay.
+	ProducerDelay time.Duration `mapstructure:"producer_delay"`
 	// CommitInterval is how often outputs are flushed and offsets committed.
 	CommitInterval time.Duration `mapstructure:"commit_interval"`
 	// MaxMessageBytes is the largest input message accepted; larger ones are dead-lettered.
@@ -118,6 +126,7 @@ func StreamDefaults(v *viper.Viper) {
 	v.SetDefault("stream.grace", 5*time.Minute)
 	v.SetDefault("stream.horizon", time.Hour)
 	v.SetDefault("stream.idle_flush", 5*time.Second)
+	v.SetDefault("stream.producer_delay", 5*time.Second)
 	v.SetDefault("stream.commit_interval", time.Second)
 	v.SetDefault("stream.max_message_bytes", 1<<20)
 	v.SetDefault("stream.max_future", time.Hour)
@@ -191,6 +200,7 @@ func (s Stream) Validate() []error {
 	positive("grace", s.Grace, "5m")
 	positive("horizon", s.Horizon, "1h")
 	positive("idle_flush", s.IdleFlush, "5s")
+	positive("producer_delay", s.ProducerDelay, "5s")
 	positive("commit_interval", s.CommitInterval, "1s")
 	positive("max_future", s.MaxFuture, "1h")
 	positive("session_timeout", s.SessionTimeout, "10s")

@@ -31,15 +31,15 @@ func benchWorkload(b *testing.B) *workload {
 func BenchmarkJoin(b *testing.B) {
 	w := benchWorkload(b)
 	cfg := streamConfig()
-	cfg.FollowSources = false // the workload carries no progress records
 	batch := batchRate(b, w, cfg)
+	recs := sourced(w.recs, 50, 1000)
 	b.ResetTimer()
 	start := time.Now()
 	var outs []Output
 	for range b.N {
 		p, _ := NewPartition(cfg, Checkpoint{})
-		for i := range w.recs {
-			outs = p.Process(outs[:0], &w.recs[i])
+		for i := range recs {
+			outs = p.Process(outs[:0], &recs[i])
 		}
 	}
 	rate := float64(b.N*len(w.usage)) / time.Since(start).Seconds()
@@ -88,7 +88,6 @@ func BenchmarkStateMemory(b *testing.B) {
 		agents[i].Agent.DurationMS = 1000
 	}
 	cfg := streamConfig()
-	cfg.FollowSources = false
 	var pending, open, agent float64
 	for range b.N {
 		pending = heapPer(func() any {
@@ -99,8 +98,8 @@ func BenchmarkStateMemory(b *testing.B) {
 		open = heapPer(func() any {
 			p, _ := NewPartition(cfg, Checkpoint{})
 			feed(p, usage)
-			tick := Record{Kind: KindTick, Offset: int64(len(usage)), Tick: base.Add(cfg.Grace + time.Hour/2)}
-			p.Process(nil, &tick)
+			idle := Record{Kind: KindProgress, Offset: int64(len(usage)) + 1, Progress: Progress{Sources: 1, Time: base.Add(time.Hour)}}
+			p.Process(nil, &idle)
 			if s := p.Stats(); s.Open+int(s.Duplicates) != len(usage) {
 				b.Fatalf("%d open, want %d", s.Open, len(usage))
 			}
@@ -117,12 +116,22 @@ func BenchmarkStateMemory(b *testing.B) {
 	b.ReportMetric(agent, "B/agent_request")
 }
 
+// feed applies records as one source's, all stamped at base, then claims
+// base: everything is applied, no idle timer fires.
 func feed(p *Partition, recs []Record) {
+	var base time.Time
 	for i := range recs {
 		r := recs[i]
-		r.Offset = int64(i)
+		r.Offset, r.SourceOffset = int64(i), int64(i)
+		base = r.Usage.EventTime
+		if r.Kind == KindAgent {
+			base = r.Agent.StartTime
+		}
+		r.Stamp = base
 		p.Process(nil, &r)
 	}
+	claim := Record{Kind: KindProgress, Offset: int64(len(recs)), Progress: Progress{Sources: 1, Time: base.Add(time.Millisecond)}}
+	p.Process(nil, &claim)
 }
 
 // heapPer returns the live heap that build's result holds, per item.

@@ -17,7 +17,6 @@ type Kind byte
 const (
 	KindUsage Kind = 'u' // a gateway usage event
 	KindAgent Kind = 'a' // an agent request
-	KindTick  Kind = 't' // a watermark advance written by an idle partition
 	// KindProgress is an input source's progress report.
 	KindProgress Kind = 'p'
 	// KindMarker marks a place a replay may start from; the join writes one
@@ -31,8 +30,6 @@ func (k Kind) String() string {
 		return "usage"
 	case KindAgent:
 		return "agent_request"
-	case KindTick:
-		return "tick"
 	case KindProgress:
 		return "progress"
 	case KindMarker:
@@ -43,15 +40,23 @@ func (k Kind) String() string {
 }
 
 // Record is one entry of the keyed topic: a canonical record already decoded
-// and validated by the re-keying stage, or a tick.
+// and validated by the re-keying stage, a source's progress, or a marker.
 type Record struct {
 	Kind Kind
 	// Offset is the record's position in its keyed partition; the reader sets it.
 	Offset int64
-	Usage  schemas.UsageEvent
-	Agent  schemas.AgentRequest
-	// Tick is the watermark a tick record advances its partition to.
-	Tick time.Time
+	// Source and SourceOffset say where a usage or agent record was read:
+	// the input partition (SourceID) and the offset in it. They identify a
+	// record across redeliveries.
+	Source       uint32
+	SourceOffset int64
+	// Stamp is the input partition's running maximum of message timestamps
+	// up to and including this record (millisecond precision). It never
+	// decreases along an input partition, and it orders the records of all
+	// sources for the join: see Partition.
+	Stamp time.Time
+	Usage schemas.UsageEvent
+	Agent schemas.AgentRequest
 	// Progress is a progress record's report.
 	Progress Progress
 	// SourceTime is when the original message was produced, so latency can be
@@ -63,7 +68,7 @@ type Record struct {
 // internal, so a compact binary form is used instead of JSON: the raw input
 // was decoded once by the shared decoders, and decoding JSON again on the
 // join side would double the CPU per event.
-const codecVersion = 1
+const codecVersion = 2
 
 // noTime encodes the zero time.Time; UnixNano of the zero time is undefined.
 const noTime = math.MinInt64
@@ -72,6 +77,11 @@ const noTime = math.MinInt64
 func AppendRecord(dst []byte, r *Record) []byte {
 	dst = append(dst, codecVersion, byte(r.Kind))
 	dst = appendTime(dst, r.SourceTime)
+	if r.Kind == KindUsage || r.Kind == KindAgent {
+		dst = binary.AppendUvarint(dst, uint64(r.Source))
+		dst = binary.AppendVarint(dst, r.SourceOffset)
+		dst = appendTime(dst, r.Stamp)
+	}
 	switch r.Kind {
 	case KindUsage:
 		u := &r.Usage
@@ -104,18 +114,11 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = binary.AppendVarint(dst, a.DurationMS)
 		dst = appendString(dst, a.Status)
 		dst = appendString(dst, a.Source)
-	case KindTick:
-		dst = appendTime(dst, r.Tick)
 	case KindProgress:
 		pr := &r.Progress
 		dst = binary.AppendUvarint(dst, uint64(pr.Source))
 		dst = binary.AppendUvarint(dst, uint64(pr.Sources))
 		dst = appendTime(dst, pr.Time)
-		idle := byte(0)
-		if pr.Idle {
-			idle = 1
-		}
-		dst = append(dst, idle)
 	}
 	return dst
 }
@@ -159,6 +162,11 @@ func DecodeRecord(b []byte, r *Record) error {
 	kind := Kind(b[1])
 	*r = Record{Kind: kind, Offset: r.Offset}
 	r.SourceTime = d.time("source_time")
+	if kind == KindUsage || kind == KindAgent {
+		r.Source = uint32(d.uvarint("source"))
+		r.SourceOffset = d.varint("source_offset")
+		r.Stamp = d.time("stamp")
+	}
 	switch kind {
 	case KindUsage:
 		u := &r.Usage
@@ -202,19 +210,11 @@ func DecodeRecord(b []byte, r *Record) error {
 		a.DurationMS = d.varint("duration_ms")
 		a.Status = d.str("status")
 		a.Source = d.str("source")
-	case KindTick:
-		r.Tick = d.time("tick")
 	case KindProgress:
 		pr := &r.Progress
 		pr.Source = uint32(d.uvarint("source"))
 		pr.Sources = uint32(d.uvarint("sources"))
 		pr.Time = d.time("progress")
-		switch idle := d.uvarint("idle"); idle {
-		case 0, 1:
-			pr.Idle = idle == 1
-		default:
-			d.fail("idle", "not 0 or 1")
-		}
 	case KindMarker:
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrCodec, byte(kind))

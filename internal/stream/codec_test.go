@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		name string
 		rec  Record
 	}{
-		{"usage", Record{Kind: KindUsage, SourceTime: at.Add(time.Second), Usage: schemas.UsageEvent{
+		{"usage", Record{Kind: KindUsage, SourceTime: at.Add(time.Second), Source: SourceID(0, 3), SourceOffset: 1 << 40, Stamp: at.Truncate(time.Millisecond), Usage: schemas.UsageEvent{
 			InvocationID: "inv-1", RequestID: "req-1", AccountID: "acc", WorkspaceID: "ws", SchemaVersion: 1,
 			EventTime: at, EndpointID: "ep", EndpointName: "databricks-gpt", EndpointTags: map[string]string{"env": "prod"},
 			DestinationType: "PAY_PER_TOKEN", DestinationName: "system.ai.gpt", DestinationID: "d", DestinationModel: "gpt-5",
@@ -29,10 +30,8 @@ func TestCodecRoundTrip(t *testing.T) {
 			AgentRequestID: "ar", TraceID: "tr-1", ClientRequestID: "cr", EndUser: "ana@example.com", Session: "s",
 			AgentEndpoint: "bot", ServicePrincipal: "sp", StartTime: at, DurationMS: 5000, Status: "OK", Source: schemas.SourceTrace,
 		}}},
-		{"tick", Record{Kind: KindTick, Tick: at}},
-		{"progress", Record{Kind: KindProgress, Progress: Progress{Source: SourceID(1, 7), Sources: 24, Time: at, Idle: true}}},
+		{"progress", Record{Kind: KindProgress, Progress: Progress{Source: SourceID(1, 7), Sources: 24, Time: at}}},
 		{"marker", Record{Kind: KindMarker}},
-		{"zero tick", Record{Kind: KindTick}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,7 +63,7 @@ func TestCodecRejectsCorruptRecords(t *testing.T) {
 		{"truncated", good[:len(good)/2]},
 		{"trailing bytes", append(append([]byte(nil), good...), 0)},
 		{"huge string length", []byte{codecVersion, byte(KindAgent), 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
-		{"varint overflow", []byte{codecVersion, byte(KindTick), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
+		{"varint overflow", []byte{codecVersion, byte(KindMarker), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,15 +77,14 @@ func TestCodecRejectsCorruptRecords(t *testing.T) {
 }
 
 func TestCheckpointString(t *testing.T) {
-	at := time.Date(2026, 11, 1, 0, 0, 0, 1, time.UTC)
+	at := time.Date(2026, 11, 1, 0, 0, 0, 1, time.UTC).UnixNano()
+	ms := at / 1e6
 	tests := []Checkpoint{
 		{},
-		{Resume: 10, Next: 20},
-		{Resume: 5, Next: 5, Watermark: at},
-		{Resume: 5, Next: 9, Watermark: at, NumSources: 3, Sources: []SourceProgress{
-			{Source: SourceID(0, 0), Time: at.Add(-time.Hour).Truncate(time.Millisecond)},
-			{Source: SourceID(1, 2), Time: at.Add(90 * time.Minute).Truncate(time.Millisecond), Idle: true},
-		}},
+		{Resume: 10, Snapshot: 12, Next: 20},
+		{Resume: 5, Snapshot: 5, Next: 5, Watermark: at, MaxSeen: noWM, Position: math.MinInt64, LastData: math.MinInt64},
+		{Resume: 5, Snapshot: 7, Next: 9, Watermark: at, MaxSeen: at - 7, Position: ms, LastData: ms - 3, Armed: true, NumSources: 3,
+			Sources: []SourceState{{Source: SourceID(0, 0), Claim: ms - 3600e3, Applied: 77}, {Source: SourceID(1, 2), Claim: ms + 90, Applied: 1 << 40}}},
 	}
 	for _, c := range tests {
 		got, err := ParseCheckpoint(c.String())
@@ -94,8 +92,9 @@ func TestCheckpointString(t *testing.T) {
 			t.Errorf("ParseCheckpoint(%q) = %+v, %v; want %+v", c.String(), got, err, c)
 		}
 	}
-	for _, bad := range []string{"", "42", "obolus1:1:2:0", "obolus2:1:2", "obolus2:5:4:0:AA", "obolus2:-1:2:0:AA",
-		"obolus2:1:2:3:4:5", "obolus2:1:2:x:AA", "obolus2:1:2:0:!!", "obolus2:1:2:0:AQ"} {
+	good := Checkpoint{Resume: 5, Snapshot: 7, Next: 9, NumSources: 1, Sources: []SourceState{{Claim: 4, Applied: 2}}}.String()
+	for _, bad := range []string{"", "42", "obolus2:1:2:0:AA", "obolus3:", "obolus3:!!", good[:len(good)-2], good + "AA",
+		Checkpoint{Resume: 5, Snapshot: 4, Next: 9}.String(), Checkpoint{Resume: -1}.String()} {
 		if _, err := ParseCheckpoint(bad); !errors.Is(err, ErrNoCheckpoint) {
 			t.Errorf("ParseCheckpoint(%q) error = %v, want ErrNoCheckpoint", bad, err)
 		}

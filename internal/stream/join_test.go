@@ -22,29 +22,18 @@ func streamConfig() Config {
 	c := testConfig()
 	c.Grace = 5 * time.Minute
 	c.Horizon = time.Hour
-	c.FollowSources = true
+	c.Idle = 10 * time.Second
 	return c
 }
 
-// runAll feeds every record, then a tick far enough ahead to release the
-// tail, and returns the outputs of each record.
+// runAll feeds every record and returns the outputs of each.
 func runAll(t testing.TB, p *Partition, recs []Record) [][]Output {
 	t.Helper()
-	per := make([][]Output, len(recs)+1)
+	per := make([][]Output, len(recs))
 	for i := range recs {
 		per[i] = p.Process(nil, &recs[i])
 	}
-	tick := Record{Kind: KindTick, Offset: int64(len(recs)), Tick: lastSourceTime(recs).Add(24 * time.Hour)}
-	per[len(recs)] = p.Process(nil, &tick)
 	return per
-}
-
-func lastSourceTime(recs []Record) time.Time {
-	var t time.Time
-	for _, r := range recs {
-		t = later(t, r.SourceTime)
-	}
-	return t
 }
 
 // TestStreamEqualsBatch: once restatements are applied, the stream's answer
@@ -107,7 +96,6 @@ func TestReplayFromCheckpoint(t *testing.T) {
 	}
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	recs = append(recs, Record{Kind: KindTick, Offset: int64(len(recs)), Tick: lastSourceTime(recs).Add(24 * time.Hour)})
 	got := map[string][]schemas.Attribution{}
 	var cp Checkpoint
 	crashes, replayed := 0, 0
@@ -186,7 +174,7 @@ func TestStateIsBounded(t *testing.T) {
 
 // TestSkewedSourcesMatchBatch delivers every usage event before any agent
 // log, as a catch-up after an outage can when one input is consumed faster
-// than the other: the watermark follows the slower source, so usage waits
+// than the other: the merge waits for the slower source, so usage waits
 // for the agent logs instead of being answered without them.
 func TestSkewedSourcesMatchBatch(t *testing.T) {
 	w := smallWorkload(t)

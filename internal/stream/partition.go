@@ -23,10 +23,11 @@ type Config struct {
 	// Horizon is how long, in event time, an attributed event stays open for
 	// restatement by agent requests that arrive late.
 	Horizon time.Duration
-	// FollowSources makes the watermark follow the sources' progress
-	// records alone (what the Kafka worker writes). Without it the watermark
-	// is the latest event time seen in the partition.
-	FollowSources bool
+	// Idle is how long, in message-timestamp time, the merged sources may
+	// bring a partition no record while events wait: then the watermark
+	// moves to the latest event time seen plus Grace, releasing them. It is
+	// a timer in the merged order, so a replay fires it at the same place.
+	Idle time.Duration
 	// RunID is stamped on every row.
 	RunID string
 	// Clock stamps ProcessedAt; nil means time.Now.
@@ -40,6 +41,9 @@ func (c Config) Validate() error {
 	}
 	if c.Horizon < c.Grace {
 		return fmt.Errorf("horizon %s: must be at least the grace period %s", c.Horizon, c.Grace)
+	}
+	if c.Idle < time.Millisecond {
+		return fmt.Errorf("idle %s: must be at least 1ms, e.g. 2s", c.Idle)
 	}
 	return c.Match.Validate()
 }
@@ -56,19 +60,28 @@ type Output struct {
 
 // Stats describes a partition's state and what it did.
 type Stats struct {
-	Watermark     time.Time
+	Watermark time.Time
+	// Position is the stamp up to which the sources have been merged.
+	Position      time.Time
+	Buffered      int // records waiting in the merge for slower sources
 	Pending       int // usage events waiting for the watermark
 	Open          int // attributed events still open for restatement
 	AgentRequests int // agent requests held for matching
 	LiveOffsets   int // distinct records the state depends on
 
-	Usage, Agents, Ticks int64 // records processed by kind
-	Duplicates           int64 // usage events whose invocation id was already held
-	TooLate              int64 // usage events older than the horizon on arrival
-	NoKey                int64 // agent requests without any id, which cannot be held
-	Emitted              int64 // first answers
-	Restated             int64 // changed answers
-	Suppressed           int64 // answers recomputed during a replay below Checkpoint.Next
+	Usage, Agents int64 // records applied by kind
+	Timers        int64 // idle timers fired
+	Redelivered   int64 // records of a source offset already received
+	// Clamped counts records that arrived after every source had claimed
+	// past their stamp: the only records whose place in the merged order,
+	// and so whose answers, can depend on timing. See doc.go.
+	Clamped    int64
+	Duplicates int64 // usage events whose invocation id was already held
+	TooLate    int64 // usage events older than the horizon on arrival
+	NoKey      int64 // agent requests without any id, which cannot be held
+	Emitted    int64 // first answers
+	Restated   int64 // changed answers
+	Suppressed int64 // answers recomputed during a replay below Checkpoint.Next
 }
 
 const noWM = math.MinInt64
@@ -84,7 +97,19 @@ type Partition struct {
 	wm          int64 // watermark, unix nanos, noWM before the first record
 	next        int64 // offset after the last record processed
 	replayUntil int64 // outputs caused by records below this are suppressed
+	snapAt      int64 // records below this only refill the merge buffer
+	trigger     int64 // offset of the record being processed
 	started     bool
+
+	// The merge: records wait in buf until every source has claimed past
+	// their stamp, then are applied in (stamp, source, source offset) order.
+	buf      bufHeap
+	bufLive  liveSet // offsets of buffered records
+	srcs     map[uint32]*source
+	nsrc     uint32 // how many sources there are; 0 before any reported
+	pos      int64  // stamp of the last record or timer applied, unix millis
+	lastData int64  // stamp of the last record applied
+	armed    bool   // the idle timer fires at lastData + Idle
 
 	pending pendingHeap
 	byID    map[string]*entry    // invocation id → pending or open event
@@ -94,10 +119,8 @@ type Partition struct {
 	agentsQ trackHeap // agent tracks by end time
 	live    liveSet
 
-	srcs    map[uint32]source // input sources' progress
-	nsrc    uint32            // how many sources there are; 0 before any reported
-	snaps   []snapshot        // resume points, oldest first
-	maxSeen int64             // latest usage event time seen
+	snaps   []snapshot // resume points, oldest first
+	maxSeen int64      // latest usage event time seen
 
 	lastEvict int64 // agent eviction runs when its cut crosses a new evictStep
 	lastOpen  int64 // open-event eviction runs when its cut crosses a new openStep
@@ -148,61 +171,37 @@ func NewPartition(cfg Config, from Checkpoint) (*Partition, error) {
 	}
 	p := &Partition{
 		cfg: cfg, idx: idx, engine: engine, seed: maphash.MakeSeed(),
-		wm: noWM, next: from.Resume, replayUntil: from.Next,
-		byID:    make(map[string]*entry),
-		open:    make(map[string]*openList),
-		idRefs:  make(map[string][]*entry),
-		agents:  make(map[string]*agentTrack),
-		live:    newLiveSet(),
-		srcs:    make(map[uint32]source, len(from.Sources)),
-		nsrc:    from.NumSources,
-		maxSeen: noWM,
+		wm: noWM, next: from.Resume, replayUntil: from.Next, snapAt: from.Snapshot,
+		byID:     make(map[string]*entry),
+		open:     make(map[string]*openList),
+		idRefs:   make(map[string][]*entry),
+		agents:   make(map[string]*agentTrack),
+		live:     newLiveSet(),
+		bufLive:  newLiveSet(),
+		srcs:     make(map[uint32]*source, len(from.Sources)),
+		nsrc:     from.NumSources,
+		maxSeen:  noWM,
+		pos:      math.MinInt64,
+		lastData: math.MinInt64,
+	}
+	if !from.fresh() {
+		p.wm, p.maxSeen, p.pos, p.lastData, p.armed = from.Watermark, from.MaxSeen, from.Position, from.LastData, from.Armed
 	}
 	for _, s := range from.Sources {
-		p.srcs[s.Source] = source{t: s.Time.Truncate(time.Millisecond).UnixNano(), idle: s.Idle}
+		p.srcs[s.Source] = &source{claim: s.Claim, received: s.Applied, applied: s.Applied}
 	}
-	if !from.Watermark.IsZero() {
-		p.wm = from.Watermark.UnixNano()
+	if p.wm != noWM {
 		// Evictions run when the watermark crosses a step; starting from the
 		// steps the watermark had reached makes a replay evict exactly where
 		// the original run did.
 		p.lastOpen = p.wm - int64(cfg.Horizon)
 		p.lastEvict = p.lastOpen - p.margin()
 	}
-	p.takeSnapshot(from.Resume)
+	cp := from
+	cp.Resume, cp.Snapshot, cp.Next = 0, 0, 0
+	cp.Watermark, cp.MaxSeen, cp.Position, cp.LastData, cp.Armed = p.wm, p.maxSeen, p.pos, p.lastData, p.armed
+	p.snaps = []snapshot{{off: from.Snapshot, minBuf: from.Resume, cp: cp}}
 	return p, nil
-}
-
-// Process applies one record and appends the outputs it causes to dst.
-// Records must come in offset order; one at or below an offset already
-// processed (a redelivery) is ignored.
-func (p *Partition) Process(dst []Output, r *Record) []Output {
-	if p.started && r.Offset < p.next {
-		return dst
-	}
-	p.started = true
-	off := r.Offset
-	p.next = off + 1
-	switch r.Kind {
-	case KindUsage:
-		p.stats.Usage++
-		dst = p.usage(dst, r, off)
-	case KindAgent:
-		p.stats.Agents++
-		dst = p.agent(dst, r, off)
-	case KindTick:
-		p.stats.Ticks++
-		if !r.Tick.IsZero() {
-			p.advance(r.Tick.UnixNano())
-		}
-	case KindProgress:
-		p.progress(&r.Progress)
-	case KindMarker:
-		p.takeSnapshot(off)
-	}
-	dst = p.release(dst, off)
-	p.evict()
-	return dst
 }
 
 func (p *Partition) advance(t int64) {
@@ -211,17 +210,13 @@ func (p *Partition) advance(t int64) {
 	}
 }
 
-// observe is a data record's event time. When the watermark follows the
-// sources, a record's own time is ignored: it says nothing of the sources
-// still behind it, and following it would let a fast source release events
-// whose agent requests a slow one has yet to forward.
-func (p *Partition) observe(t int64) {
-	if !p.cfg.FollowSources {
-		p.advance(t)
-	}
-}
+// observe is a record's event time. The records come in the merged order,
+// so the watermark they build is the same in every run.
+func (p *Partition) observe(t int64) { p.advance(t) }
 
-func (p *Partition) emitting(off int64) bool { return off >= p.replayUntil }
+// emitting reports whether outputs caused now are new: a replay suppresses
+// those caused by records whose outputs were already durable.
+func (p *Partition) emitting() bool { return p.trigger >= p.replayUntil }
 
 func (p *Partition) usage(dst []Output, r *Record, off int64) []Output {
 	t := r.Usage.EventTime.UnixNano()
@@ -240,11 +235,11 @@ func (p *Partition) usage(dst []Output, r *Record, off int64) []Output {
 		// so a duplicate of an invocation answered and forgotten long ago
 		// cannot overwrite that answer.
 		p.stats.TooLate++
-		dst = p.answer(dst, e, t/1e3, off)
+		dst = p.answer(dst, e, t/1e3)
 	case t+int64(p.cfg.Grace) <= p.wm:
 		// Late but within the horizon: answer now and hold it open.
 		p.hold(e)
-		dst = p.answer(dst, e, p.version(), off)
+		dst = p.answer(dst, e, p.version())
 		p.addOpen(e)
 	default:
 		p.hold(e)
@@ -301,7 +296,7 @@ func (p *Partition) agent(dst []Output, r *Record, off int64) []Output {
 		}
 	}
 	if held := p.held(tr.ids); held != nil {
-		dst = p.restate(dst, held, off, r.SourceTime)
+		dst = p.restate(dst, held, r.SourceTime)
 	}
 	p.observe(end)
 	return dst
@@ -321,7 +316,7 @@ func (p *Partition) held(ids [3]string) *schemas.AgentRequest {
 }
 
 // restate re-attributes the open events an agent request could change.
-func (p *Partition) restate(dst []Output, req *schemas.AgentRequest, off int64, src time.Time) []Output {
+func (p *Partition) restate(dst []Output, req *schemas.AgentRequest, src time.Time) []Output {
 	p.mark++
 	cands := p.cands[:0]
 	margin := p.margin()
@@ -358,7 +353,7 @@ func (p *Partition) restate(dst []Output, req *schemas.AgentRequest, off int64, 
 		p.stats.Restated++
 		e.hash, e.version, e.byTime = h, v, timeSensitive(rows)
 		p.setAnchors(e, rows)
-		dst = p.out(dst, rows, true, src, off)
+		dst = p.out(dst, rows, true, src)
 	}
 	clear(cands)
 	p.cands = cands[:0]
@@ -385,7 +380,7 @@ func (p *Partition) run(version int64) enrich.Run {
 
 // answer gives an event its first answer; a held event keeps the agent
 // records the answer used live.
-func (p *Partition) answer(dst []Output, e *entry, version int64, off int64) []Output {
+func (p *Partition) answer(dst []Output, e *entry, version int64) []Output {
 	rows := p.engine.Attribute(p.scratch[:0], &e.ev, p.run(version))
 	p.scratch = rows
 	e.hash, e.version, e.byTime = p.hash(rows), version, timeSensitive(rows)
@@ -393,11 +388,11 @@ func (p *Partition) answer(dst []Output, e *entry, version int64, off int64) []O
 		p.setAnchors(e, rows)
 	}
 	p.stats.Emitted++
-	return p.out(dst, rows, false, e.src, off)
+	return p.out(dst, rows, false, e.src)
 }
 
-func (p *Partition) out(dst []Output, rows []schemas.Attribution, restated bool, src time.Time, off int64) []Output {
-	if !p.emitting(off) {
+func (p *Partition) out(dst []Output, rows []schemas.Attribution, restated bool, src time.Time) []Output {
+	if !p.emitting() {
 		p.stats.Suppressed++
 		return dst
 	}
@@ -446,10 +441,10 @@ func (p *Partition) setAnchors(e *entry, rows []schemas.Attribution) {
 }
 
 // release answers the pending events the watermark has passed by the grace period.
-func (p *Partition) release(dst []Output, off int64) []Output {
+func (p *Partition) release(dst []Output) []Output {
 	for len(p.pending) > 0 && p.pending[0].t+int64(p.cfg.Grace) <= p.wm {
 		e := heap.Pop(&p.pending).(*entry)
-		dst = p.answer(dst, e, p.version(), off)
+		dst = p.answer(dst, e, p.version())
 		p.addOpen(e)
 	}
 	return dst
@@ -563,28 +558,16 @@ func (p *Partition) forget(e *entry) {
 	}
 }
 
-// TickDue reports whether the partition holds pending events, and the
-// watermark a tick must carry to release them all: what an idle partition
-// writes into its own log. The tick is the latest event time seen plus
-// the grace period, never more: repeated idle spells (a restart, a slow
-// input) must not push the watermark ahead of the data.
-func (p *Partition) TickDue() (time.Time, bool) {
-	if len(p.pending) == 0 {
-		return time.Time{}, false
-	}
-	t := p.maxSeen + int64(p.cfg.Grace)
-	if t <= p.wm {
-		return time.Time{}, false
-	}
-	return time.Unix(0, t).UTC(), true
-}
-
 // Stats returns the partition's counters and state sizes.
 func (p *Partition) Stats() Stats {
 	s := p.stats
 	if p.wm != noWM {
 		s.Watermark = time.Unix(0, p.wm).UTC()
 	}
+	if p.pos != math.MinInt64 {
+		s.Position = time.UnixMilli(p.pos).UTC()
+	}
+	s.Buffered = len(p.buf)
 	s.Pending = len(p.pending)
 	s.Open = len(p.byID) - len(p.pending)
 	s.AgentRequests = p.idx.Len()

@@ -14,8 +14,8 @@ import (
 var t0 = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 
 func testConfig() Config {
-	return Config{Match: enrich.DefaultMatchConfig(), Grace: time.Minute, Horizon: 30 * time.Minute, RunID: "test",
-		Clock: func() time.Time { return t0 }}
+	return Config{Match: enrich.DefaultMatchConfig(), Grace: time.Minute, Horizon: 30 * time.Minute, Idle: time.Second,
+		RunID: "test", Clock: func() time.Time { return t0 }}
 }
 
 func usageRec(inv string, at time.Duration, tags map[string]string) Record {
@@ -28,7 +28,31 @@ func agentRec(id, user string, start, dur time.Duration) Record {
 		ServicePrincipal: "sp-1", StartTime: t0.Add(start), DurationMS: dur.Milliseconds(), Source: schemas.SourcePayload}}
 }
 
-func tickRec(at time.Duration) Record { return Record{Kind: KindTick, Tick: t0.Add(at)} }
+// idleRec is the single source claiming an hour ahead with nothing to
+// forward: the partition's idle timer fires.
+func idleRec() Record {
+	return Record{Kind: KindProgress, Progress: Progress{Sources: 1, Time: t0.Add(time.Hour)}}
+}
+
+// inOrder numbers records as one source delivers them, a millisecond apart
+// from t0 on, and ends with the source's claim past the last, so that every
+// record is applied.
+func inOrder(recs []Record) []Record {
+	out := make([]Record, 0, len(recs)+1)
+	stamp := t0
+	for _, r := range recs {
+		if r.Kind == KindUsage || r.Kind == KindAgent {
+			stamp = stamp.Add(time.Millisecond)
+			r.SourceOffset, r.Stamp = int64(len(out)), stamp
+		}
+		out = append(out, r)
+	}
+	out = append(out, Record{Kind: KindProgress, Progress: Progress{Sources: 1, Time: stamp.Add(time.Millisecond)}})
+	for i := range out {
+		out[i].Offset = int64(i)
+	}
+	return out
+}
 
 func micros(d time.Duration) int64 { return t0.Add(d).UnixMicro() }
 
@@ -79,12 +103,12 @@ func TestPartitionScenarios(t *testing.T) {
 		},
 		{
 			name: "duplicate invocation answered once",
-			recs: []Record{usageRec("u1", 5*time.Second, tagged), usageRec("u1", 5*time.Second, tagged), tickRec(2 * time.Minute)},
-			want: []string{fmt.Sprintf("u1 sp-1 unattributed %d", micros(2*time.Minute))},
+			recs: []Record{usageRec("u1", 5*time.Second, tagged), usageRec("u1", 5*time.Second, tagged), idleRec()},
+			want: []string{fmt.Sprintf("u1 sp-1 unattributed %d", micros(65*time.Second))},
 		},
 		{
-			name: "tick releases pending events",
-			recs: []Record{usageRec("u1", 5*time.Second, nil), tickRec(65 * time.Second)},
+			name: "idle timer releases pending events",
+			recs: []Record{usageRec("u1", 5*time.Second, nil), idleRec()},
 			want: []string{fmt.Sprintf("u1 sp-1 unattributed %d", micros(65*time.Second))},
 		},
 		{
@@ -105,9 +129,9 @@ func TestPartitionScenarios(t *testing.T) {
 				t.Fatal(err)
 			}
 			var outs []Output
-			for i := range tt.recs {
-				tt.recs[i].Offset = int64(i)
-				outs = p.Process(outs, &tt.recs[i])
+			recs := inOrder(tt.recs)
+			for i := range recs {
+				outs = p.Process(outs, &recs[i])
 			}
 			var lines []string
 			for _, o := range outs {
@@ -122,16 +146,31 @@ func TestPartitionScenarios(t *testing.T) {
 
 func TestPartitionIgnoresRedelivery(t *testing.T) {
 	p, _ := NewPartition(testConfig(), Checkpoint{})
-	r := usageRec("u1", 0, nil)
+	recs := inOrder([]Record{usageRec("u1", 0, nil), usageRec("u2", 0, nil), usageRec("u3", 0, nil), idleRec()})
+	// u2 again at the same keyed offset (a redelivery), u3 again at a new
+	// keyed offset but the same source offset (a re-keying stage that
+	// forwarded it twice).
+	redelivered := recs[1]
+	redelivered.Usage.InvocationID = "u2-redelivered"
+	again := recs[2]
+	again.Usage.InvocationID = "u3-again"
+	log := []Record{recs[0], recs[1], redelivered, recs[2], again, recs[3], recs[4]}
 	var outs []Output
-	outs = p.Process(outs, &r)
-	r2 := usageRec("u2", 0, nil) // same offset 0: a redelivery
-	outs = p.Process(outs, &r2)
-	tick := tickRec(time.Hour)
-	tick.Offset = 1
-	outs = p.Process(outs, &tick)
-	if len(outs) != 1 || outs[0].Rows[0].InvocationID != "u1" {
-		t.Fatalf("outputs %v, want u1 only", outs)
+	for i := range log {
+		if i >= 4 {
+			log[i].Offset = int64(i - 1)
+		}
+		outs = p.Process(outs, &log[i])
+	}
+	var ids []string
+	for _, o := range outs {
+		ids = append(ids, o.Rows[0].InvocationID)
+	}
+	if !slices.Equal(ids, []string{"u1", "u2", "u3"}) {
+		t.Fatalf("answered %v, want u1 u2 u3", ids)
+	}
+	if st := p.Stats(); st.Redelivered != 1 {
+		t.Errorf("%d redelivered, want 1", st.Redelivered)
 	}
 }
 
@@ -143,6 +182,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"zero grace", func(c *Config) { c.Grace = 0 }, "grace"},
 		{"horizon below grace", func(c *Config) { c.Horizon = time.Second }, "horizon"},
+		{"no idle", func(c *Config) { c.Idle = 0 }, "idle"},
 		{"bad match", func(c *Config) { c.Match.Ambiguity = "coin" }, "match.ambiguity"},
 	}
 	for _, tt := range tests {

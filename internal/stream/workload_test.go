@@ -135,37 +135,41 @@ func sameAnswer(a, b []schemas.Attribution) bool {
 	return true
 }
 
-// sourced interleaves what the worker adds to a keyed partition: every
-// progressEvery records, a progress report of each source (0: usage,
-// 1: agent logs) with the latest event time it forwarded, and every
-// markerEvery records a marker. At the end both sources report idle.
-// Offsets are renumbered.
+// sourced lays out a keyed partition as the worker writes it, from records
+// in arrival order: usage comes from source 0, agent logs from source 1,
+// each stamped with its arrival time (millisecond precision, never
+// decreasing along its source). Every progressEvery records each source
+// claims its latest stamp, every markerEvery records a marker is written,
+// and at the end both sources claim a day ahead, so that everything is
+// applied and the idle timers fire. Offsets are renumbered.
 func sourced(recs []Record, progressEvery, markerEvery int) []Record {
 	var out []Record
-	var maxT [2]time.Time
-	report := func(idle bool) {
+	var stamp [2]time.Time
+	var next [2]int64
+	report := func(ahead time.Duration) {
 		for src := range 2 {
-			if !maxT[src].IsZero() {
-				out = append(out, Record{Kind: KindProgress, Progress: Progress{Source: SourceID(src, 0), Sources: 2, Time: maxT[src], Idle: idle}})
+			if !stamp[src].IsZero() {
+				out = append(out, Record{Kind: KindProgress, Progress: Progress{Source: SourceID(src, 0), Sources: 2, Time: stamp[src].Add(ahead)}})
 			}
 		}
 	}
 	for i, r := range recs {
-		switch r.Kind {
-		case KindUsage:
-			maxT[0] = later(maxT[0], r.Usage.EventTime)
-		case KindAgent:
-			maxT[1] = later(maxT[1], r.Agent.End())
+		src := 0
+		if r.Kind == KindAgent {
+			src = 1
 		}
+		stamp[src] = later(stamp[src], r.SourceTime.Truncate(time.Millisecond))
+		r.Source, r.SourceOffset, r.Stamp = SourceID(src, 0), next[src], stamp[src]
+		next[src]++
 		out = append(out, r)
 		if i%progressEvery == progressEvery-1 {
-			report(false)
+			report(0)
 		}
 		if i%markerEvery == markerEvery-1 {
 			out = append(out, Record{Kind: KindMarker})
 		}
 	}
-	report(true)
+	report(24 * time.Hour)
 	for i := range out {
 		out[i].Offset = int64(i)
 	}

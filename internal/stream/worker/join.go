@@ -20,7 +20,7 @@ import (
 type joiner struct {
 	cfg     stream.Config
 	output  kafkasink.MessageWriter
-	ticks   kafkasink.MessageWriter
+	markers kafkasink.MessageWriter
 	dead    kafkasink.MessageWriter
 	keyed   string
 	flushAt int
@@ -41,7 +41,7 @@ func (j *joiner) open(_ context.Context, topic string, partition int, from kafka
 			// join state before them is gone, so answers start afresh there.
 			j.log.Warn("committed offset carries no obolus checkpoint; starting with empty join state",
 				"topic", topic, "partition", partition, "offset", from.Offset, "err", err)
-			c = stream.Checkpoint{Resume: from.Offset, Next: from.Offset}
+			c = stream.Checkpoint{Resume: from.Offset, Snapshot: from.Offset, Next: from.Offset}
 		}
 		cp, start = c, c.Resume
 	}
@@ -49,7 +49,8 @@ func (j *joiner) open(_ context.Context, topic string, partition int, from kafka
 	if err != nil {
 		return nil, 0, err
 	}
-	j.log.Info("join partition assigned", "partition", partition, "resume", cp.Resume, "replay_until", cp.Next, "watermark", cp.Watermark)
+	j.log.Info("join partition assigned", "partition", partition, "resume", cp.Resume, "snapshot", cp.Snapshot, "replay_until", cp.Next,
+		"watermark", p.Watermark())
 	return &joinPartition{j: j, topic: topic, partition: partition, part: p, prod: kafkasink.Producer{W: j.output}}, start, nil
 }
 
@@ -84,7 +85,6 @@ type joinPartition struct {
 	outs      []stream.Output
 	dead      []kafka.Message
 	firsts    []time.Time // source times of first answers awaiting acknowledgement
-	tickSent  bool
 	restated  int64
 	// marked is when a marker was last written; records counts the
 	// records other than markers handled since.
@@ -113,12 +113,7 @@ func (p *joinPartition) Handle(ctx context.Context, msgs []kafka.Message) error 
 			continue
 		}
 		p.rec.Offset = m.Offset
-		switch p.rec.Kind {
-		case stream.KindTick:
-			p.tickSent = false
-			p.records++
-		case stream.KindMarker:
-		default:
+		if p.rec.Kind != stream.KindMarker {
 			p.records++
 		}
 		p.outs = p.part.Process(p.outs[:0], &p.rec)
@@ -165,27 +160,9 @@ func (p *joinPartition) write(ctx context.Context) error {
 	return nil
 }
 
-// Idle writes a tick into the partition's own log when events are waiting:
-// the partition's watermark only moves with its records, so without new
-// input its last events would wait forever. Being in the log, the tick is
-// seen by any replay of the partition at the same place.
-func (p *joinPartition) Idle(ctx context.Context) error {
-	if p.tickSent {
-		return nil
-	}
-	t, ok := p.part.TickDue()
-	if !ok {
-		return nil
-	}
-	rec := stream.Record{Kind: stream.KindTick, Tick: t}
-	err := p.j.ticks.WriteMessages(ctx, kafka.Message{Partition: p.partition, Value: stream.AppendRecord(nil, &rec)})
-	if err != nil {
-		return fmt.Errorf("write tick to %s/%d: %w", p.topic, p.partition, err)
-	}
-	p.tickSent = true
-	p.j.log.Debug("idle partition: tick written", "partition", p.partition, "watermark", t)
-	return nil
-}
+// Idle does nothing: what an idle input means for the join arrives as the
+// input's progress claims, in the keyed log, where a replay sees them too.
+func (p *joinPartition) Idle(context.Context) error { return nil }
 
 func (p *joinPartition) Flush(ctx context.Context) (kafkaingest.Commit, error) {
 	if err := p.write(ctx); err != nil {
@@ -193,7 +170,7 @@ func (p *joinPartition) Flush(ctx context.Context) (kafkaingest.Commit, error) {
 	}
 	if p.records > 0 && time.Since(p.marked) >= markerEvery {
 		rec := stream.Record{Kind: stream.KindMarker}
-		if err := p.j.ticks.WriteMessages(ctx, kafka.Message{Partition: p.partition, Value: stream.AppendRecord(nil, &rec)}); err != nil {
+		if err := p.j.markers.WriteMessages(ctx, kafka.Message{Partition: p.partition, Value: stream.AppendRecord(nil, &rec)}); err != nil {
 			return kafkaingest.Commit{}, fmt.Errorf("write marker to %s/%d: %w", p.topic, p.partition, err)
 		}
 		p.marked, p.records = time.Now(), 0
@@ -209,7 +186,7 @@ func (p *joinPartition) Close() error {
 	return nil
 }
 
-// explicitPartition routes a message to the partition it names, for ticks.
+// explicitPartition routes a message to the partition it names, for markers.
 type explicitPartition struct{}
 
 func (explicitPartition) Balance(m kafka.Message, partitions ...int) int {

@@ -32,6 +32,21 @@ func newMetrics(w *Worker) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	merge, err := meter.Float64ObservableGauge("obolus.stream.merge_delay", metric.WithUnit("s"),
+		metric.WithDescription("Wall clock minus the merge position, per keyed partition: how far behind the slowest input's claims hold the join"))
+	if err != nil {
+		return nil, err
+	}
+	buffered, err := meter.Int64ObservableGauge("obolus.stream.merge_buffered", metric.WithUnit("{record}"),
+		metric.WithDescription("Records waiting, per keyed partition, for every input to claim past their stamp"))
+	if err != nil {
+		return nil, err
+	}
+	clamped, err := meter.Int64ObservableCounter("obolus.stream.clamped_records", metric.WithUnit("{record}"),
+		metric.WithDescription("Records that became readable after every input had claimed past their stamp (a producer slower than stream.producer_delay); their answers may depend on timing"))
+	if err != nil {
+		return nil, err
+	}
 	m.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for _, p := range w.status.Partitions() {
 			o.ObserveInt64(lag, p.Lag, metric.WithAttributes(attribute.String("group", p.Group),
@@ -40,13 +55,19 @@ func newMetrics(w *Worker) (*metrics, error) {
 		if w.join != nil {
 			now := time.Now()
 			for p, s := range w.join.Stats() {
+				part := metric.WithAttributes(attribute.Int("partition", p))
 				if !s.Watermark.IsZero() {
-					o.ObserveFloat64(watermark, now.Sub(s.Watermark).Seconds(), metric.WithAttributes(attribute.Int("partition", p)))
+					o.ObserveFloat64(watermark, now.Sub(s.Watermark).Seconds(), part)
 				}
+				if !s.Position.IsZero() {
+					o.ObserveFloat64(merge, now.Sub(s.Position).Seconds(), part)
+				}
+				o.ObserveInt64(buffered, int64(s.Buffered), part)
+				o.ObserveInt64(clamped, s.Clamped, part)
 			}
 		}
 		return nil
-	}, lag, watermark)
+	}, lag, watermark, merge, buffered, clamped)
 	if err != nil {
 		return nil, err
 	}

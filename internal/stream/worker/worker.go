@@ -36,7 +36,7 @@ import (
 type Config struct {
 	Options kafkaingest.Options
 	Stream  config.Stream
-	// Join configures the windowed join; Grace and Horizon come from Stream.
+	// Join configures the windowed join; Grace, Horizon and Idle come from Stream.
 	Join stream.Config
 	// ServicePrincipals maps agent endpoints to service principals.
 	ServicePrincipals map[string]string
@@ -76,8 +76,7 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	cfg.Join.Grace, cfg.Join.Horizon = cfg.Stream.Grace, cfg.Stream.Horizon
-	cfg.Join.FollowSources = true
+	cfg.Join.Grace, cfg.Join.Horizon, cfg.Join.Idle = cfg.Stream.Grace, cfg.Stream.Horizon, cfg.Stream.IdleFlush
 	if cfg.Join.RunID == "" {
 		cfg.Join.RunID = "stream:" + cfg.Stream.Group
 	}
@@ -186,6 +185,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			Progress:        writer(s.Topics.Keyed, explicitPartition{}),
 			KeyedPartitions: counts[s.Topics.Keyed],
 			Sources:         counts[s.Topics.Usage] + counts[s.Topics.Agents],
+			ProducerDelay:   s.ProducerDelay,
 			FlushAt:         500,
 			Counts:          w.rekeyN,
 			Log:             w.log.With("stage", config.StageRekey),
@@ -195,10 +195,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if s.HasStage(config.StageJoin) {
 		w.join = &joiner{
 			cfg: w.cfg.Join, keyed: s.Topics.Keyed, flushAt: 2000, log: w.log.With("stage", config.StageJoin), metrics: w.metrics,
-			output: writer(s.Topics.Output, &kafka.Hash{}),
-			ticks:  writer(s.Topics.Keyed, explicitPartition{}),
-			dead:   writer(s.Topics.DeadLetter, &kafka.Hash{}),
-			stats:  map[int]stream.Stats{},
+			output:  writer(s.Topics.Output, &kafka.Hash{}),
+			markers: writer(s.Topics.Keyed, explicitPartition{}),
+			dead:    writer(s.Topics.DeadLetter, &kafka.Hash{}),
+			stats:   map[int]stream.Stats{},
 		}
 		newGroup(config.StageJoin, []string{s.Topics.Keyed}, w.join.open)
 	}
@@ -280,14 +280,19 @@ type Report struct {
 
 // JoinStatus is one keyed partition's join state.
 type JoinStatus struct {
-	Watermark     time.Time `json:"watermark"`
-	Pending       int       `json:"pending"`
-	Open          int       `json:"open"`
-	AgentRequests int       `json:"agent_requests"`
-	Emitted       int64     `json:"emitted"`
-	Restated      int64     `json:"restated"`
-	Duplicates    int64     `json:"duplicates"`
-	TooLate       int64     `json:"too_late"`
+	Watermark time.Time `json:"watermark"`
+	// Position is how far, in message time, the sources have been merged.
+	Position time.Time `json:"position"`
+	// Buffered records wait for a slower source to claim past them.
+	Buffered      int   `json:"buffered"`
+	Clamped       int64 `json:"clamped"`
+	Pending       int   `json:"pending"`
+	Open          int   `json:"open"`
+	AgentRequests int   `json:"agent_requests"`
+	Emitted       int64 `json:"emitted"`
+	Restated      int64 `json:"restated"`
+	Duplicates    int64 `json:"duplicates"`
+	TooLate       int64 `json:"too_late"`
 }
 
 // Status describes what the worker is doing.
@@ -312,7 +317,7 @@ func (w *Worker) Status() Report {
 	if w.join != nil {
 		r.Join = map[int]JoinStatus{}
 		for p, s := range w.join.Stats() {
-			r.Join[p] = JoinStatus{Watermark: s.Watermark, Pending: s.Pending, Open: s.Open, AgentRequests: s.AgentRequests,
+			r.Join[p] = JoinStatus{Watermark: s.Watermark, Position: s.Position, Buffered: s.Buffered, Clamped: s.Clamped, Pending: s.Pending, Open: s.Open, AgentRequests: s.AgentRequests,
 				Emitted: s.Emitted, Restated: s.Restated, Duplicates: s.Duplicates, TooLate: s.TooLate}
 		}
 	}
