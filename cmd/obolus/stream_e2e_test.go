@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -60,21 +62,29 @@ func TestStreamCrashSafety(t *testing.T) {
 	replayed := make(chan error, 1)
 	go func() { replayed <- f.replay(ctx, 8000) }()
 	args := []string{"stream", "--config", f.config, "--group", "crash", "--duckdb"}
-	w := f.startChild("worker", args...)
+	start := func(i int) *child {
+		t.Setenv("OBOLUS_STREAM_CLIENT_ID", fmt.Sprintf("worker-%d", i))
+		return f.startChild("worker", args...)
+	}
+	w := start(0)
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 3))
+	var expiring sync.WaitGroup
 	for i := range 4 {
-		// Killed while its groups settle, a member is never expired by
-		// kfake (it arms no session timer for a member whose JoinGroup
-		// answer could not be delivered); a real broker would expire it.
-		// So each kill lands at a random point once the worker runs.
-		waitReady(t, 60*time.Second, w)
-		d := time.Duration(rng.IntN(1200)) * time.Millisecond
+		// Any point: while the worker starts, joins its groups, replays
+		// its checkpoints, or runs. Half the kills land in the first
+		// second, where the groups are still settling.
+		d := time.Duration(rng.IntN(1000)) * time.Millisecond
+		if rng.IntN(2) == 0 {
+			d += time.Duration(rng.IntN(2500)) * time.Millisecond
+		}
 		time.Sleep(d)
-		t.Logf("kill %d, %s after the worker settled (seed %d)", i+1, d, seed)
+		t.Logf("kill %d, %s after the worker started (seed %d)", i+1, d, seed)
 		w.kill(t)
-		w = f.startChild("worker", args...)
+		expiring.Go(func() { f.expireMembers(t, fmt.Sprintf("worker-%d", i), "crash.rekey", "crash.join", "crash.load") })
+		w = start(i + 1)
 	}
+	expiring.Wait()
 	if err := <-replayed; err != nil {
 		t.Fatal(err)
 	}

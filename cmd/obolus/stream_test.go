@@ -91,6 +91,43 @@ func newStreamFixture(t *testing.T, cfg synth.Config) *streamFixture {
 	return f
 }
 
+// expireMembers does, for a killed worker's group members, what a broker
+// does once their session timeout has passed: removes them. kfake (the
+// in-process broker) never expires a member that was killed while it
+// joined its group (its JoinGroup or SyncGroup answer could not be
+// delivered), so that member keeps its partitions forever, which a real
+// broker would not allow. After the session timeout and the rebalance
+// timeout, any member still listed under the dead worker's client id is
+// removed with LeaveGroup, and the test says so.
+func (f *streamFixture) expireMembers(t *testing.T, clientID string, groups ...string) {
+	time.Sleep(2*time.Second + 4*time.Second + time.Second) // session + rebalance timeout of f.env, and a margin
+	cl := &kafka.Client{Addr: kafka.TCP(f.broker.Addr()), Timeout: 10 * time.Second}
+	resp, err := cl.DescribeGroups(context.Background(), &kafka.DescribeGroupsRequest{GroupIDs: groups})
+	if err != nil {
+		t.Errorf("describe groups: %v", err)
+		return
+	}
+	for _, g := range resp.Groups {
+		var dead []kafka.LeaveGroupRequestMember
+		for _, m := range g.Members {
+			if m.ClientID == clientID {
+				dead = append(dead, kafka.LeaveGroupRequestMember{ID: m.MemberID})
+			}
+		}
+		if len(dead) == 0 {
+			continue
+		}
+		t.Logf("group %s: the broker did not expire %d member(s) of killed %s within the session timeout; removing them", g.GroupID, len(dead), clientID)
+		lr, err := cl.LeaveGroup(context.Background(), &kafka.LeaveGroupRequest{GroupID: g.GroupID, Members: dead})
+		if err == nil {
+			err = lr.Error
+		}
+		if err != nil {
+			t.Errorf("remove dead members of %s from %s: %v", clientID, g.GroupID, err)
+		}
+	}
+}
+
 // setenv applies the fixture's settings to this process, for in-process runs.
 func (f *streamFixture) setenv() {
 	for _, kv := range f.env {

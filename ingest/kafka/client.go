@@ -9,6 +9,7 @@
 package kafkaingest
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -38,7 +39,7 @@ type Options struct {
 // NewOptions builds connection options from the stream configuration: the
 // TLS configuration from its files, the SASL mechanism from its credentials.
 func NewOptions(s config.Stream) (Options, error) {
-	o := Options{Brokers: s.Brokers, ClientID: "obolus"}
+	o := Options{Brokers: s.Brokers, ClientID: cmp.Or(s.ClientID, "obolus")}
 	if s.TLS.Enabled {
 		t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.InsecureSkipVerify} //nolint:gosec // opt-in, for test clusters
 		if s.TLS.CAFile != "" {

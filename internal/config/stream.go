@@ -71,8 +71,11 @@ type StreamSASL struct {
 type Stream struct {
 	Brokers []string `mapstructure:"brokers"`
 	// Group prefixes the consumer groups: <group>.rekey, <group>.join, <group>.load.
-	Group  string       `mapstructure:"group"`
-	Topics StreamTopics `mapstructure:"topics"`
+	Group string `mapstructure:"group"`
+	// ClientID names this process to the brokers (their logs, quotas and
+	// group descriptions); a pod name is a good choice.
+	ClientID string       `mapstructure:"client_id"`
+	Topics   StreamTopics `mapstructure:"topics"`
 	// CreateTopics creates missing topics with Partitions partitions at start.
 	CreateTopics bool `mapstructure:"create_topics"`
 	Partitions   int  `mapstructure:"partitions"`
@@ -115,6 +118,7 @@ type Stream struct {
 func StreamDefaults(v *viper.Viper) {
 	v.SetDefault("stream.brokers", []string{"127.0.0.1:9092"})
 	v.SetDefault("stream.group", "obolus")
+	v.SetDefault("stream.client_id", "obolus")
 	v.SetDefault("stream.topics.usage", "obolus.usage")
 	v.SetDefault("stream.topics.agents", "obolus.agent_requests")
 	v.SetDefault("stream.topics.keyed", "obolus.keyed")

@@ -249,7 +249,9 @@ func simRun(t *testing.T, cfg Config, log []Record, rng *rand.Rand, crashes int)
 }
 
 // answerKey identifies an answer: invocation and version.
-func answerID(o Output) string { return fmt.Sprintf("%s/%d", o.Rows[0].InvocationID, o.Rows[0].Version) }
+func answerID(o Output) string {
+	return fmt.Sprintf("%s/%d", o.Rows[0].InvocationID, o.Rows[0].Version)
+}
 
 // TestSimulation checks the join's determinism without Kafka or goroutines:
 // for each seed, a workload spread over random input partitions is written
