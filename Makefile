@@ -4,7 +4,7 @@ BIN       := bin/obolus
 DEMO_DIR  ?= demo
 export CGO_ENABLED := 1
 
-.PHONY: all build demo test test-short bench bench-micro bench-e2e vet fmt clean
+.PHONY: all build demo test test-short stress bench bench-micro bench-e2e vet fmt clean
 
 all: build
 
@@ -26,6 +26,30 @@ test:
 
 test-short:
 	$(GO) test -short -count=1 ./...
+
+# stress: the end-to-end stream tests STRESS_RUNS times in a row while every
+# CPU is saturated (stress-ng, installed with apt-get when missing and
+# possible; otherwise one `yes` per CPU). Prints the pass count; fails on
+# any failure. A test that passes idle and fails loaded has found a bug.
+STRESS_RUNS ?= 20
+STRESS_TESTS := TestStreamMatchesBatch|TestStreamCrashSafety|TestStreamTwoWorkers
+stress:
+	@set -u; \
+	if ! command -v stress-ng >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null 2>&1 || true; fi; \
+	$(GO) test -c -o bin/obolus.test ./cmd/obolus || exit 1; \
+	n=$$(nproc); \
+	if command -v stress-ng >/dev/null; then stress-ng --cpu $$n --quiet & hog=$$!; echo "hog: stress-ng --cpu $$n"; \
+	else (for i in $$(seq $$n); do yes >/dev/null & done; wait) & hog=$$!; echo "hog: $$n x yes"; fi; \
+	trap 'kill $$hog 2>/dev/null; pkill -P $$hog 2>/dev/null; pkill -x yes 2>/dev/null' EXIT; \
+	pass=0; \
+	for i in $$(seq $(STRESS_RUNS)); do \
+		if (cd cmd/obolus && ../../bin/obolus.test -test.run '$(STRESS_TESTS)' -test.count 1 -test.timeout 15m > ../../bin/stress-$$i.log 2>&1); \
+		then pass=$$((pass+1)); echo "run $$i: pass"; \
+		else echo "run $$i: FAIL (bin/stress-$$i.log)"; grep -E '^\s+(stream|kafka).*_test.go|^--- FAIL' bin/stress-$$i.log | head -20; fi; \
+	done; \
+	echo "stress: $$pass of $(STRESS_RUNS) runs passed under CPU saturation"; \
+	[ $$pass = $(STRESS_RUNS) ]
 
 # bench: every hot-path benchmark, each printing its throughput as a ratio
 # against the limit measured in the same run (x_… metrics). Micro benchmarks

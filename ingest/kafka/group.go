@@ -12,6 +12,11 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
+// BatchMax is the most messages one Handle call gets. A call with fewer
+// means the handler has everything fetched so far: a handler that buffers
+// writes should write then, so that a trickle of input is not held back.
+const BatchMax = 512
+
 // Handler processes one assigned partition. A Group calls its methods from
 // one goroutine.
 type Handler interface {
@@ -230,7 +235,7 @@ func (g *Group) runPartition(ctx context.Context, log *slog.Logger, gen *kafka.G
 	defer ticker.Stop()
 	idle := time.NewTimer(g.IdleAfter)
 	defer idle.Stop()
-	batch := make([]kafka.Message, 0, 512)
+	batch := make([]kafka.Message, 0, BatchMax)
 	for {
 		select {
 		case <-ctx.Done():

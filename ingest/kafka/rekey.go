@@ -47,6 +47,11 @@ type Rekeyer struct {
 	Dead    MessageWriter
 	// Progress writes to the keyed partition each message names.
 	Progress MessageWriter
+	// Route, when set, picks a key's keyed partition; the record names it
+	// (Keyed must then write to the partition a message names). A record is
+	// itself a claim for its partition, so claims then go only to the
+	// partitions the last records did not reach.
+	Route func(key []byte) int
 	// KeyedPartitions is the keyed topic's partition count; Sources the
 	// input topics' partition count together.
 	KeyedPartitions int
@@ -72,7 +77,11 @@ func (rk *Rekeyer) Open(_ context.Context, topic string, partition int, from Com
 	if topic == rk.Decoder.AgentsTopic {
 		idx = 1
 	}
-	p := &rekeyPartition{rk: rk, next: -1, source: stream.SourceID(idx, partition), stamp: math.MinInt64, claim: math.MinInt64, sent: math.MinInt64}
+	p := &rekeyPartition{rk: rk, next: -1, source: stream.SourceID(idx, partition), stamp: math.MinInt64, claim: math.MinInt64, sent: math.MinInt64,
+		told: make([]int64, rk.KeyedPartitions)}
+	for k := range p.told {
+		p.told[k] = math.MinInt64
+	}
 	if from.Offset >= 0 {
 		stamp, err := parseRekeyCommit(from.Metadata)
 		if err != nil {
@@ -114,6 +123,8 @@ type rekeyPartition struct {
 	// claim what may be claimed once the buffered records are written;
 	// sent the claim last broadcast.
 	stamp, claim, sent int64
+	// told is, per keyed partition, the claim it has been written.
+	told []int64
 }
 
 func (p *rekeyPartition) now() time.Time {
@@ -147,7 +158,14 @@ func (p *rekeyPartition) Handle(ctx context.Context, msgs []kafka.Message) error
 			}
 			start := len(p.buf)
 			p.buf = stream.AppendRecord(p.buf, &rec)
-			p.keyed = append(p.keyed, kafka.Message{Key: []byte(key), Value: p.buf[start:len(p.buf):len(p.buf)], Time: m.Time})
+			km := kafka.Message{Key: []byte(key), Value: p.buf[start:len(p.buf):len(p.buf)], Time: m.Time}
+			if p.rk.Route != nil {
+				if k := p.rk.Route(km.Key); k >= 0 && k < len(p.told) {
+					km.Partition = k
+					p.told[k] = max(p.told[k], p.stamp)
+				}
+			}
+			p.keyed = append(p.keyed, km)
 			if rec.Kind == stream.KindUsage {
 				p.rk.Counts.Usage.Add(1)
 			} else {
@@ -157,7 +175,7 @@ func (p *rekeyPartition) Handle(ctx context.Context, msgs []kafka.Message) error
 		p.next = m.Offset + 1
 	}
 	p.claim = max(p.claim, p.stamp)
-	if len(p.keyed)+len(p.dead) >= p.rk.FlushAt {
+	if n := len(p.keyed) + len(p.dead); n >= p.rk.FlushAt || len(msgs) < BatchMax {
 		return p.write(ctx)
 	}
 	return nil
@@ -190,12 +208,19 @@ func (p *rekeyPartition) broadcast(ctx context.Context) error {
 	pr := stream.Progress{Source: p.source, Sources: uint32(p.rk.Sources), Time: time.UnixMilli(p.claim).UTC()}
 	rec := stream.Record{Kind: stream.KindProgress, Progress: pr}
 	val := stream.AppendRecord(nil, &rec)
-	msgs := make([]kafka.Message, p.rk.KeyedPartitions)
-	for i := range msgs {
-		msgs[i] = kafka.Message{Partition: i, Value: val}
+	var msgs []kafka.Message
+	for k := range p.told {
+		if p.told[k] < p.claim {
+			msgs = append(msgs, kafka.Message{Partition: k, Value: val})
+		}
 	}
-	if err := p.rk.Progress.WriteMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("write progress to %d keyed partitions: %w", len(msgs), err)
+	if len(msgs) > 0 {
+		if err := p.rk.Progress.WriteMessages(ctx, msgs...); err != nil {
+			return fmt.Errorf("write progress to %d keyed partitions: %w", len(msgs), err)
+		}
+	}
+	for k := range p.told {
+		p.told[k] = max(p.told[k], p.claim)
 	}
 	p.sent = p.claim
 	return nil

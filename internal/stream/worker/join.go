@@ -131,7 +131,7 @@ func (p *joinPartition) Handle(ctx context.Context, msgs []kafka.Message) error 
 			}
 		}
 	}
-	if p.prod.Buffered() >= p.j.flushAt {
+	if n := p.prod.Buffered(); n >= p.j.flushAt || n > 0 && len(msgs) < kafkaingest.BatchMax {
 		return p.write(ctx)
 	}
 	return nil

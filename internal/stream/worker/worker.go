@@ -180,9 +180,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		rk := &kafkaingest.Rekeyer{
 			Decoder: &kafkaingest.Decoder{UsageTopic: s.Topics.Usage, AgentsTopic: s.Topics.Agents,
 				ServicePrincipals: w.cfg.ServicePrincipals, MaxBytes: s.MaxMessageBytes, MaxFuture: s.MaxFuture},
-			Keyed:           writer(s.Topics.Keyed, &kafka.Hash{}),
+			Keyed:           writer(s.Topics.Keyed, explicitPartition{}),
 			Dead:            writer(s.Topics.DeadLetter, &kafka.Hash{}),
 			Progress:        writer(s.Topics.Keyed, explicitPartition{}),
+			Route:           keyedRoute(counts[s.Topics.Keyed]),
 			KeyedPartitions: counts[s.Topics.Keyed],
 			Sources:         counts[s.Topics.Usage] + counts[s.Topics.Agents],
 			ProducerDelay:   s.ProducerDelay,
@@ -227,6 +228,22 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("stream stopped", "rekeyed_usage", w.rekeyN.Usage.Load(), "rekeyed_agents", w.rekeyN.Agents.Load(),
 		"dead_letters", w.rekeyN.Dead.Load(), "loaded_answers", w.loadN.Answers.Load())
 	return err
+}
+
+// keyedRoute is a key's keyed partition: kafka.Hash's choice (FNV-1a of the
+// service principal), the partitioning the keyed topic has always had.
+func keyedRoute(partitions int) func([]byte) int {
+	parts := make([]int, partitions)
+	for i := range parts {
+		parts[i] = i
+	}
+	h := &kafka.Hash{}
+	var mu sync.Mutex
+	return func(key []byte) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return h.Balance(kafka.Message{Key: key}, parts...)
+	}
 }
 
 func (w *Worker) setRunning(on bool, err error) {
