@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,14 @@ type Rekeyer struct {
 	ProducerDelay time.Duration
 	// Clock is now; nil means time.Now.
 	Clock func() time.Time
+	// MaxLead bounds, in message time, how far an input partition's claim
+	// may run ahead of the least claim among the partitions this process
+	// re-keys (0: no bound). The join buffers what arrives ahead of the
+	// slowest input, so this bounds its memory while a backlog drains.
+	MaxLead time.Duration
+
+	mu     sync.Mutex
+	claims map[*rekeyPartition]int64
 	// FlushAt writes buffered messages once this many are waiting.
 	FlushAt int
 	Counts  *RekeyCounts
@@ -82,6 +91,7 @@ func (rk *Rekeyer) Open(_ context.Context, topic string, partition int, from Com
 	for k := range p.told {
 		p.told[k] = math.MinInt64
 	}
+	rk.setClaim(p, math.MinInt64, true)
 	if from.Offset >= 0 {
 		stamp, err := parseRekeyCommit(from.Metadata)
 		if err != nil {
@@ -134,7 +144,53 @@ func (p *rekeyPartition) now() time.Time {
 	return time.Now()
 }
 
+// minClaim is the least claim among the partitions this process re-keys.
+func (rk *Rekeyer) minClaim() int64 {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	m := int64(math.MaxInt64)
+	for _, c := range rk.claims {
+		m = min(m, c)
+	}
+	return m
+}
+
+func (rk *Rekeyer) setClaim(p *rekeyPartition, c int64, open bool) {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	if rk.claims == nil {
+		rk.claims = map[*rekeyPartition]int64{}
+	}
+	if open {
+		rk.claims[p] = c
+	} else {
+		delete(rk.claims, p)
+	}
+}
+
+// waitForSlowest holds a partition whose claim has run MaxLead ahead of the
+// slowest one. The slowest never waits, so all make progress.
+func (p *rekeyPartition) waitForSlowest(ctx context.Context) error {
+	lead := p.rk.MaxLead.Milliseconds()
+	if lead <= 0 || p.claim == math.MinInt64 {
+		return nil
+	}
+	for {
+		if m := p.rk.minClaim(); m == math.MaxInt64 || m != math.MinInt64 && p.claim-m <= lead {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 func (p *rekeyPartition) Handle(ctx context.Context, msgs []kafka.Message) error {
+	if err := p.waitForSlowest(ctx); err != nil {
+		return err
+	}
 	for i := range msgs {
 		m := &msgs[i]
 		if !m.Time.IsZero() {
@@ -223,6 +279,7 @@ func (p *rekeyPartition) broadcast(ctx context.Context) error {
 		p.told[k] = max(p.told[k], p.claim)
 	}
 	p.sent = p.claim
+	p.rk.setClaim(p, p.claim, true)
 	return nil
 }
 
@@ -248,4 +305,7 @@ func (p *rekeyPartition) Flush(ctx context.Context) (Commit, error) {
 	return c, nil
 }
 
-func (p *rekeyPartition) Close() error { return nil }
+func (p *rekeyPartition) Close() error {
+	p.rk.setClaim(p, 0, false)
+	return nil
+}

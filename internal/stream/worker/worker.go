@@ -187,6 +187,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			KeyedPartitions: counts[s.Topics.Keyed],
 			Sources:         counts[s.Topics.Usage] + counts[s.Topics.Agents],
 			ProducerDelay:   s.ProducerDelay,
+			MaxLead:         rekeyMaxLead,
 			FlushAt:         500,
 			Counts:          w.rekeyN,
 			Log:             w.log.With("stage", config.StageRekey),
@@ -229,6 +230,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		"dead_letters", w.rekeyN.Dead.Load(), "loaded_answers", w.loadN.Answers.Load())
 	return err
 }
+
+// rekeyMaxLead bounds how far, in message time, one input partition is
+// re-keyed ahead of the slowest in the process: the join holds what arrives
+// ahead of the slowest input in memory until it catches up.
+const rekeyMaxLead = 2 * time.Second
 
 // keyedRoute is a key's keyed partition: kafka.Hash's choice (FNV-1a of the
 // service principal), the partitioning the keyed topic has always had.
