@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -275,16 +276,30 @@ func startBenchWorker(b *testing.B, addr, dir string, run benchRun) (*exec.Cmd, 
 	return cmd, began
 }
 
-// stopBenchWorker stops the worker cleanly and returns its peak RSS in bytes.
+// stopBenchWorker stops the worker cleanly and returns its peak RSS in
+// bytes: VmHWM from /proc, read just before it stops. (The child's rusage
+// maxrss is not used: on Linux it can carry the parent's RSS from before
+// exec, and the parent here holds the broker's topics.)
 func stopBenchWorker(b *testing.B, cmd *exec.Cmd) int64 {
+	var hwm int64
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)); err == nil {
+		for line := range strings.SplitSeq(string(st), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				hwm = kb * 1024
+			}
+		}
+	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		b.Errorf("worker exited with %v after SIGTERM", err)
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss * 1024
+	if hwm == 0 {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			hwm = ru.Maxrss * 1024
+		}
 	}
-	return 0
+	return hwm
 }
 
 // waitAnswers waits until the output topic holds answers for want invocations.
