@@ -91,7 +91,7 @@ func (rk *Rekeyer) Open(_ context.Context, topic string, partition int, from Com
 	for k := range p.told {
 		p.told[k] = math.MinInt64
 	}
-	rk.setClaim(p, math.MinInt64, true)
+	rk.setClaim(p, math.MinInt64)
 	if from.Offset >= 0 {
 		stamp, err := parseRekeyCommit(from.Metadata)
 		if err != nil {
@@ -155,17 +155,19 @@ func (rk *Rekeyer) minClaim() int64 {
 	return m
 }
 
-func (rk *Rekeyer) setClaim(p *rekeyPartition, c int64, open bool) {
+func (rk *Rekeyer) setClaim(p *rekeyPartition, c int64) {
 	rk.mu.Lock()
 	defer rk.mu.Unlock()
 	if rk.claims == nil {
 		rk.claims = map[*rekeyPartition]int64{}
 	}
-	if open {
-		rk.claims[p] = c
-	} else {
-		delete(rk.claims, p)
-	}
+	rk.claims[p] = c
+}
+
+func (rk *Rekeyer) dropClaim(p *rekeyPartition) {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	delete(rk.claims, p)
 }
 
 // waitForSlowest holds a partition whose claim has run MaxLead ahead of the
@@ -279,7 +281,7 @@ func (p *rekeyPartition) broadcast(ctx context.Context) error {
 		p.told[k] = max(p.told[k], p.claim)
 	}
 	p.sent = p.claim
-	p.rk.setClaim(p, p.claim, true)
+	p.rk.setClaim(p, p.claim)
 	return nil
 }
 
@@ -306,6 +308,6 @@ func (p *rekeyPartition) Flush(ctx context.Context) (Commit, error) {
 }
 
 func (p *rekeyPartition) Close() error {
-	p.rk.setClaim(p, 0, false)
+	p.rk.dropClaim(p)
 	return nil
 }

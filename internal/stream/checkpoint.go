@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -160,13 +161,18 @@ func (p *Partition) takeSnapshot(off int64) {
 	if m, ok := p.bufLive.min(); ok {
 		minBuf = min(m, off)
 	}
+	p.snaps = append(p.snaps, snapshot{off: off, minBuf: minBuf, cp: p.state()})
+}
+
+// state is the partition's state as a Checkpoint, offsets unset.
+func (p *Partition) state() Checkpoint {
 	c := Checkpoint{Watermark: p.wm, MaxSeen: p.maxSeen, Position: p.pos, LastData: p.lastData, Armed: p.armed,
 		NumSources: p.nsrc, Sources: make([]SourceState, 0, len(p.srcs))}
 	for id, s := range p.srcs {
 		c.Sources = append(c.Sources, SourceState{Source: id, Claim: s.claim, Applied: s.applied})
 	}
-	slices.SortFunc(c.Sources, func(a, b SourceState) int { return int(int64(a.Source) - int64(b.Source)) })
-	p.snaps = append(p.snaps, snapshot{off: off, minBuf: minBuf, cp: c})
+	slices.SortFunc(c.Sources, func(a, b SourceState) int { return cmp.Compare(a.Source, b.Source) })
+	return c
 }
 
 // Checkpoint says where a replay must start to rebuild this state: the

@@ -74,7 +74,7 @@ func stampOf(t time.Time) int64 {
 //
 // Usage and agent records are not applied on arrival: they wait until every
 // source has claimed past their stamp, and are then applied in (stamp,
-// source, source offset) order. That order, and so every answer and its
+// arrival, source, source offset) order (bufHeap). That order, and so every answer and its
 // version, depends only on the input partitions, never on how the sources
 // interleaved in the keyed partition.
 func (p *Partition) Process(dst []Output, r *Record) []Output {

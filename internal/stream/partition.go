@@ -197,10 +197,8 @@ func NewPartition(cfg Config, from Checkpoint) (*Partition, error) {
 		p.lastOpen = p.wm - int64(cfg.Horizon)
 		p.lastEvict = p.lastOpen - p.margin()
 	}
-	cp := from
-	cp.Resume, cp.Snapshot, cp.Next = 0, 0, 0
-	cp.Watermark, cp.MaxSeen, cp.Position, cp.LastData, cp.Armed = p.wm, p.maxSeen, p.pos, p.lastData, p.armed
-	p.snaps = []snapshot{{off: from.Snapshot, minBuf: from.Resume, cp: cp}}
+	// Until the replay reaches the snapshot, a checkpoint is the one it started from.
+	p.snaps = []snapshot{{off: from.Snapshot, minBuf: from.Resume, cp: p.state()}}
 	return p, nil
 }
 

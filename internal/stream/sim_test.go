@@ -248,7 +248,7 @@ func simRun(t *testing.T, cfg Config, log []Record, rng *rand.Rand, crashes int)
 	}
 }
 
-// answerKey identifies an answer: invocation and version.
+// answerID identifies an answer: invocation and version.
 func answerID(o Output) string {
 	return fmt.Sprintf("%s/%d", o.Rows[0].InvocationID, o.Rows[0].Version)
 }

@@ -243,13 +243,10 @@ func keyedRoute(partitions int) func([]byte) int {
 	for i := range parts {
 		parts[i] = i
 	}
+	// With no Hasher set, kafka.Hash takes its hasher from a pool: safe for
+	// the rekey partitions to call concurrently, without a lock.
 	h := &kafka.Hash{}
-	var mu sync.Mutex
-	return func(key []byte) int {
-		mu.Lock()
-		defer mu.Unlock()
-		return h.Balance(kafka.Message{Key: key}, parts...)
-	}
+	return func(key []byte) int { return h.Balance(kafka.Message{Key: key}, parts...) }
 }
 
 func (w *Worker) setRunning(on bool, err error) {
