@@ -68,6 +68,7 @@ func TestStreamValidate(t *testing.T) {
 		{"same topic twice", "stream: {topics: {output: obolus.usage}}", "stream.topics.output"},
 		{"horizon below grace", "stream: {grace: 2h}", "stream.horizon"},
 		{"zero idle flush", "stream: {idle_flush: 0s}", "stream.idle_flush"},
+		{"zero producer delay", "stream: {producer_delay: 0s}", "stream.producer_delay"},
 		{"tiny max message", "stream: {max_message_bytes: 10}", "stream.max_message_bytes"},
 		{"unknown stage", "stream: {stages: [rekey, shuffle]}", "stream.stages[1]"},
 		{"bad http", "stream: {http: localhost}", "stream.http"},
