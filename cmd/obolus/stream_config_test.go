@@ -67,6 +67,7 @@ func TestStreamValidate(t *testing.T) {
 		{"bad topic", "stream: {topics: {usage: 'a b'}}", "stream.topics.usage"},
 		{"same topic twice", "stream: {topics: {output: obolus.usage}}", "stream.topics.output"},
 		{"horizon below grace", "stream: {grace: 2h}", "stream.horizon"},
+		{"agent retention below horizon", "stream: {horizon: 8h}", "stream.agent_retention"},
 		{"zero idle flush", "stream: {idle_flush: 0s}", "stream.idle_flush"},
 		{"zero producer delay", "stream: {producer_delay: 0s}", "stream.producer_delay"},
 		{"tiny max message", "stream: {max_message_bytes: 10}", "stream.max_message_bytes"},

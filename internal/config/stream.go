@@ -86,6 +86,9 @@ type Stream struct {
 	Grace time.Duration `mapstructure:"grace"`
 	// Horizon is how long an attributed event stays open for restatement.
 	Horizon time.Duration `mapstructure:"horizon"`
+	// AgentRetention is how long, in usage event time, agent requests are
+	// held behind the watermark for usage that arrives later than Horizon.
+	AgentRetention time.Duration `mapstructure:"agent_retention"`
 	// IdleFlush is how long an input partition must be quiet and read to
 	// its end before it claims to be idle, and how long, in message time,
 	// a keyed partition may get no record before its waiting events are
@@ -129,6 +132,7 @@ func StreamDefaults(v *viper.Viper) {
 	v.SetDefault("stream.agents", []map[string]any{})
 	v.SetDefault("stream.grace", 5*time.Minute)
 	v.SetDefault("stream.horizon", time.Hour)
+	v.SetDefault("stream.agent_retention", 6*time.Hour)
 	v.SetDefault("stream.idle_flush", 5*time.Second)
 	v.SetDefault("stream.producer_delay", 5*time.Second)
 	v.SetDefault("stream.commit_interval", time.Second)
@@ -203,6 +207,7 @@ func (s Stream) Validate() []error {
 	}
 	positive("grace", s.Grace, "5m")
 	positive("horizon", s.Horizon, "1h")
+	positive("agent_retention", s.AgentRetention, "6h")
 	positive("idle_flush", s.IdleFlush, "5s")
 	positive("producer_delay", s.ProducerDelay, "5s")
 	positive("commit_interval", s.CommitInterval, "1s")
@@ -211,6 +216,9 @@ func (s Stream) Validate() []error {
 	positive("rebalance_timeout", s.RebalanceTimeout, "10s")
 	if s.Grace > 0 && s.Horizon < s.Grace {
 		bad("horizon", "%s is shorter than stream.grace %s; an event must stay open at least as long as it waited", s.Horizon, s.Grace)
+	}
+	if s.Horizon > 0 && s.AgentRetention > 0 && s.AgentRetention < s.Horizon {
+		bad("agent_retention", "%s is shorter than stream.horizon %s; an agent request must be held at least as long as the events it could restate", s.AgentRetention, s.Horizon)
 	}
 	if s.MaxMessageBytes < 1<<10 || s.MaxMessageBytes > 64<<20 {
 		bad("max_message_bytes", "%d: use 1024 to 67108864", s.MaxMessageBytes)

@@ -34,9 +34,11 @@
 //     source offset) order. That order is the same in every run: whether a
 //     record is below the frontier depends on timing, but the frontier only
 //     ever lets through records that no input can precede any more.
-//   - Watermark. The watermark is the highest event time applied (usage
-//     event_time, agent request end), so it too follows the merged order. A
-//     usage event is attributed once the watermark passes event_time + Grace.
+//   - Watermark. The watermark is the highest usage event_time applied, so it
+//     too follows the merged order. A usage event is attributed once the
+//     watermark passes event_time + Grace. Agent request times do not move
+//     it: agent logs that run ahead of usage (a backfill, a faster input) are
+//     held until the usage they were logged for has been answered.
 //   - Idle timer. When the merged inputs move Idle past the last record applied
 //     without bringing this partition another, the watermark moves to the
 //     latest event seen plus Grace, releasing what waits. The timer is a place
@@ -85,5 +87,7 @@
 //     the keyed log until applied, so a replay after a crash may re-read
 //     further back.
 //   - Bounded state otherwise: pending events live for Grace, open events for
-//     Horizon, agent requests until no open event could match them.
+//     Horizon, agent requests until no open event could match them. Agent
+//     requests that run ahead of the usage watermark are held until it
+//     catches up, so their state grows with how far agent logs lead usage.
 package stream

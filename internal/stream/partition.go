@@ -23,6 +23,12 @@ type Config struct {
 	// Horizon is how long, in event time, an attributed event stays open for
 	// restatement by agent requests that arrive late.
 	Horizon time.Duration
+	// AgentRetention is how long, in usage event time, agent requests are
+	// held behind the watermark, so that usage that arrives later than
+	// Horizon (answered at once, not held open) still finds its request; a
+	// backfill of one usage source after another is the common case. Held
+	// agent records stay in the keyed log's replay range. 0 means Horizon.
+	AgentRetention time.Duration
 	// Idle is how long, in message-timestamp time, the merged sources may
 	// bring a partition no record while events wait: then the watermark
 	// moves to the latest event time seen plus Grace, releasing them. It is
@@ -41,6 +47,9 @@ func (c Config) Validate() error {
 	}
 	if c.Horizon < c.Grace {
 		return fmt.Errorf("horizon %s: must be at least the grace period %s", c.Horizon, c.Grace)
+	}
+	if c.AgentRetention != 0 && c.AgentRetention < c.Horizon {
+		return fmt.Errorf("agent retention %s: must be at least the horizon %s", c.AgentRetention, c.Horizon)
 	}
 	if c.Idle < time.Millisecond {
 		return fmt.Errorf("idle %s: must be at least 1ms, e.g. 2s", c.Idle)
@@ -195,7 +204,7 @@ func NewPartition(cfg Config, from Checkpoint) (*Partition, error) {
 		// steps the watermark had reached makes a replay evict exactly where
 		// the original run did.
 		p.lastOpen = p.wm - int64(cfg.Horizon)
-		p.lastEvict = p.lastOpen - p.margin()
+		p.lastEvict = p.agentCut()
 	}
 	// Until the replay reaches the snapshot, a checkpoint is the one it started from.
 	p.snaps = []snapshot{{off: from.Snapshot, minBuf: from.Resume, cp: p.state()}}
@@ -208,8 +217,14 @@ func (p *Partition) advance(t int64) {
 	}
 }
 
-// observe is a record's event time. The records come in the merged order,
-// so the watermark they build is the same in every run.
+// observe is a usage event's event time. The records come in the merged
+// order, so the watermark they build is the same in every run.
+//
+// Agent requests do not move the watermark. Agent logs often run ahead of
+// usage (a backfill sends them first, or an agent's log is consumed faster):
+// had their end times moved it, the usage events they were logged for would
+// arrive "too late" and the requests would already be evicted. The usage side
+// alone says how far event time has got.
 func (p *Partition) observe(t int64) { p.advance(t) }
 
 // emitting reports whether outputs caused now are new: a replay suppresses
@@ -268,7 +283,6 @@ func (p *Partition) agent(dst []Output, r *Record, off int64) []Output {
 	key := a.Key()
 	if key == "" || a.StartTime.IsZero() {
 		p.stats.NoKey++
-		p.observe(end)
 		return dst
 	}
 	p.idx.Add(a)
@@ -296,7 +310,6 @@ func (p *Partition) agent(dst []Output, r *Record, off int64) []Output {
 	if held := p.held(tr.ids); held != nil {
 		dst = p.restate(dst, held, r.SourceTime)
 	}
-	p.observe(end)
 	return dst
 }
 
@@ -508,9 +521,7 @@ func (p *Partition) evict() {
 			}
 		}
 	}
-	// An agent request is kept while an open event could still match it in
-	// time: its end plus skew and crowd margin reaches the oldest open event.
-	acut := cut - p.margin()
+	acut := p.agentCut()
 	if acut/evictStep == p.lastEvict/evictStep {
 		return
 	}
@@ -531,6 +542,13 @@ func (p *Partition) evict() {
 		delete(p.agents, tr.key)
 		p.live.remove(tr.first)
 	}
+}
+
+// agentCut is the end time below which agent requests are let go: none is
+// dropped while an open event, or one that arrives up to AgentRetention
+// late, could still match it in time (its end plus skew and crowd margin).
+func (p *Partition) agentCut() int64 {
+	return p.wm - int64(max(p.cfg.Horizon, p.cfg.AgentRetention)) - p.margin()
 }
 
 func (p *Partition) margin() int64 { return int64(p.cfg.Match.Skew + p.cfg.Match.CrowdMargin) }

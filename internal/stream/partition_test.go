@@ -96,10 +96,18 @@ func TestPartitionScenarios(t *testing.T) {
 		{
 			name: "an unrelated request restates nothing",
 			recs: []Record{usageRec("u1", 5*time.Second, tagged), usageRec("u3", 2*time.Minute, nil),
-				agentRec("ar-9", "bo", 10*time.Minute, time.Second)},
-			// Its end advances the watermark, which releases u3.
+				agentRec("ar-9", "bo", 10*time.Minute, time.Second), idleRec()},
+			// Its end does not move the watermark; the idle timer releases u3.
 			want: []string{fmt.Sprintf("u1 sp-1 unattributed %d", micros(2*time.Minute)),
-				fmt.Sprintf("u3 sp-1 unattributed %d", micros(10*time.Minute+time.Second))},
+				fmt.Sprintf("u3 sp-1 unattributed %d", micros(3*time.Minute))},
+		},
+		{
+			name: "agent logs far ahead of usage are still matched",
+			// A backfill sends three hours of agent logs before any usage:
+			// the first request must still be held when its usage arrives.
+			recs: []Record{agentRec("ar-1", "ana", 0, 10*time.Second), agentRec("ar-8", "bo", 3*time.Hour, time.Second),
+				usageRec("u1", 5*time.Second, tagged), idleRec()},
+			want: []string{fmt.Sprintf("u1 ana request_id %d", micros(65*time.Second))},
 		},
 		{
 			name: "duplicate invocation answered once",

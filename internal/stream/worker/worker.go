@@ -36,7 +36,8 @@ import (
 type Config struct {
 	Options kafkaingest.Options
 	Stream  config.Stream
-	// Join configures the windowed join; Grace, Horizon and Idle come from Stream.
+	// Join configures the windowed join; Grace, Horizon, AgentRetention and
+	// Idle come from Stream.
 	Join stream.Config
 	// ServicePrincipals maps agent endpoints to service principals.
 	ServicePrincipals map[string]string
@@ -77,6 +78,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Log = slog.Default()
 	}
 	cfg.Join.Grace, cfg.Join.Horizon, cfg.Join.Idle = cfg.Stream.Grace, cfg.Stream.Horizon, cfg.Stream.IdleFlush
+	cfg.Join.AgentRetention = cfg.Stream.AgentRetention
 	if cfg.Join.RunID == "" {
 		cfg.Join.RunID = "stream:" + cfg.Stream.Group
 	}
