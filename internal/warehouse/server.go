@@ -80,6 +80,10 @@ type Server struct {
 	httpSrv  *http.Server
 	baseURL  string
 	closed   bool
+	// inflight counts requests being served; drained is closed when Close
+	// waits and the count reaches zero.
+	inflight int
+	drained  chan struct{}
 }
 
 // New opens (or creates) the DuckDB database and prepares the server. It
@@ -224,15 +228,19 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 
 	var errs []error
-	// Cancel running statements first so in-flight calls waiting on them return.
+	// Cancel running statements first so in-flight calls waiting on them
+	// return, then wait for the requests being served. The connections are
+	// then closed outright: http.Server.Shutdown would also wait up to six
+	// seconds for a connection that never sent a request, and Go's client
+	// transport opens such spare connections whenever requests overlap.
 	s.stopAll()
+	if err := s.waitRequests(30 * time.Second); err != nil {
+		errs = append(errs, err)
+	}
 	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := srv.Shutdown(ctx); err != nil {
+		if err := srv.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("warehouse: stopping http server: %w", err))
-			_ = srv.Close()
 		}
-		cancel()
 	}
 	for _, se := range sessions {
 		se.close()
@@ -255,7 +263,54 @@ const thriftPathPrefix = "/sql/1.0/warehouses/"
 
 type baseURLKey struct{}
 
+// enter counts a request in, unless the server is closing.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.inflight++
+	return true
+}
+
+func (s *Server) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inflight--
+	if s.inflight == 0 && s.drained != nil {
+		close(s.drained)
+		s.drained = nil
+	}
+}
+
+// waitRequests waits for the requests being served once the server is
+// closed (no new one is counted in). The bound only guards against a
+// handler that hangs; cancelled statements make them return at once.
+func (s *Server) waitRequests(bound time.Duration) error {
+	s.mu.Lock()
+	if s.inflight == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	s.drained = ch
+	n := s.inflight
+	s.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-time.After(bound):
+		return fmt.Errorf("warehouse: %d requests still running %s after close", n, bound)
+	}
+}
+
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.enter() {
+		http.Error(w, "warehouse: shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.leave()
 	if strings.HasPrefix(r.URL.Path, stagingPathPrefix) {
 		s.serveStaging(w, r)
 		return

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"math"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -357,5 +358,31 @@ func TestSparkTypeToDuck(t *testing.T) {
 		if got, err := sparkTypeToDuck(bad); err == nil {
 			t.Errorf("sparkTypeToDuck(%q) = %q, want an error", bad, got)
 		}
+	}
+}
+
+// TestCloseWithSpareConnection: Go's HTTP client opens spare connections
+// when requests overlap, and may never send a request on one. Close must
+// not wait for them (http.Server.Shutdown would, for up to six seconds).
+func TestCloseWithSpareConnection(t *testing.T) {
+	s, err := New(Config{Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spare, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spare.Close()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close with a spare connection open: %v", err)
+	}
+	// The spare connection was closed by the server.
+	if _, err := spare.Read(make([]byte, 1)); err == nil {
+		t.Error("spare connection still open after Close")
 	}
 }
