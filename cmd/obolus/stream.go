@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,7 +16,6 @@ import (
 	"github.com/obolus/obolus/internal/stream"
 	"github.com/obolus/obolus/internal/stream/worker"
 	"github.com/obolus/obolus/internal/telemetry"
-	"github.com/obolus/obolus/schemas"
 	duckdbsink "github.com/obolus/obolus/sink/duckdb"
 )
 
@@ -117,9 +115,9 @@ func (a *app) runStream(ctx context.Context, s *config.Stream, started func(*wor
 			return fmt.Errorf("open store %s: %w", cfg.Store.DuckDB, err)
 		}
 		defer store.Close()
-		ss := &streamStore{Store: store}
+		ss := &duckdbsink.Refreshing{Store: store}
 		defer func() {
-			if err := ss.Close(context.WithoutCancel(ctx)); err != nil {
+			if err := ss.Flush(context.WithoutCancel(ctx)); err != nil {
 				a.log.Warn("final coverage refresh", "err", err)
 			}
 		}()
@@ -163,50 +161,3 @@ func loadPricing(cfg *config.Config) (*enrich.PriceList, *enrich.Directory, erro
 	return prices, org, nil
 }
 
-// streamStore fits the DuckDB store to the loader: answers replace an
-// invocation's rows unless the store holds a higher version. The coverage
-// table is recomputed for the dates written, at most every coverageEvery.
-type streamStore struct {
-	*duckdbsink.Store
-	mu       sync.Mutex
-	from, to time.Time // event-time range written since the last refresh
-	last     time.Time
-}
-
-const coverageEvery = 10 * time.Second
-
-func (s *streamStore) ReplaceAttributions(ctx context.Context, rows []schemas.Attribution) error {
-	if _, err := s.Store.ReplaceAttributions(ctx, time.Time{}, time.Time{}, rows); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := range rows {
-		t := rows[i].EventTime
-		if s.from.IsZero() || t.Before(s.from) {
-			s.from = t
-		}
-		if t.After(s.to) {
-			s.to = t
-		}
-	}
-	return s.refresh(ctx, false)
-}
-
-func (s *streamStore) refresh(ctx context.Context, force bool) error {
-	if s.from.IsZero() || !force && time.Since(s.last) < coverageEvery {
-		return nil
-	}
-	if err := s.Store.RefreshCoverage(ctx, s.from, s.to.Add(time.Nanosecond)); err != nil {
-		return fmt.Errorf("refresh coverage: %w", err)
-	}
-	s.from, s.to, s.last = time.Time{}, time.Time{}, time.Now()
-	return nil
-}
-
-// Close refreshes the coverage of what was written since the last refresh.
-func (s *streamStore) Close(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.refresh(ctx, true)
-}

@@ -32,12 +32,14 @@ type Source interface {
 // Store is where a run's results go. Every write is idempotent: running the
 // same window twice leaves the same rows.
 type Store interface {
-	ReplaceAttributions(ctx context.Context, from, to time.Time, rows []schemas.Attribution) error
+	// ReplaceAttributionChunks takes a window's rows in chunks, sparing the
+	// run a contiguous copy of millions of rows.
+	ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (schemas.WriteStats, error)
 	WriteDeadLetters(ctx context.Context, dl []schemas.DeadLetter) error
 	RefreshCoverage(ctx context.Context, from, to time.Time) error
 	Checkpoint(ctx context.Context, job string) (time.Time, bool, error)
 	SetCheckpoint(ctx context.Context, job string, windowEnd time.Time) error
-	RecordRun(ctx context.Context, r Report) error
+	RecordRun(ctx context.Context, r schemas.Run) error
 }
 
 // Job is a configured batch job.
@@ -97,9 +99,29 @@ type Report struct {
 	TokensOut     int64 // total_tokens of the rows written
 	CostUSD       float64
 
+	// Stale rows were not written: the store holds their invocations
+	// (StaleInvocations) at a higher version, from a later run or a stream.
+	Stale, StaleInvocations int64
+
 	// ByMethod is the weighted invocation count per match method.
 	ByMethod map[string]float64
 	Err      string
+}
+
+// Run is the report as a row of the runs table.
+func (r *Report) Run() schemas.Run {
+	status := schemas.RunOK
+	if r.Err != "" {
+		status = schemas.RunFailed
+	}
+	return schemas.Run{
+		RunID: r.RunID, Job: r.Job, StartedAt: r.StartedAt, FinishedAt: r.Finished,
+		WindowFrom: r.Processed.From, WindowTo: r.Processed.To,
+		RowsRead: r.UsageRows, OutsideWindow: r.OutsideWindow, Duplicates: r.Duplicates, DeadLettered: r.DeadLettered,
+		Attributed: r.Attributed, Unattributed: r.Unattributed,
+		InputTokensIn: r.InputTokensIn, TotalTokensIn: r.TokensIn, TotalTokensOut: r.TokensOut,
+		Status: status, Error: r.Err,
+	}
 }
 
 // Reconciled reports whether every input row and token is accounted for.
@@ -115,8 +137,12 @@ func (r *Report) Summary() string {
 	if !r.Reconciled() {
 		ok = "NOT RECONCILED"
 	}
-	return fmt.Sprintf("%s: usage rows %d = invocations %d (attributed %d + unattributed %d) + duplicates %d + dead-lettered %d + outside window %d; tokens in %d = tokens out %d",
+	s := fmt.Sprintf("%s: usage rows %d = invocations %d (attributed %d + unattributed %d) + duplicates %d + dead-lettered %d + outside window %d; tokens in %d = tokens out %d",
 		ok, r.UsageRows, r.Invocations, r.Attributed, r.Unattributed, r.Duplicates, r.DeadLettered, r.OutsideWindow, r.TokensIn, r.TokensOut)
+	if r.StaleInvocations > 0 {
+		s += fmt.Sprintf("; %d invocations kept a newer stored answer (%d rows not written)", r.StaleInvocations, r.Stale)
+	}
+	return s
 }
 
 // Checkpointer reads a job's checkpoint.
@@ -151,30 +177,6 @@ func ResolveWindow(ctx context.Context, cp Checkpointer, job string, opt Options
 	return w, processed, nil
 }
 
-// ChunkReplacer is implemented by stores that take a window's rows in chunks,
-// sparing the run a contiguous copy of millions of rows.
-type ChunkReplacer interface {
-	ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) error
-}
-
-func replaceChunks(ctx context.Context, s Store, from, to time.Time, chunks [][]schemas.Attribution) error {
-	if cr, ok := s.(ChunkReplacer); ok {
-		return cr.ReplaceAttributionChunks(ctx, from, to, chunks)
-	}
-	if len(chunks) == 1 {
-		return s.ReplaceAttributions(ctx, from, to, chunks[0])
-	}
-	var n int
-	for _, c := range chunks {
-		n += len(c)
-	}
-	all := make([]schemas.Attribution, 0, n)
-	for _, c := range chunks {
-		all = append(all, c...)
-	}
-	return s.ReplaceAttributions(ctx, from, to, all)
-}
-
 var tracer = otel.Tracer("github.com/obolus/obolus/internal/batch")
 
 // Run processes one window.
@@ -199,7 +201,7 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 			rep.Finished = time.Now().UTC()
 			// Failed runs are recorded too, so the runs table tells the whole
 			// story; a failure to record must not hide the original error.
-			if rerr := j.Store.RecordRun(context.WithoutCancel(ctx), *rep); rerr != nil {
+			if rerr := j.Store.RecordRun(context.WithoutCancel(ctx), rep.Run()); rerr != nil {
 				log.Warn("record failed run", "run_id", rep.RunID, "err", rerr)
 			}
 		}
@@ -276,7 +278,9 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 			replace.From, replace.To = time.Time{}, time.Time{}
 		}
 	}
-	if err := replaceChunks(wctx, j.Store, replace.From, replace.To, rows); err != nil {
+	ws, err := j.Store.ReplaceAttributionChunks(wctx, replace.From, replace.To, rows)
+	rep.Stale, rep.StaleInvocations = ws.Stale, ws.StaleInvocations
+	if err != nil {
 		return rep, fmt.Errorf("write attribution for window %s: %w", FormatWindow(p), err)
 	}
 	if len(dead) > 0 {
@@ -297,7 +301,7 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	}
 	rep.Finished = time.Now().UTC()
 	recordMetrics(ctx, rep)
-	if err := j.Store.RecordRun(wctx, *rep); err != nil {
+	if err := j.Store.RecordRun(wctx, rep.Run()); err != nil {
 		log.Warn("record run", "run_id", rep.RunID, "err", err)
 	}
 	return rep, nil

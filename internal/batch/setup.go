@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/obolus/obolus/enrich"
 	"github.com/obolus/obolus/ingest"
 	"github.com/obolus/obolus/ingest/duckdbtable"
 	"github.com/obolus/obolus/internal/config"
-	"github.com/obolus/obolus/schemas"
 	duckdbsink "github.com/obolus/obolus/sink/duckdb"
 )
 
@@ -43,7 +41,7 @@ func NewEmbedded(cfg *config.Config, store *duckdbsink.Store, log *slog.Logger) 
 		Match:       cfg.MatchConfig(),
 		Prices:      prices,
 		Org:         org,
-		Store:       duckdbStore{store},
+		Store:       store,
 		Lookback:    cfg.Batch.Lookback,
 		AgentMargin: cfg.Batch.AgentMargin,
 		Log:         log,
@@ -82,32 +80,4 @@ type tableSource struct {
 func (t tableSource) Name() string { return string(t.spec.Kind) + " table " + t.table }
 func (t tableSource) Read(ctx context.Context, w ingest.Window, emit ingest.Emit) (ingest.Stats, error) {
 	return duckdbtable.Read(ctx, t.store.DB(), t.table, t.spec, w, emit)
-}
-
-// duckdbStore fits the embedded store to Store.
-type duckdbStore struct{ *duckdbsink.Store }
-
-func (s duckdbStore) ReplaceAttributions(ctx context.Context, from, to time.Time, rows []schemas.Attribution) error {
-	_, err := s.Store.ReplaceAttributions(ctx, from, to, rows)
-	return err
-}
-
-func (s duckdbStore) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) error {
-	_, err := s.Store.ReplaceAttributionChunks(ctx, from, to, chunks)
-	return err
-}
-
-func (s duckdbStore) RecordRun(ctx context.Context, r Report) error {
-	status := duckdbsink.RunOK
-	if r.Err != "" {
-		status = duckdbsink.RunFailed
-	}
-	return s.Store.RecordRun(ctx, duckdbsink.Run{
-		RunID: r.RunID, Job: r.Job, StartedAt: r.StartedAt, FinishedAt: r.Finished,
-		WindowFrom: r.Processed.From, WindowTo: r.Processed.To,
-		RowsRead: r.UsageRows, OutsideWindow: r.OutsideWindow, Duplicates: r.Duplicates, DeadLettered: r.DeadLettered,
-		Attributed: r.Attributed, Unattributed: r.Unattributed,
-		InputTokensIn: r.InputTokensIn, TotalTokensIn: r.TokensIn, TotalTokensOut: r.TokensOut,
-		Status: status, Error: r.Err,
-	})
 }

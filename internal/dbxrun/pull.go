@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/databricks/databricks-sql-go/driverctx"
 
@@ -16,7 +15,6 @@ import (
 	databricksingest "github.com/obolus/obolus/ingest/databricks"
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/config"
-	"github.com/obolus/obolus/schemas"
 	databrickssink "github.com/obolus/obolus/sink/databricks"
 )
 
@@ -93,7 +91,7 @@ func NewPullJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, log
 		Match:       cfg.MatchConfig(),
 		Prices:      prices,
 		Org:         org,
-		Store:       Store{store},
+		Store:       store,
 		Lookback:    cfg.Batch.Lookback,
 		AgentMargin: cfg.Batch.AgentMargin,
 		Log:         log,
@@ -110,36 +108,6 @@ func NewPullJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, log
 	return job, nil
 }
 
-// Store fits the Delta store to batch.Store.
-type Store struct{ *databrickssink.Store }
-
-// ReplaceAttributions implements batch.Store.
-func (s Store) ReplaceAttributions(ctx context.Context, from, to time.Time, rows []schemas.Attribution) error {
-	_, err := s.Store.ReplaceAttributions(ctx, from, to, rows)
-	return err
-}
-
-// RecordRun implements batch.Store.
-func (s Store) RecordRun(ctx context.Context, r batch.Report) error {
-	return s.Store.RecordRun(ctx, RunOf(r))
-}
-
-// RunOf is the runs-table row of a batch report.
-func RunOf(r batch.Report) databrickssink.Run {
-	status := databrickssink.RunOK
-	if r.Err != "" {
-		status = databrickssink.RunFailed
-	}
-	return databrickssink.Run{
-		RunID: r.RunID, Job: r.Job, StartedAt: r.StartedAt, FinishedAt: r.Finished,
-		WindowFrom: r.Processed.From, WindowTo: r.Processed.To,
-		RowsRead: r.UsageRows, OutsideWindow: r.OutsideWindow, Duplicates: r.Duplicates, DeadLettered: r.DeadLettered,
-		Attributed: r.Attributed, Unattributed: r.Unattributed,
-		InputTokensIn: r.InputTokensIn, TotalTokensIn: r.TokensIn, TotalTokensOut: r.TokensOut,
-		Status: status, Error: r.Err,
-	}
-}
-
 // NewStore returns the Delta store the configuration names, staging pull
 // writes as configured.
 func NewStore(db *sql.DB, d config.Databricks) (*databrickssink.Store, error) {
@@ -149,14 +117,6 @@ func NewStore(db *sql.DB, d config.Databricks) (*databrickssink.Store, error) {
 	}
 	return databrickssink.New(db, d.Catalog, d.Schema, opt)
 }
-
-// ReplaceAttributionChunks implements batch.ChunkReplacer.
-func (s Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) error {
-	_, err := s.Store.ReplaceAttributionChunks(ctx, from, to, chunks)
-	return err
-}
-
-var _ batch.ChunkReplacer = Store{}
 
 // WithQueryTags labels every statement sent with the returned context: the
 // configured query tags plus extra (statement-level tags replace the

@@ -110,7 +110,7 @@ func (j *Pushdown) Run(ctx context.Context, opt batch.Options) (rep *batch.Repor
 		if err != nil {
 			rep.Err = err.Error()
 			rep.Finished = time.Now().UTC()
-			if rerr := j.Store.RecordRun(context.WithoutCancel(ctx), RunOf(*rep)); rerr != nil {
+			if rerr := j.Store.RecordRun(context.WithoutCancel(ctx), rep.Run()); rerr != nil {
 				log.Warn("record failed run", "run_id", rep.RunID, "err", rerr)
 			}
 		}
@@ -194,7 +194,7 @@ func (j *Pushdown) Run(ctx context.Context, opt batch.Options) (rep *batch.Repor
 		return rep, fmt.Errorf("advance checkpoint of job %s to %s: %w", j.Name, w.To.Format(time.RFC3339), err)
 	}
 	rep.Finished = time.Now().UTC()
-	if err := j.Store.RecordRun(ctx, RunOf(*rep)); err != nil {
+	if err := j.Store.RecordRun(ctx, rep.Run()); err != nil {
 		log.Warn("record run", "run_id", rep.RunID, "err", err)
 	}
 	return rep, nil

@@ -65,11 +65,6 @@ type timedStore struct {
 	sw *stopwatch
 }
 
-func (s timedStore) ReplaceAttributions(ctx context.Context, from, to time.Time, rows []schemas.Attribution) error {
-	defer s.sw.add("write", time.Now())
-	return s.Store.ReplaceAttributions(ctx, from, to, rows)
-}
-
 func (s timedStore) RefreshCoverage(ctx context.Context, from, to time.Time) error {
 	defer s.sw.add("write", time.Now())
 	return s.Store.RefreshCoverage(ctx, from, to)
@@ -89,7 +84,7 @@ func timed(j *batch.Job) *stopwatch {
 	return sw
 }
 
-func (s timedStore) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) error {
+func (s timedStore) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (schemas.WriteStats, error) {
 	defer s.sw.add("write", time.Now())
-	return s.Store.(batch.ChunkReplacer).ReplaceAttributionChunks(ctx, from, to, chunks)
+	return s.Store.ReplaceAttributionChunks(ctx, from, to, chunks)
 }

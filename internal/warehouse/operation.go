@@ -190,6 +190,17 @@ func (op *operation) execute(baseURL string) (*execResult, error) {
 		return nil, fmt.Errorf("unexpected statement type %T from DuckDB", ds)
 	}
 	stype, _ := stmt.StatementType()
+	if stype != duckdb.STATEMENT_TYPE_SELECT {
+		// Delta commits writes to one table serializably: of two MERGEs
+		// that read the same rows, one fails with a concurrent-modification
+		// error and is retried against the other's result. DuckDB's
+		// snapshot isolation would let both commit on the same snapshot
+		// (two writers each inserting its own version of one invocation),
+		// so writes here run one at a time, which is what the retries
+		// amount to.
+		op.srv.writeMu.Lock()
+		defer op.srv.writeMu.Unlock()
+	}
 	rows, err := stmt.QueryContext(ctx, args)
 	if err != nil {
 		_ = stmt.Close()

@@ -72,6 +72,9 @@ type Server struct {
 	baseCtx    context.Context
 	stopAll    context.CancelFunc
 
+	// writeMu serialises statements that write (see operation.execute).
+	writeMu sync.Mutex
+
 	mu       sync.Mutex
 	sessions map[handleID]*session
 	ops      map[handleID]*operation

@@ -4,12 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	databricks "github.com/databricks/databricks-sql-go"
 
@@ -17,12 +14,8 @@ import (
 	"github.com/obolus/obolus/schemas"
 )
 
-// WriteStats says what ReplaceAttributions did and where its time went.
-type WriteStats struct {
-	Rows, Invocations int64
-	// Affected is the warehouse's count of rows the MERGE inserted, updated
-	// or deleted.
-	Affected int64
+// timing says where a write's time went, for the benchmarks.
+type timing struct {
 	// Stage is the time spent getting the rows into the warehouse (Parquet
 	// and upload, or batched INSERTs), Merge the time of the MERGE.
 	Stage, Merge time.Duration
@@ -37,49 +30,57 @@ type WriteStats struct {
 // (a Parquet file in the staging volume, or batched INSERTs into
 // stage_attribution) and then replaced with one MERGE, which is atomic:
 // a failure leaves the table as it was, and a rerun completes it.
-func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, rows []schemas.Attribution) (WriteStats, error) {
+func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, rows []schemas.Attribution) (schemas.WriteStats, error) {
 	return s.ReplaceAttributionChunks(ctx, from, to, [][]schemas.Attribution{rows})
 }
 
 // ReplaceAttributionChunks is ReplaceAttributions for rows held in chunks,
 // sparing a run a contiguous copy of millions of rows.
-func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (WriteStats, error) {
+func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (schemas.WriteStats, error) {
+	st, _, err := s.replace(ctx, from, to, chunks)
+	return st, err
+}
+
+func (s *Store) replace(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (schemas.WriteStats, timing, error) {
 	rows := rowChunks(chunks)
-	st := WriteStats{Rows: int64(rows.len())}
+	st := schemas.WriteStats{Rows: int64(rows.len())}
 	windowed := !from.IsZero() || !to.IsZero()
 	if windowed && (from.IsZero() || to.IsZero() || !to.After(from)) {
-		return st, fmt.Errorf("databrickssink: replace attributions: window [%s, %s) is not a window: %w", fmtTime(from), fmtTime(to), errWindow)
+		return st, timing{}, fmt.Errorf("replace attributions: window [%s, %s) is not a window: %w", fmtTime(from), fmtTime(to), errWindow)
 	}
-	lo, hi, inv, err := checkRows(rows)
+	set, err := schemas.CheckRows(chunks, nil)
 	if err != nil {
-		return st, fmt.Errorf("databrickssink: replace attributions: %w", err)
+		return st, timing{}, fmt.Errorf("replace attributions: %w", err)
 	}
-	st.Invocations = inv
+	st.Invocations = set.Invocations
 	if rows.len() == 0 && !windowed {
-		return st, nil
+		return st, timing{}, nil
 	}
+	lo, hi := set.First, set.Last
 	if windowed {
 		lo, hi = minTime(lo, from), maxTime(hi, to.Add(-time.Microsecond))
 	}
 	for attempt := 1; ; attempt++ {
-		st, err = s.replaceOnce(ctx, from, to, lo, hi, rows, st)
+		var tm timing
+		st, tm, err = s.replaceOnce(ctx, from, to, lo, hi, rows, st)
 		if err == nil || attempt == 3 || !dbsql.IsDropped(err) || ctx.Err() != nil {
-			return st, err
+			return st, tm, err
 		}
 		// The write is idempotent and its session is gone: start over.
 	}
 }
 
-func (s *Store) replaceOnce(ctx context.Context, from, to, lo, hi time.Time, rows rowChunks, st WriteStats) (WriteStats, error) {
+func (s *Store) replaceOnce(ctx context.Context, from, to, lo, hi time.Time, rows rowChunks, st schemas.WriteStats) (schemas.WriteStats, timing, error) {
+	var tm timing
 	stageID, err := newStageID()
 	if err != nil {
-		return st, err
+		return st, tm, err
 	}
 	// One session for the whole write: the local warehouse's read_files
 	// stand-in (see localCompat) lives in the session.
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return st, fmt.Errorf("databrickssink: replace attributions: %w", err)
+		return st, tm, fmt.Errorf("replace attributions: %w", err)
 	}
 	defer conn.Close()
 
@@ -91,37 +92,44 @@ func (s *Store) replaceOnce(ctx context.Context, from, to, lo, hi time.Time, row
 		source = emptySource(s.schema.Table("attribution"))
 	case s.opt.StagingVolume != "":
 		if err = s.localCompat(ctx, conn); err == nil {
-			source, cleanup, err = s.stageVolume(ctx, conn, stageID, rows, &st)
+			source, cleanup, err = s.stageVolume(ctx, conn, stageID, rows, &tm)
 		}
 	default:
-		source, cleanup, err = s.stageInserts(ctx, conn, stageID, rows, &st)
+		source, cleanup, err = s.stageInserts(ctx, conn, stageID, rows, &tm)
 	}
 	if cleanup != nil {
 		// The stage is only scaffolding: removing it must not fail the write.
 		defer func() { _ = cleanup(context.WithoutCancel(ctx)) }()
 	}
 	if err != nil {
-		return st, fmt.Errorf("databrickssink: replace attributions: %w", err)
+		return st, tm, fmt.Errorf("replace attributions: %w", err)
 	}
-	st.Stage = time.Since(t0)
+	tm.Stage = time.Since(t0)
 
 	t0 = time.Now()
-	q := ReplaceStatement(s.schema.Table("attribution"), source)
-	args := []any{
-		timeParam("window_from", from), timeParam("window_to", to),
-		dateParam("date_from", lo), dateParam("date_to", hi),
-	}
+	args := []any{dateParam("date_from", lo), dateParam("date_to", hi)}
 	if strings.Contains(source, ":stage_id") {
 		args = append(args, databricks.Parameter{Name: "stage_id", Value: stageID})
 	}
+	if rows.len() > 0 {
+		// What the version guard will keep out, for the run report. Read
+		// before the MERGE, which leaves no trace of it.
+		err := conn.QueryRowContext(ctx, StaleStatement(s.schema.Table("attribution"), source), args...).Scan(&st.Stale, &st.StaleInvocations)
+		tm.Statements++
+		if err != nil {
+			return st, tm, fmt.Errorf("count stale attribution rows: %w", err)
+		}
+	}
+	q := ReplaceStatement(s.schema.Table("attribution"), source)
+	args = append(args, timeParam("window_from", from), timeParam("window_to", to))
 	res, err := execOn(ctx, conn, "merge attribution rows", q, args...)
-	st.Statements++
+	tm.Statements++
 	if err != nil {
-		return st, err
+		return st, tm, err
 	}
 	st.Affected, _ = res.RowsAffected()
-	st.Merge = time.Since(t0)
-	return st, nil
+	tm.Merge = time.Since(t0)
+	return st, tm, nil
 }
 
 // ReplaceStatement is the MERGE that replaces attribution rows: source is a
@@ -155,29 +163,7 @@ func ReplaceStatementWith(target, ctes, source string) string {
 	return `MERGE INTO ` + target + ` AS t
 USING (
   WITH
-` + indent(ctes, "  ") + `  incoming_rows AS (
-    ` + strings.ReplaceAll(strings.TrimSpace(source), "\n", "\n    ") + `
-  ),
-  -- Delta rejects a MERGE where two source rows match one target row: keep
-  -- one row per key (a staged batch sent twice after a dropped connection
-  -- repeats its rows).
-  incoming AS (
-    SELECT ` + cols + ` FROM (
-      SELECT r.*, row_number() OVER (PARTITION BY r.invocation_id, r.end_user ORDER BY r.version DESC) AS key_rank
-      FROM incoming_rows r
-    ) k
-    WHERE k.key_rank = 1
-  ),
-  incoming_invocations AS (
-    SELECT invocation_id, max(version) AS version FROM incoming GROUP BY invocation_id
-  ),
-  -- Invocations the target holds at a higher version keep their stored rows.
-  stale AS (
-    SELECT DISTINCT i.invocation_id
-    FROM incoming_invocations i
-    JOIN ` + target + ` a ON a.invocation_id = i.invocation_id
-    WHERE a.event_date BETWEEN :date_from AND :date_to AND a.version > i.version
-  ),
+` + incomingCTEs(target, ctes, source) + `,
   upserts AS (
     SELECT 'upsert' AS merge_op, ` + prefixed("n.") + `
     FROM incoming n
@@ -205,6 +191,46 @@ WHEN MATCHED THEN UPDATE SET ` + strings.Join(set, ", ") + `
 WHEN NOT MATCHED AND s.merge_op = 'upsert' THEN INSERT (` + cols + `) VALUES (` + prefixed("s.") + `)`
 }
 
+// incomingCTEs are the common table expressions the MERGE and the stale
+// count share: the incoming rows, one per key, their invocations, and those
+// the target holds at a higher version (the version guard).
+func incomingCTEs(target, ctes, source string) string {
+	cols := strings.Join(attributionColumns, ", ")
+	return indent(ctes, "  ") + `  incoming_rows AS (
+    ` + strings.ReplaceAll(strings.TrimSpace(source), "\n", "\n    ") + `
+  ),
+  -- Delta rejects a MERGE where two source rows match one target row: keep
+  -- one row per key (a staged batch sent twice after a dropped connection
+  -- repeats its rows).
+  incoming AS (
+    SELECT ` + cols + ` FROM (
+      SELECT r.*, row_number() OVER (PARTITION BY r.invocation_id, r.end_user ORDER BY r.version DESC) AS key_rank
+      FROM incoming_rows r
+    ) k
+    WHERE k.key_rank = 1
+  ),
+  incoming_invocations AS (
+    SELECT invocation_id, max(version) AS version FROM incoming GROUP BY invocation_id
+  ),
+  -- Invocations the target holds at a higher version keep their stored rows.
+  stale AS (
+    SELECT DISTINCT i.invocation_id
+    FROM incoming_invocations i
+    JOIN ` + target + ` a ON a.invocation_id = i.invocation_id
+    WHERE a.event_date BETWEEN :date_from AND :date_to AND a.version > i.version
+  )`
+}
+
+// StaleStatement counts what the version guard of ReplaceStatement over the
+// same source will keep out: incoming rows, and their invocations, that the
+// target holds at a higher version. It binds :date_from and :date_to.
+func StaleStatement(target, source string) string {
+	return `WITH
+` + incomingCTEs(target, "", source) + `
+SELECT count(*) AS stale_rows, count(DISTINCT n.invocation_id) AS stale_invocations
+FROM incoming n JOIN stale x ON x.invocation_id = n.invocation_id`
+}
+
 func indent(s, by string) string {
 	if s == "" {
 		return ""
@@ -222,32 +248,6 @@ func indent(s, by string) string {
 // window replace that writes nothing.
 func emptySource(target string) string {
 	return `SELECT ` + strings.Join(attributionColumns, ", ") + ` FROM ` + target + ` WHERE 1 = 0`
-}
-
-// checkRows rejects what the MERGE would reject with an unhelpful message or
-// store and then mis-sum, naming the first offending row; it returns the
-// rows' event-time range and how many invocations they hold.
-func checkRows(rows rowChunks) (lo, hi time.Time, invocations int64, err error) {
-	type key struct{ inv, user string }
-	seen := make(map[key]struct{}, rows.len())
-	versions := make(map[string]int64, rows.len())
-	err = rows.each(func(i int, r *schemas.Attribution) error {
-		if err := checkRow(r); err != nil {
-			return fmt.Errorf("attribution row %d (invocation_id %q, end_user %q): %w", i, r.InvocationID, r.EndUser, err)
-		}
-		k := key{r.InvocationID, r.EndUser}
-		if _, dup := seen[k]; dup {
-			return fmt.Errorf("attribution row %d: (invocation_id %q, end_user %q) repeats an earlier row: the key must be unique", i, r.InvocationID, r.EndUser)
-		}
-		seen[k] = struct{}{}
-		if v, ok := versions[r.InvocationID]; ok && v != r.Version {
-			return fmt.Errorf("attribution row %d: invocation_id %q carries versions %d and %d: all rows of one invocation must share its version", i, r.InvocationID, v, r.Version)
-		}
-		versions[r.InvocationID] = r.Version
-		lo, hi = minTime(lo, r.EventTime), maxTime(hi, r.EventTime)
-		return nil
-	})
-	return lo, hi, int64(len(versions)), err
 }
 
 // rowChunks is rows held in chunks.
@@ -270,35 +270,6 @@ func (c rowChunks) each(fn func(i int, r *schemas.Attribution) error) error {
 				return err
 			}
 			i++
-		}
-	}
-	return nil
-}
-
-func checkRow(r *schemas.Attribution) error {
-	switch {
-	case r.InvocationID == "":
-		return errors.New("invocation_id is empty")
-	case r.EventTime.IsZero():
-		return errors.New("event_time is zero")
-	case r.MatchMethod == "":
-		return errors.New("match_method is empty")
-	case r.EventDate != "" && r.EventDate != r.EventTime.UTC().Format(time.DateOnly):
-		return fmt.Errorf("event_date %q is not the UTC date of event_time %s", r.EventDate, fmtTime(r.EventTime))
-	case r.Weight < 0 || r.Weight > 1 || math.IsNaN(r.Weight):
-		return fmt.Errorf("weight %v is outside [0, 1]", r.Weight)
-	case math.IsNaN(r.MatchConfidence) || math.IsInf(r.MatchConfidence, 0):
-		return fmt.Errorf("match_confidence is %v", r.MatchConfidence)
-	case math.IsNaN(r.CostUSD) || math.IsInf(r.CostUSD, 0):
-		return fmt.Errorf("cost_usd is %v", r.CostUSD)
-	}
-	for _, f := range [...]struct{ name, v string }{
-		{"invocation_id", r.InvocationID}, {"request_id", r.RequestID}, {"end_user", r.EndUser},
-		{"requester", r.Requester}, {"team", r.Team}, {"trace_id", r.TraceID}, {"session", r.Session},
-		{"agent_request_id", r.AgentRequestID}, {"agent_endpoint", r.AgentEndpoint}, {"endpoint_name", r.EndpointName},
-	} {
-		if !utf8.ValidString(f.v) {
-			return fmt.Errorf("%s is not valid UTF-8: %q", f.name, f.v)
 		}
 	}
 	return nil

@@ -41,12 +41,12 @@ func BenchmarkStaging(b *testing.B) {
 			var stage, merge time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				st, err := s.ReplaceAttributions(ctx, day, day.Add(24*time.Hour), rows)
+				_, tm, err := s.ReplaceTimed(ctx, day, day.Add(24*time.Hour), rows)
 				if err != nil {
 					b.Fatal(err)
 				}
-				stage += st.Stage
-				merge += st.Merge
+				stage += tm.Stage
+				merge += tm.Merge
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 			b.ReportMetric(stage.Seconds()/float64(b.N), "stage-s/op")

@@ -24,7 +24,7 @@ import (
 // stageInserts inserts rows into stage_attribution in batches that stay
 // within the parameter budget, and returns the MERGE source that reads them
 // back (it binds :stage_id) and a cleanup that deletes the stage.
-func (s *Store) stageInserts(ctx context.Context, conn execer, stageID string, rows rowChunks, st *WriteStats) (string, func(context.Context) error, error) {
+func (s *Store) stageInserts(ctx context.Context, conn execer, stageID string, rows rowChunks, st *timing) (string, func(context.Context) error, error) {
 	stage := s.schema.Table("stage_attribution")
 	cleanup := func(ctx context.Context) error {
 		_, err := execOn(ctx, conn, "delete stage "+stageID, "DELETE FROM "+stage+" WHERE stage_id = ?", stageID)
@@ -89,7 +89,7 @@ func appendRowArgs(args []any, r *schemas.Attribution) []any {
 // stageVolume writes rows to a Parquet file, uploads it to the staging
 // volume with the driver's staging PUT, and returns the MERGE source that
 // reads it and a cleanup that removes the file.
-func (s *Store) stageVolume(ctx context.Context, conn execer, stageID string, rows rowChunks, st *WriteStats) (string, func(context.Context) error, error) {
+func (s *Store) stageVolume(ctx context.Context, conn execer, stageID string, rows rowChunks, st *timing) (string, func(context.Context) error, error) {
 	dir, err := os.MkdirTemp(s.opt.LocalDir, "obolus-stage-")
 	if err != nil {
 		return "", nil, fmt.Errorf("staging directory: %w", err)

@@ -14,6 +14,7 @@ import (
 	databricks "github.com/databricks/databricks-sql-go"
 
 	"github.com/obolus/obolus/internal/dbsql"
+	"github.com/obolus/obolus/schemas"
 )
 
 // Options tune a Store.
@@ -77,20 +78,8 @@ func (s *Store) Schema() dbsql.Schema { return s.schema }
 // Table is the quoted name of one of the store's tables.
 func (s *Store) Table(name string) string { return s.schema.Table(name) }
 
-// attributionColumns are the attribution table's columns in DDL order, which
-// is also schemas.Attribution's field order.
-var attributionColumns = []string{
-	"invocation_id", "request_id", "event_time", "event_date", "account_id", "workspace_id",
-	"endpoint_id", "endpoint_name", "destination_model", "requester", "status_code", "usage_source",
-	"end_user", "team", "cost_center", "agent_endpoint", "trace_id", "agent_request_id", "session",
-	"match_method", "match_confidence", "candidates", "weight", "reason",
-	"input_tokens", "output_tokens", "total_tokens", "cache_read_input_tokens",
-	"cache_creation_input_tokens", "output_reasoning_tokens",
-	"cost_usd", "price_list_version", "version", "run_id", "processed_at",
-}
-
-// AttributionColumns lists the attribution table's columns in DDL order.
-func AttributionColumns() []string { return append([]string(nil), attributionColumns...) }
+// attributionColumns are the attribution table's columns in DDL order.
+var attributionColumns = schemas.AttributionColumns()
 
 // dateParam binds a DATE.
 func dateParam(name string, t time.Time) databricks.Parameter {

@@ -192,7 +192,7 @@ func TestReplaceChunks(t *testing.T) {
 	for _, opt := range []databrickssink.Options{{InsertParams: 36 * 4}, {StagingVolume: "/Volumes/main/obolus/staging"}} {
 		_, s := newStore(t, opt)
 		ctx := dbsqltest.Context(t)
-		st, err := s.ReplaceAttributionChunks(ctx, day, day.Add(24*time.Hour), chunks)
+		st, tm, err := s.ReplaceTimed(ctx, day, day.Add(24*time.Hour), chunks...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,8 +200,8 @@ func TestReplaceChunks(t *testing.T) {
 		if err != nil || len(got) != n || st.Invocations != int64(n) {
 			t.Fatalf("%+v: wrote %d rows (stats %+v), err %v; want %d", opt, len(got), st, err, n)
 		}
-		if opt.StagingVolume == "" && st.Statements != 4 {
-			t.Errorf("inserts of 4 rows each: %d statements, want 3 INSERTs and the MERGE", st.Statements)
+		if opt.StagingVolume == "" && tm.Statements != 5 {
+			t.Errorf("inserts of 4 rows each: %d statements, want 3 INSERTs, the stale count and the MERGE", tm.Statements)
 		}
 	}
 }

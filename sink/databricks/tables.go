@@ -130,25 +130,8 @@ WHEN NOT MATCHED THEN INSERT (job, window_end, updated_at) VALUES (s.job, s.wind
 	return err
 }
 
-// Run statuses.
-const (
-	RunOK      = "ok"
-	RunFailed  = "failed"
-	RunRunning = "running"
-)
-
-// Run is one row of the runs table.
-type Run struct {
-	RunID, Job                                        string
-	StartedAt, FinishedAt, WindowFrom, WindowTo       time.Time
-	RowsRead, OutsideWindow, Duplicates, DeadLettered int64
-	Attributed, Unattributed                          int64
-	InputTokensIn, TotalTokensIn, TotalTokensOut      int64
-	Status, Error                                     string
-}
-
 // RecordRun upserts a run by run_id.
-func (s *Store) RecordRun(ctx context.Context, r Run) error {
+func (s *Store) RecordRun(ctx context.Context, r schemas.Run) error {
 	cols := []string{"run_id", "job", "started_at", "finished_at", "window_from", "window_to", "rows_read", "outside_window",
 		"duplicates", "dead_lettered", "attributed", "unattributed", "input_tokens_in", "total_tokens_in", "total_tokens_out", "status", "error"}
 	args := []any{r.RunID, r.Job, timeParam("", r.StartedAt), timeParam("", r.FinishedAt), timeParam("", r.WindowFrom), timeParam("", r.WindowTo),
@@ -192,28 +175,72 @@ func (s *Store) Attributions(ctx context.Context, from, to time.Time) ([]schemas
 	defer rs.Close()
 	var out []schemas.Attribution
 	for rs.Next() {
-		var (
-			r         schemas.Attribution
-			date      time.Time
-			processed sql.NullTime
-		)
-		err := rs.Scan(&r.InvocationID, &r.RequestID, &r.EventTime, &date, &r.AccountID, &r.WorkspaceID,
-			&r.EndpointID, &r.EndpointName, &r.DestinationModel, &r.Requester, &r.StatusCode, &r.UsageSource,
-			&r.EndUser, &r.Team, &r.CostCenter, &r.AgentEndpoint, &r.TraceID, &r.AgentRequestID, &r.Session,
-			&r.MatchMethod, &r.MatchConfidence, &r.Candidates, &r.Weight, &r.Reason,
-			&r.InputTokens, &r.OutputTokens, &r.TotalTokens, &r.CacheReadInputTokens,
-			&r.CacheCreationInputTokens, &r.OutputReasoningTokens,
-			&r.CostUSD, &r.PriceListVersion, &r.Version, &r.RunID, &processed)
-		if err != nil {
-			return nil, fmt.Errorf("databrickssink: read attributions: %w", err)
+		var r schemas.Attribution
+		if err := rs.Scan(r.ScanTargets()...); err != nil {
+			return nil, fmt.Errorf("read attributions: %w", err)
 		}
-		r.EventTime = r.EventTime.UTC()
-		r.EventDate = date.UTC().Format(time.DateOnly)
-		r.ProcessedAt = nullTime(processed)
 		out = append(out, r)
 	}
 	if err := rs.Err(); err != nil {
 		return nil, fmt.Errorf("databrickssink: read attributions: %w", err)
+	}
+	return out, nil
+}
+
+// DeadLetters reads back every dead letter, ordered by source and location.
+func (s *Store) DeadLetters(ctx context.Context) ([]schemas.DeadLetter, error) {
+	rs, err := s.db.QueryContext(ctx, `SELECT source, location, kind, field, reason, record, run_id, dead_lettered_at
+FROM `+s.schema.Table("dead_letters")+` ORDER BY source, location`)
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	defer rs.Close()
+	var out []schemas.DeadLetter
+	for rs.Next() {
+		var (
+			d  schemas.DeadLetter
+			at sql.NullTime
+		)
+		if err := rs.Scan(&d.Source, &d.Location, &d.Kind, &d.Field, &d.Reason, &d.Record, &d.RunID, &at); err != nil {
+			return nil, fmt.Errorf("read dead letters: %w", err)
+		}
+		d.DeadLetteredAt = nullTime(at)
+		out = append(out, d)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// Runs reads back the runs of job (empty: every job), oldest first.
+func (s *Store) Runs(ctx context.Context, job string) ([]schemas.Run, error) {
+	rs, err := s.db.QueryContext(ctx, `SELECT run_id, job, started_at, finished_at, window_from, window_to,
+  rows_read, outside_window, duplicates, dead_lettered, attributed, unattributed,
+  input_tokens_in, total_tokens_in, total_tokens_out, status, error
+FROM `+s.schema.Table("runs")+` WHERE :job = '' OR job = :job ORDER BY started_at NULLS LAST, run_id`,
+		databricks.Parameter{Name: "job", Value: job})
+	if err != nil {
+		return nil, fmt.Errorf("read runs: %w", err)
+	}
+	defer rs.Close()
+	var out []schemas.Run
+	for rs.Next() {
+		var (
+			r              schemas.Run
+			st, fi, wf, wt sql.NullTime
+		)
+		err := rs.Scan(&r.RunID, &r.Job, &st, &fi, &wf, &wt,
+			&r.RowsRead, &r.OutsideWindow, &r.Duplicates, &r.DeadLettered, &r.Attributed, &r.Unattributed,
+			&r.InputTokensIn, &r.TotalTokensIn, &r.TotalTokensOut, &r.Status, &r.Error)
+		if err != nil {
+			return nil, fmt.Errorf("read runs: %w", err)
+		}
+		r.StartedAt, r.FinishedAt, r.WindowFrom, r.WindowTo = nullTime(st), nullTime(fi), nullTime(wf), nullTime(wt)
+		out = append(out, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read runs: %w", err)
 	}
 	return out, nil
 }

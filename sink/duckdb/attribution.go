@@ -6,40 +6,17 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"math"
+
+	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/obolus/obolus/schemas"
 )
 
-// WriteStats counts what ReplaceAttributions did.
-type WriteStats struct {
-	// Rows is the number of incoming rows, Invocations the distinct
-	// invocation ids among them.
-	Rows        int64
-	Invocations int64
-	// Inserted rows were written; Deleted stored rows were removed, either
-	// replaced by incoming rows or no longer produced for the window.
-	Inserted int64
-	Deleted  int64
-	// Stale incoming rows were not written, because the store already holds
-	// their invocation at a higher version; StaleInvocations counts those invocations.
-	Stale            int64
-	StaleInvocations int64
-}
-
-// attributionColumns are the attribution table's columns in DDL order, which
-// is also schemas.Attribution's field order (a test holds all three equal).
-const attributionColumns = `invocation_id, request_id, event_time, event_date, account_id, workspace_id,
-	endpoint_id, endpoint_name, destination_model, requester, status_code, usage_source,
-	end_user, team, cost_center, agent_endpoint, trace_id, agent_request_id, session,
-	match_method, match_confidence, candidates, weight, reason,
-	input_tokens, output_tokens, total_tokens, cache_read_input_tokens,
-	cache_creation_input_tokens, output_reasoning_tokens,
-	cost_usd, price_list_version, version, run_id, processed_at`
+// attributionColumns are the attribution table's columns in DDL order.
+var attributionColumns = strings.Join(schemas.AttributionColumns(), ", ")
 
 const (
 	stageAttribution = "obolus_stage_attribution"
@@ -67,15 +44,15 @@ const (
 // rows may be split rows of one invocation (distinct end_user each); a
 // repeated (invocation_id, end_user) is an error. Nothing is written when an
 // error is returned. Timestamps are stored in UTC at microsecond precision.
-func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, rows []schemas.Attribution) (WriteStats, error) {
+func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, rows []schemas.Attribution) (schemas.WriteStats, error) {
 	return s.ReplaceAttributionChunks(ctx, from, to, [][]schemas.Attribution{rows})
 }
 
 // ReplaceAttributionChunks is ReplaceAttributions for rows held in several
 // slices, so a caller with millions of rows never builds one contiguous copy.
 // Row numbers in errors count across chunks.
-func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (WriteStats, error) {
-	var st WriteStats
+func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (schemas.WriteStats, error) {
+	var st schemas.WriteStats
 	for _, rows := range chunks {
 		st.Rows += int64(len(rows))
 	}
@@ -88,7 +65,7 @@ func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time
 	for c, rows := range chunks {
 		dates[c] = make([]time.Time, len(rows))
 		for i := range rows {
-			d, err := validateAttribution(&rows[i])
+			d, err := rows[i].Validate()
 			if err != nil {
 				return st, fmt.Errorf("duckdbsink: attribution row %d (invocation_id %q, end_user %q): %w", base+i, rows[i].InvocationID, rows[i].EndUser, err)
 			}
@@ -167,7 +144,7 @@ func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time
 
 // checkStagedInvocations builds the per-invocation table of the staged rows
 // and rejects repeated keys and mixed versions, naming the first offender.
-func checkStagedInvocations(ctx context.Context, conn *sql.Conn, st *WriteStats) error {
+func checkStagedInvocations(ctx context.Context, conn *sql.Conn, st *schemas.WriteStats) error {
 	_, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE `+stageInvocations+` AS
 		SELECT invocation_id, max(version) AS version, min(version) AS min_version,
 		       count(*) AS n, count(DISTINCT end_user) AS users
@@ -199,7 +176,8 @@ func checkStagedInvocations(ctx context.Context, conn *sql.Conn, st *WriteStats)
 func appendAttributions(ctx context.Context, ap *duckdb.Appender, rows []schemas.Attribution, dates []time.Time) error {
 	// One argument slice for all rows: the Appender copies the values out
 	// before AppendRow returns, and a fresh slice per row is a 35-word allocation.
-	vals := make([]driver.Value, 0, 35)
+	vals := make([]any, 0, schemas.NumAttributionColumns)
+	args := make([]driver.Value, schemas.NumAttributionColumns)
 	for i := range rows {
 		if i%65536 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -207,67 +185,15 @@ func appendAttributions(ctx context.Context, ap *duckdb.Appender, rows []schemas
 			}
 		}
 		r := &rows[i]
-		vals = append(vals[:0],
-			r.InvocationID, r.RequestID, r.EventTime.UTC(), dates[i], r.AccountID, r.WorkspaceID,
-			r.EndpointID, r.EndpointName, r.DestinationModel, r.Requester, r.StatusCode, r.UsageSource,
-			r.EndUser, r.Team, r.CostCenter, r.AgentEndpoint, r.TraceID, r.AgentRequestID, r.Session,
-			r.MatchMethod, r.MatchConfidence, r.Candidates, r.Weight, r.Reason,
-			r.InputTokens, r.OutputTokens, r.TotalTokens, r.CacheReadInputTokens,
-			r.CacheCreationInputTokens, r.OutputReasoningTokens,
-			r.CostUSD, r.PriceListVersion, r.Version, r.RunID, timeOrNil(r.ProcessedAt),
-		)
-		if err := ap.AppendRow(vals...); err != nil {
+		vals = r.AppendValues(vals[:0], dates[i])
+		for k, v := range vals {
+			args[k] = v
+		}
+		if err := ap.AppendRow(args...); err != nil {
 			return fmt.Errorf("append attribution row %d (invocation_id %q): %w", i, r.InvocationID, err)
 		}
 	}
 	return nil
-}
-
-// validateAttribution checks what DuckDB would reject with an unhelpful
-// message, or store and then mis-sum: it returns the row's event_date.
-func validateAttribution(r *schemas.Attribution) (time.Time, error) {
-	if r.InvocationID == "" {
-		return time.Time{}, errors.New("invocation_id is empty")
-	}
-	if r.EventTime.IsZero() {
-		return time.Time{}, errors.New("event_time is zero")
-	}
-	y, m, d := r.EventTime.UTC().Date()
-	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-	if r.EventDate != "" {
-		var buf [16]byte
-		if string(day.AppendFormat(buf[:0], time.DateOnly)) != r.EventDate {
-			return time.Time{}, fmt.Errorf("event_date %q is not the UTC date of event_time %s", r.EventDate, fmtTime(r.EventTime))
-		}
-	}
-	if r.MatchMethod == "" {
-		return time.Time{}, errors.New("match_method is empty")
-	}
-	for _, f := range [...]struct {
-		name string
-		v    float64
-	}{{"weight", r.Weight}, {"match_confidence", r.MatchConfidence}, {"cost_usd", r.CostUSD}} {
-		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
-			return time.Time{}, fmt.Errorf("%s is %v", f.name, f.v)
-		}
-	}
-	if r.Weight < 0 || r.Weight > 1 {
-		return time.Time{}, fmt.Errorf("weight %v is outside [0, 1]", r.Weight)
-	}
-	for _, f := range [...]struct{ name, v string }{
-		{"invocation_id", r.InvocationID}, {"request_id", r.RequestID}, {"account_id", r.AccountID},
-		{"workspace_id", r.WorkspaceID}, {"endpoint_id", r.EndpointID}, {"endpoint_name", r.EndpointName},
-		{"destination_model", r.DestinationModel}, {"requester", r.Requester}, {"usage_source", r.UsageSource},
-		{"end_user", r.EndUser}, {"team", r.Team}, {"cost_center", r.CostCenter},
-		{"agent_endpoint", r.AgentEndpoint}, {"trace_id", r.TraceID}, {"agent_request_id", r.AgentRequestID},
-		{"session", r.Session}, {"match_method", r.MatchMethod}, {"reason", r.Reason},
-		{"price_list_version", r.PriceListVersion}, {"run_id", r.RunID},
-	} {
-		if !utf8.ValidString(f.v) {
-			return time.Time{}, fmt.Errorf("%s is not valid UTF-8: %q", f.name, f.v)
-		}
-	}
-	return day, nil
 }
 
 // Attributions reads back the rows whose event_time is in [from,to) (both
@@ -291,24 +217,10 @@ func (s *Store) Attributions(ctx context.Context, from, to time.Time) ([]schemas
 	defer rs.Close()
 	var out []schemas.Attribution
 	for rs.Next() {
-		var (
-			r         schemas.Attribution
-			date      time.Time
-			processed sql.NullTime
-		)
-		err := rs.Scan(&r.InvocationID, &r.RequestID, &r.EventTime, &date, &r.AccountID, &r.WorkspaceID,
-			&r.EndpointID, &r.EndpointName, &r.DestinationModel, &r.Requester, &r.StatusCode, &r.UsageSource,
-			&r.EndUser, &r.Team, &r.CostCenter, &r.AgentEndpoint, &r.TraceID, &r.AgentRequestID, &r.Session,
-			&r.MatchMethod, &r.MatchConfidence, &r.Candidates, &r.Weight, &r.Reason,
-			&r.InputTokens, &r.OutputTokens, &r.TotalTokens, &r.CacheReadInputTokens,
-			&r.CacheCreationInputTokens, &r.OutputReasoningTokens,
-			&r.CostUSD, &r.PriceListVersion, &r.Version, &r.RunID, &processed)
-		if err != nil {
-			return nil, fmt.Errorf("duckdbsink: read attributions: %w", err)
+		var r schemas.Attribution
+		if err := rs.Scan(r.ScanTargets()...); err != nil {
+			return nil, fmt.Errorf("read attributions: %w", err)
 		}
-		r.EventTime = r.EventTime.UTC()
-		r.EventDate = date.Format(time.DateOnly)
-		r.ProcessedAt = fromNullTime(processed)
 		out = append(out, r)
 	}
 	if err := rs.Err(); err != nil {

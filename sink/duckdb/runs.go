@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
+
+	"github.com/obolus/obolus/schemas"
 )
 
 // Checkpoint returns the end of the last window job completed, and whether
@@ -44,39 +46,9 @@ func (s *Store) SetCheckpoint(ctx context.Context, job string, windowEnd time.Ti
 	return nil
 }
 
-// Run is one batch run: a row of the runs table.
-type Run struct {
-	RunID      string
-	Job        string
-	StartedAt  time.Time
-	FinishedAt time.Time // zero while running
-	WindowFrom time.Time
-	WindowTo   time.Time
-
-	RowsRead       int64
-	OutsideWindow  int64
-	Duplicates     int64
-	DeadLettered   int64
-	Attributed     int64
-	Unattributed   int64
-	InputTokensIn  int64
-	TotalTokensIn  int64
-	TotalTokensOut int64
-
-	Status string // running, ok or failed
-	Error  string
-}
-
-// Run statuses.
-const (
-	RunRunning = "running"
-	RunOK      = "ok"
-	RunFailed  = "failed"
-)
-
 // RecordRun writes r, replacing an earlier record of the same RunID: record
 // a run when it starts and again when it ends.
-func (s *Store) RecordRun(ctx context.Context, r Run) error {
+func (s *Store) RecordRun(ctx context.Context, r schemas.Run) error {
 	if r.RunID == "" {
 		return errors.New("duckdbsink: record run: run_id is empty")
 	}
@@ -105,7 +77,7 @@ func (s *Store) RecordRun(ctx context.Context, r Run) error {
 }
 
 // Runs reads back the runs of job (all jobs when empty), oldest start first.
-func (s *Store) Runs(ctx context.Context, job string) ([]Run, error) {
+func (s *Store) Runs(ctx context.Context, job string) ([]schemas.Run, error) {
 	rs, err := s.db.QueryContext(ctx, `SELECT run_id, job, started_at, finished_at, window_from, window_to,
 			rows_read, outside_window, duplicates, dead_lettered, attributed, unattributed,
 			input_tokens_in, total_tokens_in, total_tokens_out, status, error
@@ -114,10 +86,10 @@ func (s *Store) Runs(ctx context.Context, job string) ([]Run, error) {
 		return nil, fmt.Errorf("duckdbsink: read runs: %w", err)
 	}
 	defer rs.Close()
-	var out []Run
+	var out []schemas.Run
 	for rs.Next() {
 		var (
-			r              Run
+			r              schemas.Run
 			st, fi, wf, wt sql.NullTime
 		)
 		err := rs.Scan(&r.RunID, &r.Job, &st, &fi, &wf, &wt,

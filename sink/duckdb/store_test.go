@@ -160,7 +160,7 @@ func TestOpenAppliesDDLIdempotently(t *testing.T) {
 	if got := columns(t, s.DB(), "runs"); !slices.Equal(got, wantRuns) {
 		t.Errorf("runs columns %v, want %v", got, wantRuns)
 	}
-	if n := reflect.TypeOf(Run{}).NumField(); n != len(wantRuns) {
+	if n := reflect.TypeOf(schemas.Run{}).NumField(); n != len(wantRuns) {
 		t.Errorf("Run has %d fields, runs table %d columns", n, len(wantRuns))
 	}
 
@@ -238,7 +238,7 @@ func TestReplaceRoundTripAndIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (WriteStats{Rows: 5, Invocations: 4, Inserted: 5}); st != want {
+	if want := (schemas.WriteStats{Rows: 5, Invocations: 4, Inserted: 5}); st != want {
 		t.Errorf("first write stats %+v, want %+v", st, want)
 	}
 	first := readAll(t, s)
@@ -260,7 +260,7 @@ func TestReplaceRoundTripAndIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (WriteStats{Rows: 5, Invocations: 4, Inserted: 5, Deleted: 5}); st != want {
+	if want := (schemas.WriteStats{Rows: 5, Invocations: 4, Inserted: 5, Deleted: 5}); st != want {
 		t.Errorf("rerun stats %+v, want %+v", st, want)
 	}
 	if second := readAll(t, s); !reflect.DeepEqual(second, first) {
@@ -316,7 +316,7 @@ func TestWindowReplace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (WriteStats{Rows: 2, Invocations: 2, Inserted: 2, Deleted: 3}); st != want {
+	if want := (schemas.WriteStats{Rows: 2, Invocations: 2, Inserted: 2, Deleted: 3}); st != want {
 		t.Errorf("stats %+v, want %+v", st, want)
 	}
 	got := keys(readAll(t, s))
@@ -531,17 +531,17 @@ func TestCheckpointsAndRuns(t *testing.T) {
 		t.Error("zero window end accepted")
 	}
 
-	r := Run{RunID: "run-1", Job: "daily", StartedAt: day1, WindowFrom: day1, WindowTo: day1.Add(24 * time.Hour), Status: RunRunning}
+	r := schemas.Run{RunID: "run-1", Job: "daily", StartedAt: day1, WindowFrom: day1, WindowTo: day1.Add(24 * time.Hour), Status: schemas.RunRunning}
 	if err := s.RecordRun(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	r.FinishedAt, r.Status = day1.Add(time.Minute), RunOK
+	r.FinishedAt, r.Status = day1.Add(time.Minute), schemas.RunOK
 	r.RowsRead, r.OutsideWindow, r.Duplicates, r.DeadLettered, r.Attributed, r.Unattributed = 100, 1, 2, 3, 90, 4
 	r.InputTokensIn, r.TotalTokensIn, r.TotalTokensOut = 1000, 1500, 1500
 	if err := s.RecordRun(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	other := Run{RunID: "run-2", Job: "hourly", Status: RunFailed, Error: "boom"}
+	other := schemas.Run{RunID: "run-2", Job: "hourly", Status: schemas.RunFailed, Error: "boom"}
 	if err := s.RecordRun(ctx, other); err != nil {
 		t.Fatal(err)
 	}
@@ -555,7 +555,7 @@ func TestCheckpointsAndRuns(t *testing.T) {
 	if all, _ := s.Runs(ctx, ""); len(all) != 2 || all[1] != other {
 		t.Errorf("all runs = %+v", all)
 	}
-	if err := s.RecordRun(ctx, Run{Status: RunOK}); err == nil {
+	if err := s.RecordRun(ctx, schemas.Run{Status: schemas.RunOK}); err == nil {
 		t.Error("run without id accepted")
 	}
 }

@@ -15,17 +15,29 @@ import (
 	"github.com/obolus/obolus/schemas"
 )
 
-// Store is where the loader writes. ReplaceAttributions must replace an
-// invocation's stored rows unless they carry a higher version, so that
-// re-delivered and out-of-date answers change nothing.
+// Store is where the loader writes: the store contract (see sink/storetest),
+// called without a window, so that answers replace their invocation's
+// stored rows unless those carry a higher version, and re-delivered and
+// out-of-date answers change nothing.
 type Store interface {
-	ReplaceAttributions(ctx context.Context, rows []schemas.Attribution) error
+	ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (schemas.WriteStats, error)
 	WriteDeadLetters(ctx context.Context, dl []schemas.DeadLetter) error
+}
+
+func (p *loadPartition) replace(ctx context.Context, rows []schemas.Attribution) error {
+	st, err := p.l.Store.ReplaceAttributionChunks(ctx, time.Time{}, time.Time{}, [][]schemas.Attribution{rows})
+	if err == nil {
+		p.l.Counts.Stale.Add(st.Stale)
+	}
+	return err
 }
 
 // LoaderCounts counts what the loader wrote, across partitions.
 type LoaderCounts struct {
 	Answers, Rows, DeadLetters atomic.Int64
+	// Stale rows were not written: the store held their invocation at a
+	// higher version (a redelivery, or an answer a batch run superseded).
+	Stale atomic.Int64
 }
 
 // Loader consumes the output and dead-letter topics into a Store in
@@ -153,12 +165,12 @@ func (p *loadPartition) Flush(ctx context.Context) (kafkaingest.Commit, error) {
 		for _, a := range p.ready {
 			rows = append(rows, a...)
 		}
-		if err := p.l.Store.ReplaceAttributions(ctx, rows); err != nil {
+		if err := p.replace(ctx, rows); err != nil {
 			// One bad answer must not hold back the rest: write them one
 			// by one and keep the refused ones as dead letters.
 			p.l.Log.Warn("attribution batch refused; writing answers one by one", "rows", len(rows), "err", err)
 			for inv, a := range p.ready {
-				if err := p.l.Store.ReplaceAttributions(ctx, a); err != nil {
+				if err := p.replace(ctx, a); err != nil {
 					if ctx.Err() != nil {
 						return kafkaingest.Commit{}, err
 					}

@@ -32,20 +32,26 @@ type memStore struct {
 	dead []schemas.DeadLetter
 }
 
-func (s *memStore) ReplaceAttributions(_ context.Context, rows []schemas.Attribution) error {
+func (s *memStore) ReplaceAttributionChunks(_ context.Context, _, _ time.Time, chunks [][]schemas.Attribution) (schemas.WriteStats, error) {
+	var st schemas.WriteStats
 	by := map[string][]schemas.Attribution{}
-	for _, r := range rows {
-		if r.InvocationID == "refuse" {
-			return errors.New("refused")
+	for _, rows := range chunks {
+		for _, r := range rows {
+			if r.InvocationID == "refuse" {
+				return st, errors.New("refused")
+			}
+			by[r.InvocationID] = append(by[r.InvocationID], r)
 		}
-		by[r.InvocationID] = append(by[r.InvocationID], r)
 	}
 	for inv, rs := range by {
 		if prev, ok := s.rows[inv]; !ok || prev[0].Version <= rs[0].Version {
 			s.rows[inv] = rs
+		} else {
+			st.Stale += int64(len(rs))
+			st.StaleInvocations++
 		}
 	}
-	return nil
+	return st, nil
 }
 
 func (s *memStore) WriteDeadLetters(_ context.Context, dl []schemas.DeadLetter) error {

@@ -1,0 +1,304 @@
+// Package storetest is the conformance suite of obolus's stores: every
+// implementation of the store contract runs it, so they cannot drift apart.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/obolus/obolus/schemas"
+)
+
+// Store is the contract: attribution rows replaced by window and by
+// invocation under a version guard, checkpoints, runs and dead letters.
+type Store interface {
+	// ReplaceAttributionChunks makes the table hold, for the invocations
+	// the rows name, exactly these rows, and for the event-time window
+	// [from,to) nothing else (both zero: no window), unless the store holds
+	// an invocation at a higher version: then its stored rows stay and the
+	// incoming ones are counted stale.
+	ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (schemas.WriteStats, error)
+	Attributions(ctx context.Context, from, to time.Time) ([]schemas.Attribution, error)
+	WriteDeadLetters(ctx context.Context, dl []schemas.DeadLetter) error
+	DeadLetters(ctx context.Context) ([]schemas.DeadLetter, error)
+	Checkpoint(ctx context.Context, job string) (time.Time, bool, error)
+	SetCheckpoint(ctx context.Context, job string, windowEnd time.Time) error
+	RecordRun(ctx context.Context, r schemas.Run) error
+	Runs(ctx context.Context, job string) ([]schemas.Run, error)
+}
+
+// Options says what a store under test can do.
+type Options struct {
+	// Writers is how many concurrent writers the concurrency case runs
+	// (0: 4).
+	Writers int
+	// ExactCounts: the store reports Inserted and Deleted (not just Affected).
+	ExactCounts bool
+}
+
+// Day is the UTC day the suite's rows fall on.
+var Day = time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+
+// Row is an attribution row of the suite: invocation inv, for user, at
+// Day plus at, with version v.
+func Row(inv, user string, at time.Duration, v int64) schemas.Attribution {
+	t := Day.Add(at)
+	return schemas.Attribution{
+		InvocationID: inv, RequestID: "r-" + inv, EventTime: t, EventDate: t.Format(time.DateOnly),
+		AccountID: "acc", WorkspaceID: "ws", EndpointID: "ep", EndpointName: "databricks-gpt-5", DestinationModel: "gpt-5",
+		Requester: "sp-1", StatusCode: 200, UsageSource: schemas.SourceAIGateway, EndUser: user, Team: "t", CostCenter: "cc",
+		MatchMethod: schemas.MethodTagUser, MatchConfidence: 1, Candidates: 1, Weight: 1,
+		InputTokens: 10, OutputTokens: 5, TotalTokens: 15, CostUSD: 0.000125, PriceListVersion: "v1",
+		Version: v, RunID: fmt.Sprintf("run-%d", v), ProcessedAt: t.Add(time.Hour),
+	}
+}
+
+// Run runs the suite; open returns a fresh, empty store for each case.
+func Run(t *testing.T, open func(t *testing.T) Store, opt Options) {
+	cases := []struct {
+		name string
+		fn   func(t *testing.T, s Store, opt Options)
+	}{
+		{"RoundTrip", roundTrip},
+		{"WindowReplace", windowReplace},
+		{"VersionGuard", versionGuard},
+		{"IdempotentRerun", idempotentRerun},
+		{"RefusesBadRows", refusesBadRows},
+		{"ConcurrentWriters", concurrentWriters},
+		{"Checkpoints", checkpoints},
+		{"Runs", runs},
+		{"DeadLetters", deadLetters},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t), opt) })
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+func replace(t *testing.T, s Store, from, to time.Time, rows ...schemas.Attribution) schemas.WriteStats {
+	t.Helper()
+	st, err := s.ReplaceAttributionChunks(ctx(t), from, to, [][]schemas.Attribution{rows})
+	if err != nil {
+		t.Fatalf("replace: %v", err)
+	}
+	return st
+}
+
+// stored summarises the table as "inv/user@version" in read order.
+func stored(t *testing.T, s Store) []string {
+	t.Helper()
+	rows, err := s.Attributions(ctx(t), time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatalf("read attributions: %v", err)
+	}
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = fmt.Sprintf("%s/%s@%d", r.InvocationID, r.EndUser, r.Version)
+	}
+	return out
+}
+
+func expect(t *testing.T, s Store, want ...string) {
+	t.Helper()
+	if got := stored(t, s); !slices.Equal(got, want) {
+		t.Errorf("stored rows\n got %v\nwant %v", got, want)
+	}
+}
+
+func roundTrip(t *testing.T, s Store, _ Options) {
+	in := Row("a", "ana@example.com", time.Hour, 1)
+	in.Reason, in.Session, in.TraceID = "", "sess-1", "tr-1"
+	in.ProcessedAt = time.Time{} // NULL survives
+	st := replace(t, s, time.Time{}, time.Time{}, in)
+	if st.Rows != 1 || st.Invocations != 1 || st.Stale != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	got, err := s.Attributions(ctx(t), Day, Day.Add(24*time.Hour))
+	if err != nil || len(got) != 1 {
+		t.Fatalf("read back %d rows, err %v", len(got), err)
+	}
+	if got[0] != in {
+		t.Errorf("read back\n got %+v\nwant %+v", got[0], in)
+	}
+	if _, err := s.Attributions(ctx(t), Day, time.Time{}); err == nil {
+		t.Error("a half-open read window was accepted")
+	}
+}
+
+func windowReplace(t *testing.T, s Store, opt Options) {
+	from, to := Day, Day.Add(time.Hour)
+	replace(t, s, time.Time{}, time.Time{},
+		Row("old-in", "u1", 10*time.Minute, 1), Row("old-out", "u1", 2*time.Hour, 1), Row("kept", "u1", 20*time.Minute, 1))
+	// The window's answer no longer has old-in; kept is answered again and
+	// an invocation outside the window is replaced by id.
+	st := replace(t, s, from, to, Row("kept", "u2", 20*time.Minute, 1), Row("new", "u1", 30*time.Minute, 1), Row("old-out", "u3", 2*time.Hour, 1))
+	expect(t, s, "kept/u2@1", "new/u1@1", "old-out/u3@1")
+	if st.Rows != 3 || st.Invocations != 3 || st.Stale != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if opt.ExactCounts && (st.Inserted != 3 || st.Deleted != 3) {
+		t.Errorf("stats %+v: want 3 inserted, 3 deleted", st)
+	}
+	// An empty answer for a window clears it.
+	replace(t, s, from, to)
+	expect(t, s, "old-out/u3@1")
+	// Half a window is refused.
+	if _, err := s.ReplaceAttributionChunks(ctx(t), from, time.Time{}, nil); err == nil {
+		t.Error("a half-open window was accepted")
+	}
+}
+
+func versionGuard(t *testing.T, s Store, _ Options) {
+	from, to := Day, Day.Add(time.Hour)
+	replace(t, s, time.Time{}, time.Time{}, Row("a", "u1", time.Minute, 5), Row("b", "u1", 2*time.Minute, 5))
+	// A lower version changes nothing, even inside its window; an equal
+	// version (a rerun) and a higher one overwrite.
+	st := replace(t, s, from, to, Row("a", "u2", time.Minute, 4), Row("a", "u3", time.Minute, 4), Row("b", "u2", 2*time.Minute, 5))
+	expect(t, s, "a/u1@5", "b/u2@5")
+	if st.Stale != 2 || st.StaleInvocations != 1 {
+		t.Errorf("stats %+v: want 2 stale rows of 1 invocation", st)
+	}
+	replace(t, s, time.Time{}, time.Time{}, Row("a", "u4", time.Minute, 6))
+	expect(t, s, "a/u4@6", "b/u2@5")
+}
+
+func idempotentRerun(t *testing.T, s Store, _ Options) {
+	rows := []schemas.Attribution{Row("a", "u1", time.Minute, 1), Row("a", "u2", time.Minute, 1), Row("b", "u1", 3*time.Minute, 1)}
+	for range 2 {
+		// Split rows arrive in chunks; the second run is the same input.
+		if _, err := s.ReplaceAttributionChunks(ctx(t), Day, Day.Add(time.Hour), [][]schemas.Attribution{rows[:1], rows[1:]}); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, s, "a/u1@1", "a/u2@1", "b/u1@1")
+	}
+}
+
+func refusesBadRows(t *testing.T, s Store, _ Options) {
+	replace(t, s, time.Time{}, time.Time{}, Row("keep", "u1", time.Minute, 1))
+	bad := func(mut func(r *schemas.Attribution)) schemas.Attribution {
+		r := Row("x", "u1", 2*time.Minute, 1)
+		mut(&r)
+		return r
+	}
+	for name, rows := range map[string][]schemas.Attribution{
+		"repeated key":   {Row("x", "u1", time.Minute, 1), Row("x", "u1", time.Minute, 1)},
+		"mixed versions": {Row("x", "u1", time.Minute, 1), Row("x", "u2", time.Minute, 2)},
+		"bad utf-8":      {bad(func(r *schemas.Attribution) { r.CostCenter = "\xff" })},
+		"wrong date":     {bad(func(r *schemas.Attribution) { r.EventDate = "2026-11-03" })},
+		"weight":         {bad(func(r *schemas.Attribution) { r.Weight = 2 })},
+	} {
+		if _, err := s.ReplaceAttributionChunks(ctx(t), Day, Day.Add(time.Hour), [][]schemas.Attribution{rows}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// Nothing was written, and the window was not cleared.
+	expect(t, s, "keep/u1@1")
+}
+
+func concurrentWriters(t *testing.T, s Store, opt Options) {
+	n := opt.Writers
+	if n == 0 {
+		n = 4
+	}
+	// Each writer owns an hour; every writer also answers invocation
+	// "shared" with its own version: the highest must win.
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range n {
+		wg.Go(func() {
+			at := time.Duration(w) * time.Hour
+			rows := []schemas.Attribution{Row(fmt.Sprintf("w%d", w), "u", at+time.Minute, 1), Row("shared", fmt.Sprintf("u%d", w), 23*time.Hour, int64(10+w))}
+			_, err := s.ReplaceAttributionChunks(ctx(t), Day.Add(at), Day.Add(at+time.Hour), [][]schemas.Attribution{rows})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent write: %v", err)
+		}
+	}
+	var want []string
+	for w := range n {
+		want = append(want, fmt.Sprintf("w%d/u@1", w))
+	}
+	want = append(want, fmt.Sprintf("shared/u%d@%d", n-1, 10+n-1))
+	expect(t, s, want...)
+}
+
+func checkpoints(t *testing.T, s Store, _ Options) {
+	if _, ok, err := s.Checkpoint(ctx(t), "daily"); err != nil || ok {
+		t.Fatalf("fresh store: checkpoint ok=%v err=%v", ok, err)
+	}
+	for _, end := range []time.Time{Day.Add(24 * time.Hour), Day.Add(48 * time.Hour)} {
+		if err := s.SetCheckpoint(ctx(t), "daily", end); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := s.Checkpoint(ctx(t), "daily")
+		if err != nil || !ok || !got.Equal(end) {
+			t.Errorf("checkpoint %v ok=%v err=%v, want %v", got, ok, err, end)
+		}
+	}
+	if _, ok, _ := s.Checkpoint(ctx(t), "hourly"); ok {
+		t.Error("another job shares the checkpoint")
+	}
+}
+
+func runs(t *testing.T, s Store, _ Options) {
+	r := schemas.Run{RunID: "run-1", Job: "daily", StartedAt: Day, WindowFrom: Day, WindowTo: Day.Add(24 * time.Hour), Status: schemas.RunRunning}
+	if err := s.RecordRun(ctx(t), r); err != nil {
+		t.Fatal(err)
+	}
+	r.FinishedAt, r.Status, r.RowsRead, r.Attributed, r.TotalTokensIn, r.TotalTokensOut = Day.Add(time.Minute), schemas.RunOK, 10, 9, 150, 150
+	if err := s.RecordRun(ctx(t), r); err != nil {
+		t.Fatal(err)
+	}
+	other := schemas.Run{RunID: "run-2", Job: "hourly", StartedAt: Day.Add(time.Hour), Status: schemas.RunFailed, Error: "boom"}
+	if err := s.RecordRun(ctx(t), other); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Runs(ctx(t), "daily")
+	if err != nil || len(got) != 1 || got[0] != r {
+		t.Errorf("runs of daily: %+v, err %v; want [%+v]", got, err, r)
+	}
+	if all, err := s.Runs(ctx(t), ""); err != nil || len(all) != 2 {
+		t.Errorf("all runs: %d, err %v", len(all), err)
+	}
+}
+
+func deadLetters(t *testing.T, s Store, _ Options) {
+	at := Day.Add(time.Hour)
+	dl := []schemas.DeadLetter{
+		{Source: "usage.jsonl", Location: "line 3", Kind: "usage", Field: "event_time", Reason: "not a time", Record: `{"event_time":"x"}`, RunID: "run-1", DeadLetteredAt: at},
+		{Source: "usage.jsonl", Location: "line 9", Kind: "usage", Reason: "not JSON", Record: "\xff{", RunID: "run-1", DeadLetteredAt: at},
+	}
+	if err := s.WriteDeadLetters(ctx(t), dl); err != nil {
+		t.Fatal(err)
+	}
+	// The same record read again overwrites its row.
+	again := dl[0]
+	again.RunID, again.Reason = "run-2", "still not a time"
+	if err := s.WriteDeadLetters(ctx(t), []schemas.DeadLetter{again}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.DeadLetters(ctx(t))
+	if err != nil || len(got) != 2 {
+		t.Fatalf("dead letters %+v, err %v", got, err)
+	}
+	if got[0] != again {
+		t.Errorf("rewritten letter\n got %+v\nwant %+v", got[0], again)
+	}
+	if got[1].Record != "\uFFFD{" {
+		t.Errorf("invalid UTF-8 record stored as %q, want it replaced", got[1].Record)
+	}
+}
