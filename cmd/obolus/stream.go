@@ -160,4 +160,3 @@ func loadPricing(cfg *config.Config) (*enrich.PriceList, *enrich.Directory, erro
 	}
 	return prices, org, nil
 }
-
