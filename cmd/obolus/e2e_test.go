@@ -202,3 +202,30 @@ func withoutLateSources(t *testing.T, cfg string) string {
 	}
 	return string(out)
 }
+
+// Read commands never create a store: a mistyped --store is a usage error
+// (exit code 2) naming the path, and no file appears there.
+func TestReadCommandsNeedAStore(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "typo.duckdb")
+	truth := filepath.Join(dir, "truth.jsonl")
+	if err := os.WriteFile(truth, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"summary"},
+		{"score", "--truth", truth},
+		{"report", "chargeback", "--period", "2026-11"},
+		{"report", "gen-billing", "--period", "2026-11", "--out", dir},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			out, err := obolus(t, append(args, "--store", missing)...)
+			if err == nil || exitCode(context.Background(), err) != 2 || !strings.Contains(err.Error(), missing) {
+				t.Fatalf("err %v (exit %d), want a usage error naming %s\n%s", err, exitCode(context.Background(), err), missing, out)
+			}
+			if _, err := os.Stat(missing); !os.IsNotExist(err) {
+				t.Fatalf("%s created %s", args[0], missing)
+			}
+		})
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/obolus/obolus/internal/chargeback"
-	duckdbsink "github.com/obolus/obolus/sink/duckdb"
 	"github.com/obolus/obolus/sink/report"
 )
 
@@ -99,9 +98,14 @@ what the store already holds, and shows list-price estimates when that is nothin
 				return err
 			}
 			defer a.close(ctx)
-			store, err := duckdbsink.Open(ctx, a.cfg.Store.DuckDB)
+			// Loading billing files writes to the store; a report alone only reads.
+			open := a.openStoreReadOnly
+			if usagePath != "" {
+				open = a.openStore
+			}
+			store, err := open(ctx)
 			if err != nil {
-				return fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)
+				return err
 			}
 			defer store.Close()
 			if usagePath != "" {
@@ -237,9 +241,9 @@ For demos and tests; real reports load the real system tables.`,
 }
 
 func (a *app) genBilling(ctx context.Context, cfg report.BillingGenConfig, out string) error {
-	store, err := duckdbsink.Open(ctx, a.cfg.Store.DuckDB)
+	store, err := a.openStoreReadOnly(ctx)
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)
+		return err
 	}
 	defer store.Close()
 	bill, err := report.GenerateBilling(ctx, report.NewDuckDBSource(store.DB()), cfg)

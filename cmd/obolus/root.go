@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/telemetry"
+	duckdbsink "github.com/obolus/obolus/sink/duckdb"
 )
 
 // app carries what every subcommand needs once flags are parsed.
@@ -120,4 +122,26 @@ func plural(n int64, word string) string {
 		return fmt.Sprintf("%d %s", n, word)
 	}
 	return fmt.Sprintf("%d %ss", n, strings.TrimSuffix(word, "s"))
+}
+
+// openStoreReadOnly opens the configured store for a command that only reads
+// it: a path where no store exists is a usage error naming the path.
+func (a *app) openStoreReadOnly(ctx context.Context) (*duckdbsink.Store, error) {
+	store, err := duckdbsink.OpenReadOnly(ctx, a.cfg.Store.DuckDB)
+	if errors.Is(err, duckdbsink.ErrNoStore) {
+		return nil, usageError{err}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)
+	}
+	return store, nil
+}
+
+// openStore opens, or creates, the configured store for a command that writes.
+func (a *app) openStore(ctx context.Context) (*duckdbsink.Store, error) {
+	store, err := duckdbsink.Open(ctx, a.cfg.Store.DuckDB)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)
+	}
+	return store, nil
 }

@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/obolus/obolus/internal/score"
-	duckdbsink "github.com/obolus/obolus/sink/duckdb"
 )
 
 func (a *app) scoreCmd() *cobra.Command {
@@ -32,9 +31,9 @@ With --min-precision/--min-recall it exits non-zero when a bar is missed.`,
 			if err != nil {
 				return fmt.Errorf("load ground truth: %w", err)
 			}
-			store, err := duckdbsink.Open(ctx, a.cfg.Store.DuckDB)
+			store, err := a.openStoreReadOnly(ctx)
 			if err != nil {
-				return fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)
+				return err
 			}
 			defer store.Close()
 			rows, err := score.LoadRows(ctx, store.DB(), "attribution")

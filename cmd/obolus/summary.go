@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	duckdbsink "github.com/obolus/obolus/sink/duckdb"
 )
 
 func (a *app) summaryCmd() *cobra.Command {
@@ -23,9 +22,9 @@ func (a *app) summaryCmd() *cobra.Command {
 				return err
 			}
 			defer a.close(ctx)
-			store, err := duckdbsink.Open(ctx, a.cfg.Store.DuckDB)
+			store, err := a.openStoreReadOnly(ctx)
 			if err != nil {
-				return fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)
+				return err
 			}
 			defer store.Close()
 			return printSummary(ctx, cmd.OutOrStdout(), store.DB(), top)

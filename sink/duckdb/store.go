@@ -8,6 +8,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -30,33 +32,66 @@ type Store struct {
 // Open opens or creates the DuckDB file at path and applies the DDL, which is
 // idempotent, in one transaction.
 func Open(ctx context.Context, path string) (*Store, error) {
+	s, stmts, err := open(path, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.applyDDL(ctx, stmts); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// ErrNoStore is returned by OpenReadOnly for a path where no store exists.
+var ErrNoStore = errors.New("no store")
+
+// OpenReadOnly opens an existing store for reading: a path where no file
+// exists is an error (ErrNoStore) naming it, so a mistyped path never
+// creates an empty store, and nothing in the file is changed.
+func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
+	if path != "" {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s: run obolus batch (or obolus init) to create it, or name the right file with --store or store.duckdb", ErrNoStore, path)
+		}
+	}
+	s, stmts, err := open(path, "?access_mode=read_only")
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range stmts {
+		s.objects[st.Name] = true
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("open %s read-only: %w", path, err)
+	}
+	return s, nil
+}
+
+func open(path, options string) (*Store, []schemas.Statement, error) {
 	if path == "" {
-		return nil, errors.New("duckdbsink: empty database path")
+		return nil, nil, errors.New("empty database path")
 	}
 	if strings.ContainsAny(path, "?\x00") {
 		// duckdb-go reads what follows '?' as configuration options.
-		return nil, fmt.Errorf("duckdbsink: database path %q contains '?' or NUL", path)
+		return nil, nil, fmt.Errorf("database path %q contains '?' or NUL", path)
 	}
 	stmts, err := schemas.DDL("duckdb")
 	if err != nil {
-		return nil, fmt.Errorf("duckdbsink: %w", err)
+		return nil, nil, err
 	}
 	// TIMESTAMP columns hold UTC. Go time.Time parameters bind as TIMESTAMPTZ,
 	// which DuckDB converts through the session time zone: pin it to UTC so
 	// the host's zone never shifts a comparison.
-	connector, err := duckdb.NewConnector(path, func(ex driver.ExecerContext) error {
+	connector, err := duckdb.NewConnector(path+options, func(ex driver.ExecerContext) error {
 		_, err := ex.ExecContext(context.Background(), "SET TimeZone = 'UTC'", nil)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("duckdbsink: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: sql.OpenDB(connector), objects: make(map[string]bool, len(stmts))}
-	if err := s.applyDDL(ctx, stmts); err != nil {
-		s.db.Close()
-		return nil, fmt.Errorf("duckdbsink: open %s: %w", path, err)
-	}
-	return s, nil
+	return &Store{db: sql.OpenDB(connector), objects: make(map[string]bool, len(stmts))}, stmts, nil
 }
 
 func (s *Store) applyDDL(ctx context.Context, stmts []schemas.Statement) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -696,5 +697,32 @@ func TestReplaceAttributionChunksEqualsOneSlice(t *testing.T) {
 	bad.InvocationID = ""
 	if _, err := chunked.ReplaceAttributionChunks(ctx, from, to, [][]schemas.Attribution{rows[:3], {bad}}); err == nil || !strings.Contains(err.Error(), "row 3") {
 		t.Errorf("error %v, want it to name row 3 (counted across chunks)", err)
+	}
+}
+
+func TestOpenReadOnly(t *testing.T) {
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "typo.duckdb")
+	if _, err := OpenReadOnly(ctx, missing); !errors.Is(err, ErrNoStore) || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("missing store: err %v, want ErrNoStore naming %s", err, missing)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("OpenReadOnly created %s", missing)
+	}
+	s, path := openStore(t)
+	if _, err := s.ReplaceAttributions(ctx, time.Time{}, time.Time{}, []schemas.Attribution{att("a", "ana", day1)}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	ro, err := OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if rows, err := ro.Attributions(ctx, time.Time{}, time.Time{}); err != nil || len(rows) != 1 {
+		t.Fatalf("read %d rows, err %v", len(rows), err)
+	}
+	if _, err := ro.ReplaceAttributions(ctx, time.Time{}, time.Time{}, []schemas.Attribution{att("b", "bo", day1)}); err == nil {
+		t.Error("a read-only store accepted a write")
 	}
 }
