@@ -71,6 +71,19 @@ func TestDatabricksCommands(t *testing.T) {
 			t.Fatalf("%s batch did not reconcile:\n%s", mode, out)
 		}
 	}
+	// The read commands read the Delta tables with --target databricks.
+	sum := mustObolus(t, append([]string{"summary", "--target", "databricks"}, quiet...)...)
+	if !strings.Contains(sum, "Top end users by cost") || !strings.Contains(sum, "time_window") {
+		t.Errorf("summary --target databricks:\n%s", sum)
+	}
+	sc := mustObolus(t, append([]string{"score", "--target", "databricks", "--truth", filepath.Join(filepath.Dir(cfg), "ground_truth.jsonl"), "--min-precision", "0.9"}, quiet...)...)
+	if !strings.Contains(sc, "precision") {
+		t.Errorf("score --target databricks:\n%s", sc)
+	}
+	rep := mustObolus(t, append([]string{"report", "chargeback", "--target", "databricks", "--period", "2026-11", "--format", "csv"}, quiet...)...)
+	if !strings.Contains(rep, "team") {
+		t.Errorf("report chargeback --target databricks:\n%s", rep)
+	}
 	out, err := obolus(t, append([]string{"batch", "--target", "databricks", "--mode", "sideways"}, quiet...)...)
 	if err == nil || !strings.Contains(err.Error(), "--mode") {
 		t.Errorf("bad --mode: %v\n%s", err, out)

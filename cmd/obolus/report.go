@@ -44,8 +44,8 @@ func (a *app) reportCmd() *cobra.Command {
 
 func (a *app) chargebackCmd() *cobra.Command {
 	var (
-		period, by, formats, out, usagePath, pricesPath string
-		pseudonymize                                    bool
+		period, by, formats, out, usagePath, pricesPath, target string
+		pseudonymize                                            bool
 		top                                             int
 	)
 	names := make([]string, len(reportFormats))
@@ -98,17 +98,25 @@ what the store already holds, and shows list-price estimates when that is nothin
 				return err
 			}
 			defer a.close(ctx)
-			// Loading billing files writes to the store; a report alone only reads.
-			open := a.openStoreReadOnly
-			if usagePath != "" {
-				open = a.openStore
+			if usagePath != "" && target != targetDuckDB {
+				return usageErrorf("--billing-usage loads a bill export into the embedded store; with --target %s the report reads system.billing.usage itself", target)
 			}
-			store, err := open(ctx)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			if usagePath != "" {
+			var src report.Source
+			if usagePath == "" {
+				rs, err := a.openReadStore(ctx, target)
+				if err != nil {
+					return err
+				}
+				defer rs.Close()
+				src = rs.Report
+			} else {
+				// Loading billing files writes to the store.
+				store, err := a.openStore(ctx)
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				src = report.NewDuckDBSource(store.DB())
 				n, err := report.LoadListPrices(ctx, store.DB(), pricesPath)
 				if err != nil {
 					return err
@@ -119,7 +127,7 @@ what the store already holds, and shows list-price estimates when that is nothin
 				}
 				a.log.Info("billing loaded", "list_prices", n, "usage_records", m)
 			}
-			rep, err := report.Build(ctx, report.NewDuckDBSource(store.DB()), opt)
+			rep, err := report.Build(ctx, src, opt)
 			if err != nil {
 				return err
 			}
@@ -139,6 +147,7 @@ what the store already holds, and shows list-price estimates when that is nothin
 	f.StringVar(&out, "out", "", "directory to write the outputs to (default: the one text output to standard output)")
 	f.StringVar(&usagePath, "billing-usage", "", "export of system.billing.usage to load first (.jsonl, .csv or .parquet)")
 	f.StringVar(&pricesPath, "list-prices", "", "export of system.billing.list_prices to load first")
+	addTargetFlag(cmd, &target)
 	f.BoolVar(&pseudonymize, "pseudonymize", false, "replace end users by HMAC-SHA256 pseudonyms keyed by $"+report.PseudonymKeyEnv)
 	f.IntVar(&top, "top", 15, "users listed in the summaries")
 	return cmd

@@ -9,7 +9,7 @@ import (
 )
 
 func (a *app) scoreCmd() *cobra.Command {
-	var truthPath string
+	var truthPath, target string
 	var minPrecision, minRecall float64
 	cmd := &cobra.Command{
 		Use:   "score",
@@ -31,12 +31,12 @@ With --min-precision/--min-recall it exits non-zero when a bar is missed.`,
 			if err != nil {
 				return fmt.Errorf("load ground truth: %w", err)
 			}
-			store, err := a.openStoreReadOnly(ctx)
+			store, err := a.openReadStore(ctx, target)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			rows, err := score.LoadRows(ctx, store.DB(), "attribution")
+			rows, err := score.LoadQuoted(ctx, store.DB, store.Attribution)
 			if err != nil {
 				return fmt.Errorf("read attribution: %w", err)
 			}
@@ -53,5 +53,6 @@ With --min-precision/--min-recall it exits non-zero when a bar is missed.`,
 	cmd.Flags().StringVar(&truthPath, "truth", "", "ground-truth file (JSON Lines)")
 	cmd.Flags().Float64Var(&minPrecision, "min-precision", 0, "fail when overall precision is below this")
 	cmd.Flags().Float64Var(&minRecall, "min-recall", 0, "fail when overall recall is below this")
+	addTargetFlag(cmd, &target)
 	return cmd
 }

@@ -8,11 +8,13 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-
 )
 
 func (a *app) summaryCmd() *cobra.Command {
-	var top int
+	var (
+		top    int
+		target string
+	)
 	cmd := &cobra.Command{
 		Use:   "summary",
 		Short: "Print per-user spend and attribution coverage from the store",
@@ -22,33 +24,36 @@ func (a *app) summaryCmd() *cobra.Command {
 				return err
 			}
 			defer a.close(ctx)
-			store, err := a.openStoreReadOnly(ctx)
+			store, err := a.openReadStore(ctx, target)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			return printSummary(ctx, cmd.OutOrStdout(), store.DB(), top)
+			return printSummary(ctx, cmd.OutOrStdout(), store.DB, store.Attribution, top)
 		},
 	}
 	cmd.Flags().IntVar(&top, "top", 15, "how many end users to list")
+	addTargetFlag(cmd, &target)
 	return cmd
 }
 
-func printSummary(ctx context.Context, w io.Writer, db *sql.DB, top int) error {
+// printSummary prints the summary of the attribution table, whose quoted
+// name is table.
+func printSummary(ctx context.Context, w io.Writer, db *sql.DB, table string, top int) error {
 	sections := []struct {
 		title, query string
 		args         []any
 	}{
 		{"Top end users by cost", `
 SELECT end_user, team, round(sum(weight), 2) AS invocations, sum(total_tokens) AS tokens, round(sum(cost_usd), 2) AS cost_usd
-FROM attribution GROUP BY end_user, team ORDER BY sum(cost_usd) DESC, end_user LIMIT ?`, []any{top}},
+FROM ` + table + ` GROUP BY end_user, team ORDER BY sum(cost_usd) DESC, end_user LIMIT ?`, []any{top}},
 		{"Spend by team", `
 SELECT team, count(DISTINCT end_user) AS users, round(sum(weight), 2) AS invocations, sum(total_tokens) AS tokens, round(sum(cost_usd), 2) AS cost_usd
-FROM attribution GROUP BY team ORDER BY sum(cost_usd) DESC, team`, nil},
+FROM ` + table + ` GROUP BY team ORDER BY sum(cost_usd) DESC, team`, nil},
 		{"Coverage by match method", `
 SELECT match_method, round(sum(weight), 2) AS invocations, round(100 * sum(weight) / sum(sum(weight)) OVER (), 2) AS pct_invocations,
        round(100 * sum(cost_usd) / nullif(sum(sum(cost_usd)) OVER (), 0), 2) AS pct_cost, round(avg(match_confidence), 3) AS avg_confidence
-FROM attribution GROUP BY match_method ORDER BY sum(weight) DESC`, nil},
+FROM ` + table + ` GROUP BY match_method ORDER BY sum(weight) DESC`, nil},
 	}
 	for _, s := range sections {
 		if err := printQuery(ctx, w, db, s.title, s.query, s.args...); err != nil {

@@ -19,6 +19,13 @@ func LoadRows(ctx context.Context, db *sql.DB, table string) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
+	return LoadQuoted(ctx, db, name)
+}
+
+// LoadQuoted is LoadRows for a table name already validated and quoted in
+// the database's dialect (a Delta table: `catalog`.`schema`.`attribution`).
+func LoadQuoted(ctx context.Context, db *sql.DB, name string) ([]Row, error) {
+	table := name
 	versioned, err := hasColumn(ctx, db, name, "version")
 	if err != nil {
 		return nil, err

@@ -89,6 +89,13 @@ type Server struct {
 	drained  chan struct{}
 }
 
+// databricksFunctions are Databricks SQL built-ins DuckDB lacks, as DuckDB
+// macros with the same meaning.
+var databricksFunctions = []string{
+	// https://docs.databricks.com/en/sql/language-manual/functions/timestamp_micros.html
+	"timestamp_micros(us) AS make_timestamp(us)",
+}
+
 // New opens (or creates) the DuckDB database and prepares the server. It
 // does not listen; use Start or mount Handler.
 func New(cfg Config) (*Server, error) {
@@ -100,8 +107,17 @@ func New(cfg Config) (*Server, error) {
 	}
 	connector, err := duckdb.NewConnector(cfg.DuckDBPath, func(execer driver.ExecerContext) error {
 		// Timestamps are shown in UTC unless a session asks for a zone, as on Databricks.
-		_, err := execer.ExecContext(context.Background(), "SET TimeZone = 'UTC'", nil)
-		return err
+		if _, err := execer.ExecContext(context.Background(), "SET TimeZone = 'UTC'", nil); err != nil {
+			return err
+		}
+		// Databricks built-ins DuckDB spells differently, as macros of the
+		// connection, seen from every catalog a session uses.
+		for _, m := range databricksFunctions {
+			if _, err := execer.ExecContext(context.Background(), "CREATE OR REPLACE TEMP MACRO "+m, nil); err != nil {
+				return fmt.Errorf("define %s: %w", m, err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: opening DuckDB %q: %w", cfg.DuckDBPath, err)

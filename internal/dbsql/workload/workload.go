@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/synth"
+	"github.com/obolus/obolus/schemas"
 )
 
 // Where the loaded tables live, in Databricks names.
@@ -141,7 +143,46 @@ func Load(ctx context.Context, db *sql.DB, dir string) (*Layout, error) {
 			return nil, err
 		}
 	}
+	if err := createBilling(ctx, db); err != nil {
+		return nil, err
+	}
 	return l, nil
+}
+
+// Billing system tables, which every workspace has; the workload has no bill,
+// so they start empty (a report then estimates at list price).
+const (
+	BillingUsageTable = "system.billing.usage"
+	ListPricesTable   = "system.billing.list_prices"
+)
+
+// createBilling creates the billing system tables with the columns obolus
+// reads, in the shape of the embedded store's copies of them.
+func createBilling(ctx context.Context, db *sql.DB) error {
+	stmts, err := schemas.DDL("duckdb")
+	if err != nil {
+		return err
+	}
+	for _, t := range []struct{ store, table string }{{"billing_usage", BillingUsageTable}, {"billing_list_prices", ListPricesTable}} {
+		i := slices.IndexFunc(stmts, func(s schemas.Statement) bool { return s.Name == t.store })
+		if i < 0 {
+			return fmt.Errorf("workload: no DDL for %s", t.store)
+		}
+		cat, sch, name := duckName(t.table)
+		full := quote(cat) + "." + quote(sch) + "." + quote(name)
+		// The file's first statement creates the table; the rest comment it.
+		first := stmts[i].Parts()[0]
+		create := strings.Replace(first, "CREATE TABLE IF NOT EXISTS "+t.store+" (", "CREATE TABLE IF NOT EXISTS "+full+" (", 1)
+		if create == first {
+			return fmt.Errorf("workload: DDL of %s does not start as expected", t.store)
+		}
+		for _, q := range []string{"ATTACH IF NOT EXISTS ':memory:' AS " + quote(cat), "CREATE SCHEMA IF NOT EXISTS " + quote(cat) + "." + quote(sch), create} {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("workload: create %s: %w", t.table, err)
+			}
+		}
+	}
+	return nil
 }
 
 // LoadLate appends the agent logs the workload marked late, as if they had
