@@ -46,7 +46,7 @@ func (a *app) chargebackCmd() *cobra.Command {
 	var (
 		period, by, formats, out, usagePath, pricesPath, target string
 		pseudonymize                                            bool
-		top                                             int
+		top                                                     int
 	)
 	names := make([]string, len(reportFormats))
 	for i, f := range reportFormats {
