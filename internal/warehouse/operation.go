@@ -147,6 +147,24 @@ func (op *operation) executeSafely(baseURL string) (res *execResult, err error) 
 	return op.execute(baseURL)
 }
 
+// executeEach runs the statements a Delta statement translated into, in
+// order, and answers with the last one's result (an empty one for none).
+func (op *operation) executeEach(baseURL string, forms []string) (*execResult, error) {
+	res := &execResult{cur: newStaticCursor(0, nil)}
+	for i, q := range forms {
+		sub := &operation{srv: op.srv, sess: op.sess, query: q, ctx: op.ctx}
+		r, err := sub.execute(baseURL)
+		if err != nil {
+			return nil, err
+		}
+		if i < len(forms)-1 {
+			r.cur.close()
+		}
+		res = r
+	}
+	return res, nil
+}
+
 func (op *operation) execute(baseURL string) (*execResult, error) {
 	ctx := op.ctx
 	if d := op.srv.cfg.Faults.delay(); d > 0 {
@@ -160,6 +178,12 @@ func (op *operation) execute(baseURL string) (*execResult, error) {
 	}
 	if res, isStaging, err := op.srv.stagingStatement(op.query, baseURL); isStaging || err != nil {
 		return res, err
+	}
+	if forms, ok, err := deltaForm(op.query); ok || err != nil {
+		if err != nil {
+			return nil, fmt.Errorf("reading statement: %w", err)
+		}
+		return op.executeEach(baseURL, forms)
 	}
 	args, in, err := bindParameters(op.params)
 	if err != nil {

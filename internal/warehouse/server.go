@@ -94,6 +94,10 @@ type Server struct {
 var databricksFunctions = []string{
 	// https://docs.databricks.com/en/sql/language-manual/functions/timestamp_micros.html
 	"timestamp_micros(us) AS make_timestamp(us)",
+	// https://docs.databricks.com/en/sql/language-manual/functions/read_files.html
+	// (Parquet only: the format obolus stages; paths under /Volumes/ map to
+	// the volume root like every literal).
+	"read_files(path, format := 'parquet') AS TABLE SELECT * FROM read_parquet(path)",
 }
 
 // New opens (or creates) the DuckDB database and prepares the server. It

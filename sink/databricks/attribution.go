@@ -76,8 +76,7 @@ func (s *Store) replaceOnce(ctx context.Context, from, to, lo, hi time.Time, row
 	if err != nil {
 		return st, tm, err
 	}
-	// One session for the whole write: the local warehouse's read_files
-	// stand-in (see localCompat) lives in the session.
+	// One session for the whole write.
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return st, tm, fmt.Errorf("replace attributions: %w", err)
@@ -91,9 +90,7 @@ func (s *Store) replaceOnce(ctx context.Context, from, to, lo, hi time.Time, row
 	case rows.len() == 0:
 		source = emptySource(s.schema.Table("attribution"))
 	case s.opt.StagingVolume != "":
-		if err = s.localCompat(ctx, conn); err == nil {
-			source, cleanup, err = s.stageVolume(ctx, conn, stageID, rows, &tm)
-		}
+		source, cleanup, err = s.stageVolume(ctx, conn, stageID, rows, &tm)
 	default:
 		source, cleanup, err = s.stageInserts(ctx, conn, stageID, rows, &tm)
 	}

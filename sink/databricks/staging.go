@@ -2,7 +2,6 @@ package databrickssink
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -123,37 +122,6 @@ func (s *Store) stageVolume(ctx context.Context, conn execer, stageID string, ro
 	}
 	src := "SELECT " + strings.Join(casts, ", ") + " FROM read_files('" + remote + "', format => 'parquet')"
 	return src, cleanup, nil
-}
-
-// localCompat makes a session of the local warehouse understand the
-// Databricks functions the staged write uses: read_files over Parquet. The
-// stand-in is a DuckDB macro private to the session; on Databricks this does
-// nothing. The local warehouse should provide read_files itself; until it
-// does, this keeps the volume path tested with the SQL Databricks runs.
-func (s *Store) localCompat(ctx context.Context, conn *sql.Conn) error {
-	local, err := s.isLocal(ctx)
-	if err != nil || !local {
-		return err
-	}
-	_, err = execOn(ctx, conn, "define read_files on the local warehouse",
-		"CREATE OR REPLACE TEMP MACRO read_files(path, format := 'parquet') AS TABLE SELECT * FROM read_parquet(path)")
-	return err
-}
-
-// isLocal reports whether the warehouse is the local stand-in; the answer
-// is kept once known.
-func (s *Store) isLocal(ctx context.Context) (bool, error) {
-	s.localMu.Lock()
-	defer s.localMu.Unlock()
-	if s.localKnown {
-		return s.local, nil
-	}
-	local, err := isLocalWarehouse(ctx, s.db)
-	if err != nil {
-		return false, err
-	}
-	s.local, s.localKnown = local, true
-	return local, nil
 }
 
 // stagingContext allows the driver's staging commands to read and write dir.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	databricks "github.com/databricks/databricks-sql-go"
@@ -44,10 +43,6 @@ type Store struct {
 	db     *sql.DB
 	schema dbsql.Schema
 	opt    Options
-
-	localMu    sync.Mutex
-	local      bool
-	localKnown bool
 }
 
 // New returns a store over db writing to catalog.schema; the names are

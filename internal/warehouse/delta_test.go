@@ -1,0 +1,46 @@
+package warehouse
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestDeltaForm(t *testing.T) {
+	tests := []struct {
+		name, in string
+		ok       bool
+		want     []string
+	}{
+		{"plain select", "SELECT 1", false, nil},
+		{"plain table", "CREATE TABLE t (a INT)", false, nil},
+		{"delta table", `CREATE TABLE IF NOT EXISTS t (
+    a STRING NOT NULL COMMENT 'the a',
+    b DECIMAL(10, 2)
+) USING DELTA CLUSTER BY (a) COMMENT 'a table' TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')`, true, []string{
+			"CREATE TABLE IF NOT EXISTS t (\n    a STRING NOT NULL,\n    b DECIMAL (10, 2)\n)",
+			"COMMENT ON TABLE t IS 'a table'",
+			"COMMENT ON COLUMN t.a IS 'the a'",
+		}},
+		{"partitioned", "CREATE TABLE IF NOT EXISTS t (a INT) USING DELTA PARTITIONED BY (a)", true, []string{"CREATE TABLE IF NOT EXISTS t (\n    a INT\n)"}},
+		{"view with comments", "CREATE OR REPLACE VIEW v (x COMMENT 'it''s x') COMMENT 'v' AS SELECT 1 AS x", true, []string{
+			"CREATE OR REPLACE VIEW v (x) AS\nSELECT 1 AS x",
+			"COMMENT ON VIEW v IS 'v'",
+			"COMMENT ON COLUMN v.x IS 'it''s x'",
+		}},
+		{"volume", "CREATE VOLUME IF NOT EXISTS main.obolus.staging", true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok, err := deltaForm(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != tt.ok || !slices.Equal(got, tt.want) {
+				t.Errorf("deltaForm(%q) = %q, %v\nwant %q, %v", tt.in, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+	if _, _, err := deltaForm("CREATE TABLE t (a STRING COMMENT 'open) USING DELTA"); err == nil {
+		t.Error("an unterminated string was accepted")
+	}
+}
