@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,12 +9,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/progress"
 	duckdbsink "github.com/obolus/obolus/sink/duckdb"
 )
 
-func (a *app) batchCmd() *cobra.Command {
+func (a *cli) batchCmd() *cobra.Command {
 	var from, to string
 	target := &batchTarget{}
 	cmd := &cobra.Command{
@@ -66,7 +66,7 @@ func parseTime(flag, s string) (time.Time, error) {
 	return time.Time{}, usageErrorf("%s %q: use RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01)", flag, s)
 }
 
-func (a *app) runBatch(ctx context.Context, opt batch.Options) error {
+func (a *cli) runBatch(ctx context.Context, opt batch.Options) error {
 	cfg := a.cfg
 	if err := os.MkdirAll(filepath.Dir(cfg.Store.DuckDB), 0o755); err != nil {
 		return fmt.Errorf("create store directory: %w", err)
@@ -76,12 +76,8 @@ func (a *app) runBatch(ctx context.Context, opt batch.Options) error {
 		return fmt.Errorf("open store %s: %w", cfg.Store.DuckDB, err)
 	}
 	defer store.Close()
-	job, err := batch.NewEmbedded(cfg, store, a.log)
+	job, err := app.EmbeddedJob(cfg, store, a.log)
 	if err != nil {
-		var ce batch.ConfigError
-		if errors.As(err, &ce) {
-			return usageError{err}
-		}
 		return err
 	}
 	job.Progress = progress.New(os.Stderr).Update

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/dbsql"
@@ -53,7 +53,7 @@ func (t *batchTarget) databricks() (bool, error) {
 
 // runBatchTarget runs obolus batch on Databricks when the flags say so;
 // handled is false when the run belongs to the embedded store.
-func (a *app) runBatchTarget(ctx context.Context, opt batch.Options, t *batchTarget) (handled bool, err error) {
+func (a *cli) runBatchTarget(ctx context.Context, opt batch.Options, t *batchTarget) (handled bool, err error) {
 	dbx, err := t.databricks()
 	if err != nil || !dbx {
 		return err != nil, err
@@ -63,24 +63,24 @@ func (a *app) runBatchTarget(ctx context.Context, opt batch.Options, t *batchTar
 
 // openDatabricks connects to the configured warehouse and returns the store
 // of catalog.schema.
-func (a *app) openDatabricks() (*sql.DB, *databrickssink.Store, error) {
+func (a *cli) openDatabricks() (*sql.DB, *databrickssink.Store, error) {
 	d := a.cfg.Databricks
 	if !d.Enabled() {
 		return nil, nil, usageErrorf("databricks.host: empty; configure the databricks section (see docs/databricks.md), or run obolus warehouse serve for a local one")
 	}
-	db, err := dbsql.Open(d)
+	db, err := dbsql.Open(d.ConnectOptions(os.LookupEnv))
 	if err != nil {
-		return nil, nil, usageError{err}
+		return nil, nil, usageError{Err: err}
 	}
-	store, err := dbxrun.NewStore(db, d)
+	store, err := app.DatabricksStore(db, d)
 	if err != nil {
 		db.Close()
-		return nil, nil, usageError{err}
+		return nil, nil, err
 	}
 	return db, store, nil
 }
 
-func (a *app) runBatchDatabricks(ctx context.Context, opt batch.Options, t *batchTarget) error {
+func (a *cli) runBatchDatabricks(ctx context.Context, opt batch.Options, t *batchTarget) error {
 	db, store, err := a.openDatabricks()
 	if err != nil {
 		return err
@@ -94,9 +94,9 @@ func (a *app) runBatchDatabricks(ctx context.Context, opt batch.Options, t *batc
 	var rep *batch.Report
 	switch mode {
 	case config.ModePushdown:
-		job, err := dbxrun.NewPushdown(a.cfg, db, store, a.log)
+		job, err := app.PushdownJob(a.cfg, db, store, a.log)
 		if err != nil {
-			return configOr(err)
+			return err
 		}
 		rep, err = job.Run(ctx, opt)
 		if err == nil {
@@ -104,9 +104,9 @@ func (a *app) runBatchDatabricks(ctx context.Context, opt batch.Options, t *batc
 		}
 		return a.reportBatch(rep, err, mode)
 	default:
-		job, err := dbxrun.NewPullJob(a.cfg, db, store, a.log)
+		job, err := app.PullJob(a.cfg, db, store, a.log)
 		if err != nil {
-			return configOr(err)
+			return err
 		}
 		job.Progress = progress.New(os.Stderr).Update
 		rep, err = job.Run(ctx, opt)
@@ -114,16 +114,8 @@ func (a *app) runBatchDatabricks(ctx context.Context, opt batch.Options, t *batc
 	}
 }
 
-func configOr(err error) error {
-	var ce batch.ConfigError
-	if errors.As(err, &ce) {
-		return usageError{err}
-	}
-	return err
-}
-
 // reportBatch logs and prints a run's outcome like runBatch does.
-func (a *app) reportBatch(rep *batch.Report, err error, mode string) error {
+func (a *cli) reportBatch(rep *batch.Report, err error, mode string) error {
 	if rep != nil {
 		a.log.Info("batch run", "target", targetDatabricks, "mode", mode, "run_id", rep.RunID, "window", batch.FormatWindow(rep.Window),
 			"invocations", rep.Invocations, "attributed", rep.Attributed, "unattributed", rep.Unattributed,

@@ -13,14 +13,14 @@ import (
 
 	"github.com/spf13/cobra"
 
-	kafkaingest "github.com/obolus/obolus/ingest/kafka"
+	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/devbroker"
 	"github.com/obolus/obolus/internal/stream/worker"
 	"github.com/obolus/obolus/internal/synth"
 )
 
-func (a *app) devCmd() *cobra.Command {
+func (a *cli) devCmd() *cobra.Command {
 	var (
 		port                   int
 		dataDir, workload      string
@@ -93,12 +93,12 @@ producers) can use the broker too. Ctrl-C stops everything cleanly.`,
 	return cmd
 }
 
-func (a *app) runDev(ctx context.Context, s *config.Stream, workload string, rate float64, lateDelay time.Duration, noWorker, exitEnd bool) error {
+func (a *cli) runDev(ctx context.Context, s *config.Stream, workload string, rate float64, lateDelay time.Duration, noWorker, exitEnd bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	opts, err := kafkaingest.NewOptions(*s)
+	opts, err := app.KafkaOptions(*s)
 	if err != nil {
-		return usageError{err}
+		return usageError{Err: err}
 	}
 	replayed := make(chan error, 1)
 	if workload != "" {

@@ -7,10 +7,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/dbxrun"
 )
 
-func (a *app) doctorCmd() *cobra.Command {
+func (a *cli) doctorCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "doctor",
 		Short: "Check the Databricks setup: access, source tables and columns, obolus objects, request tags",
@@ -32,7 +33,7 @@ is attributed by id rather than by time window. Exits 1 if a check fails.`,
 				return err
 			}
 			defer db.Close()
-			checks, share := dbxrun.Doctor(ctx, a.cfg, db)
+			checks, share := dbxrun.Doctor(ctx, db, app.DoctorOptions(a.cfg, db))
 			w := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
 			failed := 0
 			for _, c := range checks {

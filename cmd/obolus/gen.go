@@ -9,7 +9,7 @@ import (
 	"github.com/obolus/obolus/internal/synth"
 )
 
-func (a *app) genCmd() *cobra.Command {
+func (a *cli) genCmd() *cobra.Command {
 	cfg := synth.Config{}.WithDefaults()
 	var out, start string
 	cmd := &cobra.Command{

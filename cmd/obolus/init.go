@@ -11,7 +11,7 @@ import (
 	duckdbsink "github.com/obolus/obolus/sink/duckdb"
 )
 
-func (a *app) initCmd() *cobra.Command {
+func (a *cli) initCmd() *cobra.Command {
 	var target string
 	cmd := &cobra.Command{
 		Use:   "init",

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/obolus/obolus/internal/app"
 )
 
 // Exit codes.
@@ -20,13 +22,11 @@ const (
 	exitInterrupted  = 130
 )
 
-// usageError marks errors the user fixes by changing flags or configuration.
-type usageError struct{ err error }
+// usageError marks errors the user fixes by changing flags or configuration:
+// the composition root's UsageError, the one such type.
+type usageError = app.UsageError
 
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usageErrorf(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+func usageErrorf(format string, a ...any) error { return usageError{Err: fmt.Errorf(format, a...)} }
 
 // errUnreconciled marks a run whose counts do not add up.
 var errUnreconciled = errors.New("counts do not reconcile")

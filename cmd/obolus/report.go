@@ -33,7 +33,7 @@ var reportFormats = []reportFormat{
 	{"html", "chargeback-%s.html", false, (*report.Report).WriteHTML},
 }
 
-func (a *app) reportCmd() *cobra.Command {
+func (a *cli) reportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "FinOps reports from the store: chargeback reconciled to the Databricks bill",
@@ -42,7 +42,7 @@ func (a *app) reportCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) chargebackCmd() *cobra.Command {
+func (a *cli) chargebackCmd() *cobra.Command {
 	var (
 		period, by, formats, out, usagePath, pricesPath, target string
 		pseudonymize                                            bool
@@ -78,7 +78,7 @@ what the store already holds, and shows list-price estimates when that is nothin
 			}
 			dims, err := report.ParseDimensions(by)
 			if err != nil {
-				return usageError{err}
+				return usageError{Err: err}
 			}
 			chosen, err := chooseFormats(formats, out)
 			if err != nil {
@@ -91,7 +91,7 @@ what the store already holds, and shows list-price estimates when that is nothin
 			if pseudonymize {
 				// Before anything is read: a missing key must not cost a run.
 				if opt.Pseudonymizer, err = report.PseudonymizerFromEnv(); err != nil {
-					return usageError{err}
+					return usageError{Err: err}
 				}
 			}
 			if err := a.load(ctx); err != nil {
@@ -198,7 +198,7 @@ func writeReports(rep *report.Report, formats []reportFormat, dir string, stdout
 	return nil
 }
 
-func (a *app) genBillingCmd() *cobra.Command {
+func (a *cli) genBillingCmd() *cobra.Command {
 	var (
 		period, out string
 		cfg         report.BillingGenConfig
@@ -249,7 +249,7 @@ For demos and tests; real reports load the real system tables.`,
 	return cmd
 }
 
-func (a *app) genBilling(ctx context.Context, cfg report.BillingGenConfig, out string) error {
+func (a *cli) genBilling(ctx context.Context, cfg report.BillingGenConfig, out string) error {
 	store, err := a.openStoreReadOnly(ctx)
 	if err != nil {
 		return err

@@ -20,8 +20,8 @@ import (
 	duckdbsink "github.com/obolus/obolus/sink/duckdb"
 )
 
-// app carries what every subcommand needs once flags are parsed.
-type app struct {
+// cli carries what every subcommand needs once flags are parsed.
+type cli struct {
 	v          *viper.Viper
 	configFile string
 	cfg        *config.Config
@@ -38,7 +38,7 @@ func version() string {
 }
 
 func newRoot() *cobra.Command {
-	a := &app{v: config.New()}
+	a := &cli{v: config.New()}
 	root := &cobra.Command{
 		Use:           "obolus",
 		Short:         "Per-user attribution of Databricks AI Gateway usage made by agents' service principals",
@@ -73,7 +73,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().String("log-format", "", "log format: text or json (overrides log.format)")
 	root.PersistentFlags().String("store", "", "DuckDB store file (overrides store.duckdb)")
 	bind(a.v, root.PersistentFlags(), map[string]string{"log-level": "log.level", "log-format": "log.format", "store": "store.duckdb"})
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{Err: err} })
 
 	root.AddCommand(a.batchCmd(), a.genCmd(), a.scoreCmd(), a.summaryCmd())
 	root.AddCommand(a.reportCmd())
@@ -91,25 +91,31 @@ func bind(v *viper.Viper, fs *pflag.FlagSet, keys map[string]string) {
 
 // load reads and validates the configuration and sets up logging and
 // telemetry; call it at the start of every command that needs them.
-func (a *app) load(ctx context.Context) error {
+func (a *cli) load(ctx context.Context) error {
 	if a.cfg != nil {
 		return nil
 	}
 	cfg, err := config.Load(a.v, a.configFile)
 	if err != nil {
-		return usageError{err}
+		return usageError{Err: err}
 	}
+	return a.observe(ctx, cfg)
+}
+
+// observe keeps cfg and sets up logging and telemetry from it.
+func (a *cli) observe(ctx context.Context, cfg *config.Config) error {
 	a.cfg = cfg
-	a.log = telemetry.NewLogger(os.Stderr, cfg.Log)
+	a.log = telemetry.NewLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format)
 	slog.SetDefault(a.log)
-	a.shutdown, err = telemetry.Setup(ctx, cfg.Telemetry, "obolus", version(), os.Stdout)
-	if err != nil {
-		return usageError{err}
+	var err error
+	exp := telemetry.Exporter{Kind: cfg.Telemetry.Exporter, Endpoint: cfg.Telemetry.Endpoint, Insecure: cfg.Telemetry.Insecure}
+	if a.shutdown, err = telemetry.Setup(ctx, exp, "obolus", version(), os.Stdout); err != nil {
+		return usageError{Err: err}
 	}
 	return nil
 }
 
-func (a *app) close(ctx context.Context) {
+func (a *cli) close(ctx context.Context) {
 	if a.shutdown != nil {
 		if err := a.shutdown(context.WithoutCancel(ctx)); err != nil {
 			a.log.Warn("telemetry shutdown", "err", err)
@@ -126,10 +132,10 @@ func plural(n int64, word string) string {
 
 // openStoreReadOnly opens the configured store for a command that only reads
 // it: a path where no store exists is a usage error naming the path.
-func (a *app) openStoreReadOnly(ctx context.Context) (*duckdbsink.Store, error) {
+func (a *cli) openStoreReadOnly(ctx context.Context) (*duckdbsink.Store, error) {
 	store, err := duckdbsink.OpenReadOnly(ctx, a.cfg.Store.DuckDB)
 	if errors.Is(err, duckdbsink.ErrNoStore) {
-		return nil, usageError{err}
+		return nil, usageError{Err: err}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)
@@ -138,7 +144,7 @@ func (a *app) openStoreReadOnly(ctx context.Context) (*duckdbsink.Store, error) 
 }
 
 // openStore opens, or creates, the configured store for a command that writes.
-func (a *app) openStore(ctx context.Context) (*duckdbsink.Store, error) {
+func (a *cli) openStore(ctx context.Context) (*duckdbsink.Store, error) {
 	store, err := duckdbsink.Open(ctx, a.cfg.Store.DuckDB)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)

@@ -8,7 +8,7 @@ import (
 	"github.com/obolus/obolus/internal/score"
 )
 
-func (a *app) scoreCmd() *cobra.Command {
+func (a *cli) scoreCmd() *cobra.Command {
 	var truthPath, target string
 	var minPrecision, minRecall float64
 	cmd := &cobra.Command{

@@ -3,23 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/obolus/obolus/enrich"
-	kafkaingest "github.com/obolus/obolus/ingest/kafka"
+	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/config"
-	"github.com/obolus/obolus/internal/stream"
 	"github.com/obolus/obolus/internal/stream/worker"
-	"github.com/obolus/obolus/internal/telemetry"
 	duckdbsink "github.com/obolus/obolus/sink/duckdb"
 )
 
-func (a *app) streamCmd() *cobra.Command {
+func (a *cli) streamCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stream",
 		Short: "Attribute gateway usage from Kafka in near real time (a consumer-group worker)",
@@ -53,7 +49,7 @@ obolus-agent-endpoint names an agent log row's endpoint. See docs/streaming.md.`
 }
 
 // streamFlags adds the flags that override the stream section.
-func streamFlags(a *app, cmd *cobra.Command) {
+func streamFlags(a *cli, cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringSlice("brokers", nil, "Kafka bootstrap servers, host:port (overrides stream.brokers)")
 	f.String("group", "", "consumer group prefix (overrides stream.group)")
@@ -66,47 +62,32 @@ func streamFlags(a *app, cmd *cobra.Command) {
 // bindStreamFlags lets the stream flags override their keys. It runs when a
 // stream command runs, not when the command tree is built: a bound stream.*
 // key would otherwise reach the other commands' configuration.
-func bindStreamFlags(a *app, cmd *cobra.Command) {
+func bindStreamFlags(a *cli, cmd *cobra.Command) {
 	bind(a.v, cmd.Flags(), map[string]string{"brokers": "stream.brokers", "group": "stream.group", "duckdb": "stream.duckdb",
 		"stages": "stream.stages", "http": "stream.http", "grace": "stream.grace"})
 }
 
 // loadStream is load for the stream commands: it reads the stream section too.
-func (a *app) loadStream(ctx context.Context) (*config.Stream, error) {
+func (a *cli) loadStream(ctx context.Context) (*config.Stream, error) {
 	cfg, s, err := config.LoadWithStream(a.v, a.configFile)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, usageError{Err: err}
 	}
-	a.cfg = cfg
-	a.log = telemetry.NewLogger(os.Stderr, cfg.Log)
-	slog.SetDefault(a.log)
-	a.shutdown, err = telemetry.Setup(ctx, cfg.Telemetry, "obolus", version(), os.Stdout)
-	if err != nil {
-		return nil, usageError{err}
+	if err := a.observe(ctx, cfg); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
 // runStream runs a worker until ctx ends. started, when set, receives the
 // worker before it runs.
-func (a *app) runStream(ctx context.Context, s *config.Stream, started func(*worker.Worker)) error {
+func (a *cli) runStream(ctx context.Context, s *config.Stream, started func(*worker.Worker)) error {
 	cfg := a.cfg
-	opts, err := kafkaingest.NewOptions(*s)
-	if err != nil {
-		return usageError{err}
-	}
-	prices, org, err := loadPricing(cfg)
+	wc, err := app.WorkerConfig(cfg, *s, a.log)
 	if err != nil {
 		return err
 	}
-	wc := worker.Config{
-		Options:           opts,
-		Stream:            *s,
-		Join:              stream.Config{Match: cfg.MatchConfig(), Prices: prices, Org: org},
-		ServicePrincipals: cfg.ServicePrincipals(*s),
-		Log:               a.log,
-	}
-	if s.HasStage(config.StageLoad) {
+	if wc.HasStage(worker.StageLoad) {
 		if err := os.MkdirAll(filepath.Dir(cfg.Store.DuckDB), 0o755); err != nil {
 			return fmt.Errorf("create store directory: %w", err)
 		}
@@ -123,12 +104,12 @@ func (a *app) runStream(ctx context.Context, s *config.Stream, started func(*wor
 		}()
 		wc.Store = ss
 	}
-	if len(wc.ServicePrincipals) == 0 && s.HasStage(config.StageRekey) {
+	if len(wc.ServicePrincipals) == 0 && wc.HasStage(worker.StageRekey) {
 		a.log.Warn("no agent endpoint has a service principal: agent log messages will be dead-lettered; add stream.agents or payload/trace sources")
 	}
 	w, err := worker.New(wc)
 	if err != nil {
-		return usageError{err}
+		return usageError{Err: err}
 	}
 	if started != nil {
 		started(w)
@@ -141,22 +122,4 @@ func (a *app) runStream(ctx context.Context, s *config.Stream, started func(*wor
 	a.log.Info("stream stopped cleanly", "uptime", time.Since(began).Round(time.Millisecond),
 		"rekeyed_usage", st.Rekey.Usage, "rekeyed_agents", st.Rekey.Agents, "dead_letters", st.Rekey.DeadLetters, "loaded_answers", st.Load.Answers)
 	return nil
-}
-
-func loadPricing(cfg *config.Config) (*enrich.PriceList, *enrich.Directory, error) {
-	prices := enrich.DefaultPriceList()
-	if cfg.Prices != "" {
-		var err error
-		if prices, err = enrich.LoadPriceList(cfg.Prices); err != nil {
-			return nil, nil, usageError{fmt.Errorf("prices: %w", err)}
-		}
-	}
-	var org *enrich.Directory
-	if cfg.Org != "" {
-		var err error
-		if org, err = enrich.LoadDirectory(cfg.Org); err != nil {
-			return nil, nil, usageError{fmt.Errorf("org: %w", err)}
-		}
-	}
-	return prices, org, nil
 }

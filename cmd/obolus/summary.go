@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func (a *app) summaryCmd() *cobra.Command {
+func (a *cli) summaryCmd() *cobra.Command {
 	var (
 		top    int
 		target string

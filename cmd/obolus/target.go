@@ -27,7 +27,7 @@ type readStore struct {
 // openReadStore opens the store --target names for reading. The embedded
 // store must exist (it is opened read-only); the Delta tables are read
 // through the databricks section's warehouse.
-func (a *app) openReadStore(ctx context.Context, target string) (*readStore, error) {
+func (a *cli) openReadStore(ctx context.Context, target string) (*readStore, error) {
 	switch target {
 	case targetDuckDB:
 		store, err := a.openStoreReadOnly(ctx)

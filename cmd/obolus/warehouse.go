@@ -19,7 +19,7 @@ import (
 	"github.com/obolus/obolus/internal/warehouse"
 )
 
-func (a *app) warehouseCmd() *cobra.Command {
+func (a *cli) warehouseCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "warehouse",
 		Short: "A local stand-in for a Databricks SQL warehouse, for demos and tests",
@@ -28,7 +28,7 @@ func (a *app) warehouseCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) warehouseServeCmd() *cobra.Command {
+func (a *cli) warehouseServeCmd() *cobra.Command {
 	var addr, token, data, duckdbPath, volumes, writeConfig string
 	var holdLate bool
 	cmd := &cobra.Command{
@@ -63,7 +63,7 @@ interrupted.`,
 			var layout *workload.Layout
 			if data != "" {
 				if layout, err = workload.Load(ctx, srv.DB(), data); err != nil {
-					return usageError{err}
+					return usageError{Err: err}
 				}
 				if !holdLate {
 					if err := layout.LoadLate(ctx, srv.DB()); err != nil {
@@ -73,7 +73,7 @@ interrupted.`,
 			}
 			base, err := srv.Start(addr)
 			if err != nil {
-				return usageError{err}
+				return usageError{Err: err}
 			}
 			d, err := localDatabricks(base, token, layout)
 			if err != nil {

@@ -24,8 +24,6 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
-
-	"github.com/obolus/obolus/internal/config"
 )
 
 // Options say how to reach the cluster.
@@ -36,9 +34,39 @@ type Options struct {
 	ClientID string
 }
 
-// NewOptions builds connection options from the stream configuration: the
-// TLS configuration from its files, the SASL mechanism from its credentials.
-func NewOptions(s config.Stream) (Options, error) {
+// ClientConfig is how the configuration describes reaching the cluster.
+type ClientConfig struct {
+	Brokers  []string
+	ClientID string // "" means obolus
+	TLS      TLSFiles
+	SASL     SASLCredentials
+}
+
+// TLSFiles configures TLS from PEM files.
+type TLSFiles struct {
+	Enabled                   bool
+	CAFile, CertFile, KeyFile string
+	ServerName                string
+	InsecureSkipVerify        bool
+}
+
+// SASLCredentials name a SASL mechanism (SASLPlain, SASLScramSHA256 or
+// SASLScramSHA512, any case) and its credentials.
+type SASLCredentials struct {
+	Mechanism, Username, Password string
+}
+
+// SASL mechanisms.
+const (
+	SASLPlain       = "plain"
+	SASLScramSHA256 = "scram-sha-256"
+	SASLScramSHA512 = "scram-sha-512"
+)
+
+// NewOptions builds connection options: the TLS configuration from its
+// files, the SASL mechanism from its credentials. Errors name the stream
+// configuration keys, where a user fixes them.
+func NewOptions(s ClientConfig) (Options, error) {
 	o := Options{Brokers: s.Brokers, ClientID: cmp.Or(s.ClientID, "obolus")}
 	if s.TLS.Enabled {
 		t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.InsecureSkipVerify} //nolint:gosec // opt-in, for test clusters
@@ -64,11 +92,11 @@ func NewOptions(s config.Stream) (Options, error) {
 	}
 	switch strings.ToLower(s.SASL.Mechanism) {
 	case "":
-	case config.SASLPlain:
+	case SASLPlain:
 		o.SASL = plain.Mechanism{Username: s.SASL.Username, Password: s.SASL.Password}
-	case config.SASLScramSHA256, config.SASLScramSHA512:
+	case SASLScramSHA256, SASLScramSHA512:
 		algo := scram.SHA256
-		if strings.EqualFold(s.SASL.Mechanism, config.SASLScramSHA512) {
+		if strings.EqualFold(s.SASL.Mechanism, SASLScramSHA512) {
 			algo = scram.SHA512
 		}
 		m, err := scram.Mechanism(algo, s.SASL.Username, s.SASL.Password)

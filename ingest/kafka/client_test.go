@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-
-	"github.com/obolus/obolus/internal/config"
 )
 
 // TestConnectWithSASLAndTLS checks that the stream's TLS and SASL settings
@@ -35,18 +33,18 @@ func TestConnectWithSASLAndTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	base := config.Stream{Brokers: c.ListenAddrs(), TLS: config.StreamTLS{Enabled: true, CAFile: caFile, ServerName: "localhost"}}
+	base := ClientConfig{Brokers: c.ListenAddrs(), TLS: TLSFiles{Enabled: true, CAFile: caFile, ServerName: "localhost"}}
 	tests := []struct {
 		name       string
-		sasl       config.StreamSASL
+		sasl       SASLCredentials
 		tls        bool
 		wantToWork bool
 	}{
-		{"plain", config.StreamSASL{Mechanism: "plain", Username: "plain-user", Password: "plain-pass"}, true, true},
-		{"scram-sha-256", config.StreamSASL{Mechanism: "scram-sha-256", Username: "scram-user", Password: "scram-pass"}, true, true},
-		{"scram-sha-512", config.StreamSASL{Mechanism: "SCRAM-SHA-512", Username: "scram512", Password: "pass512"}, true, true},
-		{"wrong password", config.StreamSASL{Mechanism: "plain", Username: "plain-user", Password: "nope"}, true, false},
-		{"no TLS", config.StreamSASL{Mechanism: "plain", Username: "plain-user", Password: "plain-pass"}, false, false},
+		{"plain", SASLCredentials{Mechanism: "plain", Username: "plain-user", Password: "plain-pass"}, true, true},
+		{"scram-sha-256", SASLCredentials{Mechanism: "scram-sha-256", Username: "scram-user", Password: "scram-pass"}, true, true},
+		{"scram-sha-512", SASLCredentials{Mechanism: "SCRAM-SHA-512", Username: "scram512", Password: "pass512"}, true, true},
+		{"wrong password", SASLCredentials{Mechanism: "plain", Username: "plain-user", Password: "nope"}, true, false},
+		{"no TLS", SASLCredentials{Mechanism: "plain", Username: "plain-user", Password: "plain-pass"}, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,7 +52,7 @@ func TestConnectWithSASLAndTLS(t *testing.T) {
 			s.SASL = tt.sasl
 			s.TLS.Enabled = tt.tls
 			if !tt.tls {
-				s.TLS = config.StreamTLS{}
+				s.TLS = TLSFiles{}
 			}
 			o, err := NewOptions(s)
 			if err != nil {
@@ -76,11 +74,11 @@ func TestNewOptionsErrors(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []config.Stream{
-		{TLS: config.StreamTLS{Enabled: true, CAFile: filepath.Join(dir, "missing.pem")}},
-		{TLS: config.StreamTLS{Enabled: true, CAFile: bad}},
-		{TLS: config.StreamTLS{Enabled: true, CertFile: bad, KeyFile: bad}},
-		{SASL: config.StreamSASL{Mechanism: "gssapi"}},
+	for _, s := range []ClientConfig{
+		{TLS: TLSFiles{Enabled: true, CAFile: filepath.Join(dir, "missing.pem")}},
+		{TLS: TLSFiles{Enabled: true, CAFile: bad}},
+		{TLS: TLSFiles{Enabled: true, CertFile: bad, KeyFile: bad}},
+		{SASL: SASLCredentials{Mechanism: "gssapi"}},
 	} {
 		if _, err := NewOptions(s); err == nil {
 			t.Errorf("NewOptions(%+v) succeeded, want an error", s)

@@ -15,6 +15,7 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/synth"
@@ -54,7 +55,7 @@ func runPipeline(tb testing.TB, dir, storePath string) *batch.Report {
 		tb.Fatal(err)
 	}
 	defer store.Close()
-	job, err := batch.NewEmbedded(cfg, store, slog.New(slog.DiscardHandler))
+	job, err := app.EmbeddedJob(cfg, store, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}

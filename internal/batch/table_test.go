@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/synth"
@@ -70,7 +71,7 @@ func run(t *testing.T, cfg *config.Config, storePath string, prepare func(*duckd
 	if prepare != nil {
 		prepare(store)
 	}
-	job, err := batch.NewEmbedded(cfg, store, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	job, err := app.EmbeddedJob(cfg, store, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
 	}

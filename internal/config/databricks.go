@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
+
+	"github.com/obolus/obolus/internal/dbsql"
 )
 
 // Databricks execution modes.
@@ -32,9 +34,9 @@ const (
 // Environment variables the Databricks tools use for credentials; obolus reads
 // them when the configuration leaves the credential empty.
 const (
-	EnvDatabricksToken        = "DATABRICKS_TOKEN"
-	EnvDatabricksClientID     = "DATABRICKS_CLIENT_ID"
-	EnvDatabricksClientSecret = "DATABRICKS_CLIENT_SECRET"
+	EnvDatabricksToken        = dbsql.EnvToken
+	EnvDatabricksClientID     = dbsql.EnvClientID
+	EnvDatabricksClientSecret = dbsql.EnvClientSecret
 )
 
 // DatabricksAuth says how obolus signs in. Secrets may come from the
@@ -308,4 +310,15 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// ConnectOptions is how to reach the warehouse; credentials the section
+// leaves empty are read through lookup (os.LookupEnv) from DATABRICKS_*.
+func (d Databricks) ConnectOptions(lookup func(string) (string, bool)) dbsql.Options {
+	c := d.Credentials(lookup)
+	return dbsql.Options{
+		Host: d.Host, Port: d.Port, HTTPPath: d.Path(), QueryTags: d.QueryTags,
+		Timeout: d.Timeout, Retries: d.Retries, RetryWaitMin: d.RetryWaitMin, RetryWaitMax: d.RetryWaitMax,
+		Token: c.Token, ClientID: c.ClientID, ClientSecret: c.ClientSecret, OAuth: c.Type == AuthOAuthM2M,
+	}
 }

@@ -8,24 +8,47 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
+	"time"
 
 	databricks "github.com/databricks/databricks-sql-go"
 	"github.com/databricks/databricks-sql-go/logger"
+)
 
-	"github.com/obolus/obolus/internal/config"
+// The environment variables the Databricks tools read credentials from.
+const (
+	EnvToken        = "DATABRICKS_TOKEN"
+	EnvClientID     = "DATABRICKS_CLIENT_ID"
+	EnvClientSecret = "DATABRICKS_CLIENT_SECRET"
 )
 
 // ErrAuth marks a connection the warehouse refused because of the credentials.
 var ErrAuth = errors.New("databricks: authentication failed")
 
-// Open returns a connection pool to the configured warehouse. Credentials
-// left empty in cfg are read from the DATABRICKS_* environment variables.
-// Nothing is sent before the first query; call Ping to check the connection.
-func Open(cfg config.Databricks) (*sql.DB, error) {
-	c, err := NewConnector(cfg, cfg.Credentials(os.LookupEnv))
+// Options says how to reach a warehouse.
+type Options struct {
+	Host     string // workspace host name, or http://127.0.0.1 for the local warehouse
+	Port     int
+	HTTPPath string
+	// QueryTags label every statement (system.query.history.query_tags).
+	QueryTags map[string]string
+	// Timeout bounds a statement; Retries and the waits govern the
+	// driver's retries of transient failures.
+	Timeout                    time.Duration
+	Retries                    int
+	RetryWaitMin, RetryWaitMax time.Duration
+	// Token is a personal access token; with ClientID set, OAuth
+	// machine-to-machine with ClientID and ClientSecret is used instead.
+	Token, ClientID, ClientSecret string
+	// OAuth asks for OAuth machine-to-machine.
+	OAuth bool
+}
+
+// Open returns a connection pool to the warehouse. Nothing is sent before
+// the first query; call Ping to check the connection.
+func Open(opt Options) (*sql.DB, error) {
+	c, err := NewConnector(opt)
 	if err != nil {
 		return nil, err
 	}
@@ -36,53 +59,53 @@ var quietDriver sync.Once
 
 // NewConnector builds the driver connector: host, HTTP path, credentials,
 // query tags, UTC session time zone, statement timeout and retries. Errors
-// from connecting never contain the token or client secret.
-func NewConnector(cfg config.Databricks, creds config.DatabricksAuth) (driver.Connector, error) {
+// from connecting never contain the token or client secret. They name the
+// configuration keys, which is where a user fixes them.
+func NewConnector(opt Options) (driver.Connector, error) {
 	// The driver logs zerolog JSON to stderr; obolus reports its errors itself.
 	quietDriver.Do(func() { _ = logger.SetLogLevel("disabled") })
 
-	if !cfg.Enabled() {
+	if opt.Host == "" {
 		return nil, errors.New("databricks.host: empty; configure the workspace host (see docs/databricks.md)")
 	}
-	if cfg.Path() == "" {
+	if opt.HTTPPath == "" {
 		return nil, errors.New("databricks.http_path: empty; set http_path or warehouse_id")
 	}
 	opts := []databricks.ConnOption{
 		// The host must come first: the OAuth option reads it.
-		databricks.WithServerHostname(cfg.Host),
-		databricks.WithPort(cfg.Port),
-		databricks.WithHTTPPath(cfg.Path()),
+		databricks.WithServerHostname(opt.Host),
+		databricks.WithPort(opt.Port),
+		databricks.WithHTTPPath(opt.HTTPPath),
 		databricks.WithUserAgentEntry("obolus"),
 		// Timestamps cross the wire as text in the session zone; UTC keeps
 		// them equal to what obolus compares against.
 		databricks.WithSessionParams(map[string]string{"timezone": "UTC"}),
-		databricks.WithTimeout(cfg.Timeout),
-		databricks.WithRetries(cfg.Retries, cfg.RetryWaitMin, cfg.RetryWaitMax),
+		databricks.WithTimeout(opt.Timeout),
+		databricks.WithRetries(opt.Retries, opt.RetryWaitMin, opt.RetryWaitMax),
 	}
-	if len(cfg.QueryTags) > 0 {
+	if len(opt.QueryTags) > 0 {
 		// After the session parameters: the option adds to them.
-		opts = append(opts, databricks.WithQueryTags(cfg.QueryTags))
+		opts = append(opts, databricks.WithQueryTags(opt.QueryTags))
 	}
 	var secrets []string
-	switch creds.Type {
-	case config.AuthOAuthM2M:
-		if creds.ClientID == "" || creds.ClientSecret == "" {
-			return nil, fmt.Errorf("databricks.auth: oauth_m2m needs client_id and client_secret (or %s and %s)", config.EnvDatabricksClientID, config.EnvDatabricksClientSecret)
+	if opt.OAuth {
+		if opt.ClientID == "" || opt.ClientSecret == "" {
+			return nil, fmt.Errorf("databricks.auth: oauth_m2m needs client_id and client_secret (or %s and %s)", EnvClientID, EnvClientSecret)
 		}
-		opts = append(opts, databricks.WithClientCredentials(creds.ClientID, creds.ClientSecret))
-		secrets = append(secrets, creds.ClientSecret)
-	default:
-		if creds.Token == "" {
-			return nil, fmt.Errorf("databricks.auth.token: empty; set it, OBOLUS_DATABRICKS_AUTH_TOKEN or %s", config.EnvDatabricksToken)
+		opts = append(opts, databricks.WithClientCredentials(opt.ClientID, opt.ClientSecret))
+		secrets = append(secrets, opt.ClientSecret)
+	} else {
+		if opt.Token == "" {
+			return nil, fmt.Errorf("databricks.auth.token: empty; set it, OBOLUS_DATABRICKS_AUTH_TOKEN or %s", EnvToken)
 		}
-		opts = append(opts, databricks.WithAccessToken(creds.Token))
-		secrets = append(secrets, creds.Token)
+		opts = append(opts, databricks.WithAccessToken(opt.Token))
+		secrets = append(secrets, opt.Token)
 	}
 	c, err := databricks.NewConnector(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("databricks: configure connection: %w", redact(err, secrets))
 	}
-	return &connector{Connector: c, secrets: secrets, where: cfg.Host + cfg.Path()}, nil
+	return &connector{Connector: c, secrets: secrets, where: opt.Host + opt.HTTPPath}, nil
 }
 
 // connector wraps the driver's to turn refused credentials into ErrAuth and

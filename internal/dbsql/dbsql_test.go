@@ -45,7 +45,7 @@ func TestWrongCredentialsAreAClearErrorWithoutTheSecret(t *testing.T) {
 func TestMissingCredentialNamesTheKey(t *testing.T) {
 	cfg := dbsqltest.ConfigFor("http://127.0.0.1:1", "")
 	t.Setenv(config.EnvDatabricksToken, "")
-	_, err := dbsql.NewConnector(cfg, cfg.Credentials(func(string) (string, bool) { return "", false }))
+	_, err := dbsql.NewConnector(cfg.ConnectOptions(func(string) (string, bool) { return "", false }))
 	if err == nil || !strings.Contains(err.Error(), "databricks.auth.token") {
 		t.Errorf("error = %v, want it to name databricks.auth.token", err)
 	}

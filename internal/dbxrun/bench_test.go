@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/dbsql/dbsqltest"
-	"github.com/obolus/obolus/internal/dbxrun"
 	"github.com/obolus/obolus/internal/synth"
 	databrickssink "github.com/obolus/obolus/sink/databricks"
 )
@@ -55,12 +55,12 @@ func BenchmarkPullVsPushdown(b *testing.B) {
 			return s
 		}
 		pullStore, pushStore := store("bench_pull"), store("bench_push")
-		job, err := dbxrun.NewPullJob(e.cfg, e.db, pullStore, nil)
+		job, err := app.PullJob(e.cfg, e.db, pullStore, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		sw := timed(job)
-		pd, err := dbxrun.NewPushdown(e.cfg, e.db, pushStore, nil)
+		pd, err := app.PushdownJob(e.cfg, e.db, pushStore, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -5,10 +5,10 @@ import (
 	"time"
 
 	"github.com/obolus/obolus/enrich"
+	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/dbsql/dbsqltest"
-	"github.com/obolus/obolus/internal/dbxrun"
 	"github.com/obolus/obolus/internal/score"
 	"github.com/obolus/obolus/internal/synth"
 	"github.com/obolus/obolus/schemas"
@@ -63,13 +63,13 @@ func runners(t *testing.T, e *env, cfg *config.Config, suffix string) []runner {
 		r := runner{name: mode, store: store}
 		switch mode {
 		case config.ModePull:
-			job, err := dbxrun.NewPullJob(cfg, e.db, store, nil)
+			job, err := app.PullJob(cfg, e.db, store, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			r.run = func(o batch.Options) (*batch.Report, error) { return job.Run(ctx, o) }
 		default:
-			job, err := dbxrun.NewPushdown(cfg, e.db, store, nil)
+			job, err := app.PushdownJob(cfg, e.db, store, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

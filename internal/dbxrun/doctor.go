@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -14,9 +13,9 @@ import (
 	"github.com/databricks/databricks-sql-go/driverctx"
 
 	databricksingest "github.com/obolus/obolus/ingest/databricks"
-	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/dbsql"
 	"github.com/obolus/obolus/schemas"
+	databrickssink "github.com/obolus/obolus/sink/databricks"
 )
 
 // Check outcomes.
@@ -41,29 +40,56 @@ type TagShare struct {
 	ByKey map[string]int64
 }
 
+// DoctorOptions is what Doctor checks.
+type DoctorOptions struct {
+	// Endpoint names the warehouse in messages (host and path).
+	Endpoint string
+	// Sources are the configured source tables; SourcesErr why some could
+	// not be named.
+	Sources    []*databricksingest.Source
+	SourcesErr error
+	// Store is obolus's schema; StoreErr why it could not be named.
+	Store    *databrickssink.Store
+	StoreErr error
+	// StagingVolume is the volume pull writes stage through ("" for none).
+	StagingVolume string
+	// Tags says which request tags RequestTagShare counts.
+	Tags TagOptions
+}
+
+// TagOptions is what RequestTagShare counts.
+type TagOptions struct {
+	// UsageTable is the gateway usage table.
+	UsageTable string
+	// Keys are the request tag keys attribution by id reads.
+	Keys []string
+	// ServicePrincipals are the configured agents' principals.
+	ServicePrincipals []string
+	// Lookback is how far back from the newest row to count.
+	Lookback time.Duration
+}
+
 // Doctor checks what a Databricks run needs, in order: the connection and
 // credentials, each source table and its columns, the objects obolus init
 // creates, the right to write them (and to the staging volume), and what
 // share of recent gateway rows carry the request tags attribution by id
 // needs. It never writes data.
-func Doctor(ctx context.Context, cfg *config.Config, db *sql.DB) ([]Check, *TagShare) {
+func Doctor(ctx context.Context, db *sql.DB, opt DoctorOptions) ([]Check, *TagShare) {
 	var out []Check
 	add := func(name, status, format string, a ...any) {
 		out = append(out, Check{Name: name, Status: status, Detail: fmt.Sprintf(format, a...)})
 	}
-	d := cfg.Databricks
 	var user string
 	if err := db.QueryRowContext(ctx, "SELECT current_user()").Scan(&user); err != nil {
-		add("connect", CheckFail, "%s%s: %v", d.Host, d.Path(), err)
+		add("connect", CheckFail, "%s: %v", opt.Endpoint, err)
 		return out, nil
 	}
-	add("connect", CheckOK, "%s%s as %s", d.Host, d.Path(), user)
+	add("connect", CheckOK, "%s as %s", opt.Endpoint, user)
 
-	usage, agents, err := Sources(db, d)
-	if err != nil {
-		add("sources", CheckFail, "%v", err)
+	if opt.SourcesErr != nil {
+		add("sources", CheckFail, "%v", opt.SourcesErr)
 	}
-	for _, s := range append(append([]*databricksingest.Source(nil), usage...), agents...) {
+	for _, s := range opt.Sources {
 		name := "read " + s.Table().Name
 		have, missing, err := s.Resolve(ctx)
 		switch {
@@ -76,11 +102,12 @@ func Doctor(ctx context.Context, cfg *config.Config, db *sql.DB) ([]Check, *TagS
 		}
 	}
 
-	store, err := NewStore(db, d)
-	if err != nil {
-		add("target", CheckFail, "%v", err)
+	store := opt.Store
+	if opt.StoreErr != nil {
+		add("target", CheckFail, "%v", opt.StoreErr)
 		return out, nil
 	}
+	schema := store.Schema().String()
 	stmts, err := schemas.DDL("databricks")
 	if err != nil {
 		add("target", CheckFail, "%v", err)
@@ -99,26 +126,26 @@ func Doctor(ctx context.Context, cfg *config.Config, db *sql.DB) ([]Check, *TagS
 		rows.Close()
 	}
 	if len(absent) > 0 {
-		add("objects in "+d.Catalog+"."+d.Schema, CheckFail, "missing or unreadable: %s — run obolus init --target databricks", strings.Join(absent, ", "))
+		add("objects in "+schema, CheckFail, "missing or unreadable: %s — run obolus init --target databricks", strings.Join(absent, ", "))
 	} else {
-		add("objects in "+d.Catalog+"."+d.Schema, CheckOK, "%d tables and views", len(stmts)-1)
+		add("objects in "+schema, CheckOK, "%d tables and views", len(stmts)-1)
 		// A DELETE that matches nothing needs MODIFY and changes nothing.
 		if _, err := db.ExecContext(ctx, "DELETE FROM "+store.Table("checkpoints")+" WHERE 1 = 0"); err != nil {
-			add("write "+d.Catalog+"."+d.Schema, CheckFail, "cannot modify obolus tables: %v", err)
+			add("write "+schema, CheckFail, "cannot modify obolus tables: %v", err)
 		} else {
-			add("write "+d.Catalog+"."+d.Schema, CheckOK, "can modify obolus tables")
+			add("write "+schema, CheckOK, "can modify obolus tables")
 		}
 	}
-	if d.Staging == config.StagingVolume {
-		out = append(out, volumeCheck(ctx, db, d.Volume()))
+	if opt.StagingVolume != "" {
+		out = append(out, volumeCheck(ctx, db, opt.StagingVolume))
 	}
 
-	share, err := RequestTagShare(ctx, cfg, db)
+	share, err := RequestTagShare(ctx, db, opt.Tags)
 	switch {
 	case err != nil:
 		add("request tags", CheckFail, "%v", err)
 	case share.Rows == 0:
-		add("request tags", CheckWarn, "no gateway rows in the last %s of data", d.DoctorLookback)
+		add("request tags", CheckWarn, "no gateway rows in the last %s of data", opt.Tags.Lookback)
 	default:
 		status, detail := CheckOK, ""
 		if share.AgentRows > 0 {
@@ -171,31 +198,16 @@ func volumeCheck(ctx context.Context, db *sql.DB, volume string) Check {
 // in the gateway usage table, the rows carrying the configured user, trace
 // and request tag keys, overall and for the configured agents' service
 // principals.
-func RequestTagShare(ctx context.Context, cfg *config.Config, db *sql.DB) (*TagShare, error) {
-	d := cfg.Databricks
-	if d.Usage == "" {
+func RequestTagShare(ctx context.Context, db *sql.DB, opt TagOptions) (*TagShare, error) {
+	if opt.UsageTable == "" {
 		return nil, fmt.Errorf("databricks.usage is empty: no gateway usage table to look at")
 	}
-	table, err := dbsql.Name(d.Usage)
+	table, err := dbsql.Name(opt.UsageTable)
 	if err != nil {
 		return nil, fmt.Errorf("databricks.usage: %w", err)
 	}
-	m := cfg.MatchConfig()
-	var keys []string
-	for _, ks := range [][]string{m.UserTagKeys, m.TraceTagKeys, m.RequestTagKeys} {
-		for _, k := range ks {
-			if !slices.Contains(keys, k) {
-				keys = append(keys, k)
-			}
-		}
-	}
-	var sps []string
-	for _, t := range append(append([]config.DatabricksAgentTable(nil), d.Payloads...), d.Traces...) {
-		if !slices.Contains(sps, t.ServicePrincipal) {
-			sps = append(sps, t.ServicePrincipal)
-		}
-	}
-	args := []any{databricks.Parameter{Name: "lookback_s", Type: databricks.SqlBigInt, Value: fmt.Sprint(int64(d.DoctorLookback / time.Second))}}
+	keys, sps := opt.Keys, opt.ServicePrincipals
+	args := []any{databricks.Parameter{Name: "lookback_s", Type: databricks.SqlBigInt, Value: fmt.Sprint(int64(opt.Lookback / time.Second))}}
 	var anyTag, byKey []string
 	for i, k := range keys {
 		p := fmt.Sprintf("key_%d", i)
@@ -239,7 +251,7 @@ SELECT min(event_time), max(event_time), count(*),
 		dest = append(dest, &counts[i])
 	}
 	if err := db.QueryRowContext(ctx, q, args...).Scan(dest...); err != nil {
-		return nil, fmt.Errorf("count request tags in %s: %w", d.Usage, err)
+		return nil, fmt.Errorf("count request tags in %s: %w", opt.UsageTable, err)
 	}
 	share.From, share.To = from.Time.UTC(), to.Time.UTC()
 	for i, k := range keys {

@@ -4,16 +4,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/dbsql/dbsqltest"
-	"github.com/obolus/obolus/internal/dbxrun"
 	"github.com/obolus/obolus/internal/score"
 )
 
 func TestPullScoresAgainstTruth(t *testing.T) {
 	e := newEnv(t, smallWorkload(1), nil)
 	ctx := dbsqltest.Context(t)
-	job, err := dbxrun.NewPullJob(e.cfg, e.db, e.store, nil)
+	job, err := app.PullJob(e.cfg, e.db, e.store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/obolus/obolus/ingest"
 	databricksingest "github.com/obolus/obolus/ingest/databricks"
 	"github.com/obolus/obolus/internal/batch"
-	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/pushdown"
 	"github.com/obolus/obolus/schemas"
 	databrickssink "github.com/obolus/obolus/sink/databricks"
@@ -42,32 +40,6 @@ type Pushdown struct {
 
 	// Timings of the last run, by stage (summary, load, merge, coverage, count).
 	Timings map[string]time.Duration
-}
-
-// NewPushdown assembles pushdown mode from the configuration.
-func NewPushdown(cfg *config.Config, db *sql.DB, store *databrickssink.Store, log *slog.Logger) (*Pushdown, error) {
-	prices, _, err := Enrichment(cfg)
-	if err != nil {
-		return nil, err
-	}
-	var org []enrich.OrgEntry
-	if cfg.Org != "" {
-		if org, err = pushdown.OrgEntries(cfg.Org); err != nil {
-			return nil, batch.ConfigError{Err: fmt.Errorf("org: %w", err)}
-		}
-	}
-	usage, agents, err := Sources(db, cfg.Databricks)
-	if err != nil {
-		return nil, batch.ConfigError{Err: err}
-	}
-	if len(usage) == 0 {
-		return nil, batch.ConfigError{Err: errors.New("databricks.usage: no usage table")}
-	}
-	return &Pushdown{
-		Name: cfg.Batch.Job, QueryTags: cfg.Databricks.QueryTags, DB: db, Store: store, Usage: usage, Agents: agents,
-		Match: cfg.MatchConfig(), Prices: prices, Org: org,
-		Lookback: cfg.Batch.Lookback, AgentMargin: cfg.Batch.AgentMargin, Log: log,
-	}, nil
 }
 
 // Config resolves the source tables' columns and returns the generator's configuration.
@@ -105,7 +77,7 @@ func (j *Pushdown) Run(ctx context.Context, opt batch.Options) (rep *batch.Repor
 	}
 	rep = &batch.Report{RunID: newRunID(now), Job: j.Name, StartedAt: now.UTC(), ByMethod: map[string]float64{}}
 	j.Timings = map[string]time.Duration{}
-	ctx = WithQueryTags(ctx, j.QueryTags, map[string]string{"obolus_job": j.Name, "obolus_mode": config.ModePushdown, "obolus_run_id": rep.RunID})
+	ctx = WithQueryTags(ctx, j.QueryTags, map[string]string{"obolus_job": j.Name, "obolus_mode": "pushdown", "obolus_run_id": rep.RunID})
 	defer func() {
 		if err != nil {
 			rep.Err = err.Error()

@@ -20,17 +20,16 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
-
-	"github.com/obolus/obolus/internal/config"
 )
 
 // NewLogger returns the process logger. Secrets never reach it: values that
 // look like credentials are redacted by attribute name as a last line of defence.
-func NewLogger(w io.Writer, c config.Log) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(strings.ToUpper(c.Level)))
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact}
-	if c.Format == "json" {
+// level is debug, info, warn or error; format text or json.
+func NewLogger(w io.Writer, level, format string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(strings.ToUpper(level)))
+	opts := &slog.HandlerOptions{Level: l, ReplaceAttr: redact}
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -48,11 +47,20 @@ func redact(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
+// Exporter says where metrics and traces go.
+type Exporter struct {
+	// Kind is none, stdout or otlp.
+	Kind string
+	// Endpoint is the OTLP/HTTP endpoint (host:port) for otlp.
+	Endpoint string
+	Insecure bool
+}
+
 // Setup installs global meter and tracer providers for the configured
 // exporter and returns a function that flushes and stops them. Exporter
 // "none" installs nothing: the OpenTelemetry API then records nothing, at no cost.
-func Setup(ctx context.Context, c config.Telemetry, service, version string, stdout io.Writer) (func(context.Context) error, error) {
-	if c.Exporter == "none" || c.Exporter == "" {
+func Setup(ctx context.Context, c Exporter, service, version string, stdout io.Writer) (func(context.Context) error, error) {
+	if c.Kind == "none" || c.Kind == "" {
 		return func(context.Context) error { return nil }, nil
 	}
 	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL,
@@ -62,7 +70,7 @@ func Setup(ctx context.Context, c config.Telemetry, service, version string, std
 	}
 	var mexp sdkmetric.Exporter
 	var texp sdktrace.SpanExporter
-	switch c.Exporter {
+	switch c.Kind {
 	case "stdout":
 		if mexp, err = stdoutmetric.New(stdoutmetric.WithWriter(stdout)); err != nil {
 			return nil, fmt.Errorf("telemetry stdout metrics: %w", err)
@@ -84,7 +92,7 @@ func Setup(ctx context.Context, c config.Telemetry, service, version string, std
 			return nil, fmt.Errorf("telemetry otlp traces to %s: %w", c.Endpoint, err)
 		}
 	default:
-		return nil, fmt.Errorf("telemetry.exporter: %q: use none, stdout or otlp", c.Exporter)
+		return nil, fmt.Errorf("telemetry.exporter: %q: use none, stdout or otlp", c.Kind)
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res),
 		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp, sdkmetric.WithInterval(15*time.Second))))

@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel"
-
-	"github.com/obolus/obolus/internal/config"
 )
 
 // TestOTLPExportReachesCollector runs the real OTLP/HTTP exporters against a
@@ -31,7 +29,7 @@ func TestOTLPExportReachesCollector(t *testing.T) {
 	defer srv.Close()
 
 	ctx := context.Background()
-	shutdown, err := Setup(ctx, config.Telemetry{Exporter: "otlp", Endpoint: strings.TrimPrefix(srv.URL, "http://"), Insecure: true}, "obolus-test", "dev", nil)
+	shutdown, err := Setup(ctx, Exporter{Kind: "otlp", Endpoint: strings.TrimPrefix(srv.URL, "http://"), Insecure: true}, "obolus-test", "dev", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +49,7 @@ func TestOTLPExportReachesCollector(t *testing.T) {
 
 func TestLoggerRedactsSecrets(t *testing.T) {
 	var buf bytes.Buffer
-	log := NewLogger(&buf, config.Log{Level: "info", Format: "json"})
+	log := NewLogger(&buf, "info", "json")
 	log.Info("connect", "host", "example.cloud.databricks.com", "token", "dapi-very-secret", "client_secret", "s3cr3t")
 	out := buf.String()
 	if strings.Contains(out, "dapi-very-secret") || strings.Contains(out, "s3cr3t") {

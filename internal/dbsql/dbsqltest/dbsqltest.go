@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"net/url"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -76,7 +77,7 @@ func ConfigFor(base, token string) config.Databricks {
 // test ends.
 func Open(t testing.TB, cfg config.Databricks) *sql.DB {
 	t.Helper()
-	db, err := dbsql.Open(cfg)
+	db, err := dbsql.Open(cfg.ConnectOptions(os.LookupEnv))
 	if err != nil {
 		t.Fatalf("dbsql.Open: %v", err)
 	}

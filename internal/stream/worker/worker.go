@@ -27,17 +27,45 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	kafkaingest "github.com/obolus/obolus/ingest/kafka"
-	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/stream"
 	kafkasink "github.com/obolus/obolus/sink/kafka"
 )
 
+// The stages a worker can run; each is a consumer group.
+const (
+	StageRekey = "rekey"
+	StageJoin  = "join"
+	StageLoad  = "load"
+)
+
+// Topics names the worker's topics.
+type Topics struct {
+	Usage, Agents, Keyed, Output, DeadLetter string
+}
+
 // Config is what a worker needs.
 type Config struct {
 	Options kafkaingest.Options
-	Stream  config.Stream
-	// Join configures the windowed join; Grace, Horizon, AgentRetention and
-	// Idle come from Stream.
+	// Group prefixes the consumer groups: <group>.rekey, .join, .load.
+	Group  string
+	Topics Topics
+	// Stages are the stages this process runs.
+	Stages []string
+	// CreateTopics creates missing topics with Partitions partitions.
+	CreateTopics bool
+	Partitions   int
+	// CommitInterval is how often outputs are flushed and offsets committed;
+	// IdleFlush how long an input partition is quiet at its end before it
+	// claims idle.
+	CommitInterval, IdleFlush        time.Duration
+	SessionTimeout, RebalanceTimeout time.Duration
+	// ProducerDelay is how long after its timestamp a message can become
+	// readable; MaxFuture how far ahead of now an event time is accepted.
+	ProducerDelay, MaxFuture time.Duration
+	MaxMessageBytes          int
+	// HTTP is the listen address of /healthz, /readyz and /status ("": none).
+	HTTP string
+	// Join configures the windowed join (Grace, Horizon, AgentRetention, Idle).
 	Join stream.Config
 	// ServicePrincipals maps agent endpoints to service principals.
 	ServicePrincipals map[string]string
@@ -68,19 +96,31 @@ type Worker struct {
 
 // New validates cfg and returns a worker.
 func New(cfg Config) (*Worker, error) {
-	if errs := cfg.Stream.Validate(); len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if len(cfg.Options.Brokers) == 0 {
+		return nil, errors.New("stream.brokers: empty; name the Kafka bootstrap servers")
 	}
-	if cfg.Stream.HasStage(config.StageLoad) && cfg.Store == nil {
+	if cfg.Group == "" {
+		return nil, errors.New("stream.group: empty")
+	}
+	if len(cfg.Stages) == 0 {
+		return nil, errors.New("stream.stages: empty; use any of rekey, join, load")
+	}
+	for _, st := range cfg.Stages {
+		if st != StageRekey && st != StageJoin && st != StageLoad {
+			return nil, fmt.Errorf("stream.stages: %q: use rekey, join or load", st)
+		}
+	}
+	if cfg.HasStage(StageLoad) && cfg.Store == nil {
 		return nil, errors.New("the load stage needs a store (stream.duckdb)")
+	}
+	if cfg.CommitInterval <= 0 || cfg.IdleFlush <= 0 {
+		return nil, errors.New("stream.commit_interval and stream.idle_flush must be positive")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	cfg.Join.Grace, cfg.Join.Horizon, cfg.Join.Idle = cfg.Stream.Grace, cfg.Stream.Horizon, cfg.Stream.IdleFlush
-	cfg.Join.AgentRetention = cfg.Stream.AgentRetention
 	if cfg.Join.RunID == "" {
-		cfg.Join.RunID = "stream:" + cfg.Stream.Group
+		cfg.Join.RunID = "stream:" + cfg.Group
 	}
 	if err := cfg.Join.Validate(); err != nil {
 		return nil, fmt.Errorf("join: %w", err)
@@ -90,13 +130,16 @@ func New(cfg Config) (*Worker, error) {
 	return w, nil
 }
 
+// HasStage reports whether the worker runs stage.
+func (c Config) HasStage(stage string) bool { return slices.Contains(c.Stages, stage) }
+
 // Group ids of the stages.
-func groupID(s config.Stream, stage string) string { return s.Group + "." + stage }
+func groupID(c Config, stage string) string { return c.Group + "." + stage }
 
 // Run runs the configured stages until ctx ends, then stops fetching,
 // flushes, commits and leaves every group before returning.
 func (w *Worker) Run(ctx context.Context) error {
-	s := w.cfg.Stream
+	s := w.cfg
 	o := w.cfg.Options
 	w.started = time.Now()
 	m, err := newMetrics(w)
@@ -141,7 +184,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	w.log.Info("stream topics", "partitions", counts, "stages", s.Stages, "duckdb", s.DuckDB)
+	w.log.Info("stream topics", "partitions", counts, "stages", s.Stages)
 
 	writers := map[string]*kafka.Writer{}
 	writer := func(topic string, b kafka.Balancer) *kafka.Writer {
@@ -178,7 +221,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.expected[g.ID] += counts[t]
 		}
 	}
-	if s.HasStage(config.StageRekey) {
+	if s.HasStage(StageRekey) {
 		rk := &kafkaingest.Rekeyer{
 			Decoder: &kafkaingest.Decoder{UsageTopic: s.Topics.Usage, AgentsTopic: s.Topics.Agents,
 				ServicePrincipals: w.cfg.ServicePrincipals, MaxBytes: s.MaxMessageBytes, MaxFuture: s.MaxFuture},
@@ -192,24 +235,24 @@ func (w *Worker) Run(ctx context.Context) error {
 			MaxLead:         rekeyMaxLead,
 			FlushAt:         500,
 			Counts:          w.rekeyN,
-			Log:             w.log.With("stage", config.StageRekey),
+			Log:             w.log.With("stage", StageRekey),
 		}
-		newGroup(config.StageRekey, []string{s.Topics.Usage, s.Topics.Agents}, rk.Open)
+		newGroup(StageRekey, []string{s.Topics.Usage, s.Topics.Agents}, rk.Open)
 	}
-	if s.HasStage(config.StageJoin) {
+	if s.HasStage(StageJoin) {
 		w.join = &joiner{
-			cfg: w.cfg.Join, keyed: s.Topics.Keyed, flushAt: 2000, log: w.log.With("stage", config.StageJoin), metrics: w.metrics,
+			cfg: w.cfg.Join, keyed: s.Topics.Keyed, flushAt: 2000, log: w.log.With("stage", StageJoin), metrics: w.metrics,
 			output:  writer(s.Topics.Output, &kafka.Hash{}),
 			markers: writer(s.Topics.Keyed, explicitPartition{}),
 			dead:    writer(s.Topics.DeadLetter, &kafka.Hash{}),
 			stats:   map[int]stream.Stats{},
 		}
-		newGroup(config.StageJoin, []string{s.Topics.Keyed}, w.join.open)
+		newGroup(StageJoin, []string{s.Topics.Keyed}, w.join.open)
 	}
-	if s.HasStage(config.StageLoad) {
+	if s.HasStage(StageLoad) {
 		ld := &kafkasink.Loader{Store: w.cfg.Store, OutputTopic: s.Topics.Output, DeadLetterTopic: s.Topics.DeadLetter,
-			Counts: w.loadN, Log: w.log.With("stage", config.StageLoad)}
-		newGroup(config.StageLoad, []string{s.Topics.Output, s.Topics.DeadLetter}, ld.Open)
+			Counts: w.loadN, Log: w.log.With("stage", StageLoad)}
+		newGroup(StageLoad, []string{s.Topics.Output, s.Topics.DeadLetter}, ld.Open)
 	}
 
 	w.setRunning(true, nil)
@@ -361,7 +404,7 @@ func cmpString(a, b string) int {
 // serveHTTP starts /healthz (the process is up and no stage has failed),
 // /readyz (every stage has joined its group) and /status (JSON).
 func (w *Worker) serveHTTP(ctx context.Context) (*http.Server, error) {
-	addr := w.cfg.Stream.HTTP
+	addr := w.cfg.HTTP
 	if addr == "" {
 		return nil, nil
 	}

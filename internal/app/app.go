@@ -1,0 +1,221 @@
+// Package app is the composition root: it turns the configuration into the
+// jobs, stores and workers the commands run. Only it and cmd/ read internal/config.
+package app
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/obolus/obolus/enrich"
+	"github.com/obolus/obolus/ingest"
+	databricksingest "github.com/obolus/obolus/ingest/databricks"
+	"github.com/obolus/obolus/internal/batch"
+	"github.com/obolus/obolus/internal/config"
+	"github.com/obolus/obolus/internal/dbxrun"
+	"github.com/obolus/obolus/internal/pushdown"
+	databrickssink "github.com/obolus/obolus/sink/databricks"
+	duckdbsink "github.com/obolus/obolus/sink/duckdb"
+)
+
+// UsageError is a problem the user fixes in flags or configuration; the
+// CLI exits with code 2 for it.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
+
+func usage(format string, a ...any) error { return UsageError{fmt.Errorf(format, a...)} }
+
+// Enrichment loads the configured price list and org directory (defaults:
+// the built-in example list, nobody in any team).
+func Enrichment(cfg *config.Config) (*enrich.PriceList, *enrich.Directory, error) {
+	prices := enrich.DefaultPriceList()
+	if cfg.Prices != "" {
+		var err error
+		if prices, err = enrich.LoadPriceList(cfg.Prices); err != nil {
+			return nil, nil, usage("prices: %w", err)
+		}
+	}
+	var org *enrich.Directory
+	if cfg.Org != "" {
+		var err error
+		if org, err = enrich.LoadDirectory(cfg.Org); err != nil {
+			return nil, nil, usage("org: %w", err)
+		}
+	}
+	return prices, org, nil
+}
+
+// job is the part of a batch job every target shares.
+func job(cfg *config.Config, store batch.Store, log *slog.Logger) (*batch.Job, error) {
+	prices, org, err := Enrichment(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &batch.Job{
+		Name:        cfg.Batch.Job,
+		Match:       cfg.MatchConfig(),
+		Prices:      prices,
+		Org:         org,
+		Store:       store,
+		Lookback:    cfg.Batch.Lookback,
+		AgentMargin: cfg.Batch.AgentMargin,
+		Log:         log,
+	}, nil
+}
+
+// EmbeddedJob assembles the batch job over the configured sources (files,
+// or tables of the store's DuckDB database) that writes to the embedded store.
+func EmbeddedJob(cfg *config.Config, store *duckdbsink.Store, log *slog.Logger) (*batch.Job, error) {
+	j, err := job(cfg, store, log)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range cfg.Sources {
+		spec := ingest.Spec{Kind: ingest.Kind(s.Kind), Path: s.Path, Format: s.Format, AgentEndpoint: s.AgentEndpoint, ServicePrincipal: s.ServicePrincipal}
+		src := batch.FileSource(spec)
+		if s.Table != "" {
+			src = batch.TableSource(store.DB(), s.Table, spec)
+		}
+		if s.IsAgent() {
+			j.Agents = append(j.Agents, src)
+		} else {
+			j.Usage = append(j.Usage, src)
+		}
+	}
+	if len(j.Usage) == 0 {
+		return nil, usage("sources: no usage source; add one with kind usage or legacy_usage (see deploy/obolus.example.yaml)")
+	}
+	return j, nil
+}
+
+// DatabricksStore is the Delta store the databricks section names, staging
+// pull writes as configured.
+func DatabricksStore(db *sql.DB, d config.Databricks) (*databrickssink.Store, error) {
+	opt := databrickssink.Options{}
+	if d.Staging == config.StagingVolume {
+		opt.StagingVolume = d.Volume()
+	}
+	s, err := databrickssink.New(db, d.Catalog, d.Schema, opt)
+	if err != nil {
+		return nil, UsageError{err}
+	}
+	return s, nil
+}
+
+// DatabricksSources returns the configured Databricks tables as sources:
+// usage (then legacy usage) and agent logs (payload tables, then trace
+// tables, in configuration order — the order in which they are merged,
+// which pushdown reproduces).
+func DatabricksSources(db databricksingest.Querier, d config.Databricks) (usage, agents []*databricksingest.Source, err error) {
+	add := func(dst *[]*databricksingest.Source, t databricksingest.Table) error {
+		s, err := databricksingest.NewSource(db, t)
+		if err != nil {
+			return err
+		}
+		*dst = append(*dst, s)
+		return nil
+	}
+	if d.Usage != "" {
+		if err := add(&usage, databricksingest.Table{Name: d.Usage, Spec: ingest.Spec{Kind: ingest.KindUsage}}); err != nil {
+			return nil, nil, UsageError{err}
+		}
+	}
+	if d.LegacyUsage != "" {
+		if err := add(&usage, databricksingest.Table{Name: d.LegacyUsage, Spec: ingest.Spec{Kind: ingest.KindLegacyUsage}}); err != nil {
+			return nil, nil, UsageError{err}
+		}
+	}
+	for _, group := range []struct {
+		kind   ingest.Kind
+		tables []config.DatabricksAgentTable
+	}{{ingest.KindPayload, d.Payloads}, {ingest.KindTrace, d.Traces}} {
+		for _, t := range group.tables {
+			spec := ingest.Spec{Kind: group.kind, AgentEndpoint: t.AgentEndpoint, ServicePrincipal: t.ServicePrincipal}
+			if err := add(&agents, databricksingest.Table{Name: t.Table, Spec: spec, Columns: t.Columns}); err != nil {
+				return nil, nil, UsageError{err}
+			}
+		}
+	}
+	return usage, agents, nil
+}
+
+// PullJob assembles the batch job of pull mode: the configured Databricks
+// tables as sources, the Go engine, and store as the sink.
+func PullJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, log *slog.Logger) (*batch.Job, error) {
+	j, err := job(cfg, store, log)
+	if err != nil {
+		return nil, err
+	}
+	usageSrcs, agents, err := DatabricksSources(db, cfg.Databricks)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range usageSrcs {
+		j.Usage = append(j.Usage, s)
+	}
+	for _, s := range agents {
+		j.Agents = append(j.Agents, s)
+	}
+	if len(j.Usage) == 0 {
+		return nil, usage("databricks.usage: no usage table; name system.ai_gateway.usage or a legacy_usage table")
+	}
+	return j, nil
+}
+
+// PushdownJob assembles pushdown mode: the warehouse matches, prices and
+// MERGEs.
+func PushdownJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, log *slog.Logger) (*dbxrun.Pushdown, error) {
+	prices, _, err := Enrichment(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var org []enrich.OrgEntry
+	if cfg.Org != "" {
+		if org, err = pushdown.OrgEntries(cfg.Org); err != nil {
+			return nil, usage("org: %w", err)
+		}
+	}
+	usageSrcs, agents, err := DatabricksSources(db, cfg.Databricks)
+	if err != nil {
+		return nil, err
+	}
+	if len(usageSrcs) == 0 {
+		return nil, UsageError{errors.New("databricks.usage: no usage table")}
+	}
+	return &dbxrun.Pushdown{
+		Name: cfg.Batch.Job, QueryTags: cfg.Databricks.QueryTags, DB: db, Store: store, Usage: usageSrcs, Agents: agents,
+		Match: cfg.MatchConfig(), Prices: prices, Org: org,
+		Lookback: cfg.Batch.Lookback, AgentMargin: cfg.Batch.AgentMargin, Log: log,
+	}, nil
+}
+
+// DoctorOptions is what obolus doctor checks for the configuration.
+func DoctorOptions(cfg *config.Config, db *sql.DB) dbxrun.DoctorOptions {
+	d := cfg.Databricks
+	opt := dbxrun.DoctorOptions{Endpoint: d.Host + d.Path()}
+	usageSrcs, agents, err := DatabricksSources(db, d)
+	opt.Sources, opt.SourcesErr = append(usageSrcs, agents...), err
+	opt.Store, opt.StoreErr = DatabricksStore(db, d)
+	if d.Staging == config.StagingVolume {
+		opt.StagingVolume = d.Volume()
+	}
+	m := cfg.MatchConfig()
+	opt.Tags = dbxrun.TagOptions{UsageTable: d.Usage, Lookback: d.DoctorLookback}
+	for _, ks := range [][]string{m.UserTagKeys, m.TraceTagKeys, m.RequestTagKeys} {
+		for _, k := range ks {
+			if !slices.Contains(opt.Tags.Keys, k) {
+				opt.Tags.Keys = append(opt.Tags.Keys, k)
+			}
+		}
+	}
+	for _, t := range append(append([]config.DatabricksAgentTable(nil), d.Payloads...), d.Traces...) {
+		if !slices.Contains(opt.Tags.ServicePrincipals, t.ServicePrincipal) {
+			opt.Tags.ServicePrincipals = append(opt.Tags.ServicePrincipals, t.ServicePrincipal)
+		}
+	}
+	return opt
+}

@@ -1,0 +1,61 @@
+package app
+
+import (
+	"log/slog"
+	"slices"
+
+	kafkaingest "github.com/obolus/obolus/ingest/kafka"
+	"github.com/obolus/obolus/internal/config"
+	"github.com/obolus/obolus/internal/stream"
+	"github.com/obolus/obolus/internal/stream/worker"
+)
+
+// KafkaOptions is how the stream section reaches the cluster: TLS from its
+// files, SASL from its credentials.
+func KafkaOptions(s config.Stream) (kafkaingest.Options, error) {
+	o, err := kafkaingest.NewOptions(kafkaingest.ClientConfig{
+		Brokers: s.Brokers, ClientID: s.ClientID,
+		TLS: kafkaingest.TLSFiles{Enabled: s.TLS.Enabled, CAFile: s.TLS.CAFile, CertFile: s.TLS.CertFile, KeyFile: s.TLS.KeyFile,
+			ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.InsecureSkipVerify},
+		SASL: kafkaingest.SASLCredentials{Mechanism: s.SASL.Mechanism, Username: s.SASL.Username, Password: s.SASL.Password},
+	})
+	if err != nil {
+		return o, UsageError{err}
+	}
+	return o, nil
+}
+
+// WorkerConfig is the stream worker the configuration describes, without a
+// store (the caller opens one when the load stage runs).
+func WorkerConfig(cfg *config.Config, s config.Stream, log *slog.Logger) (worker.Config, error) {
+	opts, err := KafkaOptions(s)
+	if err != nil {
+		return worker.Config{}, err
+	}
+	prices, org, err := Enrichment(cfg)
+	if err != nil {
+		return worker.Config{}, err
+	}
+	stages := slices.Clone(s.Stages)
+	if s.HasStage(config.StageLoad) && !slices.Contains(stages, worker.StageLoad) {
+		stages = append(stages, worker.StageLoad)
+	}
+	return worker.Config{
+		Options: opts,
+		Group:   s.Group,
+		Topics: worker.Topics{Usage: s.Topics.Usage, Agents: s.Topics.Agents, Keyed: s.Topics.Keyed,
+			Output: s.Topics.Output, DeadLetter: s.Topics.DeadLetter},
+		Stages:         stages,
+		CreateTopics:   s.CreateTopics,
+		Partitions:     s.Partitions,
+		CommitInterval: s.CommitInterval, IdleFlush: s.IdleFlush,
+		SessionTimeout: s.SessionTimeout, RebalanceTimeout: s.RebalanceTimeout,
+		ProducerDelay: s.ProducerDelay, MaxFuture: s.MaxFuture,
+		MaxMessageBytes: s.MaxMessageBytes,
+		HTTP:            s.HTTP,
+		Join: stream.Config{Match: cfg.MatchConfig(), Prices: prices, Org: org,
+			Grace: s.Grace, Horizon: s.Horizon, AgentRetention: s.AgentRetention, Idle: s.IdleFlush},
+		ServicePrincipals: cfg.ServicePrincipals(s),
+		Log:               log,
+	}, nil
+}
