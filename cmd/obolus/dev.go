@@ -103,7 +103,7 @@ func (a *cli) runDev(ctx context.Context, s *config.Stream, workload string, rat
 	replayed := make(chan error, 1)
 	if workload != "" {
 		go func() {
-			st, err := devbroker.Replay(ctx, opts, devbroker.ReplayOptions{Sources: a.cfg.Sources, Rate: rate, LateDelay: lateDelay,
+			st, err := devbroker.Replay(ctx, opts, devbroker.ReplayOptions{Sources: app.Specs(a.cfg.Sources), Rate: rate, LateDelay: lateDelay,
 				UsageTopic: s.Topics.Usage, AgentsTopic: s.Topics.Agents})
 			if err == nil {
 				fmt.Fprintf(a.out, "replayed %d usage and %d agent log messages in %s\n", st.Usage, st.Agents, st.Elapsed.Round(time.Millisecond))

@@ -23,6 +23,7 @@ import (
 	"github.com/obolus/obolus/enrich"
 	"github.com/obolus/obolus/ingest"
 	kafkaingest "github.com/obolus/obolus/ingest/kafka"
+	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/devbroker"
 	"github.com/obolus/obolus/internal/stream/worker"
@@ -146,7 +147,7 @@ func (f *streamFixture) replay(ctx context.Context, rate float64) error {
 	if err != nil {
 		return err
 	}
-	_, err = devbroker.Replay(ctx, f.options(), devbroker.ReplayOptions{Sources: c.Sources, Rate: rate, LateDelay: 15 * time.Minute,
+	_, err = devbroker.Replay(ctx, f.options(), devbroker.ReplayOptions{Sources: app.Specs(c.Sources), Rate: rate, LateDelay: 15 * time.Minute,
 		UsageTopic: topicUsage, AgentsTopic: topicAgents})
 	return err
 }

@@ -74,8 +74,8 @@ func EmbeddedJob(cfg *config.Config, store *duckdbsink.Store, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range cfg.Sources {
-		spec := ingest.Spec{Kind: ingest.Kind(s.Kind), Path: s.Path, Format: s.Format, AgentEndpoint: s.AgentEndpoint, ServicePrincipal: s.ServicePrincipal}
+	for i, spec := range Specs(cfg.Sources) {
+		s := cfg.Sources[i]
 		src := batch.FileSource(spec)
 		if s.Table != "" {
 			src = batch.TableSource(store.DB(), s.Table, spec)
@@ -218,4 +218,13 @@ func DoctorOptions(cfg *config.Config, db *sql.DB) dbxrun.DoctorOptions {
 		}
 	}
 	return opt
+}
+
+// Specs are the configured sources as readers take them.
+func Specs(sources []config.Source) []ingest.Spec {
+	out := make([]ingest.Spec, len(sources))
+	for i, s := range sources {
+		out[i] = ingest.Spec{Kind: ingest.Kind(s.Kind), Path: s.Path, Format: s.Format, AgentEndpoint: s.AgentEndpoint, ServicePrincipal: s.ServicePrincipal}
+	}
+	return out
 }

@@ -16,14 +16,13 @@ import (
 
 	"github.com/obolus/obolus/ingest"
 	kafkaingest "github.com/obolus/obolus/ingest/kafka"
-	"github.com/obolus/obolus/internal/config"
 )
 
 // ReplayOptions say what to replay where.
 type ReplayOptions struct {
 	// Sources are the workload's sources (obolus.yaml); only JSONL files
 	// are replayed, as the raw rows a Databricks export would carry.
-	Sources []config.Source
+	Sources []ingest.Spec
 	// Rate is messages per second across both topics; 0 sends as fast as
 	// the broker takes them.
 	Rate float64
@@ -148,7 +147,7 @@ func sourceFiles(path string) ([]string, error) {
 	return files, nil
 }
 
-func readRows(path string, s config.Source, late bool, ro ReplayOptions, msgs []message) ([]message, error) {
+func readRows(path string, s ingest.Spec, late bool, ro ReplayOptions, msgs []message) ([]message, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return msgs, fmt.Errorf("replay: %w", err)
@@ -162,24 +161,24 @@ func readRows(path string, s config.Source, late bool, ro ReplayOptions, msgs []
 		if len(line) == 0 {
 			continue
 		}
-		m := message{seq: len(msgs), msg: kafka.Message{Value: bytes.Clone(line), Headers: []kafka.Header{{Key: kafkaingest.HeaderKind, Value: []byte(s.Kind)}}}}
+		m := message{seq: len(msgs), msg: kafka.Message{Value: bytes.Clone(line), Headers: []kafka.Header{{Key: kafkaingest.HeaderKind, Value: []byte(string(s.Kind))}}}}
 		var key string
 		switch s.Kind {
-		case config.KindUsage, config.KindLegacyUsage:
+		case ingest.KindUsage, ingest.KindLegacyUsage:
 			m.topic = ro.UsageTopic
 			decode := ingest.DecodeUsage
-			if s.Kind == config.KindLegacyUsage {
+			if s.Kind == ingest.KindLegacyUsage {
 				decode = ingest.DecodeLegacyUsage
 			}
 			if ev, err := decode(line); err == nil {
 				m.at, key = ev.EventTime.Add(time.Duration(ev.LatencyMS)*time.Millisecond), ev.InvocationID
 			}
-		case config.KindPayload, config.KindTrace:
+		case ingest.KindPayload, ingest.KindTrace:
 			m.topic = ro.AgentsTopic
 			if s.AgentEndpoint != "" {
 				m.msg.Headers = append(m.msg.Headers, kafka.Header{Key: kafkaingest.HeaderAgentEndpoint, Value: []byte(s.AgentEndpoint)})
 			}
-			if s.Kind == config.KindPayload {
+			if s.Kind == ingest.KindPayload {
 				if p, err := ingest.DecodePayload(line); err == nil {
 					m.at, key = p.AgentRequest("", "").End(), p.DatabricksRequestID
 				}
