@@ -4,7 +4,7 @@ BIN       := bin/obolus
 DEMO_DIR  ?= demo
 export CGO_ENABLED := 1
 
-.PHONY: all build demo test test-short stress bench bench-micro bench-e2e vet fmt clean
+.PHONY: all build demo lint test test-short stress bench bench-micro bench-e2e vet fmt clean
 
 all: build
 
@@ -20,7 +20,14 @@ demo: build
 	$(BIN) summary --config $(DEMO_DIR)/obolus.yaml
 	$(BIN) score --config $(DEMO_DIR)/obolus.yaml --truth $(DEMO_DIR)/ground_truth.jsonl
 
-test:
+# lint: staticcheck (pinned by the tool directive in go.mod, so `go tool`
+# fetches that version; nothing to install) and the import-direction rules of
+# internal/archtest. `make test` runs it first.
+lint:
+	$(GO) tool staticcheck ./...
+	$(GO) test -count=1 ./internal/archtest/
+
+test: lint
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 

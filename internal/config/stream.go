@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -307,9 +306,4 @@ func LoadWithStream(v *viper.Viper, file string) (*Config, *Stream, error) {
 		return nil, nil, err
 	}
 	return c, &c.Stream, nil
-}
-
-func joinSorted(errs []error) error {
-	slices.SortStableFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
 }

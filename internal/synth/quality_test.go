@@ -89,13 +89,13 @@ func scoreWith(wl *workload, m *refMatcher) (score.Report, ambiguity) {
 	}
 	for i := range wl.usage {
 		ev := &wl.usage[i]
-		user, method, n := m.match(ev)
+		user, method, _ := m.match(ev)
 		ag := amb.byAgent[endpoint[ev.InvocationID]]
 		if ag == nil {
 			ag = &ambiguity{}
 			amb.byAgent[endpoint[ev.InvocationID]] = ag
 		}
-		_, _, n = m.matchWindow(ev)
+		_, _, n := m.matchWindow(ev)
 		for _, a := range []*ambiguity{&amb, ag} {
 			a.calls++
 			if n > 1 {

@@ -104,20 +104,6 @@ func (a *Amounts) add(r *usageRow, list, alloc int64) {
 	a.confidence += r.weight * r.confidence
 }
 
-func (a *Amounts) merge(b Amounts) {
-	a.Invocations += b.Invocations
-	a.Rows += b.Rows
-	a.InputTokens += b.InputTokens
-	a.OutputTokens += b.OutputTokens
-	a.TotalTokens += b.TotalTokens
-	a.CacheReadTokens += b.CacheReadTokens
-	a.CacheCreationTokens += b.CacheCreationTokens
-	a.ReasoningTokens += b.ReasoningTokens
-	a.ListMicros += b.ListMicros
-	a.AllocatedMicros += b.AllocatedMicros
-	a.confidence += b.confidence
-}
-
 // MeanConfidence is the weight-weighted mean match confidence.
 func (a Amounts) MeanConfidence() float64 {
 	if a.Invocations == 0 {
