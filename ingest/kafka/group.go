@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/obolus/obolus/internal/retry"
 )
 
 // BatchMax is the most messages one Handle call gets. A call with fewer
@@ -290,37 +292,33 @@ func (g *Group) runPartition(ctx context.Context, log *slog.Logger, gen *kafka.G
 }
 
 func (g *Group) committed(ctx context.Context, client *kafka.Client, topic string, partition int) (Committed, error) {
-	var last error
-	for attempt := range 5 {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return Committed{}, ctx.Err()
-			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
-			}
-		}
+	c := Committed{Offset: -1}
+	err := retry.Do(ctx, retry.Policy{Attempts: 5, Wait: 200 * time.Millisecond}, func(ctx context.Context) error {
 		resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: g.ID, Topics: map[string][]int{topic: {partition}}})
 		if err == nil && resp.Error != nil {
 			err = resp.Error
 		}
 		if err != nil {
-			last = err
-			continue
+			return err
 		}
 		for _, p := range resp.Topics[topic] {
 			if p.Partition == partition {
 				if p.Error != nil {
-					last = p.Error
-					break
+					return p.Error
 				}
-				return Committed{Offset: p.CommittedOffset, Metadata: p.Metadata}, nil
+				c = Committed{Offset: p.CommittedOffset, Metadata: p.Metadata}
+				return nil
 			}
 		}
-		if last == nil {
-			return Committed{Offset: -1}, nil
+		return nil // nothing committed yet
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return Committed{}, ctx.Err()
 		}
+		return Committed{}, fmt.Errorf("offset fetch for group %s %s/%d: %w", g.ID, topic, partition, err)
 	}
-	return Committed{}, fmt.Errorf("offset fetch for group %s %s/%d: %w", g.ID, topic, partition, last)
+	return c, nil
 }
 
 func commitOffset(ctx context.Context, client *kafka.Client, gen *kafka.Generation, topic string, partition int, c Commit) error {

@@ -57,8 +57,28 @@ type Job struct {
 	// processed usage.
 	AgentMargin time.Duration
 	Log         *slog.Logger
+	// Meter and Tracer record the run's metrics and spans; nil means the
+	// global providers (which record nothing unless telemetry is set up).
+	Meter  metric.Meter
+	Tracer trace.Tracer
 	// Progress, when set, is told how far the run got.
 	Progress func(stage string, done, total int64)
+}
+
+const instrumentation = "github.com/obolus/obolus/internal/batch"
+
+func (j *Job) log() *slog.Logger {
+	if j.Log != nil {
+		return j.Log
+	}
+	return slog.Default()
+}
+
+func (j *Job) tracer() trace.Tracer {
+	if j.Tracer != nil {
+		return j.Tracer
+	}
+	return otel.Tracer(instrumentation)
 }
 
 // Options choose the window of one run.
@@ -177,14 +197,10 @@ func ResolveWindow(ctx context.Context, cp Checkpointer, job string, opt Options
 	return w, processed, nil
 }
 
-var tracer = otel.Tracer("github.com/obolus/obolus/internal/batch")
 
 // Run processes one window.
 func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
-	log := j.Log
-	if log == nil {
-		log = slog.Default()
-	}
+	log := j.log()
 	if len(j.Usage) == 0 {
 		return nil, errors.New("no usage source configured: add a source of kind usage or legacy_usage")
 	}
@@ -193,7 +209,7 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 		now = time.Now()
 	}
 	rep = &Report{RunID: newRunID(now), Job: j.Name, StartedAt: now.UTC(), ByMethod: map[string]float64{}}
-	ctx, span := tracer.Start(ctx, "batch.run", trace.WithAttributes(attribute.String("obolus.run_id", rep.RunID), attribute.String("obolus.job", j.Name)))
+	ctx, span := j.tracer().Start(ctx, "batch.run", trace.WithAttributes(attribute.String("obolus.run_id", rep.RunID), attribute.String("obolus.job", j.Name)))
 	defer func() {
 		if err != nil {
 			span.RecordError(err)
@@ -247,7 +263,7 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	// Usage is attributed as it streams in, so the run holds output rows and
 	// one small entry per invocation, never the whole input.
 	att := newAttributor(engine, enrich.Run{ID: rep.RunID, Version: now.UnixMicro(), ProcessedAt: now})
-	mctx, mspan := tracer.Start(ctx, "batch.read usage and match")
+	mctx, mspan := j.tracer().Start(ctx, "batch.read usage and match")
 	if err := j.readAll(mctx, "read usage", j.Usage, p, ingest.Emit{
 		Usage: func(evs []schemas.UsageEvent) error { att.add(evs); return nil },
 		Dead:  collectDead,
@@ -263,7 +279,7 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	mspan.SetAttributes(attribute.Int64("obolus.invocations", rep.Invocations), attribute.Int64("obolus.rows", rep.OutputRows))
 	mspan.End()
 
-	wctx, wspan := tracer.Start(ctx, "batch.write")
+	wctx, wspan := j.tracer().Start(ctx, "batch.write")
 	defer wspan.End()
 	// An open-ended first run replaces from its earliest event on.
 	// With no events at all there is nothing to bound it by: replace nothing.
@@ -300,7 +316,7 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 		return rep, fmt.Errorf("advance checkpoint of job %s to %s: %w", j.Name, w.To.Format(time.RFC3339), err)
 	}
 	rep.Finished = time.Now().UTC()
-	recordMetrics(ctx, rep)
+	j.recordMetrics(ctx, rep)
 	if err := j.Store.RecordRun(wctx, rep.Run()); err != nil {
 		log.Warn("record run", "run_id", rep.RunID, "err", err)
 	}
@@ -308,7 +324,7 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 }
 
 func (j *Job) readAll(ctx context.Context, stage string, srcs []Source, w ingest.Window, emit ingest.Emit, add func(ingest.Stats)) error {
-	ctx, span := tracer.Start(ctx, "batch.source "+stage)
+	ctx, span := j.tracer().Start(ctx, "batch.source "+stage)
 	defer span.End()
 	for i, s := range srcs {
 		if err := ctx.Err(); err != nil {
@@ -326,24 +342,22 @@ func (j *Job) readAll(ctx context.Context, stage string, srcs []Source, w ingest
 	return nil
 }
 
-var (
-	meter         = otel.Meter("github.com/obolus/obolus/internal/batch")
-	rowsCounter   metric.Int64Counter
-	tokensCounter metric.Int64Counter
-	costCounter   metric.Float64Counter
-	methodCounter metric.Float64Counter
-	runDuration   metric.Float64Histogram
-)
-
-func init() {
-	rowsCounter, _ = meter.Int64Counter("obolus.batch.rows", metric.WithDescription("Usage rows by outcome: attributed, unattributed, duplicate, dead_lettered, outside_window"))
-	tokensCounter, _ = meter.Int64Counter("obolus.batch.tokens", metric.WithDescription("total_tokens of attributed and unattributed invocations"))
-	costCounter, _ = meter.Float64Counter("obolus.batch.cost", metric.WithUnit("USD"), metric.WithDescription("List-price cost of processed invocations"))
-	methodCounter, _ = meter.Float64Counter("obolus.batch.invocations", metric.WithDescription("Invocations by match method; split invocations count by weight"))
-	runDuration, _ = meter.Float64Histogram("obolus.batch.duration", metric.WithUnit("s"), metric.WithDescription("Wall time of a batch run"))
-}
-
-func recordMetrics(ctx context.Context, r *Report) {
+// recordMetrics records a finished run. The instruments are made per run
+// from the job's meter; the SDK returns the same ones each time.
+func (j *Job) recordMetrics(ctx context.Context, r *Report) {
+	meter := j.Meter
+	if meter == nil {
+		meter = otel.Meter(instrumentation)
+	}
+	rowsCounter, err1 := meter.Int64Counter("obolus.batch.rows", metric.WithDescription("Usage rows by outcome: attributed, unattributed, duplicate, dead_lettered, outside_window"))
+	tokensCounter, err2 := meter.Int64Counter("obolus.batch.tokens", metric.WithDescription("total_tokens of attributed and unattributed invocations"))
+	costCounter, err3 := meter.Float64Counter("obolus.batch.cost", metric.WithUnit("USD"), metric.WithDescription("List-price cost of processed invocations"))
+	methodCounter, err4 := meter.Float64Counter("obolus.batch.invocations", metric.WithDescription("Invocations by match method; split invocations count by weight"))
+	runDuration, err5 := meter.Float64Histogram("obolus.batch.duration", metric.WithUnit("s"), metric.WithDescription("Wall time of a batch run"))
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+		j.log().Warn("batch metrics not recorded", "err", err)
+		return
+	}
 	job := attribute.String("job", r.Job)
 	for outcome, n := range map[string]int64{
 		"attributed": r.Attributed, "unattributed": r.Unattributed, "duplicate": r.Duplicates,

@@ -11,6 +11,7 @@ import (
 	databricks "github.com/databricks/databricks-sql-go"
 
 	"github.com/obolus/obolus/internal/dbsql"
+	"github.com/obolus/obolus/internal/retry"
 	"github.com/obolus/obolus/schemas"
 )
 
@@ -60,14 +61,14 @@ func (s *Store) replace(ctx context.Context, from, to time.Time, chunks [][]sche
 	if windowed {
 		lo, hi = minTime(lo, from), maxTime(hi, to.Add(-time.Microsecond))
 	}
-	for attempt := 1; ; attempt++ {
-		var tm timing
-		st, tm, err = s.replaceOnce(ctx, from, to, lo, hi, rows, st)
-		if err == nil || attempt == 3 || !dbsql.IsDropped(err) || ctx.Err() != nil {
-			return st, tm, err
-		}
-		// The write is idempotent and its session is gone: start over.
-	}
+	// The write is idempotent: when its session is gone, start over.
+	var tm timing
+	in := st
+	err = retry.Do(ctx, retry.Policy{Attempts: 3, Retryable: dbsql.IsDropped}, func(ctx context.Context) (err error) {
+		st, tm, err = s.replaceOnce(ctx, from, to, lo, hi, rows, in)
+		return err
+	})
+	return st, tm, err
 }
 
 func (s *Store) replaceOnce(ctx context.Context, from, to, lo, hi time.Time, rows rowChunks, st schemas.WriteStats) (schemas.WriteStats, timing, error) {

@@ -118,7 +118,7 @@ func (s *Store) stageVolume(ctx context.Context, conn execer, stageID string, ro
 	// The casts pin each column's type whatever the Parquet writer chose.
 	casts := make([]string, len(attributionColumns))
 	for i, c := range attributionColumns {
-		casts[i] = "CAST(" + c + " AS " + attributionTypes[c] + ") AS " + c
+		casts[i] = "CAST(" + c + " AS " + attributionType(c) + ") AS " + c
 	}
 	src := "SELECT " + strings.Join(casts, ", ") + " FROM read_files('" + remote + "', format => 'parquet')"
 	return src, cleanup, nil
@@ -148,12 +148,12 @@ var attributionTypes = map[string]string{
 	"output_reasoning_tokens": "BIGINT", "version": "BIGINT",
 }
 
-func init() {
-	for _, c := range attributionColumns {
-		if _, ok := attributionTypes[c]; !ok {
-			attributionTypes[c] = "STRING"
-		}
+// attributionType is a column's Delta type: STRING unless listed.
+func attributionType(c string) string {
+	if t, ok := attributionTypes[c]; ok {
+		return t
 	}
+	return "STRING"
 }
 
 // WriteParquet writes attribution rows to a Parquet file with the
@@ -167,7 +167,7 @@ func writeParquet(path string, rows rowChunks) error {
 	fields := make([]arrow.Field, len(attributionColumns))
 	for i, c := range attributionColumns {
 		var t arrow.DataType
-		switch attributionTypes[c] {
+		switch attributionType(c) {
 		case "TIMESTAMP":
 			t = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 		case "DATE":

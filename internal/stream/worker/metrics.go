@@ -19,7 +19,10 @@ type metrics struct {
 }
 
 func newMetrics(w *Worker) (*metrics, error) {
-	meter := otel.Meter("github.com/obolus/obolus/internal/stream/worker")
+	meter := w.cfg.Meter
+	if meter == nil {
+		meter = otel.Meter("github.com/obolus/obolus/internal/stream/worker")
+	}
 	m := &metrics{}
 	var err error
 	lag, err := meter.Int64ObservableGauge("obolus.stream.consumer_lag", metric.WithUnit("{message}"),

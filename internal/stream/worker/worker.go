@@ -25,8 +25,10 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/metric"
 
 	kafkaingest "github.com/obolus/obolus/ingest/kafka"
+	"github.com/obolus/obolus/internal/retry"
 	"github.com/obolus/obolus/internal/stream"
 	kafkasink "github.com/obolus/obolus/sink/kafka"
 )
@@ -72,6 +74,8 @@ type Config struct {
 	// Store receives attributions and dead letters in the load stage.
 	Store kafkasink.Store
 	Log   *slog.Logger
+	// Meter records the worker's metrics; nil means the global provider.
+	Meter metric.Meter
 }
 
 // Worker is one streaming process.
@@ -163,21 +167,16 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	topics := []string{s.Topics.Usage, s.Topics.Agents, s.Topics.Keyed, s.Topics.Output, s.Topics.DeadLetter}
 	var counts map[string]int
-	for attempt := 0; ; attempt++ {
-		if s.CreateTopics {
-			counts, err = kafkaingest.EnsureTopics(ctx, o, s.Partitions, topics...)
-		} else {
-			counts, err = kafkaingest.PartitionCounts(ctx, o, topics...)
-		}
-		if err == nil || ctx.Err() != nil || attempt == 4 {
-			break
-		}
-		w.log.Warn("kafka not reachable yet, retrying", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Duration(attempt+1) * time.Second):
-		}
-	}
+	err = retry.Do(ctx, retry.Policy{Attempts: 5, Wait: time.Second,
+		OnRetry: func(_ int, err error) { w.log.Warn("kafka not reachable yet, retrying", "err", err) }},
+		func(ctx context.Context) (err error) {
+			if s.CreateTopics {
+				counts, err = kafkaingest.EnsureTopics(ctx, o, s.Partitions, topics...)
+			} else {
+				counts, err = kafkaingest.PartitionCounts(ctx, o, topics...)
+			}
+			return err
+		})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
