@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oklog/run"
 	"github.com/spf13/cobra"
 
 	"github.com/obolus/obolus/internal/app"
@@ -94,68 +95,69 @@ producers) can use the broker too. Ctrl-C stops everything cleanly.`,
 }
 
 func (a *cli) runDev(ctx context.Context, s *config.Stream, workload string, rate float64, lateDelay time.Duration, noWorker, exitEnd bool) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	opts, err := app.KafkaOptions(*s)
 	if err != nil {
-		return usageError{Err: err}
+		return err
 	}
-	replayed := make(chan error, 1)
-	if workload != "" {
-		go func() {
-			st, err := devbroker.Replay(ctx, opts, devbroker.ReplayOptions{Sources: app.Specs(a.cfg.Sources), Rate: rate, LateDelay: lateDelay,
-				UsageTopic: s.Topics.Usage, AgentsTopic: s.Topics.Agents})
-			if err == nil {
+	// The parts are actors of one group: the first to end stops the others.
+	var g run.Group
+	{
+		// SIGTERM or SIGINT: every part stops cleanly.
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
+	}
+	ready := make(chan *worker.Worker, 1)
+	if !noWorker {
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			return a.runStream(ctx, s, func(w *worker.Worker) { ready <- w })
+		}, func(error) { cancel() })
+	}
+	var drained *worker.Worker
+	if workload != "" || exitEnd {
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			if workload != "" {
+				st, err := devbroker.Replay(ctx, opts, devbroker.ReplayOptions{Sources: app.Specs(a.cfg.Sources), Rate: rate, LateDelay: lateDelay,
+					UsageTopic: s.Topics.Usage, AgentsTopic: s.Topics.Agents})
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
 				fmt.Fprintf(a.out, "replayed %d usage and %d agent log messages in %s\n", st.Usage, st.Agents, st.Elapsed.Round(time.Millisecond))
 			}
-			replayed <- err
-		}()
-	} else {
-		replayed <- nil
+			if !exitEnd || noWorker {
+				// Keep the broker and the worker running.
+				<-ctx.Done()
+				return nil
+			}
+			var w *worker.Worker
+			select {
+			case w = <-ready:
+			case <-ctx.Done():
+				return nil
+			}
+			if err := waitDrained(ctx, w, s.Topics.Keyed, 2*s.IdleFlush+3*s.CommitInterval); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			// Everything is attributed and loaded: ending stops the worker.
+			drained = w
+			return nil
+		}, func(error) { cancel() })
 	}
-	if noWorker {
-		if err := <-replayed; err != nil && ctx.Err() == nil {
-			return err
-		}
-		<-ctx.Done()
-		return nil
-	}
-	var w *worker.Worker
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		done <- a.runStream(ctx, s, func(x *worker.Worker) { w = x; close(ready) })
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-ready:
-	}
-	if !exitEnd {
-		if err := <-replayed; err != nil && ctx.Err() == nil {
-			cancel()
-			<-done
-			return err
-		}
-		return <-done
-	}
-	if err := <-replayed; err != nil {
-		cancel()
-		<-done
+	if err := g.Run(); err != nil {
 		return err
 	}
-	if err := waitDrained(ctx, w, s.Topics.Keyed, 2*s.IdleFlush+3*s.CommitInterval); err != nil {
-		cancel()
-		<-done
-		return err
+	if drained != nil {
+		st := drained.Status()
+		fmt.Fprintf(a.out, "attributed: %d usage and %d agent log messages re-keyed, %d dead-lettered; %d answers loaded into %s\n",
+			st.Rekey.Usage, st.Rekey.Agents, st.Rekey.DeadLetters, st.Load.Answers, a.cfg.Store.DuckDB)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		return err
-	}
-	st := w.Status()
-	fmt.Fprintf(a.out, "attributed: %d usage and %d agent log messages re-keyed, %d dead-lettered; %d answers loaded into %s\n",
-		st.Rekey.Usage, st.Rekey.Agents, st.Rekey.DeadLetters, st.Load.Answers, a.cfg.Store.DuckDB)
 	return nil
 }
 

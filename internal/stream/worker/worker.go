@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oklog/run"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/metric"
 
@@ -255,20 +256,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	w.setRunning(true, nil)
-	var wg sync.WaitGroup
-	errs := make([]error, len(groups))
-	gctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for i, g := range groups {
-		wg.Go(func() {
-			if err := g.Run(gctx); err != nil {
-				errs[i] = err
-				cancel()
-			}
-		})
+	// Each stage is an actor; the first to fail stops the others, and the
+	// end of ctx (SIGTERM) stops them all cleanly.
+	var rg run.Group
+	stop, cancelStop := context.WithCancel(ctx)
+	rg.Add(func() error { <-stop.Done(); return nil }, func(error) { cancelStop() })
+	for _, g := range groups {
+		gctx, cancel := context.WithCancel(ctx)
+		rg.Add(func() error { return g.Run(gctx) }, func(error) { cancel() })
 	}
-	wg.Wait()
-	err = errors.Join(errs...)
+	err = rg.Run()
 	w.setRunning(false, err)
 	w.log.Info("stream stopped", "rekeyed_usage", w.rekeyN.Usage.Load(), "rekeyed_agents", w.rekeyN.Agents.Load(),
 		"dead_letters", w.rekeyN.Dead.Load(), "loaded_answers", w.loadN.Answers.Load())
