@@ -49,12 +49,12 @@ func Dialects() []string {
 // idempotent: applying the list twice changes nothing.
 func DDL(dialect string) ([]Statement, error) {
 	if !dialectName.MatchString(dialect) || !slices.Contains(Dialects(), dialect) {
-		return nil, fmt.Errorf("schemas: no DDL for dialect %q (have %s)", dialect, strings.Join(Dialects(), ", "))
+		return nil, fmt.Errorf("no DDL for dialect %q (have %s)", dialect, strings.Join(Dialects(), ", "))
 	}
 	dir := path.Join("ddl", dialect)
 	entries, err := fs.ReadDir(ddlFS, dir)
 	if err != nil {
-		return nil, fmt.Errorf("schemas: read DDL of dialect %q: %w", dialect, err)
+		return nil, fmt.Errorf("read DDL of dialect %q: %w", dialect, err)
 	}
 	// fs.ReadDir sorts by file name, which is the order of application.
 	out := make([]Statement, 0, len(entries))
@@ -62,15 +62,15 @@ func DDL(dialect string) ([]Statement, error) {
 	for _, e := range entries {
 		m := ddlFileName.FindStringSubmatch(e.Name())
 		if e.IsDir() || m == nil {
-			return nil, fmt.Errorf("schemas: DDL file %s/%s is not named NN_name.sql", dir, e.Name())
+			return nil, fmt.Errorf("DDL file %s/%s is not named NN_name.sql", dir, e.Name())
 		}
 		if prev, dup := seen[m[1]]; dup {
-			return nil, fmt.Errorf("schemas: DDL files %s and %s in %s both create %q", prev, e.Name(), dir, m[1])
+			return nil, fmt.Errorf("DDL files %s and %s in %s both create %q", prev, e.Name(), dir, m[1])
 		}
 		seen[m[1]] = e.Name()
 		b, err := fs.ReadFile(ddlFS, path.Join(dir, e.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("schemas: read DDL file %s/%s: %w", dir, e.Name(), err)
+			return nil, fmt.Errorf("read DDL file %s/%s: %w", dir, e.Name(), err)
 		}
 		out = append(out, Statement{Name: m[1], SQL: string(b)})
 	}

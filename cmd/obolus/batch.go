@@ -12,7 +12,6 @@ import (
 	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/progress"
-	duckdbsink "github.com/obolus/obolus/sink/duckdb"
 )
 
 func (a *cli) batchCmd() *cobra.Command {
@@ -68,12 +67,9 @@ func parseTime(flag, s string) (time.Time, error) {
 
 func (a *cli) runBatch(ctx context.Context, opt batch.Options) error {
 	cfg := a.cfg
-	if err := os.MkdirAll(filepath.Dir(cfg.Store.DuckDB), 0o755); err != nil {
-		return fmt.Errorf("create store directory: %w", err)
-	}
-	store, err := duckdbsink.Open(ctx, cfg.Store.DuckDB)
+	store, err := a.openStore(ctx)
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", cfg.Store.DuckDB, err)
+		return err
 	}
 	defer store.Close()
 	job, err := app.EmbeddedJob(cfg, store, a.log)

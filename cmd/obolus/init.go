@@ -2,13 +2,9 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	duckdbsink "github.com/obolus/obolus/sink/duckdb"
 )
 
 func (a *cli) initCmd() *cobra.Command {
@@ -44,10 +40,7 @@ are (views are replaced), so running init twice changes nothing.`,
 				fmt.Fprintf(a.out, "%s: %d objects ready: %s\n", store.Schema(), len(names), strings.Join(names, ", "))
 			case targetDuckDB:
 				path := a.cfg.Store.DuckDB
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					return fmt.Errorf("create store directory: %w", err)
-				}
-				store, err := duckdbsink.Open(ctx, path)
+				store, err := a.openStore(ctx)
 				if err != nil {
 					return err
 				}

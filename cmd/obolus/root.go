@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -143,8 +144,12 @@ func (a *cli) openStoreReadOnly(ctx context.Context) (*duckdbsink.Store, error) 
 	return store, nil
 }
 
-// openStore opens, or creates, the configured store for a command that writes.
+// openStore opens, or creates, the configured store (and its directory)
+// for a command that writes.
 func (a *cli) openStore(ctx context.Context) (*duckdbsink.Store, error) {
+	if err := os.MkdirAll(filepath.Dir(a.cfg.Store.DuckDB), 0o755); err != nil {
+		return nil, fmt.Errorf("create store directory: %w", err)
+	}
 	store, err := duckdbsink.Open(ctx, a.cfg.Store.DuckDB)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -88,12 +85,9 @@ func (a *cli) runStream(ctx context.Context, s *config.Stream, started func(*wor
 		return err
 	}
 	if wc.HasStage(worker.StageLoad) {
-		if err := os.MkdirAll(filepath.Dir(cfg.Store.DuckDB), 0o755); err != nil {
-			return fmt.Errorf("create store directory: %w", err)
-		}
-		store, err := duckdbsink.Open(ctx, cfg.Store.DuckDB)
+		store, err := a.openStore(ctx)
 		if err != nil {
-			return fmt.Errorf("open store %s: %w", cfg.Store.DuckDB, err)
+			return err
 		}
 		defer store.Close()
 		ss := &duckdbsink.Refreshing{Store: store}

@@ -290,7 +290,7 @@ func maxTime(a, b time.Time) time.Time {
 func newStageID() (string, error) {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("databrickssink: stage id: %w", err)
+		return "", fmt.Errorf("stage id: %w", err)
 	}
 	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:]), nil
 }

@@ -14,20 +14,20 @@ import (
 func (s *Store) Init(ctx context.Context) ([]string, error) {
 	stmts, err := schemas.DDL("databricks")
 	if err != nil {
-		return nil, fmt.Errorf("databrickssink: %w", err)
+		return nil, fmt.Errorf("%w", err)
 	}
 	// USE must hold for every statement, and USE is per session: one connection.
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("databrickssink: init %s: %w", s.schema, err)
+		return nil, fmt.Errorf("init %s: %w", s.schema, err)
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+s.schema.Quoted()); err != nil {
-		return nil, fmt.Errorf("databrickssink: create schema %s: %w", s.schema, err)
+		return nil, fmt.Errorf("create schema %s: %w", s.schema, err)
 	}
 	// Unqualified names in the DDL (and in the views' queries) resolve here.
 	if _, err := conn.ExecContext(ctx, "USE "+s.schema.Quoted()); err != nil {
-		return nil, fmt.Errorf("databrickssink: use schema %s: %w", s.schema, err)
+		return nil, fmt.Errorf("use schema %s: %w", s.schema, err)
 	}
 	var names []string
 	for _, st := range stmts {

@@ -50,11 +50,11 @@ type Store struct {
 func New(db *sql.DB, catalog, schema string, opt Options) (*Store, error) {
 	sch, err := dbsql.NewSchema(catalog, schema)
 	if err != nil {
-		return nil, fmt.Errorf("databrickssink: %w", err)
+		return nil, fmt.Errorf("%w", err)
 	}
 	if opt.StagingVolume != "" {
 		if err := checkVolume(opt.StagingVolume); err != nil {
-			return nil, fmt.Errorf("databrickssink: staging volume: %w", err)
+			return nil, fmt.Errorf("staging volume: %w", err)
 		}
 		opt.StagingVolume = strings.TrimSuffix(opt.StagingVolume, "/")
 	}
@@ -117,7 +117,7 @@ func (s *Store) exec(ctx context.Context, what, q string, args ...any) (sql.Resu
 func execOn(ctx context.Context, e execer, what, q string, args ...any) (sql.Result, error) {
 	res, err := e.ExecContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("databrickssink: %s: %w", what, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return res, nil
 }

@@ -70,7 +70,7 @@ func cutRecord(r string) string {
 // rows of those dates that no longer occur are deleted.
 func (s *Store) RefreshCoverage(ctx context.Context, from, to time.Time) error {
 	if from.IsZero() || to.IsZero() || !to.After(from) {
-		return fmt.Errorf("databrickssink: refresh coverage: window [%s, %s) is not a window: set both ends, from before to", fmtTime(from), fmtTime(to))
+		return fmt.Errorf("refresh coverage: window [%s, %s) is not a window: set both ends, from before to", fmtTime(from), fmtTime(to))
 	}
 	_, err := s.exec(ctx, "refresh coverage", CoverageStatement(s.schema.Table("coverage"), s.schema.Table("attribution")),
 		dateParam("date_from", from), dateParam("date_to", to.Add(-time.Microsecond)))
@@ -114,7 +114,7 @@ func (s *Store) Checkpoint(ctx context.Context, job string) (time.Time, bool, er
 	case errors.Is(err, sql.ErrNoRows):
 		return time.Time{}, false, nil
 	case err != nil:
-		return time.Time{}, false, fmt.Errorf("databrickssink: read checkpoint of job %s: %w", job, err)
+		return time.Time{}, false, fmt.Errorf("read checkpoint of job %s: %w", job, err)
 	}
 	return nullTime(t), t.Valid, nil
 }
@@ -162,7 +162,7 @@ func (s *Store) Attributions(ctx context.Context, from, to time.Time) ([]schemas
 	switch {
 	case from.IsZero() && to.IsZero():
 	case from.IsZero() || to.IsZero() || !to.After(from):
-		return nil, fmt.Errorf("databrickssink: read attributions: window [%s, %s) is not a window: %w", fmtTime(from), fmtTime(to), errWindow)
+		return nil, fmt.Errorf("read attributions: window [%s, %s) is not a window: %w", fmtTime(from), fmtTime(to), errWindow)
 	default:
 		q += " WHERE event_time >= :from AND event_time < :to"
 		args = append(args, timeParam("from", from), timeParam("to", to))
@@ -170,7 +170,7 @@ func (s *Store) Attributions(ctx context.Context, from, to time.Time) ([]schemas
 	q += " ORDER BY event_time, invocation_id, end_user"
 	rs, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("databrickssink: read attributions: %w", err)
+		return nil, fmt.Errorf("read attributions: %w", err)
 	}
 	defer rs.Close()
 	var out []schemas.Attribution
@@ -182,7 +182,7 @@ func (s *Store) Attributions(ctx context.Context, from, to time.Time) ([]schemas
 		out = append(out, r)
 	}
 	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("databrickssink: read attributions: %w", err)
+		return nil, fmt.Errorf("read attributions: %w", err)
 	}
 	return out, nil
 }

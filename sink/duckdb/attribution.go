@@ -58,7 +58,7 @@ func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time
 	}
 	windowed := !from.IsZero() || !to.IsZero()
 	if windowed && (from.IsZero() || to.IsZero() || !to.After(from)) {
-		return st, fmt.Errorf("duckdbsink: replace attributions: window [%s, %s) is not a window: set both ends, from before to, or neither", fmtTime(from), fmtTime(to))
+		return st, fmt.Errorf("replace attributions: window [%s, %s) is not a window: set both ends, from before to, or neither", fmtTime(from), fmtTime(to))
 	}
 	dates := make([][]time.Time, len(chunks))
 	base := 0
@@ -67,7 +67,7 @@ func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time
 		for i := range rows {
 			d, err := rows[i].Validate()
 			if err != nil {
-				return st, fmt.Errorf("duckdbsink: attribution row %d (invocation_id %q, end_user %q): %w", base+i, rows[i].InvocationID, rows[i].EndUser, err)
+				return st, fmt.Errorf("attribution row %d (invocation_id %q, end_user %q): %w", base+i, rows[i].InvocationID, rows[i].EndUser, err)
 			}
 			dates[c][i] = d
 		}
@@ -81,7 +81,7 @@ func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time
 	defer s.mu.Unlock()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return st, fmt.Errorf("duckdbsink: replace attributions: %w", err)
+		return st, fmt.Errorf("replace attributions: %w", err)
 	}
 	defer conn.Close()
 	defer dropStage(conn, stageAttribution, stageInvocations, stageKept)
@@ -95,10 +95,10 @@ func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time
 		return nil
 	})
 	if err != nil {
-		return st, fmt.Errorf("duckdbsink: replace attributions: %w", err)
+		return st, fmt.Errorf("replace attributions: %w", err)
 	}
 	if err := checkStagedInvocations(ctx, conn, &st); err != nil {
-		return st, fmt.Errorf("duckdbsink: replace attributions: %w", err)
+		return st, fmt.Errorf("replace attributions: %w", err)
 	}
 
 	err = inTx(ctx, conn, func(tx *sql.Tx) error {
@@ -137,7 +137,7 @@ func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time
 		return nil
 	})
 	if err != nil {
-		return st, fmt.Errorf("duckdbsink: replace attributions: %w", err)
+		return st, fmt.Errorf("replace attributions: %w", err)
 	}
 	return st, nil
 }
@@ -204,7 +204,7 @@ func (s *Store) Attributions(ctx context.Context, from, to time.Time) ([]schemas
 	switch {
 	case from.IsZero() && to.IsZero():
 	case from.IsZero() || to.IsZero() || !to.After(from):
-		return nil, fmt.Errorf("duckdbsink: read attributions: window [%s, %s) is not a window: set both ends, from before to, or neither", fmtTime(from), fmtTime(to))
+		return nil, fmt.Errorf("read attributions: window [%s, %s) is not a window: set both ends, from before to, or neither", fmtTime(from), fmtTime(to))
 	default:
 		q += ` WHERE event_time >= make_timestamp(?::BIGINT) AND event_time < make_timestamp(?::BIGINT)`
 		args = append(args, micros(from), micros(to))
@@ -212,7 +212,7 @@ func (s *Store) Attributions(ctx context.Context, from, to time.Time) ([]schemas
 	q += ` ORDER BY event_time, invocation_id, end_user`
 	rs, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("duckdbsink: read attributions: %w", err)
+		return nil, fmt.Errorf("read attributions: %w", err)
 	}
 	defer rs.Close()
 	var out []schemas.Attribution
@@ -224,7 +224,7 @@ func (s *Store) Attributions(ctx context.Context, from, to time.Time) ([]schemas
 		out = append(out, r)
 	}
 	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("duckdbsink: read attributions: %w", err)
+		return nil, fmt.Errorf("read attributions: %w", err)
 	}
 	return out, nil
 }

@@ -18,7 +18,7 @@ func (s *Store) RefreshCoverage(ctx context.Context, from, to time.Time) error {
 	switch {
 	case from.IsZero() && to.IsZero():
 	case from.IsZero() || to.IsZero() || !to.After(from):
-		return fmt.Errorf("duckdbsink: refresh coverage: window [%s, %s) is not a window: set both ends, from before to, or neither", fmtTime(from), fmtTime(to))
+		return fmt.Errorf("refresh coverage: window [%s, %s) is not a window: set both ends, from before to, or neither", fmtTime(from), fmtTime(to))
 	default:
 		// to is exclusive: the last date touched is the one of the instant
 		// before it, so a window ending at midnight does not touch the next day.
@@ -32,7 +32,7 @@ func (s *Store) RefreshCoverage(ctx context.Context, from, to time.Time) error {
 	defer s.mu.Unlock()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("duckdbsink: refresh coverage: %w", err)
+		return fmt.Errorf("refresh coverage: %w", err)
 	}
 	defer conn.Close()
 	err = inTx(ctx, conn, func(tx *sql.Tx) error {
@@ -57,7 +57,7 @@ func (s *Store) RefreshCoverage(ctx context.Context, from, to time.Time) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("duckdbsink: refresh coverage: %w", err)
+		return fmt.Errorf("refresh coverage: %w", err)
 	}
 	return nil
 }

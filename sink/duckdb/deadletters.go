@@ -27,7 +27,7 @@ func (s *Store) WriteDeadLetters(ctx context.Context, dl []schemas.DeadLetter) e
 	last := make(map[key]int, len(dl))
 	for i := range dl {
 		if dl[i].Source == "" || dl[i].Location == "" {
-			return fmt.Errorf("duckdbsink: dead letter %d (source %q, location %q): source and location must be set", i, dl[i].Source, dl[i].Location)
+			return fmt.Errorf("dead letter %d (source %q, location %q): source and location must be set", i, dl[i].Source, dl[i].Location)
 		}
 		last[key{clean(dl[i].Source), clean(dl[i].Location)}] = i
 	}
@@ -36,7 +36,7 @@ func (s *Store) WriteDeadLetters(ctx context.Context, dl []schemas.DeadLetter) e
 	defer s.mu.Unlock()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("duckdbsink: write dead letters: %w", err)
+		return fmt.Errorf("write dead letters: %w", err)
 	}
 	defer conn.Close()
 	defer dropStage(conn, stageDeadLetters)
@@ -56,7 +56,7 @@ func (s *Store) WriteDeadLetters(ctx context.Context, dl []schemas.DeadLetter) e
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("duckdbsink: write dead letters: %w", err)
+		return fmt.Errorf("write dead letters: %w", err)
 	}
 	err = inTx(ctx, conn, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO dead_letters SELECT * FROM `+stageDeadLetters); err != nil {
@@ -65,7 +65,7 @@ func (s *Store) WriteDeadLetters(ctx context.Context, dl []schemas.DeadLetter) e
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("duckdbsink: write dead letters: %w", err)
+		return fmt.Errorf("write dead letters: %w", err)
 	}
 	return nil
 }
@@ -75,7 +75,7 @@ func (s *Store) DeadLetters(ctx context.Context) ([]schemas.DeadLetter, error) {
 	rs, err := s.db.QueryContext(ctx, `SELECT source, location, kind, field, reason, record, run_id, dead_lettered_at
 		FROM dead_letters ORDER BY source, location`)
 	if err != nil {
-		return nil, fmt.Errorf("duckdbsink: read dead letters: %w", err)
+		return nil, fmt.Errorf("read dead letters: %w", err)
 	}
 	defer rs.Close()
 	var out []schemas.DeadLetter
@@ -85,13 +85,13 @@ func (s *Store) DeadLetters(ctx context.Context) ([]schemas.DeadLetter, error) {
 			at sql.NullTime
 		)
 		if err := rs.Scan(&d.Source, &d.Location, &d.Kind, &d.Field, &d.Reason, &d.Record, &d.RunID, &at); err != nil {
-			return nil, fmt.Errorf("duckdbsink: read dead letters: %w", err)
+			return nil, fmt.Errorf("read dead letters: %w", err)
 		}
 		d.DeadLetteredAt = fromNullTime(at)
 		out = append(out, d)
 	}
 	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("duckdbsink: read dead letters: %w", err)
+		return nil, fmt.Errorf("read dead letters: %w", err)
 	}
 	return out, nil
 }

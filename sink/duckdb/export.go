@@ -13,17 +13,17 @@ import (
 // doubled; NUL and line breaks are refused outright.
 func (s *Store) ExportParquet(ctx context.Context, table, path string) error {
 	if !s.objects[table] {
-		return fmt.Errorf("duckdbsink: export parquet: %q is not a table or view of the store (have %s)", table, strings.Join(s.Objects(), ", "))
+		return fmt.Errorf("export parquet: %q is not a table or view of the store (have %s)", table, strings.Join(s.Objects(), ", "))
 	}
 	if path == "" {
-		return fmt.Errorf("duckdbsink: export parquet of %s: empty path", table)
+		return fmt.Errorf("export parquet of %s: empty path", table)
 	}
 	if strings.ContainsAny(path, "\x00\n\r") {
-		return fmt.Errorf("duckdbsink: export parquet of %s: path %q contains NUL or a line break", table, path)
+		return fmt.Errorf("export parquet of %s: path %q contains NUL or a line break", table, path)
 	}
 	q := fmt.Sprintf("COPY (SELECT * FROM %s) TO %s (FORMAT parquet)", quoteIdent(table), quoteString(path))
 	if _, err := s.db.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("duckdbsink: export parquet of %s to %s: %w", table, path, err)
+		return fmt.Errorf("export parquet of %s to %s: %w", table, path, err)
 	}
 	return nil
 }

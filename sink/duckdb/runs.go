@@ -20,7 +20,7 @@ func (s *Store) Checkpoint(ctx context.Context, job string) (time.Time, bool, er
 	case errors.Is(err, sql.ErrNoRows):
 		return time.Time{}, false, nil
 	case err != nil:
-		return time.Time{}, false, fmt.Errorf("duckdbsink: read checkpoint of job %q: %w", job, err)
+		return time.Time{}, false, fmt.Errorf("read checkpoint of job %q: %w", job, err)
 	}
 	return end.UTC(), true, nil
 }
@@ -29,10 +29,10 @@ func (s *Store) Checkpoint(ctx context.Context, job string) (time.Time, bool, er
 // not advances: a deliberate rewind (to reprocess) is allowed.
 func (s *Store) SetCheckpoint(ctx context.Context, job string, windowEnd time.Time) error {
 	if job == "" || !utf8.ValidString(job) {
-		return fmt.Errorf("duckdbsink: set checkpoint: job %q must be non-empty UTF-8", job)
+		return fmt.Errorf("set checkpoint: job %q must be non-empty UTF-8", job)
 	}
 	if windowEnd.IsZero() {
-		return fmt.Errorf("duckdbsink: set checkpoint of job %q: window_end is zero", job)
+		return fmt.Errorf("set checkpoint of job %q: window_end is zero", job)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -41,7 +41,7 @@ func (s *Store) SetCheckpoint(ctx context.Context, job string, windowEnd time.Ti
 		ON CONFLICT (job) DO UPDATE SET window_end = excluded.window_end, updated_at = excluded.updated_at`,
 		job, micros(windowEnd), micros(time.Now()))
 	if err != nil {
-		return fmt.Errorf("duckdbsink: set checkpoint of job %q: %w", job, err)
+		return fmt.Errorf("set checkpoint of job %q: %w", job, err)
 	}
 	return nil
 }
@@ -50,14 +50,14 @@ func (s *Store) SetCheckpoint(ctx context.Context, job string, windowEnd time.Ti
 // a run when it starts and again when it ends.
 func (s *Store) RecordRun(ctx context.Context, r schemas.Run) error {
 	if r.RunID == "" {
-		return errors.New("duckdbsink: record run: run_id is empty")
+		return errors.New("record run: run_id is empty")
 	}
 	if r.Status == "" {
-		return fmt.Errorf("duckdbsink: record run %q: status is empty", r.RunID)
+		return fmt.Errorf("record run %q: status is empty", r.RunID)
 	}
 	for _, f := range [...]struct{ name, v string }{{"run_id", r.RunID}, {"job", r.Job}, {"status", r.Status}} {
 		if !utf8.ValidString(f.v) {
-			return fmt.Errorf("duckdbsink: record run %q: %s is not valid UTF-8", r.RunID, f.name)
+			return fmt.Errorf("record run %q: %s is not valid UTF-8", r.RunID, f.name)
 		}
 	}
 	s.mu.Lock()
@@ -71,7 +71,7 @@ func (s *Store) RecordRun(ctx context.Context, r schemas.Run) error {
 		r.RowsRead, r.OutsideWindow, r.Duplicates, r.DeadLettered, r.Attributed, r.Unattributed,
 		r.InputTokensIn, r.TotalTokensIn, r.TotalTokensOut, r.Status, clean(r.Error))
 	if err != nil {
-		return fmt.Errorf("duckdbsink: record run %q: %w", r.RunID, err)
+		return fmt.Errorf("record run %q: %w", r.RunID, err)
 	}
 	return nil
 }
@@ -83,7 +83,7 @@ func (s *Store) Runs(ctx context.Context, job string) ([]schemas.Run, error) {
 			input_tokens_in, total_tokens_in, total_tokens_out, status, error
 		FROM runs WHERE ? = '' OR job = ? ORDER BY started_at NULLS LAST, run_id`, job, job)
 	if err != nil {
-		return nil, fmt.Errorf("duckdbsink: read runs: %w", err)
+		return nil, fmt.Errorf("read runs: %w", err)
 	}
 	defer rs.Close()
 	var out []schemas.Run
@@ -96,13 +96,13 @@ func (s *Store) Runs(ctx context.Context, job string) ([]schemas.Run, error) {
 			&r.RowsRead, &r.OutsideWindow, &r.Duplicates, &r.DeadLettered, &r.Attributed, &r.Unattributed,
 			&r.InputTokensIn, &r.TotalTokensIn, &r.TotalTokensOut, &r.Status, &r.Error)
 		if err != nil {
-			return nil, fmt.Errorf("duckdbsink: read runs: %w", err)
+			return nil, fmt.Errorf("read runs: %w", err)
 		}
 		r.StartedAt, r.FinishedAt, r.WindowFrom, r.WindowTo = fromNullTime(st), fromNullTime(fi), fromNullTime(wf), fromNullTime(wt)
 		out = append(out, r)
 	}
 	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("duckdbsink: read runs: %w", err)
+		return nil, fmt.Errorf("read runs: %w", err)
 	}
 	return out, nil
 }

@@ -38,7 +38,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	if err := s.applyDDL(ctx, stmts); err != nil {
 		s.db.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -64,7 +64,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
-		return nil, fmt.Errorf("open %s read-only: %w", path, err)
+		return nil, fmt.Errorf("read-only: %w", err)
 	}
 	return s, nil
 }
@@ -89,7 +89,7 @@ func open(path, options string) (*Store, []schemas.Statement, error) {
 		return err
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, nil, err
 	}
 	return &Store{db: sql.OpenDB(connector), objects: make(map[string]bool, len(stmts))}, stmts, nil
 }
@@ -115,7 +115,7 @@ func (s *Store) DB() *sql.DB { return s.db }
 // Close closes the database; DuckDB checkpoints the file on close.
 func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("duckdbsink: close: %w", err)
+		return fmt.Errorf("close: %w", err)
 	}
 	return nil
 }
