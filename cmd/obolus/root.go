@@ -18,7 +18,7 @@ import (
 
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/telemetry"
-	duckdbsink "github.com/obolus/obolus/sink/duckdb"
+	"github.com/obolus/obolus/sink/duckdb"
 )
 
 // cli carries what every subcommand needs once flags are parsed.
@@ -133,9 +133,9 @@ func plural(n int64, word string) string {
 
 // openStoreReadOnly opens the configured store for a command that only reads
 // it: a path where no store exists is a usage error naming the path.
-func (a *cli) openStoreReadOnly(ctx context.Context) (*duckdbsink.Store, error) {
-	store, err := duckdbsink.OpenReadOnly(ctx, a.cfg.Store.DuckDB)
-	if errors.Is(err, duckdbsink.ErrNoStore) {
+func (a *cli) openStoreReadOnly(ctx context.Context) (*duckdb.Store, error) {
+	store, err := duckdb.OpenReadOnly(ctx, a.cfg.Store.DuckDB)
+	if errors.Is(err, duckdb.ErrNoStore) {
 		return nil, usageError{Err: err}
 	}
 	if err != nil {
@@ -146,11 +146,11 @@ func (a *cli) openStoreReadOnly(ctx context.Context) (*duckdbsink.Store, error) 
 
 // openStore opens, or creates, the configured store (and its directory)
 // for a command that writes.
-func (a *cli) openStore(ctx context.Context) (*duckdbsink.Store, error) {
+func (a *cli) openStore(ctx context.Context) (*duckdb.Store, error) {
 	if err := os.MkdirAll(filepath.Dir(a.cfg.Store.DuckDB), 0o755); err != nil {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
-	store, err := duckdbsink.Open(ctx, a.cfg.Store.DuckDB)
+	store, err := duckdb.Open(ctx, a.cfg.Store.DuckDB)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)
 	}

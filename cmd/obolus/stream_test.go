@@ -29,7 +29,7 @@ import (
 	"github.com/obolus/obolus/internal/stream/worker"
 	"github.com/obolus/obolus/internal/synth"
 	"github.com/obolus/obolus/schemas"
-	duckdbsink "github.com/obolus/obolus/sink/duckdb"
+	"github.com/obolus/obolus/sink/duckdb"
 	kafkasink "github.com/obolus/obolus/sink/kafka"
 )
 
@@ -164,7 +164,7 @@ func (f *streamFixture) batchAnswers() map[string][]schemas.Attribution {
 func storeAnswers(t *testing.T, path string) map[string][]schemas.Attribution {
 	t.Helper()
 	ctx := context.Background()
-	s, err := duckdbsink.Open(ctx, path)
+	s, err := duckdb.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}

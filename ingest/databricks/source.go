@@ -1,6 +1,6 @@
-// Package databricksingest reads gateway usage and agent log tables from a
+// Package databricks reads gateway usage and agent log tables from a
 // Databricks SQL warehouse by time window, decoding rows with ingest's rules.
-package databricksingest
+package databricks
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package databricksingest_test
+package databricks_test
 
 import (
 	"strings"

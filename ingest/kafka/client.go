@@ -1,4 +1,4 @@
-// Package kafkaingest is the consumer side of streaming attribution: Kafka
+// Package kafka is the consumer side of streaming attribution: Kafka
 // connections, consumer groups, decoding and re-keying input, dead letters.
 //
 // Input messages are JSON objects whose fields are the Databricks column
@@ -6,7 +6,7 @@
 // The re-keying stage partitions usage events and agent requests by service
 // principal into one keyed topic, so that an event and every agent request it
 // could match — by id or by time — meet in one partition, on one worker.
-package kafkaingest
+package kafka
 
 import (
 	"cmp"

@@ -1,4 +1,4 @@
-package kafkaingest
+package kafka
 
 import (
 	"context"

@@ -17,7 +17,7 @@ import (
 	"github.com/obolus/obolus/internal/dbxrun"
 	"github.com/obolus/obolus/internal/pushdown"
 	databrickssink "github.com/obolus/obolus/sink/databricks"
-	duckdbsink "github.com/obolus/obolus/sink/duckdb"
+	"github.com/obolus/obolus/sink/duckdb"
 )
 
 // UsageError is a problem the user fixes in flags or configuration; the
@@ -69,7 +69,7 @@ func job(cfg *config.Config, store batch.Store, log *slog.Logger) (*batch.Job, e
 
 // EmbeddedJob assembles the batch job over the configured sources (files,
 // or tables of the store's DuckDB database) that writes to the embedded store.
-func EmbeddedJob(cfg *config.Config, store *duckdbsink.Store, log *slog.Logger) (*batch.Job, error) {
+func EmbeddedJob(cfg *config.Config, store *duckdb.Store, log *slog.Logger) (*batch.Job, error) {
 	j, err := job(cfg, store, log)
 	if err != nil {
 		return nil, err

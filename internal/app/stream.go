@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"slices"
 
-	kafkaingest "github.com/obolus/obolus/ingest/kafka"
+	"github.com/obolus/obolus/ingest/kafka"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/stream"
 	"github.com/obolus/obolus/internal/stream/worker"
@@ -12,12 +12,12 @@ import (
 
 // KafkaOptions is how the stream section reaches the cluster: TLS from its
 // files, SASL from its credentials.
-func KafkaOptions(s config.Stream) (kafkaingest.Options, error) {
-	o, err := kafkaingest.NewOptions(kafkaingest.ClientConfig{
+func KafkaOptions(s config.Stream) (kafka.Options, error) {
+	o, err := kafka.NewOptions(kafka.ClientConfig{
 		Brokers: s.Brokers, ClientID: s.ClientID,
-		TLS: kafkaingest.TLSFiles{Enabled: s.TLS.Enabled, CAFile: s.TLS.CAFile, CertFile: s.TLS.CertFile, KeyFile: s.TLS.KeyFile,
+		TLS: kafka.TLSFiles{Enabled: s.TLS.Enabled, CAFile: s.TLS.CAFile, CertFile: s.TLS.CertFile, KeyFile: s.TLS.KeyFile,
 			ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.InsecureSkipVerify},
-		SASL: kafkaingest.SASLCredentials{Mechanism: s.SASL.Mechanism, Username: s.SASL.Username, Password: s.SASL.Password},
+		SASL: kafka.SASLCredentials{Mechanism: s.SASL.Mechanism, Username: s.SASL.Username, Password: s.SASL.Password},
 	})
 	if err != nil {
 		return o, UsageError{err}

@@ -197,7 +197,6 @@ func ResolveWindow(ctx context.Context, cp Checkpointer, job string, opt Options
 	return w, processed, nil
 }
 
-
 // Run processes one window.
 func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	log := j.log()

@@ -19,7 +19,7 @@ import (
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/synth"
-	duckdbsink "github.com/obolus/obolus/sink/duckdb"
+	"github.com/obolus/obolus/sink/duckdb"
 )
 
 //go:embed testdata/bare_join.sql
@@ -50,7 +50,7 @@ func runPipeline(tb testing.TB, dir, storePath string) *batch.Report {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	store, err := duckdbsink.Open(ctx, storePath)
+	store, err := duckdb.Open(ctx, storePath)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/synth"
-	duckdbsink "github.com/obolus/obolus/sink/duckdb"
+	"github.com/obolus/obolus/sink/duckdb"
 )
 
 // TestTableSourcesMatchFileSources loads a generated workload into tables of
@@ -37,7 +37,7 @@ func TestTableSourcesMatchFileSources(t *testing.T) {
 	tableStore := filepath.Join(t.TempDir(), "tables.duckdb")
 	tableCfg := *fileCfg
 	tableCfg.Sources = nil
-	load := func(store *duckdbsink.Store) {
+	load := func(store *duckdb.Store) {
 		for i, s := range fileCfg.Sources {
 			name := "src_" + strings.Repeat("x", i%3) + string(rune('a'+i))
 			q := "CREATE TABLE " + name + " AS SELECT * FROM read_json_auto('" + strings.ReplaceAll(s.Path, "'", "''") + "', format = 'newline_delimited')"
@@ -60,10 +60,10 @@ func TestTableSourcesMatchFileSources(t *testing.T) {
 	}
 }
 
-func run(t *testing.T, cfg *config.Config, storePath string, prepare func(*duckdbsink.Store)) *batch.Report {
+func run(t *testing.T, cfg *config.Config, storePath string, prepare func(*duckdb.Store)) *batch.Report {
 	t.Helper()
 	ctx := context.Background()
-	store, err := duckdbsink.Open(ctx, storePath)
+	store, err := duckdb.Open(ctx, storePath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/dbsql/dbsqltest"
 	"github.com/obolus/obolus/internal/synth"
-	databrickssink "github.com/obolus/obolus/sink/databricks"
+	"github.com/obolus/obolus/sink/databricks"
 )
 
 // BenchmarkPullVsPushdown attributes one generated workload against the
@@ -44,8 +44,8 @@ func BenchmarkPullVsPushdown(b *testing.B) {
 	stages := map[string]time.Duration{}
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		store := func(name string) *databrickssink.Store {
-			s, err := databrickssink.New(e.db, e.cfg.Databricks.Catalog, fmt.Sprintf("%s_%d", name, i), databrickssink.Options{StagingVolume: "/Volumes/main/obolus/staging"})
+		store := func(name string) *databricks.Store {
+			s, err := databricks.New(e.db, e.cfg.Databricks.Catalog, fmt.Sprintf("%s_%d", name, i), databricks.Options{StagingVolume: "/Volumes/main/obolus/staging"})
 			if err != nil {
 				b.Fatal(err)
 			}

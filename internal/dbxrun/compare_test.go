@@ -12,7 +12,7 @@ import (
 	"github.com/obolus/obolus/internal/score"
 	"github.com/obolus/obolus/internal/synth"
 	"github.com/obolus/obolus/schemas"
-	databrickssink "github.com/obolus/obolus/sink/databricks"
+	"github.com/obolus/obolus/sink/databricks"
 )
 
 // comparable blanks what names the run rather than the answer.
@@ -44,7 +44,7 @@ func sameRows(t *testing.T, what string, a, b []schemas.Attribution) {
 // runner is one mode writing to its own schema of the shared warehouse.
 type runner struct {
 	name  string
-	store *databrickssink.Store
+	store *databricks.Store
 	run   func(batch.Options) (*batch.Report, error)
 }
 
@@ -53,7 +53,7 @@ func runners(t *testing.T, e *env, cfg *config.Config, suffix string) []runner {
 	ctx := dbsqltest.Context(t)
 	var out []runner
 	for _, mode := range []string{config.ModePull, config.ModePushdown} {
-		store, err := databrickssink.New(e.db, cfg.Databricks.Catalog, mode+"_"+suffix, databrickssink.Options{StagingVolume: "/Volumes/main/obolus/staging"})
+		store, err := databricks.New(e.db, cfg.Databricks.Catalog, mode+"_"+suffix, databricks.Options{StagingVolume: "/Volumes/main/obolus/staging"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,7 @@ import (
 	"github.com/obolus/obolus/internal/dbsql/workload"
 	"github.com/obolus/obolus/internal/synth"
 	"github.com/obolus/obolus/internal/warehouse"
-	databrickssink "github.com/obolus/obolus/sink/databricks"
+	"github.com/obolus/obolus/sink/databricks"
 )
 
 // env is a local warehouse holding a generated workload, and an obolus
@@ -22,7 +22,7 @@ type env struct {
 	db     *sql.DB
 	cfg    *config.Config
 	layout *workload.Layout
-	store  *databrickssink.Store
+	store  *databricks.Store
 	dir    string
 }
 
@@ -52,7 +52,7 @@ func newEnv(t testing.TB, gen synth.Config, edit func(*config.Config)) *env {
 		t.Fatal(err)
 	}
 	db := dbsqltest.Open(t, cfg.Databricks)
-	store, err := databrickssink.New(db, cfg.Databricks.Catalog, cfg.Databricks.Schema, databrickssink.Options{})
+	store, err := databricks.New(db, cfg.Databricks.Catalog, cfg.Databricks.Schema, databricks.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

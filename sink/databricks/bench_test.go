@@ -1,4 +1,4 @@
-package databrickssink_test
+package databricks_test
 
 import (
 	"fmt"

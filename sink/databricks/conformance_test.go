@@ -1,16 +1,16 @@
-package databrickssink_test
+package databricks_test
 
 import (
 	"testing"
 
-	databrickssink "github.com/obolus/obolus/sink/databricks"
+	"github.com/obolus/obolus/sink/databricks"
 	"github.com/obolus/obolus/sink/storetest"
 )
 
 // The Delta store, through the real driver against the local warehouse,
 // with both ways of staging rows.
 func TestConformance(t *testing.T) {
-	for name, opt := range map[string]databrickssink.Options{
+	for name, opt := range map[string]databricks.Options{
 		"inserts": {},
 		"volume":  {StagingVolume: "/Volumes/main/obolus/staging"},
 	} {

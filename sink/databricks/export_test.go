@@ -1,4 +1,4 @@
-package databrickssink
+package databricks
 
 import (
 	"context"

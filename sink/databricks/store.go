@@ -1,6 +1,6 @@
-// Package databrickssink writes obolus's tables to Databricks as Delta tables:
+// Package databricks writes obolus's tables to Databricks as Delta tables:
 // attribution, dead letters, coverage, checkpoints and runs, each write one MERGE.
-package databrickssink
+package databricks
 
 import (
 	"context"

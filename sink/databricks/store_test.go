@@ -1,4 +1,4 @@
-package databrickssink_test
+package databricks_test
 
 import (
 	"fmt"
@@ -8,14 +8,14 @@ import (
 	"github.com/obolus/obolus/internal/dbsql/dbsqltest"
 	"github.com/obolus/obolus/internal/warehouse"
 	"github.com/obolus/obolus/schemas"
-	databrickssink "github.com/obolus/obolus/sink/databricks"
+	"github.com/obolus/obolus/sink/databricks"
 )
 
-func newStore(t testing.TB, opt databrickssink.Options) (*dbsqltest.Warehouse, *databrickssink.Store) {
+func newStore(t testing.TB, opt databricks.Options) (*dbsqltest.Warehouse, *databricks.Store) {
 	t.Helper()
 	wh := dbsqltest.Start(t, warehouse.Config{})
 	db := dbsqltest.Open(t, wh.Config)
-	s, err := databrickssink.New(db, wh.Config.Catalog, wh.Config.Schema, opt)
+	s, err := databricks.New(db, wh.Config.Catalog, wh.Config.Schema, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +39,8 @@ func row(inv, user string, t time.Time, version int64) schemas.Attribution {
 func TestInitTwiceAndRoundTrip(t *testing.T) {
 	for _, mode := range []struct {
 		name string
-		opt  databrickssink.Options
-	}{{"inserts", databrickssink.Options{InsertParams: 100}}, {"volume", databrickssink.Options{StagingVolume: "/Volumes/main/obolus/staging/runs"}}} {
+		opt  databricks.Options
+	}{{"inserts", databricks.Options{InsertParams: 100}}, {"volume", databricks.Options{StagingVolume: "/Volumes/main/obolus/staging/runs"}}} {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx := dbsqltest.Context(t)
 			_, s := newStore(t, mode.opt)
@@ -74,12 +74,12 @@ func TestInitTwiceAndRoundTrip(t *testing.T) {
 }
 
 func TestReplaceSemantics(t *testing.T) {
-	for _, opt := range []databrickssink.Options{{}, {StagingVolume: "/Volumes/main/obolus/staging"}} {
+	for _, opt := range []databricks.Options{{}, {StagingVolume: "/Volumes/main/obolus/staging"}} {
 		t.Run(fmt.Sprintf("volume=%q", opt.StagingVolume), func(t *testing.T) { testReplaceSemantics(t, opt) })
 	}
 }
 
-func testReplaceSemantics(t *testing.T, opt databrickssink.Options) {
+func testReplaceSemantics(t *testing.T, opt databricks.Options) {
 	ctx := dbsqltest.Context(t)
 	_, s := newStore(t, opt)
 	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -135,7 +135,7 @@ func testReplaceSemantics(t *testing.T, opt databrickssink.Options) {
 
 func TestReplaceRejectsBadRows(t *testing.T) {
 	ctx := dbsqltest.Context(t)
-	_, s := newStore(t, databrickssink.Options{})
+	_, s := newStore(t, databricks.Options{})
 	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	dup := []schemas.Attribution{row("a", "u", day, 1), row("a", "u", day, 1)}
 	if _, err := s.ReplaceAttributions(ctx, time.Time{}, time.Time{}, dup); err == nil {
@@ -154,7 +154,7 @@ func TestWriteSurvivesADroppedConnection(t *testing.T) {
 	wh := dbsqltest.Start(t, warehouse.Config{Faults: faults})
 	db := dbsqltest.Open(t, wh.Config)
 	ctx := dbsqltest.Context(t)
-	s, err := databrickssink.New(db, wh.Config.Catalog, wh.Config.Schema, databrickssink.Options{StagingVolume: "/Volumes/main/obolus/staging"})
+	s, err := databricks.New(db, wh.Config.Catalog, wh.Config.Schema, databricks.Options{StagingVolume: "/Volumes/main/obolus/staging"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestReplaceChunks(t *testing.T) {
 		}
 		chunks = append(chunks, ch)
 	}
-	for _, opt := range []databrickssink.Options{{InsertParams: 36 * 4}, {StagingVolume: "/Volumes/main/obolus/staging"}} {
+	for _, opt := range []databricks.Options{{InsertParams: 36 * 4}, {StagingVolume: "/Volumes/main/obolus/staging"}} {
 		_, s := newStore(t, opt)
 		ctx := dbsqltest.Context(t)
 		st, tm, err := s.ReplaceTimed(ctx, day, day.Add(24*time.Hour), chunks...)

@@ -1,4 +1,4 @@
-package duckdbsink
+package duckdb
 
 import (
 	"context"

@@ -1,6 +1,6 @@
-// Package duckdbsink is obolus's embedded store: one DuckDB file holding the
+// Package duckdb is obolus's embedded store: one DuckDB file holding the
 // attribution, coverage, dead-letter, checkpoint and run tables and the analyst views.
-package duckdbsink
+package duckdb
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-// Package kafkasink writes attribution to Kafka and reads it back: the output
+// Package kafka writes attribution to Kafka and reads it back: the output
 // topic's producer (JSON keyed by invocation id) and the loader into a table store.
 //
 // Every answer for an invocation is one or more messages (several under the
@@ -7,7 +7,7 @@
 // place in its answer ("1/3"), so a consumer can tell a complete answer and
 // keep the highest version: that is the exactly-once effect on top of
 // at-least-once delivery.
-package kafkasink
+package kafka
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package kafkasink
+package kafka
 
 import (
 	"context"

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/obolus/obolus/schemas"
-	duckdbsink "github.com/obolus/obolus/sink/duckdb"
+	"github.com/obolus/obolus/sink/duckdb"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -65,9 +65,9 @@ func fixtureRows() []schemas.Attribution {
 }
 
 // openStore opens a fresh DuckDB store holding rows.
-func openStore(t testing.TB, rows []schemas.Attribution) *duckdbsink.Store {
+func openStore(t testing.TB, rows []schemas.Attribution) *duckdb.Store {
 	t.Helper()
-	s, err := duckdbsink.Open(context.Background(), filepath.Join(t.TempDir(), "obolus.duckdb"))
+	s, err := duckdb.Open(context.Background(), filepath.Join(t.TempDir(), "obolus.duckdb"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,14 +81,14 @@ func openStore(t testing.TB, rows []schemas.Attribution) *duckdbsink.Store {
 }
 
 // fixtureStore is the fixture workload with the testdata bill loaded.
-func fixtureStore(t testing.TB) *duckdbsink.Store {
+func fixtureStore(t testing.TB) *duckdb.Store {
 	t.Helper()
 	s := openStore(t, fixtureRows())
 	loadBill(t, s, filepath.Join("testdata", "billing_usage.jsonl"), filepath.Join("testdata", "billing_list_prices.jsonl"))
 	return s
 }
 
-func loadBill(t testing.TB, s *duckdbsink.Store, usage, prices string) {
+func loadBill(t testing.TB, s *duckdb.Store, usage, prices string) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := LoadListPrices(ctx, s.DB(), prices); err != nil {
