@@ -1,39 +1,66 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/dbxrun"
+	"github.com/obolus/obolus/sink/duckdb"
 )
 
 func (a *cli) doctorCmd() *cobra.Command {
-	return &cobra.Command{
+	var target string
+	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Check the Databricks setup: access, source tables and columns, obolus objects, request tags",
+		Short: "Check a setup: access, sources, obolus objects, request tags (Databricks) or the embedded store and its sources",
 		Long: `Checks, without writing data, what a Databricks run needs: that the warehouse
 accepts the credentials, that every configured source table is readable and
 has the columns obolus reads, that obolus init created its objects and they
 can be modified, that the staging volume takes uploads, and what share of the
 recent gateway rows carry the configured request tags — which decides how much
-is attributed by id rather than by time window. Exits 1 if a check fails.`,
-		Example: `  obolus doctor --config obolus.yaml`,
+is attributed by id rather than by time window. With --target duckdb (the
+default when no databricks.host is configured) it checks the embedded store
+instead: that it exists and opens read-only, that it holds every table and
+view, and that every configured source file or table is there. Exits 1 if a
+check fails.`,
+		Example: `  obolus doctor --config obolus.yaml
+  obolus doctor --target duckdb --config obolus.yaml`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if err := a.load(ctx); err != nil {
 				return err
 			}
 			defer a.close(ctx)
-			db, _, err := a.openDatabricks()
-			if err != nil {
-				return err
+			if target == "" {
+				target = targetDuckDB
+				if a.cfg.Databricks.Enabled() {
+					target = targetDatabricks
+				}
 			}
-			defer db.Close()
-			checks, share := dbxrun.Doctor(ctx, db, app.DoctorOptions(a.cfg, db))
+			var (
+				checks []dbxrun.Check
+				share  *dbxrun.TagShare
+			)
+			switch target {
+			case targetDatabricks:
+				db, _, err := a.openDatabricks()
+				if err != nil {
+					return err
+				}
+				defer db.Close()
+				checks, share = dbxrun.Doctor(ctx, db, app.DoctorOptions(a.cfg, db))
+			case targetDuckDB:
+				checks = a.doctorDuckDB(ctx)
+			default:
+				return usageErrorf("--target %q: use %s or %s", target, targetDuckDB, targetDatabricks)
+			}
 			w := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
 			failed := 0
 			for _, c := range checks {
@@ -61,4 +88,76 @@ is attributed by id rather than by time window. Exits 1 if a check fails.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&target, "target", "", "what to check: duckdb (the embedded store and its sources) or databricks (default: databricks when databricks.host is set)")
+	return cmd
+}
+
+// doctorDuckDB checks, without writing, the embedded store and the sources
+// a batch run reads.
+func (a *cli) doctorDuckDB(ctx context.Context) []dbxrun.Check {
+	var out []dbxrun.Check
+	add := func(name, status, format string, args ...any) {
+		out = append(out, dbxrun.Check{Name: name, Status: status, Detail: fmt.Sprintf(format, args...)})
+	}
+	path := a.cfg.Store.DuckDB
+	store, err := duckdb.OpenReadOnly(ctx, path)
+	if err != nil {
+		add("store "+path, dbxrun.CheckFail, "%v", err)
+	} else {
+		defer store.Close()
+		add("store "+path, dbxrun.CheckOK, "opens read-only")
+		var absent []string
+		for _, name := range store.Objects() {
+			rows, err := store.DB().QueryContext(ctx, "SELECT * FROM "+quoteIdent(name)+" LIMIT 0")
+			if err != nil {
+				absent = append(absent, name)
+				continue
+			}
+			rows.Close()
+		}
+		if len(absent) > 0 {
+			add("objects", dbxrun.CheckFail, "missing: %s — run obolus init (or a batch run) with this version", strings.Join(absent, ", "))
+		} else {
+			add("objects", dbxrun.CheckOK, "%d tables and views", len(store.Objects()))
+		}
+	}
+	if len(a.cfg.Sources) == 0 {
+		add("sources", dbxrun.CheckFail, "none configured; add a usage source (see deploy/obolus.example.yaml)")
+	}
+	for _, s := range a.cfg.Sources {
+		if s.Table != "" {
+			name := "read " + s.Kind + " table " + s.Table
+			if store == nil {
+				add(name, dbxrun.CheckFail, "no store to read it from")
+				continue
+			}
+			var n int64
+			if err := store.DB().QueryRowContext(ctx, "SELECT count(*) FROM "+quoteIdent(s.Table)).Scan(&n); err != nil {
+				add(name, dbxrun.CheckFail, "%v", err)
+			} else {
+				add(name, dbxrun.CheckOK, "%d rows", n)
+			}
+			continue
+		}
+		name := "read " + s.Kind + " " + s.Path
+		files, err := filepath.Glob(s.Path)
+		switch {
+		case err != nil:
+			add(name, dbxrun.CheckFail, "%v", err)
+		case len(files) == 0:
+			add(name, dbxrun.CheckWarn, "no file matches yet")
+		default:
+			add(name, dbxrun.CheckOK, "%s", plural(int64(len(files)), "file"))
+		}
+	}
+	return out
+}
+
+// quoteIdent quotes a DuckDB name, each dot-separated part on its own.
+func quoteIdent(s string) string {
+	parts := strings.Split(s, ".")
+	for i, p := range parts {
+		parts[i] = `"` + strings.ReplaceAll(p, `"`, `""`) + `"`
+	}
+	return strings.Join(parts, ".")
 }

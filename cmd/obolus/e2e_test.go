@@ -229,3 +229,26 @@ func TestReadCommandsNeedAStore(t *testing.T) {
 		})
 	}
 }
+
+// doctor --target duckdb checks the embedded store and the sources without
+// writing: before the first run the store is missing (exit 1, and no store
+// appears), afterwards every check passes.
+func TestDoctorDuckDB(t *testing.T) {
+	dir := t.TempDir()
+	mustObolus(t, "gen", "--out", dir, "--agent-requests", "200")
+	cfg := filepath.Join(dir, "obolus.yaml")
+	out, err := obolus(t, "doctor", "--target", "duckdb", "--config", cfg, "--log-level", "warn")
+	if err == nil || exitCode(context.Background(), err) != exitFailure || !strings.Contains(out, "FAIL  store") {
+		t.Fatalf("doctor before any run: err %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "obolus.duckdb")); !os.IsNotExist(err) {
+		t.Fatal("doctor created the store")
+	}
+	mustObolus(t, "batch", "--config", cfg, "--log-level", "warn")
+	out = mustObolus(t, "doctor", "--config", cfg, "--log-level", "warn") // duckdb: no databricks.host
+	for _, want := range []string{"ok  store", "ok  objects", "ok  read usage "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, out)
+		}
+	}
+}
