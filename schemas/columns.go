@@ -93,3 +93,25 @@ func (d dateText) Scan(src any) error {
 	}
 	return nil
 }
+
+// DeadLetterColumns are the dead_letters table's columns, in ScanTargets order.
+const DeadLetterColumns = "source, location, kind, field, reason, record, run_id, dead_lettered_at"
+
+// ScanTargets returns the destinations Rows.Scan fills a dead letter from,
+// in DeadLetterColumns order.
+func (d *DeadLetter) ScanTargets() []any {
+	return []any{&d.Source, &d.Location, &d.Kind, &d.Field, &d.Reason, &d.Record, &d.RunID, utcTime{&d.DeadLetteredAt}}
+}
+
+// RunColumns are the runs table's columns, in ScanTargets order.
+const RunColumns = `run_id, job, started_at, finished_at, window_from, window_to,
+  rows_read, outside_window, duplicates, dead_lettered, attributed, unattributed,
+  input_tokens_in, total_tokens_in, total_tokens_out, status, error`
+
+// ScanTargets returns the destinations Rows.Scan fills a run from, in
+// RunColumns order; NULL times come back zero.
+func (r *Run) ScanTargets() []any {
+	return []any{&r.RunID, &r.Job, utcTime{&r.StartedAt}, utcTime{&r.FinishedAt}, utcTime{&r.WindowFrom}, utcTime{&r.WindowTo},
+		&r.RowsRead, &r.OutsideWindow, &r.Duplicates, &r.DeadLettered, &r.Attributed, &r.Unattributed,
+		&r.InputTokensIn, &r.TotalTokensIn, &r.TotalTokensOut, &r.Status, &r.Error}
+}

@@ -10,6 +10,7 @@ import (
 
 	databricks "github.com/databricks/databricks-sql-go"
 
+	"github.com/obolus/obolus/internal/sqlrows"
 	"github.com/obolus/obolus/schemas"
 )
 
@@ -172,16 +173,8 @@ func (s *Store) Attributions(ctx context.Context, from, to time.Time) ([]schemas
 	if err != nil {
 		return nil, fmt.Errorf("read attributions: %w", err)
 	}
-	defer rs.Close()
-	var out []schemas.Attribution
-	for rs.Next() {
-		var r schemas.Attribution
-		if err := rs.Scan(r.ScanTargets()...); err != nil {
-			return nil, fmt.Errorf("read attributions: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rs.Err(); err != nil {
+	out, err := sqlrows.Collect(rs, (*schemas.Attribution).ScanTargets)
+	if err != nil {
 		return nil, fmt.Errorf("read attributions: %w", err)
 	}
 	return out, nil
@@ -189,25 +182,12 @@ func (s *Store) Attributions(ctx context.Context, from, to time.Time) ([]schemas
 
 // DeadLetters reads back every dead letter, ordered by source and location.
 func (s *Store) DeadLetters(ctx context.Context) ([]schemas.DeadLetter, error) {
-	rs, err := s.db.QueryContext(ctx, `SELECT source, location, kind, field, reason, record, run_id, dead_lettered_at
-FROM `+s.schema.Table("dead_letters")+` ORDER BY source, location`)
+	rs, err := s.db.QueryContext(ctx, `SELECT `+schemas.DeadLetterColumns+` FROM `+s.schema.Table("dead_letters")+` ORDER BY source, location`)
 	if err != nil {
 		return nil, fmt.Errorf("read dead letters: %w", err)
 	}
-	defer rs.Close()
-	var out []schemas.DeadLetter
-	for rs.Next() {
-		var (
-			d  schemas.DeadLetter
-			at sql.NullTime
-		)
-		if err := rs.Scan(&d.Source, &d.Location, &d.Kind, &d.Field, &d.Reason, &d.Record, &d.RunID, &at); err != nil {
-			return nil, fmt.Errorf("read dead letters: %w", err)
-		}
-		d.DeadLetteredAt = nullTime(at)
-		out = append(out, d)
-	}
-	if err := rs.Err(); err != nil {
+	out, err := sqlrows.Collect(rs, (*schemas.DeadLetter).ScanTargets)
+	if err != nil {
 		return nil, fmt.Errorf("read dead letters: %w", err)
 	}
 	return out, nil
@@ -215,31 +195,14 @@ FROM `+s.schema.Table("dead_letters")+` ORDER BY source, location`)
 
 // Runs reads back the runs of job (empty: every job), oldest first.
 func (s *Store) Runs(ctx context.Context, job string) ([]schemas.Run, error) {
-	rs, err := s.db.QueryContext(ctx, `SELECT run_id, job, started_at, finished_at, window_from, window_to,
-  rows_read, outside_window, duplicates, dead_lettered, attributed, unattributed,
-  input_tokens_in, total_tokens_in, total_tokens_out, status, error
+	rs, err := s.db.QueryContext(ctx, `SELECT `+schemas.RunColumns+`
 FROM `+s.schema.Table("runs")+` WHERE :job = '' OR job = :job ORDER BY started_at NULLS LAST, run_id`,
 		databricks.Parameter{Name: "job", Value: job})
 	if err != nil {
 		return nil, fmt.Errorf("read runs: %w", err)
 	}
-	defer rs.Close()
-	var out []schemas.Run
-	for rs.Next() {
-		var (
-			r              schemas.Run
-			st, fi, wf, wt sql.NullTime
-		)
-		err := rs.Scan(&r.RunID, &r.Job, &st, &fi, &wf, &wt,
-			&r.RowsRead, &r.OutsideWindow, &r.Duplicates, &r.DeadLettered, &r.Attributed, &r.Unattributed,
-			&r.InputTokensIn, &r.TotalTokensIn, &r.TotalTokensOut, &r.Status, &r.Error)
-		if err != nil {
-			return nil, fmt.Errorf("read runs: %w", err)
-		}
-		r.StartedAt, r.FinishedAt, r.WindowFrom, r.WindowTo = nullTime(st), nullTime(fi), nullTime(wf), nullTime(wt)
-		out = append(out, r)
-	}
-	if err := rs.Err(); err != nil {
+	out, err := sqlrows.Collect(rs, (*schemas.Run).ScanTargets)
+	if err != nil {
 		return nil, fmt.Errorf("read runs: %w", err)
 	}
 	return out, nil

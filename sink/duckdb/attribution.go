@@ -12,6 +12,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/obolus/obolus/internal/sqlrows"
 	"github.com/obolus/obolus/schemas"
 )
 
@@ -214,16 +215,8 @@ func (s *Store) Attributions(ctx context.Context, from, to time.Time) ([]schemas
 	if err != nil {
 		return nil, fmt.Errorf("read attributions: %w", err)
 	}
-	defer rs.Close()
-	var out []schemas.Attribution
-	for rs.Next() {
-		var r schemas.Attribution
-		if err := rs.Scan(r.ScanTargets()...); err != nil {
-			return nil, fmt.Errorf("read attributions: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rs.Err(); err != nil {
+	out, err := sqlrows.Collect(rs, (*schemas.Attribution).ScanTargets)
+	if err != nil {
 		return nil, fmt.Errorf("read attributions: %w", err)
 	}
 	return out, nil

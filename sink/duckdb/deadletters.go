@@ -9,6 +9,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/obolus/obolus/internal/sqlrows"
 	"github.com/obolus/obolus/schemas"
 )
 
@@ -72,25 +73,12 @@ func (s *Store) WriteDeadLetters(ctx context.Context, dl []schemas.DeadLetter) e
 
 // DeadLetters reads back every dead letter, ordered by source and location.
 func (s *Store) DeadLetters(ctx context.Context) ([]schemas.DeadLetter, error) {
-	rs, err := s.db.QueryContext(ctx, `SELECT source, location, kind, field, reason, record, run_id, dead_lettered_at
-		FROM dead_letters ORDER BY source, location`)
+	rs, err := s.db.QueryContext(ctx, `SELECT `+schemas.DeadLetterColumns+` FROM dead_letters ORDER BY source, location`)
 	if err != nil {
 		return nil, fmt.Errorf("read dead letters: %w", err)
 	}
-	defer rs.Close()
-	var out []schemas.DeadLetter
-	for rs.Next() {
-		var (
-			d  schemas.DeadLetter
-			at sql.NullTime
-		)
-		if err := rs.Scan(&d.Source, &d.Location, &d.Kind, &d.Field, &d.Reason, &d.Record, &d.RunID, &at); err != nil {
-			return nil, fmt.Errorf("read dead letters: %w", err)
-		}
-		d.DeadLetteredAt = fromNullTime(at)
-		out = append(out, d)
-	}
-	if err := rs.Err(); err != nil {
+	out, err := sqlrows.Collect(rs, (*schemas.DeadLetter).ScanTargets)
+	if err != nil {
 		return nil, fmt.Errorf("read dead letters: %w", err)
 	}
 	return out, nil

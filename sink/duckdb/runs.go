@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/obolus/obolus/internal/sqlrows"
 	"github.com/obolus/obolus/schemas"
 )
 
@@ -78,30 +79,13 @@ func (s *Store) RecordRun(ctx context.Context, r schemas.Run) error {
 
 // Runs reads back the runs of job (all jobs when empty), oldest start first.
 func (s *Store) Runs(ctx context.Context, job string) ([]schemas.Run, error) {
-	rs, err := s.db.QueryContext(ctx, `SELECT run_id, job, started_at, finished_at, window_from, window_to,
-			rows_read, outside_window, duplicates, dead_lettered, attributed, unattributed,
-			input_tokens_in, total_tokens_in, total_tokens_out, status, error
+	rs, err := s.db.QueryContext(ctx, `SELECT `+schemas.RunColumns+`
 		FROM runs WHERE ? = '' OR job = ? ORDER BY started_at NULLS LAST, run_id`, job, job)
 	if err != nil {
 		return nil, fmt.Errorf("read runs: %w", err)
 	}
-	defer rs.Close()
-	var out []schemas.Run
-	for rs.Next() {
-		var (
-			r              schemas.Run
-			st, fi, wf, wt sql.NullTime
-		)
-		err := rs.Scan(&r.RunID, &r.Job, &st, &fi, &wf, &wt,
-			&r.RowsRead, &r.OutsideWindow, &r.Duplicates, &r.DeadLettered, &r.Attributed, &r.Unattributed,
-			&r.InputTokensIn, &r.TotalTokensIn, &r.TotalTokensOut, &r.Status, &r.Error)
-		if err != nil {
-			return nil, fmt.Errorf("read runs: %w", err)
-		}
-		r.StartedAt, r.FinishedAt, r.WindowFrom, r.WindowTo = fromNullTime(st), fromNullTime(fi), fromNullTime(wf), fromNullTime(wt)
-		out = append(out, r)
-	}
-	if err := rs.Err(); err != nil {
+	out, err := sqlrows.Collect(rs, (*schemas.Run).ScanTargets)
+	if err != nil {
 		return nil, fmt.Errorf("read runs: %w", err)
 	}
 	return out, nil

@@ -196,10 +196,3 @@ func timeOrNil(t time.Time) driver.Value {
 	return t.UTC()
 }
 
-// fromNullTime is the inverse of timeOrNil.
-func fromNullTime(t sql.NullTime) time.Time {
-	if !t.Valid {
-		return time.Time{}
-	}
-	return t.Time.UTC()
-}
