@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2"
 	"go.yaml.in/yaml/v3"
@@ -250,5 +251,23 @@ func TestDoctorDuckDB(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// A --to in the future (a typo for 2026) is refused with exit code 2 before
+// anything runs, so the checkpoint cannot move past now and strand the
+// scheduled job.
+func TestBatchRefusesFutureWindow(t *testing.T) {
+	dir := t.TempDir()
+	mustObolus(t, "gen", "--out", dir, "--agent-requests", "100")
+	cfg := filepath.Join(dir, "obolus.yaml")
+	to := time.Now().UTC().AddDate(1, 0, 0).Format(time.DateOnly)
+	out, err := obolus(t, "batch", "--config", cfg, "--from", "2026-11-01", "--to", to, "--log-level", "warn")
+	if err == nil || exitCode(context.Background(), err) != exitUsage || !strings.Contains(err.Error(), "in the future") {
+		t.Fatalf("future --to: err %v (exit %d)\n%s", err, exitCode(context.Background(), err), out)
+	}
+	// The next scheduled run works.
+	if out := mustObolus(t, "batch", "--config", cfg, "--log-level", "warn"); !strings.HasPrefix(out, "reconciled:") {
+		t.Fatalf("the next run did not reconcile:\n%s", out)
 	}
 }

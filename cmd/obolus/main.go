@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/obolus/obolus/internal/app"
+	"github.com/obolus/obolus/internal/batch"
 )
 
 // Exit codes.
@@ -46,7 +47,7 @@ func exitCode(ctx context.Context, err error) int {
 	case ctx.Err() != nil:
 		fmt.Fprintln(os.Stderr, "obolus: interrupted:", err)
 		return exitInterrupted
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, batch.ErrFutureWindow):
 		fmt.Fprintln(os.Stderr, "obolus:", err)
 		return exitUsage
 	case errors.Is(err, errUnreconciled):

@@ -170,18 +170,38 @@ type Checkpointer interface {
 	Checkpoint(ctx context.Context, job string) (time.Time, bool, error)
 }
 
+// ErrFutureWindow marks a window asked to end after now.
+var ErrFutureWindow = errors.New("window ends in the future")
+
+// MaxClockSkew is how far after now a window end may lie and still be
+// taken as now: clocks of the scheduler and of this host differ a little.
+const MaxClockSkew = 5 * time.Minute
+
 // ResolveWindow turns a run's options into the window asked for (a zero From
 // continues from the job's checkpoint, or takes all data if there is none; a
 // zero To is now) and the window processed, widened by lookback.
 func ResolveWindow(ctx context.Context, cp Checkpointer, job string, opt Options, now time.Time, lookback time.Duration) (w, processed ingest.Window, err error) {
 	w = ingest.Window{From: opt.From.UTC(), To: opt.To.UTC()}
-	if w.To.IsZero() {
-		w.To = now.UTC()
+	now = now.UTC()
+	switch {
+	case w.To.IsZero():
+		w.To = now
+	case w.To.After(now.Add(MaxClockSkew)):
+		// The checkpoint would move past now, and every later run would
+		// find nothing to do until then.
+		return w, w, fmt.Errorf("window end %s is in the future (now %s): a window ends at most now; leave --to out to stop at now: %w", w.To.Format(time.RFC3339), now.Format(time.RFC3339), ErrFutureWindow)
+	case w.To.After(now):
+		// Within clock skew of now: stop at now, so the checkpoint never
+		// moves past it.
+		w.To = now
 	}
 	if w.From.IsZero() {
 		t, ok, err := cp.Checkpoint(ctx, job)
 		if err != nil {
 			return w, w, fmt.Errorf("read checkpoint of job %s: %w", job, err)
+		}
+		if ok && t.After(now) {
+			return w, w, fmt.Errorf("checkpoint of job %s is %s, after now (%s): an earlier run was given a --to in the future; run once with --from <the date to resume from>, which sets the checkpoint back to now", job, t.Format(time.RFC3339), now.Format(time.RFC3339))
 		}
 		if ok {
 			w.From = t
