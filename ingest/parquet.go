@@ -14,7 +14,14 @@ import (
 
 // readParquet reads the columns the kind knows, in Arrow record batches, and
 // turns each cell into a value for the shared field rules.
-func readParquet(c *collector, path string) error {
+func readParquet(c *collector, path string) (err error) {
+	// arrow-go panics on some corrupt pages (snappy: corrupt input); no
+	// input may crash a run, so the panic becomes this file's error.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: corrupt Parquet file: %v", path, r)
+		}
+	}()
 	pf, err := file.OpenParquetFile(path, false, file.WithReadProps(parquet.NewReaderProperties(arrowMem)))
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)

@@ -78,16 +78,7 @@ func (a *cli) runBatch(ctx context.Context, opt batch.Options) error {
 	}
 	job.Progress = progress.New(os.Stderr).Update
 	rep, err := job.Run(ctx, opt)
-	if rep != nil {
-		a.log.Info("batch run", "run_id", rep.RunID, "window", batch.FormatWindow(rep.Window), "invocations", rep.Invocations,
-			"attributed", rep.Attributed, "unattributed", rep.Unattributed, "agent_requests", rep.AgentRequests,
-			"dead_lettered", rep.DeadLettered+rep.AgentDeadLettered, "cost_usd", fmt.Sprintf("%.2f", rep.CostUSD))
-		fmt.Fprintln(a.out, rep.Summary())
-	}
-	if err != nil {
-		if rep != nil && rep.Invocations > 0 && !rep.Reconciled() {
-			return fmt.Errorf("%w: %v", errUnreconciled, err)
-		}
+	if err := a.reportBatch(rep, err, targetDuckDB, ""); err != nil {
 		return err
 	}
 	if cfg.Batch.ExportDir != "" {

@@ -102,7 +102,7 @@ func (a *cli) runBatchDatabricks(ctx context.Context, opt batch.Options, t *batc
 		if err == nil {
 			a.log.Debug("pushdown stages", "timings", fmt.Sprint(job.Timings))
 		}
-		return a.reportBatch(rep, err, mode)
+		return a.reportBatch(rep, err, targetDatabricks, mode)
 	default:
 		job, err := app.PullJob(a.cfg, db, store, a.log)
 		if err != nil {
@@ -110,17 +110,24 @@ func (a *cli) runBatchDatabricks(ctx context.Context, opt batch.Options, t *batc
 		}
 		job.Progress = progress.New(os.Stderr).Update
 		rep, err = job.Run(ctx, opt)
-		return a.reportBatch(rep, err, mode)
+		return a.reportBatch(rep, err, targetDatabricks, mode)
 	}
 }
 
-// reportBatch logs and prints a run's outcome like runBatch does.
-func (a *cli) reportBatch(rep *batch.Report, err error, mode string) error {
+// reportBatch logs and prints a run's outcome. The reconciliation line is
+// printed for a run that reconciled or could not; a run that failed before
+// it had counted anything prints nothing that reads as a result.
+func (a *cli) reportBatch(rep *batch.Report, err error, target, mode string) error {
 	if rep != nil {
-		a.log.Info("batch run", "target", targetDatabricks, "mode", mode, "run_id", rep.RunID, "window", batch.FormatWindow(rep.Window),
+		a.log.Info("batch run", "target", target, "mode", mode, "run_id", rep.RunID, "window", batch.FormatWindow(rep.Window),
 			"invocations", rep.Invocations, "attributed", rep.Attributed, "unattributed", rep.Unattributed,
 			"agent_requests", rep.AgentRequests, "dead_lettered", rep.DeadLettered+rep.AgentDeadLettered, "cost_usd", fmt.Sprintf("%.2f", rep.CostUSD))
-		fmt.Fprintln(a.out, rep.Summary())
+		switch {
+		case err == nil, rep.Invocations > 0 && !rep.Reconciled():
+			fmt.Fprintln(a.out, rep.Summary())
+		default:
+			fmt.Fprintf(a.out, "FAILED: run %s did not finish and did not move the checkpoint; rerunning the window is safe\n", rep.RunID)
+		}
 	}
 	if err != nil {
 		if rep != nil && rep.Invocations > 0 && !rep.Reconciled() {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/obolus/obolus/internal/score"
 	"github.com/obolus/obolus/schemas"
+	"github.com/obolus/obolus/sink/duckdb"
 )
 
 // obolus runs the real command tree with args and returns what it printed.
@@ -269,5 +270,44 @@ func TestBatchRefusesFutureWindow(t *testing.T) {
 	// The next scheduled run works.
 	if out := mustObolus(t, "batch", "--config", cfg, "--log-level", "warn"); !strings.HasPrefix(out, "reconciled:") {
 		t.Fatalf("the next run did not reconcile:\n%s", out)
+	}
+}
+
+// A corrupt Parquet page (arrow-go panics on it) is an error naming the
+// file: exit code 1, a failed run recorded, no reconciliation line.
+func TestBatchCorruptParquet(t *testing.T) {
+	dir := t.TempDir()
+	mustObolus(t, "gen", "--out", dir, "--agent-requests", "300", "--format", "parquet")
+	files, err := filepath.Glob(filepath.Join(dir, "usage", "ai_gateway_usage-*.parquet"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no usage parquet: %v", err)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Flip bytes in the data pages, past the header and before the footer.
+	for i := len(b) / 4; i < len(b)/2; i += 499 {
+		b[i] ^= 0xff
+	}
+	if err := os.WriteFile(files[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "obolus.yaml")
+	out, err := obolus(t, "batch", "--config", cfg, "--log-level", "warn")
+	if err == nil || exitCode(context.Background(), err) != exitFailure || !strings.Contains(err.Error(), files[0]) {
+		t.Fatalf("corrupt parquet: err %v (exit %d)\n%s", err, exitCode(context.Background(), err), out)
+	}
+	if strings.Contains(out, "reconciled:") || !strings.HasPrefix(out, "FAILED:") {
+		t.Errorf("a failed run printed:\n%s", out)
+	}
+	store, err := duckdb.OpenReadOnly(context.Background(), filepath.Join(dir, "obolus.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	runs, err := store.Runs(context.Background(), "")
+	if err != nil || len(runs) != 1 || runs[0].Status != schemas.RunFailed || !strings.Contains(runs[0].Error, "corrupt Parquet") {
+		t.Errorf("runs %+v, err %v; want one failed run naming the corrupt file", runs, err)
 	}
 }
