@@ -211,10 +211,17 @@ func (c *collector) decoded(derr error, unit string, n int64, raw func() []byte)
 		return c.dead(unit, n, derr, raw())
 	}
 	var t time.Time
+	field := "event_time"
 	if c.c.usage {
 		t = c.usage[len(c.usage)-1].EventTime
 	} else {
-		t = c.agents[len(c.agents)-1].StartTime
+		t, field = c.agents[len(c.agents)-1].StartTime, "request_time"
+	}
+	if t.Before(EarliestEventTime) {
+		// Go's zero time and unit mistakes (seconds read as days) land here;
+		// no store can keep them, and one must not fail a whole write.
+		c.drop()
+		return c.dead(unit, n, fieldErr(field, "%s is before %s: not a plausible time", t.UTC().Format(time.RFC3339), EarliestEventTime.Format(time.DateOnly)), raw())
 	}
 	if !c.win.Contains(t) {
 		c.drop()

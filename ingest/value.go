@@ -71,6 +71,10 @@ func stringValue(s string) value {
 	return value{k: vString, text: bytesOf(s)}
 }
 
+// EarliestEventTime is the earliest event or request time accepted, in
+// batch and stream alike: anything before is a zero value or a unit mistake.
+var EarliestEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // FieldError is why a record cannot be used: the field (column) at fault and
 // the reason. Field is empty when the record as a whole is malformed.
 type FieldError struct{ Field, Reason string }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -309,5 +312,56 @@ func TestBatchCorruptParquet(t *testing.T) {
 	runs, err := store.Runs(context.Background(), "")
 	if err != nil || len(runs) != 1 || runs[0].Status != schemas.RunFailed || !strings.Contains(runs[0].Error, "corrupt Parquet") {
 		t.Errorf("runs %+v, err %v; want one failed run naming the corrupt file", runs, err)
+	}
+}
+
+// Rows whose event time is Go's zero time, or an epoch of -2^63
+// microseconds, are dead-lettered naming event_time, and the run goes on
+// and reconciles (they used to fail the whole write).
+func TestBatchImplausibleEventTime(t *testing.T) {
+	dir := t.TempDir()
+	mustObolus(t, "gen", "--out", dir, "--agent-requests", "100")
+	usage := filepath.Join(dir, "usage", "ai_gateway_usage-000.jsonl")
+	b, err := os.ReadFile(usage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row map[string]any
+	if err := json.Unmarshal(b[:bytes.IndexByte(b, '\n')], &row); err != nil {
+		t.Fatal(err)
+	}
+	var extra []byte
+	for i, at := range []any{"0001-01-01T00:00:00Z", float64(math.MinInt64)} {
+		row["invocation_id"], row["event_time"] = fmt.Sprintf("implausible-%d", i), at
+		line, _ := json.Marshal(row)
+		extra = append(append(extra, line...), '\n')
+	}
+	if err := os.WriteFile(usage, append(b, extra...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := mustObolus(t, "batch", "--config", filepath.Join(dir, "obolus.yaml"), "--log-level", "warn")
+	if !strings.HasPrefix(out, "reconciled:") {
+		t.Fatalf("batch:\n%s", out)
+	}
+	store, err := duckdb.OpenReadOnly(context.Background(), filepath.Join(dir, "obolus.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	dl, err := store.DeadLetters(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range dl {
+		if strings.Contains(d.Record, "implausible-") {
+			n++
+			if d.Field != "event_time" || !strings.Contains(d.Reason, "before 2000-01-01") {
+				t.Errorf("dead letter %+v: want field event_time and the reason", d)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d implausible rows dead-lettered, want 2 (dead letters: %d)", n, len(dl))
 	}
 }

@@ -48,10 +48,6 @@ type Decoder struct {
 	Now       func() time.Time
 }
 
-// earliest is the earliest event time accepted: anything before is a unit or
-// parsing mistake upstream (epoch seconds read as milliseconds, a zero date).
-var earliest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-
 // Decode returns the keyed record and its key, or the dead letter saying
 // why the message cannot be used.
 func (d *Decoder) Decode(m *kafka.Message) (stream.Record, string, *schemas.DeadLetter) {
@@ -143,8 +139,8 @@ func (d *Decoder) checkTime(field string, t time.Time) (string, string) {
 		now = d.Now
 	}
 	switch {
-	case t.Before(earliest):
-		return field, fmt.Sprintf("%s %s is before %s", field, t.Format(time.RFC3339), earliest.Format(time.DateOnly))
+	case t.Before(ingest.EarliestEventTime):
+		return field, fmt.Sprintf("%s %s is before %s", field, t.Format(time.RFC3339), ingest.EarliestEventTime.Format(time.DateOnly))
 	case t.After(now().Add(d.MaxFuture)):
 		return field, fmt.Sprintf("%s %s is more than %s ahead of the clock (stream.max_future)", field, t.Format(time.RFC3339), d.MaxFuture)
 	}
