@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"slices"
 	"sort"
@@ -228,6 +229,9 @@ func (d Databricks) Validate() []error {
 	}
 	if !hostName.MatchString(d.Host) {
 		bad("host", "%q is not a host name; use the workspace host (adb-123.4.azuredatabricks.net) or http://127.0.0.1:PORT for a local warehouse", d.Host)
+	} else if h, ok := strings.CutPrefix(d.Host, "http://"); ok && !loopback(h) {
+		// The driver would send the bearer token in cleartext.
+		bad("host", "%q: plain http is only for a local warehouse on a loopback address (127.0.0.1, ::1, localhost); use https:// or the bare host name", d.Host)
 	}
 	if d.Port <= 0 || d.Port > 65535 {
 		bad("port", "%d is not a TCP port", d.Port)
@@ -321,4 +325,13 @@ func (d Databricks) ConnectOptions(lookup func(string) (string, bool)) dbsql.Opt
 		Timeout: d.Timeout, Retries: d.Retries, RetryWaitMin: d.RetryWaitMin, RetryWaitMax: d.RetryWaitMax,
 		Token: c.Token, ClientID: c.ClientID, ClientSecret: c.ClientSecret, OAuth: c.Type == AuthOAuthM2M,
 	}
+}
+
+// loopback reports whether host names this machine.
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }

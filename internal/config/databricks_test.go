@@ -23,6 +23,12 @@ func TestDatabricksSection(t *testing.T) {
 		{"volume", base + "  staging_volume: /tmp/x\n", "databricks.staging_volume"},
 		{"oauth half", base + "  auth: {type: oauth_m2m, client_id: x}\n", "databricks.auth"},
 		{"host with path", "databricks: {host: \"h/x\", warehouse_id: a}\n", "databricks.host"},
+		// The token would go out in cleartext: refused before any connection.
+		{"plain http to a remote host", "databricks: {host: \"http://warehouse.example.com\", warehouse_id: a}\n", "plain http is only for a local warehouse"},
+		{"plain http to a private address", "databricks: {host: \"http://10.0.0.7\", warehouse_id: a}\n", "databricks.host"},
+		{"plain http to loopback", "databricks: {host: \"http://127.0.0.1\", port: 8080, warehouse_id: a}\n", ""},
+		{"plain http to localhost", "databricks: {host: \"http://localhost\", port: 8080, warehouse_id: a}\n", ""},
+		{"https anywhere", "databricks: {host: \"https://adb-1.2.azuredatabricks.net\", warehouse_id: a}\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
