@@ -45,7 +45,7 @@ func (a *cli) reportCmd() *cobra.Command {
 func (a *cli) chargebackCmd() *cobra.Command {
 	var (
 		period, by, formats, out, usagePath, pricesPath, target string
-		pseudonymize                                            bool
+		pseudonymize, rawCSV                                    bool
 		top                                                     int
 	)
 	names := make([]string, len(reportFormats))
@@ -87,7 +87,7 @@ what the store already holds, and shows list-price estimates when that is nothin
 			if (usagePath == "") != (pricesPath == "") {
 				return usageErrorf("--billing-usage and --list-prices go together: the bill cannot be priced without its list prices")
 			}
-			opt := report.Options{Period: p, By: dims, Top: top}
+			opt := report.Options{Period: p, By: dims, Top: top, RawCSV: rawCSV}
 			if pseudonymize {
 				// Before anything is read: a missing key must not cost a run.
 				if opt.Pseudonymizer, err = report.PseudonymizerFromEnv(); err != nil {
@@ -148,6 +148,7 @@ what the store already holds, and shows list-price estimates when that is nothin
 	f.StringVar(&usagePath, "billing-usage", "", "export of system.billing.usage to load first (.jsonl, .csv or .parquet)")
 	f.StringVar(&pricesPath, "list-prices", "", "export of system.billing.list_prices to load first")
 	addTargetFlag(cmd, &target)
+	f.BoolVar(&rawCSV, "csv-raw", false, "write CSV text cells as they are; by default a cell starting with =, +, -, @, TAB or CR gets a leading ' so spreadsheets do not run it as a formula")
 	f.BoolVar(&pseudonymize, "pseudonymize", false, "replace end users by HMAC-SHA256 pseudonyms keyed by $"+report.PseudonymKeyEnv)
 	f.IntVar(&top, "top", 15, "users listed in the summaries")
 	return cmd

@@ -77,6 +77,11 @@ type Options struct {
 	Pseudonymizer *Pseudonymizer
 	// Top is how many users and models the summaries list (default 15).
 	Top int
+	// RawCSV writes text cells of CSV outputs as they are. By default a
+	// cell that a spreadsheet would run as a formula (it starts with =, +,
+	// -, @, TAB or CR) is prefixed with a single quote: end users come from
+	// request tags, which any gateway caller can set.
+	RawCSV bool
 }
 
 // Amounts are the sums behind one line.
@@ -173,6 +178,8 @@ type Report struct {
 	Currency      string // of the bill; USD without one
 	Pseudonymized bool
 	Top           int
+	// RawCSV: see Options.RawCSV.
+	RawCSV bool
 
 	Lines        []Line  // attributed groups, costliest first
 	Unattributed Amounts // the remainder line; its AllocatedMicros includes NoUsageMicros
@@ -241,7 +248,7 @@ func Build(ctx context.Context, src Source, opt Options) (*Report, error) {
 
 func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, error) {
 	rep := &Report{Period: opt.Period, By: opt.By, Billing: len(recs) > 0, Currency: "USD", Top: opt.Top,
-		Pseudonymized: opt.Pseudonymizer != nil}
+		Pseudonymized: opt.Pseudonymizer != nil, RawCSV: opt.RawCSV}
 	if p := opt.Pseudonymizer; p != nil {
 		names := map[string]string{}
 		for i := range rows {

@@ -439,7 +439,7 @@ func (r *Report) WriteFocusCSV(w io.Writer) error {
 	if err := r.needBilling("FOCUS"); err != nil {
 		return err
 	}
-	return r.focusTable().writeCSV(w)
+	return r.focusTable().writeCSV(w, r.RawCSV)
 }
 
 // WriteFocusParquet writes the FOCUS export as Parquet: Decimal columns as

@@ -65,7 +65,7 @@ func (r *Report) linesTable() *table {
 }
 
 // WriteCSV writes the chargeback lines as CSV.
-func (r *Report) WriteCSV(w io.Writer) error { return r.linesTable().writeCSV(w) }
+func (r *Report) WriteCSV(w io.Writer) error { return r.linesTable().writeCSV(w, r.RawCSV) }
 
 // WriteParquet writes the chargeback lines as Parquet (money as DECIMAL(38,6)).
 func (r *Report) WriteParquet(w io.Writer) error { return r.linesTable().writeParquet(w) }

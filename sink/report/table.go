@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -40,7 +41,17 @@ type table struct {
 
 const csvTime = "2006-01-02T15:04:05Z"
 
-func (t *table) writeCSV(w io.Writer) error {
+// neutralize defuses a text cell a spreadsheet would evaluate as a formula
+// (OWASP CSV injection): a leading =, +, -, @, TAB or CR gets a ' before it.
+func neutralize(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// writeCSV writes the table as CSV; raw leaves text cells as they are.
+func (t *table) writeCSV(w io.Writer, raw bool) error {
 	cw := csv.NewWriter(w)
 	rec := make([]string, len(t.cols))
 	for i, c := range t.cols {
@@ -56,6 +67,9 @@ func (t *table) writeCSV(w io.Writer) error {
 				rec[i] = ""
 			case string:
 				rec[i] = v
+				if !raw && t.cols[i].kind == kString {
+					rec[i] = neutralize(v)
+				}
 			case int64:
 				rec[i] = strconv.FormatInt(v, 10)
 			case time.Time:
