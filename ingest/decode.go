@@ -93,7 +93,7 @@ var payloadFields = newFieldSet(
 	fStr("client_request_id", func(p *schemas.PayloadRow) *string { return &p.ClientRequestID }),
 	required(fTime("request_time", func(p *schemas.PayloadRow) *time.Time { return &p.RequestTime })),
 	fInt32("status_code", func(p *schemas.PayloadRow) *int32 { return &p.StatusCode }),
-	fCount("execution_duration_ms", func(p *schemas.PayloadRow) *int64 { return &p.ExecutionDurationMS }),
+	fDuration("execution_duration_ms", func(p *schemas.PayloadRow) *int64 { return &p.ExecutionDurationMS }),
 	fCommon("requester", func(p *schemas.PayloadRow) *string { return &p.Requester }),
 	fCommon("served_entity_id", func(p *schemas.PayloadRow) *string { return &p.ServedEntityID }),
 ).alias("timestamp_ms", "request_time").alias("execution_time_ms", "execution_duration_ms")

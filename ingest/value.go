@@ -421,9 +421,23 @@ func daysIn(month, year int) int {
 	return 31
 }
 
+// MaxRequestDuration bounds an agent request's duration, in batch and stream
+// alike: a longer one (a unit mistake, a corrupt row) would overlap, and so
+// capture, every call of its service principal in time-window matching.
+const MaxRequestDuration = 24 * time.Hour
+
 // asDurationMS reads a duration in milliseconds: an integer, or a protobuf
 // JSON duration such as "1.25s" (MLflow's TraceInfo.to_dict writes those).
+// A duration beyond MaxRequestDuration is refused.
 func (d *decoder) asDurationMS(field string, v *value) (int64, error) {
+	ms, err := d.durationMS(field, v)
+	if err == nil && ms > MaxRequestDuration.Milliseconds() {
+		return 0, fieldErr(field, "%s ms is longer than %s: not a plausible agent request", strconv.FormatInt(ms, 10), MaxRequestDuration)
+	}
+	return ms, err
+}
+
+func (d *decoder) durationMS(field string, v *value) (int64, error) {
 	if v.k == vString {
 		t := bytes.TrimSpace(v.text)
 		if len(t) > 1 && t[len(t)-1] == 's' {
