@@ -365,3 +365,13 @@ func TestBatchImplausibleEventTime(t *testing.T) {
 		t.Errorf("%d implausible rows dead-lettered, want 2 (dead letters: %d)", n, len(dl))
 	}
 }
+
+// A stray positional argument is a usage error (exit 2), never ignored.
+func TestStrayArgumentsRefused(t *testing.T) {
+	for _, args := range [][]string{{"batch", "obolus.yaml"}, {"summary", "x"}, {"report", "chargeback", "2026-11"}} {
+		out, err := obolus(t, args...)
+		if err == nil || exitCode(context.Background(), err) != exitUsage || !strings.Contains(err.Error(), "takes no arguments") {
+			t.Errorf("obolus %v: err %v (exit %d)\n%s", args, err, exitCode(context.Background(), err), out)
+		}
+	}
+}

@@ -80,6 +80,25 @@ func newRoot() *cobra.Command {
 	root.AddCommand(a.reportCmd())
 	root.AddCommand(a.streamCmd(), a.devCmd())
 	root.AddCommand(a.initCmd(), a.doctorCmd(), a.warehouseCmd())
+	// No command takes positional arguments: a stray one (a path without
+	// its flag, say) is a usage error, not silently ignored.
+	var noArgs func(*cobra.Command)
+	noArgs = func(c *cobra.Command) {
+		if c.Args == nil && c.Runnable() {
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return usageErrorf("%s takes no arguments, got %q; options are flags (see %s --help)", cmd.CommandPath(), args, cmd.CommandPath())
+				}
+				return nil
+			}
+		}
+		for _, sub := range c.Commands() {
+			noArgs(sub)
+		}
+	}
+	for _, c := range root.Commands() {
+		noArgs(c)
+	}
 	return root
 }
 
