@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/obolus/obolus/ingest/duckdbtable"
 	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/dbxrun"
 	"github.com/obolus/obolus/sink/duckdb"
@@ -108,7 +109,7 @@ func (a *cli) doctorDuckDB(ctx context.Context) []dbxrun.Check {
 		add("store "+path, dbxrun.CheckOK, "opens read-only")
 		var absent []string
 		for _, name := range store.Objects() {
-			rows, err := store.DB().QueryContext(ctx, "SELECT * FROM "+quoteIdent(name)+" LIMIT 0")
+			rows, err := store.DB().QueryContext(ctx, "SELECT * FROM "+`"`+name+`"`+" LIMIT 0") // DDL names are plain identifiers
 			if err != nil {
 				absent = append(absent, name)
 				continue
@@ -132,7 +133,11 @@ func (a *cli) doctorDuckDB(ctx context.Context) []dbxrun.Check {
 				continue
 			}
 			var n int64
-			if err := store.DB().QueryRowContext(ctx, "SELECT count(*) FROM "+quoteIdent(s.Table)).Scan(&n); err != nil {
+			quoted, err := duckdbtable.QuoteTable(s.Table)
+			if err == nil {
+				err = store.DB().QueryRowContext(ctx, "SELECT count(*) FROM "+quoted).Scan(&n)
+			}
+			if err != nil {
 				add(name, dbxrun.CheckFail, "%v", err)
 			} else {
 				add(name, dbxrun.CheckOK, "%d rows", n)
@@ -151,13 +156,4 @@ func (a *cli) doctorDuckDB(ctx context.Context) []dbxrun.Check {
 		}
 	}
 	return out
-}
-
-// quoteIdent quotes a DuckDB name, each dot-separated part on its own.
-func quoteIdent(s string) string {
-	parts := strings.Split(s, ".")
-	for i, p := range parts {
-		parts[i] = `"` + strings.ReplaceAll(p, `"`, `""`) + `"`
-	}
-	return strings.Join(parts, ".")
 }

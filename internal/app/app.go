@@ -95,15 +95,20 @@ func EmbeddedJob(cfg *config.Config, store *duckdb.Store, log *slog.Logger) (*ba
 // DatabricksStore is the Delta store the databricks section names, staging
 // pull writes as configured.
 func DatabricksStore(db *sql.DB, d config.Databricks) (*databrickssink.Store, error) {
-	opt := databrickssink.Options{}
-	if d.Staging == config.StagingVolume {
-		opt.StagingVolume = d.Volume()
-	}
-	s, err := databrickssink.New(db, d.Catalog, d.Schema, opt)
+	s, err := databrickssink.New(db, d.Catalog, d.Schema, databrickssink.Options{StagingVolume: stagingVolume(d)})
 	if err != nil {
 		return nil, UsageError{err}
 	}
 	return s, nil
+}
+
+// stagingVolume is the volume pull writes stage through, "" when they
+// stage with INSERTs.
+func stagingVolume(d config.Databricks) string {
+	if d.Staging == config.StagingVolume {
+		return d.Volume()
+	}
+	return ""
 }
 
 // DatabricksSources returns the configured Databricks tables as sources:
@@ -200,9 +205,7 @@ func DoctorOptions(cfg *config.Config, db *sql.DB) dbxrun.DoctorOptions {
 	usageSrcs, agents, err := DatabricksSources(db, d)
 	opt.Sources, opt.SourcesErr = append(usageSrcs, agents...), err
 	opt.Store, opt.StoreErr = DatabricksStore(db, d)
-	if d.Staging == config.StagingVolume {
-		opt.StagingVolume = d.Volume()
-	}
+	opt.StagingVolume = stagingVolume(d)
 	m := cfg.MatchConfig()
 	opt.Tags = dbxrun.TagOptions{UsageTable: d.Usage, Lookback: d.DoctorLookback}
 	for _, ks := range [][]string{m.UserTagKeys, m.TraceTagKeys, m.RequestTagKeys} {

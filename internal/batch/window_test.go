@@ -13,7 +13,9 @@ type fixedCheckpoint struct {
 	ok bool
 }
 
-func (c fixedCheckpoint) Checkpoint(context.Context, string) (time.Time, bool, error) { return c.t, c.ok, nil }
+func (c fixedCheckpoint) Checkpoint(context.Context, string) (time.Time, bool, error) {
+	return c.t, c.ok, nil
+}
 
 // A window never ends after now, so the checkpoint never moves past it: a
 // future --to is refused (within clock skew it is clamped), and a

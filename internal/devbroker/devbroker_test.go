@@ -11,6 +11,7 @@ import (
 
 	"github.com/obolus/obolus/ingest"
 	kafkaingest "github.com/obolus/obolus/ingest/kafka"
+	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/synth"
 )
@@ -34,7 +35,7 @@ func TestReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := kafkaingest.Options{Brokers: []string{b.Addr()}}
-	st, err := Replay(context.Background(), o, ReplayOptions{Sources: specs(c.Sources), LateDelay: 10 * time.Minute, UsageTopic: "u", AgentsTopic: "a", Rate: 20000})
+	st, err := Replay(context.Background(), o, ReplayOptions{Sources: app.Specs(c.Sources), LateDelay: 10 * time.Minute, UsageTopic: "u", AgentsTopic: "a", Rate: 20000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,12 +95,4 @@ func TestReplay(t *testing.T) {
 	if counts["usage"]+counts["legacy_usage"] != st.Usage || counts["payload"]+counts["trace"] != st.Agents || counts[""] != 0 {
 		t.Errorf("read back %v, replayed %d usage and %d agent rows", counts, st.Usage, st.Agents)
 	}
-}
-
-func specs(sources []config.Source) []ingest.Spec {
-	out := make([]ingest.Spec, len(sources))
-	for i, s := range sources {
-		out[i] = ingest.Spec{Kind: ingest.Kind(s.Kind), Path: s.Path, Format: s.Format, AgentEndpoint: s.AgentEndpoint, ServicePrincipal: s.ServicePrincipal}
-	}
-	return out
 }

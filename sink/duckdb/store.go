@@ -195,4 +195,3 @@ func timeOrNil(t time.Time) driver.Value {
 	}
 	return t.UTC()
 }
-
