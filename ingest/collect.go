@@ -130,6 +130,7 @@ type collector struct {
 	out    chan delivery // to the goroutine that calls emit (see run)
 	emit   Emit
 	win    Window
+	limits Limits
 	c      *codec
 	d      decoder
 	source string
@@ -154,7 +155,7 @@ func newCollector(ctx context.Context, spec Spec, w Window, emit Emit) (*collect
 	if !w.From.IsZero() && !w.To.IsZero() && !w.From.Before(w.To) {
 		return nil, fmt.Errorf("window from %s is not before to %s", w.From.Format(time.RFC3339Nano), w.To.Format(time.RFC3339Nano))
 	}
-	col := &collector{ctx: ctx, emit: emit, win: w, c: c}
+	col := &collector{ctx: ctx, emit: emit, win: w, c: c, limits: spec.Limits.OrDefault()}
 	col.d.intern = new(internCache)
 	return col, nil
 }
@@ -211,17 +212,19 @@ func (c *collector) decoded(derr error, unit string, n int64, raw func() []byte)
 		return c.dead(unit, n, derr, raw())
 	}
 	var t time.Time
-	field := "event_time"
+	var lerr error
 	if c.c.usage {
-		t = c.usage[len(c.usage)-1].EventTime
+		u := &c.usage[len(c.usage)-1]
+		t, lerr = u.EventTime, c.limits.CheckUsage(u)
 	} else {
-		t, field = c.agents[len(c.agents)-1].StartTime, "request_time"
+		a := &c.agents[len(c.agents)-1]
+		t, lerr = a.StartTime, c.limits.CheckAgent(a)
 	}
-	if t.Before(EarliestEventTime) {
-		// Go's zero time and unit mistakes (seconds read as days) land here;
-		// no store can keep them, and one must not fail a whole write.
+	if lerr != nil {
+		// Go's zero time, unit mistakes, counts near 2^63: no store can keep
+		// or sum them, and one must not fail a whole write.
 		c.drop()
-		return c.dead(unit, n, fieldErr(field, "%s is before %s: not a plausible time", t.UTC().Format(time.RFC3339), EarliestEventTime.Format(time.DateOnly)), raw())
+		return c.dead(unit, n, lerr, raw())
 	}
 	if !c.win.Contains(t) {
 		c.drop()

@@ -74,6 +74,9 @@ type Spec struct {
 	AgentEndpoint string
 	// ServicePrincipal is the identity that agent calls the gateway as.
 	ServicePrincipal string
+	// Limits bound what a row may claim; a row beyond them is dead-lettered.
+	// Zero fields mean DefaultLimits.
+	Limits Limits
 }
 
 // Window is the half-open time range [From, To) a run reads; a zero bound is

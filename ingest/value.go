@@ -71,10 +71,6 @@ func stringValue(s string) value {
 	return value{k: vString, text: bytesOf(s)}
 }
 
-// EarliestEventTime is the earliest event or request time accepted, in
-// batch and stream alike: anything before is a zero value or a unit mistake.
-var EarliestEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-
 // FieldError is why a record cannot be used: the field (column) at fault and
 // the reason. Field is empty when the record as a whole is malformed.
 type FieldError struct{ Field, Reason string }
@@ -421,20 +417,11 @@ func daysIn(month, year int) int {
 	return 31
 }
 
-// MaxRequestDuration bounds an agent request's duration, in batch and stream
-// alike: a longer one (a unit mistake, a corrupt row) would overlap, and so
-// capture, every call of its service principal in time-window matching.
-const MaxRequestDuration = 24 * time.Hour
-
 // asDurationMS reads a duration in milliseconds: an integer, or a protobuf
 // JSON duration such as "1.25s" (MLflow's TraceInfo.to_dict writes those).
-// A duration beyond MaxRequestDuration is refused.
+// Its plausibility is Limits' to judge, after decoding.
 func (d *decoder) asDurationMS(field string, v *value) (int64, error) {
-	ms, err := d.durationMS(field, v)
-	if err == nil && ms > MaxRequestDuration.Milliseconds() {
-		return 0, fieldErr(field, "%s ms is longer than %s: not a plausible agent request", strconv.FormatInt(ms, 10), MaxRequestDuration)
-	}
-	return ms, err
+	return d.durationMS(field, v)
 }
 
 func (d *decoder) durationMS(field string, v *value) (int64, error) {

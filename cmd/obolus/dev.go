@@ -118,7 +118,7 @@ func (a *cli) runDev(ctx context.Context, s *config.Stream, workload string, rat
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
 			if workload != "" {
-				st, err := devbroker.Replay(ctx, opts, devbroker.ReplayOptions{Sources: app.Specs(a.cfg.Sources), Rate: rate, LateDelay: lateDelay,
+				st, err := devbroker.Replay(ctx, opts, devbroker.ReplayOptions{Sources: app.Specs(a.cfg), Rate: rate, LateDelay: lateDelay,
 					UsageTopic: s.Topics.Usage, AgentsTopic: s.Topics.Agents})
 				if err != nil {
 					if ctx.Err() != nil {

@@ -315,10 +315,12 @@ func TestBatchCorruptParquet(t *testing.T) {
 	}
 }
 
-// Rows whose event time is Go's zero time, or an epoch of -2^63
-// microseconds, are dead-lettered naming event_time, and the run goes on
-// and reconciles (they used to fail the whole write).
-func TestBatchImplausibleEventTime(t *testing.T) {
+// Implausible rows are dead-lettered naming their field, through the real
+// CLI, and the run goes on and reconciles: times no store can keep (Go's
+// zero time, an epoch of -2^63 microseconds) used to fail the whole write,
+// and token counts near 2^63 overflowed the reconciliation, the coverage
+// refresh of a rerun and the monthly chargeback.
+func TestBatchImplausibleRows(t *testing.T) {
 	dir := t.TempDir()
 	mustObolus(t, "gen", "--out", dir, "--agent-requests", "100")
 	usage := filepath.Join(dir, "usage", "ai_gateway_usage-000.jsonl")
@@ -326,23 +328,40 @@ func TestBatchImplausibleEventTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var row map[string]any
-	if err := json.Unmarshal(b[:bytes.IndexByte(b, '\n')], &row); err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name, field, reason string
+		set                 func(row map[string]any)
+	}{
+		{"zero time", "event_time", "before 2000-01-01", func(r map[string]any) { r["event_time"] = "0001-01-01T00:00:00Z" }},
+		{"epoch -2^63", "event_time", "before 2000-01-01", func(r map[string]any) { r["event_time"] = float64(math.MinInt64) }},
+		{"input tokens near 2^63", "input_tokens", "limits.max_tokens", func(r map[string]any) { r["input_tokens"] = json.Number("9223372036854775000") }},
+		{"total tokens near 2^63", "total_tokens", "limits.max_tokens", func(r map[string]any) { r["total_tokens"] = json.Number("9223372036854775807") }},
+		{"reasoning tokens over the bound", "token_details.output_reasoning_tokens", "limits.max_tokens", func(r map[string]any) {
+			r["token_details"] = map[string]any{"output_reasoning_tokens": json.Number("4611686018427387904")}
+		}},
 	}
 	var extra []byte
-	for i, at := range []any{"0001-01-01T00:00:00Z", float64(math.MinInt64)} {
-		row["invocation_id"], row["event_time"] = fmt.Sprintf("implausible-%d", i), at
+	for i, c := range cases {
+		var row map[string]any
+		if err := json.Unmarshal(b[:bytes.IndexByte(b, '\n')], &row); err != nil {
+			t.Fatal(err)
+		}
+		row["invocation_id"] = fmt.Sprintf("implausible-%d", i)
+		c.set(row)
 		line, _ := json.Marshal(row)
 		extra = append(append(extra, line...), '\n')
 	}
 	if err := os.WriteFile(usage, append(b, extra...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := mustObolus(t, "batch", "--config", filepath.Join(dir, "obolus.yaml"), "--log-level", "warn")
-	if !strings.HasPrefix(out, "reconciled:") {
-		t.Fatalf("batch:\n%s", out)
+	cfg := filepath.Join(dir, "obolus.yaml")
+	for run := range 2 { // the rerun refreshes coverage over the same window
+		out := mustObolus(t, "batch", "--config", cfg, "--from", "2026-10-01T00:00:00Z", "--log-level", "warn")
+		if !strings.HasPrefix(out, "reconciled:") || strings.Contains(out, "tokens in -") {
+			t.Fatalf("batch run %d:\n%s", run+1, out)
+		}
 	}
+	mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--format", "csv", "--out", filepath.Join(dir, "reports"), "--log-level", "warn")
 	store, err := duckdb.OpenReadOnly(context.Background(), filepath.Join(dir, "obolus.duckdb"))
 	if err != nil {
 		t.Fatal(err)
@@ -352,17 +371,20 @@ func TestBatchImplausibleEventTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for _, d := range dl {
-		if strings.Contains(d.Record, "implausible-") {
-			n++
-			if d.Field != "event_time" || !strings.Contains(d.Reason, "before 2000-01-01") {
-				t.Errorf("dead letter %+v: want field event_time and the reason", d)
+	for i, c := range cases {
+		id := fmt.Sprintf(`"implausible-%d"`, i)
+		found := false
+		for _, d := range dl {
+			if strings.Contains(d.Record, id) {
+				found = true
+				if d.Field != c.field || !strings.Contains(d.Reason, c.reason) {
+					t.Errorf("%s: dead letter field %q reason %q; want %q and a reason mentioning %q", c.name, d.Field, d.Reason, c.field, c.reason)
+				}
 			}
 		}
-	}
-	if n != 2 {
-		t.Errorf("%d implausible rows dead-lettered, want 2 (dead letters: %d)", n, len(dl))
+		if !found {
+			t.Errorf("%s: not dead-lettered", c.name)
+		}
 	}
 }
 

@@ -147,7 +147,7 @@ func (f *streamFixture) replay(ctx context.Context, rate float64) error {
 	if err != nil {
 		return err
 	}
-	_, err = devbroker.Replay(ctx, f.options(), devbroker.ReplayOptions{Sources: app.Specs(c.Sources), Rate: rate, LateDelay: 15 * time.Minute,
+	_, err = devbroker.Replay(ctx, f.options(), devbroker.ReplayOptions{Sources: app.Specs(c), Rate: rate, LateDelay: 15 * time.Minute,
 		UsageTopic: topicUsage, AgentsTopic: topicAgents})
 	return err
 }

@@ -46,6 +46,9 @@ type Decoder struct {
 	// MaxFuture refuses event times this far ahead of Now.
 	MaxFuture time.Duration
 	Now       func() time.Time
+	// Limits bound what a record may claim; zero fields mean
+	// ingest.DefaultLimits.
+	Limits ingest.Limits
 }
 
 // Decode returns the keyed record and its key, or the dead letter saying
@@ -80,7 +83,10 @@ func (d *Decoder) Decode(m *kafka.Message) (stream.Record, string, *schemas.Dead
 		if err != nil {
 			return refuse(recKind, fieldOf(err), "%s", reasonOf(err))
 		}
-		if field, why := d.checkTime("event_time", rec.Usage.EventTime); why != "" {
+		if err := d.Limits.CheckUsage(&rec.Usage); err != nil {
+			return refuse(recKind, fieldOf(err), "%s", reasonOf(err))
+		}
+		if field, why := d.checkFuture("event_time", rec.Usage.EventTime); why != "" {
 			return refuse(recKind, field, "%s", why)
 		}
 		rec.Kind = stream.KindUsage
@@ -123,7 +129,10 @@ func (d *Decoder) Decode(m *kafka.Message) (stream.Record, string, *schemas.Dead
 			return refuse(recKind, "agent_endpoint", "agent endpoint %q has no service principal: add it to stream.agents (or a payload/trace source), or set header %s",
 				a.AgentEndpoint, HeaderServicePrincipal)
 		}
-		if field, why := d.checkTime("request_time", a.StartTime); why != "" {
+		if err := d.Limits.CheckAgent(&a); err != nil {
+			return refuse(recKind, fieldOf(err), "%s", reasonOf(err))
+		}
+		if field, why := d.checkFuture("request_time", a.StartTime); why != "" {
 			return refuse(recKind, field, "%s", why)
 		}
 		rec.Kind, rec.Agent = stream.KindAgent, a
@@ -133,15 +142,12 @@ func (d *Decoder) Decode(m *kafka.Message) (stream.Record, string, *schemas.Dead
 	}
 }
 
-func (d *Decoder) checkTime(field string, t time.Time) (string, string) {
+func (d *Decoder) checkFuture(field string, t time.Time) (string, string) {
 	now := time.Now
 	if d.Now != nil {
 		now = d.Now
 	}
-	switch {
-	case t.Before(ingest.EarliestEventTime):
-		return field, fmt.Sprintf("%s %s is before %s", field, t.Format(time.RFC3339), ingest.EarliestEventTime.Format(time.DateOnly))
-	case t.After(now().Add(d.MaxFuture)):
+	if t.After(now().Add(d.MaxFuture)) {
 		return field, fmt.Sprintf("%s %s is more than %s ahead of the clock (stream.max_future)", field, t.Format(time.RFC3339), d.MaxFuture)
 	}
 	return "", ""

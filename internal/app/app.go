@@ -74,7 +74,7 @@ func EmbeddedJob(cfg *config.Config, store *duckdb.Store, log *slog.Logger) (*ba
 	if err != nil {
 		return nil, err
 	}
-	for i, spec := range Specs(cfg.Sources) {
+	for i, spec := range Specs(cfg) {
 		s := cfg.Sources[i]
 		src := batch.FileSource(spec)
 		if s.Table != "" {
@@ -115,7 +115,8 @@ func stagingVolume(d config.Databricks) string {
 // usage (then legacy usage) and agent logs (payload tables, then trace
 // tables, in configuration order — the order in which they are merged,
 // which pushdown reproduces).
-func DatabricksSources(db databricksingest.Querier, d config.Databricks) (usage, agents []*databricksingest.Source, err error) {
+func DatabricksSources(db databricksingest.Querier, cfg *config.Config) (usage, agents []*databricksingest.Source, err error) {
+	d, limits := cfg.Databricks, cfg.IngestLimits()
 	add := func(dst *[]*databricksingest.Source, t databricksingest.Table) error {
 		s, err := databricksingest.NewSource(db, t)
 		if err != nil {
@@ -125,12 +126,12 @@ func DatabricksSources(db databricksingest.Querier, d config.Databricks) (usage,
 		return nil
 	}
 	if d.Usage != "" {
-		if err := add(&usage, databricksingest.Table{Name: d.Usage, Spec: ingest.Spec{Kind: ingest.KindUsage}}); err != nil {
+		if err := add(&usage, databricksingest.Table{Name: d.Usage, Spec: ingest.Spec{Kind: ingest.KindUsage, Limits: limits}}); err != nil {
 			return nil, nil, UsageError{err}
 		}
 	}
 	if d.LegacyUsage != "" {
-		if err := add(&usage, databricksingest.Table{Name: d.LegacyUsage, Spec: ingest.Spec{Kind: ingest.KindLegacyUsage}}); err != nil {
+		if err := add(&usage, databricksingest.Table{Name: d.LegacyUsage, Spec: ingest.Spec{Kind: ingest.KindLegacyUsage, Limits: limits}}); err != nil {
 			return nil, nil, UsageError{err}
 		}
 	}
@@ -139,7 +140,7 @@ func DatabricksSources(db databricksingest.Querier, d config.Databricks) (usage,
 		tables []config.DatabricksAgentTable
 	}{{ingest.KindPayload, d.Payloads}, {ingest.KindTrace, d.Traces}} {
 		for _, t := range group.tables {
-			spec := ingest.Spec{Kind: group.kind, AgentEndpoint: t.AgentEndpoint, ServicePrincipal: t.ServicePrincipal}
+			spec := ingest.Spec{Kind: group.kind, AgentEndpoint: t.AgentEndpoint, ServicePrincipal: t.ServicePrincipal, Limits: limits}
 			if err := add(&agents, databricksingest.Table{Name: t.Table, Spec: spec, Columns: t.Columns}); err != nil {
 				return nil, nil, UsageError{err}
 			}
@@ -155,7 +156,7 @@ func PullJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, log *s
 	if err != nil {
 		return nil, err
 	}
-	usageSrcs, agents, err := DatabricksSources(db, cfg.Databricks)
+	usageSrcs, agents, err := DatabricksSources(db, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +185,7 @@ func PushdownJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, lo
 			return nil, usage("org: %w", err)
 		}
 	}
-	usageSrcs, agents, err := DatabricksSources(db, cfg.Databricks)
+	usageSrcs, agents, err := DatabricksSources(db, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +194,7 @@ func PushdownJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, lo
 	}
 	return &dbxrun.Pushdown{
 		Name: cfg.Batch.Job, QueryTags: cfg.Databricks.QueryTags, DB: db, Store: store, Usage: usageSrcs, Agents: agents,
-		Match: cfg.MatchConfig(), Prices: prices, Org: org,
+		Match: cfg.MatchConfig(), Prices: prices, Org: org, Limits: cfg.IngestLimits(),
 		Lookback: cfg.Batch.Lookback, AgentMargin: cfg.Batch.AgentMargin, Log: log,
 	}, nil
 }
@@ -202,7 +203,7 @@ func PushdownJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, lo
 func DoctorOptions(cfg *config.Config, db *sql.DB) dbxrun.DoctorOptions {
 	d := cfg.Databricks
 	opt := dbxrun.DoctorOptions{Endpoint: d.Host + d.Path()}
-	usageSrcs, agents, err := DatabricksSources(db, d)
+	usageSrcs, agents, err := DatabricksSources(db, cfg)
 	opt.Sources, opt.SourcesErr = append(usageSrcs, agents...), err
 	opt.Store, opt.StoreErr = DatabricksStore(db, d)
 	opt.StagingVolume = stagingVolume(d)
@@ -224,10 +225,11 @@ func DoctorOptions(cfg *config.Config, db *sql.DB) dbxrun.DoctorOptions {
 }
 
 // Specs are the configured sources as readers take them.
-func Specs(sources []config.Source) []ingest.Spec {
-	out := make([]ingest.Spec, len(sources))
-	for i, s := range sources {
-		out[i] = ingest.Spec{Kind: ingest.Kind(s.Kind), Path: s.Path, Format: s.Format, AgentEndpoint: s.AgentEndpoint, ServicePrincipal: s.ServicePrincipal}
+func Specs(cfg *config.Config) []ingest.Spec {
+	out := make([]ingest.Spec, len(cfg.Sources))
+	for i, s := range cfg.Sources {
+		out[i] = ingest.Spec{Kind: ingest.Kind(s.Kind), Path: s.Path, Format: s.Format, AgentEndpoint: s.AgentEndpoint,
+			ServicePrincipal: s.ServicePrincipal, Limits: cfg.IngestLimits()}
 	}
 	return out
 }

@@ -52,6 +52,7 @@ func WorkerConfig(cfg *config.Config, s config.Stream, log *slog.Logger) (worker
 		SessionTimeout: s.SessionTimeout, RebalanceTimeout: s.RebalanceTimeout,
 		ProducerDelay: s.ProducerDelay, MaxFuture: s.MaxFuture,
 		MaxMessageBytes: s.MaxMessageBytes,
+		Limits:          cfg.IngestLimits(),
 		HTTP:            s.HTTP,
 		Join: stream.Config{Match: cfg.MatchConfig(), Prices: prices, Org: org,
 			Grace: s.Grace, Horizon: s.Horizon, AgentRetention: s.AgentRetention, Idle: s.IdleFlush},

@@ -71,8 +71,8 @@ func (a *attributor) finish(rep *Report) [][]schemas.Attribution {
 	rep.Duplicates = a.dups
 	rep.Invocations = int64(len(a.seen))
 	for _, k := range a.seen {
-		rep.TokensIn += k.totalTokens
-		rep.InputTokensIn += k.inputTokens
+		rep.AddTokens(&rep.TokensIn, k.totalTokens)
+		rep.AddTokens(&rep.InputTokensIn, k.inputTokens)
 	}
 	prev := ""
 	for _, rows := range chunks {
@@ -86,7 +86,7 @@ func (a *attributor) finish(rep *Report) [][]schemas.Attribution {
 				}
 				prev = r.InvocationID
 			}
-			rep.TokensOut += r.TotalTokens
+			rep.AddTokens(&rep.TokensOut, r.TotalTokens)
 			rep.CostUSD += r.CostUSD
 			rep.ByMethod[r.MatchMethod] += r.Weight
 		}

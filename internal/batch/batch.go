@@ -126,6 +126,21 @@ type Report struct {
 	// ByMethod is the weighted invocation count per match method.
 	ByMethod map[string]float64
 	Err      string
+
+	// TokenOverflow is set when a token sum would have passed int64; the
+	// sum keeps its last value and the run does not reconcile.
+	TokenOverflow bool
+}
+
+// AddTokens adds n to the token sum at sum, checking for overflow: a wrapped
+// sum would print "reconciled" over negative totals.
+func (r *Report) AddTokens(sum *int64, n int64) {
+	s := *sum + n
+	if (n > 0 && s < *sum) || (n < 0 && s > *sum) {
+		r.TokenOverflow = true
+		return
+	}
+	*sum = s
 }
 
 // Run is the report as a row of the runs table.
@@ -146,7 +161,8 @@ func (r *Report) Run() schemas.Run {
 
 // Reconciled reports whether every input row and token is accounted for.
 func (r *Report) Reconciled() bool {
-	return r.UsageRows == r.OutsideWindow+r.DeadLettered+r.Duplicates+r.Invocations &&
+	return !r.TokenOverflow &&
+		r.UsageRows == r.OutsideWindow+r.DeadLettered+r.Duplicates+r.Invocations &&
 		r.Invocations == r.Attributed+r.Unattributed &&
 		r.TokensIn == r.TokensOut
 }
@@ -161,6 +177,9 @@ func (r *Report) Summary() string {
 		ok, r.UsageRows, r.Invocations, r.Attributed, r.Unattributed, r.Duplicates, r.DeadLettered, r.OutsideWindow, r.TokensIn, r.TokensOut)
 	if r.StaleInvocations > 0 {
 		s += fmt.Sprintf("; %d invocations kept a newer stored answer (%d rows not written)", r.StaleInvocations, r.Stale)
+	}
+	if r.TokenOverflow {
+		s += "; token sums overflow int64 (a store written before limits.max_tokens existed may hold implausible counts)"
 	}
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/obolus/obolus/enrich"
+	"github.com/obolus/obolus/ingest"
 )
 
 // Source kinds.
@@ -62,6 +64,13 @@ type Match struct {
 	CrowdMargin         time.Duration `mapstructure:"crowd_margin"`
 	Ambiguity           string        `mapstructure:"ambiguity"`
 	UntrustedIDFallback bool          `mapstructure:"untrusted_id_fallback"`
+	// MaxRequestDuration dead-letters agent requests claiming to last longer.
+	MaxRequestDuration time.Duration `mapstructure:"max_request_duration"`
+}
+
+// Limits bounds what an input row may claim; see ingest.Limits.
+type Limits struct {
+	MaxTokens int64 `mapstructure:"max_tokens"`
 }
 
 // Batch configures `obolus batch`.
@@ -101,6 +110,7 @@ type Config struct {
 	Prices     string     `mapstructure:"prices"`
 	Org        string     `mapstructure:"org"`
 	Match      Match      `mapstructure:"match"`
+	Limits     Limits     `mapstructure:"limits"`
 	Batch      Batch      `mapstructure:"batch"`
 	Log        Log        `mapstructure:"log"`
 	Telemetry  Telemetry  `mapstructure:"telemetry"`
@@ -131,6 +141,8 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("match.crowd_margin", m.CrowdMargin)
 	v.SetDefault("match.ambiguity", m.Ambiguity)
 	v.SetDefault("match.untrusted_id_fallback", m.UntrustedIDFallback)
+	v.SetDefault("match.max_request_duration", ingest.DefaultLimits.MaxRequestDuration)
+	v.SetDefault("limits.max_tokens", ingest.DefaultLimits.MaxTokens)
 	v.SetDefault("batch.job", "default")
 	v.SetDefault("batch.lookback", 2*time.Hour)
 	v.SetDefault("batch.agent_margin", time.Hour)
@@ -167,6 +179,7 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 	}
 	var c Config
 	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		durationNeedsUnit,
 		mapstructure.StringToTimeDurationHookFunc(),
 		mapstructure.StringToSliceHookFunc(","),
 	)))
@@ -179,6 +192,24 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 		return nil, fmt.Errorf("config %s: %w", describe(file), err)
 	}
 	return &c, nil
+}
+
+// durationNeedsUnit refuses a bare number where a duration is expected:
+// mapstructure would take `skew: 300` as 300 nanoseconds.
+func durationNeedsUnit(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[time.Duration]() || from == to {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		if reflect.ValueOf(data).IsZero() {
+			return time.Duration(0), nil // zero is zero in any unit
+		}
+		return nil, fmt.Errorf("%v is a bare number; a duration needs a unit, such as %vs or %vms", data, data, data)
+	}
+	return data, nil
 }
 
 func describe(file string) string {
@@ -271,6 +302,12 @@ func (c *Config) Validate() error {
 	if err := c.MatchConfig().Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Match.MaxRequestDuration <= 0 {
+		bad("match.max_request_duration", "%s is not positive; use a duration such as 24h", c.Match.MaxRequestDuration)
+	}
+	if c.Limits.MaxTokens <= 0 {
+		bad("limits.max_tokens", "%d is not positive; use a token count such as %d", c.Limits.MaxTokens, ingest.DefaultLimits.MaxTokens)
+	}
 	if c.Batch.Lookback < 0 {
 		bad("batch.lookback", "%s is negative; use a duration such as 2h", c.Batch.Lookback)
 	}
@@ -299,6 +336,11 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Stream.Validate()...)
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
+}
+
+// IngestLimits are the bounds readers dead-letter rows beyond.
+func (c *Config) IngestLimits() ingest.Limits {
+	return ingest.Limits{MaxTokens: c.Limits.MaxTokens, MaxRequestDuration: c.Match.MaxRequestDuration}
 }
 
 // MatchConfig converts the match section for the engine.

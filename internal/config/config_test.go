@@ -36,7 +36,8 @@ func TestExampleConfigIsValidAndComplete(t *testing.T) {
 	}
 	d, _ := Load(New(), "")
 	if c.Match.Skew != d.Match.Skew || c.Batch.Lookback != d.Batch.Lookback || c.Match.Ambiguity != d.Match.Ambiguity ||
-		strings.Join(c.Match.TraceTagKeys, ",") != strings.Join(d.Match.TraceTagKeys, ",") {
+		strings.Join(c.Match.TraceTagKeys, ",") != strings.Join(d.Match.TraceTagKeys, ",") ||
+		c.IngestLimits() != d.IngestLimits() {
 		t.Errorf("example config drifted from the defaults:\nexample %+v\ndefault %+v", c.Match, d.Match)
 	}
 }
@@ -78,6 +79,10 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"missing org file", "org: nowhere.csv\n", "org: cannot read"},
 		{"bad format", "sources: [{kind: usage, path: x, format: xml}]\n", "sources[0].format"},
 		{"bad exporter", "telemetry: {exporter: zipkin}\n", "telemetry.exporter"},
+		{"duration without unit", "match: {skew: 300}\n", "'match.skew' 300 is a bare number; a duration needs a unit"},
+		{"float duration without unit", "stream: {grace: 1.5}\n", "'stream.grace' 1.5 is a bare number"},
+		{"zero token limit", "limits: {max_tokens: 0}\n", "limits.max_tokens"},
+		{"negative request duration", "match: {max_request_duration: -1h}\n", "match.max_request_duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,6 +91,17 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 				t.Errorf("error = %v, want it to mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// Zero needs no unit, and a string with a unit still parses.
+func TestDurationUnits(t *testing.T) {
+	c, err := Load(New(), write(t, "match: {skew: 0, crowd_margin: 300ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Match.Skew != 0 || c.Match.CrowdMargin != 300*time.Millisecond {
+		t.Errorf("skew %s, crowd_margin %s", c.Match.Skew, c.Match.CrowdMargin)
 	}
 }
 

@@ -34,6 +34,7 @@ type Pushdown struct {
 	Match       enrich.MatchConfig
 	Prices      *enrich.PriceList
 	Org         []enrich.OrgEntry // nil: everyone unassigned
+	Limits      ingest.Limits     // zero fields: ingest.DefaultLimits
 	Lookback    time.Duration
 	AgentMargin time.Duration
 	Log         *slog.Logger
@@ -44,7 +45,7 @@ type Pushdown struct {
 
 // Config resolves the source tables' columns and returns the generator's configuration.
 func (j *Pushdown) Config(ctx context.Context) (pushdown.Config, error) {
-	cfg := pushdown.Config{Target: j.Store.Schema(), Match: j.Match, Prices: j.Prices, Org: j.Org}
+	cfg := pushdown.Config{Target: j.Store.Schema(), Match: j.Match, Prices: j.Prices, Org: j.Org, Limits: j.Limits}
 	for _, group := range []struct {
 		srcs []*databricksingest.Source
 		dst  *[]pushdown.Table
@@ -203,7 +204,7 @@ GROUP BY match_method`,
 			rep.Attributed += inv
 		}
 		rep.OutputRows += n
-		rep.TokensOut += toks
+		rep.AddTokens(&rep.TokensOut, toks)
 		rep.CostUSD += usd
 		rep.ByMethod[method] += weighted
 	}

@@ -35,7 +35,7 @@ func TestReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := kafkaingest.Options{Brokers: []string{b.Addr()}}
-	st, err := Replay(context.Background(), o, ReplayOptions{Sources: app.Specs(c.Sources), LateDelay: 10 * time.Minute, UsageTopic: "u", AgentsTopic: "a", Rate: 20000})
+	st, err := Replay(context.Background(), o, ReplayOptions{Sources: app.Specs(c), LateDelay: 10 * time.Minute, UsageTopic: "u", AgentsTopic: "a", Rate: 20000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,10 @@ type Config struct {
 	// OrgEntries); nil puts everyone in schemas.UnassignedTeam.
 	Prices *enrich.PriceList
 	Org    []enrich.OrgEntry
+	// Limits bound what a row may claim, as in pull mode: usage rows beyond
+	// them are invalid (counted as dead-lettered), agent rows left out.
+	// Zero fields mean ingest.DefaultLimits.
+	Limits ingest.Limits
 }
 
 // Windows are the time ranges of one run, as batch.Job computes them.
@@ -252,9 +256,12 @@ func tagColumns(prefix string, n int) []string {
 func (c *Config) usageRows(b *strings.Builder, p *params, w Windows) {
 	b.WriteString("-- Gateway usage of the window, one row per table row, in the engine's shape.\n")
 	b.WriteString("-- valid is false where pull mode dead-letters the row (missing ids, unknown\n")
-	b.WriteString("-- schema_version, negative counts); request_tags values under the configured\n")
-	b.WriteString("-- keys become one column each.\n")
+	b.WriteString("-- schema_version, counts negative or beyond the limit, times before 2000);\n")
+	b.WriteString("-- request_tags values under the configured keys become one column each.\n")
 	b.WriteString("usage_rows AS (\n")
+	limits := c.Limits.OrDefault()
+	maxTokens := p.bind("max_tokens", limits.MaxTokens)
+	earliest := p.bind("earliest_time", ingest.EarliestEventTime)
 	for i, t := range c.Usage {
 		if i > 0 {
 			b.WriteString("  UNION ALL\n")
@@ -268,10 +275,15 @@ func (c *Config) usageRows(b *strings.Builder, p *params, w Windows) {
 			if c == "" {
 				return "0"
 			}
-			valid = append(valid, "coalesce("+c+", 0) >= 0")
+			valid = append(valid, "coalesce("+c+", 0) BETWEEN 0 AND "+maxTokens)
 			return "coalesce(" + c + ", 0)"
 		}
 		str := func(canon string) string { return "coalesce(" + col(t, a, canon, "''") + ", '')" }
+		timeCol := col(t, a, "event_time", "NULL")
+		if t.Kind == ingest.KindLegacyUsage {
+			timeCol = col(t, a, "request_time", "NULL")
+		}
+		valid = append(valid, "coalesce("+timeCol+" >= "+earliest+", false)")
 		switch t.Kind {
 		case ingest.KindUsage:
 			inv := col(t, a, "invocation_id", "NULL")
@@ -284,7 +296,7 @@ func (c *Config) usageRows(b *strings.Builder, p *params, w Windows) {
 				if c == "" {
 					return "0"
 				}
-				valid = append(valid, "coalesce("+c+"."+f+", 0) >= 0")
+				valid = append(valid, "coalesce("+c+"."+f+", 0) BETWEEN 0 AND "+maxTokens)
 				return "coalesce(" + c + "." + f + ", 0)"
 			}
 			fields = [][2]string{
@@ -302,8 +314,11 @@ func (c *Config) usageRows(b *strings.Builder, p *params, w Windows) {
 			id := col(t, a, "databricks_request_id", "NULL")
 			valid = append(valid, "coalesce("+id+", '') <> ''", str("requester")+" <> ''")
 			in, out := count("input_token_count"), count("output_token_count")
-			count("input_character_count")
-			count("output_character_count")
+			for _, chars := range []string{"input_character_count", "output_character_count"} {
+				if c := col(t, a, chars, ""); c != "" {
+					valid = append(valid, "coalesce("+c+", 0) >= 0")
+				}
+			}
 			fields = [][2]string{
 				{id, "invocation_id"}, {str("databricks_request_id"), "request_id"}, {str("account_id"), "account_id"},
 				{str("workspace_id"), "workspace_id"}, {col(t, a, "request_time", "NULL"), "event_time"},
@@ -343,10 +358,6 @@ func (c *Config) usageRows(b *strings.Builder, p *params, w Windows) {
 		fields = append(fields, [2]string{strings.Join(valid, "\n      AND "), "valid"})
 		writeSelectList(b, fields)
 		b.WriteString("  FROM " + tableName(t) + " " + a + "\n")
-		timeCol := col(t, a, "event_time", "")
-		if t.Kind == ingest.KindLegacyUsage {
-			timeCol = col(t, a, "request_time", "")
-		}
 		windowPredicate(b, p, timeCol, w.Usage, "usage")
 	}
 	b.WriteString("),\n")
@@ -385,6 +396,9 @@ agent_rows AS (
 			"    CAST(NULL AS TIMESTAMP) AS start_time, CAST(0 AS BIGINT) AS duration_ms\n  WHERE 1 = 0\n),\n")
 		return
 	}
+	limits := c.Limits.OrDefault()
+	maxDuration := p.bind("max_duration_ms", limits.MaxRequestDuration.Milliseconds())
+	earliest := p.bind("earliest_time", ingest.EarliestEventTime)
 	for i, t := range c.Agents {
 		if i > 0 {
 			b.WriteString("  UNION ALL\n")
@@ -433,8 +447,9 @@ agent_rows AS (
 		durExpr := "CAST(0 AS BIGINT)"
 		if dur != "" {
 			durExpr = "coalesce(" + dur + ", 0)"
-			where = append(where, durExpr+" >= 0")
+			where = append(where, durExpr+" BETWEEN 0 AND "+maxDuration)
 		}
+		where = append(where, col(t, a, "request_time", "NULL")+" >= "+earliest)
 		fields = append(fields, [2]string{sp, "service_principal"}, [2]string{col(t, a, "request_time", "NULL"), "start_time"},
 			[2]string{durExpr, "duration_ms"})
 		fmt.Fprintf(b, "  -- %s (%s)\n  SELECT\n    %d AS source_no,\n    row_number() OVER (ORDER BY %s) AS row_no,\n",

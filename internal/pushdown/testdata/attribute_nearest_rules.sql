@@ -5,8 +5,8 @@ USING (
   WITH
   -- Gateway usage of the window, one row per table row, in the engine's shape.
   -- valid is false where pull mode dead-letters the row (missing ids, unknown
-  -- schema_version, negative counts); request_tags values under the configured
-  -- keys become one column each.
+  -- schema_version, counts negative or beyond the limit, times before 2000);
+  -- request_tags values under the configured keys become one column each.
   usage_rows AS (
     -- system.ai_gateway.usage (usage)
     SELECT
@@ -32,15 +32,16 @@ USING (
       nullif(u.`request_tags`[:request_key_0], '') AS request_tag_0,
       nullif(u.`request_tags`[:request_key_1], '') AS request_tag_1,
       nullif(u.`request_tags`[:request_key_2], '') AS request_tag_2,
-      coalesce(u.`invocation_id`, '') <> ''
+      coalesce(u.`event_time` >= :earliest_time, false)
+        AND coalesce(u.`invocation_id`, '') <> ''
         AND coalesce(u.`requester`, '') <> ''
         AND (u.`schema_version` IS NULL OR u.`schema_version` BETWEEN 1 AND 1)
-        AND coalesce(u.`input_tokens`, 0) >= 0
-        AND coalesce(u.`output_tokens`, 0) >= 0
-        AND coalesce(u.`total_tokens`, 0) >= 0
-        AND coalesce(u.`token_details`.cache_read_input_tokens, 0) >= 0
-        AND coalesce(u.`token_details`.cache_creation_input_tokens, 0) >= 0
-        AND coalesce(u.`token_details`.output_reasoning_tokens, 0) >= 0 AS valid
+        AND coalesce(u.`input_tokens`, 0) BETWEEN 0 AND :max_tokens
+        AND coalesce(u.`output_tokens`, 0) BETWEEN 0 AND :max_tokens
+        AND coalesce(u.`total_tokens`, 0) BETWEEN 0 AND :max_tokens
+        AND coalesce(u.`token_details`.cache_read_input_tokens, 0) BETWEEN 0 AND :max_tokens
+        AND coalesce(u.`token_details`.cache_creation_input_tokens, 0) BETWEEN 0 AND :max_tokens
+        AND coalesce(u.`token_details`.output_reasoning_tokens, 0) BETWEEN 0 AND :max_tokens AS valid
     FROM `system`.`ai_gateway`.`usage` u
     WHERE u.`event_time` >= :usage_from AND u.`event_time` < :usage_to
   ),

@@ -5,8 +5,8 @@ USING (
   WITH
   -- Gateway usage of the window, one row per table row, in the engine's shape.
   -- valid is false where pull mode dead-letters the row (missing ids, unknown
-  -- schema_version, negative counts); request_tags values under the configured
-  -- keys become one column each.
+  -- schema_version, counts negative or beyond the limit, times before 2000);
+  -- request_tags values under the configured keys become one column each.
   usage_rows AS (
     -- system.ai_gateway.usage (usage)
     SELECT
@@ -37,15 +37,16 @@ USING (
       nullif(u.`request_tags`[:request_key_0], '') AS request_tag_0,
       nullif(u.`request_tags`[:request_key_1], '') AS request_tag_1,
       nullif(u.`request_tags`[:request_key_2], '') AS request_tag_2,
-      coalesce(u.`invocation_id`, '') <> ''
+      coalesce(u.`event_time` >= :earliest_time, false)
+        AND coalesce(u.`invocation_id`, '') <> ''
         AND coalesce(u.`requester`, '') <> ''
         AND (u.`schema_version` IS NULL OR u.`schema_version` BETWEEN 1 AND 1)
-        AND coalesce(u.`input_tokens`, 0) >= 0
-        AND coalesce(u.`output_tokens`, 0) >= 0
-        AND coalesce(u.`total_tokens`, 0) >= 0
-        AND coalesce(u.`token_details`.cache_read_input_tokens, 0) >= 0
-        AND coalesce(u.`token_details`.cache_creation_input_tokens, 0) >= 0
-        AND coalesce(u.`token_details`.output_reasoning_tokens, 0) >= 0 AS valid
+        AND coalesce(u.`input_tokens`, 0) BETWEEN 0 AND :max_tokens
+        AND coalesce(u.`output_tokens`, 0) BETWEEN 0 AND :max_tokens
+        AND coalesce(u.`total_tokens`, 0) BETWEEN 0 AND :max_tokens
+        AND coalesce(u.`token_details`.cache_read_input_tokens, 0) BETWEEN 0 AND :max_tokens
+        AND coalesce(u.`token_details`.cache_creation_input_tokens, 0) BETWEEN 0 AND :max_tokens
+        AND coalesce(u.`token_details`.output_reasoning_tokens, 0) BETWEEN 0 AND :max_tokens AS valid
     FROM `system`.`ai_gateway`.`usage` u
     WHERE u.`event_time` >= :usage_from AND u.`event_time` < :usage_to
     UNION ALL
@@ -78,10 +79,11 @@ USING (
       nullif(coalesce(u.`usage_context`[:request_key_0], CASE WHEN :request_key_0 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS request_tag_0,
       nullif(coalesce(u.`usage_context`[:request_key_1], CASE WHEN :request_key_1 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS request_tag_1,
       nullif(coalesce(u.`usage_context`[:request_key_2], CASE WHEN :request_key_2 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS request_tag_2,
-      coalesce(u.`databricks_request_id`, '') <> ''
+      coalesce(u.`request_time` >= :earliest_time, false)
+        AND coalesce(u.`databricks_request_id`, '') <> ''
         AND coalesce(u.`requester`, '') <> ''
-        AND coalesce(u.`input_token_count`, 0) >= 0
-        AND coalesce(u.`output_token_count`, 0) >= 0
+        AND coalesce(u.`input_token_count`, 0) BETWEEN 0 AND :max_tokens
+        AND coalesce(u.`output_token_count`, 0) BETWEEN 0 AND :max_tokens
         AND coalesce(u.`input_character_count`, 0) >= 0
         AND coalesce(u.`output_character_count`, 0) >= 0 AS valid
     FROM `system`.`serving`.`endpoint_usage` u
@@ -120,7 +122,8 @@ USING (
     FROM `lakehouse`.`agents`.`support_bot_payload` p
     WHERE p.`request_time` >= :agent_from AND p.`request_time` < :agent_to
       AND coalesce(p.`req_id`, '') <> ''
-      AND coalesce(p.`execution_duration_ms`, 0) >= 0
+      AND coalesce(p.`execution_duration_ms`, 0) BETWEEN 0 AND :max_duration_ms
+      AND p.`request_time` >= :earliest_time
     UNION ALL
     -- lakehouse.agents.support_bot_traces (trace)
     SELECT
@@ -138,7 +141,8 @@ USING (
     FROM `lakehouse`.`agents`.`support_bot_traces` t
     WHERE t.`request_time` >= :agent_from AND t.`request_time` < :agent_to
       AND coalesce(t.`trace_id`, '') <> ''
-      AND coalesce(t.`execution_duration_ms`, 0) >= 0
+      AND coalesce(t.`execution_duration_ms`, 0) BETWEEN 0 AND :max_duration_ms
+      AND t.`request_time` >= :earliest_time
   ),
   -- One row per agent request: rows with the same key (agent request id, else
   -- trace id, else client request id) merge as enrich.Index merges them.

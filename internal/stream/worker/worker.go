@@ -28,6 +28,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/obolus/obolus/ingest"
 	kafkaingest "github.com/obolus/obolus/ingest/kafka"
 	"github.com/obolus/obolus/internal/retry"
 	"github.com/obolus/obolus/internal/stream"
@@ -66,6 +67,9 @@ type Config struct {
 	// readable; MaxFuture how far ahead of now an event time is accepted.
 	ProducerDelay, MaxFuture time.Duration
 	MaxMessageBytes          int
+	// Limits bound what an input record may claim; zero fields mean
+	// ingest.DefaultLimits.
+	Limits ingest.Limits
 	// HTTP is the listen address of /healthz, /readyz and /status ("": none).
 	HTTP string
 	// Join configures the windowed join (Grace, Horizon, AgentRetention, Idle).
@@ -224,7 +228,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if s.HasStage(StageRekey) {
 		rk := &kafkaingest.Rekeyer{
 			Decoder: &kafkaingest.Decoder{UsageTopic: s.Topics.Usage, AgentsTopic: s.Topics.Agents,
-				ServicePrincipals: w.cfg.ServicePrincipals, MaxBytes: s.MaxMessageBytes, MaxFuture: s.MaxFuture},
+				ServicePrincipals: w.cfg.ServicePrincipals, MaxBytes: s.MaxMessageBytes, MaxFuture: s.MaxFuture, Limits: s.Limits},
 			Keyed:           writer(s.Topics.Keyed, explicitPartition{}),
 			Dead:            writer(s.Topics.DeadLetter, &kafka.Hash{}),
 			Progress:        writer(s.Topics.Keyed, explicitPartition{}),
