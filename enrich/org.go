@@ -119,6 +119,11 @@ func parseOrgCSV(r io.Reader) ([]OrgEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("header: %w", err)
 	}
+	if len(header) > 0 {
+		// Spreadsheets save CSV with a byte order mark, which would
+		// otherwise be part of the first column's name.
+		header[0] = strings.TrimPrefix(header[0], "\ufeff")
+	}
 	col := map[string]int{}
 	for i, h := range header {
 		col[strings.ToLower(strings.TrimSpace(h))] = i

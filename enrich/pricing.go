@@ -3,7 +3,10 @@ package enrich
 import (
 	_ "embed"
 	"fmt"
+	"maps"
+	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -43,6 +46,10 @@ type PriceList struct {
 	InputExcludesCache bool           `yaml:"input_excludes_cache"`
 	Versions           []PriceVersion `yaml:"versions"`
 }
+
+// MaxPrice bounds a price, in USD per million tokens: far above any model's,
+// and low enough that no call's cost can overflow (see ingest.Limits).
+const MaxPrice = 1_000_000
 
 // UnpricedVersion marks an invocation whose model no price list version knows.
 const UnpricedVersion = "unpriced"
@@ -91,6 +98,7 @@ func ParsePriceList(b []byte) (*PriceList, error) {
 		return nil, fmt.Errorf("versions: at least one version is needed")
 	}
 	seen := map[string]bool{}
+	effective := map[time.Time]string{}
 	for i := range pl.Versions {
 		v := &pl.Versions[i]
 		if v.Version == "" {
@@ -100,16 +108,33 @@ func ParsePriceList(b []byte) (*PriceList, error) {
 			return nil, fmt.Errorf("versions[%d].version: %q appears twice", i, v.Version)
 		}
 		seen[v.Version] = true
+		if other, ok := effective[v.EffectiveFrom.UTC()]; ok {
+			// Which of the two is in force would depend on their order in the file.
+			return nil, fmt.Errorf("versions[%d].effective_from: %s is also the effective_from of version %q; give each version its own",
+				i, v.EffectiveFrom.UTC().Format(time.RFC3339), other)
+		}
+		effective[v.EffectiveFrom.UTC()] = v.Version
 		norm := make(map[string]Price, len(v.Models))
-		for name, p := range v.Models {
-			if p.Input < 0 || p.Output < 0 || p.CacheRead < 0 || p.CacheCreation < 0 {
-				return nil, fmt.Errorf("versions[%d].models.%s: prices cannot be negative", i, name)
+		for _, name := range slices.Sorted(maps.Keys(v.Models)) {
+			p := v.Models[name]
+			for _, f := range []struct {
+				key string
+				usd float64
+			}{{"input", p.Input}, {"output", p.Output}, {"cache_read", p.CacheRead}, {"cache_creation", p.CacheCreation}} {
+				if math.IsNaN(f.usd) || f.usd < 0 || f.usd > MaxPrice {
+					return nil, fmt.Errorf("versions[%d].models.%s.%s: %v is not a price; use USD per million tokens, from 0 to %v", i, name, f.key, f.usd, MaxPrice)
+				}
 			}
-			norm[modelKey(name)] = p
+			key := modelKey(name)
+			if _, dup := norm[key]; dup {
+				return nil, fmt.Errorf("versions[%d].models.%s: another model of this version has the same name in other case or spacing", i, name)
+			}
+			norm[key] = p
 		}
 		v.Models = norm
 		aliases := make(map[string]string, len(v.Aliases))
-		for from, to := range v.Aliases {
+		for _, from := range slices.Sorted(maps.Keys(v.Aliases)) {
+			to := v.Aliases[from]
 			if _, ok := norm[modelKey(to)]; !ok {
 				return nil, fmt.Errorf("versions[%d].aliases.%s: target %q is not a model of this version", i, from, to)
 			}

@@ -15,6 +15,7 @@ import (
 // codec decodes the rows of one kind, from JSON or from named column values,
 // straight into the slot the record will occupy in its batch.
 type codec struct {
+	kind     Kind
 	usage    bool // emits UsageEvents; otherwise AgentRequests
 	deadKind string
 	lookup   func(name []byte) int
@@ -26,6 +27,15 @@ type codec struct {
 }
 
 func newCodec(spec Spec) (*codec, error) {
+	c, err := kindCodec(spec)
+	if err != nil {
+		return nil, err
+	}
+	c.kind = spec.Kind
+	return c, nil
+}
+
+func kindCodec(spec Spec) (*codec, error) {
 	ep, sp := spec.AgentEndpoint, spec.ServicePrincipal
 	switch spec.Kind {
 	case KindUsage:
