@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/obolus/obolus/ingest"
 	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/progress"
@@ -58,9 +59,17 @@ func parseTime(flag, s string) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", time.DateOnly} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), nil
+		t, err := time.Parse(layout, s)
+		if err != nil {
+			continue
 		}
+		if t.Before(ingest.EarliestEventTime) {
+			// A zero time here would read as "not given": --from would
+			// silently continue from the checkpoint.
+			return time.Time{}, usageErrorf("%s %s is before %s, the earliest time obolus accepts; leave %s out for no bound",
+				flag, s, ingest.EarliestEventTime.Format(time.DateOnly), flag)
+		}
+		return t.UTC(), nil
 	}
 	return time.Time{}, usageErrorf("%s %q: use RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01)", flag, s)
 }

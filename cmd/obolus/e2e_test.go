@@ -389,6 +389,52 @@ func TestBatchImplausibleRows(t *testing.T) {
 }
 
 // A stray positional argument is a usage error (exit 2), never ignored.
+// Careless configuration and flags fail fast with exit code 2 and a message
+// naming the key or flag, before any data is read.
+func TestCarelessUseRefused(t *testing.T) {
+	dir := t.TempDir()
+	mustObolus(t, "gen", "--out", dir, "--agent-requests", "50")
+	base, err := os.ReadFile(filepath.Join(dir, "obolus.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prices := func(body string) string {
+		p := filepath.Join(t.TempDir(), "prices.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	version := func(name, from, input string) string {
+		return "  - version: " + name + "\n    effective_from: " + from + "\n    models:\n      m: {input: " + input + ", output: 1}\n"
+	}
+	tests := []struct {
+		name  string
+		extra string // appended to the generated config
+		args  []string
+		want  string
+	}{
+		{"--from at Go's zero time", "", []string{"--from", "0001-01-01"}, "--from 0001-01-01 is before 2000-01-01"},
+		{"duration without a unit", "stream:\n  grace: 300\n", nil, "'stream.grace' 300 is a bare number"},
+		{"NaN price", "prices: " + prices("versions:\n"+version("v1", "2026-01-01T00:00:00Z", ".nan")) + "\n", nil, "NaN is not a price"},
+		{"two prices from one instant", "prices: " + prices("versions:\n"+version("v1", "2026-01-01T00:00:00Z", "1")+version("v2", "2026-01-01T00:00:00Z", "2")) + "\n", nil,
+			"is also the effective_from of version"},
+		{"token limit zero", "limits:\n  max_tokens: 0\n", nil, "limits.max_tokens"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := filepath.Join(dir, fmt.Sprintf("careless-%d.yaml", i))
+			if err := os.WriteFile(cfg, append(base, tt.extra...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := obolus(t, append([]string{"batch", "--config", cfg, "--log-level", "warn"}, tt.args...)...)
+			if err == nil || exitCode(context.Background(), err) != exitUsage || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err %v (exit %d), want exit 2 and a message mentioning %q\n%s", err, exitCode(context.Background(), err), tt.want, out)
+			}
+		})
+	}
+}
+
 func TestStrayArgumentsRefused(t *testing.T) {
 	for _, args := range [][]string{{"batch", "obolus.yaml"}, {"summary", "x"}, {"report", "chargeback", "2026-11"}} {
 		out, err := obolus(t, args...)
