@@ -405,6 +405,10 @@ func TestCarelessUseRefused(t *testing.T) {
 		}
 		return p
 	}
+	sqlite := filepath.Join(dir, "app.db")
+	if err := os.WriteFile(sqlite, append([]byte("SQLite format 3\x00"), make([]byte, 4096)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	version := func(name, from, input string) string {
 		return "  - version: " + name + "\n    effective_from: " + from + "\n    models:\n      m: {input: " + input + ", output: 1}\n"
 	}
@@ -420,6 +424,7 @@ func TestCarelessUseRefused(t *testing.T) {
 		{"two prices from one instant", "prices: " + prices("versions:\n"+version("v1", "2026-01-01T00:00:00Z", "1")+version("v2", "2026-01-01T00:00:00Z", "2")) + "\n", nil,
 			"is also the effective_from of version"},
 		{"token limit zero", "limits:\n  max_tokens: 0\n", nil, "limits.max_tokens"},
+		{"store is a SQLite file", "", []string{"--store", sqlite}, "not a DuckDB store"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

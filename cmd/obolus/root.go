@@ -154,7 +154,7 @@ func plural(n int64, word string) string {
 // it: a path where no store exists is a usage error naming the path.
 func (a *cli) openStoreReadOnly(ctx context.Context) (*duckdb.Store, error) {
 	store, err := duckdb.OpenReadOnly(ctx, a.cfg.Store.DuckDB)
-	if errors.Is(err, duckdb.ErrNoStore) {
+	if errors.Is(err, duckdb.ErrNoStore) || errors.Is(err, duckdb.ErrNotDuckDB) {
 		return nil, usageError{Err: err}
 	}
 	if err != nil {
@@ -170,6 +170,9 @@ func (a *cli) openStore(ctx context.Context) (*duckdb.Store, error) {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
 	store, err := duckdb.Open(ctx, a.cfg.Store.DuckDB)
+	if errors.Is(err, duckdb.ErrNotDuckDB) {
+		return nil, usageError{Err: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)
 	}

@@ -3,11 +3,13 @@
 package duckdb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -55,7 +57,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 			return nil, fmt.Errorf("%w at %s: run obolus batch (or obolus init) to create it, or name the right file with --store or store.duckdb", ErrNoStore, path)
 		}
 	}
-	s, stmts, err := open(path, "?access_mode=read_only")
+	s, stmts, err := open(path, "access_mode=read_only")
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +71,46 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// ErrNotDuckDB is returned for a store path that holds another kind of file.
+var ErrNotDuckDB = errors.New("not a DuckDB store")
+
+// duckDBMagic is where every DuckDB database file says what it is: its
+// main header starts with an 8-byte checksum, then these bytes.
+const duckDBMagic = "DUCK"
+
+// checkDuckDBFile refuses an existing, non-empty file that is not a DuckDB
+// database, before DuckDB tries to make sense of it.
+func checkDuckDBFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // Open creates it
+	}
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, 8+len(duckDBMagic))
+	n, err := io.ReadFull(f, head)
+	switch {
+	case n == 0 && (err == io.EOF || err == nil):
+		return nil // an empty file becomes a store
+	case err == nil && string(head[8:]) == duckDBMagic:
+		return nil
+	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
+	what := "another kind of file"
+	if bytes.HasPrefix(head, []byte("SQLite form")) {
+		what = "a SQLite database"
+	}
+	return fmt.Errorf("%w: %s is %s; name a DuckDB file (or a new path) with --store or store.duckdb", ErrNotDuckDB, path, what)
+}
+
+// noExtensions keeps DuckDB from downloading or loading extensions on its
+// own: opening a SQLite file as a store would otherwise fetch sqlite_scanner
+// from the network. obolus needs none beyond those built in.
+const noExtensions = "autoinstall_known_extensions=false&autoload_known_extensions=false"
+
 func open(path, options string) (*Store, []schemas.Statement, error) {
 	if path == "" {
 		return nil, nil, errors.New("empty database path")
@@ -77,6 +119,13 @@ func open(path, options string) (*Store, []schemas.Statement, error) {
 		// duckdb-go reads what follows '?' as configuration options.
 		return nil, nil, fmt.Errorf("database path %q contains '?' or NUL", path)
 	}
+	if err := checkDuckDBFile(path); err != nil {
+		return nil, nil, err
+	}
+	query := "?" + noExtensions
+	if options != "" {
+		query += "&" + options
+	}
 	stmts, err := schemas.DDL("duckdb")
 	if err != nil {
 		return nil, nil, err
@@ -84,7 +133,7 @@ func open(path, options string) (*Store, []schemas.Statement, error) {
 	// TIMESTAMP columns hold UTC. Go time.Time parameters bind as TIMESTAMPTZ,
 	// which DuckDB converts through the session time zone: pin it to UTC so
 	// the host's zone never shifts a comparison.
-	connector, err := duckdb.NewConnector(path+options, func(ex driver.ExecerContext) error {
+	connector, err := duckdb.NewConnector(path+query, func(ex driver.ExecerContext) error {
 		_, err := ex.ExecContext(context.Background(), "SET TimeZone = 'UTC'", nil)
 		return err
 	})

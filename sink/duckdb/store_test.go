@@ -726,3 +726,40 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Error("a read-only store accepted a write")
 	}
 }
+
+// A file that is not a DuckDB database is refused before DuckDB reads it (it
+// used to fetch the sqlite_scanner extension from the network), and a store
+// never installs or loads extensions on its own.
+func TestOpenNotDuckDB(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"sqlite.db": append([]byte("SQLite format 3\x00"), make([]byte, 4096)...),
+		"text.db":   []byte("hello\n"),
+		"short.db":  []byte("DU"),
+	}
+	for name, body := range files {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, open := range []func(context.Context, string) (*Store, error){Open, OpenReadOnly} {
+			if s, err := open(ctx, path); !errors.Is(err, ErrNotDuckDB) || !strings.Contains(err.Error(), path) {
+				if s != nil {
+					s.Close()
+				}
+				t.Errorf("%s: err %v, want ErrNotDuckDB naming the file", name, err)
+			}
+		}
+		if got, _ := os.ReadFile(path); string(got) != string(body) {
+			t.Errorf("%s was changed", name)
+		}
+	}
+	s, _ := openStore(t)
+	for _, setting := range []string{"autoinstall_known_extensions", "autoload_known_extensions"} {
+		var on bool
+		if err := s.DB().QueryRowContext(ctx, "SELECT current_setting('"+setting+"')").Scan(&on); err != nil || on {
+			t.Errorf("%s = %v (err %v), want false", setting, on, err)
+		}
+	}
+}
