@@ -75,6 +75,24 @@ func (s utcTime) Scan(src any) error {
 	return nil
 }
 
+// nullZero scans a BIGINT that may be NULL (a column a migration added to
+// rows written before it) as 0.
+type nullZero struct{ n *int64 }
+
+func (z nullZero) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*z.n = 0
+	case int64:
+		*z.n = v
+	case int32:
+		*z.n = int64(v)
+	default:
+		return fmt.Errorf("scan %T into a count", src)
+	}
+	return nil
+}
+
 // dateText scans a DATE, or its YYYY-MM-DD text, into YYYY-MM-DD.
 type dateText struct{ s *string }
 
@@ -106,12 +124,12 @@ func (d *DeadLetter) ScanTargets() []any {
 // RunColumns are the runs table's columns, in ScanTargets order.
 const RunColumns = `run_id, job, started_at, finished_at, window_from, window_to,
   rows_read, outside_window, duplicates, dead_lettered, attributed, unattributed,
-  input_tokens_in, total_tokens_in, total_tokens_out, status, error`
+  input_tokens_in, total_tokens_in, total_tokens_out, status, error, stale, stale_invocations`
 
 // ScanTargets returns the destinations Rows.Scan fills a run from, in
 // RunColumns order; NULL times come back zero.
 func (r *Run) ScanTargets() []any {
 	return []any{&r.RunID, &r.Job, utcTime{&r.StartedAt}, utcTime{&r.FinishedAt}, utcTime{&r.WindowFrom}, utcTime{&r.WindowTo},
 		&r.RowsRead, &r.OutsideWindow, &r.Duplicates, &r.DeadLettered, &r.Attributed, &r.Unattributed,
-		&r.InputTokensIn, &r.TotalTokensIn, &r.TotalTokensOut, &r.Status, &r.Error}
+		&r.InputTokensIn, &r.TotalTokensIn, &r.TotalTokensOut, &r.Status, &r.Error, nullZero{&r.Stale}, nullZero{&r.StaleInvocations}}
 }

@@ -16,6 +16,9 @@ import (
 //go:embed ddl
 var ddlFS embed.FS
 
+//go:embed migrations
+var migrationFS embed.FS
+
 // Statement is one DDL file.
 type Statement struct {
 	// Name is the table or view the file creates: the file name without its

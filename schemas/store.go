@@ -39,6 +39,9 @@ type Run struct {
 	InputTokensIn  int64
 	TotalTokensIn  int64
 	TotalTokensOut int64
+	// Stale rows were not written: the store held their invocations
+	// (StaleInvocations) at a higher version.
+	Stale, StaleInvocations int64
 
 	Status string // RunRunning, RunOK or RunFailed
 	Error  string

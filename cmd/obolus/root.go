@@ -18,6 +18,7 @@ import (
 
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/telemetry"
+	"github.com/obolus/obolus/schemas"
 	"github.com/obolus/obolus/sink/duckdb"
 )
 
@@ -154,7 +155,7 @@ func plural(n int64, word string) string {
 // it: a path where no store exists is a usage error naming the path.
 func (a *cli) openStoreReadOnly(ctx context.Context) (*duckdb.Store, error) {
 	store, err := duckdb.OpenReadOnly(ctx, a.cfg.Store.DuckDB)
-	if errors.Is(err, duckdb.ErrNoStore) || errors.Is(err, duckdb.ErrNotDuckDB) {
+	if errors.Is(err, duckdb.ErrNoStore) || errors.Is(err, duckdb.ErrNotDuckDB) || errors.Is(err, schemas.ErrStoreVersion) {
 		return nil, usageError{Err: err}
 	}
 	if err != nil {
@@ -170,7 +171,7 @@ func (a *cli) openStore(ctx context.Context) (*duckdb.Store, error) {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
 	store, err := duckdb.Open(ctx, a.cfg.Store.DuckDB)
-	if errors.Is(err, duckdb.ErrNotDuckDB) {
+	if errors.Is(err, duckdb.ErrNotDuckDB) || errors.Is(err, schemas.ErrStoreVersion) {
 		return nil, usageError{Err: err}
 	}
 	if err != nil {

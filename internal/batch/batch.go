@@ -155,6 +155,7 @@ func (r *Report) Run() schemas.Run {
 		RowsRead: r.UsageRows, OutsideWindow: r.OutsideWindow, Duplicates: r.Duplicates, DeadLettered: r.DeadLettered,
 		Attributed: r.Attributed, Unattributed: r.Unattributed,
 		InputTokensIn: r.InputTokensIn, TotalTokensIn: r.TokensIn, TotalTokensOut: r.TokensOut,
+		Stale: r.Stale, StaleInvocations: r.StaleInvocations,
 		Status: status, Error: r.Err,
 	}
 }

@@ -134,10 +134,11 @@ WHEN NOT MATCHED THEN INSERT (job, window_end, updated_at) VALUES (s.job, s.wind
 // RecordRun upserts a run by run_id.
 func (s *Store) RecordRun(ctx context.Context, r schemas.Run) error {
 	cols := []string{"run_id", "job", "started_at", "finished_at", "window_from", "window_to", "rows_read", "outside_window",
-		"duplicates", "dead_lettered", "attributed", "unattributed", "input_tokens_in", "total_tokens_in", "total_tokens_out", "status", "error"}
+		"duplicates", "dead_lettered", "attributed", "unattributed", "input_tokens_in", "total_tokens_in", "total_tokens_out", "status", "error",
+		"stale", "stale_invocations"}
 	args := []any{r.RunID, r.Job, timeParam("", r.StartedAt), timeParam("", r.FinishedAt), timeParam("", r.WindowFrom), timeParam("", r.WindowTo),
 		r.RowsRead, r.OutsideWindow, r.Duplicates, r.DeadLettered, r.Attributed, r.Unattributed,
-		r.InputTokensIn, r.TotalTokensIn, r.TotalTokensOut, r.Status, r.Error}
+		r.InputTokensIn, r.TotalTokensIn, r.TotalTokensOut, r.Status, r.Error, r.Stale, r.StaleInvocations}
 	set := make([]string, 0, len(cols)-1)
 	vals := make([]string, len(cols))
 	for i, c := range cols {

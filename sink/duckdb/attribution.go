@@ -128,7 +128,7 @@ func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time
 		if st.Deleted, err = res.RowsAffected(); err != nil {
 			return fmt.Errorf("delete replaced rows: %w", err)
 		}
-		res, err = tx.ExecContext(ctx, `INSERT INTO attribution SELECT * FROM `+stageAttribution+` WHERE `+notKept)
+		res, err = tx.ExecContext(ctx, `INSERT INTO attribution (`+columnList("attribution")+`) SELECT * FROM `+stageAttribution+` WHERE `+notKept)
 		if err != nil {
 			return fmt.Errorf("insert rows: %w", err)
 		}

@@ -60,7 +60,7 @@ func (s *Store) WriteDeadLetters(ctx context.Context, dl []schemas.DeadLetter) e
 		return fmt.Errorf("write dead letters: %w", err)
 	}
 	err = inTx(ctx, conn, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO dead_letters SELECT * FROM `+stageDeadLetters); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO dead_letters (`+columnList("dead_letters")+`) SELECT * FROM `+stageDeadLetters); err != nil {
 			return fmt.Errorf("upsert: %w", err)
 		}
 		return nil

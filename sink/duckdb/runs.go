@@ -65,12 +65,12 @@ func (s *Store) RecordRun(ctx context.Context, r schemas.Run) error {
 	defer s.mu.Unlock()
 	_, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO runs (run_id, job, started_at, finished_at, window_from, window_to,
 			rows_read, outside_window, duplicates, dead_lettered, attributed, unattributed,
-			input_tokens_in, total_tokens_in, total_tokens_out, status, error)
+			input_tokens_in, total_tokens_in, total_tokens_out, status, error, stale, stale_invocations)
 		VALUES (?, ?, make_timestamp(?::BIGINT), make_timestamp(?::BIGINT), make_timestamp(?::BIGINT), make_timestamp(?::BIGINT),
-			?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.RunID, r.Job, micros(r.StartedAt), micros(r.FinishedAt), micros(r.WindowFrom), micros(r.WindowTo),
 		r.RowsRead, r.OutsideWindow, r.Duplicates, r.DeadLettered, r.Attributed, r.Unattributed,
-		r.InputTokensIn, r.TotalTokensIn, r.TotalTokensOut, r.Status, clean(r.Error))
+		r.InputTokensIn, r.TotalTokensIn, r.TotalTokensOut, r.Status, clean(r.Error), r.Stale, r.StaleInvocations)
 	if err != nil {
 		return fmt.Errorf("record run %q: %w", r.RunID, err)
 	}

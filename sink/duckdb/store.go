@@ -11,7 +11,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,7 +41,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.applyDDL(ctx, stmts); err != nil {
+	if err := s.applyDDL(ctx, path, stmts); err != nil {
 		s.db.Close()
 		return nil, err
 	}
@@ -67,6 +70,14 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("read-only: %w", err)
+	}
+	v, err := storeVersion(ctx, s.db)
+	if err == nil {
+		err = schemas.CheckStoreVersion(path, v, false)
+	}
+	if err != nil {
+		s.db.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -143,19 +154,133 @@ func open(path, options string) (*Store, []schemas.Statement, error) {
 	return &Store{db: sql.OpenDB(connector), objects: make(map[string]bool, len(stmts))}, stmts, nil
 }
 
-func (s *Store) applyDDL(ctx context.Context, stmts []schemas.Statement) error {
+func (s *Store) applyDDL(ctx context.Context, path string, stmts []schemas.Statement) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	v, err := storeVersion(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if err := schemas.CheckStoreVersion(path, v, true); err != nil {
+		return err
+	}
+	if v > 0 && v < schemas.StoreVersion {
+		migrations, err := schemas.Migrations("duckdb", v)
+		if err != nil {
+			return err
+		}
+		for _, m := range migrations {
+			for _, part := range m.Parts() {
+				if _, err := tx.ExecContext(ctx, part); err != nil {
+					return fmt.Errorf("migrate store %s from version %d (%s): %w", path, v, m.Name, err)
+				}
+			}
+		}
+	}
+	if v > 0 {
+		if err := checkColumns(ctx, tx); err != nil {
+			return fmt.Errorf("store %s: %w", path, err)
+		}
+	}
 	for _, st := range stmts {
 		if _, err := tx.ExecContext(ctx, st.SQL); err != nil {
 			return fmt.Errorf("apply DDL of %s: %w", st.Name, err)
 		}
 		s.objects[st.Name] = true
 	}
+	if _, err := tx.ExecContext(ctx, "INSERT OR REPLACE INTO store_meta (name, value) VALUES (?, ?)",
+		schemas.StoreVersionKey, strconv.Itoa(schemas.StoreVersion)); err != nil {
+		return fmt.Errorf("record store version: %w", err)
+	}
 	return tx.Commit()
+}
+
+// canonicalColumns are the columns obolus writes, by table, in the order
+// its writers produce them.
+var canonicalColumns = map[string][]string{
+	"attribution":  schemas.AttributionColumns(),
+	"dead_letters": strings.Split(strings.ReplaceAll(schemas.DeadLetterColumns, " ", ""), ","),
+}
+
+// columnList is table's canonical column list, quoted, for SELECT and INSERT.
+func columnList(table string) string {
+	cols := canonicalColumns[table]
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = quoteIdent(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+// checkColumns refuses a store whose tables lack a column obolus writes,
+// naming them, rather than failing at the first write.
+func checkColumns(ctx context.Context, tx *sql.Tx) error {
+	for _, table := range slices.Sorted(maps.Keys(canonicalColumns)) {
+		rows, err := tx.QueryContext(ctx, "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ?", table)
+		if err != nil {
+			return fmt.Errorf("read columns of %s: %w", table, err)
+		}
+		have := map[string]bool{}
+		for rows.Next() {
+			var c string
+			if err := rows.Scan(&c); err != nil {
+				rows.Close()
+				return fmt.Errorf("read columns of %s: %w", table, err)
+			}
+			have[c] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read columns of %s: %w", table, err)
+		}
+		var missing []string
+		for _, c := range canonicalColumns[table] {
+			if !have[c] {
+				missing = append(missing, c)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("table %s lacks column(s) %s: it was not made by obolus, or was altered", table, strings.Join(missing, ", "))
+		}
+	}
+	return nil
+}
+
+// storeVersion is the version the store records: 0 for a new store, 1 for
+// one made before store_meta, -1 for a value that is not a version.
+func storeVersion(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (int, error) {
+	exists := func(table string) (bool, error) {
+		var n int
+		err := q.QueryRowContext(ctx, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", table).Scan(&n)
+		return n > 0, err
+	}
+	meta, err := exists("store_meta")
+	if err != nil {
+		return 0, fmt.Errorf("read store version: %w", err)
+	}
+	if meta {
+		var value string
+		err := q.QueryRowContext(ctx, "SELECT value FROM store_meta WHERE name = ?", schemas.StoreVersionKey).Scan(&value)
+		if err == nil {
+			return schemas.ParseStoreVersion(value), nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("read store version: %w", err)
+		}
+	}
+	old, err := exists("attribution")
+	if err != nil {
+		return 0, fmt.Errorf("read store version: %w", err)
+	}
+	if old {
+		return 1, nil
+	}
+	return 0, nil
 }
 
 // DB is the underlying database, for ad-hoc queries and the analyst views.
@@ -173,7 +298,10 @@ func (s *Store) Close() error {
 // and fills it through the Appender with the rows fill appends. The caller
 // drops it (dropStage) when done.
 func stage(ctx context.Context, conn *sql.Conn, table, name string, fill func(*duckdb.Appender) error) error {
-	q := fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT * FROM %s LIMIT 0", quoteIdent(name), quoteIdent(table))
+	// The stage has the canonical columns in canonical order, whatever the
+	// table's order: the Appender fills by position, and the insert from the
+	// stage names its columns.
+	q := fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM %s LIMIT 0", quoteIdent(name), columnList(table), quoteIdent(table))
 	if _, err := conn.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("create staging table for %s: %w", table, err)
 	}

@@ -157,7 +157,7 @@ func TestOpenAppliesDDLIdempotently(t *testing.T) {
 	}
 	wantRuns := []string{"run_id", "job", "started_at", "finished_at", "window_from", "window_to", "rows_read",
 		"outside_window", "duplicates", "dead_lettered", "attributed", "unattributed", "input_tokens_in",
-		"total_tokens_in", "total_tokens_out", "status", "error"}
+		"total_tokens_in", "total_tokens_out", "status", "error", "stale", "stale_invocations"}
 	if got := columns(t, s.DB(), "runs"); !slices.Equal(got, wantRuns) {
 		t.Errorf("runs columns %v, want %v", got, wantRuns)
 	}

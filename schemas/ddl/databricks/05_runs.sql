@@ -17,7 +17,9 @@ CREATE TABLE IF NOT EXISTS runs (
     total_tokens_in  BIGINT NOT NULL COMMENT 'Sum of total_tokens over the same usage rows.',
     total_tokens_out BIGINT NOT NULL COMMENT 'Sum of total_tokens over the attribution rows written; equals total_tokens_in when nothing was lost.',
     status           STRING NOT NULL COMMENT 'running, ok or failed.',
-    error            STRING NOT NULL COMMENT 'Error message of a failed run; empty otherwise.'
+    error            STRING NOT NULL COMMENT 'Error message of a failed run; empty otherwise.',
+    stale            BIGINT          COMMENT 'Attribution rows not written because the store held their invocation at a higher version (a later run or a stream).',
+    stale_invocations BIGINT         COMMENT 'Invocations whose stored answer was newer than the run''s and was kept.'
 )
 USING DELTA
 COMMENT 'One row per batch run; recording a run again with the same run_id updates it (e.g. running, then ok).'

@@ -16,7 +16,9 @@ CREATE TABLE IF NOT EXISTS runs (
     total_tokens_in  BIGINT    NOT NULL,
     total_tokens_out BIGINT    NOT NULL,
     status           VARCHAR   NOT NULL,
-    error            VARCHAR   NOT NULL
+    error            VARCHAR   NOT NULL,
+    stale            BIGINT    NOT NULL DEFAULT 0,
+    stale_invocations BIGINT   NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE runs IS 'One row per batch run; recording a run again with the same run_id updates it (e.g. running, then ok).';
 COMMENT ON COLUMN runs.run_id IS 'Run id, stamped on the attribution and dead-letter rows the run wrote.';
@@ -36,3 +38,5 @@ COMMENT ON COLUMN runs.total_tokens_in IS 'Sum of total_tokens over the same usa
 COMMENT ON COLUMN runs.total_tokens_out IS 'Sum of total_tokens over the attribution rows written; equals total_tokens_in when nothing was lost.';
 COMMENT ON COLUMN runs.status IS 'running, ok or failed.';
 COMMENT ON COLUMN runs.error IS 'Error message of a failed run; empty otherwise.';
+COMMENT ON COLUMN runs.stale IS 'Attribution rows not written because the store held their invocation at a higher version (a later run or a stream).';
+COMMENT ON COLUMN runs.stale_invocations IS 'Invocations whose stored answer was newer than the run''s and was kept.';
