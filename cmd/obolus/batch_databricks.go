@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/obolus/obolus/internal/dbsql"
 	"github.com/obolus/obolus/internal/dbxrun"
 	"github.com/obolus/obolus/internal/progress"
+	"github.com/obolus/obolus/schemas"
 	databrickssink "github.com/obolus/obolus/sink/databricks"
 )
 
@@ -86,6 +88,12 @@ func (a *cli) runBatchDatabricks(ctx context.Context, opt batch.Options, t *batc
 		return err
 	}
 	defer db.Close()
+	if err := store.CheckVersion(ctx); err != nil {
+		if errors.Is(err, schemas.ErrStoreVersion) {
+			return usageError{Err: err}
+		}
+		return err
+	}
 	mode := t.mode
 	if mode == "" {
 		mode = a.cfg.Databricks.Mode

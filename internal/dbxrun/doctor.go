@@ -127,6 +127,8 @@ func Doctor(ctx context.Context, db *sql.DB, opt DoctorOptions) ([]Check, *TagSh
 	}
 	if len(absent) > 0 {
 		add("objects in "+schema, CheckFail, "missing or unreadable: %s — run obolus init --target databricks", strings.Join(absent, ", "))
+	} else if err := store.CheckVersion(ctx); err != nil {
+		add("schema version of "+schema, CheckFail, "%v", err)
 	} else {
 		add("objects in "+schema, CheckOK, "%d tables and views", len(stmts)-1)
 		// A DELETE that matches nothing needs MODIFY and changes nothing.

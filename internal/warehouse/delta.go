@@ -19,6 +19,9 @@ func deltaForm(stmt string) (forms []string, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
+	if forms, ok, err := addColumnsForm(toks); ok || err != nil {
+		return forms, ok, err
+	}
 	if len(toks) < 2 || !strings.EqualFold(toks[0].text, "CREATE") {
 		return nil, false, nil
 	}
@@ -36,6 +39,35 @@ func deltaForm(stmt string) (forms []string, ok bool, err error) {
 	}
 	forms, err = translateDelta(stmt, toks)
 	return forms, true, err
+}
+
+// addColumnsForm rewrites Delta's ALTER TABLE name ADD COLUMNS (def, ...),
+// whose definitions may carry COMMENT, into one DuckDB ADD COLUMN per
+// definition and its COMMENT ON. ok is false for any other statement.
+func addColumnsForm(toks []token) (forms []string, ok bool, err error) {
+	if len(toks) < 5 || !strings.EqualFold(toks[0].text, "ALTER") || !strings.EqualFold(toks[1].text, "TABLE") ||
+		!strings.EqualFold(toks[3].text, "ADD") || !strings.EqualFold(toks[4].text, "COLUMNS") {
+		return nil, false, nil
+	}
+	name := toks[2].text
+	if len(toks) < 6 || toks[5].text != "(" {
+		return nil, true, fmt.Errorf("ALTER TABLE %s ADD COLUMNS without a column list", name)
+	}
+	closeAt := matching(toks, 5)
+	if closeAt < 0 {
+		return nil, true, fmt.Errorf("%s: unbalanced parentheses", name)
+	}
+	for _, el := range splitTop(toks[6:closeAt]) {
+		if len(el) == 0 {
+			continue
+		}
+		def, comment := cutComment(el)
+		forms = append(forms, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s", name, joinTokens(def)))
+		if comment != "" {
+			forms = append(forms, fmt.Sprintf("COMMENT ON COLUMN %s.%s IS %s", name, el[0].text, comment))
+		}
+	}
+	return forms, true, nil
 }
 
 func translateDelta(stmt string, toks []token) ([]string, error) {

@@ -28,6 +28,12 @@ func TestDeltaForm(t *testing.T) {
 			"COMMENT ON COLUMN v.x IS 'it''s x'",
 		}},
 		{"volume", "CREATE VOLUME IF NOT EXISTS main.obolus.staging", true, nil},
+		{"add columns", "ALTER TABLE runs ADD COLUMNS (\n  stale BIGINT COMMENT 'rows kept',\n  n INT\n)", true, []string{
+			"ALTER TABLE runs ADD COLUMN stale BIGINT",
+			"COMMENT ON COLUMN runs.stale IS 'rows kept'",
+			"ALTER TABLE runs ADD COLUMN n INT",
+		}},
+		{"plain alter", "ALTER TABLE runs DROP COLUMN stale", false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

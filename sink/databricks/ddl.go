@@ -10,7 +10,8 @@ import (
 // Init creates the schema (when missing) and every table and view of the
 // Databricks DDL, idempotently: CREATE TABLE IF NOT EXISTS and CREATE OR
 // REPLACE VIEW, so running it twice changes nothing. It returns the names of
-// the objects it applied, in order.
+// the objects it applied, in order. A store of an older schema version is
+// migrated first, and one of a newer version refused (schemas.StoreVersion).
 func (s *Store) Init(ctx context.Context) ([]string, error) {
 	stmts, err := schemas.DDL("databricks")
 	if err != nil {
@@ -29,6 +30,13 @@ func (s *Store) Init(ctx context.Context) ([]string, error) {
 	if _, err := conn.ExecContext(ctx, "USE "+s.schema.Quoted()); err != nil {
 		return nil, fmt.Errorf("use schema %s: %w", s.schema, err)
 	}
+	v, err := s.Version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx, conn, v); err != nil {
+		return nil, err
+	}
 	var names []string
 	for _, st := range stmts {
 		for _, part := range st.Parts() {
@@ -37,6 +45,9 @@ func (s *Store) Init(ctx context.Context) ([]string, error) {
 			}
 		}
 		names = append(names, st.Name)
+	}
+	if err := s.recordVersion(ctx, conn); err != nil {
+		return names, err
 	}
 	return names, nil
 }

@@ -1,0 +1,62 @@
+package databricks_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/obolus/obolus/internal/dbsql/dbsqltest"
+	"github.com/obolus/obolus/schemas"
+	"github.com/obolus/obolus/sink/databricks"
+)
+
+// A store made before store_meta (version 1) is refused by writers until
+// obolus init migrates it; a newer or unknown one is refused by init too.
+func TestStoreVersion(t *testing.T) {
+	ctx := dbsqltest.Context(t)
+	_, s := newStore(t, databricks.Options{})
+	if v, err := s.Version(ctx); err != nil || v != schemas.StoreVersion {
+		t.Fatalf("new store version %d, err %v", v, err)
+	}
+	run := schemas.Run{RunID: "r1", Job: "default", StartedAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Status: schemas.RunOK, RowsRead: 10}
+	if err := s.RecordRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	// What an older obolus left: no store_meta, runs without the stale columns.
+	for _, q := range []string{"DROP TABLE " + s.Table("store_meta"),
+		"ALTER TABLE " + s.Table("runs") + " DROP COLUMN stale",
+		"ALTER TABLE " + s.Table("runs") + " DROP COLUMN stale_invocations"} {
+		if _, err := s.DB().ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := s.CheckVersion(ctx); !errors.Is(err, schemas.ErrStoreVersion) {
+		t.Fatalf("version 1 store: CheckVersion %v", err)
+	}
+	if _, err := s.Init(ctx); err != nil {
+		t.Fatalf("init of a version 1 store: %v", err)
+	}
+	if err := s.CheckVersion(ctx); err != nil {
+		t.Fatalf("after migration: %v", err)
+	}
+	run.RunID, run.Stale, run.StaleInvocations = "r2", 3, 2
+	if err := s.RecordRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := s.Runs(ctx, "")
+	if err != nil || len(runs) != 2 || runs[0].RowsRead != 10 || runs[0].Stale != 0 || runs[1].Stale != 3 || runs[1].StaleInvocations != 2 {
+		t.Fatalf("runs %+v, err %v", runs, err)
+	}
+
+	for _, v := range []string{"3", "x"} {
+		if _, err := s.DB().ExecContext(ctx, "UPDATE "+s.Table("store_meta")+" SET value = ? WHERE name = ?", v, schemas.StoreVersionKey); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CheckVersion(ctx); !errors.Is(err, schemas.ErrStoreVersion) {
+			t.Errorf("version %s: CheckVersion %v", v, err)
+		}
+		if _, err := s.Init(ctx); !errors.Is(err, schemas.ErrStoreVersion) {
+			t.Errorf("version %s: Init %v", v, err)
+		}
+	}
+}
