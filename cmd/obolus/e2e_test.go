@@ -448,3 +448,37 @@ func TestStrayArgumentsRefused(t *testing.T) {
 		}
 	}
 }
+
+// An end user named by a request tag, which any gateway caller can set, is
+// shown by summary with its controls and bidi overrides as visible escapes:
+// it cannot clear the screen, set the terminal title or reorder the line.
+func TestSummaryShowsHostileNamesSafely(t *testing.T) {
+	dir := t.TempDir()
+	mustObolus(t, "gen", "--out", dir, "--agent-requests", "50")
+	usage := filepath.Join(dir, "usage", "ai_gateway_usage-000.jsonl")
+	b, err := os.ReadFile(usage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row map[string]any
+	if err := json.Unmarshal(b[:bytes.IndexByte(b, '\n')], &row); err != nil {
+		t.Fatal(err)
+	}
+	row["invocation_id"] = "hostile-1"
+	row["request_tags"] = map[string]string{"end_user": "\x1b[2J\x1b]0;pwned\x07eve\u202Egpj.exe"}
+	line, _ := json.Marshal(row)
+	if err := os.WriteFile(usage, append(append(b, line...), '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "obolus.yaml")
+	mustObolus(t, "batch", "--config", cfg, "--log-level", "warn")
+	out := mustObolus(t, "summary", "--config", cfg, "--log-level", "warn", "--top", "1000")
+	for _, bad := range []string{"\x1b", "\x07", "\u202E"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("summary output holds %q", bad)
+		}
+	}
+	if !strings.Contains(out, `\x1b]0;pwned\x07eve\u202egpj.exe`) {
+		t.Errorf("summary does not show the name's escapes:\n%s", out)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/obolus/obolus/internal/safetext"
 )
 
 func (a *cli) summaryCmd() *cobra.Command {
@@ -92,6 +94,11 @@ func printQuery(ctx context.Context, w io.Writer, db *sql.DB, title, query strin
 			return err
 		}
 		for i, v := range vals {
+			if s, ok := v.(string); ok {
+				// Names come from request tags: show controls and bidi
+				// overrides, never let them drive the terminal.
+				v = safetext.Visible(s)
+			}
 			fmt.Fprint(tw, v)
 			if i < len(vals)-1 {
 				fmt.Fprint(tw, "\t")

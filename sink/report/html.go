@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/obolus/obolus/internal/chargeback"
+	"github.com/obolus/obolus/internal/safetext"
 )
 
 // The page is one file: inline CSS, inline SVG charts, and a small inline
@@ -185,7 +186,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	row := func(class string, keys []string, a Amounts, l, al int64) {
 		hr := htmlRow{Class: class}
 		for _, k := range keys {
-			hr.Cells = append(hr.Cells, htmlCell{Text: orDash(k)})
+			hr.Cells = append(hr.Cells, htmlCell{Text: orDash(safetext.Visible(k))})
 		}
 		hr.Cells = append(hr.Cells, htmlCell{requests(a.Invocations), true}, htmlCell{integer(a.InputTokens), true}, htmlCell{integer(a.OutputTokens), true}, htmlCell{money(l), true})
 		if r.Billing {
@@ -236,7 +237,8 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			chargeback.FormatFixed(rec.BilledMicros, 6), chargeback.FormatFixed(rec.AttributedMicros, 6),
 			chargeback.FormatFixed(rec.UnattributedMicros, 6), chargeback.FormatFixed(rec.NoUsageMicros, 6), chargeback.FormatFixed(diff, 6)))
 		for _, pc := range rec.PriceChanges {
-			pg.RecNotes = append(pg.RecNotes, fmt.Sprintf("Price change: %s from %s to %s %s per %s at %s.", pc.SKU, pc.From, pc.To, pc.Currency, pc.Unit, pc.At.Format(time.RFC3339)))
+			pg.RecNotes = append(pg.RecNotes, fmt.Sprintf("Price change: %s from %s to %s %s per %s at %s.",
+				safetext.Visible(pc.SKU), pc.From, pc.To, safetext.Visible(pc.Currency), safetext.Visible(pc.Unit), pc.At.Format(time.RFC3339)))
 		}
 		if rec.UnbilledInvocations > 0 {
 			pg.RecNotes = append(pg.RecNotes, fmt.Sprintf("%s (list cost %s) fell in hours the bill does not cover yet.", plural(int(rec.UnbilledInvocations), "attribution row"), usd(rec.UnbilledListMicros, cur)))

@@ -8,20 +8,19 @@ import (
 	"time"
 
 	"github.com/obolus/obolus/internal/chargeback"
+	"github.com/obolus/obolus/internal/safetext"
 	"github.com/obolus/obolus/schemas"
 )
 
 var dimensionTitle = map[Dimension]string{ByTeam: "Team", ByCostCenter: "Cost center", ByUser: "User", ByAgent: "Agent", ByModel: "Model"}
 
-// mdCell escapes what would break a Markdown table cell.
+// mdCell renders a value as the literal text of a Markdown table cell: no
+// value becomes a link, raw HTML, formatting or a terminal control.
 func mdCell(s string) string {
 	if s == "" {
 		return "–"
 	}
-	s = strings.ReplaceAll(s, `\`, `\\`)
-	s = strings.ReplaceAll(s, "|", `\|`)
-	s = strings.ReplaceAll(s, "\n", " ")
-	return s
+	return safetext.Markdown(s)
 }
 
 // periodText describes the period: 2026-11-01 to 2026-11-30 (UTC).

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/obolus/obolus/internal/chargeback"
+	"github.com/obolus/obolus/internal/safetext"
 )
 
 // The charts are plain SVG written here, so the page needs no script or
@@ -25,7 +26,7 @@ type svgBuf struct{ strings.Builder }
 
 func (b *svgBuf) f(format string, a ...any) { fmt.Fprintf(&b.Builder, format, a...) }
 
-func esc(s string) string { return html.EscapeString(s) }
+func esc(s string) string { return html.EscapeString(safetext.Visible(s)) }
 
 // niceStep is a round step (1, 2 or 5 × 10ⁿ) that cuts max into about n ticks.
 func niceStep(max float64, n int) float64 {

@@ -15,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/obolus/obolus/internal/safetext"
 )
 
 // kind is a column's type in the CSV and Parquet outputs.
@@ -68,7 +70,7 @@ func (t *table) writeCSV(w io.Writer, raw bool) error {
 			case string:
 				rec[i] = v
 				if !raw && t.cols[i].kind == kString {
-					rec[i] = neutralize(v)
+					rec[i] = neutralize(safetext.Visible(v))
 				}
 			case int64:
 				rec[i] = strconv.FormatInt(v, 10)
