@@ -4,7 +4,7 @@ BIN       := bin/obolus
 DEMO_DIR  ?= demo
 export CGO_ENABLED := 1
 
-.PHONY: all build demo lint test test-short stress bench bench-micro bench-e2e vet fmt clean
+.PHONY: all build demo lint test test-short stress fuzz bench bench-micro bench-e2e vet fmt clean
 
 all: build
 
@@ -33,6 +33,21 @@ test: lint
 
 test-short:
 	$(GO) test -short -count=1 ./...
+
+# fuzz: every decoder of outside input for FUZZTIME each, coverage-guided:
+# no input may panic, hang, or leave counts that do not reconcile. A failing
+# input is written to testdata/fuzz/<target>/ of its package, where plain
+# `go test` replays it from then on; the seeds are the f.Add calls.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := ingest:FuzzDecodeUsage ingest:FuzzReadJSONL ingest:FuzzReadTraceJSONL ingest:FuzzReadCSV \
+	ingest:FuzzReadParquet ingest/kafka:FuzzDecodeMessage internal/stream:FuzzDecodeRecord enrich:FuzzNormalizeTraceID
+fuzz:
+	@fail=""; \
+	for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz ./$$pkg $$fn for $(FUZZTIME)"; \
+		out=$$($(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s 2>&1); \
+		echo "$$out" | tail -4; echo "$$out" | grep -q '^ok' || fail="$$fail $$fn"; \
+	done; \
+	if [ -n "$$fail" ]; then echo "fuzz: failures in$$fail (inputs under testdata/fuzz/)"; exit 1; fi; echo "fuzz: no failure"
 
 # stress: the end-to-end stream tests STRESS_RUNS times in a row while every
 # CPU is saturated (stress-ng, installed with apt-get when missing and

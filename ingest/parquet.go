@@ -31,11 +31,17 @@ func readParquet(c *collector, path string) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	var leaves []int
+	var leaves, nested []int
 	for _, f := range fr.Manifest.Fields {
 		if c.c.lookup([]byte(f.Field.Name)) >= 0 {
 			leaves = appendLeaves(leaves, f)
+			if !f.IsLeaf() {
+				nested = appendLeaves(nested, f)
+			}
 		}
+	}
+	if err := checkPages(pf, nested); err != nil {
+		return fmt.Errorf("%s: corrupt Parquet file: %w", path, err)
 	}
 	var rowNo int64
 	if len(leaves) == 0 {
@@ -83,6 +89,44 @@ func readParquet(c *collector, path string) (err error) {
 	}
 	if err := rr.Err(); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// checkPages reads every page of the given columns once, here, where a
+// panic is recovered. pqarrow reads the children of struct and map columns
+// on goroutines of its own, where a panic on a corrupt page (a page header
+// without its dictionary header, a bad compressed block) would end the
+// process; reading the pages first finds those pages on this goroutine.
+func checkPages(pf *file.Reader, cols []int) error {
+	for rg := range pf.NumRowGroups() {
+		r := pf.RowGroup(rg)
+		for _, col := range cols {
+			// The dictionary page, at the offset the column metadata names,
+			// on a reader of its own: finding it repositions the reader.
+			pr, err := r.GetColumnPageReader(col)
+			if err != nil {
+				return fmt.Errorf("row group %d column %d: %w", rg, col, err)
+			}
+			_, err = pr.GetDictionaryPage()
+			pr.Close()
+			if err != nil {
+				return fmt.Errorf("row group %d column %d dictionary: %w", rg, col, err)
+			}
+			if pr, err = r.GetColumnPageReader(col); err != nil {
+				return fmt.Errorf("row group %d column %d: %w", rg, col, err)
+			}
+			for pr.Next() {
+				if dp, ok := pr.Page().(file.DataPage); ok {
+					_ = dp.NumValues()
+				}
+			}
+			err = pr.Err()
+			pr.Close()
+			if err != nil {
+				return fmt.Errorf("row group %d column %d: %w", rg, col, err)
+			}
+		}
 	}
 	return nil
 }

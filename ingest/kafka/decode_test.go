@@ -122,3 +122,29 @@ func TestDeadLetterMessage(t *testing.T) {
 		t.Errorf("message %q %v %+v", m.Key, h, back)
 	}
 }
+
+// Any message value, on either topic, under any kind header, decodes to a
+// record or a dead letter naming why: never a panic, never both or neither.
+func FuzzDecodeMessage(f *testing.F) {
+	for _, s := range []string{goodUsage, goodPayload, goodTrace, `{"invocation_id":`, `[]`, "\xff"} {
+		f.Add("u", "", []byte(s))
+		f.Add("a", "", []byte(s))
+	}
+	f.Add("a", "payload", []byte(goodPayload))
+	f.Add("u", "legacy_usage", []byte(`{"databricks_request_id":"r","request_time":"2026-11-01T10:00:00Z","requester":"sp"}`))
+	f.Fuzz(func(t *testing.T, topic, kind string, value []byte) {
+		var m *kafka.Message
+		if kind == "" {
+			m = msg(topic, string(value), HeaderAgentEndpoint, "bot")
+		} else {
+			m = msg(topic, string(value), HeaderKind, kind, HeaderAgentEndpoint, "bot")
+		}
+		rec, _, dl := testDecoder().Decode(m)
+		if (dl == nil) == (rec.Kind == 0) {
+			t.Fatalf("record %+v and dead letter %+v", rec, dl)
+		}
+		if dl != nil && (dl.Reason == "" || len(dl.Record) > schemas.MaxDeadLetterRecord) {
+			t.Fatalf("dead letter %+v", dl)
+		}
+	})
+}
