@@ -31,16 +31,20 @@ func readParquet(c *collector, path string) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	var leaves, nested []int
+	var leaves []int
+	var nested []pqarrow.SchemaField
 	for _, f := range fr.Manifest.Fields {
 		if c.c.lookup([]byte(f.Field.Name)) >= 0 {
 			leaves = appendLeaves(leaves, f)
 			if !f.IsLeaf() {
-				nested = appendLeaves(nested, f)
+				nested = append(nested, f)
 			}
 		}
 	}
-	if err := checkPages(pf, nested); err != nil {
+	if err := checkChunks(pf, leaves); err != nil {
+		return fmt.Errorf("%s: corrupt Parquet file: %w", path, err)
+	}
+	if err := checkNested(pf, nested); err != nil {
 		return fmt.Errorf("%s: corrupt Parquet file: %w", path, err)
 	}
 	var rowNo int64
@@ -93,42 +97,83 @@ func readParquet(c *collector, path string) (err error) {
 	return nil
 }
 
-// checkPages reads every page of the given columns once, here, where a
-// panic is recovered. pqarrow reads the children of struct and map columns
-// on goroutines of its own, where a panic on a corrupt page (a page header
-// without its dictionary header, a bad compressed block) would end the
-// process; reading the pages first finds those pages on this goroutine.
-func checkPages(pf *file.Reader, cols []int) error {
+// checkChunks checks that every column chunk of the given leaf columns lies
+// inside the file, as pqarrow computes its extent: it opens the first chunk
+// of each column on goroutines of its own, and a negative extent from a
+// corrupt footer would panic there.
+func checkChunks(pf *file.Reader, cols []int) error {
+	size := pf.MetaData().GetSourceFileSize()
 	for rg := range pf.NumRowGroups() {
-		r := pf.RowGroup(rg)
+		md := pf.MetaData().RowGroup(rg)
 		for _, col := range cols {
-			// The dictionary page, at the offset the column metadata names,
-			// on a reader of its own: finding it repositions the reader.
-			pr, err := r.GetColumnPageReader(col)
+			cc, err := md.ColumnChunk(col)
 			if err != nil {
 				return fmt.Errorf("row group %d column %d: %w", rg, col, err)
 			}
-			_, err = pr.GetDictionaryPage()
-			pr.Close()
-			if err != nil {
-				return fmt.Errorf("row group %d column %d dictionary: %w", rg, col, err)
+			start := cc.DataPageOffset()
+			if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && start > cc.DictionaryPageOffset() {
+				start = cc.DictionaryPageOffset()
 			}
-			if pr, err = r.GetColumnPageReader(col); err != nil {
-				return fmt.Errorf("row group %d column %d: %w", rg, col, err)
-			}
-			for pr.Next() {
-				if dp, ok := pr.Page().(file.DataPage); ok {
-					_ = dp.NumValues()
-				}
-			}
-			err = pr.Err()
-			pr.Close()
-			if err != nil {
-				return fmt.Errorf("row group %d column %d: %w", rg, col, err)
+			n := cc.TotalCompressedSize()
+			if start < 0 || n < 0 || start > size || n > size-start {
+				return fmt.Errorf("row group %d column %d: chunk of %d bytes at offset %d is outside the file (%d bytes)", rg, col, n, start, size)
 			}
 		}
 	}
 	return nil
+}
+
+// checkNested decodes the leaf columns of the given nested fields once,
+// here, where a panic is recovered, through the record readers pqarrow
+// itself uses. pqarrow reads the children of struct and map columns on
+// goroutines of its own, where a panic on a corrupt page (a page header
+// without its dictionary header, a dictionary index with no dictionary, a bad
+// compressed block) would end the process: found first here, such a file is
+// an error instead. Costs one more decode of the nested columns.
+func checkNested(pf *file.Reader, fields []pqarrow.SchemaField) error {
+	var leaves []pqarrow.SchemaField
+	for _, f := range fields {
+		leaves = appendLeafFields(leaves, f)
+	}
+	for _, leaf := range leaves {
+		if err := checkLeaf(pf, leaf); err != nil {
+			return fmt.Errorf("column %s: %w", pf.MetaData().Schema.Column(leaf.ColIndex).Path(), err)
+		}
+	}
+	return nil
+}
+
+func checkLeaf(pf *file.Reader, leaf pqarrow.SchemaField) error {
+	rr := file.NewRecordReader(pf.MetaData().Schema.Column(leaf.ColIndex), leaf.LevelInfo, leaf.Field.Type, arrowMem, pf.BufferPool())
+	defer rr.Release()
+	for rg := range pf.NumRowGroups() {
+		pr, err := pf.RowGroup(rg).GetColumnPageReader(leaf.ColIndex)
+		if err != nil {
+			return fmt.Errorf("row group %d: %w", rg, err)
+		}
+		rr.SetPageReader(pr)
+		for rr.HasMore() {
+			rr.Reset()
+			n, err := rr.ReadRecords(BatchSize)
+			if err != nil {
+				return fmt.Errorf("row group %d: %w", rg, err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func appendLeafFields(dst []pqarrow.SchemaField, f pqarrow.SchemaField) []pqarrow.SchemaField {
+	if f.IsLeaf() {
+		return append(dst, f)
+	}
+	for _, ch := range f.Children {
+		dst = appendLeafFields(dst, ch)
+	}
+	return dst
 }
 
 func appendLeaves(dst []int, f pqarrow.SchemaField) []int {

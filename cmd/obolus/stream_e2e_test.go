@@ -70,6 +70,7 @@ func TestStreamCrashSafety(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 3))
 	var expiring sync.WaitGroup
+	defer expiring.Wait() // a Fatal below must not leave them reporting to a finished test
 	for i := range 4 {
 		// Any point: while the worker starts, joins its groups, replays
 		// its checkpoints, or runs. Half the kills land in the first

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ type Store struct {
 // Open opens or creates the DuckDB file at path and applies the DDL, which is
 // idempotent, in one transaction.
 func Open(ctx context.Context, path string) (*Store, error) {
+	if err := create(ctx, path); err != nil {
+		return nil, err
+	}
 	s, stmts, err := open(path, "")
 	if err != nil {
 		return nil, err
@@ -46,6 +50,57 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// create makes a new store at path, when there is none, atomically: it is
+// built under a name of its own and linked into place only when complete.
+// A process killed while DuckDB writes a new file would otherwise leave a
+// file DuckDB refuses to open ("not a valid DuckDB database file"), and
+// every later run would fail on it. An empty file, all such a crash can
+// leave of an earlier obolus's store, is taken as no store.
+func create(ctx context.Context, path string) error {
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && st.Size() > 0:
+		return nil
+	case err == nil && st.Mode().IsRegular():
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("replace empty store file: %w", err)
+		}
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("open store: %w", err)
+	}
+	removeStaleDrafts(path)
+	draft := fmt.Sprintf("%s.creating-%d-%d", path, os.Getpid(), time.Now().UnixNano())
+	defer os.Remove(draft + ".wal")
+	defer os.Remove(draft)
+	s, stmts, err := open(draft, "")
+	if err != nil {
+		return err
+	}
+	err = s.applyDDL(ctx, path, stmts)
+	if cerr := s.db.Close(); err == nil {
+		err = cerr // closing checkpoints: the file is then complete on its own
+	}
+	if err != nil {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	// A link, unlike a rename, fails if another process created the store
+	// meanwhile: then that one is used.
+	if err := os.Link(draft, path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	return nil
+}
+
+// removeStaleDrafts removes what creates killed an hour or more ago left.
+func removeStaleDrafts(path string) {
+	drafts, _ := filepath.Glob(path + ".creating-*")
+	for _, d := range drafts {
+		if st, err := os.Stat(d); err == nil && time.Since(st.ModTime()) > time.Hour {
+			os.Remove(d)
+		}
+	}
 }
 
 // ErrNoStore is returned by OpenReadOnly for a path where no store exists.

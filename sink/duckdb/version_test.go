@@ -3,6 +3,7 @@ package duckdb
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,33 @@ func TestStoreRefusesMissingColumn(t *testing.T) {
 	exec(t, path, "ALTER TABLE attribution DROP COLUMN cost_center")
 	if _, err := Open(context.Background(), path); err == nil || !strings.Contains(err.Error(), "lacks column(s) cost_center") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// A store is created complete or not at all: an empty file, what a process
+// killed while creating one could leave, is taken as no store; no draft is
+// left behind.
+func TestOpenCreatesAtomically(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := dir + "/obolus.duckdb"
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("open over an empty file: %v", err)
+	}
+	if v := storeVersionOf(t, s); v != "2" {
+		t.Errorf("version %q", v)
+	}
+	s.Close()
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("directory holds %v, want only the store", names)
 	}
 }
