@@ -91,3 +91,27 @@ func Migrations(dialect string, from int) ([]Statement, error) {
 	}
 	return out, nil
 }
+
+// Migrate checks that a store at version v, named where, can be used, and
+// takes it to StoreVersion: each statement of each migration of the dialect
+// goes to exec, oldest first. A new store (v 0) needs none.
+func Migrate(dialect, where string, v int, exec func(stmt string) error) error {
+	if err := CheckStoreVersion(where, v, true); err != nil {
+		return err
+	}
+	if v == 0 || v == StoreVersion {
+		return nil
+	}
+	migrations, err := Migrations(dialect, v)
+	if err != nil {
+		return err
+	}
+	for _, m := range migrations {
+		for _, part := range m.Parts() {
+			if err := exec(part); err != nil {
+				return fmt.Errorf("migrate %s from version %d (%s): %w", where, v, m.Name, err)
+			}
+		}
+	}
+	return nil
+}

@@ -54,26 +54,13 @@ func (s *Store) CheckVersion(ctx context.Context) error {
 	return schemas.CheckStoreVersion(s.schema.String(), v, false)
 }
 
-// migrate takes the store from version v to schemas.StoreVersion and
-// records it; conn has the store's schema in use.
+// migrate takes the store from version v to schemas.StoreVersion; conn has
+// the store's schema in use.
 func (s *Store) migrate(ctx context.Context, conn *sql.Conn, v int) error {
-	if err := schemas.CheckStoreVersion(s.schema.String(), v, true); err != nil {
+	return schemas.Migrate("databricks", s.schema.String(), v, func(stmt string) error {
+		_, err := conn.ExecContext(ctx, stmt)
 		return err
-	}
-	if v > 0 && v < schemas.StoreVersion {
-		migrations, err := schemas.Migrations("databricks", v)
-		if err != nil {
-			return err
-		}
-		for _, m := range migrations {
-			for _, part := range m.Parts() {
-				if _, err := conn.ExecContext(ctx, part); err != nil {
-					return fmt.Errorf("migrate %s from version %d (%s): %w", s.schema, v, m.Name, err)
-				}
-			}
-		}
-	}
-	return nil
+	})
 }
 
 // recordVersion writes schemas.StoreVersion into store_meta.

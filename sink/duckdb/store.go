@@ -219,21 +219,12 @@ func (s *Store) applyDDL(ctx context.Context, path string, stmts []schemas.State
 	if err != nil {
 		return err
 	}
-	if err := schemas.CheckStoreVersion(path, v, true); err != nil {
+	err = schemas.Migrate("duckdb", path, v, func(stmt string) error {
+		_, err := tx.ExecContext(ctx, stmt)
 		return err
-	}
-	if v > 0 && v < schemas.StoreVersion {
-		migrations, err := schemas.Migrations("duckdb", v)
-		if err != nil {
-			return err
-		}
-		for _, m := range migrations {
-			for _, part := range m.Parts() {
-				if _, err := tx.ExecContext(ctx, part); err != nil {
-					return fmt.Errorf("migrate store %s from version %d (%s): %w", path, v, m.Name, err)
-				}
-			}
-		}
+	})
+	if err != nil {
+		return err
 	}
 	if v > 0 {
 		if err := checkColumns(ctx, tx); err != nil {
