@@ -25,7 +25,12 @@ func (a *cli) batchCmd() *cobra.Command {
 gateway invocation to an end user (or leaves it unattributed, with a reason),
 and replaces the window's rows in the store. Without --from it continues from
 the job's checkpoint; the first run of a job takes all data. The window is
-widened by batch.lookback so late agent logs are picked up by later runs.`,
+widened by batch.lookback so late agent logs are picked up by later runs.
+
+A successful run moves the checkpoint to the window's end, never backwards: a
+run over an older window (a backfill with --from and --to) leaves a later
+checkpoint where it is, so the next scheduled run does not redo the days in
+between. A window never ends after now.`,
 		Example: `  obolus batch --config obolus.yaml
   obolus batch --config obolus.yaml --from 2026-11-01T00:00:00Z --to 2026-11-02T00:00:00Z`,
 		RunE: func(cmd *cobra.Command, _ []string) error {

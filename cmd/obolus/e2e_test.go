@@ -482,3 +482,53 @@ func TestSummaryShowsHostileNamesSafely(t *testing.T) {
 		t.Errorf("summary does not show the name's escapes:\n%s", out)
 	}
 }
+
+// The checkpoint never moves backwards: a backfill of an older window leaves
+// it where it is. One after now (left by a --to in the future before such
+// windows were refused) is reset by any run.
+func TestCheckpointNeverMovesBackwards(t *testing.T) {
+	dir := t.TempDir()
+	mustObolus(t, "gen", "--out", dir, "--agent-requests", "100")
+	cfg := filepath.Join(dir, "obolus.yaml")
+	storePath := filepath.Join(dir, "obolus.duckdb")
+	checkpoint := func() time.Time {
+		t.Helper()
+		s, err := duckdb.OpenReadOnly(context.Background(), storePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		cp, ok, err := s.Checkpoint(context.Background(), "default")
+		if err != nil || !ok {
+			t.Fatalf("checkpoint %v %v", ok, err)
+		}
+		return cp
+	}
+	mustObolus(t, "batch", "--config", cfg, "--log-level", "warn")
+	first := checkpoint()
+	out := mustObolus(t, "batch", "--config", cfg, "--from", "2026-11-01T10:00:00Z", "--to", "2026-11-01T11:00:00Z", "--log-level", "warn")
+	if !strings.HasPrefix(out, "reconciled:") {
+		t.Fatalf("backfill:\n%s", out)
+	}
+	if got := checkpoint(); !got.Equal(first) {
+		t.Errorf("backfill moved the checkpoint from %s to %s", first, got)
+	}
+
+	// A checkpoint in the future, as an older obolus could leave it.
+	s, err := duckdb.Open(context.Background(), storePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().UTC().AddDate(1, 0, 0)
+	if err := s.SetCheckpoint(context.Background(), "default", future); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := obolus(t, "batch", "--config", cfg, "--log-level", "warn"); err == nil || !strings.Contains(err.Error(), "run once with --from") {
+		t.Fatalf("run after a future checkpoint: %v", err)
+	}
+	mustObolus(t, "batch", "--config", cfg, "--from", "2026-11-01T00:00:00Z", "--log-level", "warn")
+	if got := checkpoint(); !got.Before(future) || got.Before(first) {
+		t.Errorf("checkpoint %s after the reset, want now", got)
+	}
+}

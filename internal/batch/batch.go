@@ -190,6 +190,32 @@ type Checkpointer interface {
 	Checkpoint(ctx context.Context, job string) (time.Time, bool, error)
 }
 
+// CheckpointStore reads and sets jobs' checkpoints.
+type CheckpointStore interface {
+	Checkpointer
+	SetCheckpoint(ctx context.Context, job string, windowEnd time.Time) error
+}
+
+// AdvanceCheckpoint moves job's checkpoint to end, never backwards: an
+// explicit run over an older window (a backfill) leaves a later checkpoint
+// where it is, or the next scheduled run would redo everything since. It
+// returns the checkpoint it kept, zero when it moved it. A checkpoint after
+// now (a --to in the future, from before such windows were refused) is not
+// kept: any run resets it.
+func AdvanceCheckpoint(ctx context.Context, s CheckpointStore, job string, end, now time.Time) (kept time.Time, err error) {
+	cp, ok, err := s.Checkpoint(ctx, job)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read checkpoint of job %s: %w", job, err)
+	}
+	if ok && cp.After(end) && !cp.After(now) {
+		return cp, nil
+	}
+	if err := s.SetCheckpoint(ctx, job, end); err != nil {
+		return time.Time{}, fmt.Errorf("advance checkpoint of job %s to %s: %w", job, end.Format(time.RFC3339), err)
+	}
+	return time.Time{}, nil
+}
+
 // ErrFutureWindow marks a window asked to end after now.
 var ErrFutureWindow = errors.New("window ends in the future")
 
@@ -351,8 +377,10 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 		// checkpoint: the next run retries the same window.
 		return rep, fmt.Errorf("run %s does not reconcile: %s", rep.RunID, rep.Summary())
 	}
-	if err := j.Store.SetCheckpoint(wctx, j.Name, w.To); err != nil {
-		return rep, fmt.Errorf("advance checkpoint of job %s to %s: %w", j.Name, w.To.Format(time.RFC3339), err)
+	if kept, err := AdvanceCheckpoint(wctx, j.Store, j.Name, w.To, now); err != nil {
+		return rep, err
+	} else if !kept.IsZero() {
+		log.Info("checkpoint kept: it is later than this window's end", "job", j.Name, "checkpoint", kept, "window_end", w.To)
 	}
 	rep.Finished = time.Now().UTC()
 	j.recordMetrics(ctx, rep)
