@@ -45,6 +45,12 @@ type MatchConfig struct {
 	CrowdMargin time.Duration
 	// Ambiguity is PolicyUnattributed, PolicySplit or PolicyNearest.
 	Ambiguity string
+	// MaxSplitUsers bounds a split: an event whose running requests belong
+	// to more end users is unattributed (ReasonAmbiguous), its cost kept by
+	// the service principal, rather than spread thin over all of them (one
+	// busy agent spread each call over 70 users, 9.45 million rows from
+	// 137k calls).
+	MaxSplitUsers int
 	// UntrustedIDFallback lets an event whose tags carry an id that matches
 	// no agent request fall back to time-window matching. Off by default: the
 	// request it names is usually just late, and the window would pick a
@@ -65,8 +71,21 @@ func DefaultMatchConfig() MatchConfig {
 		Skew:           2 * time.Second,
 		CrowdMargin:    10 * time.Second,
 		Ambiguity:      PolicyUnattributed,
+		MaxSplitUsers:  DefaultMaxSplitUsers,
 	}
 }
+
+// SplitLimit is MaxSplitUsers, or its default when zero.
+func (c MatchConfig) SplitLimit() int {
+	if c.MaxSplitUsers == 0 {
+		return DefaultMaxSplitUsers
+	}
+	return c.MaxSplitUsers
+}
+
+// DefaultMaxSplitUsers is the default MaxSplitUsers: a share below 10% says
+// little about who spent it.
+const DefaultMaxSplitUsers = 10
 
 // Validate reports the first setting that cannot work, naming its key.
 func (c MatchConfig) Validate() error {
@@ -74,6 +93,9 @@ func (c MatchConfig) Validate() error {
 	case PolicyUnattributed, PolicySplit, PolicyNearest:
 	default:
 		return fmt.Errorf("match.ambiguity: %q is not a policy; use %s, %s or %s", c.Ambiguity, PolicyUnattributed, PolicySplit, PolicyNearest)
+	}
+	if c.MaxSplitUsers < 0 || c.MaxSplitUsers == 1 {
+		return fmt.Errorf("match.max_split_users: %d; a split needs at least 2 users (default %d)", c.MaxSplitUsers, DefaultMaxSplitUsers)
 	}
 	if c.Skew < 0 {
 		return fmt.Errorf("match.skew: %s is negative; use a duration such as 2s", c.Skew)
@@ -206,7 +228,10 @@ func (m *Matcher) window(ev *schemas.UsageEvent) Match {
 			}
 			// Canonical order keeps reruns byte-identical.
 			slices.SortFunc(chosen, func(a, b Candidate) int { return compareRequests(a.Request, b.Request) })
-			return Match{Method: schemas.MethodTimeWindowSplit, Confidence: windowBaseConfidence / float64(n), Candidates: n, Chosen: byUser(chosen)}
+			if chosen = byUser(chosen); len(chosen) > m.cfg.SplitLimit() {
+				return Match{Method: schemas.MethodUnattributed, Candidates: n, Reason: ReasonAmbiguous}
+			}
+			return Match{Method: schemas.MethodTimeWindowSplit, Confidence: windowBaseConfidence / float64(n), Candidates: n, Chosen: chosen}
 		case PolicyNearest:
 			best := nearest(cands, ev.EventTime)
 			return Match{Method: schemas.MethodTimeWindowNearest, Confidence: windowBaseConfidence / float64(n), Candidates: n, Chosen: []Candidate{{Request: best, Weight: 1}}}

@@ -3,6 +3,7 @@ package enrich
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -335,5 +336,43 @@ func TestApportionCounts(t *testing.T) {
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("ApportionCounts(%d, %v) = %v, want %v", tt.total, tt.counts, got, tt.want)
 		}
+	}
+}
+
+// A split over more end users than match.max_split_users is unattributed
+// (ambiguous): its cost stays with the service principal. Requests of one
+// user count once.
+func TestSplitLimit(t *testing.T) {
+	idx := NewIndex()
+	idx.Add(req("a", "a@x", spB, 0, 30), req("b", "b@x", spB, 1, 30), req("c", "c@x", spB, 2, 30), req("a2", "a@x", spB, 3, 30))
+	tests := []struct {
+		limit  int
+		method string
+		rows   int
+	}{
+		{0, schemas.MethodTimeWindowSplit, 3}, // the default, 10
+		{3, schemas.MethodTimeWindowSplit, 3}, // a@x's two requests are one user
+		{2, schemas.MethodUnattributed, 1},
+	}
+	for _, tt := range tests {
+		cfg := DefaultMatchConfig()
+		cfg.Ambiguity, cfg.MaxSplitUsers = PolicySplit, tt.limit
+		e, err := NewEngine(cfg, idx, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := event("e", spB, 10, nil)
+		rows := e.Attribute(nil, &ev, Run{})
+		if len(rows) != tt.rows || rows[0].MatchMethod != tt.method || rows[0].Candidates != 4 {
+			t.Fatalf("limit %d: %d rows, first %+v", tt.limit, len(rows), rows[0])
+		}
+		if tt.method == schemas.MethodUnattributed && (rows[0].Reason != ReasonAmbiguous || rows[0].EndUser != spB || rows[0].Weight != 1) {
+			t.Errorf("limit %d: row %+v, want ambiguous, kept by the service principal", tt.limit, rows[0])
+		}
+	}
+	cfg := DefaultMatchConfig()
+	cfg.MaxSplitUsers = 1
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "match.max_split_users") {
+		t.Errorf("limit 1: %v", err)
 	}
 }

@@ -63,6 +63,7 @@ type Match struct {
 	Skew                time.Duration `mapstructure:"skew"`
 	CrowdMargin         time.Duration `mapstructure:"crowd_margin"`
 	Ambiguity           string        `mapstructure:"ambiguity"`
+	MaxSplitUsers       int           `mapstructure:"max_split_users"`
 	UntrustedIDFallback bool          `mapstructure:"untrusted_id_fallback"`
 	// MaxRequestDuration dead-letters agent requests claiming to last longer.
 	MaxRequestDuration time.Duration `mapstructure:"max_request_duration"`
@@ -140,6 +141,7 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("match.skew", m.Skew)
 	v.SetDefault("match.crowd_margin", m.CrowdMargin)
 	v.SetDefault("match.ambiguity", m.Ambiguity)
+	v.SetDefault("match.max_split_users", m.MaxSplitUsers)
 	v.SetDefault("match.untrusted_id_fallback", m.UntrustedIDFallback)
 	v.SetDefault("match.max_request_duration", ingest.DefaultLimits.MaxRequestDuration)
 	v.SetDefault("limits.max_tokens", ingest.DefaultLimits.MaxTokens)
@@ -356,6 +358,7 @@ func (c *Config) MatchConfig() enrich.MatchConfig {
 		Skew:                c.Match.Skew,
 		CrowdMargin:         c.Match.CrowdMargin,
 		Ambiguity:           c.Match.Ambiguity,
+		MaxSplitUsers:       c.Match.MaxSplitUsers,
 		UntrustedIDFallback: c.Match.UntrustedIDFallback,
 	}
 }

@@ -115,6 +115,7 @@ func TestPullAndPushdownAgree(t *testing.T) {
 	}{
 		{"unattributed", func(c *config.Config) {}},
 		{"split", func(c *config.Config) { c.Match.Ambiguity = enrich.PolicySplit }},
+		{"split_limited", func(c *config.Config) { c.Match.Ambiguity, c.Match.MaxSplitUsers = enrich.PolicySplit, 2 }},
 		{"nearest", func(c *config.Config) { c.Match.Ambiguity = enrich.PolicyNearest }},
 		{"fallback_no_trace_rule", func(c *config.Config) {
 			c.Match.UntrustedIDFallback = true
@@ -162,6 +163,23 @@ func TestPullAndPushdownAgree(t *testing.T) {
 		}
 	}
 	for _, p := range pairs {
+		if p.name == "split_limited" {
+			// Both kinds of answer are covered: splits within the limit and
+			// events left ambiguous by it.
+			rows, _ := p.rs[1].store.Attributions(ctx, time.Time{}, time.Time{})
+			split, limited := 0, 0
+			for _, r := range rows {
+				switch {
+				case r.MatchMethod == schemas.MethodTimeWindowSplit:
+					split++
+				case r.Reason == enrich.ReasonAmbiguous:
+					limited++
+				}
+			}
+			if split == 0 || limited == 0 {
+				t.Errorf("split_limited: %d split rows, %d left ambiguous by the limit; want both", split, limited)
+			}
+		}
 		if p.name == "nearest" {
 			rows, _ := p.rs[1].store.Attributions(ctx, time.Time{}, time.Time{})
 			n := 0

@@ -26,7 +26,7 @@ func (c *Config) attribute(p *params, w Windows, run enrich.Run) (ctes, final st
 	agentRequests(&b)
 	c.matched(&b)
 	c.window(&b)
-	c.resolved(&b)
+	c.resolved(&b, p)
 	c.priced(&b, p)
 	final = `SELECT
   x.invocation_id, x.request_id, x.event_time, CAST(x.event_time AS DATE) AS event_date,
@@ -230,7 +230,8 @@ split_users AS (
 ),
 split_shares AS (
   SELECT invocation_id, n, share_num, chosen,
-    row_number() OVER (PARTITION BY invocation_id ORDER BY first_pos) - 1 AS share_pos
+    row_number() OVER (PARTITION BY invocation_id ORDER BY first_pos) - 1 AS share_pos,
+    count(*) OVER (PARTITION BY invocation_id) AS users
   FROM split_users
 ),
 `)
@@ -239,14 +240,19 @@ split_shares AS (
 
 // resolved writes one row per output row: the method, the chosen request,
 // confidence, candidates and weight, before the end user is settled.
-func (c *Config) resolved(b *strings.Builder) {
+func (c *Config) resolved(b *strings.Builder, p *params) {
 	var several string
 	switch c.Match.Ambiguity {
 	case enrich.PolicySplit:
-		several = `  -- Several running, policy split: one row per end user, weight share_num/n.
+		limit := p.bind("max_split_users", int64(c.Match.SplitLimit()))
+		several = `  -- Several running, policy split: one row per end user, weight share_num/n;
+  -- ambiguous when more than max_split_users end users share the event.
   SELECT d.invocation_id, '` + schemas.MethodTimeWindowSplit + `' AS method, '' AS reason, ` + windowBaseConfidence + ` / CAST(k.n AS DOUBLE) AS confidence,
     k.n AS candidates, CAST(k.share_num AS DOUBLE) / CAST(k.n AS DOUBLE) AS weight, k.chosen, k.share_pos AS pos, k.share_num, k.n AS parts
-  FROM decided d JOIN split_shares k ON k.invocation_id = d.invocation_id`
+  FROM decided d JOIN split_shares k ON k.invocation_id = d.invocation_id AND k.users <= ` + limit + `
+  UNION ALL
+  SELECT d.invocation_id, '` + schemas.MethodUnattributed + `', '` + enrich.ReasonAmbiguous + `', 0e0, k.n, 1e0, CAST(NULL AS STRING), 0, 1, 1
+  FROM decided d JOIN split_shares k ON k.invocation_id = d.invocation_id AND k.users > ` + limit + ` AND k.share_pos = 0`
 	case enrich.PolicyNearest:
 		several = `  -- Several running, policy nearest: the one that started closest to the event.
   SELECT d.invocation_id, '` + schemas.MethodTimeWindowNearest + `', '', ` + windowBaseConfidence + ` / CAST(k.n AS DOUBLE),

@@ -365,7 +365,8 @@ USING (
   ),
   split_shares AS (
     SELECT invocation_id, n, share_num, chosen,
-      row_number() OVER (PARTITION BY invocation_id ORDER BY first_pos) - 1 AS share_pos
+      row_number() OVER (PARTITION BY invocation_id ORDER BY first_pos) - 1 AS share_pos,
+      count(*) OVER (PARTITION BY invocation_id) AS users
     FROM split_users
   ),
   -- The outcome of every event: method, reason, confidence, candidates, weight
@@ -398,10 +399,14 @@ USING (
       1, 1e0, k.req_key, 0, 1, 1
     FROM decided d JOIN window_candidates k ON k.invocation_id = d.invocation_id AND k.n = 1
     UNION ALL
-    -- Several running, policy split: one row per end user, weight share_num/n.
+    -- Several running, policy split: one row per end user, weight share_num/n;
+    -- ambiguous when more than max_split_users end users share the event.
     SELECT d.invocation_id, 'time_window_split' AS method, '' AS reason, 9.5e-1 / CAST(k.n AS DOUBLE) AS confidence,
       k.n AS candidates, CAST(k.share_num AS DOUBLE) / CAST(k.n AS DOUBLE) AS weight, k.chosen, k.share_pos AS pos, k.share_num, k.n AS parts
-    FROM decided d JOIN split_shares k ON k.invocation_id = d.invocation_id
+    FROM decided d JOIN split_shares k ON k.invocation_id = d.invocation_id AND k.users <= :max_split_users
+    UNION ALL
+    SELECT d.invocation_id, 'unattributed', 'ambiguous', 0e0, k.n, 1e0, CAST(NULL AS STRING), 0, 1, 1
+    FROM decided d JOIN split_shares k ON k.invocation_id = d.invocation_id AND k.users > :max_split_users AND k.share_pos = 0
   ),
   -- Settle the end user: the tag user or the chosen request's; a match whose
   -- request names nobody is unattributed (request_has_no_user), except split
