@@ -17,7 +17,9 @@ func NormalizeTraceID(v string) string {
 	if hex, ok := traceparentTraceID(v); ok {
 		return hex
 	}
-	s := v
+	// Prefixes in any case: lower-casing the result must not make a new
+	// prefix appear (NormalizeTraceID is idempotent).
+	s := strings.ToLower(v)
 	switch {
 	case strings.HasPrefix(s, "tr-"):
 		s = s[len("tr-"):]
@@ -26,7 +28,6 @@ func NormalizeTraceID(v string) string {
 			s = s[i+1:]
 		}
 	}
-	s = strings.ToLower(s)
 	if isHex(s, 32) && !allZero(s) {
 		return s
 	}

@@ -9,6 +9,8 @@ func TestNormalizeTraceID(t *testing.T) {
 	}{
 		{"mlflow", "tr-" + hex, hex},
 		{"mlflow upper", "tr-4BF92F3577B34DA6A3CE929D0E0E4736", hex},
+		{"mlflow prefix in capitals", "TR-4BF92F3577B34DA6A3CE929D0E0E4736", hex},
+		{"uc prefix in capitals", "TRACE:/cat.sch/" + hex, hex},
 		{"unity catalog v4", "trace:/main.agents/" + hex, hex},
 		{"bare w3c", hex, hex},
 		{"traceparent", "00-" + hex + "-00f067aa0ba902b7-01", hex},
