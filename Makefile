@@ -46,8 +46,13 @@ FUZZ_TARGETS := ingest:FuzzDecodeUsage ingest:FuzzReadJSONL ingest:FuzzReadTrace
 fuzz:
 	@fail=""; \
 	for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz ./$$pkg $$fn for $(FUZZTIME)"; \
+		before=$$(ls $$pkg/testdata/fuzz/$$fn 2>/dev/null | wc -l); \
 		out=$$($(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 100x 2>&1); \
-		echo "$$out" | tail -4; echo "$$out" | grep -q '^ok' || fail="$$fail $$fn"; \
+		echo "$$out" | tail -4; after=$$(ls $$pkg/testdata/fuzz/$$fn 2>/dev/null | wc -l); \
+		if echo "$$out" | grep -q '^ok'; then :; \
+		elif [ "$$after" = "$$before" ] && echo "$$out" | grep -q 'context deadline exceeded'; then \
+			echo "  (no failing input: Go 1.26's fuzz coordinator reports its own deadline, go.dev/issue/75804; not a finding)"; \
+		else fail="$$fail $$fn"; fi; \
 	done; \
 	if [ -n "$$fail" ]; then echo "fuzz: failures in$$fail (inputs under testdata/fuzz/)"; exit 1; fi; echo "fuzz: no failure"
 

@@ -29,6 +29,15 @@ SELECT DISTINCT ON (invocation_id)
 FROM read_parquet({{USAGE}})
 ORDER BY invocation_id, event_time;
 
+-- Each agent request under every minute its ±2 s window touches: the
+-- time-window join below is then an equality join on (service principal,
+-- minute) plus a range filter, which stays linear for a busy principal,
+-- where a join on the principal alone compares every call with every request.
+CREATE OR REPLACE TEMP TABLE agent_minutes AS
+SELECT req_id, end_user, start_t, end_t, sp,
+       unnest(range(epoch(start_t - INTERVAL 2 SECOND)::BIGINT // 60, epoch(end_t + INTERVAL 2 SECOND)::BIGINT // 60 + 1)) AS minute
+FROM agent;
+
 CREATE OR REPLACE TABLE bare_attribution AS
 WITH by_id AS (
     SELECT u.invocation_id,
@@ -42,7 +51,8 @@ WITH by_id AS (
 ), win AS (
     SELECT u.invocation_id, count(*) AS candidates, any_value(a.end_user) AS end_user
     FROM u JOIN by_id USING (invocation_id)
-    JOIN agent a ON a.sp = u.requester
+    JOIN agent_minutes a ON a.sp = u.requester
+                AND a.minute = epoch(u.event_time)::BIGINT // 60
                 AND u.event_time >= a.start_t - INTERVAL 2 SECOND
                 AND u.event_time <= a.end_t + INTERVAL 2 SECOND
     WHERE by_id.method IS NULL AND NOT by_id.has_id
