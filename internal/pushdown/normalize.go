@@ -28,8 +28,8 @@ func traceKeyCTE(name, from, col string) string {
     SELECT y.*,
       regexp_extract(y.s, '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?$', 0) AS tp,
       regexp_extract(lower(CASE
-        WHEN trim(y.` + col + `) LIKE 'tr-%' THEN substr(trim(y.` + col + `), 4)
-        WHEN trim(y.` + col + `) LIKE 'trace:/%' THEN regexp_extract(trim(y.` + col + `), '([^/]*)$', 1)
+        WHEN lower(trim(y.` + col + `)) LIKE 'tr-%' THEN substr(trim(y.` + col + `), 4)
+        WHEN lower(trim(y.` + col + `)) LIKE 'trace:/%' THEN regexp_extract(trim(y.` + col + `), '([^/]*)$', 1)
         ELSE trim(y.` + col + `)
       END), '^[0-9a-f]{32}$', 0) AS hex
     FROM (SELECT z.*, lower(trim(z.` + col + `)) AS s FROM ` + from + ` z) y

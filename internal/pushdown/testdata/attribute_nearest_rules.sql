@@ -118,8 +118,8 @@ USING (
       SELECT y.*,
         regexp_extract(y.s, '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?$', 0) AS tp,
         regexp_extract(lower(CASE
-          WHEN trim(y.trace_id) LIKE 'tr-%' THEN substr(trim(y.trace_id), 4)
-          WHEN trim(y.trace_id) LIKE 'trace:/%' THEN regexp_extract(trim(y.trace_id), '([^/]*)$', 1)
+          WHEN lower(trim(y.trace_id)) LIKE 'tr-%' THEN substr(trim(y.trace_id), 4)
+          WHEN lower(trim(y.trace_id)) LIKE 'trace:/%' THEN regexp_extract(trim(y.trace_id), '([^/]*)$', 1)
           ELSE trim(y.trace_id)
         END), '^[0-9a-f]{32}$', 0) AS hex
       FROM (SELECT z.*, lower(trim(z.trace_id)) AS s FROM agent_requests z) y
@@ -161,8 +161,8 @@ USING (
       SELECT y.*,
         regexp_extract(y.s, '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?$', 0) AS tp,
         regexp_extract(lower(CASE
-          WHEN trim(y.id) LIKE 'tr-%' THEN substr(trim(y.id), 4)
-          WHEN trim(y.id) LIKE 'trace:/%' THEN regexp_extract(trim(y.id), '([^/]*)$', 1)
+          WHEN lower(trim(y.id)) LIKE 'tr-%' THEN substr(trim(y.id), 4)
+          WHEN lower(trim(y.id)) LIKE 'trace:/%' THEN regexp_extract(trim(y.id), '([^/]*)$', 1)
           ELSE trim(y.id)
         END), '^[0-9a-f]{32}$', 0) AS hex
       FROM (SELECT z.*, lower(trim(z.id)) AS s FROM tag_trace_ids z) y
