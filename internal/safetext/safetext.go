@@ -32,8 +32,8 @@ func isControl(r rune) bool {
 	return r < 0x20 || (r >= 0x7F && r <= 0x9F)
 }
 
-// unsafe reports whether s holds a rune Visible must rewrite.
-func unsafe(s string) bool {
+// needsRewrite reports whether s holds a rune Visible must rewrite.
+func needsRewrite(s string) bool {
 	for _, r := range s {
 		if r < 0x20 || r >= 0x7F && (isControl(r) || isBidi(r) || r == utf8.RuneError) {
 			return true
@@ -46,7 +46,7 @@ func unsafe(s string) bool {
 // visible escapes (\x1b, \u202e) and invalid UTF-8 with U+FFFD; other text
 // is unchanged. A string without them is returned as it is.
 func Visible(s string) string {
-	if !unsafe(s) {
+	if !needsRewrite(s) {
 		return s
 	}
 	var b strings.Builder
