@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -86,11 +87,19 @@ func create(ctx context.Context, path string) error {
 		return fmt.Errorf("create store %s: %w", path, err)
 	}
 	// A link, unlike a rename, fails if another process created the store
-	// meanwhile: then that one is used.
-	if err := os.Link(draft, path); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("create store %s: %w", path, err)
+	// meanwhile: then that one is used. Where the file system has no hard
+	// links, a rename: the race it leaves open needs two first runs at once.
+	err = os.Link(draft, path)
+	switch {
+	case err == nil, errors.Is(err, fs.ErrExist):
+		return nil
+	case errors.Is(err, errors.ErrUnsupported), errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOTSUP), errors.Is(err, syscall.EXDEV):
+		if err := os.Rename(draft, path); err != nil {
+			return fmt.Errorf("create store %s: %w", path, err)
+		}
+		return nil
 	}
-	return nil
+	return fmt.Errorf("create store %s: %w", path, err)
 }
 
 // removeStaleDrafts removes what creates killed an hour or more ago left.
