@@ -532,3 +532,102 @@ func TestCheckpointNeverMovesBackwards(t *testing.T) {
 		t.Errorf("checkpoint %s after the reset, want now", got)
 	}
 }
+
+// Careless and corrupt input files, through the real CLI: each case's exit
+// code, and for rows, its dead letter, while the rows around it are kept.
+func TestBadInputFiles(t *testing.T) {
+	tests := []struct {
+		name    string
+		corrupt func(t *testing.T, dir string) // edits the generated CSV workload
+		exit    int
+		message string // in the error (exit ≠ 0)
+		dead    string // a dead letter's location prefix and reason fragment (exit 0)
+	}{
+		{"stray quote in a usage CSV", func(t *testing.T, dir string) {
+			editFile(t, filepath.Join(dir, "usage", "ai_gateway_usage-000.csv"), func(b []byte) []byte {
+				// A line whose quote the next line's first quote closes: the
+				// reader used to take both, or the rest of the file, as one
+				// field. Only the broken line may be lost.
+				lines := bytes.SplitAfter(b, []byte("\n"))
+				lines = append(lines[:3], append([][]byte{[]byte("broken,\"2026\n")}, lines[3:]...)...)
+				return bytes.Join(lines, nil)
+			})
+		}, 0, "", "line 4|quoted field opened on this line"},
+		{"usage CSV without its header", func(t *testing.T, dir string) {
+			editFile(t, filepath.Join(dir, "usage", "ai_gateway_usage-000.csv"), func(b []byte) []byte {
+				return b[bytes.IndexByte(b, '\n')+1:]
+			})
+		}, exitFailure, "is the header row missing?", ""},
+		{"org.csv saved with a byte order mark", func(t *testing.T, dir string) {
+			editFile(t, filepath.Join(dir, "org.csv"), func(b []byte) []byte { return append([]byte("\ufeff"), b...) })
+		}, 0, "", ""},
+		{"store of a newer schema version", func(t *testing.T, dir string) {
+			s, err := duckdb.Open(context.Background(), filepath.Join(dir, "obolus.duckdb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := s.DB().Exec("UPDATE store_meta SET value = '99' WHERE name = 'schema_version'"); err != nil {
+				t.Fatal(err)
+			}
+		}, exitUsage, "newer than this obolus", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mustObolus(t, "gen", "--out", dir, "--agent-requests", "100", "--format", "csv")
+			tt.corrupt(t, dir)
+			out, err := obolus(t, "batch", "--config", filepath.Join(dir, "obolus.yaml"), "--log-level", "warn")
+			if code := exitCode(context.Background(), err); code != tt.exit || (tt.exit != 0 && !strings.Contains(err.Error(), tt.message)) {
+				t.Fatalf("exit %d (%v), want %d and a message mentioning %q\n%s", code, err, tt.exit, tt.message, out)
+			}
+			if tt.exit != 0 {
+				return
+			}
+			wantDead := "dead-lettered 0 "
+			if tt.dead != "" {
+				wantDead = "dead-lettered 1 "
+			}
+			if !strings.HasPrefix(out, "reconciled:") || !strings.Contains(out, wantDead) {
+				t.Fatalf("batch, want %q:\n%s", wantDead, out)
+			}
+			s, err := duckdb.OpenReadOnly(context.Background(), filepath.Join(dir, "obolus.duckdb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var unassigned int
+			if err := s.DB().QueryRow("SELECT count(*) FILTER (WHERE team = ?) FROM attribution WHERE match_method <> 'unattributed'", schemas.UnassignedTeam).Scan(&unassigned); err != nil {
+				t.Fatal(err)
+			}
+			if unassigned > 0 {
+				t.Errorf("%d attributed rows without a team: the org directory was not read", unassigned)
+			}
+			if tt.dead == "" {
+				return
+			}
+			where, why, _ := strings.Cut(tt.dead, "|")
+			dl, err := s.DeadLetters(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range dl {
+				if d.Location == where && strings.Contains(d.Reason, why) && d.Record != "" {
+					return
+				}
+			}
+			t.Errorf("no dead letter at %s mentioning %q with its raw text: %+v", where, why, dl)
+		})
+	}
+}
+
+func editFile(t *testing.T, path string, edit func([]byte) []byte) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, edit(b), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
