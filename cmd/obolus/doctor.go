@@ -13,6 +13,7 @@ import (
 	"github.com/obolus/obolus/ingest/duckdbtable"
 	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/dbxrun"
+	"github.com/obolus/obolus/schemas"
 	"github.com/obolus/obolus/sink/duckdb"
 )
 
@@ -106,7 +107,7 @@ func (a *cli) doctorDuckDB(ctx context.Context) []dbxrun.Check {
 		add("store "+path, dbxrun.CheckFail, "%v", err)
 	} else {
 		defer store.Close()
-		add("store "+path, dbxrun.CheckOK, "opens read-only")
+		add("store "+path, dbxrun.CheckOK, "opens read-only; schema version %d", schemas.StoreVersion)
 		var absent []string
 		for _, name := range store.Objects() {
 			rows, err := store.DB().QueryContext(ctx, "SELECT * FROM "+`"`+name+`"`+" LIMIT 0") // DDL names are plain identifiers
