@@ -198,7 +198,9 @@ func (r *Report) modelsChart() string {
 }
 
 // coverageChart plots, per day, the share of invocations and of cost that
-// was attributed to an end user.
+// was attributed to an end user. Days without gateway usage have no point:
+// a day of billed hours alone has nothing to attribute, and a 0% there read
+// as failure.
 func (r *Report) coverageChart() string {
 	const w, h, left, right, top, bottom = 960, 300, 70, 20, 20, 70
 	var b svgBuf
@@ -225,7 +227,7 @@ func (r *Report) coverageChart() string {
 			return d.AttributedInvocations / d.Invocations, d.Invocations > 0
 		}},
 		{"cost attributed", palette[1], func(d Day) (float64, bool) {
-			return float64(d.AttributedMicros) / float64(d.CostMicros), d.CostMicros > 0
+			return float64(d.AttributedMicros) / float64(d.CostMicros), d.CostMicros > 0 && d.Invocations > 0
 		}},
 	}
 	for _, s := range all {
