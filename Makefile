@@ -15,7 +15,7 @@ build:
 # results, coverage and the score against ground truth. No Databricks, no Kafka.
 demo: build
 	rm -rf $(DEMO_DIR)
-	$(BIN) gen --out $(DEMO_DIR)
+	$(BIN) gen --out $(DEMO_DIR) --duration 672h
 	$(BIN) batch --config $(DEMO_DIR)/obolus.yaml
 	$(BIN) summary --config $(DEMO_DIR)/obolus.yaml
 	$(BIN) score --config $(DEMO_DIR)/obolus.yaml --truth $(DEMO_DIR)/ground_truth.jsonl
