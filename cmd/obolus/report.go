@@ -142,7 +142,7 @@ what the store already holds, and shows list-price estimates when that is nothin
 	}
 	f := cmd.Flags()
 	f.StringVar(&period, "period", time.Now().UTC().AddDate(0, -1, 0).Format("2006-01"), "calendar month YYYY-MM, or YYYY-MM-DD..YYYY-MM-DD (end exclusive), UTC")
-	f.StringVar(&by, "by", "team", "group by, comma-separated: team, cost_center, user, agent, model")
+	f.StringVar(&by, "by", "team", "group by, comma-separated: team, cost_center, user, agent, model, session (one line per conversation)")
 	f.StringVar(&formats, "format", "markdown", "outputs, comma-separated: "+strings.Join(names, ", "))
 	f.StringVar(&out, "out", "", "directory to write the outputs to (default: the one text output to standard output)")
 	f.StringVar(&usagePath, "billing-usage", "", "export of system.billing.usage to load first (.jsonl, .csv or .parquet)")

@@ -24,9 +24,12 @@ const (
 	ByUser       Dimension = "user"
 	ByAgent      Dimension = "agent"
 	ByModel      Dimension = "model"
+	// BySession groups by conversation: the agent's session id
+	// (mlflow.trace.session), so one line is one conversation's cost.
+	BySession Dimension = "session"
 )
 
-var allDimensions = []Dimension{ByTeam, ByCostCenter, ByUser, ByAgent, ByModel}
+var allDimensions = []Dimension{ByTeam, ByCostCenter, ByUser, ByAgent, ByModel, BySession}
 
 // ParseDimensions reads a comma-separated list such as "team,user".
 func ParseDimensions(s string) ([]Dimension, error) {
@@ -34,7 +37,7 @@ func ParseDimensions(s string) ([]Dimension, error) {
 	for _, f := range strings.Split(s, ",") {
 		d := Dimension(strings.TrimSpace(f))
 		if !slices.Contains(allDimensions, d) {
-			return nil, fmt.Errorf("--by %q: %q is not one of team, cost_center, user, agent, model", s, f)
+			return nil, fmt.Errorf("--by %q: %q is not one of team, cost_center, user, agent, model, session", s, f)
 		}
 		if slices.Contains(out, d) {
 			return nil, fmt.Errorf("--by %q: %s appears twice", s, d)
@@ -54,6 +57,8 @@ func (d Dimension) of(r *usageRow) string {
 		return r.endUser
 	case ByAgent:
 		return r.agent
+	case BySession:
+		return r.session
 	default:
 		return r.model
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/obolus/obolus/schemas"
 )
 
-var dimensionTitle = map[Dimension]string{ByTeam: "Team", ByCostCenter: "Cost center", ByUser: "User", ByAgent: "Agent", ByModel: "Model"}
+var dimensionTitle = map[Dimension]string{ByTeam: "Team", ByCostCenter: "Cost center", ByUser: "User", ByAgent: "Agent", ByModel: "Model", BySession: "Session"}
 
 // mdCell renders a value as the literal text of a Markdown table cell: no
 // value becomes a link, raw HTML, formatting or a terminal control.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/obolus/obolus/schemas"
 )
 
 func TestParsePeriod(t *testing.T) {
@@ -124,5 +126,41 @@ func TestEmptyPeriod(t *testing.T) {
 	}
 	if len(rep.Days) != 2 || rep.Total.Rows != 0 {
 		t.Errorf("days %d rows %d", len(rep.Days), rep.Total.Rows)
+	}
+}
+
+// --by session gives one line per conversation, its cost the sum of its
+// calls; calls of no session share one line.
+func TestBySession(t *testing.T) {
+	rows := fixtureRows()
+	for i := range rows {
+		rows[i].Session = []string{"conv-a", "conv-b", ""}[i%3]
+	}
+	s := openStore(t, rows)
+	by, err := ParseDimensions("agent,session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Build(context.Background(), NewDuckDBSource(s.DB()), Options{Period: mustPeriod(t, "2026-11"), By: by})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{}
+	for _, r := range rows {
+		if r.MatchMethod != schemas.MethodUnattributed {
+			want[r.AgentEndpoint+"/"+r.Session] += r.TotalTokens
+		}
+	}
+	got := map[string]int64{}
+	for _, l := range rep.Lines {
+		got[l.Keys[0]+"/"+l.Keys[1]] += l.TotalTokens
+	}
+	if len(got) != len(want) {
+		t.Fatalf("lines %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %d tokens, want %d", k, got[k], v)
+		}
 	}
 }
