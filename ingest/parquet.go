@@ -31,15 +31,18 @@ func readParquet(c *collector, path string) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	var leaves []int
-	var nested []pqarrow.SchemaField
+	var fields, nested []pqarrow.SchemaField // leaf columns read; those inside struct and map columns
 	for _, f := range fr.Manifest.Fields {
 		if c.c.lookup([]byte(f.Field.Name)) >= 0 {
-			leaves = appendLeaves(leaves, f)
+			fields = appendLeafFields(fields, f)
 			if !f.IsLeaf() {
-				nested = append(nested, f)
+				nested = appendLeafFields(nested, f)
 			}
 		}
+	}
+	leaves := make([]int, len(fields))
+	for i, f := range fields {
+		leaves[i] = f.ColIndex
 	}
 	if err := checkChunks(pf, leaves); err != nil {
 		return fmt.Errorf("%s: corrupt Parquet file: %w", path, err)
@@ -123,18 +126,14 @@ func checkChunks(pf *file.Reader, cols []int) error {
 	return nil
 }
 
-// checkNested decodes the leaf columns of the given nested fields once,
+// checkNested decodes the given leaf columns of nested fields once,
 // here, where a panic is recovered, through the record readers pqarrow
 // itself uses. pqarrow reads the children of struct and map columns on
 // goroutines of its own, where a panic on a corrupt page (a page header
 // without its dictionary header, a dictionary index with no dictionary, a bad
 // compressed block) would end the process: found first here, such a file is
 // an error instead. Costs one more decode of the nested columns.
-func checkNested(pf *file.Reader, fields []pqarrow.SchemaField) error {
-	var leaves []pqarrow.SchemaField
-	for _, f := range fields {
-		leaves = appendLeafFields(leaves, f)
-	}
+func checkNested(pf *file.Reader, leaves []pqarrow.SchemaField) error {
 	for _, leaf := range leaves {
 		if err := checkLeaf(pf, leaf); err != nil {
 			return fmt.Errorf("column %s: %w", pf.MetaData().Schema.Column(leaf.ColIndex).Path(), err)
@@ -166,22 +165,13 @@ func checkLeaf(pf *file.Reader, leaf pqarrow.SchemaField) error {
 	return nil
 }
 
+// appendLeafFields appends the leaf columns of f (f itself if it is one).
 func appendLeafFields(dst []pqarrow.SchemaField, f pqarrow.SchemaField) []pqarrow.SchemaField {
 	if f.IsLeaf() {
 		return append(dst, f)
 	}
 	for _, ch := range f.Children {
 		dst = appendLeafFields(dst, ch)
-	}
-	return dst
-}
-
-func appendLeaves(dst []int, f pqarrow.SchemaField) []int {
-	if f.IsLeaf() {
-		return append(dst, f.ColIndex)
-	}
-	for _, ch := range f.Children {
-		dst = appendLeaves(dst, ch)
 	}
 	return dst
 }

@@ -421,10 +421,6 @@ func daysIn(month, year int) int {
 // JSON duration such as "1.25s" (MLflow's TraceInfo.to_dict writes those).
 // Its plausibility is Limits' to judge, after decoding.
 func (d *decoder) asDurationMS(field string, v *value) (int64, error) {
-	return d.durationMS(field, v)
-}
-
-func (d *decoder) durationMS(field string, v *value) (int64, error) {
 	if v.k == vString {
 		t := bytes.TrimSpace(v.text)
 		if len(t) > 1 && t[len(t)-1] == 's' {
