@@ -118,8 +118,9 @@ func (p *csvRows) header(cr *csv.Reader) error {
 		known = known || c >= 0
 	}
 	if !known {
+		some := p.c.c.kind.Columns()
 		return fmt.Errorf("header: line 1 names no column of a %s row (%s …): is the header row missing?",
-			p.c.c.kind, strings.Join(p.c.c.kind.Columns()[:min(4, len(p.c.c.kind.Columns()))], ", "))
+			p.c.c.kind, strings.Join(some[:min(4, len(some))], ", "))
 	}
 	p.vals = make([]value, len(p.names))
 	p.raw = func() []byte { return csvLine(p.rec) }

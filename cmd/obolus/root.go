@@ -155,13 +155,20 @@ func plural(n int64, word string) string {
 // it: a path where no store exists is a usage error naming the path.
 func (a *cli) openStoreReadOnly(ctx context.Context) (*duckdb.Store, error) {
 	store, err := duckdb.OpenReadOnly(ctx, a.cfg.Store.DuckDB)
-	if errors.Is(err, duckdb.ErrNoStore) || errors.Is(err, duckdb.ErrNotDuckDB) || errors.Is(err, schemas.ErrStoreVersion) {
-		return nil, usageError{Err: err}
+	return store, a.storeError(err)
+}
+
+// storeError says why the store could not be opened: a usage error (exit 2)
+// when the path names no store, not a DuckDB file, or a store of another
+// schema version — each fixed by the user, not by a retry.
+func (a *cli) storeError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, duckdb.ErrNoStore), errors.Is(err, duckdb.ErrNotDuckDB), errors.Is(err, schemas.ErrStoreVersion):
+		return usageError{Err: err}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)
-	}
-	return store, nil
+	return fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)
 }
 
 // openStore opens, or creates, the configured store (and its directory)
@@ -171,11 +178,5 @@ func (a *cli) openStore(ctx context.Context) (*duckdb.Store, error) {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
 	store, err := duckdb.Open(ctx, a.cfg.Store.DuckDB)
-	if errors.Is(err, duckdb.ErrNotDuckDB) || errors.Is(err, schemas.ErrStoreVersion) {
-		return nil, usageError{Err: err}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", a.cfg.Store.DuckDB, err)
-	}
-	return store, nil
+	return store, a.storeError(err)
 }

@@ -227,9 +227,10 @@ func DoctorOptions(cfg *config.Config, db *sql.DB) dbxrun.DoctorOptions {
 // Specs are the configured sources as readers take them.
 func Specs(cfg *config.Config) []ingest.Spec {
 	out := make([]ingest.Spec, len(cfg.Sources))
+	limits := cfg.IngestLimits()
 	for i, s := range cfg.Sources {
 		out[i] = ingest.Spec{Kind: ingest.Kind(s.Kind), Path: s.Path, Format: s.Format, AgentEndpoint: s.AgentEndpoint,
-			ServicePrincipal: s.ServicePrincipal, Limits: cfg.IngestLimits()}
+			ServicePrincipal: s.ServicePrincipal, Limits: limits}
 	}
 	return out
 }
