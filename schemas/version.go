@@ -11,7 +11,7 @@ import (
 
 // StoreVersion is the layout of the store's tables this build writes. A
 // store records its version in store_meta; an older store is migrated (see
-// Migrations), a newer one refused, because this build would write its
+// Migrate), a newer one refused, because this build would write its
 // tables wrongly.
 //
 // Version 1 is every store made before store_meta existed.
@@ -54,9 +54,9 @@ func ParseStoreVersion(value string) int {
 // version NN-1 to version NN.
 var migrationFileName = regexp.MustCompile(`^([0-9]{2})_[a-z][a-z0-9_]*\.sql$`)
 
-// Migrations returns the statements that take a store of the dialect from
+// migrations returns the statements that take a store of the dialect from
 // version from to StoreVersion, oldest first.
-func Migrations(dialect string, from int) ([]Statement, error) {
+func migrations(dialect string, from int) ([]Statement, error) {
 	if !dialectName.MatchString(dialect) {
 		return nil, fmt.Errorf("no migrations for dialect %q", dialect)
 	}
@@ -102,11 +102,11 @@ func Migrate(dialect, where string, v int, exec func(stmt string) error) error {
 	if v == 0 || v == StoreVersion {
 		return nil
 	}
-	migrations, err := Migrations(dialect, v)
+	steps, err := migrations(dialect, v)
 	if err != nil {
 		return err
 	}
-	for _, m := range migrations {
+	for _, m := range steps {
 		for _, part := range m.Parts() {
 			if err := exec(part); err != nil {
 				return fmt.Errorf("migrate %s from version %d (%s): %w", where, v, m.Name, err)

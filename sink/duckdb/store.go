@@ -23,6 +23,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/obolus/obolus/internal/sqlrows"
 	"github.com/obolus/obolus/schemas"
 )
 
@@ -278,22 +279,13 @@ func checkColumns(ctx context.Context, tx *sql.Tx) error {
 		if err != nil {
 			return fmt.Errorf("read columns of %s: %w", table, err)
 		}
-		have := map[string]bool{}
-		for rows.Next() {
-			var c string
-			if err := rows.Scan(&c); err != nil {
-				rows.Close()
-				return fmt.Errorf("read columns of %s: %w", table, err)
-			}
-			have[c] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		have, err := sqlrows.Collect(rows, func(c *string) []any { return []any{c} })
+		if err != nil {
 			return fmt.Errorf("read columns of %s: %w", table, err)
 		}
 		var missing []string
 		for _, c := range canonicalColumns[table] {
-			if !have[c] {
+			if !slices.Contains(have, c) {
 				missing = append(missing, c)
 			}
 		}
