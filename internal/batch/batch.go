@@ -180,7 +180,7 @@ func (r *Report) Summary() string {
 		s += fmt.Sprintf("; %d invocations kept a newer stored answer (%d rows not written)", r.StaleInvocations, r.Stale)
 	}
 	if r.TokenOverflow {
-		s += "; token sums overflow int64 (a store written before limits.max_tokens existed may hold implausible counts)"
+		s += "; token sums overflow int64"
 	}
 	return s
 }
@@ -198,22 +198,22 @@ type CheckpointStore interface {
 
 // AdvanceCheckpoint moves job's checkpoint to end, never backwards: an
 // explicit run over an older window (a backfill) leaves a later checkpoint
-// where it is, or the next scheduled run would redo everything since. It
-// returns the checkpoint it kept, zero when it moved it. A checkpoint after
-// now (a --to in the future, from before such windows were refused) is not
-// kept: any run resets it.
-func AdvanceCheckpoint(ctx context.Context, s CheckpointStore, job string, end, now time.Time) (kept time.Time, err error) {
+// where it is (and says so in log), or the next scheduled run would redo
+// everything since. A checkpoint after now (a --to in the future, from
+// before such windows were refused) is not kept: any run resets it.
+func AdvanceCheckpoint(ctx context.Context, s CheckpointStore, log *slog.Logger, job string, end, now time.Time) error {
 	cp, ok, err := s.Checkpoint(ctx, job)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("read checkpoint of job %s: %w", job, err)
+		return fmt.Errorf("read checkpoint of job %s: %w", job, err)
 	}
 	if ok && cp.After(end) && !cp.After(now) {
-		return cp, nil
+		log.Info("checkpoint kept: it is later than this window's end", "job", job, "checkpoint", cp, "window_end", end)
+		return nil
 	}
 	if err := s.SetCheckpoint(ctx, job, end); err != nil {
-		return time.Time{}, fmt.Errorf("advance checkpoint of job %s to %s: %w", job, end.Format(time.RFC3339), err)
+		return fmt.Errorf("advance checkpoint of job %s to %s: %w", job, end.Format(time.RFC3339), err)
 	}
-	return time.Time{}, nil
+	return nil
 }
 
 // ErrFutureWindow marks a window asked to end after now.
@@ -377,10 +377,8 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 		// checkpoint: the next run retries the same window.
 		return rep, fmt.Errorf("run %s does not reconcile: %s", rep.RunID, rep.Summary())
 	}
-	if kept, err := AdvanceCheckpoint(wctx, j.Store, j.Name, w.To, now); err != nil {
+	if err := AdvanceCheckpoint(wctx, j.Store, log, j.Name, w.To, now); err != nil {
 		return rep, err
-	} else if !kept.IsZero() {
-		log.Info("checkpoint kept: it is later than this window's end", "job", j.Name, "checkpoint", kept, "window_end", w.To)
 	}
 	rep.Finished = time.Now().UTC()
 	j.recordMetrics(ctx, rep)

@@ -163,10 +163,8 @@ func (j *Pushdown) Run(ctx context.Context, opt batch.Options) (rep *batch.Repor
 	if !rep.Reconciled() {
 		return rep, fmt.Errorf("run %s does not reconcile: %s", rep.RunID, rep.Summary())
 	}
-	if kept, err := batch.AdvanceCheckpoint(ctx, j.Store, j.Name, w.To, now); err != nil {
+	if err := batch.AdvanceCheckpoint(ctx, j.Store, log, j.Name, w.To, now); err != nil {
 		return rep, err
-	} else if !kept.IsZero() {
-		log.Info("checkpoint kept: it is later than this window's end", "job", j.Name, "checkpoint", kept, "window_end", w.To)
 	}
 	rep.Finished = time.Now().UTC()
 	if err := j.Store.RecordRun(ctx, rep.Run()); err != nil {
