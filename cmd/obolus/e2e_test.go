@@ -323,11 +323,6 @@ func TestBatchCorruptParquet(t *testing.T) {
 func TestBatchImplausibleRows(t *testing.T) {
 	dir := t.TempDir()
 	mustObolus(t, "gen", "--out", dir, "--agent-requests", "100")
-	usage := filepath.Join(dir, "usage", "ai_gateway_usage-000.jsonl")
-	b, err := os.ReadFile(usage)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cases := []struct {
 		name, field, reason string
 		set                 func(row map[string]any)
@@ -340,19 +335,11 @@ func TestBatchImplausibleRows(t *testing.T) {
 			r["token_details"] = map[string]any{"output_reasoning_tokens": json.Number("4611686018427387904")}
 		}},
 	}
-	var extra []byte
 	for i, c := range cases {
-		var row map[string]any
-		if err := json.Unmarshal(b[:bytes.IndexByte(b, '\n')], &row); err != nil {
-			t.Fatal(err)
-		}
-		row["invocation_id"] = fmt.Sprintf("implausible-%d", i)
-		c.set(row)
-		line, _ := json.Marshal(row)
-		extra = append(append(extra, line...), '\n')
-	}
-	if err := os.WriteFile(usage, append(b, extra...), 0o600); err != nil {
-		t.Fatal(err)
+		appendUsageRow(t, dir, func(row map[string]any) {
+			row["invocation_id"] = fmt.Sprintf("implausible-%d", i)
+			c.set(row)
+		})
 	}
 	cfg := filepath.Join(dir, "obolus.yaml")
 	for run := range 2 { // the rerun refreshes coverage over the same window
@@ -455,21 +442,10 @@ func TestStrayArgumentsRefused(t *testing.T) {
 func TestSummaryShowsHostileNamesSafely(t *testing.T) {
 	dir := t.TempDir()
 	mustObolus(t, "gen", "--out", dir, "--agent-requests", "50")
-	usage := filepath.Join(dir, "usage", "ai_gateway_usage-000.jsonl")
-	b, err := os.ReadFile(usage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var row map[string]any
-	if err := json.Unmarshal(b[:bytes.IndexByte(b, '\n')], &row); err != nil {
-		t.Fatal(err)
-	}
-	row["invocation_id"] = "hostile-1"
-	row["request_tags"] = map[string]string{"end_user": "\x1b[2J\x1b]0;pwned\x07eve\u202Egpj.exe"}
-	line, _ := json.Marshal(row)
-	if err := os.WriteFile(usage, append(append(b, line...), '\n'), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendUsageRow(t, dir, func(row map[string]any) {
+		row["invocation_id"] = "hostile-1"
+		row["request_tags"] = map[string]string{"end_user": "\x1b[2J\x1b]0;pwned\x07eve\u202Egpj.exe"}
+	})
 	cfg := filepath.Join(dir, "obolus.yaml")
 	mustObolus(t, "batch", "--config", cfg, "--log-level", "warn")
 	out := mustObolus(t, "summary", "--config", cfg, "--log-level", "warn", "--top", "1000")
@@ -619,6 +595,24 @@ func TestBadInputFiles(t *testing.T) {
 			t.Errorf("no dead letter at %s mentioning %q with its raw text: %+v", where, why, dl)
 		})
 	}
+}
+
+// appendUsageRow appends to the generated workload in dir a copy of its
+// first usage row, changed by set.
+func appendUsageRow(t *testing.T, dir string, set func(row map[string]any)) {
+	t.Helper()
+	editFile(t, filepath.Join(dir, "usage", "ai_gateway_usage-000.jsonl"), func(b []byte) []byte {
+		var row map[string]any
+		if err := json.Unmarshal(b[:bytes.IndexByte(b, '\n')], &row); err != nil {
+			t.Fatal(err)
+		}
+		set(row)
+		line, err := json.Marshal(row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(append(b, line...), '\n')
+	})
 }
 
 func editFile(t *testing.T, path string, edit func([]byte) []byte) {
