@@ -285,17 +285,13 @@ func TestBatchCorruptParquet(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no usage parquet: %v", err)
 	}
-	b, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Flip bytes in the data pages, past the header and before the footer.
-	for i := len(b) / 4; i < len(b)/2; i += 499 {
-		b[i] ^= 0xff
-	}
-	if err := os.WriteFile(files[0], b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editFile(t, files[0], func(b []byte) []byte {
+		// Flip bytes in the data pages, past the header and before the footer.
+		for i := len(b) / 4; i < len(b)/2; i += 499 {
+			b[i] ^= 0xff
+		}
+		return b
+	})
 	cfg := filepath.Join(dir, "obolus.yaml")
 	out, err := obolus(t, "batch", "--config", cfg, "--log-level", "warn")
 	if err == nil || exitCode(context.Background(), err) != exitFailure || !strings.Contains(err.Error(), files[0]) {
