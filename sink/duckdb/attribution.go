@@ -3,14 +3,11 @@ package duckdb
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 
 	"strings"
 	"time"
-
-	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/obolus/obolus/internal/sqlrows"
 	"github.com/obolus/obolus/schemas"
@@ -18,12 +15,6 @@ import (
 
 // attributionColumns are the attribution table's columns in DDL order.
 var attributionColumns = strings.Join(schemas.AttributionColumns(), ", ")
-
-const (
-	stageAttribution = "obolus_stage_attribution"
-	stageInvocations = "obolus_stage_invocations"
-	stageKept        = "obolus_stage_kept"
-)
 
 // ReplaceAttributions writes rows so that, afterwards, the table holds for
 // the invocations they name exactly these rows, and for the event-time window
@@ -52,95 +43,57 @@ func (s *Store) ReplaceAttributions(ctx context.Context, from, to time.Time, row
 // ReplaceAttributionChunks is ReplaceAttributions for rows held in several
 // slices, so a caller with millions of rows never builds one contiguous copy.
 // Row numbers in errors count across chunks.
-func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (schemas.WriteStats, error) {
-	var st schemas.WriteStats
-	for _, rows := range chunks {
-		st.Rows += int64(len(rows))
+func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (st schemas.WriteStats, err error) {
+	if err := checkWindow(from, to); err != nil {
+		return st, err
 	}
+	stage, err := s.StageAttributions(ctx)
+	if err != nil {
+		return st, err
+	}
+	defer func() {
+		if cerr := stage.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	// All rows of an invocation are one copy: none is dropped, and a repeated
+	// (invocation_id, end_user) is an error, as the contract says.
+	buf := make([]schemas.Staged, 0, min(rowsIn(chunks), stageChunk))
+	for _, rows := range chunks {
+		for i := range rows {
+			buf = append(buf, schemas.Staged{Attribution: rows[i]})
+			if len(buf) == cap(buf) {
+				if err := stage.Append(ctx, buf); err != nil {
+					return st, err
+				}
+				buf = buf[:0]
+			}
+		}
+	}
+	if err := stage.Append(ctx, buf); err != nil {
+		return st, err
+	}
+	st, _, err = stage.Commit(ctx, from, to)
+	return st, err
+}
+
+// stageChunk is how many rows ReplaceAttributionChunks stages at a time.
+const stageChunk = 1 << 14
+
+func rowsIn(chunks [][]schemas.Attribution) int {
+	n := 0
+	for _, c := range chunks {
+		n += len(c)
+	}
+	return n
+}
+
+func checkWindow(from, to time.Time) error {
 	windowed := !from.IsZero() || !to.IsZero()
 	if windowed && (from.IsZero() || to.IsZero() || !to.After(from)) {
-		return st, fmt.Errorf("replace attributions: window [%s, %s) is not a window: set both ends, from before to, or neither", fmtTime(from), fmtTime(to))
+		return fmt.Errorf("replace attributions: window [%s, %s) is not a window: set both ends, from before to, or neither", fmtTime(from), fmtTime(to))
 	}
-	dates := make([][]time.Time, len(chunks))
-	base := 0
-	for c, rows := range chunks {
-		dates[c] = make([]time.Time, len(rows))
-		for i := range rows {
-			d, err := rows[i].Validate()
-			if err != nil {
-				return st, fmt.Errorf("attribution row %d (invocation_id %q, end_user %q): %w", base+i, rows[i].InvocationID, rows[i].EndUser, err)
-			}
-			dates[c][i] = d
-		}
-		base += len(rows)
-	}
-	if st.Rows == 0 && !windowed {
-		return st, nil
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return st, fmt.Errorf("replace attributions: %w", err)
-	}
-	defer conn.Close()
-	defer dropStage(conn, stageAttribution, stageInvocations, stageKept)
-
-	err = stage(ctx, conn, "attribution", stageAttribution, func(ap *duckdb.Appender) error {
-		for c, rows := range chunks {
-			if err := appendAttributions(ctx, ap, rows, dates[c]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return st, fmt.Errorf("replace attributions: %w", err)
-	}
-	if err := checkStagedInvocations(ctx, conn, &st); err != nil {
-		return st, fmt.Errorf("replace attributions: %w", err)
-	}
-
-	err = inTx(ctx, conn, func(tx *sql.Tx) error {
-		// Invocations the store holds at a higher version than offered.
-		_, err := tx.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE `+stageKept+` AS
-			SELECT i.invocation_id, i.n FROM `+stageInvocations+` i
-			WHERE EXISTS (SELECT 1 FROM attribution a WHERE a.invocation_id = i.invocation_id AND a.version > i.version)`)
-		if err != nil {
-			return fmt.Errorf("version guard: %w", err)
-		}
-		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(n), 0)::BIGINT FROM `+stageKept).Scan(&st.StaleInvocations, &st.Stale); err != nil {
-			return fmt.Errorf("version guard: %w", err)
-		}
-		// Usually nothing is kept: then the anti-joins are left out.
-		notKept := "TRUE"
-		if st.StaleInvocations > 0 {
-			notKept = `invocation_id NOT IN (SELECT invocation_id FROM ` + stageKept + `)`
-		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM attribution
-			WHERE (invocation_id IN (SELECT invocation_id FROM `+stageInvocations+`)
-			       OR (event_time >= make_timestamp(?::BIGINT) AND event_time < make_timestamp(?::BIGINT)))
-			  AND `+notKept, micros(from), micros(to))
-		if err != nil {
-			return fmt.Errorf("delete replaced rows: %w", err)
-		}
-		if st.Deleted, err = res.RowsAffected(); err != nil {
-			return fmt.Errorf("delete replaced rows: %w", err)
-		}
-		res, err = tx.ExecContext(ctx, `INSERT INTO attribution (`+columnList("attribution")+`) SELECT * FROM `+stageAttribution+` WHERE `+notKept)
-		if err != nil {
-			return fmt.Errorf("insert rows: %w", err)
-		}
-		if st.Inserted, err = res.RowsAffected(); err != nil {
-			return fmt.Errorf("insert rows: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return st, fmt.Errorf("replace attributions: %w", err)
-	}
-	return st, nil
+	return nil
 }
 
 // checkStagedInvocations builds the per-invocation table of the staged rows
@@ -170,29 +123,6 @@ func checkStagedInvocations(ctx context.Context, conn *sql.Conn, st *schemas.Wri
 	}
 	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM `+stageInvocations).Scan(&st.Invocations); err != nil {
 		return fmt.Errorf("count staged invocations: %w", err)
-	}
-	return nil
-}
-
-func appendAttributions(ctx context.Context, ap *duckdb.Appender, rows []schemas.Attribution, dates []time.Time) error {
-	// One argument slice for all rows: the Appender copies the values out
-	// before AppendRow returns, and a fresh slice per row is a 35-word allocation.
-	vals := make([]any, 0, schemas.NumAttributionColumns)
-	args := make([]driver.Value, schemas.NumAttributionColumns)
-	for i := range rows {
-		if i%65536 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		r := &rows[i]
-		vals = r.AppendValues(vals[:0], dates[i])
-		for k, v := range vals {
-			args[k] = v
-		}
-		if err := ap.AppendRow(args...); err != nil {
-			return fmt.Errorf("append attribution row %d (invocation_id %q): %w", i, r.InvocationID, err)
-		}
 	}
 	return nil
 }

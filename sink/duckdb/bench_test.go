@@ -133,8 +133,16 @@ func bareAppend(b *testing.B, s *Store, rows []schemas.Attribution) time.Duratio
 		if err != nil {
 			return err
 		}
-		if err := appendAttributions(ctx, ap, rows, dates); err != nil {
-			return err
+		vals := make([]any, 0, schemas.NumAttributionColumns)
+		args := make([]driver.Value, schemas.NumAttributionColumns)
+		for i := range rows {
+			vals = rows[i].AppendValues(vals[:0], dates[i])
+			for k, v := range vals {
+				args[k] = v
+			}
+			if err := ap.AppendRow(args...); err != nil {
+				return err
+			}
 		}
 		err = ap.Close()
 		took = time.Since(t0)
