@@ -87,32 +87,54 @@ JOIN (
   SELECT invocation_id, copy_seq FROM (
     SELECT invocation_id, copy_seq,
            row_number() OVER (PARTITION BY invocation_id ORDER BY copy_event_ns, copy_total_tokens DESC, copy_seq) AS copy_rank
-    FROM (SELECT DISTINCT invocation_id, copy_seq, copy_event_ns, copy_total_tokens FROM ` + stage + `) c
+    FROM (SELECT DISTINCT invocation_id, copy_seq, copy_event_ns, copy_total_tokens FROM ` + stage + ` d) c
   ) r
   WHERE copy_rank = 1
 ) w ON s.invocation_id = w.invocation_id AND s.copy_seq = w.copy_seq`
 }
 
-// TotalsSQL is a query over kept (WinnersSQL's rows) yielding one row:
-// rows, invocations and attributed invocations, the token sums TokensIn,
-// InputTokensIn and TokensOut as decimal strings (a sum may pass int64),
-// and the cost. ScanTotals reads it.
+// TotalsSQL yields, over the rows of the query kept (WinnersSQL's rows), one
+// row: rows, invocations and attributed invocations, the token sums
+// TokensIn, InputTokensIn and TokensOut as decimal strings (a sum may pass
+// int64), and the cost. ScanTotals reads it.
 func TotalsSQL(kept string) string {
-	return `WITH copies AS (SELECT DISTINCT invocation_id, copy_seq, copy_total_tokens, copy_input_tokens FROM ` + kept + `)
+	return `WITH kept AS (` + kept + `),
+  copies AS (SELECT DISTINCT invocation_id, copy_seq, copy_total_tokens, copy_input_tokens FROM kept)
 SELECT
-  (SELECT count(*) FROM ` + kept + `),
-  (SELECT count(DISTINCT invocation_id) FROM ` + kept + `),
-  (SELECT count(DISTINCT CASE WHEN match_method <> '` + MethodUnattributed + `' THEN invocation_id END) FROM ` + kept + `),
+  (SELECT count(*) FROM kept),
+  (SELECT count(DISTINCT invocation_id) FROM kept),
+  (SELECT count(DISTINCT CASE WHEN match_method <> '` + MethodUnattributed + `' THEN invocation_id END) FROM kept),
   (SELECT CAST(coalesce(sum(CAST(copy_total_tokens AS DECIMAL(38,0))), 0) AS STRING) FROM copies),
   (SELECT CAST(coalesce(sum(CAST(copy_input_tokens AS DECIMAL(38,0))), 0) AS STRING) FROM copies),
-  (SELECT CAST(coalesce(sum(CAST(total_tokens AS DECIMAL(38,0))), 0) AS STRING) FROM ` + kept + `),
-  (SELECT coalesce(sum(cost_usd), 0) FROM ` + kept + `)`
+  (SELECT CAST(coalesce(sum(CAST(total_tokens AS DECIMAL(38,0))), 0) AS STRING) FROM kept),
+  (SELECT coalesce(sum(cost_usd), 0) FROM kept)`
 }
 
-// ByMethodSQL is a query over kept yielding (match_method, weighted
-// invocations).
+// ByMethodSQL yields (match_method, weighted invocations) over the rows of
+// the query kept.
 func ByMethodSQL(kept string) string {
-	return `SELECT match_method, sum(weight) FROM ` + kept + ` GROUP BY match_method ORDER BY match_method`
+	return `WITH kept AS (` + kept + `)
+SELECT match_method, sum(weight) FROM kept GROUP BY match_method ORDER BY match_method`
+}
+
+// BadKeySQL yields, over the rows of the query kept, the first invocation
+// that breaks the key rules — (invocation_id, end_user) unique, one version
+// per invocation — as (invocation_id, rows, distinct end users, lowest and
+// highest version), or no row. KeyError words it.
+func BadKeySQL(kept string) string {
+	return `WITH kept AS (` + kept + `)
+SELECT invocation_id, count(*), count(DISTINCT end_user), min(version), max(version)
+FROM kept GROUP BY invocation_id
+HAVING count(*) <> count(DISTINCT end_user) OR min(version) <> max(version)
+ORDER BY invocation_id LIMIT 1`
+}
+
+// KeyError words a row of BadKeySQL.
+func KeyError(id string, n, users, lo, hi int64) error {
+	if n != users {
+		return fmt.Errorf("invocation_id %q: %d rows for %d distinct end_user: (invocation_id, end_user) must be unique", id, n, users)
+	}
+	return fmt.Errorf("invocation_id %q: rows carry versions %d to %d: all rows of one invocation must share its version", id, lo, hi)
 }
 
 // ScanTotals reads the row of TotalsSQL.

@@ -32,9 +32,9 @@ type Source interface {
 // Store is where a run's results go. Every write is idempotent: running the
 // same window twice leaves the same rows.
 type Store interface {
-	// ReplaceAttributionChunks takes a window's rows in chunks, sparing the
-	// run a contiguous copy of millions of rows.
-	ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (schemas.WriteStats, error)
+	// StageAttributions starts a window replace that takes the rows in
+	// chunks as they are produced: the run never holds the window.
+	StageAttributions(ctx context.Context) (schemas.AttributionStage, error)
 	WriteDeadLetters(ctx context.Context, dl []schemas.DeadLetter) error
 	RefreshCoverage(ctx context.Context, from, to time.Time) error
 	Checkpoint(ctx context.Context, job string) (time.Time, bool, error)
@@ -325,24 +325,34 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	if err != nil {
 		return rep, fmt.Errorf("configure engine: %w", err)
 	}
-	// Usage is attributed as it streams in, so the run holds output rows and
-	// one small entry per invocation, never the whole input.
-	att := newAttributor(engine, enrich.Run{ID: rep.RunID, Version: now.UnixMicro(), ProcessedAt: now})
+	// Usage is attributed as it streams in and staged chunk by chunk: the run
+	// holds the agent index and one chunk of rows, never the window.
+	stage, err := j.Store.StageAttributions(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("stage attribution for window %s: %w", FormatWindow(p), err)
+	}
+	defer func() {
+		if cerr := stage.Close(); cerr != nil {
+			log.Warn("close attribution stage", "run_id", rep.RunID, "err", cerr)
+		}
+	}()
+	att := newAttributor(engine, enrich.Run{ID: rep.RunID, Version: now.UnixMicro(), ProcessedAt: now}, stage)
 	mctx, mspan := j.tracer().Start(ctx, "batch.read usage and match")
-	if err := j.readAll(mctx, "read usage", j.Usage, p, ingest.Emit{
-		Usage: func(evs []schemas.UsageEvent) error { att.add(evs); return nil },
+	err = j.readAll(mctx, "read usage", j.Usage, p, ingest.Emit{
+		Usage: func(evs []schemas.UsageEvent) error { return att.add(mctx, evs) },
 		Dead:  collectDead,
 	}, func(st ingest.Stats) {
 		rep.UsageRows += st.Rows
 		rep.OutsideWindow += st.OutsideWindow
 		rep.DeadLettered += st.Dead
-	}); err != nil {
-		mspan.End()
+	})
+	if err == nil {
+		err = att.flush(mctx)
+	}
+	mspan.End()
+	if err != nil {
 		return rep, err
 	}
-	rows := att.finish(rep)
-	mspan.SetAttributes(attribute.Int64("obolus.invocations", rep.Invocations), attribute.Int64("obolus.rows", rep.OutputRows))
-	mspan.End()
 
 	wctx, wspan := j.tracer().Start(ctx, "batch.write")
 	defer wspan.End()
@@ -359,11 +369,13 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 			replace.From, replace.To = time.Time{}, time.Time{}
 		}
 	}
-	ws, err := j.Store.ReplaceAttributionChunks(wctx, replace.From, replace.To, rows)
+	ws, totals, err := stage.Commit(wctx, replace.From, replace.To)
 	rep.Stale, rep.StaleInvocations = ws.Stale, ws.StaleInvocations
 	if err != nil {
 		return rep, fmt.Errorf("write attribution for window %s: %w", FormatWindow(p), err)
 	}
+	att.finish(rep, totals)
+	wspan.SetAttributes(attribute.Int64("obolus.invocations", rep.Invocations), attribute.Int64("obolus.rows", rep.OutputRows))
 	if len(dead) > 0 {
 		if err := j.Store.WriteDeadLetters(wctx, dead); err != nil {
 			return rep, fmt.Errorf("write %d dead letters: %w", len(dead), err)

@@ -84,7 +84,27 @@ func timed(j *batch.Job) *stopwatch {
 	return sw
 }
 
-func (s timedStore) ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (schemas.WriteStats, error) {
+func (s timedStore) StageAttributions(ctx context.Context) (schemas.AttributionStage, error) {
 	defer s.sw.add("write", time.Now())
-	return s.Store.ReplaceAttributionChunks(ctx, from, to, chunks)
+	st, err := s.Store.StageAttributions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return timedStage{st, s.sw}, nil
+}
+
+// timedStage counts staging and the commit as writing.
+type timedStage struct {
+	schemas.AttributionStage
+	sw *stopwatch
+}
+
+func (s timedStage) Append(ctx context.Context, rows []schemas.Staged) error {
+	defer s.sw.add("write", time.Now())
+	return s.AttributionStage.Append(ctx, rows)
+}
+
+func (s timedStage) Commit(ctx context.Context, from, to time.Time) (schemas.WriteStats, schemas.StagedTotals, error) {
+	defer s.sw.add("write", time.Now())
+	return s.AttributionStage.Commit(ctx, from, to)
 }

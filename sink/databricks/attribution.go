@@ -8,10 +8,6 @@ import (
 	"strings"
 	"time"
 
-	databricks "github.com/databricks/databricks-sql-go"
-
-	"github.com/obolus/obolus/internal/dbsql"
-	"github.com/obolus/obolus/internal/retry"
 	"github.com/obolus/obolus/schemas"
 )
 
@@ -42,92 +38,42 @@ func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time
 	return st, err
 }
 
-func (s *Store) replace(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (schemas.WriteStats, timing, error) {
-	rows := rowChunks(chunks)
-	st := schemas.WriteStats{Rows: int64(rows.len())}
+// replaceChunk is how many rows replace stages at a time.
+const replaceChunk = 1 << 14
+
+// replace runs a staged write of rows, each invocation's rows one copy, so
+// none is dropped and a repeated (invocation_id, end_user) is an error.
+func (s *Store) replace(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (st schemas.WriteStats, tm timing, err error) {
 	windowed := !from.IsZero() || !to.IsZero()
 	if windowed && (from.IsZero() || to.IsZero() || !to.After(from)) {
-		return st, timing{}, fmt.Errorf("replace attributions: window [%s, %s) is not a window: %w", fmtTime(from), fmtTime(to), errWindow)
+		return st, tm, fmt.Errorf("replace attributions: window [%s, %s) is not a window: %w", fmtTime(from), fmtTime(to), errWindow)
 	}
-	set, err := schemas.CheckRows(chunks, nil)
-	if err != nil {
-		return st, timing{}, fmt.Errorf("replace attributions: %w", err)
-	}
-	st.Invocations = set.Invocations
-	if rows.len() == 0 && !windowed {
-		return st, timing{}, nil
-	}
-	lo, hi := set.First, set.Last
-	if windowed {
-		lo, hi = minTime(lo, from), maxTime(hi, to.Add(-time.Microsecond))
-	}
-	// The write is idempotent: when its session is gone, start over.
-	var tm timing
-	in := st
-	err = retry.Do(ctx, retry.Policy{Attempts: 3, Retryable: dbsql.IsDropped}, func(ctx context.Context) (err error) {
-		st, tm, err = s.replaceOnce(ctx, from, to, lo, hi, rows, in)
-		return err
-	})
-	return st, tm, err
-}
-
-func (s *Store) replaceOnce(ctx context.Context, from, to, lo, hi time.Time, rows rowChunks, st schemas.WriteStats) (schemas.WriteStats, timing, error) {
-	var tm timing
-	stageID, err := newStageID()
+	a, err := s.stageAttributions()
 	if err != nil {
 		return st, tm, err
 	}
-	// One session for the whole write.
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return st, tm, fmt.Errorf("replace attributions: %w", err)
-	}
-	defer conn.Close()
-
-	t0 := time.Now()
-	var source string
-	var cleanup func(context.Context) error
-	switch {
-	case rows.len() == 0:
-		source = emptySource(s.schema.Table("attribution"))
-	case s.opt.StagingVolume != "":
-		source, cleanup, err = s.stageVolume(ctx, conn, stageID, rows, &tm)
-	default:
-		source, cleanup, err = s.stageInserts(ctx, conn, stageID, rows, &tm)
-	}
-	if cleanup != nil {
+	defer func() {
 		// The stage is only scaffolding: removing it must not fail the write.
-		defer func() { _ = cleanup(context.WithoutCancel(ctx)) }()
-	}
-	if err != nil {
-		return st, tm, fmt.Errorf("replace attributions: %w", err)
-	}
-	tm.Stage = time.Since(t0)
-
-	t0 = time.Now()
-	args := []any{dateParam("date_from", lo), dateParam("date_to", hi)}
-	if strings.Contains(source, ":stage_id") {
-		args = append(args, databricks.Parameter{Name: "stage_id", Value: stageID})
-	}
-	if rows.len() > 0 {
-		// What the version guard will keep out, for the run report. Read
-		// before the MERGE, which leaves no trace of it.
-		err := conn.QueryRowContext(ctx, StaleStatement(s.schema.Table("attribution"), source), args...).Scan(&st.Stale, &st.StaleInvocations)
-		tm.Statements++
-		if err != nil {
-			return st, tm, fmt.Errorf("count stale attribution rows: %w", err)
+		_ = a.Close()
+		tm = a.tm
+	}()
+	buf := make([]schemas.Staged, 0, replaceChunk)
+	for _, rows := range chunks {
+		for i := range rows {
+			buf = append(buf, schemas.Staged{Attribution: rows[i]})
+			if len(buf) == cap(buf) {
+				if err := a.Append(ctx, buf); err != nil {
+					return st, tm, err
+				}
+				buf = buf[:0]
+			}
 		}
 	}
-	q := ReplaceStatement(s.schema.Table("attribution"), source)
-	args = append(args, timeParam("window_from", from), timeParam("window_to", to))
-	res, err := execOn(ctx, conn, "merge attribution rows", q, args...)
-	tm.Statements++
-	if err != nil {
+	if err := a.Append(ctx, buf); err != nil {
 		return st, tm, err
 	}
-	st.Affected, _ = res.RowsAffected()
-	tm.Merge = time.Since(t0)
-	return st, tm, nil
+	st, _, err = a.Commit(ctx, from, to)
+	return st, tm, err
 }
 
 // ReplaceStatement is the MERGE that replaces attribution rows: source is a
@@ -240,37 +186,6 @@ func indent(s, by string) string {
 		}
 	}
 	return strings.Join(lines, "\n") + "\n"
-}
-
-// emptySource yields no rows with the attribution columns' types, for a
-// window replace that writes nothing.
-func emptySource(target string) string {
-	return `SELECT ` + strings.Join(attributionColumns, ", ") + ` FROM ` + target + ` WHERE 1 = 0`
-}
-
-// rowChunks is rows held in chunks.
-type rowChunks [][]schemas.Attribution
-
-func (c rowChunks) len() int {
-	n := 0
-	for _, ch := range c {
-		n += len(ch)
-	}
-	return n
-}
-
-// each calls fn with every row and its position, stopping at an error.
-func (c rowChunks) each(fn func(i int, r *schemas.Attribution) error) error {
-	i := 0
-	for _, ch := range c {
-		for k := range ch {
-			if err := fn(i, &ch[k]); err != nil {
-				return err
-			}
-			i++
-		}
-	}
-	return nil
 }
 
 func minTime(a, b time.Time) time.Time {

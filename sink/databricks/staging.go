@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -17,57 +16,59 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/databricks/databricks-sql-go/driverctx"
 
+	"github.com/obolus/obolus/internal/retry"
+
 	"github.com/obolus/obolus/schemas"
 )
 
 // stageInserts inserts rows into stage_attribution in batches that stay
-// within the parameter budget, and returns the MERGE source that reads them
-// back (it binds :stage_id) and a cleanup that deletes the stage.
-func (s *Store) stageInserts(ctx context.Context, conn execer, stageID string, rows rowChunks, st *timing) (string, func(context.Context) error, error) {
+// within the parameter budget, each under stage id <stageID>-<n>, n counting
+// in *batches; first is the position of rows[0] among the stage's rows, for
+// messages.
+func (s *Store) stageInserts(ctx context.Context, stageID string, batches *int, first int64, rows []schemas.Staged, st *timing) error {
 	stage := s.schema.Table("stage_attribution")
-	cleanup := func(ctx context.Context) error {
-		_, err := execOn(ctx, conn, "delete stage "+stageID, "DELETE FROM "+stage+" WHERE stage_id = ?", stageID)
-		return err
-	}
-	perRow := len(attributionColumns) + 1
+	cols := schemas.StageColumns()
+	perRow := len(cols) + 1
 	batch := max(1, s.opt.InsertParams/perRow)
 	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", perRow), ", ") + ")"
-	head := "INSERT INTO " + stage + " (stage_id, " + strings.Join(attributionColumns, ", ") + ") VALUES "
+	head := "INSERT INTO " + stage + " (stage_id, " + strings.Join(cols, ", ") + ") VALUES "
 	args := make([]any, 0, batch*perRow)
 	var q strings.Builder
-	total, first, n := rows.len(), 0, 0
-	flush := func() error {
-		if n == 0 {
-			return nil
+	for lo := 0; lo < len(rows); lo += batch {
+		hi := min(lo+batch, len(rows))
+		q.Reset()
+		q.WriteString(head)
+		args = args[:0]
+		batchID := fmt.Sprintf("%s-%06d", stageID, *batches)
+		*batches++
+		for i := lo; i < hi; i++ {
+			if i > lo {
+				q.WriteString(", ")
+			}
+			q.WriteString(row)
+			r := &rows[i]
+			args = appendRowArgs(append(args, batchID), &r.Attribution)
+			args = append(args, r.Copy.Seq, r.Copy.EventNanos, r.Copy.TotalTokens, r.Copy.InputTokens)
 		}
-		_, err := execOn(ctx, conn, fmt.Sprintf("stage attribution rows %d..%d of %d", first, first+n, total), q.String(), args...)
+		// An INSERT whose session dropped may or may not have landed:
+		// empty its batch before sending it again.
+		retried := false
+		err := retry.Do(ctx, dropped, func(ctx context.Context) error {
+			if retried {
+				if _, err := execOn(ctx, s.db, "empty stage batch "+batchID, "DELETE FROM "+stage+" WHERE stage_id = ?", batchID); err != nil {
+					return err
+				}
+			}
+			retried = true
+			_, err := execOn(ctx, s.db, fmt.Sprintf("stage attribution rows %d..%d", first+int64(lo), first+int64(hi)), q.String(), args...)
+			return err
+		})
 		st.Statements++
-		first, n = first+n, 0
-		return err
-	}
-	err := rows.each(func(_ int, r *schemas.Attribution) error {
-		if n == 0 {
-			q.Reset()
-			q.WriteString(head)
-			args = args[:0]
-		} else {
-			q.WriteString(", ")
+		if err != nil {
+			return err
 		}
-		q.WriteString(row)
-		args = appendRowArgs(append(args, stageID), r)
-		if n++; n == batch {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
 	}
-	if err != nil {
-		return "", cleanup, err
-	}
-	src := "SELECT " + strings.Join(attributionColumns, ", ") + " FROM " + stage + " WHERE stage_id = :stage_id"
-	return src, cleanup, nil
+	return nil
 }
 
 // appendRowArgs binds one attribution row in column order. Timestamps go as
@@ -83,45 +84,6 @@ func appendRowArgs(args []any, r *schemas.Attribution) []any {
 		r.CacheCreationInputTokens, r.OutputReasoningTokens,
 		r.CostUSD, r.PriceListVersion, r.Version, r.RunID, timeParam("", r.ProcessedAt),
 	)
-}
-
-// stageVolume writes rows to a Parquet file, uploads it to the staging
-// volume with the driver's staging PUT, and returns the MERGE source that
-// reads it and a cleanup that removes the file.
-func (s *Store) stageVolume(ctx context.Context, conn execer, stageID string, rows rowChunks, st *timing) (string, func(context.Context) error, error) {
-	dir, err := os.MkdirTemp(s.opt.LocalDir, "obolus-stage-")
-	if err != nil {
-		return "", nil, fmt.Errorf("staging directory: %w", err)
-	}
-	local := filepath.Join(dir, "attribution.parquet")
-	remote := s.opt.StagingVolume + "/obolus-stage-" + stageID + ".parquet"
-	uploaded := false
-	cleanup := func(ctx context.Context) error {
-		err := os.RemoveAll(dir)
-		if uploaded {
-			if _, rerr := execOn(stagingContext(ctx, dir), conn, "remove "+remote, "REMOVE '"+remote+"'"); rerr != nil && err == nil {
-				err = rerr
-			}
-		}
-		return err
-	}
-	if err := writeParquet(local, rows); err != nil {
-		return "", cleanup, err
-	}
-	// Paths are literals: staging commands take no parameters. Both are
-	// ours: the volume matched a strict pattern and the file name is hex.
-	if _, err := execOn(stagingContext(ctx, dir), conn, "upload stage to "+remote, "PUT '"+local+"' INTO '"+remote+"' OVERWRITE"); err != nil {
-		return "", cleanup, err
-	}
-	uploaded = true
-	st.Statements++
-	// The casts pin each column's type whatever the Parquet writer chose.
-	casts := make([]string, len(attributionColumns))
-	for i, c := range attributionColumns {
-		casts[i] = "CAST(" + c + " AS " + attributionType(c) + ") AS " + c
-	}
-	src := "SELECT " + strings.Join(casts, ", ") + " FROM read_files('" + remote + "', format => 'parquet')"
-	return src, cleanup, nil
 }
 
 // stagingContext allows the driver's staging commands to read and write dir.
@@ -156,18 +118,15 @@ func attributionType(c string) string {
 	return "STRING"
 }
 
-// WriteParquet writes attribution rows to a Parquet file with the
-// attribution table's column names and types (timestamps in UTC at
-// microsecond precision, event_date as DATE), Snappy-compressed.
-func WriteParquet(path string, rows []schemas.Attribution) error {
-	return writeParquet(path, rowChunks{rows})
-}
-
-func writeParquet(path string, rows rowChunks) error {
-	fields := make([]arrow.Field, len(attributionColumns))
-	for i, c := range attributionColumns {
+// writeParquet writes staged rows to a Parquet file with the stage's column
+// names and types (timestamps in UTC at microsecond precision, event_date as
+// DATE), Snappy-compressed.
+func writeParquet(path string, rows []schemas.Staged) error {
+	cols := schemas.StageColumns()
+	fields := make([]arrow.Field, len(cols))
+	for i, c := range cols {
 		var t arrow.DataType
-		switch attributionType(c) {
+		switch stageType(c) {
 		case "TIMESTAMP":
 			t = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 		case "DATE":
@@ -204,13 +163,14 @@ func writeParquet(path string, rows rowChunks) error {
 		n = 0
 		return w.WriteBuffered(rec)
 	}
-	err = rows.each(func(_ int, r *schemas.Attribution) error {
-		appendRecord(b, r)
+	for i := range rows {
+		appendRecord(b, &rows[i])
 		if n++; n == batch {
-			return flush()
+			if err = flush(); err != nil {
+				break
+			}
 		}
-		return nil
-	})
+	}
 	if err == nil && n > 0 {
 		err = flush()
 	}
@@ -224,7 +184,8 @@ func writeParquet(path string, rows rowChunks) error {
 	return nil
 }
 
-func appendRecord(b *array.RecordBuilder, r *schemas.Attribution) {
+func appendRecord(b *array.RecordBuilder, sr *schemas.Staged) {
+	r := &sr.Attribution
 	str := func(i int, v string) { b.Field(i).(*array.StringBuilder).Append(v) }
 	i64 := func(i int, v int64) { b.Field(i).(*array.Int64Builder).Append(v) }
 	f64 := func(i int, v float64) { b.Field(i).(*array.Float64Builder).Append(v) }
@@ -272,4 +233,8 @@ func appendRecord(b *array.RecordBuilder, r *schemas.Attribution) {
 	i64(32, r.Version)
 	str(33, r.RunID)
 	ts(34, r.ProcessedAt)
+	i64(35, sr.Copy.Seq)
+	i64(36, sr.Copy.EventNanos)
+	i64(37, sr.Copy.TotalTokens)
+	i64(38, sr.Copy.InputTokens)
 }

@@ -189,7 +189,7 @@ func TestReplaceChunks(t *testing.T) {
 		}
 		chunks = append(chunks, ch)
 	}
-	for _, opt := range []databricks.Options{{InsertParams: 36 * 4}, {StagingVolume: "/Volumes/main/obolus/staging"}} {
+	for _, opt := range []databricks.Options{{InsertParams: 40 * 4}, {StagingVolume: "/Volumes/main/obolus/staging"}} {
 		_, s := newStore(t, opt)
 		ctx := dbsqltest.Context(t)
 		st, tm, err := s.ReplaceTimed(ctx, day, day.Add(24*time.Hour), chunks...)
@@ -200,8 +200,8 @@ func TestReplaceChunks(t *testing.T) {
 		if err != nil || len(got) != n || st.Invocations != int64(n) {
 			t.Fatalf("%+v: wrote %d rows (stats %+v), err %v; want %d", opt, len(got), st, err, n)
 		}
-		if opt.StagingVolume == "" && tm.Statements != 5 {
-			t.Errorf("inserts of 4 rows each: %d statements, want 3 INSERTs, the stale count and the MERGE", tm.Statements)
+		if opt.StagingVolume == "" && tm.Statements != 8 {
+			t.Errorf("inserts of 4 rows each: %d statements, want 3 INSERTs, the key check, totals, weights by method, the stale count and the MERGE", tm.Statements)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package databricks_test
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -22,10 +23,15 @@ func TestStoreVersion(t *testing.T) {
 	if err := s.RecordRun(ctx, run); err != nil {
 		t.Fatal(err)
 	}
-	// What an older obolus left: no store_meta, runs without the stale columns.
+	// What an older obolus left: no store_meta, runs without the stale columns,
+	// the stage without the copy columns.
 	for _, q := range []string{"DROP TABLE " + s.Table("store_meta"),
 		"ALTER TABLE " + s.Table("runs") + " DROP COLUMN stale",
-		"ALTER TABLE " + s.Table("runs") + " DROP COLUMN stale_invocations"} {
+		"ALTER TABLE " + s.Table("runs") + " DROP COLUMN stale_invocations",
+		"ALTER TABLE " + s.Table("stage_attribution") + " DROP COLUMN copy_seq",
+		"ALTER TABLE " + s.Table("stage_attribution") + " DROP COLUMN copy_event_ns",
+		"ALTER TABLE " + s.Table("stage_attribution") + " DROP COLUMN copy_total_tokens",
+		"ALTER TABLE " + s.Table("stage_attribution") + " DROP COLUMN copy_input_tokens"} {
 		if _, err := s.DB().ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -48,7 +54,7 @@ func TestStoreVersion(t *testing.T) {
 		t.Fatalf("runs %+v, err %v", runs, err)
 	}
 
-	for _, v := range []string{"3", "x"} {
+	for _, v := range []string{strconv.Itoa(schemas.StoreVersion + 1), "x"} {
 		if _, err := s.DB().ExecContext(ctx, "UPDATE "+s.Table("store_meta")+" SET value = ? WHERE name = ?", v, schemas.StoreVersionKey); err != nil {
 			t.Fatal(err)
 		}

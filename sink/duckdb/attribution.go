@@ -100,8 +100,7 @@ func checkWindow(from, to time.Time) error {
 // and rejects repeated keys and mixed versions, naming the first offender.
 func checkStagedInvocations(ctx context.Context, conn *sql.Conn, st *schemas.WriteStats) error {
 	_, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE `+stageInvocations+` AS
-		SELECT invocation_id, max(version) AS version, min(version) AS min_version,
-		       count(*) AS n, count(DISTINCT end_user) AS users
+		SELECT invocation_id, max(version) AS version, count(*) AS n
 		FROM `+stageAttribution+` GROUP BY invocation_id`)
 	if err != nil {
 		return fmt.Errorf("index staged invocations: %w", err)
@@ -110,16 +109,13 @@ func checkStagedInvocations(ctx context.Context, conn *sql.Conn, st *schemas.Wri
 		id               string
 		n, users, lo, hi int64
 	)
-	err = conn.QueryRowContext(ctx, `SELECT invocation_id, n, users, min_version, version FROM `+stageInvocations+`
-		WHERE n <> users OR min_version <> version ORDER BY invocation_id LIMIT 1`).Scan(&id, &n, &users, &lo, &hi)
+	err = conn.QueryRowContext(ctx, schemas.BadKeySQL(keptRows)).Scan(&id, &n, &users, &lo, &hi)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return fmt.Errorf("check staged invocations: %w", err)
-	case n != users:
-		return fmt.Errorf("invocation_id %q: %d rows for %d distinct end_user: (invocation_id, end_user) must be unique", id, n, users)
 	default:
-		return fmt.Errorf("invocation_id %q: rows carry versions %d to %d: all rows of one invocation must share its version", id, lo, hi)
+		return schemas.KeyError(id, n, users, lo, hi)
 	}
 	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM `+stageInvocations).Scan(&st.Invocations); err != nil {
 		return fmt.Errorf("count staged invocations: %w", err)

@@ -21,6 +21,9 @@ const (
 	stageKept        = "obolus_stage_kept"
 )
 
+// keptRows reads the winning copies' rows, once Commit has kept them.
+const keptRows = "SELECT * FROM " + stageAttribution
+
 // AttributionStage is a window replace written in chunks: Append puts rows
 // into a temporary table of the stage's own connection, which DuckDB spills
 // to disk beyond its memory limit, and Commit replaces the window from it in
@@ -136,7 +139,7 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 	}
 	// The raw stage is not read again: free its memory before the replace.
 	dropStage(conn, stageRaw)
-	t, err := schemas.ScanTotals(conn.QueryRowContext(ctx, schemas.TotalsSQL(stageAttribution)).Scan)
+	t, err := schemas.ScanTotals(conn.QueryRowContext(ctx, schemas.TotalsSQL(keptRows)).Scan)
 	if err != nil {
 		return st, tot, fmt.Errorf("replace attributions: totals: %w", err)
 	}
@@ -192,7 +195,7 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 }
 
 func scanByMethod(ctx context.Context, conn *sql.Conn, into map[string]float64) error {
-	rs, err := conn.QueryContext(ctx, schemas.ByMethodSQL(stageAttribution))
+	rs, err := conn.QueryContext(ctx, schemas.ByMethodSQL(keptRows))
 	if err != nil {
 		return fmt.Errorf("replace attributions: weights by method: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func TestStoreMigratesVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if v := storeVersionOf(t, s); v != "2" {
+	if v := storeVersionOf(t, s); v != strconv.Itoa(schemas.StoreVersion) {
 		t.Errorf("version after migration %q", v)
 	}
 	runs, err := s.Runs(ctx, "")
@@ -77,7 +78,7 @@ func TestStoreMigratesVersion1(t *testing.T) {
 // this build would write its tables wrongly.
 func TestStoreRefusesUnknownVersion(t *testing.T) {
 	ctx := context.Background()
-	for _, v := range []string{"3", "99", "two", "0"} {
+	for _, v := range []string{strconv.Itoa(schemas.StoreVersion + 1), "99", "two", "0"} {
 		s, path := openStore(t)
 		s.Close()
 		exec(t, path, "UPDATE store_meta SET value = '"+v+"' WHERE name = 'schema_version'")
@@ -147,7 +148,7 @@ func TestOpenCreatesAtomically(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open over an empty file: %v", err)
 	}
-	if v := storeVersionOf(t, s); v != "2" {
+	if v := storeVersionOf(t, s); v != strconv.Itoa(schemas.StoreVersion) {
 		t.Errorf("version %q", v)
 	}
 	s.Close()

@@ -1,7 +1,7 @@
 -- stage_attribution: attribution rows on their way in. A pull-mode write
 -- inserts the rows of one window here in batches (each within the statement
 -- limits of the warehouse), then replaces them into attribution with one atomic
--- MERGE and deletes its stage. Key (stage_id, invocation_id, end_user).
+-- MERGE and deletes its stage. Key (stage_id, invocation_id, copy_seq, end_user).
 -- Clustered by stage_id: every statement touches one stage.
 CREATE TABLE IF NOT EXISTS stage_attribution (
     stage_id                    STRING NOT NULL    COMMENT 'The write this row belongs to; deleted when the write completes.',
@@ -39,7 +39,11 @@ CREATE TABLE IF NOT EXISTS stage_attribution (
     price_list_version          STRING NOT NULL    COMMENT 'As attribution.price_list_version.',
     version                     BIGINT NOT NULL    COMMENT 'As attribution.version.',
     run_id                      STRING NOT NULL    COMMENT 'As attribution.run_id.',
-    processed_at                TIMESTAMP          COMMENT 'As attribution.processed_at.'
+    processed_at                TIMESTAMP          COMMENT 'As attribution.processed_at.',
+    copy_seq                    BIGINT             COMMENT 'Which usage row (copy) of the invocation the row came from: its read order in the run. The write keeps the copy with the earliest event time, then the most tokens, then the lowest copy_seq.',
+    copy_event_ns               BIGINT             COMMENT 'The copy''s event_time, unix nanoseconds.',
+    copy_total_tokens           BIGINT             COMMENT 'The copy''s total_tokens.',
+    copy_input_tokens           BIGINT             COMMENT 'The copy''s input_tokens.'
 )
 USING DELTA
 CLUSTER BY (stage_id)

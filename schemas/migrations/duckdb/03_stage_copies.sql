@@ -1,0 +1,4 @@
+-- Version 3: batch runs stage their rows in chunks with the usage row (copy)
+-- each came from. The embedded store stages in temporary tables, made afresh
+-- by every write, so its tables do not change; the version moves with the
+-- Databricks store's, whose stage table gained the copy columns.
