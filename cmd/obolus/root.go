@@ -177,6 +177,10 @@ func (a *cli) openStore(ctx context.Context) (*duckdb.Store, error) {
 	if err := os.MkdirAll(filepath.Dir(a.cfg.Store.DuckDB), 0o755); err != nil {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
-	store, err := duckdb.Open(ctx, a.cfg.Store.DuckDB)
+	limit, err := config.ParseBytes(a.cfg.Store.MemoryLimit)
+	if err != nil {
+		return nil, usageErrorf("store.memory_limit: %v", err)
+	}
+	store, err := duckdb.OpenWith(ctx, a.cfg.Store.DuckDB, duckdb.Options{MemoryLimit: limit})
 	return store, a.storeError(err)
 }

@@ -5,11 +5,13 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +46,9 @@ func (s Source) IsAgent() bool { return s.Kind == KindPayload || s.Kind == KindT
 // Store configures the embedded DuckDB store.
 type Store struct {
 	DuckDB string `mapstructure:"duckdb"`
+	// MemoryLimit caps DuckDB's memory (e.g. 256MiB); beyond it DuckDB
+	// spills to <duckdb>.tmp. "0" leaves DuckDB's default, 80% of RAM.
+	MemoryLimit string `mapstructure:"memory_limit"`
 }
 
 // Rules switches match rules on and off.
@@ -87,6 +92,10 @@ type Batch struct {
 	// ExportDir, when set, receives Parquet copies of the attribution and
 	// coverage tables after each run.
 	ExportDir string `mapstructure:"export_dir"`
+	// MemoryLimit is the Go heap's soft limit during a run (e.g. 512MiB):
+	// the garbage collector works harder as the heap nears it. "0" sets
+	// none; the GOMEMLIMIT environment variable, when set, wins.
+	MemoryLimit string `mapstructure:"memory_limit"`
 }
 
 // Log configures structured logging.
@@ -128,6 +137,7 @@ type Config struct {
 func Defaults(v *viper.Viper) {
 	m := enrich.DefaultMatchConfig()
 	v.SetDefault("store.duckdb", "obolus.duckdb")
+	v.SetDefault("store.memory_limit", "256MiB")
 	v.SetDefault("sources", []map[string]any{})
 	v.SetDefault("prices", "")
 	v.SetDefault("org", "")
@@ -149,6 +159,7 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("batch.lookback", 2*time.Hour)
 	v.SetDefault("batch.agent_margin", time.Hour)
 	v.SetDefault("batch.export_dir", "")
+	v.SetDefault("batch.memory_limit", "512MiB")
 	v.SetDefault("log.level", "info")
 	v.SetDefault("log.format", "text")
 	v.SetDefault("telemetry.exporter", "none")
@@ -268,6 +279,11 @@ func (c *Config) Validate() error {
 	if c.Store.DuckDB == "" {
 		bad("store.duckdb", "empty; name the DuckDB file to write, e.g. obolus.duckdb")
 	}
+	for _, f := range []struct{ key, value string }{{"store.memory_limit", c.Store.MemoryLimit}, {"batch.memory_limit", c.Batch.MemoryLimit}} {
+		if _, err := ParseBytes(f.value); err != nil {
+			bad(f.key, "%v", err)
+		}
+	}
 	for i, s := range c.Sources {
 		key := fmt.Sprintf("sources[%d]", i)
 		switch s.Kind {
@@ -361,4 +377,36 @@ func (c *Config) MatchConfig() enrich.MatchConfig {
 		MaxSplitUsers:       c.Match.MaxSplitUsers,
 		UntrustedIDFallback: c.Match.UntrustedIDFallback,
 	}
+}
+
+// sizeUnits are the units ParseBytes takes, with their sizes.
+var sizeUnits = map[string]int64{
+	"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+}
+
+var sizePattern = regexp.MustCompile(`^([0-9]+)\s*([KMGT]i?B|B)?$`)
+
+// ParseBytes reads a memory size such as 512MiB or 2GB; "0" (no unit
+// needed) means no limit and comes back 0.
+func ParseBytes(s string) (int64, error) {
+	m := sizePattern.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size; use a number with a unit, e.g. 512MiB or 2GB, or 0 for no limit", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q: %w", s, err)
+	}
+	if m[2] == "" {
+		if n != 0 {
+			return 0, fmt.Errorf("%q has no unit; write e.g. %dMiB, or 0 for no limit", s, n)
+		}
+		return 0, nil
+	}
+	unit := sizeUnits[m[2]]
+	if n > math.MaxInt64/unit {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n * unit, nil
 }

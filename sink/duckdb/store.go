@@ -40,10 +40,30 @@ type Store struct {
 // Open opens or creates the DuckDB file at path and applies the DDL, which is
 // idempotent, in one transaction.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// Options tune an opened store.
+type Options struct {
+	// MemoryLimit caps the memory DuckDB's buffer manager uses, in bytes;
+	// beyond it DuckDB spills to <path>.tmp. 0 leaves DuckDB's default, 80%
+	// of the machine's memory.
+	MemoryLimit int64
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, path string, opt Options) (*Store, error) {
+	if opt.MemoryLimit < 0 {
+		return nil, fmt.Errorf("memory limit %d: must not be negative", opt.MemoryLimit)
+	}
 	if err := create(ctx, path); err != nil {
 		return nil, err
 	}
-	s, stmts, err := open(path, "")
+	options := ""
+	if opt.MemoryLimit > 0 {
+		options = fmt.Sprintf("memory_limit=%dKiB", max(opt.MemoryLimit>>10, 1))
+	}
+	s, stmts, err := open(path, options)
 	if err != nil {
 		return nil, err
 	}
