@@ -73,67 +73,91 @@ func (s *Staged) AppendValues(dst []any, day time.Time) []any {
 	return append(dst, s.Copy.Seq, s.Copy.EventNanos, s.Copy.TotalTokens, s.Copy.InputTokens)
 }
 
-// WinnersSQL is a query over stage (a relation with StageColumns) yielding
-// the rows of each invocation's winning copy, in StageColumns order. It is
-// written in the SQL that DuckDB and Databricks share.
-func WinnersSQL(stage string) string {
+// A staged write is committed in these steps, the same SQL in DuckDB and
+// Databricks: LosersSQL finds the copies that lose, KeptSQL drops their rows
+// (or the store deletes them), InvocationsSQL sums the kept rows per
+// invocation, RepeatedKeySQL and MixedVersionSQL check the key rules, and
+// TotalsSQL and MethodsSQL count what is kept.
+
+// LosersSQL yields (invocation_id, copy_seq) of every copy that loses to
+// another copy of its invocation in the stage, a relation with
+// StageColumns. Only invocations staged more than once are ranked.
+func LosersSQL(stage string) string {
+	return `SELECT invocation_id, copy_seq FROM (
+  SELECT invocation_id, copy_seq,
+         row_number() OVER (PARTITION BY invocation_id ORDER BY copy_event_ns, copy_total_tokens DESC, copy_seq) AS copy_rank
+  FROM (
+    SELECT DISTINCT invocation_id, copy_seq, copy_event_ns, copy_total_tokens FROM ` + stage + ` d
+    WHERE invocation_id IN (SELECT invocation_id FROM ` + stage + ` m GROUP BY invocation_id HAVING min(copy_seq) <> max(copy_seq))
+  ) c
+) r
+WHERE copy_rank > 1`
+}
+
+// KeptSQL yields the stage's rows whose copy is not among losers, in
+// StageColumns order.
+func KeptSQL(stage, losers string) string {
 	cols := StageColumns()
 	for i, c := range cols {
 		cols[i] = "s." + c
 	}
-	return `SELECT ` + strings.Join(cols, ", ") + `
-FROM ` + stage + ` s
-JOIN (
-  SELECT invocation_id, copy_seq FROM (
-    SELECT invocation_id, copy_seq,
-           row_number() OVER (PARTITION BY invocation_id ORDER BY copy_event_ns, copy_total_tokens DESC, copy_seq) AS copy_rank
-    FROM (SELECT DISTINCT invocation_id, copy_seq, copy_event_ns, copy_total_tokens FROM ` + stage + ` d) c
-  ) r
-  WHERE copy_rank = 1
-) w ON s.invocation_id = w.invocation_id AND s.copy_seq = w.copy_seq`
+	return `SELECT ` + strings.Join(cols, ", ") + ` FROM ` + stage + ` s
+WHERE NOT EXISTS (SELECT 1 FROM ` + losers + ` l WHERE l.invocation_id = s.invocation_id AND l.copy_seq = s.copy_seq)`
 }
 
-// TotalsSQL yields, over the rows of the query kept (WinnersSQL's rows), one
-// row: rows, invocations and attributed invocations, the token sums
-// TokensIn, InputTokensIn and TokensOut as decimal strings (a sum may pass
-// int64), and the cost. ScanTotals reads it.
-func TotalsSQL(kept string) string {
-	return `WITH kept AS (` + kept + `),
-  copies AS (SELECT DISTINCT invocation_id, copy_seq, copy_total_tokens, copy_input_tokens FROM kept)
-SELECT
-  (SELECT count(*) FROM kept),
-  (SELECT count(DISTINCT invocation_id) FROM kept),
-  (SELECT count(DISTINCT CASE WHEN match_method <> '` + MethodUnattributed + `' THEN invocation_id END) FROM kept),
-  (SELECT CAST(coalesce(sum(CAST(copy_total_tokens AS DECIMAL(38,0))), 0) AS STRING) FROM copies),
-  (SELECT CAST(coalesce(sum(CAST(copy_input_tokens AS DECIMAL(38,0))), 0) AS STRING) FROM copies),
-  (SELECT CAST(coalesce(sum(CAST(total_tokens AS DECIMAL(38,0))), 0) AS STRING) FROM kept),
-  (SELECT coalesce(sum(cost_usd), 0) FROM kept)`
+// InvocationsSQL yields one row per invocation of kept (a relation of kept
+// rows): invocation_id, version and min_version, n rows, attributed (1 or
+// 0), the copy's total and input tokens, and tokens_out, the rows'
+// total_tokens summed as DECIMAL(38,0). It uses no DISTINCT aggregate,
+// which DuckDB cannot spill to disk.
+func InvocationsSQL(kept string) string {
+	return `SELECT invocation_id, max(version) AS version, min(version) AS min_version,
+       count(*) AS n,
+       max(CASE WHEN match_method <> '` + MethodUnattributed + `' THEN 1 ELSE 0 END) AS attributed,
+       max(copy_total_tokens) AS copy_total_tokens, max(copy_input_tokens) AS copy_input_tokens,
+       sum(CAST(total_tokens AS DECIMAL(38,0))) AS tokens_out
+FROM ` + kept + ` k GROUP BY invocation_id`
 }
 
-// ByMethodSQL yields (match_method, weighted invocations) over the rows of
-// the query kept.
-func ByMethodSQL(kept string) string {
-	return `WITH kept AS (` + kept + `)
-SELECT match_method, sum(weight) FROM kept GROUP BY match_method ORDER BY match_method`
+// TotalsSQL yields, over invocations (InvocationsSQL's rows), one row:
+// rows, invocations, attributed invocations, and the token sums TokensIn,
+// InputTokensIn and TokensOut as decimal strings (a sum may pass int64).
+// ScanTotals reads it.
+func TotalsSQL(invocations string) string {
+	return `SELECT CAST(coalesce(sum(n), 0) AS BIGINT), count(*), CAST(coalesce(sum(attributed), 0) AS BIGINT),
+  CAST(coalesce(sum(CAST(copy_total_tokens AS DECIMAL(38,0))), 0) AS STRING),
+  CAST(coalesce(sum(CAST(copy_input_tokens AS DECIMAL(38,0))), 0) AS STRING),
+  CAST(coalesce(sum(tokens_out), 0) AS STRING)
+FROM ` + invocations + ` i`
 }
 
-// BadKeySQL yields, over the rows of the query kept, the first invocation
-// that breaks the key rules — (invocation_id, end_user) unique, one version
-// per invocation — as (invocation_id, rows, distinct end users, lowest and
-// highest version), or no row. KeyError words it.
-func BadKeySQL(kept string) string {
-	return `WITH kept AS (` + kept + `)
-SELECT invocation_id, count(*), count(DISTINCT end_user), min(version), max(version)
-FROM kept GROUP BY invocation_id
-HAVING count(*) <> count(DISTINCT end_user) OR min(version) <> max(version)
-ORDER BY invocation_id LIMIT 1`
+// MethodsSQL yields (match_method, weighted invocations, cost) over kept.
+func MethodsSQL(kept string) string {
+	return `SELECT match_method, sum(weight), sum(cost_usd) FROM ` + kept + ` k GROUP BY match_method ORDER BY match_method`
 }
 
-// KeyError words a row of BadKeySQL.
-func KeyError(id string, n, users, lo, hi int64) error {
-	if n != users {
-		return fmt.Errorf("invocation_id %q: %d rows for %d distinct end_user: (invocation_id, end_user) must be unique", id, n, users)
-	}
+// RepeatedKeySQL yields the first (invocation_id, end_user) that more than
+// one kept row carries, with its count, or no row: the key must be unique.
+func RepeatedKeySQL(kept string) string {
+	return `SELECT invocation_id, end_user, count(*) FROM ` + kept + ` k
+GROUP BY invocation_id, end_user HAVING count(*) > 1
+ORDER BY invocation_id, end_user LIMIT 1`
+}
+
+// MixedVersionSQL yields, from invocations, the first invocation whose
+// rows carry different versions, with the lowest and highest, or no row.
+func MixedVersionSQL(invocations string) string {
+	return `SELECT invocation_id, min_version, version FROM ` + invocations + ` i
+WHERE min_version <> version ORDER BY invocation_id LIMIT 1`
+}
+
+// RepeatedKeyError words a row of RepeatedKeySQL.
+func RepeatedKeyError(id, user string, n int64) error {
+	return fmt.Errorf("invocation_id %q, end_user %q: %d rows: (invocation_id, end_user) must be unique", id, user, n)
+}
+
+// MixedVersionError words a row of MixedVersionSQL.
+func MixedVersionError(id string, lo, hi int64) error {
 	return fmt.Errorf("invocation_id %q: rows carry versions %d to %d: all rows of one invocation must share its version", id, lo, hi)
 }
 
@@ -141,7 +165,7 @@ func KeyError(id string, n, users, lo, hi int64) error {
 func ScanTotals(scan func(dest ...any) error) (StagedTotals, error) {
 	var t StagedTotals
 	var in, inputIn, out string
-	if err := scan(&t.Rows, &t.Invocations, &t.Attributed, &in, &inputIn, &out, &t.CostUSD); err != nil {
+	if err := scan(&t.Rows, &t.Invocations, &t.Attributed, &in, &inputIn, &out); err != nil {
 		return t, err
 	}
 	for _, f := range []struct {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -353,6 +354,11 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	if err != nil {
 		return rep, err
 	}
+	// The agent index and the engine are done with: hand their memory back
+	// before the store's commit, the other half of the run's peak, takes its
+	// own.
+	att.engine, engine, idx = nil, nil, nil
+	debug.FreeOSMemory()
 
 	wctx, wspan := j.tracer().Start(ctx, "batch.write")
 	defer wspan.End()

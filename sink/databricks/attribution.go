@@ -168,9 +168,13 @@ func incomingCTEs(target, ctes, source string) string {
 // StaleStatement counts what the version guard of ReplaceStatement over the
 // same source will keep out: incoming rows, and their invocations, that the
 // target holds at a higher version. It binds :date_from and :date_to.
-func StaleStatement(target, source string) string {
+func StaleStatement(target, source string) string { return staleStatementWith(target, "", source) }
+
+// staleStatementWith is StaleStatement with common table expressions first,
+// as ReplaceStatementWith takes them.
+func staleStatementWith(target, ctes, source string) string {
 	return `WITH
-` + incomingCTEs(target, "", source) + `
+` + incomingCTEs(target, ctes, source) + `
 SELECT count(*) AS stale_rows, count(DISTINCT n.invocation_id) AS stale_invocations
 FROM incoming n JOIN stale x ON x.invocation_id = n.invocation_id`
 }

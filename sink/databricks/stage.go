@@ -34,7 +34,7 @@ type AttributionStage struct {
 	rows        int64
 	first, last time.Time // event times staged, to bound the MERGE's reads
 	tm          timing
-	batches     int  // INSERTs into stage_attribution sent
+	batches     int // INSERTs into stage_attribution sent
 	closed      bool
 }
 
@@ -137,7 +137,7 @@ func (a *AttributionStage) source() string {
 	}
 }
 
-// Commit keeps each invocation's winning copy (schemas.WinnersSQL) and
+// Commit keeps each invocation's winning copy (schemas.LosersSQL) and
 // replaces the window with it in one MERGE.
 func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (schemas.WriteStats, schemas.StagedTotals, error) {
 	st := schemas.WriteStats{}
@@ -152,7 +152,10 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 	if a.rows == 0 && !windowed {
 		return st, tot, nil
 	}
-	kept := schemas.WinnersSQL("(" + a.source() + ")")
+	// The steps of schemas' staged commit, as common table expressions:
+	// the warehouse plans them as one statement each.
+	ctes := "WITH stage AS (" + a.source() + "),\nlosers AS (" + schemas.LosersSQL("stage") + "),\nkept AS (" + schemas.KeptSQL("stage", "losers") + ")"
+	invocations := ctes + ",\ninvocations AS (" + schemas.InvocationsSQL("kept") + ")\n"
 	args := []any{}
 	if a.dir == "" && a.rows > 0 {
 		args = append(args, databricks.Parameter{Name: "stage_batches", Value: a.id + "-%"})
@@ -178,21 +181,30 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		return nil
 	}
 	var bad error
-	if err := query("check keys", schemas.BadKeySQL(kept), func(rs *sql.Rows) error {
-		var id string
-		var n, users, lo, hi int64
-		if err := rs.Scan(&id, &n, &users, &lo, &hi); err != nil {
-			return err
-		}
-		bad = schemas.KeyError(id, n, users, lo, hi)
-		return nil
+	if err := query("check keys", ctes+"\n"+schemas.RepeatedKeySQL("kept"), func(rs *sql.Rows) error {
+		var id, user string
+		var n int64
+		err := rs.Scan(&id, &user, &n)
+		bad = schemas.RepeatedKeyError(id, user, n)
+		return err
 	}); err != nil {
 		return st, tot, err
+	}
+	if bad == nil {
+		if err := query("check versions", invocations+schemas.MixedVersionSQL("invocations"), func(rs *sql.Rows) error {
+			var id string
+			var lo, hi int64
+			err := rs.Scan(&id, &lo, &hi)
+			bad = schemas.MixedVersionError(id, lo, hi)
+			return err
+		}); err != nil {
+			return st, tot, err
+		}
 	}
 	if bad != nil {
 		return st, tot, fmt.Errorf("replace attributions: %w", bad)
 	}
-	if err := query("totals", schemas.TotalsSQL(kept), func(rs *sql.Rows) error {
+	if err := query("totals", invocations+schemas.TotalsSQL("invocations"), func(rs *sql.Rows) error {
 		t, err := schemas.ScanTotals(rs.Scan)
 		t.ByMethod = tot.ByMethod
 		tot = t
@@ -200,11 +212,12 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 	}); err != nil {
 		return st, tot, err
 	}
-	if err := query("weights by method", schemas.ByMethodSQL(kept), func(rs *sql.Rows) error {
+	if err := query("weights by method", ctes+"\n"+schemas.MethodsSQL("kept"), func(rs *sql.Rows) error {
 		var m string
-		var w float64
-		err := rs.Scan(&m, &w)
+		var w, cost float64
+		err := rs.Scan(&m, &w, &cost)
 		tot.ByMethod[m] = w
+		tot.CostUSD += cost
 		return err
 	}); err != nil {
 		return st, tot, err
@@ -216,12 +229,12 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		lo, hi = minTime(lo, from), maxTime(hi, to.Add(-time.Microsecond))
 	}
 	args = append(args, dateParam("date_from", lo), dateParam("date_to", hi))
-	source := "SELECT " + strings.Join(attributionColumns, ", ") + " FROM (" + kept + ") w"
+	source := "SELECT " + strings.Join(attributionColumns, ", ") + " FROM kept"
 	t0 := time.Now()
 	if a.rows > 0 {
 		// What the version guard will keep out, for the run report. Read
 		// before the MERGE, which leaves no trace of it.
-		if err := query("count stale attribution rows", StaleStatement(a.s.schema.Table("attribution"), source), func(rs *sql.Rows) error {
+		if err := query("count stale attribution rows", staleStatementWith(a.s.schema.Table("attribution"), stageCTEs(ctes), source), func(rs *sql.Rows) error {
 			return rs.Scan(&st.Stale, &st.StaleInvocations)
 		}); err != nil {
 			return st, tot, err
@@ -230,7 +243,7 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 	args = append(args, timeParam("window_from", from), timeParam("window_to", to))
 	// A MERGE is atomic: repeating one whose session dropped is safe.
 	err := retry.Do(ctx, dropped, func(ctx context.Context) error {
-		res, err := execOn(ctx, a.s.db, "merge attribution rows", ReplaceStatement(a.s.schema.Table("attribution"), source), args...)
+		res, err := execOn(ctx, a.s.db, "merge attribution rows", ReplaceStatementWith(a.s.schema.Table("attribution"), stageCTEs(ctes), source), args...)
 		if err == nil {
 			st.Affected, _ = res.RowsAffected()
 		}
@@ -268,10 +281,8 @@ func (a *AttributionStage) Close() error {
 	return errors.Join(errs...)
 }
 
-// stageType is a stage column's Delta type.
-func stageType(c string) string {
-	if strings.HasPrefix(c, "copy_") {
-		return "BIGINT"
-	}
-	return attributionType(c)
+// stageCTEs turns "WITH a AS (...),\nb AS (...)" into the entry list
+// ReplaceStatementWith takes: each entry ending in a comma.
+func stageCTEs(with string) string {
+	return strings.TrimPrefix(with, "WITH ") + ",\n"
 }

@@ -200,8 +200,8 @@ func TestReplaceChunks(t *testing.T) {
 		if err != nil || len(got) != n || st.Invocations != int64(n) {
 			t.Fatalf("%+v: wrote %d rows (stats %+v), err %v; want %d", opt, len(got), st, err, n)
 		}
-		if opt.StagingVolume == "" && tm.Statements != 8 {
-			t.Errorf("inserts of 4 rows each: %d statements, want 3 INSERTs, the key check, totals, weights by method, the stale count and the MERGE", tm.Statements)
+		if opt.StagingVolume == "" && tm.Statements != 9 {
+			t.Errorf("inserts of 4 rows each: %d statements, want 3 INSERTs, the key and version checks, totals, weights by method, the stale count and the MERGE", tm.Statements)
 		}
 	}
 }

@@ -2,8 +2,6 @@ package duckdb
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"strings"
@@ -92,33 +90,6 @@ func checkWindow(from, to time.Time) error {
 	windowed := !from.IsZero() || !to.IsZero()
 	if windowed && (from.IsZero() || to.IsZero() || !to.After(from)) {
 		return fmt.Errorf("replace attributions: window [%s, %s) is not a window: set both ends, from before to, or neither", fmtTime(from), fmtTime(to))
-	}
-	return nil
-}
-
-// checkStagedInvocations builds the per-invocation table of the staged rows
-// and rejects repeated keys and mixed versions, naming the first offender.
-func checkStagedInvocations(ctx context.Context, conn *sql.Conn, st *schemas.WriteStats) error {
-	_, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE `+stageInvocations+` AS
-		SELECT invocation_id, max(version) AS version, count(*) AS n
-		FROM `+stageAttribution+` GROUP BY invocation_id`)
-	if err != nil {
-		return fmt.Errorf("index staged invocations: %w", err)
-	}
-	var (
-		id               string
-		n, users, lo, hi int64
-	)
-	err = conn.QueryRowContext(ctx, schemas.BadKeySQL(keptRows)).Scan(&id, &n, &users, &lo, &hi)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return fmt.Errorf("check staged invocations: %w", err)
-	default:
-		return schemas.KeyError(id, n, users, lo, hi)
-	}
-	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM `+stageInvocations).Scan(&st.Invocations); err != nil {
-		return fmt.Errorf("count staged invocations: %w", err)
 	}
 	return nil
 }

@@ -15,14 +15,12 @@ import (
 )
 
 const (
-	stageRaw         = "obolus_stage_raw"
-	stageAttribution = "obolus_stage_attribution"
+	stageView        = "obolus_stage"
+	stageRaw         = "obolus_stage_kept_rows"
+	stageLosers      = "obolus_stage_losers"
 	stageInvocations = "obolus_stage_invocations"
-	stageKept        = "obolus_stage_kept"
+	stageNewer       = "obolus_stage_newer"
 )
-
-// keptRows reads the winning copies' rows, once Commit has kept them.
-const keptRows = "SELECT * FROM " + stageAttribution
 
 // AttributionStage is a window replace written in chunks: Append puts rows
 // into a temporary table of the stage's own connection, which DuckDB spills
@@ -111,13 +109,13 @@ func (a *AttributionStage) Close() error {
 	if a.conn == nil {
 		return nil
 	}
-	dropStage(a.conn, stageRaw, stageAttribution, stageInvocations, stageKept)
+	dropStage(a.conn, stageRaw, stageLosers, stageInvocations, stageNewer)
 	err := a.conn.Close()
 	a.conn = nil
 	return err
 }
 
-// Commit keeps each invocation's winning copy (schemas.WinnersSQL) and
+// Commit keeps each invocation's winning copy (schemas.LosersSQL) and
 // replaces the window with it, under the contract of ReplaceAttributions.
 func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (schemas.WriteStats, schemas.StagedTotals, error) {
 	st := schemas.WriteStats{}
@@ -134,40 +132,47 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 	a.s.mu.Lock()
 	defer a.s.mu.Unlock()
 	conn := a.conn
-	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageAttribution+" AS "+schemas.WinnersSQL(stageRaw)); err != nil {
-		return st, tot, fmt.Errorf("replace attributions: keep winning copies: %w", err)
+	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageLosers+" AS "+schemas.LosersSQL(stageRaw)); err != nil {
+		return st, tot, fmt.Errorf("replace attributions: rank copies: %w", err)
 	}
-	// The raw stage is not read again: free its memory before the replace.
-	dropStage(conn, stageRaw)
-	t, err := schemas.ScanTotals(conn.QueryRowContext(ctx, schemas.TotalsSQL(keptRows)).Scan)
+	// The losing copies' rows are deleted from the stage, which then holds
+	// what is kept.
+	_, err := conn.ExecContext(ctx, "DELETE FROM "+stageRaw+" s USING "+stageLosers+" l WHERE s.invocation_id = l.invocation_id AND s.copy_seq = l.copy_seq")
+	if err != nil {
+		return st, tot, fmt.Errorf("replace attributions: drop losing copies: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageInvocations+" AS "+schemas.InvocationsSQL(stageRaw)); err != nil {
+		return st, tot, fmt.Errorf("replace attributions: index staged invocations: %w", err)
+	}
+	if err := checkKeys(ctx, conn); err != nil {
+		return st, tot, fmt.Errorf("replace attributions: %w", err)
+	}
+	t, err := schemas.ScanTotals(conn.QueryRowContext(ctx, schemas.TotalsSQL(stageInvocations)).Scan)
 	if err != nil {
 		return st, tot, fmt.Errorf("replace attributions: totals: %w", err)
 	}
 	t.ByMethod = tot.ByMethod
 	tot = t
-	if err := scanByMethod(ctx, conn, tot.ByMethod); err != nil {
+	if err := scanMethods(ctx, conn, &tot); err != nil {
 		return st, tot, err
 	}
-	st.Rows = tot.Rows
-	if err := checkStagedInvocations(ctx, conn, &st); err != nil {
-		return st, tot, fmt.Errorf("replace attributions: %w", err)
-	}
+	st.Rows, st.Invocations = tot.Rows, tot.Invocations
 	cols := strings.Join(schemas.AttributionColumns(), ", ")
 	err = inTx(ctx, conn, func(tx *sql.Tx) error {
 		// Invocations the store holds at a higher version than offered.
-		_, err := tx.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE `+stageKept+` AS
+		_, err := tx.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE `+stageNewer+` AS
 			SELECT i.invocation_id, i.n FROM `+stageInvocations+` i
 			WHERE EXISTS (SELECT 1 FROM attribution a WHERE a.invocation_id = i.invocation_id AND a.version > i.version)`)
 		if err != nil {
 			return fmt.Errorf("version guard: %w", err)
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(n), 0)::BIGINT FROM `+stageKept).Scan(&st.StaleInvocations, &st.Stale); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(n), 0)::BIGINT FROM `+stageNewer).Scan(&st.StaleInvocations, &st.Stale); err != nil {
 			return fmt.Errorf("version guard: %w", err)
 		}
 		// Usually nothing is kept: then the anti-joins are left out.
 		notKept := "TRUE"
 		if st.StaleInvocations > 0 {
-			notKept = `invocation_id NOT IN (SELECT invocation_id FROM ` + stageKept + `)`
+			notKept = `invocation_id NOT IN (SELECT invocation_id FROM ` + stageNewer + `)`
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM attribution
 			WHERE (invocation_id IN (SELECT invocation_id FROM `+stageInvocations+`)
@@ -179,7 +184,7 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		if st.Deleted, err = res.RowsAffected(); err != nil {
 			return fmt.Errorf("delete replaced rows: %w", err)
 		}
-		res, err = tx.ExecContext(ctx, `INSERT INTO attribution (`+cols+`) SELECT `+cols+` FROM `+stageAttribution+` WHERE `+notKept)
+		res, err = tx.ExecContext(ctx, `INSERT INTO attribution (`+cols+`) SELECT `+cols+` FROM `+stageRaw+` WHERE `+notKept)
 		if err != nil {
 			return fmt.Errorf("insert rows: %w", err)
 		}
@@ -194,22 +199,48 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 	return st, tot, nil
 }
 
-func scanByMethod(ctx context.Context, conn *sql.Conn, into map[string]float64) error {
-	rs, err := conn.QueryContext(ctx, schemas.ByMethodSQL(keptRows))
+func scanMethods(ctx context.Context, conn *sql.Conn, t *schemas.StagedTotals) error {
+	rs, err := conn.QueryContext(ctx, schemas.MethodsSQL(stageRaw))
 	if err != nil {
 		return fmt.Errorf("replace attributions: weights by method: %w", err)
 	}
 	defer rs.Close()
 	for rs.Next() {
 		var m string
-		var w float64
-		if err := rs.Scan(&m, &w); err != nil {
+		var w, cost float64
+		if err := rs.Scan(&m, &w, &cost); err != nil {
 			return fmt.Errorf("replace attributions: weights by method: %w", err)
 		}
-		into[m] = w
+		t.ByMethod[m] = w
+		t.CostUSD += cost
 	}
 	if err := rs.Err(); err != nil {
 		return fmt.Errorf("replace attributions: weights by method: %w", err)
 	}
 	return nil
+}
+
+// checkKeys applies the key rules to the kept rows.
+func checkKeys(ctx context.Context, conn *sql.Conn) error {
+	var (
+		id, user  string
+		n, lo, hi int64
+	)
+	err := conn.QueryRowContext(ctx, schemas.RepeatedKeySQL(stageRaw)).Scan(&id, &user, &n)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("check keys: %w", err)
+	default:
+		return schemas.RepeatedKeyError(id, user, n)
+	}
+	err = conn.QueryRowContext(ctx, schemas.MixedVersionSQL(stageInvocations)).Scan(&id, &lo, &hi)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("check versions: %w", err)
+	default:
+		return schemas.MixedVersionError(id, lo, hi)
+	}
 }

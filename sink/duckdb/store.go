@@ -33,6 +33,7 @@ import (
 type Store struct {
 	db      *sql.DB
 	objects map[string]bool // tables and views the DDL creates: what ExportParquet may read
+	path    string          // the database file; staged writes put their parts beside it
 
 	mu sync.Mutex // held by every write
 }
@@ -64,6 +65,9 @@ func OpenWith(ctx context.Context, path string, opt Options) (*Store, error) {
 		options = fmt.Sprintf("memory_limit=%dKiB", max(opt.MemoryLimit>>10, 1))
 	}
 	s, stmts, err := open(path, options)
+	if s != nil {
+		s.path = path
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -412,7 +412,7 @@ func TestReplaceRejects(t *testing.T) {
 		want     string
 	}{
 		{"duplicate key", time.Time{}, time.Time{},
-			[]schemas.Attribution{att("i", "alice", t0), att("i", "alice", t0)}, `invocation_id "i": 2 rows for 1 distinct end_user`},
+			[]schemas.Attribution{att("i", "alice", t0), att("i", "alice", t0)}, `invocation_id "i", end_user "alice": 2 rows`},
 		{"mixed versions", time.Time{}, time.Time{},
 			[]schemas.Attribution{att("i", "alice", t0, version(1)), att("i", "bob", t0, version(2))}, `invocation_id "i": rows carry versions 1 to 2`},
 		{"empty invocation id", time.Time{}, time.Time{},
