@@ -22,6 +22,10 @@ type Store interface {
 	// an invocation at a higher version: then its stored rows stay and the
 	// incoming ones are counted stale.
 	ReplaceAttributionChunks(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (schemas.WriteStats, error)
+	// StageAttributions starts a replace written in chunks, several usage
+	// rows (copies) of one invocation among them: see
+	// schemas.AttributionStage.
+	StageAttributions(ctx context.Context) (schemas.AttributionStage, error)
 	Attributions(ctx context.Context, from, to time.Time) ([]schemas.Attribution, error)
 	WriteDeadLetters(ctx context.Context, dl []schemas.DeadLetter) error
 	DeadLetters(ctx context.Context) ([]schemas.DeadLetter, error)
@@ -72,6 +76,8 @@ func Run(t *testing.T, open func(t *testing.T) Store, opt Options) {
 		{"Checkpoints", checkpoints},
 		{"Runs", runs},
 		{"DeadLetters", deadLetters},
+		{"StagedCopies", stagedCopies},
+		{"AbandonedStage", abandonedStage},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t), opt) })
@@ -301,4 +307,100 @@ func deadLetters(t *testing.T, s Store, _ Options) {
 	if got[1].Record != "\uFFFD{" {
 		t.Errorf("invalid UTF-8 record stored as %q, want it replaced", got[1].Record)
 	}
+}
+
+// staged is a staged row of invocation inv for user from copy seq of a
+// usage row at Day plus at with total tokens.
+func staged(inv, user string, at time.Duration, total, seq int64) schemas.Staged {
+	r := Row(inv, user, at, 1)
+	r.TotalTokens, r.InputTokens, r.OutputTokens = total, total, 0
+	return schemas.Staged{Attribution: r, Copy: schemas.Copy{Seq: seq, EventNanos: r.EventTime.UnixNano(), TotalTokens: total, InputTokens: total}}
+}
+
+// A staged write keeps, per invocation, the rows of the copy with the
+// earliest event time, then the most tokens, then the lowest seq, whatever
+// the chunk each copy came in, and counts what it kept.
+func stagedCopies(t *testing.T, s Store, _ Options) {
+	c := ctx(t)
+	stage, err := s.StageAttributions(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stage.Close()
+	split := func(inv string, at time.Duration, total, seq int64, users ...string) []schemas.Staged {
+		var out []schemas.Staged
+		for _, u := range users {
+			r := staged(inv, u, at, total, seq)
+			r.TotalTokens, r.InputTokens, r.Weight = total/int64(len(users)), total/int64(len(users)), 1/float64(len(users))
+			r.MatchMethod = schemas.MethodTimeWindowSplit
+			out = append(out, r)
+		}
+		return out
+	}
+	chunks := [][]schemas.Staged{
+		{staged("late", "bob", 2*time.Hour, 10, 0), staged("rich", "bob", time.Hour, 10, 1), staged("tie", "bob", time.Hour, 10, 2)},
+		split("split", time.Hour, 40, 3, "ann", "bob"),
+		{staged("late", "ann", time.Hour, 10, 4), staged("rich", "ann", time.Hour, 30, 5), staged("tie", "ann", time.Hour, 10, 6)},
+		{staged("once", "cy", time.Hour, 7, 7)},
+		split("split", time.Hour, 40, 8, "cy", "dee", "eve", "fay"),
+	}
+	unattributed := staged("none", "sp-1", time.Hour, 5, 9)
+	unattributed.MatchMethod, unattributed.Reason = schemas.MethodUnattributed, "no_candidate"
+	chunks = append(chunks, []schemas.Staged{unattributed})
+	for _, ch := range chunks {
+		if err := stage.Append(c, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, tot, err := stage.Commit(c, Day, Day.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// late: the copy an hour earlier (ann); rich: the copy with more tokens
+	// (ann); tie: the lower seq (bob); split: seq 3's two rows.
+	expect(t, s, "late/ann@1", "none/sp-1@1", "once/cy@1", "rich/ann@1", "split/ann@1", "split/bob@1", "tie/bob@1")
+	want := schemas.StagedTotals{Rows: 7, Invocations: 6, Attributed: 5, TokensIn: 10 + 30 + 10 + 40 + 7 + 5, InputTokensIn: 10 + 30 + 10 + 40 + 7 + 5, TokensOut: 10 + 30 + 10 + 40 + 7 + 5}
+	if tot.Rows != want.Rows || tot.Invocations != want.Invocations || tot.Attributed != want.Attributed ||
+		tot.TokensIn != want.TokensIn || tot.InputTokensIn != want.InputTokensIn || tot.TokensOut != want.TokensOut || tot.TokenOverflow {
+		t.Errorf("totals %+v\nwant %+v", tot, want)
+	}
+	if w := tot.ByMethod[schemas.MethodTimeWindowSplit]; w != 1 {
+		t.Errorf("split weight %v, want 1 (one invocation)", w)
+	}
+	if st.Rows != 7 || st.Invocations != 6 {
+		t.Errorf("write stats %+v, want 7 rows of 6 invocations", st)
+	}
+}
+
+// A stage closed without Commit leaves the store as it was: a failed run
+// leaves no part of its window visible.
+func abandonedStage(t *testing.T, s Store, _ Options) {
+	c := ctx(t)
+	replace(t, s, time.Time{}, time.Time{}, Row("kept", "ann", time.Hour, 1))
+	stage, err := s.StageAttributions(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stage.Append(c, []schemas.Staged{staged("new", "bob", time.Hour, 10, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	bad := staged("bad", "bob", time.Hour, 10, 1)
+	bad.EventTime = time.Time{}
+	if err := stage.Append(c, []schemas.Staged{bad}); err == nil {
+		t.Error("a row without event_time was staged")
+	}
+	if err := stage.Close(); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, s, "kept/ann@1")
+	// A new stage starts empty.
+	stage, err = s.StageAttributions(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stage.Close()
+	if _, _, err := stage.Commit(c, Day, Day.Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, s)
 }
