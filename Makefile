@@ -4,7 +4,7 @@ BIN       := bin/obolus
 DEMO_DIR  ?= demo
 export CGO_ENABLED := 1
 
-.PHONY: all build demo lint test test-short stress fuzz bench bench-micro bench-e2e vet fmt clean
+.PHONY: all build demo lint test test-short stress fuzz bench bench-micro bench-e2e bench-large vet fmt clean
 
 all: build
 
@@ -94,6 +94,12 @@ bench-micro:
 bench-e2e:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 90m \
 		./internal/batch ./sink/duckdb ./sink/report ./sink/databricks ./internal/dbxrun ./cmd/obolus
+
+# bench-large: the batch benchmark at about 19 million usage rows (2 million
+# agent requests), to show memory stays bounded by the chunk and the agent
+# index, not the window. Set OBOLUS_BENCH_DIR to keep the workload.
+bench-large:
+	OBOLUS_BENCH_REQUESTS=2000000 $(GO) test -run '^$$' -bench 'BenchmarkBatch$$' -benchtime 1x -timeout 120m ./internal/batch
 
 vet:
 	$(GO) vet ./...

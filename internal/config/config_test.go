@@ -82,6 +82,8 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"duration without unit", "match: {skew: 300}\n", "'match.skew' 300 is a bare number; a duration needs a unit"},
 		{"float duration without unit", "stream: {grace: 1.5}\n", "'stream.grace' 1.5 is a bare number"},
 		{"zero token limit", "limits: {max_tokens: 0}\n", "limits.max_tokens"},
+		{"memory limit without unit", "store: {memory_limit: 512}\n", "store.memory_limit: \"512\" has no unit"},
+		{"memory limit not a size", "batch: {memory_limit: lots}\n", "batch.memory_limit: \"lots\" is not a size"},
 		{"negative request duration", "match: {max_request_duration: -1h}\n", "match.max_request_duration"},
 	}
 	for _, tt := range tests {
@@ -111,6 +113,22 @@ func TestValidTableName(t *testing.T) {
 	} {
 		if ValidTableName(name) != ok {
 			t.Errorf("ValidTableName(%q) = %v, want %v", name, !ok, ok)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+		bad  bool
+	}{
+		{"0", 0, false}, {"256MiB", 256 << 20, false}, {"2GB", 2e9, false}, {"512 KiB", 512 << 10, false}, {"1B", 1, false},
+		{"512", 0, true}, {"1.5GB", 0, true}, {"-1MiB", 0, true}, {"lots", 0, true}, {"", 0, true}, {"9999999999TiB", 0, true},
+	} {
+		got, err := ParseBytes(tt.in)
+		if (err != nil) != tt.bad || got != tt.want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.bad)
 		}
 	}
 }
