@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,7 +12,6 @@ import (
 	"github.com/obolus/obolus/ingest"
 	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/batch"
-	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/progress"
 )
 
@@ -49,7 +47,9 @@ between. A window never ends after now.`,
 			if opt.To, err = parseTime("--to", to); err != nil {
 				return err
 			}
-			a.limitHeap()
+			if err := app.LimitHeap(a.cfg); err != nil {
+				return err
+			}
 			if handled, err := a.runBatchTarget(ctx, opt, target); handled {
 				return err
 			}
@@ -80,18 +80,6 @@ func parseTime(flag, s string) (time.Time, error) {
 		return t.UTC(), nil
 	}
 	return time.Time{}, usageErrorf("%s %q: use RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01)", flag, s)
-}
-
-// limitHeap sets batch.memory_limit as the Go heap's soft limit, unless
-// GOMEMLIMIT, which the runtime reads itself, is set. Config validation
-// has checked the value.
-func (a *cli) limitHeap() {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return
-	}
-	if n, err := config.ParseBytes(a.cfg.Batch.MemoryLimit); err == nil && n > 0 {
-		debug.SetMemoryLimit(n)
-	}
 }
 
 func (a *cli) runBatch(ctx context.Context, opt batch.Options) error {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/telemetry"
 	"github.com/obolus/obolus/schemas"
@@ -177,10 +178,6 @@ func (a *cli) openStore(ctx context.Context) (*duckdb.Store, error) {
 	if err := os.MkdirAll(filepath.Dir(a.cfg.Store.DuckDB), 0o755); err != nil {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
-	limit, err := config.ParseBytes(a.cfg.Store.MemoryLimit)
-	if err != nil {
-		return nil, usageErrorf("store.memory_limit: %v", err)
-	}
-	store, err := duckdb.OpenWith(ctx, a.cfg.Store.DuckDB, duckdb.Options{MemoryLimit: limit})
+	store, err := app.OpenStore(ctx, a.cfg)
 	return store, a.storeError(err)
 }

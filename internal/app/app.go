@@ -3,10 +3,13 @@
 package app
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"slices"
 
 	"github.com/obolus/obolus/enrich"
@@ -233,4 +236,31 @@ func Specs(cfg *config.Config) []ingest.Spec {
 			ServicePrincipal: s.ServicePrincipal, Limits: limits}
 	}
 	return out
+}
+
+// OpenStore opens, or creates, the embedded store of cfg with its memory
+// limit (store.memory_limit).
+func OpenStore(ctx context.Context, cfg *config.Config) (*duckdb.Store, error) {
+	limit, err := config.ParseBytes(cfg.Store.MemoryLimit)
+	if err != nil {
+		return nil, usage("store.memory_limit: %v", err)
+	}
+	return duckdb.OpenWith(ctx, cfg.Store.DuckDB, duckdb.Options{MemoryLimit: limit})
+}
+
+// LimitHeap sets batch.memory_limit as the Go heap's soft limit for the
+// rest of the process, unless GOMEMLIMIT, which the runtime reads itself,
+// is set.
+func LimitHeap(cfg *config.Config) error {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return nil
+	}
+	n, err := config.ParseBytes(cfg.Batch.MemoryLimit)
+	if err != nil {
+		return usage("batch.memory_limit: %v", err)
+	}
+	if n > 0 {
+		debug.SetMemoryLimit(n)
+	}
+	return nil
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/synth"
-	"github.com/obolus/obolus/sink/duckdb"
 )
 
 //go:embed testdata/bare_join.sql
@@ -51,7 +50,12 @@ func runPipeline(tb testing.TB, dir, storePath string) *batch.Report {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	store, err := duckdb.Open(ctx, storePath)
+	// The store and heap limits of obolus batch, from the config's defaults.
+	cfg.Store.DuckDB = storePath
+	if err := app.LimitHeap(cfg); err != nil {
+		tb.Fatal(err)
+	}
+	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
