@@ -138,10 +138,13 @@ func MethodsSQL(kept string) string {
 
 // RepeatedKeySQL yields the first (invocation_id, end_user) that more than
 // one kept row carries, with its count, or no row: the key must be unique.
-func RepeatedKeySQL(kept string) string {
-	return `SELECT invocation_id, end_user, count(*) FROM ` + kept + ` k
-GROUP BY invocation_id, end_user HAVING count(*) > 1
-ORDER BY invocation_id, end_user LIMIT 1`
+// Only invocations with several rows (per invocations) are grouped, so the
+// check costs little when, as usual, most invocations have one row.
+func RepeatedKeySQL(kept, invocations string) string {
+	return `SELECT k.invocation_id, k.end_user, count(*) FROM ` + kept + ` k
+WHERE k.invocation_id IN (SELECT i.invocation_id FROM ` + invocations + ` i WHERE i.n > 1)
+GROUP BY k.invocation_id, k.end_user HAVING count(*) > 1
+ORDER BY k.invocation_id, k.end_user LIMIT 1`
 }
 
 // MixedVersionSQL yields, from invocations, the first invocation whose

@@ -181,7 +181,7 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		return nil
 	}
 	var bad error
-	if err := query("check keys", ctes+"\n"+schemas.RepeatedKeySQL("kept"), func(rs *sql.Rows) error {
+	if err := query("check keys", invocations+schemas.RepeatedKeySQL("kept", "invocations"), func(rs *sql.Rows) error {
 		var id, user string
 		var n int64
 		err := rs.Scan(&id, &user, &n)

@@ -226,7 +226,7 @@ func checkKeys(ctx context.Context, conn *sql.Conn) error {
 		id, user  string
 		n, lo, hi int64
 	)
-	err := conn.QueryRowContext(ctx, schemas.RepeatedKeySQL(stageRaw)).Scan(&id, &user, &n)
+	err := conn.QueryRowContext(ctx, schemas.RepeatedKeySQL(stageRaw, stageInvocations)).Scan(&id, &user, &n)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
