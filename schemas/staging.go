@@ -164,9 +164,48 @@ func MixedVersionError(id string, lo, hi int64) error {
 	return fmt.Errorf("invocation_id %q: rows carry versions %d to %d: all rows of one invocation must share its version", id, lo, hi)
 }
 
-// ScanTotals reads the row of TotalsSQL.
+// AppendChunks stages rows held in chunks, each invocation's rows as one
+// copy, so that Commit drops none and a repeated (invocation_id, end_user)
+// is an error: ReplaceAttributions on top of a stage.
+func AppendChunks(ctx context.Context, stage AttributionStage, chunks [][]Attribution) error {
+	n := 0
+	for _, c := range chunks {
+		n += len(c)
+	}
+	buf := make([]Staged, 0, min(n, appendChunk))
+	for _, rows := range chunks {
+		for i := range rows {
+			buf = append(buf, Staged{Attribution: rows[i]})
+			if len(buf) == cap(buf) {
+				if err := stage.Append(ctx, buf); err != nil {
+					return err
+				}
+				buf = buf[:0]
+			}
+		}
+	}
+	return stage.Append(ctx, buf)
+}
+
+// appendChunk is how many rows AppendChunks stages at a time.
+const appendChunk = 1 << 14
+
+// ScanMethod adds a row of MethodsSQL to t.
+func (t *StagedTotals) ScanMethod(scan func(dest ...any) error) error {
+	var m string
+	var w, cost float64
+	if err := scan(&m, &w, &cost); err != nil {
+		return err
+	}
+	t.ByMethod[m] += w
+	t.CostUSD += cost
+	return nil
+}
+
+// ScanTotals reads the row of TotalsSQL; ByMethod comes back empty, for
+// ScanMethod to fill.
 func ScanTotals(scan func(dest ...any) error) (StagedTotals, error) {
-	var t StagedTotals
+	t := StagedTotals{ByMethod: map[string]float64{}}
 	var in, inputIn, out string
 	if err := scan(&t.Rows, &t.Invocations, &t.Attributed, &in, &inputIn, &out); err != nil {
 		return t, err

@@ -354,10 +354,10 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	// The agent index and the engine are done with: hand their memory back
-	// before the store's commit, the other half of the run's peak, takes its
-	// own.
-	att.engine, engine, idx = nil, nil, nil
+	// The engine, and with it the agent index, is done with: hand its memory
+	// back before the store's commit, the other half of the run's peak, takes
+	// its own.
+	att.engine = nil
 	debug.FreeOSMemory()
 
 	wctx, wspan := j.tracer().Start(ctx, "batch.write")

@@ -38,15 +38,11 @@ func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time
 	return st, err
 }
 
-// replaceChunk is how many rows replace stages at a time.
-const replaceChunk = 1 << 14
-
 // replace runs a staged write of rows, each invocation's rows one copy, so
 // none is dropped and a repeated (invocation_id, end_user) is an error.
 func (s *Store) replace(ctx context.Context, from, to time.Time, chunks [][]schemas.Attribution) (st schemas.WriteStats, tm timing, err error) {
-	windowed := !from.IsZero() || !to.IsZero()
-	if windowed && (from.IsZero() || to.IsZero() || !to.After(from)) {
-		return st, tm, fmt.Errorf("replace attributions: window [%s, %s) is not a window: %w", fmtTime(from), fmtTime(to), errWindow)
+	if err := checkWindow(from, to); err != nil {
+		return st, tm, err
 	}
 	a, err := s.stageAttributions()
 	if err != nil {
@@ -57,19 +53,7 @@ func (s *Store) replace(ctx context.Context, from, to time.Time, chunks [][]sche
 		_ = a.Close()
 		tm = a.tm
 	}()
-	buf := make([]schemas.Staged, 0, replaceChunk)
-	for _, rows := range chunks {
-		for i := range rows {
-			buf = append(buf, schemas.Staged{Attribution: rows[i]})
-			if len(buf) == cap(buf) {
-				if err := a.Append(ctx, buf); err != nil {
-					return st, tm, err
-				}
-				buf = buf[:0]
-			}
-		}
-	}
-	if err := a.Append(ctx, buf); err != nil {
+	if err := schemas.AppendChunks(ctx, a, chunks); err != nil {
 		return st, tm, err
 	}
 	st, _, err = a.Commit(ctx, from, to)

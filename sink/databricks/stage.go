@@ -114,7 +114,7 @@ func (a *AttributionStage) appendPart(ctx context.Context, rows []schemas.Staged
 }
 
 // source is the query that reads the stage back, in schemas.StageColumns
-// order; it may bind :stage_id.
+// order; it may bind :stage_batches.
 func (a *AttributionStage) source() string {
 	cols := schemas.StageColumns()
 	switch {
@@ -142,20 +142,22 @@ func (a *AttributionStage) source() string {
 func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (schemas.WriteStats, schemas.StagedTotals, error) {
 	st := schemas.WriteStats{}
 	tot := schemas.StagedTotals{ByMethod: map[string]float64{}}
-	windowed := !from.IsZero() || !to.IsZero()
-	if windowed && (from.IsZero() || to.IsZero() || !to.After(from)) {
-		return st, tot, fmt.Errorf("replace attributions: window [%s, %s) is not a window: %w", fmtTime(from), fmtTime(to), errWindow)
+	if err := checkWindow(from, to); err != nil {
+		return st, tot, err
 	}
+	windowed := !from.IsZero()
 	if a.closed {
 		return st, tot, errors.New("replace attributions: commit after close")
 	}
 	if a.rows == 0 && !windowed {
 		return st, tot, nil
 	}
-	// The steps of schemas' staged commit, as common table expressions:
+	// The steps of schemas' staged commit, as common table expressions
+	// (each entry ending in a comma, as ReplaceStatementWith takes them):
 	// the warehouse plans them as one statement each.
-	ctes := "WITH stage AS (" + a.source() + "),\nlosers AS (" + schemas.LosersSQL("stage") + "),\nkept AS (" + schemas.KeptSQL("stage", "losers") + ")"
-	invocations := ctes + ",\ninvocations AS (" + schemas.InvocationsSQL("kept") + ")\n"
+	ctes := "stage AS (" + a.source() + "),\nlosers AS (" + schemas.LosersSQL("stage") + "),\nkept AS (" + schemas.KeptSQL("stage", "losers") + "),\n" +
+		"invocations AS (" + schemas.InvocationsSQL("kept") + "),\n"
+	with := "WITH " + strings.TrimSuffix(ctes, ",\n") + "\n"
 	args := []any{}
 	if a.dir == "" && a.rows > 0 {
 		args = append(args, databricks.Parameter{Name: "stage_batches", Value: a.id + "-%"})
@@ -181,7 +183,7 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		return nil
 	}
 	var bad error
-	if err := query("check keys", invocations+schemas.RepeatedKeySQL("kept", "invocations"), func(rs *sql.Rows) error {
+	if err := query("check keys", with+schemas.RepeatedKeySQL("kept", "invocations"), func(rs *sql.Rows) error {
 		var id, user string
 		var n int64
 		err := rs.Scan(&id, &user, &n)
@@ -191,7 +193,7 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		return st, tot, err
 	}
 	if bad == nil {
-		if err := query("check versions", invocations+schemas.MixedVersionSQL("invocations"), func(rs *sql.Rows) error {
+		if err := query("check versions", with+schemas.MixedVersionSQL("invocations"), func(rs *sql.Rows) error {
 			var id string
 			var lo, hi int64
 			err := rs.Scan(&id, &lo, &hi)
@@ -204,21 +206,14 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 	if bad != nil {
 		return st, tot, fmt.Errorf("replace attributions: %w", bad)
 	}
-	if err := query("totals", invocations+schemas.TotalsSQL("invocations"), func(rs *sql.Rows) error {
-		t, err := schemas.ScanTotals(rs.Scan)
-		t.ByMethod = tot.ByMethod
-		tot = t
+	if err := query("totals", with+schemas.TotalsSQL("invocations"), func(rs *sql.Rows) (err error) {
+		tot, err = schemas.ScanTotals(rs.Scan)
 		return err
 	}); err != nil {
 		return st, tot, err
 	}
-	if err := query("weights by method", ctes+"\n"+schemas.MethodsSQL("kept"), func(rs *sql.Rows) error {
-		var m string
-		var w, cost float64
-		err := rs.Scan(&m, &w, &cost)
-		tot.ByMethod[m] = w
-		tot.CostUSD += cost
-		return err
+	if err := query("weights by method", with+schemas.MethodsSQL("kept"), func(rs *sql.Rows) error {
+		return tot.ScanMethod(rs.Scan)
 	}); err != nil {
 		return st, tot, err
 	}
@@ -234,7 +229,7 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 	if a.rows > 0 {
 		// What the version guard will keep out, for the run report. Read
 		// before the MERGE, which leaves no trace of it.
-		if err := query("count stale attribution rows", staleStatementWith(a.s.schema.Table("attribution"), stageCTEs(ctes), source), func(rs *sql.Rows) error {
+		if err := query("count stale attribution rows", staleStatementWith(a.s.schema.Table("attribution"), ctes, source), func(rs *sql.Rows) error {
 			return rs.Scan(&st.Stale, &st.StaleInvocations)
 		}); err != nil {
 			return st, tot, err
@@ -243,7 +238,7 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 	args = append(args, timeParam("window_from", from), timeParam("window_to", to))
 	// A MERGE is atomic: repeating one whose session dropped is safe.
 	err := retry.Do(ctx, dropped, func(ctx context.Context) error {
-		res, err := execOn(ctx, a.s.db, "merge attribution rows", ReplaceStatementWith(a.s.schema.Table("attribution"), stageCTEs(ctes), source), args...)
+		res, err := execOn(ctx, a.s.db, "merge attribution rows", ReplaceStatementWith(a.s.schema.Table("attribution"), ctes, source), args...)
 		if err == nil {
 			st.Affected, _ = res.RowsAffected()
 		}
@@ -281,8 +276,10 @@ func (a *AttributionStage) Close() error {
 	return errors.Join(errs...)
 }
 
-// stageCTEs turns "WITH a AS (...),\nb AS (...)" into the entry list
-// ReplaceStatementWith takes: each entry ending in a comma.
-func stageCTEs(with string) string {
-	return strings.TrimPrefix(with, "WITH ") + ",\n"
+// checkWindow refuses a window with one end set, or from not before to.
+func checkWindow(from, to time.Time) error {
+	if (!from.IsZero() || !to.IsZero()) && (from.IsZero() || to.IsZero() || !to.After(from)) {
+		return fmt.Errorf("replace attributions: window [%s, %s) is not a window: %w", fmtTime(from), fmtTime(to), errWindow)
+	}
+	return nil
 }

@@ -54,36 +54,11 @@ func (s *Store) ReplaceAttributionChunks(ctx context.Context, from, to time.Time
 			err = cerr
 		}
 	}()
-	// All rows of an invocation are one copy: none is dropped, and a repeated
-	// (invocation_id, end_user) is an error, as the contract says.
-	buf := make([]schemas.Staged, 0, min(rowsIn(chunks), stageChunk))
-	for _, rows := range chunks {
-		for i := range rows {
-			buf = append(buf, schemas.Staged{Attribution: rows[i]})
-			if len(buf) == cap(buf) {
-				if err := stage.Append(ctx, buf); err != nil {
-					return st, err
-				}
-				buf = buf[:0]
-			}
-		}
-	}
-	if err := stage.Append(ctx, buf); err != nil {
+	if err := schemas.AppendChunks(ctx, stage, chunks); err != nil {
 		return st, err
 	}
 	st, _, err = stage.Commit(ctx, from, to)
 	return st, err
-}
-
-// stageChunk is how many rows ReplaceAttributionChunks stages at a time.
-const stageChunk = 1 << 14
-
-func rowsIn(chunks [][]schemas.Attribution) int {
-	n := 0
-	for _, c := range chunks {
-		n += len(c)
-	}
-	return n
 }
 
 func checkWindow(from, to time.Time) error {

@@ -15,8 +15,7 @@ import (
 )
 
 const (
-	stageView        = "obolus_stage"
-	stageRaw         = "obolus_stage_kept_rows"
+	stageRows        = "obolus_stage_rows"
 	stageLosers      = "obolus_stage_losers"
 	stageInvocations = "obolus_stage_invocations"
 	stageNewer       = "obolus_stage_newer"
@@ -49,7 +48,7 @@ func (s *Store) StageAttributions(ctx context.Context) (schemas.AttributionStage
 		defs[schemas.NumAttributionColumns+i] = "0::BIGINT AS " + quoteIdent(c)
 	}
 	// Created from the table, so a column type change reaches the stage too.
-	q := fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM attribution LIMIT 0", stageRaw, strings.Join(defs, ", "))
+	q := fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM attribution LIMIT 0", stageRows, strings.Join(defs, ", "))
 	if _, err := conn.ExecContext(ctx, q); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("stage attributions: create staging table: %w", err)
@@ -67,15 +66,7 @@ func (a *AttributionStage) Append(ctx context.Context, rows []schemas.Staged) er
 	if a.conn == nil {
 		return errors.New("stage attributions: append after close")
 	}
-	err := a.conn.Raw(func(dc any) error {
-		dconn, ok := dc.(driver.Conn)
-		if !ok {
-			return fmt.Errorf("driver connection is %T", dc)
-		}
-		ap, err := duckdb.NewAppender(dconn, "temp", "main", stageRaw)
-		if err != nil {
-			return err
-		}
+	err := appendTo(ctx, a.conn, stageRows, func(ap *duckdb.Appender) error {
 		for i := range rows {
 			r := &rows[i]
 			day, err := r.Validate()
@@ -87,13 +78,8 @@ func (a *AttributionStage) Append(ctx context.Context, rows []schemas.Staged) er
 				err = ap.AppendRow(a.args...)
 			}
 			if err != nil {
-				_ = ap.Clear()
-				_ = ap.Close()
 				return fmt.Errorf("attribution row %d (invocation_id %q, end_user %q): %w", a.rows+int64(i), r.InvocationID, r.EndUser, err)
 			}
-		}
-		if err := ap.CloseWithCancel(ctx); err != nil {
-			return fmt.Errorf("flush appender: %w", err)
 		}
 		return nil
 	})
@@ -109,7 +95,7 @@ func (a *AttributionStage) Close() error {
 	if a.conn == nil {
 		return nil
 	}
-	dropStage(a.conn, stageRaw, stageLosers, stageInvocations, stageNewer)
+	dropStage(a.conn, stageRows, stageLosers, stageInvocations, stageNewer)
 	err := a.conn.Close()
 	a.conn = nil
 	return err
@@ -132,27 +118,25 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 	a.s.mu.Lock()
 	defer a.s.mu.Unlock()
 	conn := a.conn
-	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageLosers+" AS "+schemas.LosersSQL(stageRaw)); err != nil {
+	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageLosers+" AS "+schemas.LosersSQL(stageRows)); err != nil {
 		return st, tot, fmt.Errorf("replace attributions: rank copies: %w", err)
 	}
 	// The losing copies' rows are deleted from the stage, which then holds
 	// what is kept.
-	_, err := conn.ExecContext(ctx, "DELETE FROM "+stageRaw+" s USING "+stageLosers+" l WHERE s.invocation_id = l.invocation_id AND s.copy_seq = l.copy_seq")
+	_, err := conn.ExecContext(ctx, "DELETE FROM "+stageRows+" s USING "+stageLosers+" l WHERE s.invocation_id = l.invocation_id AND s.copy_seq = l.copy_seq")
 	if err != nil {
 		return st, tot, fmt.Errorf("replace attributions: drop losing copies: %w", err)
 	}
-	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageInvocations+" AS "+schemas.InvocationsSQL(stageRaw)); err != nil {
+	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageInvocations+" AS "+schemas.InvocationsSQL(stageRows)); err != nil {
 		return st, tot, fmt.Errorf("replace attributions: index staged invocations: %w", err)
 	}
 	if err := checkKeys(ctx, conn); err != nil {
 		return st, tot, fmt.Errorf("replace attributions: %w", err)
 	}
-	t, err := schemas.ScanTotals(conn.QueryRowContext(ctx, schemas.TotalsSQL(stageInvocations)).Scan)
+	tot, err = schemas.ScanTotals(conn.QueryRowContext(ctx, schemas.TotalsSQL(stageInvocations)).Scan)
 	if err != nil {
 		return st, tot, fmt.Errorf("replace attributions: totals: %w", err)
 	}
-	t.ByMethod = tot.ByMethod
-	tot = t
 	if err := scanMethods(ctx, conn, &tot); err != nil {
 		return st, tot, err
 	}
@@ -184,7 +168,7 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		if st.Deleted, err = res.RowsAffected(); err != nil {
 			return fmt.Errorf("delete replaced rows: %w", err)
 		}
-		res, err = tx.ExecContext(ctx, `INSERT INTO attribution (`+cols+`) SELECT `+cols+` FROM `+stageRaw+` WHERE `+notKept)
+		res, err = tx.ExecContext(ctx, `INSERT INTO attribution (`+cols+`) SELECT `+cols+` FROM `+stageRows+` WHERE `+notKept)
 		if err != nil {
 			return fmt.Errorf("insert rows: %w", err)
 		}
@@ -200,19 +184,15 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 }
 
 func scanMethods(ctx context.Context, conn *sql.Conn, t *schemas.StagedTotals) error {
-	rs, err := conn.QueryContext(ctx, schemas.MethodsSQL(stageRaw))
+	rs, err := conn.QueryContext(ctx, schemas.MethodsSQL(stageRows))
 	if err != nil {
 		return fmt.Errorf("replace attributions: weights by method: %w", err)
 	}
 	defer rs.Close()
 	for rs.Next() {
-		var m string
-		var w, cost float64
-		if err := rs.Scan(&m, &w, &cost); err != nil {
+		if err := t.ScanMethod(rs.Scan); err != nil {
 			return fmt.Errorf("replace attributions: weights by method: %w", err)
 		}
-		t.ByMethod[m] = w
-		t.CostUSD += cost
 	}
 	if err := rs.Err(); err != nil {
 		return fmt.Errorf("replace attributions: weights by method: %w", err)
@@ -226,7 +206,7 @@ func checkKeys(ctx context.Context, conn *sql.Conn) error {
 		id, user  string
 		n, lo, hi int64
 	)
-	err := conn.QueryRowContext(ctx, schemas.RepeatedKeySQL(stageRaw, stageInvocations)).Scan(&id, &user, &n)
+	err := conn.QueryRowContext(ctx, schemas.RepeatedKeySQL(stageRows, stageInvocations)).Scan(&id, &user, &n)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:

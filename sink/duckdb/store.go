@@ -376,14 +376,23 @@ func stage(ctx context.Context, conn *sql.Conn, table, name string, fill func(*d
 	if _, err := conn.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("create staging table for %s: %w", table, err)
 	}
+	if err := appendTo(ctx, conn, name, fill); err != nil {
+		return fmt.Errorf("stage %s: %w", table, err)
+	}
+	return nil
+}
+
+// appendTo fills the temporary table name of conn through an Appender; on
+// an error from fill nothing of this call is appended.
+func appendTo(ctx context.Context, conn *sql.Conn, name string, fill func(*duckdb.Appender) error) error {
 	return conn.Raw(func(dc any) error {
 		dconn, ok := dc.(driver.Conn)
 		if !ok {
-			return fmt.Errorf("stage %s: driver connection is %T", table, dc)
+			return fmt.Errorf("driver connection is %T", dc)
 		}
 		ap, err := duckdb.NewAppender(dconn, "temp", "main", name)
 		if err != nil {
-			return fmt.Errorf("stage %s: %w", table, err)
+			return err
 		}
 		if err := fill(ap); err != nil {
 			_ = ap.Clear()
@@ -391,7 +400,7 @@ func stage(ctx context.Context, conn *sql.Conn, table, name string, fill func(*d
 			return err
 		}
 		if err := ap.CloseWithCancel(ctx); err != nil {
-			return fmt.Errorf("stage %s: flush appender: %w", table, err)
+			return fmt.Errorf("flush appender: %w", err)
 		}
 		return nil
 	})
