@@ -69,6 +69,10 @@ type Databricks struct {
 	// http://127.0.0.1:PORT for `obolus warehouse serve`.
 	Host string `mapstructure:"host"`
 	Port int    `mapstructure:"port"`
+	// CAFile is a PEM file of certificate authorities to trust besides the
+	// system's, for a TLS-inspecting proxy or a local warehouse with its own
+	// certificate. Empty trusts the system's roots only.
+	CAFile string `mapstructure:"ca_file"`
 	// HTTPPath is the warehouse's HTTP path; WarehouseID is a shorthand for
 	// /sql/1.0/warehouses/<id>.
 	HTTPPath    string         `mapstructure:"http_path"`
@@ -111,6 +115,7 @@ type Databricks struct {
 func DatabricksDefaults(v *viper.Viper) {
 	v.SetDefault("databricks.host", "")
 	v.SetDefault("databricks.port", 443)
+	v.SetDefault("databricks.ca_file", "")
 	v.SetDefault("databricks.http_path", "")
 	v.SetDefault("databricks.warehouse_id", "")
 	v.SetDefault("databricks.auth.type", AuthToken)
@@ -321,7 +326,7 @@ func sortedKeys(m map[string]string) []string {
 func (d Databricks) ConnectOptions(lookup func(string) (string, bool)) dbsql.Options {
 	c := d.Credentials(lookup)
 	return dbsql.Options{
-		Host: d.Host, Port: d.Port, HTTPPath: d.Path(), QueryTags: d.QueryTags,
+		Host: d.Host, Port: d.Port, CAFile: d.CAFile, HTTPPath: d.Path(), QueryTags: d.QueryTags,
 		Timeout: d.Timeout, Retries: d.Retries, RetryWaitMin: d.RetryWaitMin, RetryWaitMax: d.RetryWaitMax,
 		Token: c.Token, ClientID: c.ClientID, ClientSecret: c.ClientSecret, OAuth: c.Type == AuthOAuthM2M,
 	}

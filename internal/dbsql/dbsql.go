@@ -4,10 +4,14 @@ package dbsql
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +35,8 @@ type Options struct {
 	Host     string // workspace host name, or http://127.0.0.1 for the local warehouse
 	Port     int
 	HTTPPath string
+	// CAFile names a PEM file of extra certificate authorities to trust.
+	CAFile string
 	// QueryTags label every statement (system.query.history.query_tags).
 	QueryTags map[string]string
 	// Timeout bounds a statement; Retries and the waits govern the
@@ -87,6 +93,13 @@ func NewConnector(opt Options) (driver.Connector, error) {
 		// After the session parameters: the option adds to them.
 		opts = append(opts, databricks.WithQueryTags(opt.QueryTags))
 	}
+	transport, err := newTransport(opt.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	if transport != nil {
+		opts = append(opts, databricks.WithTransport(transport))
+	}
 	var secrets []string
 	if opt.OAuth {
 		if opt.ClientID == "" || opt.ClientSecret == "" {
@@ -106,6 +119,29 @@ func NewConnector(opt Options) (driver.Connector, error) {
 		return nil, fmt.Errorf("databricks: configure connection: %w", redact(err, secrets))
 	}
 	return &connector{Connector: c, secrets: secrets, where: opt.Host + opt.HTTPPath}, nil
+}
+
+// newTransport is the HTTP transport for a CA file: the default transport's
+// settings with the file's authorities trusted besides the system's. Without
+// a file it is nil, and the driver uses its own pooled transport.
+func newTransport(caFile string) (*http.Transport, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("databricks.ca_file: %w; name a readable PEM file of certificate authorities, or leave it empty to trust the system's", err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("databricks.ca_file: %s holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)", caFile)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	return t, nil
 }
 
 // connector wraps the driver's to turn refused credentials into ErrAuth and

@@ -14,6 +14,8 @@ type Faults struct {
 	rules     []faultRule
 	execDelay time.Duration
 	injected  int
+	expireSkip int // result links to hand out valid before expired ones
+	expire     int // result links still to hand out already expired
 }
 
 type faultRule struct {
@@ -60,6 +62,37 @@ func (f *Faults) DelayExecute(d time.Duration) {
 	f.execDelay = d
 }
 
+// ExpireLinks makes n CloudFetch result links, after the next skip ones the
+// server hands out, expired by the time the client gets to them: their
+// expiry time is in the past and downloading them is refused with 403, as
+// cloud storage refuses a presigned URL past its expiry.
+func (f *Faults) ExpireLinks(skip, n int) {
+	if f == nil || n <= 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.expireSkip, f.expire = max(skip, 0), n
+}
+
+func (f *Faults) takeExpiredLink() bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.expire == 0 {
+		return false
+	}
+	if f.expireSkip > 0 {
+		f.expireSkip--
+		return false
+	}
+	f.expire--
+	f.injected++
+	return true
+}
+
 // Injected reports how many failures (status answers and dropped
 // connections) have been injected so far.
 func (f *Faults) Injected() int {
@@ -80,6 +113,7 @@ func (f *Faults) Reset() {
 	defer f.mu.Unlock()
 	f.rules = nil
 	f.execDelay = 0
+	f.expireSkip, f.expire = 0, 0
 }
 
 func (f *Faults) take(method string) (faultRule, bool) {

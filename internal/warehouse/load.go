@@ -2,7 +2,11 @@ package warehouse
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -273,7 +277,8 @@ func (p *sparkTypeParser) parse() (string, error) {
 }
 
 // ConnOptions are databricks-sql-go connector options that reach this
-// server (host, port, HTTP path, token) for a warehouse id. Add
+// server (host, port, HTTP path, token) for a warehouse id; with Config.TLS
+// they include a transport that trusts the server's certificate. Add
 // dbsql.WithRetries(-1, 0, 0) in tests that should fail fast. Unlike DSN it
 // cannot turn telemetry off; the driver's feature-flag probe to
 // https://127.0.0.1:443 then just fails. It needs Start; before that it
@@ -282,15 +287,35 @@ func (s *Server) ConnOptions(warehouseID string) []dbsql.ConnOption {
 	s.mu.Lock()
 	base := s.baseURL
 	s.mu.Unlock()
-	host, portText, found := strings.Cut(strings.TrimPrefix(base, "http://"), ":")
-	port, err := strconv.Atoi(portText)
-	if !found || err != nil {
+	u, err := url.Parse(base)
+	if err != nil || u.Port() == "" {
 		return nil
 	}
-	return []dbsql.ConnOption{
-		dbsql.WithServerHostname("http://" + host),
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		return nil
+	}
+	opts := []dbsql.ConnOption{
+		dbsql.WithServerHostname(u.Scheme + "://" + u.Hostname()),
 		dbsql.WithPort(port),
 		dbsql.WithHTTPPath(thriftPathPrefix + warehouseID),
 		dbsql.WithAccessToken(s.cfg.Token),
 	}
+	if s.cfg.TLS {
+		opts = append(opts, dbsql.WithTransport(s.TrustingTransport()))
+	}
+	return opts
+}
+
+// TrustingTransport is an HTTP transport that trusts this server's
+// certificate (and the system's roots), for clients of a Config.TLS server.
+func (s *Server) TrustingTransport() *http.Transport {
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	roots.AppendCertsFromPEM(s.certPEM)
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	return t
 }

@@ -28,6 +28,9 @@ type operation struct {
 	params     []*tcli.TSparkParameter
 	useArrow   bool
 	arrowTypes *tcli.TSparkArrowTypes
+	cloud      bool   // the client can download CloudFetch links
+	lz4        bool   // the client can decompress LZ4
+	base       string // scheme://host the client reached us at, for links
 	ctx        context.Context
 	cancel     context.CancelFunc
 	done       chan struct{}
@@ -41,6 +44,8 @@ type operation struct {
 	enc       *encoding
 	cur       *cursor
 	prefetch  chan encodedPage // next page being prepared, if any
+	delivery  delivery
+	pending   []*page // inline pages read before the delivery was decided
 	modified  *int64
 	staging   bool
 }
@@ -63,6 +68,8 @@ func (s *Server) newOperation(se *session, req *tcli.TExecuteStatementReq) (*ope
 		params:     req.GetParameters(),
 		useArrow:   req.GetCanReadArrowResult_() && !se.columns,
 		arrowTypes: req.GetUseArrowNativeTypes(),
+		cloud:      req.GetCanDownloadResult_(),
+		lz4:        req.GetCanDecompressLZ4Result_(),
 		ctx:        ctx,
 		cancel:     cancel,
 		done:       make(chan struct{}),
@@ -132,6 +139,7 @@ func (op *operation) run(baseURL string) {
 		op.errMsg, op.sqlState = err.Error(), "HY000"
 		return
 	}
+	enc.lz4 = op.lz4 && op.useArrow
 	op.enc, op.cur, op.modified, op.staging = enc, res.cur, res.modified, res.staging
 	op.state = tcli.TOperationState_FINISHED_STATE
 }
@@ -315,6 +323,10 @@ func (op *operation) statusLocked() *tcli.TGetOperationStatusResp {
 
 func (op *operation) metadataLocked() *tcli.TGetResultSetMetadataResp {
 	md := op.enc.metadata()
+	if op.delivery == links {
+		f := tcli.TSparkRowSetType_URL_BASED_SET
+		md.ResultFormat = &f
+	}
 	staging := op.staging
 	md.IsStagingOperation = &staging
 	return md
@@ -327,13 +339,58 @@ type encodedPage struct {
 	err  error
 }
 
+// delivery is how an operation hands out its rows: decided on the first
+// fetch, from the result's size and what the client can read.
+type delivery uint8
+
+const (
+	undecided delivery = iota
+	inline             // row sets carry the rows, page by page
+	links              // row sets carry CloudFetch links to Arrow files
+)
+
 func (op *operation) encodePage(n int) encodedPage {
-	pg, more, err := op.cur.next(n)
-	if err != nil {
-		return encodedPage{err: err}
+	if op.delivery == undecided {
+		return op.decide(n)
+	}
+	if op.delivery == links {
+		return op.cloudPage(nil, true)
+	}
+	var pg *page
+	more := false
+	if len(op.pending) > 0 {
+		pg, op.pending = op.pending[0], op.pending[1:]
+		more = len(op.pending) > 0 // read only once the cursor was drained
+	} else {
+		var err error
+		if pg, more, err = op.cur.next(n); err != nil {
+			return encodedPage{err: err}
+		}
 	}
 	rs, err := op.enc.rowSet(pg)
 	return encodedPage{rs: rs, more: more, err: err}
+}
+
+// decide reads the first rows and chooses the delivery: links when the
+// client can download them and the result has more rows than the threshold,
+// pages of n rows otherwise.
+func (op *operation) decide(n int) encodedPage {
+	t := op.srv.cloudFetchThreshold()
+	if !op.cloud || !op.useArrow || t < 0 || op.staging {
+		op.delivery = inline
+		return op.encodePage(n)
+	}
+	first, more, err := op.cur.next(t)
+	if err != nil {
+		return encodedPage{err: err}
+	}
+	if more {
+		op.delivery = links
+		return op.cloudPage(first, more)
+	}
+	op.delivery = inline
+	op.pending = first.split(n)
+	return op.encodePage(n)
 }
 
 func (op *operation) fetchLocked(n int, withMetadata bool) (*tcli.TFetchResultsResp, bool, error) {

@@ -108,6 +108,23 @@ func (c *cursor) next(n int) (*page, bool, error) {
 	return p, more, nil
 }
 
+// split cuts a page into pages of at most n rows (at least one page).
+func (p *page) split(n int) []*page {
+	if n <= 0 || p.n <= n {
+		return []*page{p}
+	}
+	var out []*page
+	for from := 0; from < p.n; from += n {
+		to := min(from+n, p.n)
+		q := &page{offset: p.offset + int64(from), n: to - from, cols: make([][]any, len(p.cols))}
+		for i, c := range p.cols {
+			q.cols[i] = c[from:to]
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
 func (c *cursor) close() {
 	if c.rows != nil {
 		_ = c.rows.Close()
@@ -126,6 +143,7 @@ func (c *cursor) close() {
 type encoding struct {
 	columns     []column
 	arrow       bool
+	lz4         bool // inline Arrow batches are LZ4 frames
 	tsArrow     bool
 	decArrow    bool
 	loc         *time.Location
@@ -207,7 +225,7 @@ func (e *encoding) metadata() *tcli.TGetResultSetMetadataResp {
 	if e.arrow {
 		f = tcli.TSparkRowSetType_ARROW_BASED_SET
 		md.ArrowSchema = e.schemaBytes
-		lz4 := false
+		lz4 := e.lz4
 		md.Lz4Compressed = &lz4
 	}
 	md.ResultFormat = &f
@@ -223,6 +241,11 @@ func (e *encoding) rowSet(p *page) (*tcli.TRowSet, error) {
 			b, err := e.arrowBatch(p)
 			if err != nil {
 				return nil, err
+			}
+			if e.lz4 {
+				if b, err = lz4Frame(b); err != nil {
+					return nil, err
+				}
 			}
 			batches = append(batches, &tcli.TSparkArrowBatch{Batch: b, RowCount: int64(p.n)})
 		}

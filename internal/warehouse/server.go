@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -50,6 +51,20 @@ type Config struct {
 	// paths (staging PUT/GET/REMOVE and string literals in SQL). "" means a
 	// temporary directory removed by Close.
 	VolumeRoot string
+	// TLS makes Start serve HTTPS (HTTP/2 where the client offers it) with
+	// a certificate generated for 127.0.0.1, ::1 and localhost; clients trust
+	// it through CertificatePEM. Staging and result links are https too.
+	TLS bool
+	// CloudFetchThreshold: a result of more rows than this, asked for by a
+	// client that can download results (the driver's default), is answered
+	// with CloudFetch links to Arrow files this server serves, as a
+	// workspace does for large results. 0 means 100,000; negative never.
+	CloudFetchThreshold int
+	// CloudFetchFileRows is the rows per CloudFetch file after the first
+	// (which holds the first CloudFetchThreshold rows); 0 means 65,536.
+	CloudFetchFileRows int
+	// LinkTTL is how long a result link stays valid; 0 means 15 minutes.
+	LinkTTL time.Duration
 }
 
 // reservedCatalogs are Spark catalog names DuckDB keeps for itself; the server
@@ -79,9 +94,12 @@ type Server struct {
 	sessions map[handleID]*session
 	ops      map[handleID]*operation
 	staged   map[string]*stagedFile
+	files    map[string]*resultFile // CloudFetch files by link name
 	calls    map[string]int // Thrift calls served, by name (for tests)
 	httpSrv  *http.Server
 	baseURL  string
+	tlsCert  tls.Certificate
+	certPEM  []byte
 	closed   bool
 	// inflight counts requests being served; drained is closed when Close
 	// waits and the count reaches zero.
@@ -134,7 +152,14 @@ func New(cfg Config) (*Server, error) {
 		sessions:  map[handleID]*session{},
 		ops:       map[handleID]*operation{},
 		staged:    map[string]*stagedFile{},
+		files:     map[string]*resultFile{},
 		calls:     map[string]int{},
+	}
+	if cfg.TLS {
+		if s.tlsCert, s.certPEM, err = selfSigned(time.Now()); err != nil {
+			_ = s.db.Close()
+			return nil, err
+		}
 	}
 	s.baseCtx, s.stopAll = context.WithCancel(context.Background())
 	s.processor = tcli.NewTCLIServiceProcessor(&service{s: s})
@@ -170,13 +195,19 @@ func (s *Server) DB() *sql.DB { return s.db }
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // Start listens on addr (e.g. "127.0.0.1:0") and serves in the background.
-// It returns the base URL, e.g. "http://127.0.0.1:41234".
+// It returns the base URL, e.g. "http://127.0.0.1:41234" (https with
+// Config.TLS).
 func (s *Server) Start(addr string) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("warehouse: listening on %q: %w", addr, err)
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	scheme := "http"
+	if s.cfg.TLS {
+		scheme = "https"
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12}
+	}
 	s.mu.Lock()
 	if s.closed || s.httpSrv != nil {
 		s.mu.Unlock()
@@ -184,14 +215,20 @@ func (s *Server) Start(addr string) (string, error) {
 		return "", errors.New("warehouse: server closed or already started")
 	}
 	s.httpSrv = srv
-	s.baseURL = "http://" + ln.Addr().String()
+	s.baseURL = scheme + "://" + ln.Addr().String()
 	s.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
+	if s.cfg.TLS {
+		// The certificate is in TLSConfig, so no files are named.
+		go func() { _ = srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { _ = srv.Serve(ln) }()
+	}
 	return s.baseURL, nil
 }
 
-// DSN returns a databricks-sql-go DSN for this server (plain http, telemetry
-// off). It needs Start; before that it returns "".
+// DSN returns a databricks-sql-go DSN for this server (telemetry off). With
+// Config.TLS it is https, and the client must trust CertificatePEM, which a
+// DSN cannot say: use ConnOptions. It needs Start; before that it returns "".
 func (s *Server) DSN(warehouseID string) string {
 	s.mu.Lock()
 	base := s.baseURL
@@ -338,6 +375,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveStaging(w, r)
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, cloudFetchPathPrefix) {
+		s.serveResultFile(w, r)
+		return
+	}
 	id, isThrift := strings.CutPrefix(r.URL.Path, thriftPathPrefix)
 	if !isThrift || id == "" || strings.Contains(id, "/") {
 		http.NotFound(w, r)
@@ -382,7 +423,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		responseBuffers.Put(outBuf)
 	}()
 	out := &thrift.TMemoryBuffer{Buffer: outBuf}
-	ctx := context.WithValue(r.Context(), baseURLKey{}, "http://"+r.Host)
+	ctx := context.WithValue(r.Context(), baseURLKey{}, requestBase(r))
 	_, terr := s.processor.Process(ctx, s.proto.GetProtocol(in), s.proto.GetProtocol(out))
 	if out.Len() == 0 {
 		msg := "warehouse: empty Thrift response"
@@ -421,6 +462,15 @@ func thriftMethod(body []byte) string {
 		return ""
 	}
 	return name
+}
+
+// requestBase is the scheme and host the client reached this server at,
+// which the links the server hands out (staging, results) must use.
+func requestBase(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
 }
 
 func dropConnection(w http.ResponseWriter) {

@@ -239,6 +239,7 @@ func (sv *service) ExecuteStatement(ctx context.Context, req *tcli.TExecuteState
 		return nil, err
 	}
 	base, _ := ctx.Value(baseURLKey{}).(string)
+	op.base = base
 	go op.run(base)
 
 	wait := s.cfg.DirectResultsWait

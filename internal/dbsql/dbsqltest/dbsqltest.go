@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -48,7 +49,16 @@ func Start(t testing.TB, cfg warehouse.Config) *Warehouse {
 			t.Errorf("warehouse Close: %v", err)
 		}
 	})
-	return &Warehouse{Server: s, Config: ConfigFor(base, cfg.Token)}
+	w := &Warehouse{Server: s, Config: ConfigFor(base, cfg.Token)}
+	if cfg.TLS {
+		// obolus trusts the server's own certificate the way a user trusts
+		// a private CA: databricks.ca_file.
+		w.Config.CAFile = filepath.Join(t.TempDir(), "warehouse-ca.pem")
+		if err := os.WriteFile(w.Config.CAFile, s.CertificatePEM(), 0o600); err != nil {
+			t.Fatalf("write warehouse certificate: %v", err)
+		}
+	}
+	return w
 }
 
 // ConfigFor is a databricks section for the local warehouse at base
