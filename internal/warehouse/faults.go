@@ -10,10 +10,10 @@ import (
 // the driver's retry and error paths. All methods are safe for concurrent
 // use and a nil *Faults injects nothing.
 type Faults struct {
-	mu        sync.Mutex
-	rules     []faultRule
-	execDelay time.Duration
-	injected  int
+	mu         sync.Mutex
+	rules      []faultRule
+	execDelay  time.Duration
+	injected   int
 	expireSkip int // result links to hand out valid before expired ones
 	expire     int // result links still to hand out already expired
 }

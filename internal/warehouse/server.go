@@ -95,7 +95,7 @@ type Server struct {
 	ops      map[handleID]*operation
 	staged   map[string]*stagedFile
 	files    map[string]*resultFile // CloudFetch files by link name
-	calls    map[string]int // Thrift calls served, by name (for tests)
+	calls    map[string]int         // Thrift calls served, by name (for tests)
 	httpSrv  *http.Server
 	baseURL  string
 	tlsCert  tls.Certificate
