@@ -17,12 +17,19 @@ import (
 // and writes the configuration obolus warehouse serve would write.
 func localSetup(t *testing.T) (cfgPath string, wh *dbsqltest.Warehouse) {
 	t.Helper()
+	return localSetupWith(t, warehouse.Config{}, nil)
+}
+
+// localSetupWith is localSetup with a server configuration and a last say
+// over the databricks section written.
+func localSetupWith(t *testing.T, wc warehouse.Config, edit func(*config.Databricks)) (cfgPath string, wh *dbsqltest.Warehouse) {
+	t.Helper()
 	dir := t.TempDir()
 	ctx := dbsqltest.Context(t)
 	if _, err := synth.Generate(ctx, synth.Config{Seed: 3, AgentRequests: 800, Users: 60, Duration: 3 * time.Hour}, dir); err != nil {
 		t.Fatal(err)
 	}
-	wh = dbsqltest.Start(t, warehouse.Config{})
+	wh = dbsqltest.Start(t, wc)
 	layout, err := workload.Load(ctx, wh.Server.DB(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -32,6 +39,9 @@ func localSetup(t *testing.T) (cfgPath string, wh *dbsqltest.Warehouse) {
 	}
 	d := wh.Config
 	layout.Configure(&d)
+	if edit != nil {
+		edit(&d)
+	}
 	cfgPath = filepath.Join(dir, "databricks.yaml")
 	if err := writeLocalConfig(cfgPath, d, layout); err != nil {
 		t.Fatal(err)
@@ -107,5 +117,65 @@ func TestDoctorReportsMissingObjectsAndColumns(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// The whole Databricks path over the protocol a workspace speaks: TLS with a
+// certificate from databricks.ca_file, OAuth M2M sign-in, and the usage
+// windows read through CloudFetch links. The answers are those of the same
+// run with every result inline, and the client secret appears nowhere in
+// the output, debug logs included.
+func TestDatabricksOverTLSWithOAuthAndCloudFetch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the Databricks path against a local warehouse")
+	}
+	const id, secret = "sp-obolus-e2e", "e2e-oauth-secret-5f0c9a7d2b"
+	wc := warehouse.Config{TLS: true, OAuthClients: map[string]string{id: secret},
+		CloudFetchThreshold: 2000, CloudFetchFileRows: 1500}
+	cfg, wh := localSetupWith(t, wc, func(d *config.Databricks) {
+		d.Auth = config.DatabricksAuth{Type: config.AuthOAuthM2M, ClientID: id, ClientSecret: secret}
+	})
+	// Volume uploads go through the driver's own HTTP client, which trusts
+	// the system's roots only, not databricks.ca_file (docs/databricks.md).
+	t.Setenv("OBOLUS_DATABRICKS_STAGING", "inserts")
+	args := []string{"--config", cfg, "--log-level", "debug"}
+	window := []string{"--from", "2026-10-31", "--to", "2026-11-02"}
+	var outputs strings.Builder
+	run := func(a ...string) {
+		out := mustObolus(t, append(a, args...)...)
+		outputs.WriteString(out)
+	}
+	run("init", "--target", "databricks")
+	digest := func() string {
+		var d string
+		err := wh.Server.DB().QueryRowContext(dbsqltest.Context(t), `SELECT md5(string_agg(concat_ws('|', invocation_id, end_user, match_method, weight, total_tokens), ',' ORDER BY invocation_id, end_user))
+			FROM main_catalog.obolus.attribution`).Scan(&d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	run(append([]string{"batch", "--target", "databricks", "--mode", "pull"}, window...)...)
+	viaLinks := digest()
+	files := wh.Server.Calls(warehouse.CallDownload)
+	if files == 0 {
+		t.Fatal("the pull run downloaded no CloudFetch file")
+	}
+	if wh.Server.Calls(warehouse.CallToken) == 0 {
+		t.Fatal("no OAuth token was issued")
+	}
+	t.Setenv("OBOLUS_DATABRICKS_CLOUD_FETCH", "false")
+	run(append([]string{"batch", "--target", "databricks", "--mode", "pull"}, window...)...)
+	if got := wh.Server.Calls(warehouse.CallDownload); got != files {
+		t.Errorf("with cloud_fetch false the run downloaded %d more files", got-files)
+	}
+	if inline := digest(); inline != viaLinks {
+		t.Errorf("answers read inline differ from those read through CloudFetch")
+	}
+	if strings.Contains(outputs.String(), secret) {
+		t.Error("the client secret appears in obolus's output or logs")
+	}
+	if !strings.Contains(outputs.String(), "reconciled:") {
+		t.Errorf("no reconciled run in the output:\n%s", outputs.String())
 	}
 }

@@ -30,7 +30,7 @@ func (a *cli) warehouseCmd() *cobra.Command {
 
 func (a *cli) warehouseServeCmd() *cobra.Command {
 	var addr, token, data, duckdbPath, volumes, writeConfig string
-	var holdLate bool
+	var holdLate, useTLS, oauth bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve a local SQL warehouse, optionally holding a generated workload as Databricks tables",
@@ -39,8 +39,12 @@ real Databricks driver and runs the SQL on DuckDB, so the Databricks path can
 be tried without a workspace. With --data, a workload written by obolus gen is
 loaded as system.ai_gateway.usage, system.serving.endpoint_usage and agent
 tables lakehouse.agents.<agent>_payload / _traces; --write-config writes an
-obolus.yaml whose databricks section points at the server. Runs until
-interrupted.`,
+obolus.yaml whose databricks section points at the server. --tls serves
+HTTPS with a certificate made for 127.0.0.1 (written beside the configuration
+as <config>.ca.pem and named by databricks.ca_file); --oauth signs obolus in
+with OAuth M2M (a generated service principal id and secret) instead of a
+token. Large results go out through CloudFetch, as from a workspace. Runs
+until interrupted.`,
 		Example: `  obolus gen --out demo
   obolus warehouse serve --data demo --write-config demo/databricks.yaml &
   obolus init --target databricks --config demo/databricks.yaml
@@ -55,7 +59,17 @@ interrupted.`,
 				}
 				token = "dapi-local-" + hex.EncodeToString(b)
 			}
-			srv, err := warehouse.New(warehouse.Config{Token: token, DuckDBPath: duckdbPath, VolumeRoot: volumes})
+			wc := warehouse.Config{Token: token, DuckDBPath: duckdbPath, VolumeRoot: volumes, TLS: useTLS}
+			var clientID, clientSecret string
+			if oauth {
+				b := make([]byte, 24)
+				if _, err := rand.Read(b); err != nil {
+					return err
+				}
+				clientID, clientSecret = "obolus-local-sp", hex.EncodeToString(b)
+				wc.OAuthClients = map[string]string{clientID: clientSecret}
+			}
+			srv, err := warehouse.New(wc)
 			if err != nil {
 				return err
 			}
@@ -79,6 +93,15 @@ interrupted.`,
 			if err != nil {
 				return err
 			}
+			if oauth {
+				d.Auth = config.DatabricksAuth{Type: config.AuthOAuthM2M, ClientID: clientID, ClientSecret: clientSecret}
+			}
+			if useTLS && writeConfig != "" {
+				d.CAFile = writeConfig + ".ca.pem"
+				if err := os.WriteFile(d.CAFile, srv.CertificatePEM(), 0o644); err != nil {
+					return fmt.Errorf("write the server certificate: %w", err)
+				}
+			}
 			fmt.Fprintf(a.out, "local warehouse at %s%s\n", base, d.Path())
 			if layout != nil {
 				for _, t := range sortedTables(layout.Rows) {
@@ -89,9 +112,15 @@ interrupted.`,
 				if err := writeLocalConfig(writeConfig, d, layout); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.out, "wrote %s (it holds the token)\n", writeConfig)
+				fmt.Fprintf(a.out, "wrote %s (it holds the credentials)\n", writeConfig)
 			} else {
+				if oauth {
+					fmt.Fprintf(a.out, "oauth: set DATABRICKS_CLIENT_ID=%s DATABRICKS_CLIENT_SECRET=%s\n", clientID, clientSecret)
+				}
 				fmt.Fprintf(a.out, "token: set OBOLUS_DATABRICKS_AUTH_TOKEN=%s\n", token)
+				if useTLS {
+					fmt.Fprintf(a.out, "certificate to trust (databricks.ca_file):\n%s", srv.CertificatePEM())
+				}
 			}
 			fmt.Fprintln(a.out, "serving until interrupted")
 			<-ctx.Done()
@@ -106,6 +135,8 @@ interrupted.`,
 	f.StringVar(&duckdbPath, "duckdb", "", "DuckDB file behind the warehouse (default: in memory)")
 	f.StringVar(&volumes, "volumes", "", "directory behind /Volumes/... paths (default: a temporary one)")
 	f.StringVar(&writeConfig, "write-config", "", "write an obolus.yaml pointing at the server to this file")
+	f.BoolVar(&useTLS, "tls", false, "serve HTTPS with a generated certificate (written to <write-config>.ca.pem)")
+	f.BoolVar(&oauth, "oauth", false, "accept OAuth M2M sign-in with a generated service principal (written to the configuration)")
 	return cmd
 }
 
@@ -120,7 +151,7 @@ func localDatabricks(base, token string, layout *workload.Layout) (config.Databr
 		return config.Databricks{}, fmt.Errorf("server address %s: %w", base, err)
 	}
 	d := config.Databricks{
-		Host: "http://" + u.Hostname(), Port: port, WarehouseID: "local",
+		Host: u.Scheme + "://" + u.Hostname(), Port: port, WarehouseID: "local",
 		Auth: config.DatabricksAuth{Type: config.AuthToken, Token: token},
 	}
 	if layout != nil {
@@ -142,12 +173,19 @@ func writeLocalConfig(path string, d config.Databricks, layout *workload.Layout)
 	}
 	section := map[string]any{
 		"host": d.Host, "port": d.Port, "warehouse_id": d.WarehouseID,
-		"auth":  map[string]string{"type": d.Auth.Type, "token": d.Auth.Token},
+		"auth":  map[string]string{"type": d.Auth.Type, "token": d.Auth.Token, "client_id": d.Auth.ClientID, "client_secret": d.Auth.ClientSecret},
 		"usage": d.Usage, "legacy_usage": d.LegacyUsage,
 		"payloads": agent(d.Payloads), "traces": agent(d.Traces),
 	}
 	if d.Usage == "" && d.LegacyUsage == "" {
 		section["usage"] = workload.UsageTable
+	}
+	if d.CAFile != "" {
+		abs, err := filepath.Abs(d.CAFile)
+		if err != nil {
+			return err
+		}
+		section["ca_file"] = abs
 	}
 	doc := map[string]any{"databricks": section}
 	if layout != nil && layout.Org != "" {
@@ -161,7 +199,7 @@ func writeLocalConfig(path string, d config.Databricks, layout *workload.Layout)
 	if err != nil {
 		return err
 	}
-	head := "# Written by obolus warehouse serve: the Databricks path against the local\n# warehouse. It holds the server's token; the server forgets it on exit.\n"
+	head := "# Written by obolus warehouse serve: the Databricks path against the local\n# warehouse. It holds the server's credentials; the server forgets them on exit.\n"
 	if err := os.WriteFile(path, append([]byte(head), b...), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -73,6 +73,11 @@ type Databricks struct {
 	// system's, for a TLS-inspecting proxy or a local warehouse with its own
 	// certificate. Empty trusts the system's roots only.
 	CAFile string `mapstructure:"ca_file"`
+	// CloudFetch lets the warehouse answer large results with links to
+	// files in cloud storage, downloaded in parallel (the driver's default).
+	// Turn it off where the network reaches the workspace but not its
+	// storage account or bucket.
+	CloudFetch bool `mapstructure:"cloud_fetch"`
 	// HTTPPath is the warehouse's HTTP path; WarehouseID is a shorthand for
 	// /sql/1.0/warehouses/<id>.
 	HTTPPath    string         `mapstructure:"http_path"`
@@ -116,6 +121,7 @@ func DatabricksDefaults(v *viper.Viper) {
 	v.SetDefault("databricks.host", "")
 	v.SetDefault("databricks.port", 443)
 	v.SetDefault("databricks.ca_file", "")
+	v.SetDefault("databricks.cloud_fetch", true)
 	v.SetDefault("databricks.http_path", "")
 	v.SetDefault("databricks.warehouse_id", "")
 	v.SetDefault("databricks.auth.type", AuthToken)
@@ -326,7 +332,7 @@ func sortedKeys(m map[string]string) []string {
 func (d Databricks) ConnectOptions(lookup func(string) (string, bool)) dbsql.Options {
 	c := d.Credentials(lookup)
 	return dbsql.Options{
-		Host: d.Host, Port: d.Port, CAFile: d.CAFile, HTTPPath: d.Path(), QueryTags: d.QueryTags,
+		Host: d.Host, Port: d.Port, CAFile: d.CAFile, NoCloudFetch: !d.CloudFetch, HTTPPath: d.Path(), QueryTags: d.QueryTags,
 		Timeout: d.Timeout, Retries: d.Retries, RetryWaitMin: d.RetryWaitMin, RetryWaitMax: d.RetryWaitMax,
 		Token: c.Token, ClientID: c.ClientID, ClientSecret: c.ClientSecret, OAuth: c.Type == AuthOAuthM2M,
 	}

@@ -10,14 +10,20 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	databricks "github.com/databricks/databricks-sql-go"
+	"github.com/databricks/databricks-sql-go/auth/tokenprovider"
 	"github.com/databricks/databricks-sql-go/logger"
+	"github.com/rs/zerolog"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // The environment variables the Databricks tools read credentials from.
@@ -37,6 +43,9 @@ type Options struct {
 	HTTPPath string
 	// CAFile names a PEM file of extra certificate authorities to trust.
 	CAFile string
+	// NoCloudFetch asks for every result inline, page by page, instead of
+	// as links to files in the workspace's cloud storage.
+	NoCloudFetch bool
 	// QueryTags label every statement (system.query.history.query_tags).
 	QueryTags map[string]string
 	// Timeout bounds a statement; Retries and the waits govern the
@@ -69,7 +78,11 @@ var quietDriver sync.Once
 // configuration keys, which is where a user fixes them.
 func NewConnector(opt Options) (driver.Connector, error) {
 	// The driver logs zerolog JSON to stderr; obolus reports its errors itself.
-	quietDriver.Do(func() { _ = logger.SetLogLevel("disabled") })
+	// Its auth packages log through zerolog's global logger instead.
+	quietDriver.Do(func() {
+		_ = logger.SetLogLevel("disabled")
+		zerolog.SetGlobalLevel(zerolog.Disabled)
+	})
 
 	if opt.Host == "" {
 		return nil, errors.New("databricks.host: empty; configure the workspace host (see docs/databricks.md)")
@@ -88,6 +101,7 @@ func NewConnector(opt Options) (driver.Connector, error) {
 		databricks.WithSessionParams(map[string]string{"timezone": "UTC"}),
 		databricks.WithTimeout(opt.Timeout),
 		databricks.WithRetries(opt.Retries, opt.RetryWaitMin, opt.RetryWaitMax),
+		databricks.WithCloudFetch(!opt.NoCloudFetch),
 	}
 	if len(opt.QueryTags) > 0 {
 		// After the session parameters: the option adds to them.
@@ -105,7 +119,7 @@ func NewConnector(opt Options) (driver.Connector, error) {
 		if opt.ClientID == "" || opt.ClientSecret == "" {
 			return nil, fmt.Errorf("databricks.auth: oauth_m2m needs client_id and client_secret (or %s and %s)", EnvClientID, EnvClientSecret)
 		}
-		opts = append(opts, databricks.WithClientCredentials(opt.ClientID, opt.ClientSecret))
+		opts = append(opts, databricks.WithTokenProvider(newOAuthProvider(opt, transport)))
 		secrets = append(secrets, opt.ClientSecret)
 	} else {
 		if opt.Token == "" {
@@ -119,6 +133,61 @@ func NewConnector(opt Options) (driver.Connector, error) {
 		return nil, fmt.Errorf("databricks: configure connection: %w", redact(err, secrets))
 	}
 	return &connector{Connector: c, secrets: secrets, where: opt.Host + opt.HTTPPath}, nil
+}
+
+// oauthProvider signs obolus in as a service principal (OAuth M2M): a
+// client-credentials grant at the workspace's /oidc/v1/token, the endpoint
+// Databricks documents for service principals, with the token reused until
+// shortly before it expires and then fetched again. The driver's own
+// WithClientCredentials finds the endpoint by OIDC discovery only for host
+// names of the Databricks clouds, and with its own HTTP client; this
+// provider goes through the connection's transport (databricks.ca_file).
+// https://docs.databricks.com/en/dev-tools/auth/oauth-m2m.html
+type oauthProvider struct {
+	src oauth2.TokenSource
+}
+
+func newOAuthProvider(opt Options, custom *http.Transport) oauthProvider {
+	var transport http.RoundTripper = http.DefaultTransport
+	if custom != nil {
+		transport = custom
+	}
+	cc := clientcredentials.Config{
+		ClientID:     opt.ClientID,
+		ClientSecret: opt.ClientSecret,
+		TokenURL:     workspaceURL(opt.Host, opt.Port) + "/oidc/v1/token",
+		Scopes:       []string{"all-apis"},
+	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: transport, Timeout: time.Minute})
+	// clientcredentials' source already reuses a token until ten seconds
+	// before its expiry.
+	return oauthProvider{src: cc.TokenSource(ctx)}
+}
+
+func (p oauthProvider) GetToken(context.Context) (*tokenprovider.Token, error) {
+	t, err := p.src.Token()
+	if err != nil {
+		return nil, fmt.Errorf("oauth m2m token: %w", err)
+	}
+	return &tokenprovider.Token{AccessToken: t.AccessToken, TokenType: t.Type(), ExpiresAt: t.Expiry}, nil
+}
+
+func (oauthProvider) Name() string { return "obolus-oauth-m2m" }
+
+// workspaceURL is the scheme, host and (non-default) port of the workspace
+// that host and port name; a bare host name means https.
+func workspaceURL(host string, port int) string {
+	scheme := "https"
+	if rest, ok := strings.CutPrefix(host, "https://"); ok {
+		host = rest
+	} else if rest, ok := strings.CutPrefix(host, "http://"); ok {
+		scheme, host = "http", rest
+	}
+	host = strings.TrimSuffix(host, "/")
+	if port > 0 && !(scheme == "https" && port == 443) && !(scheme == "http" && port == 80) {
+		host = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	return scheme + "://" + host
 }
 
 // newTransport is the HTTP transport for a CA file: the default transport's

@@ -13,7 +13,7 @@ import (
 )
 
 func TestWrongCredentialsAreAClearErrorWithoutTheSecret(t *testing.T) {
-	wh := dbsqltest.Start(t, warehouse.Config{})
+	wh := dbsqltest.Start(t, warehouse.Config{OAuthClients: map[string]string{"client-1": "the-right-secret-0123456789"}})
 	const secret = "dapi-wrong-0123456789abcdef"
 	tests := []struct {
 		name string
@@ -34,11 +34,40 @@ func TestWrongCredentialsAreAClearErrorWithoutTheSecret(t *testing.T) {
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("error shows the secret: %v", err)
 			}
-			if tt.auth.Type == config.AuthToken && !errors.Is(err, dbsql.ErrAuth) {
+			if !errors.Is(err, dbsql.ErrAuth) {
 				t.Errorf("error %v is not dbsql.ErrAuth", err)
 			}
 			t.Logf("%s: %v", tt.name, err)
 		})
+	}
+}
+
+// OAuth M2M over TLS: obolus gets a token from the workspace's token
+// endpoint with the service principal's id and secret, uses it for the SQL
+// calls, and gets a new one when it is about to expire.
+func TestOAuthM2MSignsInAndRefreshes(t *testing.T) {
+	const id, secret = "sp-obolus", "oauth-secret-0123456789abcdef"
+	// Tokens live 11 s; clients renew 10 s before expiry, so each is used
+	// for one second.
+	wh := dbsqltest.Start(t, warehouse.Config{TLS: true, OAuthClients: map[string]string{id: secret}, TokenTTL: 11 * time.Second})
+	cfg := wh.Config
+	cfg.Auth = config.DatabricksAuth{Type: config.AuthOAuthM2M, ClientID: id, ClientSecret: secret}
+	db := dbsqltest.Open(t, cfg)
+	ctx := dbsqltest.Context(t)
+	var one int
+	if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("query with an OAuth token: %v (got %d)", err, one)
+	}
+	first := wh.Server.Calls(warehouse.CallToken)
+	if first < 1 {
+		t.Fatalf("tokens issued = %d, want at least 1", first)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the client's renewal point
+	if err := db.QueryRowContext(ctx, "SELECT 2").Scan(&one); err != nil || one != 2 {
+		t.Fatalf("query after the token's renewal point: %v (got %d)", err, one)
+	}
+	if got := wh.Server.Calls(warehouse.CallToken); got <= first {
+		t.Errorf("tokens issued = %d after the renewal point, want more than %d", got, first)
 	}
 }
 

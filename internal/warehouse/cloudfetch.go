@@ -30,8 +30,8 @@ const (
 	// defaultLinkTTL is how long a link stays valid: 15 minutes, like the
 	// presigned URLs a workspace hands out.
 	defaultLinkTTL = 15 * time.Minute
-	// callDownload counts downloaded result files among the calls served.
-	callDownload = "CloudFetch download"
+	// CallDownload counts the CloudFetch files downloaded, for Calls.
+	CallDownload = "CloudFetch download"
 	// linksPerFetch is how many files one FetchResults answer links to.
 	linksPerFetch = 4
 )
@@ -137,7 +137,7 @@ func (s *Server) serveResultFile(w http.ResponseWriter, r *http.Request) {
 	if _, err := w.Write(f.data); err == nil {
 		s.mu.Lock()
 		delete(s.files, name)
-		s.calls[callDownload]++
+		s.calls[CallDownload]++
 		s.mu.Unlock()
 	}
 }

@@ -76,7 +76,7 @@ func TestCloudFetch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startServer(t, Config{CloudFetchThreshold: threshold, CloudFetchFileRows: fileRows, TLS: tt.tls})
 			readSequence(t, openDB(t, s, tt.opts...), tt.rows)
-			if got := s.callCount(callDownload); got != tt.downloads {
+			if got := s.callCount(CallDownload); got != tt.downloads {
 				t.Errorf("files downloaded = %d, want %d", got, tt.downloads)
 			}
 			if got := s.callCount("FetchResults"); got != tt.fetches {

@@ -65,6 +65,12 @@ type Config struct {
 	CloudFetchFileRows int
 	// LinkTTL is how long a result link stays valid; 0 means 15 minutes.
 	LinkTTL time.Duration
+	// OAuthClients are the service principals (client id -> secret) that
+	// may get tokens from POST /oidc/v1/token (OAuth M2M); the tokens are
+	// accepted like Token until they expire.
+	OAuthClients map[string]string
+	// TokenTTL is the lifetime of issued OAuth tokens; 0 means one hour.
+	TokenTTL time.Duration
 }
 
 // reservedCatalogs are Spark catalog names DuckDB keeps for itself; the server
@@ -95,6 +101,7 @@ type Server struct {
 	ops      map[handleID]*operation
 	staged   map[string]*stagedFile
 	files    map[string]*resultFile // CloudFetch files by link name
+	tokens   map[string]time.Time   // issued OAuth tokens and their expiry
 	calls    map[string]int         // Thrift calls served, by name (for tests)
 	httpSrv  *http.Server
 	baseURL  string
@@ -153,6 +160,7 @@ func New(cfg Config) (*Server, error) {
 		ops:       map[handleID]*operation{},
 		staged:    map[string]*stagedFile{},
 		files:     map[string]*resultFile{},
+		tokens:    map[string]time.Time{},
 		calls:     map[string]int{},
 	}
 	if cfg.TLS {
@@ -379,6 +387,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveResultFile(w, r)
 		return
 	}
+	if r.URL.Path == tokenPath {
+		s.serveToken(w, r)
+		return
+	}
 	id, isThrift := strings.CutPrefix(r.URL.Path, thriftPathPrefix)
 	if !isThrift || id == "" || strings.Contains(id, "/") {
 		http.NotFound(w, r)
@@ -442,6 +454,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // and growing a fresh buffer for each one dominated the server's cost.
 var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// Calls reports how often the server has served method: a Thrift call name
+// (ExecuteStatement, FetchResults, ...), CallToken or CallDownload.
+func (s *Server) Calls(method string) int { return s.callCount(method) }
+
 func (s *Server) callCount(method string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -450,7 +466,7 @@ func (s *Server) callCount(method string) int {
 
 func (s *Server) authorized(r *http.Request) bool {
 	tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return found && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) == 1
+	return found && (subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) == 1 || s.issuedTokenValid(tok))
 }
 
 // thriftMethod reads the call name from a TBinaryProtocol message without
