@@ -80,6 +80,27 @@ func DDL(dialect string) ([]Statement, error) {
 	return out, nil
 }
 
+// requiresLine names, in a DDL file's comments, tables outside obolus's
+// schema that the object reads and that the identity running init may not
+// be allowed to read (system.billing.*).
+var requiresLine = regexp.MustCompile(`(?m)^-- requires: *(.+)$`)
+
+// Requires lists the outside tables the object reads, from its file's
+// "-- requires:" comment; a store skips the object where it cannot read them.
+func (s Statement) Requires() []string {
+	m := requiresLine.FindStringSubmatch(s.SQL)
+	if m == nil {
+		return nil
+	}
+	var out []string
+	for _, t := range strings.Split(m[1], ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // Parts splits the file into its statements, without the trailing semicolons
 // and leaving out empty ones and comment-only ones. Semicolons inside 'string
 // literals', "quoted identifiers" and -- or /* */ comments do not split.

@@ -28,12 +28,18 @@ type env struct {
 
 func newEnv(t testing.TB, gen synth.Config, edit func(*config.Config)) *env {
 	t.Helper()
+	return newEnvWith(t, gen, warehouse.Config{}, edit)
+}
+
+// newEnvWith is newEnv on a warehouse configured by wc.
+func newEnvWith(t testing.TB, gen synth.Config, wc warehouse.Config, edit func(*config.Config)) *env {
+	t.Helper()
 	ctx := dbsqltest.Context(t)
 	dir := t.TempDir()
 	if _, err := synth.Generate(ctx, gen, dir); err != nil {
 		t.Fatal(err)
 	}
-	wh := dbsqltest.Start(t, warehouse.Config{})
+	wh := dbsqltest.Start(t, wc)
 	layout, err := workload.Load(ctx, wh.Server.DB(), dir)
 	if err != nil {
 		t.Fatal(err)

@@ -106,29 +106,32 @@ func translateDelta(stmt string, toks []token) ([]string, error) {
 	}
 	name := toks[i].text
 	i++
-	if i >= len(toks) || toks[i].text != "(" {
-		return []string{stmt}, nil
-	}
-	closeAt := matching(toks, i)
-	if closeAt < 0 {
-		return nil, fmt.Errorf("%s: unbalanced parentheses", name)
-	}
 	var (
 		cols     []string // column definitions (tables) or names (views), comments removed
 		comments []string // COMMENT ON statements
 	)
-	for _, el := range splitTop(toks[i+1 : closeAt]) {
-		if len(el) == 0 {
-			continue
+	switch {
+	case i < len(toks) && toks[i].text == "(":
+		closeAt := matching(toks, i)
+		if closeAt < 0 {
+			return nil, fmt.Errorf("%s: unbalanced parentheses", name)
 		}
-		def, comment := cutComment(el)
-		cols = append(cols, joinTokens(def))
-		if comment != "" {
-			comments = append(comments, fmt.Sprintf("COMMENT ON COLUMN %s.%s IS %s", name, el[0].text, comment))
+		for _, el := range splitTop(toks[i+1 : closeAt]) {
+			if len(el) == 0 {
+				continue
+			}
+			def, comment := cutComment(el)
+			cols = append(cols, joinTokens(def))
+			if comment != "" {
+				comments = append(comments, fmt.Sprintf("COMMENT ON COLUMN %s.%s IS %s", name, el[0].text, comment))
+			}
 		}
+		i = closeAt + 1
+	case kind == "TABLE":
+		// CREATE TABLE ... AS SELECT and the like: nothing to translate.
+		return []string{stmt}, nil
 	}
-	// Clauses after the column list.
-	i = closeAt + 1
+	// Clauses after the column list (a view's list is optional).
 	var tableComment, query string
 	for i < len(toks) {
 		switch {
@@ -169,7 +172,11 @@ func translateDelta(stmt string, toks []token) ([]string, error) {
 		if orReplace {
 			create = "CREATE OR REPLACE VIEW "
 		}
-		head = create + name + " (" + strings.Join(cols, ", ") + ") AS\n" + query
+		head = create + name
+		if len(cols) > 0 {
+			head += " (" + strings.Join(cols, ", ") + ")"
+		}
+		head += " AS\n" + query
 	}
 	out := []string{head}
 	if tableComment != "" {

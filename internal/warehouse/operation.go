@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"regexp"
 	"sort"
 	"strconv"
@@ -187,10 +188,10 @@ func (op *operation) execute(baseURL string) (*execResult, error) {
 	if res, isStaging, err := op.srv.stagingStatement(op.query, baseURL); isStaging || err != nil {
 		return res, err
 	}
-	if forms, ok, err := deltaForm(op.query); ok || err != nil {
-		if err != nil {
-			return nil, fmt.Errorf("reading statement: %w", err)
-		}
+	if forms, ok, err := deltaForm(op.query); err != nil {
+		return nil, fmt.Errorf("reading statement: %w", err)
+	} else if ok && !slices.Equal(forms, []string{op.query}) {
+		// A form equal to the statement has nothing left to translate.
 		return op.executeEach(baseURL, forms)
 	}
 	args, in, err := bindParameters(op.params)

@@ -2,15 +2,18 @@ package databricks
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
+	"github.com/obolus/obolus/internal/dbsql"
 	"github.com/obolus/obolus/schemas"
 )
 
 // Init creates the schema (when missing) and every table and view of the
 // Databricks DDL, idempotently: CREATE TABLE IF NOT EXISTS and CREATE OR
 // REPLACE VIEW, so running it twice changes nothing. It returns the names of
-// the objects it applied, in order. A store of an older schema version is
+// the objects it applied, in order; a view over tables the identity cannot
+// read (the billing view over system.billing) is skipped and named so. A store of an older schema version is
 // migrated first, and one of a newer version refused (schemas.StoreVersion).
 func (s *Store) Init(ctx context.Context) ([]string, error) {
 	stmts, err := schemas.DDL("databricks")
@@ -39,6 +42,10 @@ func (s *Store) Init(ctx context.Context) ([]string, error) {
 	}
 	var names []string
 	for _, st := range stmts {
+		if missing := s.unreadable(ctx, conn, st.Requires()); missing != "" {
+			names = append(names, st.Name+" (skipped: cannot read "+missing+")")
+			continue
+		}
 		for _, part := range st.Parts() {
 			if _, err := conn.ExecContext(ctx, part); err != nil {
 				return names, fmt.Errorf("apply DDL of %s in %s: %w", st.Name, s.schema, err)
@@ -50,4 +57,21 @@ func (s *Store) Init(ctx context.Context) ([]string, error) {
 		return names, err
 	}
 	return names, nil
+}
+
+// unreadable returns the first of tables the connection cannot read, or "".
+// The names come from obolus's own DDL files and are validated anyway.
+func (s *Store) unreadable(ctx context.Context, conn *sql.Conn, tables []string) string {
+	for _, t := range tables {
+		name, err := dbsql.Name(t)
+		if err != nil {
+			return t
+		}
+		rows, err := conn.QueryContext(ctx, "SELECT 1 FROM "+name+" LIMIT 0")
+		if err != nil {
+			return t
+		}
+		_ = rows.Close()
+	}
+	return ""
 }

@@ -14,11 +14,13 @@ import (
 	"testing"
 
 	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/obolus/obolus/schemas"
 )
 
 const deployDir = "../../deploy/databricks"
 
-// databricksToDuckDB rewrites the Databricks SQL of deploy/databricks into
+// databricksToDuckDB rewrites the Databricks SQL of the views and dashboard into
 // DuckDB's: the constructs differ in quoting, view comments and the
 // system-table names, nothing else.
 func databricksToDuckDB(sql string) string {
@@ -72,21 +74,28 @@ func digest(t *testing.T, q Querier, query string) string {
 	return strings.Join(cols, " | ") + "\n" + strings.Join(out, "\n")
 }
 
-// TestDatabricksViewsMatchDuckDB runs deploy/databricks/obolus-views.sql,
-// translated, on the fixture and expects every view to return what the
-// embedded store's view of the same name returns.
+// TestDatabricksViewsMatchDuckDB runs the Databricks store's monthly and
+// billing views (schemas/ddl/databricks, which obolus init --target
+// databricks creates), translated, on the fixture and expects every view to
+// return what the embedded store's view of the same name returns.
 func TestDatabricksViewsMatchDuckDB(t *testing.T) {
 	s := fixtureStore(t)
-	b, err := os.ReadFile(filepath.Join(deployDir, "obolus-views.sql"))
+	stmts, err := schemas.DDL("databricks")
 	if err != nil {
 		t.Fatal(err)
 	}
-	create := regexp.MustCompile(`(?m)^CREATE OR REPLACE VIEW (\w+)`)
-	views := create.FindAllStringSubmatch(string(b), -1)
-	if len(views) < 6 {
-		t.Fatalf("found %d views in obolus-views.sql", len(views))
+	var b strings.Builder
+	for _, st := range stmts {
+		if strings.HasPrefix(st.Name, "v_monthly_") || st.Name == "v_billing_hourly" || st.Name == "v_coverage_monthly" {
+			b.WriteString(st.SQL + "\n")
+		}
 	}
-	sql := create.ReplaceAllString(databricksToDuckDB(stripSQLComments(string(b))), "CREATE OR REPLACE VIEW dbx_$1")
+	create := regexp.MustCompile(`(?m)^CREATE OR REPLACE VIEW (\w+)`)
+	views := create.FindAllStringSubmatch(b.String(), -1)
+	if len(views) < 6 {
+		t.Fatalf("found %d monthly and billing views in the Databricks DDL", len(views))
+	}
+	sql := create.ReplaceAllString(databricksToDuckDB(stripSQLComments(b.String())), "CREATE OR REPLACE VIEW dbx_$1")
 	conn, err := s.DB().Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
