@@ -2,8 +2,6 @@ package dbxrun_test
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -27,10 +25,7 @@ import (
 //
 //	go test ./internal/dbxrun -run '^$' -bench PullVsPushdown -benchtime 1x -timeout 60m
 func BenchmarkPullVsPushdown(b *testing.B) {
-	requests := 110_000
-	if v, err := strconv.Atoi(os.Getenv("OBOLUS_BENCH_AGENT_REQUESTS")); err == nil && v > 0 {
-		requests = v
-	}
+	requests := benchAgentRequests()
 	t0 := time.Now()
 	e := newEnv(b, synth.Config{Seed: 11, AgentRequests: requests, Format: synth.FormatParquet}, nil)
 	b.Logf("generated and loaded %d usage rows in %s", e.layout.Rows["system.ai_gateway.usage"]+e.layout.Rows["system.serving.endpoint_usage"], time.Since(t0).Round(time.Millisecond))

@@ -2,8 +2,6 @@ package dbxrun_test
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -29,10 +27,7 @@ import (
 //
 //	go test ./internal/dbxrun -run '^$' -bench PullCloudFetch -benchtime 1x -timeout 60m
 func BenchmarkPullCloudFetch(b *testing.B) {
-	requests := 110_000
-	if v, err := strconv.Atoi(os.Getenv("OBOLUS_BENCH_AGENT_REQUESTS")); err == nil && v > 0 {
-		requests = v
-	}
+	requests := benchAgentRequests()
 	e := newEnvWith(b, synth.Config{Seed: 11, AgentRequests: requests, Format: synth.FormatParquet},
 		warehouse.Config{CloudFetchThreshold: 10_000}, nil)
 	usageRows := e.layout.Rows["system.ai_gateway.usage"] + e.layout.Rows["system.serving.endpoint_usage"]

@@ -3,7 +3,9 @@ package dbxrun_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -74,3 +76,12 @@ func smallWorkload(seed int64) synth.Config {
 
 var _ = filepath.Join
 var _ = context.Background
+
+// benchAgentRequests sizes the benchmarks' workload: OBOLUS_BENCH_AGENT_REQUESTS,
+// else 110000 agent requests (about 1.04M usage rows).
+func benchAgentRequests() int {
+	if v, err := strconv.Atoi(os.Getenv("OBOLUS_BENCH_AGENT_REQUESTS")); err == nil && v > 0 {
+		return v
+	}
+	return 110_000
+}
