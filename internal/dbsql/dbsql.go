@@ -91,7 +91,6 @@ func NewConnector(opt Options) (driver.Connector, error) {
 		return nil, errors.New("databricks.http_path: empty; set http_path or warehouse_id")
 	}
 	opts := []databricks.ConnOption{
-		// The host must come first: the OAuth option reads it.
 		databricks.WithServerHostname(opt.Host),
 		databricks.WithPort(opt.Port),
 		databricks.WithHTTPPath(opt.HTTPPath),
@@ -190,9 +189,9 @@ func workspaceURL(host string, port int) string {
 	return scheme + "://" + host
 }
 
-// newTransport is the HTTP transport for a CA file: the default transport's
-// settings with the file's authorities trusted besides the system's. Without
-// a file it is nil, and the driver uses its own pooled transport.
+// newTransport is the HTTP transport for a CA file (TrustingTransport of its
+// contents). Without a file it is nil, and the driver uses its own pooled
+// transport.
 func newTransport(caFile string) (*http.Transport, error) {
 	if caFile == "" {
 		return nil, nil
@@ -201,16 +200,27 @@ func newTransport(caFile string) (*http.Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("databricks.ca_file: %w; name a readable PEM file of certificate authorities, or leave it empty to trust the system's", err)
 	}
+	t, ok := TrustingTransport(pemBytes)
+	if !ok {
+		return nil, fmt.Errorf("databricks.ca_file: %s holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)", caFile)
+	}
+	return t, nil
+}
+
+// TrustingTransport is the default transport's settings with the PEM
+// certificates' authorities trusted besides the system's; ok is false when
+// pemCerts holds none.
+func TrustingTransport(pemCerts []byte) (t *http.Transport, ok bool) {
 	roots, err := x509.SystemCertPool()
 	if err != nil {
 		roots = x509.NewCertPool()
 	}
-	if !roots.AppendCertsFromPEM(pemBytes) {
-		return nil, fmt.Errorf("databricks.ca_file: %s holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)", caFile)
+	if !roots.AppendCertsFromPEM(pemCerts) {
+		return nil, false
 	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
+	t = http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	return t, nil
+	return t, true
 }
 
 // connector wraps the driver's to turn refused credentials into ErrAuth and

@@ -76,10 +76,10 @@ func TestCloudFetch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startServer(t, Config{CloudFetchThreshold: threshold, CloudFetchFileRows: fileRows, TLS: tt.tls})
 			readSequence(t, openDB(t, s, tt.opts...), tt.rows)
-			if got := s.callCount(CallDownload); got != tt.downloads {
+			if got := s.Calls(CallDownload); got != tt.downloads {
 				t.Errorf("files downloaded = %d, want %d", got, tt.downloads)
 			}
-			if got := s.callCount("FetchResults"); got != tt.fetches {
+			if got := s.Calls("FetchResults"); got != tt.fetches {
 				t.Errorf("FetchResults calls = %d, want %d", got, tt.fetches)
 			}
 			s.mu.Lock()

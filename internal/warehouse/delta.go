@@ -2,6 +2,7 @@ package warehouse
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -38,6 +39,11 @@ func deltaForm(stmt string) (forms []string, ok bool, err error) {
 		return nil, false, nil
 	}
 	forms, err = translateDelta(stmt, toks)
+	if err == nil && slices.Equal(forms, []string{stmt}) {
+		// Nothing Delta-specific to rewrite (CREATE TABLE ... AS SELECT):
+		// the statement runs as it is.
+		return nil, false, nil
+	}
 	return forms, true, err
 }
 

@@ -36,7 +36,7 @@ func TestConnectWithToken(t *testing.T) {
 	if err := db.PingContext(testCtx(t)); err != nil {
 		t.Fatalf("ping with the right token: %v", err)
 	}
-	if n := s.callCount("OpenSession"); n != 1 {
+	if n := s.Calls("OpenSession"); n != 1 {
 		t.Errorf("OpenSession calls = %d, want 1", n)
 	}
 }
@@ -64,7 +64,7 @@ func TestWrongTokenIsAuthError(t *testing.T) {
 					t.Errorf("error %q does not mention %q", err, want)
 				}
 			}
-			if n := s.callCount("ExecuteStatement"); n != 0 {
+			if n := s.Calls("ExecuteStatement"); n != 0 {
 				t.Errorf("ExecuteStatement ran %d times without a valid token", n)
 			}
 		})
@@ -187,7 +187,7 @@ func TestPaging(t *testing.T) {
 				t.Fatalf("read %d rows, want %d", next, n)
 			}
 			// The first page travels with ExecuteStatement, the other nine by FetchResults.
-			if got := s.callCount("FetchResults"); got != n/1000-1 {
+			if got := s.Calls("FetchResults"); got != n/1000-1 {
 				t.Errorf("FetchResults calls = %d, want %d", got, n/1000-1)
 			}
 		})
@@ -429,7 +429,7 @@ func TestCancelSlowQuery(t *testing.T) {
 			if el := time.Since(start); el > 3*time.Second {
 				t.Errorf("next query waited %v: the slow query kept running", el)
 			}
-			if tc.wait > 0 && s.callCount("CancelOperation") == 0 {
+			if tc.wait > 0 && s.Calls("CancelOperation") == 0 {
 				t.Error("driver never sent CancelOperation")
 			}
 		})
@@ -480,10 +480,10 @@ func TestAsyncPolling(t *testing.T) {
 			if time.Since(start) < tc.delay {
 				t.Errorf("query returned before the injected %v delay", tc.delay)
 			}
-			if s.callCount("GetOperationStatus") == 0 {
+			if s.Calls("GetOperationStatus") == 0 {
 				t.Error("driver never polled GetOperationStatus")
 			}
-			if s.callCount("GetResultSetMetadata") == 0 && s.callCount("FetchResults") == 0 {
+			if s.Calls("GetResultSetMetadata") == 0 && s.Calls("FetchResults") == 0 {
 				t.Error("results were never fetched after polling")
 			}
 		})

@@ -2,10 +2,7 @@ package warehouse
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,6 +10,8 @@ import (
 	"strings"
 
 	dbsql "github.com/databricks/databricks-sql-go"
+
+	obolusdbsql "github.com/obolus/obolus/internal/dbsql"
 )
 
 // Column declares one column for LoadTableAs.
@@ -302,20 +301,11 @@ func (s *Server) ConnOptions(warehouseID string) []dbsql.ConnOption {
 		dbsql.WithAccessToken(s.cfg.Token),
 	}
 	if s.cfg.TLS {
-		opts = append(opts, dbsql.WithTransport(s.TrustingTransport()))
+		t, ok := obolusdbsql.TrustingTransport(s.certPEM)
+		if !ok {
+			return nil
+		}
+		opts = append(opts, dbsql.WithTransport(t))
 	}
 	return opts
-}
-
-// TrustingTransport is an HTTP transport that trusts this server's
-// certificate (and the system's roots), for clients of a Config.TLS server.
-func (s *Server) TrustingTransport() *http.Transport {
-	roots, err := x509.SystemCertPool()
-	if err != nil {
-		roots = x509.NewCertPool()
-	}
-	roots.AppendCertsFromPEM(s.certPEM)
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	return t
 }

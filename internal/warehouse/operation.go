@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,7 +30,7 @@ type operation struct {
 	arrowTypes *tcli.TSparkArrowTypes
 	cloud      bool   // the client can download CloudFetch links
 	lz4        bool   // the client can decompress LZ4
-	base       string // scheme://host the client reached us at, for links
+	base       string // scheme://host the client reached us at, for staging and result links
 	ctx        context.Context
 	cancel     context.CancelFunc
 	done       chan struct{}
@@ -109,12 +108,12 @@ type execResult struct {
 	staging  bool
 }
 
-func (op *operation) run(baseURL string) {
+func (op *operation) run() {
 	defer close(op.done)
 	// The context only governs execution; reading the finished result does
 	// not need it, and cancelling releases it from the server's context.
 	defer op.cancel()
-	res, err := op.executeSafely(baseURL)
+	res, err := op.executeSafely()
 
 	op.mu.Lock()
 	defer op.mu.Unlock()
@@ -147,22 +146,22 @@ func (op *operation) run(baseURL string) {
 
 // executeSafely turns a panic in the engine or driver code into a failed
 // statement instead of a crashed server.
-func (op *operation) executeSafely(baseURL string) (res *execResult, err error) {
+func (op *operation) executeSafely() (res *execResult, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			res, err = nil, fmt.Errorf("internal error executing statement: %v", r)
 		}
 	}()
-	return op.execute(baseURL)
+	return op.execute()
 }
 
 // executeEach runs the statements a Delta statement translated into, in
 // order, and answers with the last one's result (an empty one for none).
-func (op *operation) executeEach(baseURL string, forms []string) (*execResult, error) {
+func (op *operation) executeEach(forms []string) (*execResult, error) {
 	res := &execResult{cur: newStaticCursor(0, nil)}
 	for i, q := range forms {
-		sub := &operation{srv: op.srv, sess: op.sess, query: q, ctx: op.ctx}
-		r, err := sub.execute(baseURL)
+		sub := &operation{srv: op.srv, sess: op.sess, query: q, base: op.base, ctx: op.ctx}
+		r, err := sub.execute()
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +173,7 @@ func (op *operation) executeEach(baseURL string, forms []string) (*execResult, e
 	return res, nil
 }
 
-func (op *operation) execute(baseURL string) (*execResult, error) {
+func (op *operation) execute() (*execResult, error) {
 	ctx := op.ctx
 	if d := op.srv.cfg.Faults.delay(); d > 0 {
 		t := time.NewTimer(d)
@@ -185,14 +184,14 @@ func (op *operation) execute(baseURL string) (*execResult, error) {
 			return nil, ctx.Err()
 		}
 	}
-	if res, isStaging, err := op.srv.stagingStatement(op.query, baseURL); isStaging || err != nil {
+	if res, isStaging, err := op.srv.stagingStatement(op.query, op.base); isStaging || err != nil {
 		return res, err
 	}
-	if forms, ok, err := deltaForm(op.query); err != nil {
-		return nil, fmt.Errorf("reading statement: %w", err)
-	} else if ok && !slices.Equal(forms, []string{op.query}) {
-		// A form equal to the statement has nothing left to translate.
-		return op.executeEach(baseURL, forms)
+	if forms, ok, err := deltaForm(op.query); ok || err != nil {
+		if err != nil {
+			return nil, fmt.Errorf("reading statement: %w", err)
+		}
+		return op.executeEach(forms)
 	}
 	args, in, err := bindParameters(op.params)
 	if err != nil {

@@ -456,9 +456,7 @@ var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Calls reports how often the server has served method: a Thrift call name
 // (ExecuteStatement, FetchResults, ...), CallToken or CallDownload.
-func (s *Server) Calls(method string) int { return s.callCount(method) }
-
-func (s *Server) callCount(method string) int {
+func (s *Server) Calls(method string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[method]

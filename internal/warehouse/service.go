@@ -238,9 +238,8 @@ func (sv *service) ExecuteStatement(ctx context.Context, req *tcli.TExecuteState
 	if err != nil {
 		return nil, err
 	}
-	base, _ := ctx.Value(baseURLKey{}).(string)
-	op.base = base
-	go op.run(base)
+	op.base, _ = ctx.Value(baseURLKey{}).(string)
+	go op.run()
 
 	wait := s.cfg.DirectResultsWait
 	if wait == 0 {
