@@ -1,10 +1,8 @@
 package dbxrun_test
 
 import (
-	"context"
 	"database/sql"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -73,9 +71,6 @@ func newEnvWith(t testing.TB, gen synth.Config, wc warehouse.Config, edit func(*
 func smallWorkload(seed int64) synth.Config {
 	return synth.Config{Seed: seed, AgentRequests: 1500, Users: 80, Duration: 6 * time.Hour}
 }
-
-var _ = filepath.Join
-var _ = context.Background
 
 // benchAgentRequests sizes the benchmarks' workload: OBOLUS_BENCH_AGENT_REQUESTS,
 // else 110000 agent requests (about 1.04M usage rows).

@@ -13,8 +13,9 @@ import (
 // Databricks DDL, idempotently: CREATE TABLE IF NOT EXISTS and CREATE OR
 // REPLACE VIEW, so running it twice changes nothing. It returns the names of
 // the objects it applied, in order; a view over tables the identity cannot
-// read (the billing view over system.billing) is skipped and named so. A store of an older schema version is
-// migrated first, and one of a newer version refused (schemas.StoreVersion).
+// read (the billing view over system.billing) is skipped and named so. A
+// store of an older schema version is migrated first, and one of a newer
+// version refused (schemas.StoreVersion).
 func (s *Store) Init(ctx context.Context) ([]string, error) {
 	stmts, err := schemas.DDL("databricks")
 	if err != nil {
