@@ -146,15 +146,7 @@ func TestDatabricksOverTLSWithOAuthAndCloudFetch(t *testing.T) {
 		outputs.WriteString(out)
 	}
 	run("init", "--target", "databricks")
-	digest := func() string {
-		var d string
-		err := wh.Server.DB().QueryRowContext(dbsqltest.Context(t), `SELECT md5(string_agg(concat_ws('|', invocation_id, end_user, match_method, weight, total_tokens), ',' ORDER BY invocation_id, end_user))
-			FROM main_catalog.obolus.attribution`).Scan(&d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
+	digest := func() string { return wh.AttributionDigest(t, wh.Config.Schema) }
 	run(append([]string{"batch", "--target", "databricks", "--mode", "pull"}, window...)...)
 	viaLinks := digest()
 	files := wh.Server.Calls(warehouse.CallDownload)

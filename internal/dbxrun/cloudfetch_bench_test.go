@@ -75,11 +75,7 @@ func BenchmarkPullCloudFetch(b *testing.B) {
 			r.rd += sw.d["read"]
 			r.files += e.wh.Server.Calls(warehouse.CallDownload) - files
 			b.StopTimer()
-			var d string
-			if err := e.wh.Server.DB().QueryRowContext(ctx, `SELECT md5(string_agg(concat_ws('|', invocation_id, end_user, match_method, weight, total_tokens), ',' ORDER BY invocation_id, end_user))
-				FROM main_catalog.`+schema+`.attribution`).Scan(&d); err != nil {
-				b.Fatal(err)
-			}
+			d := e.wh.AttributionDigest(b, schema)
 			if prev, seen := digests[mode]; seen && prev != d {
 				b.Errorf("two %s runs gave different answers", mode)
 			}

@@ -102,3 +102,17 @@ func Context(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// AttributionDigest is a digest of the attribution table in schema of the
+// catalog main (who got which tokens, by which method and weight), read on
+// the server's DuckDB, for comparing two runs' answers row for row.
+func (w *Warehouse) AttributionDigest(t testing.TB, schema string) string {
+	t.Helper()
+	var d string
+	err := w.Server.DB().QueryRowContext(Context(t), `SELECT md5(string_agg(concat_ws('|', invocation_id, end_user, match_method, weight, total_tokens), ',' ORDER BY invocation_id, end_user))
+		FROM main_catalog.`+schema+`.attribution`).Scan(&d)
+	if err != nil {
+		t.Fatalf("attribution digest of %s: %v", schema, err)
+	}
+	return d
+}
