@@ -111,8 +111,12 @@ func (s *Server) sweepLocked(now time.Time) {
 
 // serveResultFile answers GET /cloudfetch/<token>. Like a presigned URL it
 // needs no bearer token: the unguessable name is the credential. A file is
-// forgotten once downloaded whole: the driver never asks twice for a file it
-// has.
+// forgotten once downloaded: the driver never asks twice for a file it has.
+//
+// The file is claimed (removed and counted) before its bytes go out, never
+// after: the client may read them, finish the result and close it before
+// this handler runs again, and whoever looks at the server then must see
+// the download. A write that fails puts the file back for a retry.
 func (s *Server) serveResultFile(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, cloudFetchPathPrefix)
 	if r.Method != http.MethodGet {
@@ -122,22 +126,27 @@ func (s *Server) serveResultFile(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	f := s.files[name]
+	claimed := f != nil && !f.expired && !time.Now().After(f.expires)
+	if claimed {
+		delete(s.files, name)
+		s.calls[CallDownload]++
+	}
 	s.mu.Unlock()
-	if f == nil {
+	switch {
+	case f == nil:
 		http.Error(w, "NoSuchKey: the result file does not exist or was already read", http.StatusNotFound)
 		return
-	}
-	if f.expired || time.Now().After(f.expires) {
+	case !claimed:
 		// What cloud storage answers for a presigned URL past its expiry.
 		http.Error(w, "AccessDenied: Request has expired", http.StatusForbidden)
 		return
 	}
 	w.Header().Set("Content-Type", "application/vnd.apache.arrow.stream")
 	w.Header().Set("Content-Length", strconv.Itoa(len(f.data)))
-	if _, err := w.Write(f.data); err == nil {
+	if _, err := w.Write(f.data); err != nil {
 		s.mu.Lock()
-		delete(s.files, name)
-		s.calls[CallDownload]++
+		s.files[name] = f
+		s.calls[CallDownload]--
 		s.mu.Unlock()
 	}
 }
