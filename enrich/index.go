@@ -9,17 +9,22 @@ import (
 
 // Index holds agent requests for lookup by id and by service principal and
 // time. Requests that describe the same agent request (a payload row and the
-// MLflow trace of the same call) are merged into one entry.
+// MLflow trace of the same call) are merged into one entry, by a rule that
+// does not depend on the order they are added in (see Add).
 //
 // An Index is not safe for concurrent use.
 type Index struct {
 	reqs     []schemas.AgentRequest
+	prov     []provenance
 	live     []bool
 	byKey    map[string]int32 // AgentRequest.Key() → position
 	byTrace  map[string]int32 // normalised trace id → position
 	byReqID  map[string]int32 // agent request id and client request id → position
 	timeline map[string]*timeline
 	size     int
+
+	tolerance     time.Duration
+	disagreements int64
 }
 
 // NewIndex returns an empty index.
@@ -36,12 +41,56 @@ func NewIndex() *Index {
 func (ix *Index) Len() int { return ix.size }
 
 // Add indexes agent requests. A request whose key, trace id or request id is
-// already held is merged into the held entry: empty fields are filled, set
-// fields are kept, so the first source to name an end user wins.
+// already held is merged into the held entry, so that the result does not
+// depend on the order requests are added in:
+//   - each field takes the value of the most trusted source that has one
+//     (schemas.SourceRank: payload row, then trace), and among sources of
+//     one rank the smallest value;
+//   - the times (start and duration) come from the most trusted source that
+//     has a start; sources of one rank give the earliest start and the
+//     longest duration.
+//
+// Requests whose sources disagree on the times by more than the merge
+// tolerance are counted (TimeDisagreements).
 func (ix *Index) Add(reqs ...schemas.AgentRequest) {
 	for i := range reqs {
 		ix.add(&reqs[i])
 	}
+}
+
+// SetMergeTolerance sets how far two observations of one request may differ
+// in start or end before TimeDisagreements counts the request; callers use
+// the match skew.
+func (ix *Index) SetMergeTolerance(d time.Duration) { ix.tolerance = d }
+
+// TimeDisagreements counts the requests whose sources disagreed on start or
+// end by more than the merge tolerance.
+func (ix *Index) TimeDisagreements() int64 { return ix.disagreements }
+
+// provenance records, per merged entry, the rank of the source each field
+// and the times came from.
+type provenance struct {
+	fields    [numMergedFields]uint8
+	times     uint8
+	disagreed bool
+}
+
+const numMergedFields = 9
+
+// mergedFields lists the string fields of r that merge by source rank.
+func mergedFields(r *schemas.AgentRequest) [numMergedFields]*string {
+	return [...]*string{&r.AgentRequestID, &r.TraceID, &r.ClientRequestID, &r.EndUser, &r.Session,
+		&r.AgentEndpoint, &r.Status, &r.ServicePrincipal, &r.Source}
+}
+
+func provenanceOf(r *schemas.AgentRequest) provenance {
+	rank := uint8(schemas.SourceRank(r.Source))
+	var p provenance
+	for i := range p.fields {
+		p.fields[i] = rank
+	}
+	p.times = rank
+	return p
 }
 
 func (ix *Index) add(r *schemas.AgentRequest) {
@@ -56,18 +105,27 @@ func (ix *Index) add(r *schemas.AgentRequest) {
 	}
 	pos := int32(len(ix.reqs))
 	ix.reqs = append(ix.reqs, *r)
+	ix.prov = append(ix.prov, provenanceOf(r))
 	ix.live = append(ix.live, true)
 	ix.size++
 	ix.byKey[key] = pos
 	ix.link(pos)
-	if r.ServicePrincipal != "" && !r.StartTime.IsZero() {
-		tl := ix.timeline[r.ServicePrincipal]
-		if tl == nil {
-			tl = &timeline{}
-			ix.timeline[r.ServicePrincipal] = tl
-		}
-		tl.add(pos, r)
+	ix.place(pos)
+}
+
+// place puts a held request on its service principal's timeline, if it has
+// what the timeline needs.
+func (ix *Index) place(pos int32) {
+	r := &ix.reqs[pos]
+	if r.ServicePrincipal == "" || r.StartTime.IsZero() {
+		return
 	}
+	tl := ix.timeline[r.ServicePrincipal]
+	if tl == nil {
+		tl = &timeline{}
+		ix.timeline[r.ServicePrincipal] = tl
+	}
+	tl.add(pos, r)
 }
 
 func (ix *Index) find(key, trace, reqID, clientID string) (int32, bool) {
@@ -89,59 +147,69 @@ func (ix *Index) find(key, trace, reqID, clientID string) (int32, bool) {
 	return 0, false
 }
 
-// link records a held request's ids; an id already taken keeps its owner.
+// link records a held request's ids; an id already taken by a live request
+// keeps its owner.
 func (ix *Index) link(pos int32) {
 	r := &ix.reqs[pos]
-	if t := NormalizeTraceID(r.TraceID); t != "" {
-		if _, taken := ix.byTrace[t]; !taken {
-			ix.byTrace[t] = pos
+	claim := func(m map[string]int32, id string) {
+		if owner, taken := m[id]; !taken || !ix.live[owner] {
+			m[id] = pos
 		}
 	}
+	if t := NormalizeTraceID(r.TraceID); t != "" {
+		claim(ix.byTrace, t)
+	}
 	for _, id := range [...]string{r.AgentRequestID, r.ClientRequestID} {
-		if id == "" {
-			continue
-		}
-		if _, taken := ix.byReqID[id]; !taken {
-			ix.byReqID[id] = pos
+		if id != "" {
+			claim(ix.byReqID, id)
 		}
 	}
 }
 
 func (ix *Index) merge(pos int32, r *schemas.AgentRequest) {
 	held := &ix.reqs[pos]
-	fill := func(dst *string, src string) {
-		if *dst == "" {
-			*dst = src
+	pv := &ix.prov[pos]
+	rank := uint8(schemas.SourceRank(r.Source))
+	wasPlaced := held.ServicePrincipal != "" && !held.StartTime.IsZero()
+	oldSP, oldStart, oldEnd := held.ServicePrincipal, held.StartTime, held.End()
+
+	dst, src := mergedFields(held), mergedFields(r)
+	for i := range dst {
+		if v := *src[i]; v != "" && (*dst[i] == "" || rank < pv.fields[i] || rank == pv.fields[i] && v < *dst[i]) {
+			*dst[i], pv.fields[i] = v, rank
 		}
 	}
-	fill(&held.AgentRequestID, r.AgentRequestID)
-	fill(&held.TraceID, r.TraceID)
-	fill(&held.ClientRequestID, r.ClientRequestID)
-	fill(&held.EndUser, r.EndUser)
-	fill(&held.Session, r.Session)
-	fill(&held.AgentEndpoint, r.AgentEndpoint)
-	fill(&held.Status, r.Status)
-	hadTimeline := held.ServicePrincipal != "" && !held.StartTime.IsZero()
-	fill(&held.ServicePrincipal, r.ServicePrincipal)
-	if held.StartTime.IsZero() {
-		held.StartTime = r.StartTime
-	}
-	if held.DurationMS < r.DurationMS {
-		// The longer of two observations of one request covers both.
-		held.DurationMS = r.DurationMS
-		if tl := ix.timeline[held.ServicePrincipal]; hadTimeline && tl != nil {
-			tl.widen(held)
+	if !r.StartTime.IsZero() {
+		if !pv.disagreed && !held.StartTime.IsZero() && ix.disagree(held, r) {
+			pv.disagreed = true
+			ix.disagreements++
+		}
+		switch {
+		case held.StartTime.IsZero() || rank < pv.times:
+			held.StartTime, held.DurationMS, pv.times = r.StartTime, r.DurationMS, rank
+		case rank == pv.times:
+			if r.StartTime.Before(held.StartTime) {
+				held.StartTime = r.StartTime
+			}
+			held.DurationMS = max(held.DurationMS, r.DurationMS)
 		}
 	}
 	ix.link(pos)
-	if !hadTimeline && held.ServicePrincipal != "" && !held.StartTime.IsZero() {
-		tl := ix.timeline[held.ServicePrincipal]
-		if tl == nil {
-			tl = &timeline{}
-			ix.timeline[held.ServicePrincipal] = tl
-		}
-		tl.add(pos, held)
+	switch {
+	case !wasPlaced:
+		ix.place(pos)
+	case held.ServicePrincipal != oldSP:
+		ix.timeline[oldSP].remove(pos)
+		ix.place(pos)
+	case !held.StartTime.Equal(oldStart) || !held.End().Equal(oldEnd):
+		ix.timeline[oldSP].changed(held)
 	}
+}
+
+// disagree reports whether two observations of one request differ in start
+// or end by more than the tolerance.
+func (ix *Index) disagree(a, b *schemas.AgentRequest) bool {
+	return absDuration(a.StartTime.Sub(b.StartTime)) > ix.tolerance || absDuration(a.End().Sub(b.End())) > ix.tolerance
 }
 
 // ByTraceID returns the request with the given trace id, in any spelling
@@ -224,24 +292,35 @@ func (ix *Index) drop(pos int32) {
 }
 
 // compact rebuilds the index from its live requests so that a stream's
-// memory follows the live set, not everything ever seen.
+// memory follows the live set, not everything ever seen. Entries keep their
+// provenance, so later merges decide as they would have without compaction.
 func (ix *Index) compact() {
-	live := make([]schemas.AgentRequest, 0, ix.size)
-	for pos := range ix.reqs {
-		if ix.live[pos] {
-			live = append(live, ix.reqs[pos])
-		}
-	}
+	old := *ix
 	*ix = *NewIndex()
-	ix.Add(live...)
+	ix.tolerance, ix.disagreements = old.tolerance, old.disagreements
+	for pos := range old.reqs {
+		if !old.live[pos] {
+			continue
+		}
+		np := int32(len(ix.reqs))
+		ix.reqs = append(ix.reqs, old.reqs[pos])
+		ix.prov = append(ix.prov, old.prov[pos])
+		ix.live = append(ix.live, true)
+		ix.size++
+		ix.byKey[ix.reqs[np].Key()] = np
+		ix.link(np)
+		ix.place(np)
+	}
 }
 
 // timeline is one service principal's requests ordered by start time.
 // Entries are appended and sorted lazily, because batch loads arrive
-// unordered and streams nearly ordered.
+// unordered and streams nearly ordered; a merge that moves a request's times
+// marks the timeline stale, and the next lookup re-reads the times.
 type timeline struct {
 	entries []tlEntry
 	sorted  bool
+	stale   bool  // some entry's times changed since it was added
 	maxDur  int64 // longest duration held, bounds how far back a stab must look
 }
 
@@ -263,19 +342,40 @@ func (tl *timeline) add(pos int32, r *schemas.AgentRequest) {
 	}
 }
 
-func (tl *timeline) widen(r *schemas.AgentRequest) {
-	start, end := r.StartTime.UnixNano(), r.End().UnixNano()
-	for i := range tl.entries {
-		if tl.entries[i].start == start && tl.entries[i].end < end {
-			tl.entries[i].end = end
-		}
-	}
-	if d := end - start; d > tl.maxDur {
+// changed notes that a held request's times moved.
+func (tl *timeline) changed(r *schemas.AgentRequest) {
+	tl.stale, tl.sorted = true, false
+	if d := r.End().UnixNano() - r.StartTime.UnixNano(); d > tl.maxDur {
 		tl.maxDur = d
 	}
 }
 
-func (tl *timeline) sort() {
+// remove drops the entry of pos: its request moved to another service
+// principal, which two sources of one request almost never disagree on.
+func (tl *timeline) remove(pos int32) {
+	if tl == nil {
+		return
+	}
+	for i, e := range tl.entries {
+		if e.pos == pos {
+			tl.entries = append(tl.entries[:i], tl.entries[i+1:]...)
+			return
+		}
+	}
+}
+
+// prepare re-reads stale times and sorts.
+func (tl *timeline) prepare(ix *Index) {
+	if tl.stale {
+		tl.maxDur = 0
+		for i := range tl.entries {
+			e := &tl.entries[i]
+			r := &ix.reqs[e.pos]
+			e.start, e.end = r.StartTime.UnixNano(), r.End().UnixNano()
+			tl.maxDur = max(tl.maxDur, e.end-e.start)
+		}
+		tl.stale = false
+	}
 	if tl.sorted {
 		return
 	}
@@ -293,7 +393,7 @@ func (tl *timeline) sort() {
 // search for the last start ≤ t+skew, then a walk back while start could
 // still reach t given the longest duration held.
 func (tl *timeline) stab(dst []*schemas.AgentRequest, ix *Index, t, skew int64) []*schemas.AgentRequest {
-	tl.sort()
+	tl.prepare(ix)
 	hi := sort.Search(len(tl.entries), func(i int) bool { return tl.entries[i].start > t+skew })
 	floor := t - skew - tl.maxDur
 	first := len(dst)
@@ -314,7 +414,7 @@ func (tl *timeline) stab(dst []*schemas.AgentRequest, ix *Index, t, skew int64) 
 }
 
 func (tl *timeline) evict(ix *Index, cut int64) int {
-	tl.sort()
+	tl.prepare(ix)
 	n := 0
 	kept := tl.entries[:0]
 	for _, e := range tl.entries {

@@ -51,6 +51,9 @@ type MatchConfig struct {
 	// busy agent spread each call over 70 users, 9.45 million rows from
 	// 137k calls).
 	MaxSplitUsers int
+	// ExactTagKeys turns off forgiving tag keys (see TagValue): a tag is
+	// found only under the key exactly as configured.
+	ExactTagKeys bool
 	// UntrustedIDFallback lets an event whose tags carry an id that matches
 	// no agent request fall back to time-window matching. Off by default: the
 	// request it names is usually just late, and the window would pick a
@@ -161,7 +164,7 @@ func (m *Matcher) Match(ev *schemas.UsageEvent) Match {
 	var linked *schemas.AgentRequest
 	if m.cfg.TraceID {
 		for _, k := range m.cfg.TraceTagKeys {
-			if v := tags[k]; v != "" {
+			if v := TagValue(tags, k, m.cfg.ExactTagKeys); v != "" {
 				idSeen = true
 				if r, ok := m.idx.ByTraceID(v); ok {
 					linked = r
@@ -174,7 +177,7 @@ func (m *Matcher) Match(ev *schemas.UsageEvent) Match {
 	if linked == nil && m.cfg.RequestID {
 		linkedBy = schemas.MethodRequestID
 		for _, k := range m.cfg.RequestTagKeys {
-			if v := tags[k]; v != "" {
+			if v := TagValue(tags, k, m.cfg.ExactTagKeys); v != "" {
 				idSeen = true
 				if r, ok := m.idx.ByRequestID(v); ok {
 					linked = r
@@ -185,7 +188,7 @@ func (m *Matcher) Match(ev *schemas.UsageEvent) Match {
 	}
 	if m.cfg.TagUser {
 		for _, k := range m.cfg.UserTagKeys {
-			if u := tags[k]; u != "" {
+			if u := TagValue(tags, k, m.cfg.ExactTagKeys); u != "" {
 				match := Match{Method: schemas.MethodTagUser, Confidence: 1, Candidates: 1, EndUser: u}
 				if linked != nil {
 					match.Chosen = []Candidate{{Request: linked, Weight: 1}}

@@ -236,24 +236,71 @@ func TestDedupCountsInvocationOnce(t *testing.T) {
 	}
 }
 
+// A payload row and the trace of one request merge into one entry, and the
+// entry is the same whichever is added first: fields from the payload row
+// where it has them, the trace filling the rest, and the payload row's times
+// (the serving layer writes them) even where the trace's are longer.
 func TestIndexMergesPayloadAndTrace(t *testing.T) {
-	idx := NewIndex()
 	payload := schemas.PayloadRow{DatabricksRequestID: "dbr-1", RequestTime: t0, ExecutionDurationMS: 4000, Requester: "pat@example.com", StatusCode: 200}.AgentRequest("support-bot", spA)
-	trace := schemas.TraceRow{TraceID: "tr-" + trHex, ClientRequestID: "dbr-1", RequestTime: t0, ExecutionDurationMS: 5000,
-		TraceMetadata: map[string]string{schemas.TraceSessionKey: "s-9"}}.AgentRequest("", spA)
-	idx.Add(payload, trace)
-	if idx.Len() != 1 {
-		t.Fatalf("Len = %d, want 1 merged request", idx.Len())
+	trace := schemas.TraceRow{TraceID: "tr-" + trHex, ClientRequestID: "dbr-1", RequestTime: t0.Add(-3 * time.Second), ExecutionDurationMS: 9000,
+		TraceMetadata: map[string]string{schemas.TraceSessionKey: "s-9", schemas.TraceUserKey: "someone-else@example.com"}}.AgentRequest("trace-endpoint", spA)
+	var first schemas.AgentRequest
+	for i, order := range [][]schemas.AgentRequest{{payload, trace}, {trace, payload}} {
+		idx := NewIndex()
+		idx.SetMergeTolerance(2 * time.Second)
+		idx.Add(order...)
+		if idx.Len() != 1 {
+			t.Fatalf("order %d: Len = %d, want 1 merged request", i, idx.Len())
+		}
+		r, ok := idx.ByTraceID("00-" + trHex + "-00f067aa0ba902b7-01")
+		if !ok {
+			t.Fatalf("order %d: merged request not found by traceparent", i)
+		}
+		if r.EndUser != "pat@example.com" || r.Session != "s-9" || r.AgentEndpoint != "support-bot" ||
+			!r.StartTime.Equal(t0) || r.DurationMS != 4000 || r.Source != schemas.SourcePayload {
+			t.Errorf("order %d: merged request = %+v", i, r)
+		}
+		if i == 0 {
+			first = *r
+		} else if *r != first {
+			t.Errorf("the merge depends on order:\n %+v\n %+v", first, *r)
+		}
+		if got := idx.Running(nil, spA, t0.Add(3500*time.Millisecond), 0); len(got) != 1 {
+			t.Errorf("order %d: the payload row's interval is not visible to the window: %d candidates", i, len(got))
+		}
+		for _, at := range []time.Duration{-2 * time.Second, 5 * time.Second} {
+			if got := idx.Running(nil, spA, t0.Add(at), 0); len(got) != 0 {
+				t.Errorf("order %d: the trace's wider interval still matches at %s", i, at)
+			}
+		}
+		if got := idx.TimeDisagreements(); got != 1 {
+			t.Errorf("order %d: TimeDisagreements = %d, want 1", i, got)
+		}
 	}
-	r, ok := idx.ByTraceID("00-" + trHex + "-00f067aa0ba902b7-01")
-	if !ok {
-		t.Fatal("merged request not found by traceparent")
-	}
-	if r.EndUser != "pat@example.com" || r.Session != "s-9" || r.AgentEndpoint != "support-bot" || r.DurationMS != 5000 {
-		t.Errorf("merged request = %+v", r)
-	}
-	if got := idx.Running(nil, spA, t0.Add(4500*time.Millisecond), 0); len(got) != 1 {
-		t.Errorf("widened duration not visible to the window: %d candidates", len(got))
+}
+
+// Sources of one rank merge to the earliest start, the longest duration and
+// the smallest value of each field, in any order; agreeing times are not a
+// disagreement.
+func TestIndexMergeIsOrderIndependent(t *testing.T) {
+	a := schemas.AgentRequest{AgentRequestID: "r1", EndUser: "b@example.com", ServicePrincipal: spA, StartTime: t0.Add(time.Second), DurationMS: 2000, Source: schemas.SourceTrace}
+	b := schemas.AgentRequest{AgentRequestID: "r1", EndUser: "a@example.com", Session: "s1", ServicePrincipal: spA, StartTime: t0, DurationMS: 1500, Source: schemas.SourceTrace}
+	c := schemas.AgentRequest{AgentRequestID: "r1", ServicePrincipal: spA, StartTime: t0.Add(500 * time.Millisecond), DurationMS: 2500, Source: schemas.SourceTrace}
+	want := schemas.AgentRequest{AgentRequestID: "r1", EndUser: "a@example.com", Session: "s1", ServicePrincipal: spA, StartTime: t0, DurationMS: 2500, Source: schemas.SourceTrace}
+	for _, order := range [][]schemas.AgentRequest{{a, b, c}, {a, c, b}, {b, a, c}, {b, c, a}, {c, a, b}, {c, b, a}} {
+		idx := NewIndex()
+		idx.SetMergeTolerance(2 * time.Second)
+		idx.Add(order...)
+		r, ok := idx.ByRequestID("r1")
+		if !ok || *r != want {
+			t.Errorf("order %s %s %s: got %+v, want %+v", order[0].EndUser, order[1].EndUser, order[2].EndUser, r, want)
+		}
+		if got := idx.Running(nil, spA, t0.Add(2400*time.Millisecond), 0); len(got) != 1 {
+			t.Errorf("merged interval not visible: %d candidates", len(got))
+		}
+		if idx.TimeDisagreements() != 0 {
+			t.Errorf("TimeDisagreements = %d within tolerance, want 0", idx.TimeDisagreements())
+		}
 	}
 }
 

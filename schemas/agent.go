@@ -8,6 +8,22 @@ const (
 	SourceTrace   = "mlflow_trace"
 )
 
+// SourceRank orders agent-log sources by how far they are trusted when two
+// of them describe one request and disagree: the payload row first, because
+// the serving layer writes its times and its requester, then the MLflow
+// trace, which the agent's own code writes, then anything else. Lower is
+// trusted more.
+func SourceRank(source string) int {
+	switch source {
+	case SourcePayload:
+		return 0
+	case SourceTrace:
+		return 1
+	default:
+		return 2
+	}
+}
+
 // MLflow trace metadata keys that obolus reads.
 const (
 	TraceUserKey     = "mlflow.trace.user"

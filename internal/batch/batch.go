@@ -114,6 +114,10 @@ type Report struct {
 	AgentRows         int64 // agent log rows read
 	AgentDeadLettered int64
 	AgentRequests     int64 // distinct agent requests after merging payload and trace rows
+	// AgentTimeDisagreements counts agent requests whose log rows (a payload
+	// row and a trace, or two traces) disagree on start or end by more than
+	// match.skew; see enrich.Index.Add for whose times are used.
+	AgentTimeDisagreements int64
 
 	InputTokensIn int64 // input_tokens of the window's distinct invocations
 	TokensIn      int64 // total_tokens of the window's distinct invocations
@@ -182,6 +186,9 @@ func (r *Report) Summary() string {
 	}
 	if r.TokenOverflow {
 		s += "; token sums overflow int64"
+	}
+	if r.AgentTimeDisagreements > 0 {
+		s += fmt.Sprintf("; %d agent requests whose logs disagree on their times beyond match.skew (payload rows' times used over traces')", r.AgentTimeDisagreements)
 	}
 	return s
 }
@@ -309,6 +316,7 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 
 	// Agent requests first: the index must be complete before matching.
 	idx := enrich.NewIndex()
+	idx.SetMergeTolerance(j.Match.Skew)
 	aw := p
 	if !aw.From.IsZero() {
 		aw.From = aw.From.Add(-j.AgentMargin)
@@ -321,6 +329,7 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 		return rep, err
 	}
 	rep.AgentRequests = int64(idx.Len())
+	rep.AgentTimeDisagreements = idx.TimeDisagreements()
 
 	engine, err := enrich.NewEngine(j.Match, idx, j.Prices, j.Org)
 	if err != nil {

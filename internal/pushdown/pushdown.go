@@ -334,23 +334,16 @@ func (c *Config) usageRows(b *strings.Builder, p *params, w Windows) {
 		// client_request_id under its own key (schemas.LegacyUsage.UsageEvent).
 		for _, tk := range c.tagKeys() {
 			for j, k := range tk.keys {
-				key := p.bind(fmt.Sprintf("%s_key_%d", tk.prefix, j), k)
+				l := newTagLookup(p, fmt.Sprintf("%s_key_%d", tk.prefix, j), k, c.Match.ExactTagKeys)
 				var v string
 				switch t.Kind {
 				case ingest.KindUsage:
-					v = "nullif(" + col(t, a, "request_tags", "NULL") + "[" + key + "], '')"
-					if _, ok := t.Columns["request_tags"]; !ok {
-						v = "CAST(NULL AS STRING)"
+					v = "CAST(NULL AS STRING)"
+					if tags := col(t, a, "request_tags", ""); tags != "" {
+						v = l.inMap(tags)
 					}
 				default:
-					ctx := col(t, a, "usage_context", "")
-					cid := col(t, a, "client_request_id", "''")
-					own := "CASE WHEN " + key + " = '" + schemas.LegacyClientRequestIDTag + "' THEN nullif(" + cid + ", '') END"
-					if ctx == "" {
-						v = "nullif(" + own + ", '')"
-					} else {
-						v = "nullif(coalesce(" + ctx + "[" + key + "], " + own + "), '')"
-					}
+					v = l.inLegacy(col(t, a, "usage_context", ""), col(t, a, "client_request_id", "''"), k)
 				}
 				fields = append(fields, [2]string{v, fmt.Sprintf("%s_tag_%d", tk.prefix, j)})
 			}
@@ -391,7 +384,7 @@ func (c *Config) agentRows(b *strings.Builder, p *params, w Windows) {
 agent_rows AS (
 `)
 	if len(c.Agents) == 0 {
-		b.WriteString("  SELECT 0 AS source_no, 0 AS row_no, '' AS agent_request_id, '' AS trace_id, '' AS client_request_id,\n" +
+		b.WriteString("  SELECT 0 AS source_no, 0 AS row_no, 0 AS kind_rank, '' AS agent_request_id, '' AS trace_id, '' AS client_request_id,\n" +
 			"    '' AS end_user, '' AS session, '' AS agent_endpoint, '' AS service_principal,\n" +
 			"    CAST(NULL AS TIMESTAMP) AS start_time, CAST(0 AS BIGINT) AS duration_ms\n  WHERE 1 = 0\n),\n")
 		return
@@ -452,8 +445,12 @@ agent_rows AS (
 		where = append(where, col(t, a, "request_time", "NULL")+" >= "+earliest)
 		fields = append(fields, [2]string{sp, "service_principal"}, [2]string{col(t, a, "request_time", "NULL"), "start_time"},
 			[2]string{durExpr, "duration_ms"})
-		fmt.Fprintf(b, "  -- %s (%s)\n  SELECT\n    %d AS source_no,\n    row_number() OVER (ORDER BY %s) AS row_no,\n",
-			t.Name, t.Kind, i, strings.Join(order, ", "))
+		rank := schemas.SourceRank(schemas.SourcePayload)
+		if t.Kind == ingest.KindTrace {
+			rank = schemas.SourceRank(schemas.SourceTrace)
+		}
+		fmt.Fprintf(b, "  -- %s (%s)\n  SELECT\n    %d AS source_no,\n    row_number() OVER (ORDER BY %s) AS row_no,\n    %d AS kind_rank,\n",
+			t.Name, t.Kind, i, strings.Join(order, ", "), rank)
 		writeSelectList(b, fields)
 		b.WriteString("  FROM " + tableName(t) + " " + a + "\n")
 		var sb strings.Builder
@@ -468,30 +465,41 @@ agent_rows AS (
 }
 
 // agentRequests merges the rows of one request, keyed like
-// schemas.AgentRequest.Key, as enrich.Index does: the first row to name a
-// field wins, the longest duration counts.
+// schemas.AgentRequest.Key, as enrich.Index does, whatever the order of the
+// tables: each field from the most trusted kind of row that has it
+// (schemas.SourceRank: payload, then trace), the smallest value among rows
+// of one kind; the times from the most trusted kind only, its earliest
+// start and longest duration.
 func agentRequests(b *strings.Builder) {
-	first := func(f string) string {
-		return fmt.Sprintf("    coalesce(min_by(%s, arrival) FILTER (WHERE %s <> ''), '') AS %s,\n", f, f, f)
+	best := func(f string) string {
+		// kind_rank is one digit, so the smallest rank||value is the
+		// smallest value of the most trusted kind.
+		return fmt.Sprintf("    coalesce(substr(min(CAST(kind_rank AS STRING) || %s) FILTER (WHERE %s <> ''), 2), '') AS %s,\n", f, f, f)
 	}
 	b.WriteString(`-- One row per agent request: rows with the same key (agent request id, else
--- trace id, else client request id) merge as enrich.Index merges them.
+-- trace id, else client request id) merge as enrich.Index merges them, the
+-- same whatever the order of the tables: a field from the most trusted kind
+-- of row that has it (kind_rank: payload 0, trace 1), the smallest value
+-- within a kind; times from the most trusted kind only.
 agent_requests AS (
   SELECT
     req_key,
     min(arrival) AS created,
 `)
 	for _, f := range []string{"agent_request_id", "trace_id", "client_request_id", "end_user", "session", "agent_endpoint", "service_principal"} {
-		b.WriteString(first(f))
+		b.WriteString(best(f))
 	}
-	b.WriteString(`    min_by(start_time, arrival) AS start_time,
-    max(duration_ms) AS duration_ms
+	b.WriteString(`    min(start_time) FILTER (WHERE kind_rank = best_rank) AS start_time,
+    max(duration_ms) FILTER (WHERE kind_rank = best_rank) AS duration_ms
   FROM (
-    SELECT a.*,
-      a.source_no * 1000000000000 + a.row_no AS arrival,
-      coalesce(nullif(a.agent_request_id, ''), nullif(a.trace_id, ''), a.client_request_id) AS req_key
-    FROM agent_rows a
-  ) x
+    SELECT x.*, min(x.kind_rank) OVER (PARTITION BY x.req_key) AS best_rank
+    FROM (
+      SELECT a.*,
+        a.source_no * 1000000000000 + a.row_no AS arrival,
+        coalesce(nullif(a.agent_request_id, ''), nullif(a.trace_id, ''), a.client_request_id) AS req_key
+      FROM agent_rows a
+    ) x
+  ) y
   GROUP BY req_key
 ),
 -- Request intervals: [start, end] for the running test; [lo_time, hi_time]

@@ -88,6 +88,9 @@ type Stats struct {
 	Duplicates int64 // usage events whose invocation id was already held
 	TooLate    int64 // usage events older than the horizon on arrival
 	NoKey      int64 // agent requests without any id, which cannot be held
+	// TimeDisagreements counts agent requests whose sources disagree on
+	// their times beyond match.skew (enrich.Index.TimeDisagreements).
+	TimeDisagreements int64
 	Emitted    int64 // first answers
 	Restated   int64 // changed answers
 	Suppressed int64 // answers recomputed during a replay below Checkpoint.Next
@@ -174,6 +177,7 @@ func NewPartition(cfg Config, from Checkpoint) (*Partition, error) {
 		cfg.Clock = time.Now
 	}
 	idx := enrich.NewIndex()
+	idx.SetMergeTolerance(cfg.Match.Skew)
 	engine, err := enrich.NewEngine(cfg.Match, idx, cfg.Prices, cfg.Org)
 	if err != nil {
 		return nil, err
@@ -285,6 +289,14 @@ func (p *Partition) agent(dst []Output, r *Record, off int64) []Output {
 		p.stats.NoKey++
 		return dst
 	}
+	// What the index held for this request before, if anything: a merge
+	// may move its times (a payload row overrides a trace's), and events
+	// that only the old interval covered need their answers redone too.
+	var before *schemas.AgentRequest
+	if held := p.held([3]string{a.AgentRequestID, a.ClientRequestID, enrich.NormalizeTraceID(a.TraceID)}); held != nil {
+		cp := *held
+		before = &cp
+	}
 	p.idx.Add(a)
 	tr := p.agents[key]
 	if tr == nil {
@@ -308,7 +320,7 @@ func (p *Partition) agent(dst []Output, r *Record, off int64) []Output {
 		}
 	}
 	if held := p.held(tr.ids); held != nil {
-		dst = p.restate(dst, held, r.SourceTime)
+		dst = p.restate(dst, held, before, r.SourceTime)
 	}
 	return dst
 }
@@ -326,17 +338,26 @@ func (p *Partition) held(ids [3]string) *schemas.AgentRequest {
 	return nil
 }
 
-// restate re-attributes the open events an agent request could change.
-func (p *Partition) restate(dst []Output, req *schemas.AgentRequest, src time.Time) []Output {
+// restate re-attributes the open events an agent request could change:
+// those its interval covers now, those it covered before this merge (before
+// is nil for a new request), and those whose tags name it.
+func (p *Partition) restate(dst []Output, req, before *schemas.AgentRequest, src time.Time) []Output {
 	p.mark++
 	cands := p.cands[:0]
 	margin := p.margin()
-	if l := p.open[req.ServicePrincipal]; l != nil && p.cfg.Match.TimeWindow {
-		for _, e := range l.between(req.StartTime.UnixNano()-margin, req.End().UnixNano()+margin) {
+	for _, r := range [...]*schemas.AgentRequest{req, before} {
+		if r == nil || !p.cfg.Match.TimeWindow {
+			continue
+		}
+		l := p.open[r.ServicePrincipal]
+		if l == nil {
+			continue
+		}
+		for _, e := range l.between(r.StartTime.UnixNano()-margin, r.End().UnixNano()+margin) {
 			// An answer that came from an id does not depend on which other
 			// requests ran at the time; the id lookup below finds it if
 			// this request is the one it names.
-			if e.byTime {
+			if e.byTime && e.mark != p.mark {
 				e.mark = p.mark
 				cands = append(cands, e)
 			}
@@ -479,12 +500,12 @@ func (p *Partition) addOpen(e *entry) {
 func (p *Partition) tagIDs(tags map[string]string) []string {
 	var ids []string
 	for _, k := range p.cfg.Match.TraceTagKeys {
-		if v := enrich.NormalizeTraceID(tags[k]); v != "" && !slices.Contains(ids, v) {
+		if v := enrich.NormalizeTraceID(enrich.TagValue(tags, k, p.cfg.Match.ExactTagKeys)); v != "" && !slices.Contains(ids, v) {
 			ids = append(ids, v)
 		}
 	}
 	for _, k := range p.cfg.Match.RequestTagKeys {
-		if v := tags[k]; v != "" && !slices.Contains(ids, v) {
+		if v := enrich.TagValue(tags, k, p.cfg.Match.ExactTagKeys); v != "" && !slices.Contains(ids, v) {
 			ids = append(ids, v)
 		}
 	}
@@ -587,6 +608,7 @@ func (p *Partition) Stats() Stats {
 	s.Pending = len(p.pending)
 	s.Open = len(p.byID) - len(p.pending)
 	s.AgentRequests = p.idx.Len()
+	s.TimeDisagreements = p.idx.TimeDisagreements()
 	s.LiveOffsets = p.live.len()
 	return s
 }

@@ -201,3 +201,42 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A payload row and a trace of one request disagree on its interval; the
+// final answers do not depend on which arrives first, even when the trace's
+// wider interval had already claimed a call that the payload row's
+// interval, which wins, does not cover.
+func TestPartitionMergeIsOrderIndependent(t *testing.T) {
+	payload := agentRec("ar-1", "ana", 0, 10*time.Second)
+	trace := agentRec("ar-1", "trace-ana", 0, 30*time.Second)
+	trace.Agent.Source, trace.Agent.TraceID = schemas.SourceTrace, "tr-4bf92f3577b34da6a3ce929d0e0e4736"
+	calls := []Record{usageRec("u1", 5*time.Second, nil), usageRec("u2", 25*time.Second, nil)}
+	final := func(agents ...Record) map[string]string {
+		p, err := NewPartition(testConfig(), Checkpoint{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The first agent log, the calls, a call that releases them, then
+		// the second agent log: it lands after the first answers.
+		recs := inOrder(append(append([]Record{agents[0]}, calls...), usageRec("u9", 5*time.Minute, nil), agents[1], idleRec()))
+		var outs []Output
+		for i := range recs {
+			outs = p.Process(outs, &recs[i])
+		}
+		answers := map[string]string{}
+		for _, o := range outs {
+			r := o.Rows[0]
+			answers[r.InvocationID] = r.EndUser + " " + r.MatchMethod
+		}
+		return answers
+	}
+	traceFirst, payloadFirst := final(trace, payload), final(payload, trace)
+	want := map[string]string{"u1": "ana time_window", "u2": "sp-1 unattributed", "u9": "sp-1 unattributed"}
+	for name, got := range map[string]map[string]string{"trace first": traceFirst, "payload first": payloadFirst} {
+		for inv, w := range want {
+			if got[inv] != w {
+				t.Errorf("%s: %s answered %q, want %q", name, inv, got[inv], w)
+			}
+		}
+	}
+}

@@ -94,6 +94,7 @@ func rewriteStatementForm(q string, catalogs map[string]string) string {
 //   - the catalog of a three-part name when DuckDB reserves it (system, main, temp)
 //   - CREATE CATALOG x -> ATTACH ':memory:' AS x; USE CATALOG|SCHEMA x -> USE x
 //   - string literals starting with /Volumes/ -> the local volume directory
+//   - Spark array functions DuckDB names differently (sparkListFuncs)
 func rewriteSQL(q string, in rewriteInput) (rewriteOutput, error) {
 	q = rewriteStatementForm(q, in.catalogs)
 
@@ -196,6 +197,8 @@ func rewriteSQL(q string, in rewriteInput) (rewriteOutput, error) {
 						end = k + 1
 					}
 				}
+			case sparkListFuncs[lower] != "" && nextNonSpace(q, end) == '(':
+				out.WriteString(sparkListFuncs[lower])
 			default:
 				out.WriteString(word)
 			}
@@ -222,6 +225,18 @@ func rewriteSQL(q string, in rewriteInput) (rewriteOutput, error) {
 	}
 	res.sql = out.String()
 	return res, nil
+}
+
+// sparkListFuncs maps Spark array functions to DuckDB's names for them;
+// filter, map_keys and lambdas (k -> ...) need no change.
+var sparkListFuncs = map[string]string{"array_min": "list_min", "array_max": "list_max"}
+
+// nextNonSpace is the first byte at or after i that is not white space, or 0.
+func nextNonSpace(q string, i int) byte {
+	if j := skipSpace(q, i); j < len(q) {
+		return q[j]
+	}
+	return 0
 }
 
 func writeMarker(out *strings.Builder, marker string, ph placeholder) {

@@ -30,6 +30,8 @@ func TestRewriteSQL(t *testing.T) {
 	}{
 		{"backticks", "SELECT `a b`, `x\"y`, `p``q` FROM `t`", nil, `SELECT "a b", "x""y", "p` + "`" + `q" FROM "t"`, 1},
 		{"backticks in literals stay", "SELECT '`x`', \"`y`\" -- `z`", nil, "SELECT '`x`', \"`y`\" -- `z`", 1},
+		{"array functions", "SELECT array_min(filter(map_keys(m), k -> k <> '')), ARRAY_MAX (x), array_min, 'array_min(x)'", nil,
+			"SELECT list_min(filter(map_keys(m), k -> k <> '')), list_max (x), array_min, 'array_min(x)'", 1},
 		{"current_timestamp()", "SELECT current_timestamp(), CURRENT_TIMESTAMP ( ), current_date(), current_timestamp, 'current_timestamp()'", nil,
 			"SELECT current_timestamp, CURRENT_TIMESTAMP, current_date, current_timestamp, 'current_timestamp()'", 1},
 		{"named markers", "SELECT :id, ':id', :other /* :id */ -- :id\n, :d", nil,

@@ -28,15 +28,15 @@ USING (
       coalesce(u.`token_details`.cache_creation_input_tokens, 0) AS cache_creation_input_tokens,
       coalesce(u.`token_details`.output_reasoning_tokens, 0) AS output_reasoning_tokens,
       'system.ai_gateway.usage' AS usage_source,
-      nullif(u.`request_tags`[:user_key_0], '') AS user_tag_0,
-      nullif(u.`request_tags`[:user_key_1], '') AS user_tag_1,
-      nullif(u.`request_tags`[:user_key_2], '') AS user_tag_2,
-      nullif(u.`request_tags`[:trace_key_0], '') AS trace_tag_0,
-      nullif(u.`request_tags`[:trace_key_1], '') AS trace_tag_1,
-      nullif(u.`request_tags`[:trace_key_2], '') AS trace_tag_2,
-      nullif(u.`request_tags`[:request_key_0], '') AS request_tag_0,
-      nullif(u.`request_tags`[:request_key_1], '') AS request_tag_1,
-      nullif(u.`request_tags`[:request_key_2], '') AS request_tag_2,
+      nullif(coalesce(nullif(u.`request_tags`[:user_key_0], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_0_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS user_tag_0,
+      nullif(coalesce(nullif(u.`request_tags`[:user_key_1], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_1_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS user_tag_1,
+      nullif(coalesce(nullif(u.`request_tags`[:user_key_2], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_2_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS user_tag_2,
+      nullif(coalesce(nullif(u.`request_tags`[:trace_key_0], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_0_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS trace_tag_0,
+      nullif(coalesce(nullif(u.`request_tags`[:trace_key_1], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_1_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS trace_tag_1,
+      nullif(coalesce(nullif(u.`request_tags`[:trace_key_2], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_2_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS trace_tag_2,
+      nullif(coalesce(nullif(u.`request_tags`[:request_key_0], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_0_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_0,
+      nullif(coalesce(nullif(u.`request_tags`[:request_key_1], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_1_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_1,
+      nullif(coalesce(nullif(u.`request_tags`[:request_key_2], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_2_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_2,
       coalesce(u.`event_time` >= :earliest_time, false)
         AND coalesce(u.`invocation_id`, '') <> ''
         AND coalesce(u.`requester`, '') <> ''
@@ -70,15 +70,20 @@ USING (
       0 AS cache_creation_input_tokens,
       0 AS output_reasoning_tokens,
       'system.serving.endpoint_usage' AS usage_source,
-      nullif(coalesce(u.`usage_context`[:user_key_0], CASE WHEN :user_key_0 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS user_tag_0,
-      nullif(coalesce(u.`usage_context`[:user_key_1], CASE WHEN :user_key_1 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS user_tag_1,
-      nullif(coalesce(u.`usage_context`[:user_key_2], CASE WHEN :user_key_2 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS user_tag_2,
-      nullif(coalesce(u.`usage_context`[:trace_key_0], CASE WHEN :trace_key_0 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS trace_tag_0,
-      nullif(coalesce(u.`usage_context`[:trace_key_1], CASE WHEN :trace_key_1 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS trace_tag_1,
-      nullif(coalesce(u.`usage_context`[:trace_key_2], CASE WHEN :trace_key_2 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS trace_tag_2,
-      nullif(coalesce(u.`usage_context`[:request_key_0], CASE WHEN :request_key_0 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS request_tag_0,
-      nullif(coalesce(u.`usage_context`[:request_key_1], CASE WHEN :request_key_1 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS request_tag_1,
-      nullif(coalesce(u.`usage_context`[:request_key_2], CASE WHEN :request_key_2 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS request_tag_2,
+      nullif(coalesce(nullif(u.`usage_context`[:user_key_0], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_0_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS user_tag_0,
+      nullif(coalesce(nullif(u.`usage_context`[:user_key_1], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_1_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS user_tag_1,
+      nullif(coalesce(nullif(u.`usage_context`[:user_key_2], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_2_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS user_tag_2,
+      nullif(coalesce(nullif(u.`usage_context`[:trace_key_0], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_0_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS trace_tag_0,
+      nullif(coalesce(nullif(u.`usage_context`[:trace_key_1], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_1_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS trace_tag_1,
+      nullif(coalesce(nullif(u.`usage_context`[:trace_key_2], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_2_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS trace_tag_2,
+      nullif(coalesce(nullif(u.`usage_context`[:request_key_0], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_0_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS request_tag_0,
+      nullif(coalesce(nullif(u.`usage_context`[:request_key_1], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_1_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS request_tag_1,
+      nullif(CASE
+        WHEN nullif(u.`usage_context`[:request_key_2], '') IS NOT NULL THEN u.`usage_context`[:request_key_2]
+        WHEN (NOT coalesce(array_contains(map_keys(u.`usage_context`), 'client_request_id'), false) AND u.`client_request_id` <> '') THEN u.`client_request_id`
+        WHEN (NOT coalesce(array_contains(map_keys(u.`usage_context`), 'client_request_id'), false) AND u.`client_request_id` <> '') AND (array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_2_norm AND u.`usage_context`[tag_key] <> '')) IS NULL OR 'client_request_id' < array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_2_norm AND u.`usage_context`[tag_key] <> ''))) THEN u.`client_request_id`
+        ELSE u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_2_norm AND u.`usage_context`[tag_key] <> ''))]
+      END, '') AS request_tag_2,
       coalesce(u.`request_time` >= :earliest_time, false)
         AND coalesce(u.`databricks_request_id`, '') <> ''
         AND coalesce(u.`requester`, '') <> ''
@@ -110,6 +115,7 @@ USING (
     SELECT
       0 AS source_no,
       row_number() OVER (ORDER BY p.`request_time` ASC NULLS FIRST, p.`req_id` ASC NULLS FIRST, p.`client_request_id` ASC NULLS FIRST, p.`user_email` ASC NULLS FIRST) AS row_no,
+      0 AS kind_rank,
       p.`req_id` AS agent_request_id,
       '' AS trace_id,
       coalesce(p.`client_request_id`, '') AS client_request_id,
@@ -129,6 +135,7 @@ USING (
     SELECT
       1 AS source_no,
       row_number() OVER (ORDER BY t.`request_time` ASC NULLS FIRST, t.`trace_id` ASC NULLS FIRST, t.`client_request_id` ASC NULLS FIRST) AS row_no,
+      1 AS kind_rank,
       coalesce(t.`client_request_id`, '') AS agent_request_id,
       t.`trace_id` AS trace_id,
       coalesce(t.`client_request_id`, '') AS client_request_id,
@@ -145,26 +152,32 @@ USING (
       AND t.`request_time` >= :earliest_time
   ),
   -- One row per agent request: rows with the same key (agent request id, else
-  -- trace id, else client request id) merge as enrich.Index merges them.
+  -- trace id, else client request id) merge as enrich.Index merges them, the
+  -- same whatever the order of the tables: a field from the most trusted kind
+  -- of row that has it (kind_rank: payload 0, trace 1), the smallest value
+  -- within a kind; times from the most trusted kind only.
   agent_requests AS (
     SELECT
       req_key,
       min(arrival) AS created,
-      coalesce(min_by(agent_request_id, arrival) FILTER (WHERE agent_request_id <> ''), '') AS agent_request_id,
-      coalesce(min_by(trace_id, arrival) FILTER (WHERE trace_id <> ''), '') AS trace_id,
-      coalesce(min_by(client_request_id, arrival) FILTER (WHERE client_request_id <> ''), '') AS client_request_id,
-      coalesce(min_by(end_user, arrival) FILTER (WHERE end_user <> ''), '') AS end_user,
-      coalesce(min_by(session, arrival) FILTER (WHERE session <> ''), '') AS session,
-      coalesce(min_by(agent_endpoint, arrival) FILTER (WHERE agent_endpoint <> ''), '') AS agent_endpoint,
-      coalesce(min_by(service_principal, arrival) FILTER (WHERE service_principal <> ''), '') AS service_principal,
-      min_by(start_time, arrival) AS start_time,
-      max(duration_ms) AS duration_ms
+      coalesce(substr(min(CAST(kind_rank AS STRING) || agent_request_id) FILTER (WHERE agent_request_id <> ''), 2), '') AS agent_request_id,
+      coalesce(substr(min(CAST(kind_rank AS STRING) || trace_id) FILTER (WHERE trace_id <> ''), 2), '') AS trace_id,
+      coalesce(substr(min(CAST(kind_rank AS STRING) || client_request_id) FILTER (WHERE client_request_id <> ''), 2), '') AS client_request_id,
+      coalesce(substr(min(CAST(kind_rank AS STRING) || end_user) FILTER (WHERE end_user <> ''), 2), '') AS end_user,
+      coalesce(substr(min(CAST(kind_rank AS STRING) || session) FILTER (WHERE session <> ''), 2), '') AS session,
+      coalesce(substr(min(CAST(kind_rank AS STRING) || agent_endpoint) FILTER (WHERE agent_endpoint <> ''), 2), '') AS agent_endpoint,
+      coalesce(substr(min(CAST(kind_rank AS STRING) || service_principal) FILTER (WHERE service_principal <> ''), 2), '') AS service_principal,
+      min(start_time) FILTER (WHERE kind_rank = best_rank) AS start_time,
+      max(duration_ms) FILTER (WHERE kind_rank = best_rank) AS duration_ms
     FROM (
-      SELECT a.*,
-        a.source_no * 1000000000000 + a.row_no AS arrival,
-        coalesce(nullif(a.agent_request_id, ''), nullif(a.trace_id, ''), a.client_request_id) AS req_key
-      FROM agent_rows a
-    ) x
+      SELECT x.*, min(x.kind_rank) OVER (PARTITION BY x.req_key) AS best_rank
+      FROM (
+        SELECT a.*,
+          a.source_no * 1000000000000 + a.row_no AS arrival,
+          coalesce(nullif(a.agent_request_id, ''), nullif(a.trace_id, ''), a.client_request_id) AS req_key
+        FROM agent_rows a
+      ) x
+    ) y
     GROUP BY req_key
   ),
   -- Request intervals: [start, end] for the running test; [lo_time, hi_time]

@@ -28,10 +28,10 @@ USING (
       coalesce(u.`token_details`.cache_creation_input_tokens, 0) AS cache_creation_input_tokens,
       coalesce(u.`token_details`.output_reasoning_tokens, 0) AS output_reasoning_tokens,
       'system.ai_gateway.usage' AS usage_source,
-      nullif(u.`request_tags`[:trace_key_0], '') AS trace_tag_0,
-      nullif(u.`request_tags`[:request_key_0], '') AS request_tag_0,
-      nullif(u.`request_tags`[:request_key_1], '') AS request_tag_1,
-      nullif(u.`request_tags`[:request_key_2], '') AS request_tag_2,
+      nullif(coalesce(nullif(u.`request_tags`[:trace_key_0], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_0_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS trace_tag_0,
+      nullif(coalesce(nullif(u.`request_tags`[:request_key_0], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_0_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_0,
+      nullif(coalesce(nullif(u.`request_tags`[:request_key_1], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_1_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_1,
+      nullif(coalesce(nullif(u.`request_tags`[:request_key_2], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_2_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_2,
       coalesce(u.`event_time` >= :earliest_time, false)
         AND coalesce(u.`invocation_id`, '') <> ''
         AND coalesce(u.`requester`, '') <> ''
@@ -62,32 +62,38 @@ USING (
   -- time and id. Where several rows describe one request, the first to name a
   -- field wins.
   agent_rows AS (
-    SELECT 0 AS source_no, 0 AS row_no, '' AS agent_request_id, '' AS trace_id, '' AS client_request_id,
+    SELECT 0 AS source_no, 0 AS row_no, 0 AS kind_rank, '' AS agent_request_id, '' AS trace_id, '' AS client_request_id,
       '' AS end_user, '' AS session, '' AS agent_endpoint, '' AS service_principal,
       CAST(NULL AS TIMESTAMP) AS start_time, CAST(0 AS BIGINT) AS duration_ms
     WHERE 1 = 0
   ),
   -- One row per agent request: rows with the same key (agent request id, else
-  -- trace id, else client request id) merge as enrich.Index merges them.
+  -- trace id, else client request id) merge as enrich.Index merges them, the
+  -- same whatever the order of the tables: a field from the most trusted kind
+  -- of row that has it (kind_rank: payload 0, trace 1), the smallest value
+  -- within a kind; times from the most trusted kind only.
   agent_requests AS (
     SELECT
       req_key,
       min(arrival) AS created,
-      coalesce(min_by(agent_request_id, arrival) FILTER (WHERE agent_request_id <> ''), '') AS agent_request_id,
-      coalesce(min_by(trace_id, arrival) FILTER (WHERE trace_id <> ''), '') AS trace_id,
-      coalesce(min_by(client_request_id, arrival) FILTER (WHERE client_request_id <> ''), '') AS client_request_id,
-      coalesce(min_by(end_user, arrival) FILTER (WHERE end_user <> ''), '') AS end_user,
-      coalesce(min_by(session, arrival) FILTER (WHERE session <> ''), '') AS session,
-      coalesce(min_by(agent_endpoint, arrival) FILTER (WHERE agent_endpoint <> ''), '') AS agent_endpoint,
-      coalesce(min_by(service_principal, arrival) FILTER (WHERE service_principal <> ''), '') AS service_principal,
-      min_by(start_time, arrival) AS start_time,
-      max(duration_ms) AS duration_ms
+      coalesce(substr(min(CAST(kind_rank AS STRING) || agent_request_id) FILTER (WHERE agent_request_id <> ''), 2), '') AS agent_request_id,
+      coalesce(substr(min(CAST(kind_rank AS STRING) || trace_id) FILTER (WHERE trace_id <> ''), 2), '') AS trace_id,
+      coalesce(substr(min(CAST(kind_rank AS STRING) || client_request_id) FILTER (WHERE client_request_id <> ''), 2), '') AS client_request_id,
+      coalesce(substr(min(CAST(kind_rank AS STRING) || end_user) FILTER (WHERE end_user <> ''), 2), '') AS end_user,
+      coalesce(substr(min(CAST(kind_rank AS STRING) || session) FILTER (WHERE session <> ''), 2), '') AS session,
+      coalesce(substr(min(CAST(kind_rank AS STRING) || agent_endpoint) FILTER (WHERE agent_endpoint <> ''), 2), '') AS agent_endpoint,
+      coalesce(substr(min(CAST(kind_rank AS STRING) || service_principal) FILTER (WHERE service_principal <> ''), 2), '') AS service_principal,
+      min(start_time) FILTER (WHERE kind_rank = best_rank) AS start_time,
+      max(duration_ms) FILTER (WHERE kind_rank = best_rank) AS duration_ms
     FROM (
-      SELECT a.*,
-        a.source_no * 1000000000000 + a.row_no AS arrival,
-        coalesce(nullif(a.agent_request_id, ''), nullif(a.trace_id, ''), a.client_request_id) AS req_key
-      FROM agent_rows a
-    ) x
+      SELECT x.*, min(x.kind_rank) OVER (PARTITION BY x.req_key) AS best_rank
+      FROM (
+        SELECT a.*,
+          a.source_no * 1000000000000 + a.row_no AS arrival,
+          coalesce(nullif(a.agent_request_id, ''), nullif(a.trace_id, ''), a.client_request_id) AS req_key
+        FROM agent_rows a
+      ) x
+    ) y
     GROUP BY req_key
   ),
   -- Request intervals: [start, end] for the running test; [lo_time, hi_time]

@@ -25,15 +25,15 @@ usage_rows AS (
     coalesce(u.`token_details`.cache_creation_input_tokens, 0) AS cache_creation_input_tokens,
     coalesce(u.`token_details`.output_reasoning_tokens, 0) AS output_reasoning_tokens,
     'system.ai_gateway.usage' AS usage_source,
-    nullif(u.`request_tags`[:user_key_0], '') AS user_tag_0,
-    nullif(u.`request_tags`[:user_key_1], '') AS user_tag_1,
-    nullif(u.`request_tags`[:user_key_2], '') AS user_tag_2,
-    nullif(u.`request_tags`[:trace_key_0], '') AS trace_tag_0,
-    nullif(u.`request_tags`[:trace_key_1], '') AS trace_tag_1,
-    nullif(u.`request_tags`[:trace_key_2], '') AS trace_tag_2,
-    nullif(u.`request_tags`[:request_key_0], '') AS request_tag_0,
-    nullif(u.`request_tags`[:request_key_1], '') AS request_tag_1,
-    nullif(u.`request_tags`[:request_key_2], '') AS request_tag_2,
+    nullif(coalesce(nullif(u.`request_tags`[:user_key_0], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_0_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS user_tag_0,
+    nullif(coalesce(nullif(u.`request_tags`[:user_key_1], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_1_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS user_tag_1,
+    nullif(coalesce(nullif(u.`request_tags`[:user_key_2], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_2_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS user_tag_2,
+    nullif(coalesce(nullif(u.`request_tags`[:trace_key_0], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_0_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS trace_tag_0,
+    nullif(coalesce(nullif(u.`request_tags`[:trace_key_1], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_1_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS trace_tag_1,
+    nullif(coalesce(nullif(u.`request_tags`[:trace_key_2], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_2_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS trace_tag_2,
+    nullif(coalesce(nullif(u.`request_tags`[:request_key_0], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_0_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_0,
+    nullif(coalesce(nullif(u.`request_tags`[:request_key_1], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_1_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_1,
+    nullif(coalesce(nullif(u.`request_tags`[:request_key_2], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_2_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_2,
     coalesce(u.`event_time` >= :earliest_time, false)
       AND coalesce(u.`invocation_id`, '') <> ''
       AND coalesce(u.`requester`, '') <> ''
@@ -67,15 +67,20 @@ usage_rows AS (
     0 AS cache_creation_input_tokens,
     0 AS output_reasoning_tokens,
     'system.serving.endpoint_usage' AS usage_source,
-    nullif(coalesce(u.`usage_context`[:user_key_0], CASE WHEN :user_key_0 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS user_tag_0,
-    nullif(coalesce(u.`usage_context`[:user_key_1], CASE WHEN :user_key_1 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS user_tag_1,
-    nullif(coalesce(u.`usage_context`[:user_key_2], CASE WHEN :user_key_2 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS user_tag_2,
-    nullif(coalesce(u.`usage_context`[:trace_key_0], CASE WHEN :trace_key_0 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS trace_tag_0,
-    nullif(coalesce(u.`usage_context`[:trace_key_1], CASE WHEN :trace_key_1 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS trace_tag_1,
-    nullif(coalesce(u.`usage_context`[:trace_key_2], CASE WHEN :trace_key_2 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS trace_tag_2,
-    nullif(coalesce(u.`usage_context`[:request_key_0], CASE WHEN :request_key_0 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS request_tag_0,
-    nullif(coalesce(u.`usage_context`[:request_key_1], CASE WHEN :request_key_1 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS request_tag_1,
-    nullif(coalesce(u.`usage_context`[:request_key_2], CASE WHEN :request_key_2 = 'client_request_id' THEN nullif(u.`client_request_id`, '') END), '') AS request_tag_2,
+    nullif(coalesce(nullif(u.`usage_context`[:user_key_0], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_0_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS user_tag_0,
+    nullif(coalesce(nullif(u.`usage_context`[:user_key_1], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_1_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS user_tag_1,
+    nullif(coalesce(nullif(u.`usage_context`[:user_key_2], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_2_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS user_tag_2,
+    nullif(coalesce(nullif(u.`usage_context`[:trace_key_0], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_0_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS trace_tag_0,
+    nullif(coalesce(nullif(u.`usage_context`[:trace_key_1], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_1_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS trace_tag_1,
+    nullif(coalesce(nullif(u.`usage_context`[:trace_key_2], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_2_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS trace_tag_2,
+    nullif(coalesce(nullif(u.`usage_context`[:request_key_0], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_0_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS request_tag_0,
+    nullif(coalesce(nullif(u.`usage_context`[:request_key_1], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_1_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS request_tag_1,
+    nullif(CASE
+      WHEN nullif(u.`usage_context`[:request_key_2], '') IS NOT NULL THEN u.`usage_context`[:request_key_2]
+      WHEN (NOT coalesce(array_contains(map_keys(u.`usage_context`), 'client_request_id'), false) AND u.`client_request_id` <> '') THEN u.`client_request_id`
+      WHEN (NOT coalesce(array_contains(map_keys(u.`usage_context`), 'client_request_id'), false) AND u.`client_request_id` <> '') AND (array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_2_norm AND u.`usage_context`[tag_key] <> '')) IS NULL OR 'client_request_id' < array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_2_norm AND u.`usage_context`[tag_key] <> ''))) THEN u.`client_request_id`
+      ELSE u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_2_norm AND u.`usage_context`[tag_key] <> ''))]
+    END, '') AS request_tag_2,
     coalesce(u.`request_time` >= :earliest_time, false)
       AND coalesce(u.`databricks_request_id`, '') <> ''
       AND coalesce(u.`requester`, '') <> ''
@@ -107,6 +112,7 @@ agent_rows AS (
   SELECT
     0 AS source_no,
     row_number() OVER (ORDER BY p.`request_time` ASC NULLS FIRST, p.`req_id` ASC NULLS FIRST, p.`client_request_id` ASC NULLS FIRST, p.`user_email` ASC NULLS FIRST) AS row_no,
+    0 AS kind_rank,
     p.`req_id` AS agent_request_id,
     '' AS trace_id,
     coalesce(p.`client_request_id`, '') AS client_request_id,
@@ -126,6 +132,7 @@ agent_rows AS (
   SELECT
     1 AS source_no,
     row_number() OVER (ORDER BY t.`request_time` ASC NULLS FIRST, t.`trace_id` ASC NULLS FIRST, t.`client_request_id` ASC NULLS FIRST) AS row_no,
+    1 AS kind_rank,
     coalesce(t.`client_request_id`, '') AS agent_request_id,
     t.`trace_id` AS trace_id,
     coalesce(t.`client_request_id`, '') AS client_request_id,
