@@ -91,9 +91,9 @@ type Stats struct {
 	// TimeDisagreements counts agent requests whose sources disagree on
 	// their times beyond match.skew (enrich.Index.TimeDisagreements).
 	TimeDisagreements int64
-	Emitted    int64 // first answers
-	Restated   int64 // changed answers
-	Suppressed int64 // answers recomputed during a replay below Checkpoint.Next
+	Emitted           int64 // first answers
+	Restated          int64 // changed answers
+	Suppressed        int64 // answers recomputed during a replay below Checkpoint.Next
 }
 
 const noWM = math.MinInt64
