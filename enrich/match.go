@@ -139,15 +139,17 @@ type Match struct {
 
 // Matcher applies the match rules against an Index.
 type Matcher struct {
-	cfg     MatchConfig
-	idx     *Index
-	scratch []*schemas.AgentRequest
-	wide    []*schemas.AgentRequest
+	cfg                              MatchConfig
+	idx                              *Index
+	userKeys, traceKeys, requestKeys []TagKey
+	scratch                          []*schemas.AgentRequest
+	wide                             []*schemas.AgentRequest
 }
 
 // NewMatcher returns a matcher over idx. cfg must be valid.
 func NewMatcher(cfg MatchConfig, idx *Index) *Matcher {
-	return &Matcher{cfg: cfg, idx: idx}
+	return &Matcher{cfg: cfg, idx: idx, userKeys: NewTagKeys(cfg.UserTagKeys), traceKeys: NewTagKeys(cfg.TraceTagKeys),
+		requestKeys: NewTagKeys(cfg.RequestTagKeys)}
 }
 
 // Time-window confidence: see the README's "Confidence" section.
@@ -159,12 +161,12 @@ const (
 // Match attributes one event. It never fails: an event it cannot place is
 // returned as MethodUnattributed with a Reason.
 func (m *Matcher) Match(ev *schemas.UsageEvent) Match {
-	tags := ev.RequestTags
+	tags := ReadTags(ev.RequestTags, m.cfg.ExactTagKeys)
 	var idSeen bool
 	var linked *schemas.AgentRequest
 	if m.cfg.TraceID {
-		for _, k := range m.cfg.TraceTagKeys {
-			if v := TagValue(tags, k, m.cfg.ExactTagKeys); v != "" {
+		for _, k := range m.traceKeys {
+			if v := tags.Value(k); v != "" {
 				idSeen = true
 				if r, ok := m.idx.ByTraceID(v); ok {
 					linked = r
@@ -176,8 +178,8 @@ func (m *Matcher) Match(ev *schemas.UsageEvent) Match {
 	linkedBy := schemas.MethodTraceID
 	if linked == nil && m.cfg.RequestID {
 		linkedBy = schemas.MethodRequestID
-		for _, k := range m.cfg.RequestTagKeys {
-			if v := TagValue(tags, k, m.cfg.ExactTagKeys); v != "" {
+		for _, k := range m.requestKeys {
+			if v := tags.Value(k); v != "" {
 				idSeen = true
 				if r, ok := m.idx.ByRequestID(v); ok {
 					linked = r
@@ -187,8 +189,8 @@ func (m *Matcher) Match(ev *schemas.UsageEvent) Match {
 		}
 	}
 	if m.cfg.TagUser {
-		for _, k := range m.cfg.UserTagKeys {
-			if u := TagValue(tags, k, m.cfg.ExactTagKeys); u != "" {
+		for _, k := range m.userKeys {
+			if u := tags.Value(k); u != "" {
 				match := Match{Method: schemas.MethodTagUser, Confidence: 1, Candidates: 1, EndUser: u}
 				if linked != nil {
 					match.Chosen = []Candidate{{Request: linked, Weight: 1}}

@@ -49,15 +49,74 @@ func sameTagKey(k, norm string) bool {
 // (bytewise) key that normalises to the same name, so that the answer does
 // not depend on map order and the SQL engine can give the same one.
 func TagValue(tags map[string]string, key string, exact bool) string {
-	if v := tags[key]; v != "" || exact {
+	return ReadTags(tags, exact).Value(NewTagKey(key))
+}
+
+// TagKey is a configured tag key with its normal form, computed once.
+type TagKey struct {
+	Name, norm string
+}
+
+// NewTagKey prepares key for lookups.
+func NewTagKey(key string) TagKey { return TagKey{Name: key, norm: NormalizeTagKey(key)} }
+
+// NewTagKeys prepares keys for lookups.
+func NewTagKeys(keys []string) []TagKey {
+	out := make([]TagKey, len(keys))
+	for i, k := range keys {
+		out[i] = NewTagKey(k)
+	}
+	return out
+}
+
+// TagReader looks up one event's tags. The first forgiving lookup that
+// misses the key as written checks whether any key is spelled other than in
+// normal form; where none is (the usual case), a forgiving lookup is two map
+// lookups instead of a walk over the map.
+type TagReader struct {
+	tags  map[string]string
+	exact bool
+	fold  int8 // 0 not checked yet, 1 every key normal, 2 some key not
+}
+
+// ReadTags returns a reader over tags.
+func ReadTags(tags map[string]string, exact bool) *TagReader {
+	return &TagReader{tags: tags, exact: exact}
+}
+
+// Value is TagValue for a prepared key.
+func (r *TagReader) Value(key TagKey) string {
+	if v := r.tags[key.Name]; v != "" || r.exact || len(r.tags) == 0 {
 		return v
 	}
-	norm := NormalizeTagKey(key)
+	if r.fold == 0 {
+		r.fold = 1
+		for k := range r.tags {
+			if !isNormalTagKey(k) {
+				r.fold = 2
+				break
+			}
+		}
+	}
+	if r.fold == 1 {
+		// Every key is its own normal form: only the normal form itself can
+		// match.
+		return r.tags[key.norm]
+	}
 	var bestKey, best string
-	for k, v := range tags {
-		if v != "" && sameTagKey(k, norm) && (best == "" || k < bestKey) {
+	for k, v := range r.tags {
+		if v != "" && sameTagKey(k, key.norm) && (best == "" || k < bestKey) {
 			bestKey, best = k, v
 		}
 	}
 	return best
+}
+
+func isNormalTagKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if foldTagByte(k[i]) != k[i] {
+			return false
+		}
+	}
+	return true
 }

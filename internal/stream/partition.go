@@ -104,7 +104,9 @@ type Partition struct {
 	cfg    Config
 	idx    *enrich.Index
 	engine *enrich.Engine
-	seed   maphash.Seed
+	// traceKeys and requestKeys are the match config's tag keys, prepared.
+	traceKeys, requestKeys []enrich.TagKey
+	seed                   maphash.Seed
 
 	wm          int64 // watermark, unix nanos, noWM before the first record
 	next        int64 // offset after the last record processed
@@ -184,6 +186,7 @@ func NewPartition(cfg Config, from Checkpoint) (*Partition, error) {
 	}
 	p := &Partition{
 		cfg: cfg, idx: idx, engine: engine, seed: maphash.MakeSeed(),
+		traceKeys: enrich.NewTagKeys(cfg.Match.TraceTagKeys), requestKeys: enrich.NewTagKeys(cfg.Match.RequestTagKeys),
 		wm: noWM, next: from.Resume, replayUntil: from.Next, snapAt: from.Snapshot,
 		byID:     make(map[string]*entry),
 		open:     make(map[string]*openList),
@@ -499,13 +502,14 @@ func (p *Partition) addOpen(e *entry) {
 // tagIDs lists the agent ids an event's tags carry, as the index spells them.
 func (p *Partition) tagIDs(tags map[string]string) []string {
 	var ids []string
-	for _, k := range p.cfg.Match.TraceTagKeys {
-		if v := enrich.NormalizeTraceID(enrich.TagValue(tags, k, p.cfg.Match.ExactTagKeys)); v != "" && !slices.Contains(ids, v) {
+	r := enrich.ReadTags(tags, p.cfg.Match.ExactTagKeys)
+	for _, k := range p.traceKeys {
+		if v := enrich.NormalizeTraceID(r.Value(k)); v != "" && !slices.Contains(ids, v) {
 			ids = append(ids, v)
 		}
 	}
-	for _, k := range p.cfg.Match.RequestTagKeys {
-		if v := enrich.TagValue(tags, k, p.cfg.Match.ExactTagKeys); v != "" && !slices.Contains(ids, v) {
+	for _, k := range p.requestKeys {
+		if v := r.Value(k); v != "" && !slices.Contains(ids, v) {
 			ids = append(ids, v)
 		}
 	}
