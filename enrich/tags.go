@@ -1,5 +1,12 @@
 package enrich
 
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
 // Request-tag keys are written by agent code, by hand, in many spellings of
 // one name: Trace_Id, TRACE-ID and trace.id all mean trace_id. Unless
 // MatchConfig.ExactTagKeys is set, a configured key therefore finds a tag
@@ -119,4 +126,90 @@ func isNormalTagKey(k string) bool {
 		}
 	}
 	return true
+}
+
+// TagKeyNote says how a tag key seen in usage rows relates to a configured
+// key it is not exactly.
+type TagKeyNote struct {
+	Seen, Configured string
+	Rows             int64
+	// SameName is true when Seen and Configured are the same after
+	// NormalizeTagKey; Matched when the lookup finds Seen under Configured
+	// (the same name, and forgiving keys).
+	SameName, Matched bool
+}
+
+func (n TagKeyNote) String() string {
+	if n.Matched {
+		return fmt.Sprintf("tag %q (%d rows) is read as %q (forgiving tag keys)", n.Seen, n.Rows, n.Configured)
+	}
+	if n.SameName {
+		return fmt.Sprintf("tag %q (%d rows) is NOT read as %q: match.exact_tag_keys is on; turn it off or add the key to the match tag keys", n.Seen, n.Rows, n.Configured)
+	}
+	return fmt.Sprintf("tag %q (%d rows) is NOT read: it almost matches %q; add it to the match tag keys if it means the same", n.Seen, n.Rows, n.Configured)
+}
+
+// NearTagKeys lists the seen keys (with their row counts) that are spelled
+// like a configured key but not exactly: the same after NormalizeTagKey, or
+// one edit away from it (two for names of 8 bytes or more), or the same
+// without separators. Most rows first.
+func NearTagKeys(seen map[string]int64, configured []string, exact bool) []TagKeyNote {
+	var out []TagKeyNote
+	for k, rows := range seen {
+		if slices.Contains(configured, k) {
+			continue
+		}
+		nk := NormalizeTagKey(k)
+		for _, c := range configured {
+			nc := NormalizeTagKey(c)
+			switch {
+			case nk == nc:
+				out = append(out, TagKeyNote{Seen: k, Configured: c, Rows: rows, SameName: true, Matched: !exact})
+			case nearName(nk, nc):
+				out = append(out, TagKeyNote{Seen: k, Configured: c, Rows: rows})
+			default:
+				continue
+			}
+			break
+		}
+	}
+	slices.SortFunc(out, func(a, b TagKeyNote) int {
+		if c := cmp.Compare(b.Rows, a.Rows); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Seen, b.Seen)
+	})
+	return out
+}
+
+func nearName(a, b string) bool {
+	if strings.ReplaceAll(a, "_", "") == strings.ReplaceAll(b, "_", "") {
+		return true
+	}
+	limit := 1
+	if len(b) >= 8 {
+		limit = 2
+	}
+	return len(b) >= 4 && editDistance(a, b) <= limit
+}
+
+// editDistance is the Levenshtein distance between two short strings.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

@@ -26,7 +26,7 @@ func localSetupWith(t *testing.T, wc warehouse.Config, edit func(*config.Databri
 	t.Helper()
 	dir := t.TempDir()
 	ctx := dbsqltest.Context(t)
-	if _, err := synth.Generate(ctx, synth.Config{Seed: 3, AgentRequests: 800, Users: 60, Duration: 3 * time.Hour}, dir); err != nil {
+	if _, err := synth.Generate(ctx, synth.Config{Seed: 3, AgentRequests: 800, Users: 60, Duration: 3 * time.Hour, TagKeyVariantShare: 0.2}, dir); err != nil {
 		t.Fatal(err)
 	}
 	wh = dbsqltest.Start(t, wc)
@@ -67,7 +67,8 @@ func TestDatabricksCommands(t *testing.T) {
 	}
 
 	doc := mustObolus(t, append([]string{"doctor"}, quiet...)...)
-	for _, want := range []string{"ok  connect", "read system.ai_gateway.usage", "objects in main.obolus", "request tags", "tag agent_request_id"} {
+	for _, want := range []string{"ok  connect", "read system.ai_gateway.usage", "objects in main.obolus", "request tags", "tag agent_request_id",
+		`is read as "agent_request_id" (forgiving tag keys)`, "ok  agent logs"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, doc)
 		}

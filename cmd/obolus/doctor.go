@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -10,8 +11,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/obolus/obolus/ingest"
 	"github.com/obolus/obolus/ingest/duckdbtable"
 	"github.com/obolus/obolus/internal/app"
+	"github.com/obolus/obolus/internal/batch"
+	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/dbxrun"
 	"github.com/obolus/obolus/schemas"
 	"github.com/obolus/obolus/sink/duckdb"
@@ -155,6 +159,22 @@ func (a *cli) doctorDuckDB(ctx context.Context) []dbxrun.Check {
 		default:
 			add(name, dbxrun.CheckOK, "%s", plural(int64(len(files)), "file"))
 		}
+	}
+	// A sample of the usage and the agent logs: tag keys spelled almost
+	// like a configured key, and agent logs that disagree.
+	cfg := *a.cfg
+	var db *sql.DB
+	if store != nil {
+		db = store.DB()
+	} else {
+		// Without the store only the files can be read.
+		cfg.Sources = slices.DeleteFunc(slices.Clone(cfg.Sources), func(s config.Source) bool { return s.Table != "" })
+	}
+	usage, agents := app.EmbeddedSources(&cfg, db)
+	if sv, err := batch.SurveySources(ctx, usage, agents, ingest.Window{}, a.cfg.MatchConfig(), dbxrun.SurveyRows); err != nil {
+		add("survey", dbxrun.CheckWarn, "%v", err)
+	} else {
+		out = append(out, dbxrun.SurveyChecks(sv, a.cfg.MatchConfig())...)
 	}
 	return out
 }

@@ -65,6 +65,7 @@ points at them. Deterministic for a seed.`,
 	f.Float64Var(&cfg.DuplicateShare, "duplicate-share", cfg.DuplicateShare, "share of usage rows duplicated")
 	f.Float64Var(&cfg.RetryShare, "retry-share", cfg.RetryShare, "share of calls retried")
 	f.Float64Var(&cfg.LegacyShare, "legacy-share", cfg.LegacyShare, "share of calls logged in system.serving.endpoint_usage")
+	f.Float64Var(&cfg.TagKeyVariantShare, "tag-key-variants", cfg.TagKeyVariantShare, "share of tagged calls whose id tag key is spelled another way (Trace_Id, TRACE-ID, trace.id)")
 	f.DurationVar(&cfg.MaxSkew, "max-skew", cfg.MaxSkew, "clock skew between agent and gateway")
 	f.IntVar(&cfg.HotServicePrincipals, "hot-agents", cfg.HotServicePrincipals, "agents with heavy concurrency")
 	f.StringVar(&cfg.Format, "format", cfg.Format, "file format: jsonl, csv or parquet")

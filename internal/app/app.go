@@ -77,22 +77,29 @@ func EmbeddedJob(cfg *config.Config, store *duckdb.Store, log *slog.Logger) (*ba
 	if err != nil {
 		return nil, err
 	}
-	for i, spec := range Specs(cfg) {
-		s := cfg.Sources[i]
-		src := batch.FileSource(spec)
-		if s.Table != "" {
-			src = batch.TableSource(store.DB(), s.Table, spec)
-		}
-		if s.IsAgent() {
-			j.Agents = append(j.Agents, src)
-		} else {
-			j.Usage = append(j.Usage, src)
-		}
-	}
+	j.Usage, j.Agents = EmbeddedSources(cfg, store.DB())
 	if len(j.Usage) == 0 {
 		return nil, usage("sources: no usage source; add one with kind usage or legacy_usage (see deploy/obolus.example.yaml)")
 	}
 	return j, nil
+}
+
+// EmbeddedSources are the configured sources: files, or tables of db (the
+// store's DuckDB database).
+func EmbeddedSources(cfg *config.Config, db *sql.DB) (usage, agents []batch.Source) {
+	for i, spec := range Specs(cfg) {
+		s := cfg.Sources[i]
+		src := batch.FileSource(spec)
+		if s.Table != "" {
+			src = batch.TableSource(db, s.Table, spec)
+		}
+		if s.IsAgent() {
+			agents = append(agents, src)
+		} else {
+			usage = append(usage, src)
+		}
+	}
+	return usage, agents
 }
 
 // DatabricksStore is the Delta store the databricks section names, staging
@@ -211,7 +218,8 @@ func DoctorOptions(cfg *config.Config, db *sql.DB) dbxrun.DoctorOptions {
 	opt.Store, opt.StoreErr = DatabricksStore(db, d)
 	opt.StagingVolume = stagingVolume(d)
 	m := cfg.MatchConfig()
-	opt.Tags = dbxrun.TagOptions{UsageTable: d.Usage, Lookback: d.DoctorLookback}
+	opt.Match = m
+	opt.Tags = dbxrun.TagOptions{UsageTable: d.Usage, Lookback: d.DoctorLookback, ExactKeys: m.ExactTagKeys}
 	for _, ks := range [][]string{m.UserTagKeys, m.TraceTagKeys, m.RequestTagKeys} {
 		for _, k := range ks {
 			if !slices.Contains(opt.Tags.Keys, k) {

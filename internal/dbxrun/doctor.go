@@ -12,8 +12,12 @@ import (
 	databricks "github.com/databricks/databricks-sql-go"
 	"github.com/databricks/databricks-sql-go/driverctx"
 
+	"github.com/obolus/obolus/enrich"
+	"github.com/obolus/obolus/ingest"
 	databricksingest "github.com/obolus/obolus/ingest/databricks"
+	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/dbsql"
+	"github.com/obolus/obolus/internal/pushdown"
 	"github.com/obolus/obolus/schemas"
 	databrickssink "github.com/obolus/obolus/sink/databricks"
 )
@@ -55,6 +59,9 @@ type DoctorOptions struct {
 	StagingVolume string
 	// Tags says which request tags RequestTagShare counts.
 	Tags TagOptions
+	// Match is the match configuration: the survey of recent rows checks
+	// tag keys and agent logs against it.
+	Match enrich.MatchConfig
 }
 
 // TagOptions is what RequestTagShare counts.
@@ -67,6 +74,8 @@ type TagOptions struct {
 	ServicePrincipals []string
 	// Lookback is how far back from the newest row to count.
 	Lookback time.Duration
+	// ExactKeys counts a key only as written (match.exact_tag_keys).
+	ExactKeys bool
 }
 
 // Doctor checks what a Databricks run needs, in order: the connection and
@@ -163,6 +172,23 @@ func Doctor(ctx context.Context, db *sql.DB, opt DoctorOptions) ([]Check, *TagSh
 		add("request tags", status, "%s (%.1f%% of all %d rows, %s .. %s)", detail,
 			100*float64(share.Tagged)/float64(share.Rows), share.Rows, share.From.Format(time.RFC3339), share.To.Format(time.RFC3339))
 	}
+	if opt.SourcesErr == nil && share != nil && share.Rows > 0 {
+		var usage, agents []batch.Source
+		for _, src := range opt.Sources {
+			switch src.Table().Spec.Kind {
+			case ingest.KindUsage, ingest.KindLegacyUsage:
+				usage = append(usage, src)
+			default:
+				agents = append(agents, src)
+			}
+		}
+		w := ingest.Window{From: share.From, To: share.To.Add(time.Microsecond)}
+		if sv, err := batch.SurveySources(ctx, usage, agents, w, opt.Match, SurveyRows); err != nil {
+			add("survey", CheckWarn, "%v", err)
+		} else {
+			out = append(out, SurveyChecks(sv, opt.Match)...)
+		}
+	}
 	return out, share
 }
 
@@ -214,7 +240,10 @@ func RequestTagShare(ctx context.Context, db *sql.DB, opt TagOptions) (*TagShare
 	for i, k := range keys {
 		p := fmt.Sprintf("key_%d", i)
 		args = append(args, databricks.Parameter{Name: p, Type: databricks.SqlString, Value: k})
-		cond := "nullif(request_tags[:" + p + "], '') IS NOT NULL"
+		if !opt.ExactKeys {
+			args = append(args, databricks.Parameter{Name: p + "_norm", Type: databricks.SqlString, Value: enrich.NormalizeTagKey(k)})
+		}
+		cond := pushdown.TagLookupSQL("request_tags", ":"+p, ":"+p+"_norm", opt.ExactKeys) + " IS NOT NULL"
 		anyTag = append(anyTag, cond)
 		byKey = append(byKey, "count(*) FILTER (WHERE "+cond+")")
 	}

@@ -28,6 +28,13 @@ func newTagLookup(p *params, name, key string, exact bool) tagLookup {
 	return l
 }
 
+// TagLookupSQL is the SQL for enrich.TagValue over the map expression m,
+// with the key and its normal form bound as keyParam and normParam (":name"
+// markers); NULL where the map holds no value.
+func TagLookupSQL(m, keyParam, normParam string, exact bool) string {
+	return tagLookup{key: keyParam, norm: normParam, exact: exact}.inMap(m)
+}
+
 // smallestKey is the smallest key of m that folds to the configured name and
 // holds a value, or NULL.
 func (l tagLookup) smallestKey(m string) string {

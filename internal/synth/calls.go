@@ -16,6 +16,8 @@ type call struct {
 	span    uint64 // traceparent parent id
 	legacy  bool
 	tag     uint8 // tag* kind carrying an id, tagNone if untagged
+	// keyVariant spells the id tag's key another way (keyVariants), 0 not.
+	keyVariant uint8
 	// harmless adds tags that name no one (project, team).
 	harmless  bool
 	stream    bool
@@ -110,6 +112,10 @@ func (w *world) requestCalls(dst []call, q *request, idx int) []call {
 				c.tag = tagEndUser
 			} else {
 				c.tag = tagScheme(r, ag.logs)
+			}
+			// Drawn only when asked for, so that other workloads keep their bytes.
+			if cfg.TagKeyVariantShare > 0 && bernoulli(r, cfg.TagKeyVariantShare) {
+				c.keyVariant = uint8(1 + r.IntN(len(keyVariants)))
 			}
 		}
 		c.harmless = bernoulli(r, ag.harmless)

@@ -50,6 +50,10 @@ type Config struct {
 	// gateway's: each agent gets a fixed offset plus per-request jitter
 	// (default 500ms).
 	MaxSkew time.Duration
+	// TagKeyVariantShare is the share of tagged calls whose id tag key is
+	// spelled another way: Mlflow_Trace_Id, AGENT-REQUEST-ID or
+	// end.user instead of the snake-case key (default 0: none).
+	TagKeyVariantShare float64
 	// HotServicePrincipals is how many agents carry heavy, overlapping
 	// traffic (default 1).
 	HotServicePrincipals int
@@ -119,6 +123,7 @@ func (c Config) WithDefaults() Config {
 	share(&c.DuplicateShare, DefaultDuplicateShare)
 	share(&c.RetryShare, DefaultRetryShare)
 	share(&c.LegacyShare, DefaultLegacyShare)
+	c.TagKeyVariantShare = max(c.TagKeyVariantShare, 0)
 	switch {
 	case c.MaxSkew == 0:
 		c.MaxSkew = DefaultMaxSkew
@@ -171,6 +176,7 @@ func (c Config) Validate() error {
 		{"duplicate_share", c.DuplicateShare},
 		{"retry_share", c.RetryShare},
 		{"legacy_share", c.LegacyShare},
+		{"tag_key_variant_share", c.TagKeyVariantShare},
 	} {
 		if math.IsNaN(f.v) || f.v < 0 || f.v > 1 {
 			return fmt.Errorf("synth: %s is %v; use a share between 0 and 1", f.name, f.v)

@@ -1,6 +1,10 @@
 package synth
 
-import "strconv"
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
 
 // Row encoders for JSON and CSV. Field order follows columns.go.
 
@@ -102,6 +106,9 @@ func (w *world) requestTagPairs(kv *[3][2]string, c *call, lazy bool) int {
 	case tagEndUser:
 		idKey = "end_user"
 	}
+	if c.keyVariant > 0 {
+		idKey = keyVariants[c.keyVariant-1](idKey)
+	}
 	idVal := ""
 	if idKey != "" && !lazy {
 		idVal = string(w.appendTagValue(nil, c))
@@ -121,7 +128,27 @@ func (w *world) requestTagPairs(kv *[3][2]string, c *call, lazy bool) int {
 		kv[n] = [2]string{idKey, idVal}
 		n++
 	}
+	if c.keyVariant > 0 {
+		// Spelled keys sort elsewhere; keep the object's keys in order.
+		slices.SortFunc(kv[:n], func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	}
 	return n
+}
+
+// keyVariants are other spellings of a snake-case tag key that agent code
+// writes: Title_Snake, UPPER-KEBAB, dot.separated.
+var keyVariants = [...]func(string) string{
+	func(k string) string {
+		parts := strings.Split(k, "_")
+		for i, p := range parts {
+			if p != "" {
+				parts[i] = strings.ToUpper(p[:1]) + p[1:]
+			}
+		}
+		return strings.Join(parts, "_")
+	},
+	func(k string) string { return strings.ToUpper(strings.ReplaceAll(k, "_", "-")) },
+	func(k string) string { return strings.ReplaceAll(k, "_", ".") },
 }
 
 // appendTagValue writes the JSON string value of the call's id tag.

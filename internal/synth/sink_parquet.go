@@ -146,6 +146,7 @@ var usageStageColumns = []column{
 	{"latency_ms", tBigint},
 	{"ttfb_ms", tBigint},
 	{"stream", tBool},
+	{"id_key", tVarchar}, // the id tag's key where spelled another way, else NULL
 }
 
 // usageSelect is the projection from the stage to usageColumns, reading
@@ -178,7 +179,7 @@ func (s *parquetSink) usageSelect() string {
 	project := byAg(func(ag *agent) string { return ag.project })
 	team := byAg(func(ag *agent) string { return ag.ownerTeam })
 	hex := "replace(trace::VARCHAR, '-', '')"
-	idKey := fmt.Sprintf("CASE tag WHEN %d THEN 'mlflow_trace_id' WHEN %d THEN 'traceparent' WHEN %d THEN 'agent_request_id' ELSE 'end_user' END",
+	idKey := fmt.Sprintf("coalesce(id_key, CASE tag WHEN %d THEN 'mlflow_trace_id' WHEN %d THEN 'traceparent' WHEN %d THEN 'agent_request_id' ELSE 'end_user' END)",
 		tagTraceID, tagTraceparent, tagRequestID)
 	idVal := fmt.Sprintf("CASE tag WHEN %d THEN 'tr-' || %s WHEN %d THEN '00-' || %s || '-' || printf('%%016x', span) || '-01' WHEN %d THEN areq::VARCHAR ELSE end_user END",
 		tagTraceID, hex, tagTraceparent, hex, tagRequestID)
@@ -287,8 +288,23 @@ func (s *parquetSink) usage(c *call) error {
 	s.vals = append(s.vals[:0],
 		duckUUID(c.inv), duckUUID(c.gwReq), ts(c.eventUS), uint8(c.ep.idx), uint16(q.agent), c.tag, c.harmless,
 		duckUUID(q.id), duckUUID(q.trace), span, endUser,
-		c.in, c.out, c.cacheRead, c.cacheNew, c.reasoning, c.status, c.latencyMS, c.ttfbMS, c.stream)
+		c.in, c.out, c.cacheRead, c.cacheNew, c.reasoning, c.status, c.latencyMS, c.ttfbMS, c.stream, s.idKey(c))
 	return s.append(s.cur, s.vals)
+}
+
+// idKey is the id tag's key of a call that spells it another way, or nil.
+func (s *parquetSink) idKey(c *call) any {
+	if c.keyVariant == 0 {
+		return nil
+	}
+	var kv [3][2]string
+	n := s.w.requestTagPairs(&kv, c, true)
+	for _, p := range kv[:n] {
+		if p[1] == "" {
+			return p[0]
+		}
+	}
+	return nil
 }
 
 func (s *parquetSink) legacy(c *call) error {

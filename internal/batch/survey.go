@@ -1,0 +1,66 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/obolus/obolus/enrich"
+	"github.com/obolus/obolus/ingest"
+	"github.com/obolus/obolus/schemas"
+)
+
+// Survey is what obolus doctor learns by reading a sample of the sources:
+// the request-tag keys the usage rows carry, and how far the agent logs of
+// one request disagree.
+type Survey struct {
+	UsageRows int64
+	// TagKeys counts, per request-tag key, the usage rows carrying it with
+	// a value.
+	TagKeys map[string]int64
+	// AgentRequests and TimeDisagreements are enrich.Index's counts over the
+	// agent logs read.
+	AgentRequests, TimeDisagreements int64
+}
+
+var errEnough = errors.New("survey has enough rows")
+
+// SurveySources reads up to maxRows usage rows and the agent logs of w.
+func SurveySources(ctx context.Context, usage, agents []Source, w ingest.Window, match enrich.MatchConfig, maxRows int64) (*Survey, error) {
+	s := &Survey{TagKeys: map[string]int64{}}
+	ignoreDead := func(schemas.DeadLetter) error { return nil }
+	for _, src := range usage {
+		if s.UsageRows >= maxRows {
+			break
+		}
+		_, err := src.Read(ctx, w, ingest.Emit{Dead: ignoreDead, Usage: func(evs []schemas.UsageEvent) error {
+			for i := range evs {
+				if s.UsageRows >= maxRows {
+					return errEnough
+				}
+				s.UsageRows++
+				for k, v := range evs[i].RequestTags {
+					if v != "" {
+						s.TagKeys[k]++
+					}
+				}
+			}
+			return nil
+		}})
+		if err != nil && !errors.Is(err, errEnough) {
+			return nil, fmt.Errorf("survey %s: %w", src.Name(), err)
+		}
+	}
+	idx := enrich.NewIndex()
+	idx.SetMergeTolerance(match.Skew)
+	for _, src := range agents {
+		if _, err := src.Read(ctx, w, ingest.Emit{Dead: ignoreDead, Agents: func(rs []schemas.AgentRequest) error {
+			idx.Add(rs...)
+			return nil
+		}}); err != nil {
+			return nil, fmt.Errorf("survey %s: %w", src.Name(), err)
+		}
+	}
+	s.AgentRequests, s.TimeDisagreements = int64(idx.Len()), idx.TimeDisagreements()
+	return s, nil
+}
