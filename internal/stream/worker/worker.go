@@ -358,6 +358,9 @@ type JoinStatus struct {
 	Restated      int64 `json:"restated"`
 	Duplicates    int64 `json:"duplicates"`
 	TooLate       int64 `json:"too_late"`
+	// TimeDisagreements counts agent requests whose logs disagree on their
+	// times beyond match.skew.
+	TimeDisagreements int64 `json:"time_disagreements"`
 }
 
 // Status describes what the worker is doing.
@@ -383,7 +386,7 @@ func (w *Worker) Status() Report {
 		r.Join = map[int]JoinStatus{}
 		for p, s := range w.join.Stats() {
 			r.Join[p] = JoinStatus{Watermark: s.Watermark, Position: s.Position, Buffered: s.Buffered, Clamped: s.Clamped, Pending: s.Pending, Open: s.Open, AgentRequests: s.AgentRequests,
-				Emitted: s.Emitted, Restated: s.Restated, Duplicates: s.Duplicates, TooLate: s.TooLate}
+				Emitted: s.Emitted, Restated: s.Restated, Duplicates: s.Duplicates, TooLate: s.TooLate, TimeDisagreements: s.TimeDisagreements}
 		}
 	}
 	r.Rekey.Usage, r.Rekey.Agents, r.Rekey.DeadLetters = w.rekeyN.Usage.Load(), w.rekeyN.Agents.Load(), w.rekeyN.Dead.Load()
