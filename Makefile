@@ -101,6 +101,23 @@ bench-e2e:
 bench-large:
 	OBOLUS_BENCH_REQUESTS=2000000 $(GO) test -run '^$$' -bench 'BenchmarkBatch$$' -benchtime 1x -timeout 120m ./internal/batch
 
+# calibration: the expected calibration error of time-window picks, with
+# calibrated and with the rule's own confidence, under both picking policies,
+# on the four generated workloads of the README's Confidence section.
+CAL_DIR ?= bin/calibration
+calibration: build
+	@set -eu; \
+	for w in "quiet:--seed 5 --hot-agents -1 --agent-requests 3000" "normal:--seed 5 --hot-agents -1" \
+	         "hot:--seed 5" "shifted:--seed 6 --max-skew 1800ms --tagged-share 0.5"; do \
+		name=$${w%%:*}; flags=$${w#*:}; d=$(CAL_DIR)/$$name; rm -rf $$d; \
+		$(BIN) gen --out $$d $$flags >/dev/null; \
+		for pol in unattributed nearest; do for cal in true false; do \
+			OBOLUS_MATCH_AMBIGUITY=$$pol OBOLUS_MATCH_CALIBRATE=$$cal $(BIN) batch --config $$d/obolus.yaml --store $$d/$$pol-$$cal.duckdb --log-level warn >/dev/null; \
+			ece=$$($(BIN) score --config $$d/obolus.yaml --store $$d/$$pol-$$cal.duckdb --truth $$d/ground_truth.jsonl | sed -n 's/.*expected calibration error //p'); \
+			echo "$$name ($$flags) ambiguity=$$pol calibrate=$$cal: ECE $$ece"; \
+		done; done; \
+	done
+
 vet:
 	$(GO) vet ./...
 

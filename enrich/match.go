@@ -51,6 +51,10 @@ type MatchConfig struct {
 	// busy agent spread each call over 70 users, 9.45 million rows from
 	// 137k calls).
 	MaxSplitUsers int
+	// Calibrate sets the confidence of time-window matches from how often
+	// the rule picks the right user for the run's id-linked calls (see
+	// Calibrate). Batch runs only; the stream keeps the rule's confidence.
+	Calibrate bool
 	// ExactTagKeys turns off forgiving tag keys (see TagValue): a tag is
 	// found only under the key exactly as configured.
 	ExactTagKeys bool
@@ -75,6 +79,7 @@ func DefaultMatchConfig() MatchConfig {
 		CrowdMargin:    10 * time.Second,
 		Ambiguity:      PolicyUnattributed,
 		MaxSplitUsers:  DefaultMaxSplitUsers,
+		Calibrate:      true,
 	}
 }
 

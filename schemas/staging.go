@@ -20,6 +20,9 @@ type Copy struct {
 	EventNanos  int64 // the usage row's event_time, unix nanoseconds
 	TotalTokens int64 // the usage row's total_tokens
 	InputTokens int64 // the usage row's input_tokens
+	// Masked is the time-window rule's outcome for the call with its ids
+	// masked (MaskedCode), or 0; the store counts it for calibration.
+	Masked int64
 }
 
 // Staged is an attribution row on its way into a store, with its copy.
@@ -54,12 +57,18 @@ type AttributionStage interface {
 	// Commit replaces like ReplaceAttributions, from and to bounding the
 	// window (both zero: only the staged invocations).
 	Commit(ctx context.Context, from, to time.Time) (WriteStats, StagedTotals, error)
+	// Calibrate, called before Commit, makes Commit calibrate: it counts
+	// the kept rows' CalibrationStats (MaskedStatsSQL, PresenceSQL), records
+	// the rows fn makes of them in the calibration table, replacing those of
+	// their run, and writes time-window rows with the calibrated confidence
+	// (CalibratedSelect).
+	Calibrate(fn func(CalibrationStats) []Calibration)
 	// Close drops the stage; after Commit it only releases resources.
 	Close() error
 }
 
 // stageCopyColumns follow the attribution columns in a stage.
-var stageCopyColumns = [...]string{"copy_seq", "copy_event_ns", "copy_total_tokens", "copy_input_tokens"}
+var stageCopyColumns = [...]string{"copy_seq", "copy_event_ns", "copy_total_tokens", "copy_input_tokens", "copy_masked"}
 
 // StageColumns lists a stage's columns: the attribution columns in DDL
 // order, then the copy columns (BIGINT each), the order of AppendValues.
@@ -70,7 +79,13 @@ func StageColumns() []string {
 // AppendValues appends the row's values in StageColumns order.
 func (s *Staged) AppendValues(dst []any, day time.Time) []any {
 	dst = s.Attribution.AppendValues(dst, day)
-	return append(dst, s.Copy.Seq, s.Copy.EventNanos, s.Copy.TotalTokens, s.Copy.InputTokens)
+	return s.Copy.AppendValues(dst)
+}
+
+// AppendValues appends the copy's values in the order of the stage's copy
+// columns.
+func (c *Copy) AppendValues(dst []any) []any {
+	return append(dst, c.Seq, c.EventNanos, c.TotalTokens, c.InputTokens, c.Masked)
 }
 
 // A staged write is committed in these steps, the same SQL in DuckDB and

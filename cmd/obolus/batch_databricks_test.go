@@ -67,8 +67,8 @@ func TestDatabricksCommands(t *testing.T) {
 	}
 
 	doc := mustObolus(t, append([]string{"doctor"}, quiet...)...)
-	for _, want := range []string{"ok  connect", "read system.ai_gateway.usage", "objects in main.obolus", "request tags", "tag agent_request_id",
-		`is read as "agent_request_id" (forgiving tag keys)`, "ok  agent logs"} {
+	for _, want := range []string{"ok    connect", "read system.ai_gateway.usage", "objects in main.obolus", "request tags", "tag agent_request_id",
+		`is read as "agent_request_id" (forgiving tag keys)`, "ok    agent logs"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, doc)
 		}
@@ -84,7 +84,7 @@ func TestDatabricksCommands(t *testing.T) {
 	}
 	// The read commands read the Delta tables with --target databricks.
 	sum := mustObolus(t, append([]string{"summary", "--target", "databricks"}, quiet...)...)
-	if !strings.Contains(sum, "Top end users by cost") || !strings.Contains(sum, "time_window") {
+	if !strings.Contains(sum, "Top end users by cost") || !strings.Contains(sum, "time_window") || !strings.Contains(sum, "Attributed cost by confidence") {
 		t.Errorf("summary --target databricks:\n%s", sum)
 	}
 	sc := mustObolus(t, append([]string{"score", "--target", "databricks", "--truth", filepath.Join(filepath.Dir(cfg), "ground_truth.jsonl"), "--min-precision", "0.9"}, quiet...)...)

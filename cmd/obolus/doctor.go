@@ -70,7 +70,9 @@ check fails.`,
 			w := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
 			failed := 0
 			for _, c := range checks {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", c.Status, c.Name, c.Detail)
+				// The status is padded to its widest word, so that a line
+				// reads the same whatever other checks found.
+				fmt.Fprintf(w, "%-4s\t%s\t%s\n", c.Status, c.Name, c.Detail)
 				if c.Status == dbxrun.CheckFail {
 					failed++
 				}
@@ -175,6 +177,19 @@ func (a *cli) doctorDuckDB(ctx context.Context) []dbxrun.Check {
 		add("survey", dbxrun.CheckWarn, "%v", err)
 	} else {
 		out = append(out, dbxrun.SurveyChecks(sv, a.cfg.MatchConfig())...)
+	}
+	if store != nil {
+		names := map[string]string{}
+		for _, s := range a.cfg.Sources {
+			if s.ServicePrincipal != "" && s.AgentEndpoint != "" {
+				names[s.ServicePrincipal] = s.AgentEndpoint
+			}
+		}
+		if cal, err := store.Calibration(ctx, ""); err != nil {
+			add("calibration", dbxrun.CheckWarn, "%v", err)
+		} else {
+			out = append(out, dbxrun.CalibrationChecks(cal, names)...)
+		}
 	}
 	return out
 }

@@ -253,7 +253,8 @@ func TestDoctorDuckDB(t *testing.T) {
 	out = mustObolus(t, "doctor", "--config", cfg, "--log-level", "warn") // duckdb: no databricks.host
 	// The workload spells some id tag keys another way (AGENT-REQUEST-ID):
 	// doctor names them, read by the forgiving rule.
-	for _, want := range []string{"ok  store", "ok  objects", "ok  read usage ", "ok  tag key AGENT-REQUEST-ID", `is read as "agent_request_id"`, "ok  agent logs"} {
+	for _, want := range []string{"ok    store", "ok    objects", "ok    read usage ", "ok    tag key AGENT-REQUEST-ID", `is read as "agent_request_id"`, "ok    agent logs",
+		"ok    calibration ", "time-window matches were right"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}
@@ -447,6 +448,9 @@ func TestSummaryShowsHostileNamesSafely(t *testing.T) {
 	cfg := filepath.Join(dir, "obolus.yaml")
 	mustObolus(t, "batch", "--config", cfg, "--log-level", "warn")
 	out := mustObolus(t, "summary", "--config", cfg, "--log-level", "warn", "--top", "1000")
+	if !strings.Contains(out, "Attributed cost by confidence") || !strings.Contains(out, "at least 0.9") {
+		t.Errorf("summary lacks the cost by confidence:\n%s", out)
+	}
 	for _, bad := range []string{"\x1b", "\x07", "\u202E"} {
 		if strings.Contains(out, bad) {
 			t.Errorf("summary output holds %q", bad)

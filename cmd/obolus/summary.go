@@ -56,6 +56,15 @@ FROM ` + table + ` GROUP BY team ORDER BY sum(cost_usd) DESC, team`, nil},
 SELECT match_method, round(sum(weight), 2) AS invocations, round(100 * sum(weight) / sum(sum(weight)) OVER (), 2) AS pct_invocations,
        round(100 * sum(cost_usd) / nullif(sum(sum(cost_usd)) OVER (), 0), 2) AS pct_cost, round(avg(match_confidence), 3) AS avg_confidence
 FROM ` + table + ` GROUP BY match_method ORDER BY sum(weight) DESC`, nil},
+		// How much of the attributed cost rests on what: ids and well-
+		// calibrated time windows, or weaker matches.
+		{"Attributed cost by confidence", `
+SELECT CASE WHEN match_confidence >= 0.9 THEN 'at least 0.9' WHEN match_confidence >= 0.5 THEN '0.5 to 0.9' ELSE 'below 0.5' END AS confidence,
+       round(sum(weight), 2) AS invocations, round(sum(cost_usd), 2) AS cost_usd,
+       round(100 * sum(cost_usd) / nullif(sum(sum(cost_usd)) OVER (), 0), 2) AS pct_cost
+FROM ` + table + ` WHERE match_method <> 'unattributed'
+GROUP BY CASE WHEN match_confidence >= 0.9 THEN 'at least 0.9' WHEN match_confidence >= 0.5 THEN '0.5 to 0.9' ELSE 'below 0.5' END
+ORDER BY min(match_confidence) DESC`, nil},
 	}
 	for _, s := range sections {
 		if err := printQuery(ctx, w, db, s.title, s.query, s.args...); err != nil {

@@ -227,7 +227,11 @@ func DoctorOptions(cfg *config.Config, db *sql.DB) dbxrun.DoctorOptions {
 			}
 		}
 	}
+	opt.Agents = map[string]string{}
 	for _, t := range append(append([]config.DatabricksAgentTable(nil), d.Payloads...), d.Traces...) {
+		if t.AgentEndpoint != "" {
+			opt.Agents[t.ServicePrincipal] = t.AgentEndpoint
+		}
 		if !slices.Contains(opt.Tags.ServicePrincipals, t.ServicePrincipal) {
 			opt.Tags.ServicePrincipals = append(opt.Tags.ServicePrincipals, t.ServicePrincipal)
 		}

@@ -20,6 +20,7 @@ import (
 type attributor struct {
 	engine   *enrich.Engine
 	run      enrich.Run
+	masked   bool // record each id-linked call's masked outcome (calibration)
 	stage    schemas.AttributionStage
 	chunk    []schemas.Staged
 	scratch  []schemas.Attribution
@@ -41,6 +42,9 @@ func (a *attributor) add(ctx context.Context, evs []schemas.UsageEvent) error {
 		ev := &evs[i]
 		a.scratch = a.engine.Attribute(a.scratch[:0], ev, a.run)
 		c := schemas.Copy{Seq: a.copies, EventNanos: ev.EventTime.UnixNano(), TotalTokens: ev.TotalTokens, InputTokens: ev.InputTokens}
+		if a.masked {
+			c.Masked = a.engine.Masked(ev, a.scratch)
+		}
 		a.copies++
 		for k := range a.scratch {
 			a.chunk = append(a.chunk, schemas.Staged{Attribution: a.scratch[k], Copy: c})

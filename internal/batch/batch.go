@@ -128,6 +128,10 @@ type Report struct {
 	// (StaleInvocations) at a higher version, from a later run or a stream.
 	Stale, StaleInvocations int64
 
+	// Calibration is the run's calibration table (enrich.Calibrate), when
+	// match.calibrate is on.
+	Calibration []schemas.Calibration
+
 	// ByMethod is the weighted invocation count per match method.
 	ByMethod map[string]float64
 	Err      string
@@ -347,6 +351,13 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 		}
 	}()
 	att := newAttributor(engine, enrich.Run{ID: rep.RunID, Version: now.UnixMicro(), ProcessedAt: now}, stage)
+	if j.Match.Calibrate && j.Match.TimeWindow {
+		att.masked = true
+		stage.Calibrate(func(s schemas.CalibrationStats) []schemas.Calibration {
+			rep.Calibration = enrich.Calibrate(rep.RunID, s)
+			return rep.Calibration
+		})
+	}
 	mctx, mspan := j.tracer().Start(ctx, "batch.read usage and match")
 	err = j.readAll(mctx, "read usage", j.Usage, p, ingest.Emit{
 		Usage: func(evs []schemas.UsageEvent) error { return att.add(mctx, evs) },

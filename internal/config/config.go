@@ -71,6 +71,7 @@ type Match struct {
 	MaxSplitUsers       int           `mapstructure:"max_split_users"`
 	UntrustedIDFallback bool          `mapstructure:"untrusted_id_fallback"`
 	ExactTagKeys        bool          `mapstructure:"exact_tag_keys"`
+	Calibrate           bool          `mapstructure:"calibrate"`
 	// MaxRequestDuration dead-letters agent requests claiming to last longer.
 	MaxRequestDuration time.Duration `mapstructure:"max_request_duration"`
 }
@@ -155,6 +156,7 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("match.max_split_users", m.MaxSplitUsers)
 	v.SetDefault("match.untrusted_id_fallback", m.UntrustedIDFallback)
 	v.SetDefault("match.exact_tag_keys", m.ExactTagKeys)
+	v.SetDefault("match.calibrate", m.Calibrate)
 	v.SetDefault("match.max_request_duration", ingest.DefaultLimits.MaxRequestDuration)
 	v.SetDefault("limits.max_tokens", ingest.DefaultLimits.MaxTokens)
 	v.SetDefault("batch.job", "default")
@@ -379,6 +381,7 @@ func (c *Config) MatchConfig() enrich.MatchConfig {
 		MaxSplitUsers:       c.Match.MaxSplitUsers,
 		UntrustedIDFallback: c.Match.UntrustedIDFallback,
 		ExactTagKeys:        c.Match.ExactTagKeys,
+		Calibrate:           c.Match.Calibrate,
 	}
 }
 

@@ -191,6 +191,24 @@ func TestPullAndPushdownAgree(t *testing.T) {
 			if n == 0 {
 				t.Errorf("nearest: no %s rows", schemas.MethodTimeWindowNearest)
 			}
+			// Calibration is exercised: both stores hold the last run's
+			// table, and time-window rows carry its confidences, not the
+			// rule's (identical rows in both modes are checked above).
+			calibrated := 0
+			for _, r := range rows {
+				if r.MatchMethod == schemas.MethodTimeWindowNearest && r.MatchConfidence != 0.95/float64(r.Candidates) {
+					calibrated++
+				}
+			}
+			if calibrated == 0 {
+				t.Errorf("nearest: every %s row has the rule's confidence 0.95/n: calibration did not apply", schemas.MethodTimeWindowNearest)
+			}
+			for _, r := range p.rs {
+				cal, err := r.store.Calibration(ctx, "")
+				if err != nil || len(cal) == 0 {
+					t.Errorf("%s: calibration table: %d rows, err %v", r.name, len(cal), err)
+				}
+			}
 		}
 		if p.name != "unattributed" && p.name != "split" {
 			continue

@@ -62,6 +62,8 @@ type DoctorOptions struct {
 	// Match is the match configuration: the survey of recent rows checks
 	// tag keys and agent logs against it.
 	Match enrich.MatchConfig
+	// Agents names the configured service principals by agent endpoint.
+	Agents map[string]string
 }
 
 // TagOptions is what RequestTagShare counts.
@@ -187,6 +189,13 @@ func Doctor(ctx context.Context, db *sql.DB, opt DoctorOptions) ([]Check, *TagSh
 			add("survey", CheckWarn, "%v", err)
 		} else {
 			out = append(out, SurveyChecks(sv, opt.Match)...)
+		}
+	}
+	if opt.Store != nil && opt.StoreErr == nil {
+		if cal, err := opt.Store.Calibration(ctx, ""); err != nil {
+			add("calibration", CheckWarn, "%v", err)
+		} else {
+			out = append(out, CalibrationChecks(cal, opt.Agents)...)
 		}
 	}
 	return out, share

@@ -140,6 +140,14 @@ func (j *Pushdown) Run(ctx context.Context, opt batch.Options) (rep *batch.Repor
 
 	t0 = time.Now()
 	run := enrich.Run{ID: rep.RunID, Version: now.UnixMicro(), ProcessedAt: now}
+	if cfg.Match.Calibrate && cfg.Match.TimeWindow {
+		if err := j.calibrate(ctx, cfg, windows, rep); err != nil {
+			return rep, err
+		}
+		cfg.Calibrated = len(rep.Calibration) > 0
+		stage("calibrate", t0)
+		t0 = time.Now()
+	}
 	st, err := pushdown.Build(cfg, windows, run)
 	if err != nil {
 		return rep, err
@@ -171,6 +179,29 @@ func (j *Pushdown) Run(ctx context.Context, opt batch.Options) (rep *batch.Repor
 		log.Warn("record run", "run_id", rep.RunID, "err", err)
 	}
 	return rep, nil
+}
+
+// calibrate counts what calibration needs in the warehouse, makes the run's
+// calibration table and writes it, for the MERGE to read.
+func (j *Pushdown) calibrate(ctx context.Context, cfg pushdown.Config, w pushdown.Windows, rep *batch.Report) error {
+	st, err := pushdown.CalibrationStats(cfg, w)
+	if err != nil {
+		return err
+	}
+	rows, err := j.DB.QueryContext(ctx, st.SQL, st.Args...)
+	if err != nil {
+		return fmt.Errorf("pushdown: calibration counts: %w", err)
+	}
+	stats, err := pushdown.ScanCalibrationStats(rows)
+	rows.Close()
+	if err != nil {
+		return fmt.Errorf("pushdown: calibration counts: %w", err)
+	}
+	rep.Calibration = enrich.Calibrate(rep.RunID, stats)
+	if err := j.Store.WriteCalibration(ctx, rep.Calibration); err != nil {
+		return fmt.Errorf("pushdown: %w", err)
+	}
+	return nil
 }
 
 // countOutput reads back what the run wrote: invocations attributed and not,

@@ -6,6 +6,7 @@ import (
 
 	"github.com/obolus/obolus/enrich"
 	"github.com/obolus/obolus/internal/batch"
+	"github.com/obolus/obolus/schemas"
 )
 
 // SurveyRows bounds how many usage rows obolus doctor reads for its survey.
@@ -40,4 +41,59 @@ func SurveyChecks(s *batch.Survey, match enrich.MatchConfig) []Check {
 			"the payload row's times are used, see README, Agent logs of one request", s.TimeDisagreements, s.AgentRequests, match.Skew.Round(time.Millisecond))
 	}
 	return append(out, c)
+}
+
+// CalibrationChecks says, per service principal of the latest calibration
+// table, how often the time-window rule picked the right end user for its
+// id-linked calls, and how many of its id-tagged calls found their request.
+// agents names service principals (their agent endpoints) where known.
+func CalibrationChecks(rows []schemas.Calibration, agents map[string]string) []Check {
+	if len(rows) == 0 {
+		return []Check{{Name: "calibration", Status: CheckWarn,
+			Detail: "no calibration table yet: a batch run with match.calibrate on (the default) makes one"}}
+	}
+	type tally struct{ calls, correct, tagged, found int64 }
+	by := map[string]*tally{}
+	var order []string
+	for _, r := range rows {
+		if r.ServicePrincipal == "" {
+			continue
+		}
+		t := by[r.ServicePrincipal]
+		if t == nil {
+			t = &tally{}
+			by[r.ServicePrincipal] = t
+			order = append(order, r.ServicePrincipal)
+		}
+		if r.Method == "" {
+			t.tagged, t.found = r.Calls, r.Correct
+		} else {
+			t.calls += r.Calls
+			t.correct += r.Correct
+		}
+	}
+	var out []Check
+	for _, sp := range order {
+		t := by[sp]
+		name := sp
+		if a := agents[sp]; a != "" {
+			name = a + " (" + sp + ")"
+		}
+		c := Check{Name: "calibration " + name, Status: CheckOK}
+		switch {
+		case t.calls == 0:
+			c.Status = CheckWarn
+			c.Detail = "no id-linked call to measure the time-window rule on: its matches keep the pooled or the rule's confidence"
+		default:
+			c.Detail = fmt.Sprintf("time-window matches were right %.1f%% of the time, measured on %d id-linked calls", 100*float64(t.correct)/float64(t.calls), t.calls)
+		}
+		if t.tagged > 0 {
+			c.Detail += fmt.Sprintf("; %.1f%% of %d id-tagged calls found their request", 100*float64(t.found)/float64(t.tagged), t.tagged)
+		}
+		out = append(out, c)
+	}
+	if len(out) > 0 {
+		out[0].Detail += " (run " + rows[0].RunID + ")"
+	}
+	return out
 }

@@ -17,6 +17,29 @@ const (
 // attribute writes the CTEs that compute attribution rows and returns them
 // with the final SELECT, whose columns are attribution's in DDL order.
 func (c *Config) attribute(p *params, w Windows, run enrich.Run) (ctes, final string) {
+	ctes = c.attributeCTEs(p, w, false)
+	confidence := "x.match_confidence"
+	if c.Calibrated {
+		confidence = schemas.CalibratedConfidenceSQL("x", c.Target.Table("calibration"), p.bind("cal_run", run.ID))
+	}
+	final = `SELECT
+  x.invocation_id, x.request_id, x.event_time, CAST(x.event_time AS DATE) AS event_date,
+  x.account_id, x.workspace_id, x.endpoint_id, x.endpoint_name, x.destination_model, x.requester,
+  CAST(x.status_code AS INT) AS status_code, x.usage_source,
+  x.end_user, x.team, x.cost_center, x.agent_endpoint, x.trace_id, x.agent_request_id, x.session,
+  x.match_method, ` + confidence + ` AS match_confidence, CAST(x.candidates AS INT) AS candidates, x.weight, x.reason,
+  x.input_tokens, x.output_tokens, x.total_tokens, x.cache_read_input_tokens,
+  x.cache_creation_input_tokens, x.output_reasoning_tokens,
+  x.cost_usd, x.price_list_version,
+  ` + p.bind("version", run.Version) + ` AS version, ` + p.bind("run_id", run.ID) + ` AS run_id, ` +
+		p.bind("processed_at", run.ProcessedAt) + ` AS processed_at
+FROM priced x`
+	return ctes, final
+}
+
+// attributeCTEs writes the CTEs of attribute, with masked_outcomes when
+// masked (for CalibrationStats).
+func (c *Config) attributeCTEs(p *params, w Windows, masked bool) string {
 	var b strings.Builder
 	bindDuration(p, "skew", c.Match.Skew)
 	bindDuration(p, "wide", c.Match.Skew+c.Match.CrowdMargin)
@@ -26,21 +49,12 @@ func (c *Config) attribute(p *params, w Windows, run enrich.Run) (ctes, final st
 	agentRequests(&b)
 	c.matched(&b)
 	c.window(&b)
+	if masked {
+		c.masked(&b)
+	}
 	c.resolved(&b, p)
 	c.priced(&b, p)
-	final = `SELECT
-  x.invocation_id, x.request_id, x.event_time, CAST(x.event_time AS DATE) AS event_date,
-  x.account_id, x.workspace_id, x.endpoint_id, x.endpoint_name, x.destination_model, x.requester,
-  CAST(x.status_code AS INT) AS status_code, x.usage_source,
-  x.end_user, x.team, x.cost_center, x.agent_endpoint, x.trace_id, x.agent_request_id, x.session,
-  x.match_method, x.match_confidence, CAST(x.candidates AS INT) AS candidates, x.weight, x.reason,
-  x.input_tokens, x.output_tokens, x.total_tokens, x.cache_read_input_tokens,
-  x.cache_creation_input_tokens, x.output_reasoning_tokens,
-  x.cost_usd, x.price_list_version,
-  ` + p.bind("version", run.Version) + ` AS version, ` + p.bind("run_id", run.ID) + ` AS run_id, ` +
-		p.bind("processed_at", run.ProcessedAt) + ` AS processed_at
-FROM priced x`
-	return b.String(), final
+	return b.String()
 }
 
 // matched writes the id lookups: the first user tag, the first trace tag
@@ -158,10 +172,7 @@ decided AS (
 // the intervals start in, so the join is on equality; the rare interval over
 // 999 minutes is joined directly.
 func (c *Config) window(b *strings.Builder) {
-	b.WriteString(`window_events AS (
-  SELECT d.invocation_id, d.requester, d.event_time FROM decided d WHERE d.decision = 'window'
-),
-short_spans AS (
+	b.WriteString(`short_spans AS (
   SELECT s.*, date_trunc('MINUTE', s.lo_time) AS lo_bucket
   FROM request_spans s
   WHERE s.hi_time <= s.lo_time + INTERVAL '999' MINUTE
@@ -176,10 +187,41 @@ bucket_offsets AS (
   WHERE (h.k * 100 + t.k * 10 + u.k) * INTERVAL '1' MINUTE
         <= (SELECT max(s.hi_time - s.lo_time) FROM short_spans s) + INTERVAL '1' MINUTE
 ),
-window_pairs AS (
+window_events AS (
+  SELECT d.invocation_id, d.requester, d.event_time FROM decided d WHERE d.decision = 'window'
+),
+`)
+	windowChain(b, "window")
+	if c.Match.Ambiguity == enrich.PolicySplit {
+		b.WriteString(`-- Split shares: one per end user among several candidates (a user's requests
+-- fold into one share, carried by their first), holding share_num of the n
+-- candidates; share_pos numbers the shares in canonical order.
+split_users AS (
+  SELECT k.invocation_id, k.n, coalesce(r.end_user, '') AS end_user, count(*) AS share_num,
+    min(k.pos) AS first_pos, min_by(k.req_key, k.pos) AS chosen
+  FROM window_candidates k
+  LEFT JOIN agent_requests r ON r.req_key = k.req_key
+  WHERE k.n > 1
+  GROUP BY k.invocation_id, k.n, coalesce(r.end_user, '')
+),
+split_shares AS (
+  SELECT invocation_id, n, share_num, chosen,
+    row_number() OVER (PARTITION BY invocation_id ORDER BY first_pos) - 1 AS share_pos,
+    count(*) OVER (PARTITION BY invocation_id) AS users
+  FROM split_users
+),
+`)
+	}
+
+}
+
+// windowChain writes <prefix>_pairs, <prefix>_counts and <prefix>_candidates
+// for the events of <prefix>_events.
+func windowChain(b *strings.Builder, prefix string) {
+	b.WriteString(strings.ReplaceAll(`window_pairs AS (
   SELECT w.invocation_id, w.event_time, s.req_key, s.start_time, s.end_time,
-    s.start_time <= w.event_time + ` + skewInterval + `
-      AND s.end_time + ` + skewInterval + ` >= w.event_time AS running
+    s.start_time <= w.event_time + `+skewInterval+`
+      AND s.end_time + `+skewInterval+` >= w.event_time AS running
   FROM window_events w
   CROSS JOIN bucket_offsets o
   JOIN short_spans s
@@ -188,8 +230,8 @@ window_pairs AS (
   WHERE s.lo_time <= w.event_time AND s.hi_time >= w.event_time
   UNION ALL
   SELECT w.invocation_id, w.event_time, s.req_key, s.start_time, s.end_time,
-    s.start_time <= w.event_time + ` + skewInterval + `
-      AND s.end_time + ` + skewInterval + ` >= w.event_time AS running
+    s.start_time <= w.event_time + `+skewInterval+`
+      AND s.end_time + `+skewInterval+` >= w.event_time AS running
   FROM window_events w
   JOIN request_spans s ON s.service_principal = w.requester
   WHERE s.hi_time > s.lo_time + INTERVAL '999' MINUTE
@@ -215,27 +257,40 @@ window_candidates AS (
   JOIN window_counts wc ON wc.invocation_id = p.invocation_id
   WHERE p.running
 ),
-`)
-	if c.Match.Ambiguity == enrich.PolicySplit {
-		b.WriteString(`-- Split shares: one per end user among several candidates (a user's requests
--- fold into one share, carried by their first), holding share_num of the n
--- candidates; share_pos numbers the shares in canonical order.
-split_users AS (
-  SELECT k.invocation_id, k.n, coalesce(r.end_user, '') AS end_user, count(*) AS share_num,
-    min(k.pos) AS first_pos, min_by(k.req_key, k.pos) AS chosen
-  FROM window_candidates k
-  LEFT JOIN agent_requests r ON r.req_key = k.req_key
-  WHERE k.n > 1
-  GROUP BY k.invocation_id, k.n, coalesce(r.end_user, '')
-),
-split_shares AS (
-  SELECT invocation_id, n, share_num, chosen,
-    row_number() OVER (PARTITION BY invocation_id ORDER BY first_pos) - 1 AS share_pos,
-    count(*) OVER (PARTITION BY invocation_id) AS users
-  FROM split_users
+`, "window_", prefix+"_"))
+}
+
+// masked writes masked_outcomes: for each id-linked event (one the engine
+// answers by trace or request id, whose request names its end user), what
+// the time-window rule answers with the ids masked, as schemas.MaskedCode
+// without its correct digit (code) and whether the pick was right (correct),
+// as enrich.Engine.Masked computes it.
+func (c *Config) masked(b *strings.Builder) {
+	b.WriteString(`-- Id-linked events, for calibration: their ids masked, the time window
+-- picks a request, right or wrong.
+masked_events AS (
+  SELECT d.invocation_id, d.requester, d.event_time, r.end_user AS linked_user
+  FROM decided d JOIN agent_requests r ON r.req_key = d.link
+  WHERE d.decision IN ('` + schemas.MethodTraceID + `', '` + schemas.MethodRequestID + `') AND r.end_user <> ''
 ),
 `)
+	windowChain(b, "masked")
+	pick := "k.n = 1"
+	if c.Match.Ambiguity == enrich.PolicyNearest {
+		pick = "(k.n = 1 OR k.nearness = 1)"
 	}
+	b.WriteString(`masked_outcomes AS (
+  SELECT e.invocation_id, e.requester,
+    CASE WHEN k.n = 1
+      THEN k.n_wide * 1000 + CASE WHEN e.event_time < k.start_time OR e.event_time > k.end_time THEN 100 ELSE 0 END + ` + fmt.Sprint(schemas.MaskedTimeWindow*10) + `
+      ELSE k.n * 1000 + ` + fmt.Sprint(schemas.MaskedNearest*10) + ` END AS code,
+    CASE WHEN r.end_user = e.linked_user THEN 1 ELSE 0 END AS correct
+  FROM masked_events e
+  JOIN masked_candidates k ON k.invocation_id = e.invocation_id AND ` + pick + `
+  JOIN agent_requests r ON r.req_key = k.req_key
+  WHERE r.end_user <> ''
+),
+`)
 }
 
 // resolved writes one row per output row: the method, the chosen request,

@@ -54,6 +54,10 @@ type Config struct {
 	// them are invalid (counted as dead-lettered), agent rows left out.
 	// Zero fields mean ingest.DefaultLimits.
 	Limits ingest.Limits
+	// Calibrated makes Build set the confidence of time-window rows from
+	// the calibration rows of the run (Target's calibration table), which
+	// the caller wrote from CalibrationStats.
+	Calibrated bool
 }
 
 // Windows are the time ranges of one run, as batch.Job computes them.
@@ -577,6 +581,51 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// CalibrationStats returns the query that counts, for the windows w, what
+// calibration needs (schemas.CalibrationStats), as the store counts it in
+// pull mode: rows ('m', requester, code, calls, correct) of the masked
+// outcomes of id-linked events, and ('p', requester, 0, linked, not_found).
+func CalibrationStats(cfg Config, w Windows) (Statement, error) {
+	if err := cfg.Validate(); err != nil {
+		return Statement{}, err
+	}
+	p := &params{}
+	var b strings.Builder
+	b.WriteString("-- obolus pushdown: calibration counts of the window.\nWITH\n")
+	b.WriteString(cfg.attributeCTEs(p, w, true))
+	q := strings.TrimSuffix(b.String(), ",\n") + `
+SELECT 'm' AS kind, requester, code, count(*) AS calls, CAST(sum(correct) AS BIGINT) AS correct
+FROM masked_outcomes GROUP BY requester, code
+UNION ALL
+SELECT 'p', requester, 0, linked, not_found FROM (
+` + schemas.PresenceSQL("priced") + `
+) presence
+`
+	return Statement{SQL: q, Args: p.args}, nil
+}
+
+// ScanCalibrationStats reads the rows of CalibrationStats.
+func ScanCalibrationStats(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}) (schemas.CalibrationStats, error) {
+	var s schemas.CalibrationStats
+	for rows.Next() {
+		var kind, sp string
+		var code, a, b int64
+		if err := rows.Scan(&kind, &sp, &code, &a, &b); err != nil {
+			return s, err
+		}
+		if kind == "m" {
+			s.Masked = append(s.Masked, schemas.MaskedStat{ServicePrincipal: sp, Code: code, Calls: a, Correct: b})
+		} else {
+			s.Presence = append(s.Presence, schemas.PresenceStat{ServicePrincipal: sp, Linked: a, NotFound: b})
+		}
+	}
+	return s, rows.Err()
 }
 
 // Summary returns the query that counts, for the windows w, what the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -30,10 +31,18 @@ func LoadQuoted(ctx context.Context, db *sql.DB, name string) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	query := "SELECT invocation_id, end_user, match_method, weight FROM " + name
+	hasConf, err := hasColumn(ctx, db, name, "match_confidence")
+	if err != nil {
+		return nil, err
+	}
+	conf := "CAST(NULL AS DOUBLE) AS match_confidence"
+	if hasConf {
+		conf = "match_confidence"
+	}
+	query := "SELECT invocation_id, end_user, match_method, weight, " + conf + " FROM " + name
 	if versioned {
-		query = `SELECT invocation_id, end_user, match_method, weight FROM (
-	SELECT invocation_id, end_user, match_method, weight, version,
+		query = `SELECT invocation_id, end_user, match_method, weight, match_confidence FROM (
+	SELECT invocation_id, end_user, match_method, weight, ` + conf + `, version,
 	       max(version) OVER (PARTITION BY invocation_id) AS latest
 	FROM ` + name + `) AS t
 WHERE version = latest OR (version IS NULL AND latest IS NULL)`
@@ -46,8 +55,8 @@ WHERE version = latest OR (version IS NULL AND latest IS NULL)`
 	var out []Row
 	for n := 1; rows.Next(); n++ {
 		var id, user, method sql.NullString
-		var weight sql.NullFloat64
-		if err := rows.Scan(&id, &user, &method, &weight); err != nil {
+		var weight, confidence sql.NullFloat64
+		if err := rows.Scan(&id, &user, &method, &weight, &confidence); err != nil {
 			return nil, fmt.Errorf("score: %s row %d: %w", table, n, err)
 		}
 		switch {
@@ -60,7 +69,11 @@ WHERE version = latest OR (version IS NULL AND latest IS NULL)`
 		case weight.Float64 < 0 || weight.Float64 > 1:
 			return nil, fmt.Errorf("score: %s row %d (invocation %s): weight %v is outside [0, 1]", table, n, id.String, weight.Float64)
 		}
-		out = append(out, Row{InvocationID: id.String, EndUser: user.String, MatchMethod: method.String, Weight: weight.Float64})
+		c := math.NaN()
+		if confidence.Valid {
+			c = confidence.Float64
+		}
+		out = append(out, Row{InvocationID: id.String, EndUser: user.String, MatchMethod: method.String, Weight: weight.Float64, Confidence: c})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("score: read %s: %w", table, err)

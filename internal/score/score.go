@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -51,6 +52,8 @@ type Row struct {
 	EndUser      string
 	MatchMethod  string
 	Weight       float64
+	// Confidence is match_confidence, NaN where the table has none.
+	Confidence float64
 }
 
 // MethodScore is the score of one match method.
@@ -74,6 +77,63 @@ type Report struct {
 	Overweight int
 	// Methods are sorted by method name.
 	Methods []MethodScore
+	// Calibration scores the confidence of time-window picks (time_window
+	// and time_window_nearest rows) against how often they were right.
+	Calibration Calibration
+}
+
+// Calibration is the calibration score of time-window picks: rows are put
+// in confidence deciles, and ECE (expected calibration error) is the mean
+// over deciles, weighted by rows, of |mean confidence − precision|.
+type Calibration struct {
+	Rows    int
+	ECE     float64
+	Deciles []Decile
+}
+
+// Decile is one confidence decile's rows, mean confidence and precision.
+type Decile struct {
+	Lo, Hi     float64
+	Rows       int
+	Confidence float64
+	Precision  float64
+}
+
+// calibrationScore computes Calibration over rows of the time-window
+// methods that carry a confidence and an invocation in the truth.
+func calibrationScore(truth map[string]Truth, rows []Row) Calibration {
+	var bins [10]struct {
+		n          int
+		conf, hits float64
+	}
+	total := 0
+	for _, r := range rows {
+		if r.MatchMethod != "time_window" && r.MatchMethod != "time_window_nearest" || math.IsNaN(r.Confidence) {
+			continue
+		}
+		t, ok := truth[r.InvocationID]
+		if !ok {
+			continue
+		}
+		b := min(int(r.Confidence*10), 9)
+		b = max(b, 0)
+		bins[b].n++
+		bins[b].conf += r.Confidence
+		if r.EndUser == t.EndUser {
+			bins[b].hits++
+		}
+		total++
+	}
+	c := Calibration{Rows: total}
+	for i, b := range bins {
+		if b.n == 0 {
+			continue
+		}
+		d := Decile{Lo: float64(i) / 10, Hi: float64(i+1) / 10, Rows: b.n, Confidence: b.conf / float64(b.n), Precision: b.hits / float64(b.n)}
+		c.Deciles = append(c.Deciles, d)
+		c.ECE += float64(b.n) / float64(total) * math.Abs(d.Confidence-d.Precision)
+	}
+	return c
 }
 
 // LoadTruth reads a ground_truth.jsonl file, keyed by invocation id.
@@ -172,6 +232,7 @@ func Score(truth map[string]Truth, rows []Row) Report {
 		}
 		return 0
 	})
+	rep.Calibration = calibrationScore(truth, rows)
 	return rep
 }
 
@@ -205,6 +266,13 @@ func (r Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "\n%-*s %12s %12s %10s %15s\n", width, "method", "invocations", "correct", "precision", "share of truth")
 	for _, m := range r.Methods {
 		fmt.Fprintf(&b, "%-*s %12.2f %12.2f %10.4f %15.4f\n", width, m.Method, m.Invocations, m.Correct, m.Precision, m.ShareOfTruth)
+	}
+	if c := r.Calibration; c.Rows > 0 {
+		fmt.Fprintf(&b, "\ncalibration of time-window picks: %d rows, expected calibration error %.4f\n", c.Rows, c.ECE)
+		fmt.Fprintf(&b, "%-11s %8s %11s %10s\n", "confidence", "rows", "mean conf.", "precision")
+		for _, d := range c.Deciles {
+			fmt.Fprintf(&b, "%.1f–%.1f   %8d %11.4f %10.4f\n", d.Lo, d.Hi, d.Rows, d.Confidence, d.Precision)
+		}
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("score: write report: %w", err)

@@ -22,6 +22,8 @@ func truthOf(pairs ...string) map[string]Truth {
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
+var nan = math.NaN()
+
 func TestScore(t *testing.T) {
 	truth := truthOf("i1", "ana", "i2", "ben", "i3", "carla", "i4", "dana")
 	for _, tc := range []struct {
@@ -33,38 +35,38 @@ func TestScore(t *testing.T) {
 		{
 			name: "all right",
 			rows: []Row{
-				{"i1", "ana", "trace_id", 1}, {"i2", "ben", "request_id", 1},
-				{"i3", "carla", "time_window", 1}, {"i4", "dana", "tag_user", 1},
+				{"i1", "ana", "trace_id", 1, nan}, {"i2", "ben", "request_id", 1, nan},
+				{"i3", "carla", "time_window", 1, nan}, {"i4", "dana", "tag_user", 1, nan},
 			},
 			attributed: 4, correct: 4, precision: 1, recall: 1,
 		},
 		{
 			name: "wrong user and unattributed",
 			rows: []Row{
-				{"i1", "ana", "trace_id", 1}, {"i2", "ana", "time_window", 1},
-				{"i3", "sp-1", "unattributed", 1}, {"i4", "dana", "tag_user", 1},
+				{"i1", "ana", "trace_id", 1, nan}, {"i2", "ana", "time_window", 1, nan},
+				{"i3", "sp-1", "unattributed", 1, nan}, {"i4", "dana", "tag_user", 1, nan},
 			},
 			attributed: 3, correct: 2, precision: 2.0 / 3, recall: 0.5,
 		},
 		{
 			name: "split rows count by weight",
 			rows: []Row{
-				{"i1", "ana", "time_window_split", 0.5}, {"i1", "ben", "time_window_split", 0.5},
-				{"i2", "ben", "time_window_split", 1.0 / 3}, {"i2", "carla", "time_window_split", 1.0 / 3}, {"i2", "dana", "time_window_split", 1.0 / 3},
+				{"i1", "ana", "time_window_split", 0.5, nan}, {"i1", "ben", "time_window_split", 0.5, nan},
+				{"i2", "ben", "time_window_split", 1.0 / 3, nan}, {"i2", "carla", "time_window_split", 1.0 / 3, nan}, {"i2", "dana", "time_window_split", 1.0 / 3, nan},
 			},
 			attributed: 2, correct: 0.5 + 1.0/3, precision: (0.5 + 1.0/3) / 2, recall: (0.5 + 1.0/3) / 4, missing: 2,
 		},
 		{
 			name: "unknown invocation counts against precision",
 			rows: []Row{
-				{"i1", "ana", "trace_id", 1}, {"i9", "ana", "trace_id", 1}, {"i10", "sp", "unattributed", 1},
+				{"i1", "ana", "trace_id", 1, nan}, {"i9", "ana", "trace_id", 1, nan}, {"i10", "sp", "unattributed", 1, nan},
 			},
 			attributed: 2, correct: 1, precision: 0.5, recall: 0.25, unknown: 2, missing: 3,
 		},
 		{
 			name: "undeduplicated row is flagged",
 			rows: []Row{
-				{"i1", "ana", "trace_id", 1}, {"i1", "ana", "trace_id", 1},
+				{"i1", "ana", "trace_id", 1, nan}, {"i1", "ana", "trace_id", 1, nan},
 			},
 			attributed: 2, correct: 2, precision: 1, recall: 0.5, missing: 3, overweight: 1,
 		},
@@ -84,12 +86,12 @@ func TestScore(t *testing.T) {
 func TestScorePerMethod(t *testing.T) {
 	truth := truthOf("i1", "ana", "i2", "ben", "i3", "carla", "i4", "dana", "i5", "eve")
 	rows := []Row{
-		{"i1", "ana", "trace_id", 1},
-		{"i2", "ben", "time_window", 1},
-		{"i3", "ana", "time_window", 1},
-		{"i4", "dana", "time_window_split", 0.5}, {"i4", "eve", "time_window_split", 0.5},
-		{"i5", "sp", "unattributed", 1},
-		{"i6", "ana", "trace_id", 1}, // unknown
+		{"i1", "ana", "trace_id", 1, nan},
+		{"i2", "ben", "time_window", 1, nan},
+		{"i3", "ana", "time_window", 1, nan},
+		{"i4", "dana", "time_window_split", 0.5, nan}, {"i4", "eve", "time_window_split", 0.5, nan},
+		{"i5", "sp", "unattributed", 1, nan},
+		{"i6", "ana", "trace_id", 1, nan}, // unknown
 	}
 	r := Score(truth, rows)
 	want := []MethodScore{
@@ -173,5 +175,25 @@ func TestLoadTruth(t *testing.T) {
 	}
 	if _, err := LoadTruth(filepath.Join(dir, "absent.jsonl")); err == nil {
 		t.Error("no error for a missing file")
+	}
+}
+
+// ECE weighs each confidence decile's |mean confidence − precision| by its
+// rows; only time-window picks with a confidence count.
+func TestCalibrationScore(t *testing.T) {
+	truth := truthOf("a", "ana", "b", "ben", "c", "carla", "d", "dana", "e", "eve")
+	rows := []Row{
+		{"a", "ana", "time_window", 1, 0.95},       // decile 9: right
+		{"b", "x", "time_window_nearest", 1, 0.91}, // decile 9: wrong
+		{"c", "carla", "time_window", 1, 0.25},     // decile 2: right
+		{"d", "dana", "trace_id", 1, 1},            // not a time-window pick
+		{"e", "eve", "time_window", 1, nan},        // no confidence
+		{"zz", "nobody", "time_window", 1, 0.5},    // not in the truth
+	}
+	c := Score(truth, rows).Calibration
+	// Decile 9: mean 0.93, precision 0.5; decile 2: 0.25 against 1.
+	want := 2.0/3*0.43 + 1.0/3*0.75
+	if c.Rows != 3 || len(c.Deciles) != 2 || math.Abs(c.ECE-want) > 1e-9 {
+		t.Errorf("calibration %+v, want 3 rows in 2 deciles, ECE %.4f", c, want)
 	}
 }

@@ -23,7 +23,7 @@ var stageTypes = map[string]string{
 	"input_tokens": "BIGINT", "output_tokens": "BIGINT", "total_tokens": "BIGINT",
 	"cache_read_input_tokens": "BIGINT", "cache_creation_input_tokens": "BIGINT",
 	"output_reasoning_tokens": "BIGINT", "version": "BIGINT",
-	"copy_seq": "BIGINT", "copy_event_ns": "BIGINT", "copy_total_tokens": "BIGINT", "copy_input_tokens": "BIGINT",
+	"copy_seq": "BIGINT", "copy_event_ns": "BIGINT", "copy_total_tokens": "BIGINT", "copy_input_tokens": "BIGINT", "copy_masked": "BIGINT",
 }
 
 // stageType is a stage column's SQL type: STRING unless listed.
@@ -153,4 +153,5 @@ func appendRecord(b *array.RecordBuilder, sr *schemas.Staged) {
 	i64(36, sr.Copy.EventNanos)
 	i64(37, sr.Copy.TotalTokens)
 	i64(38, sr.Copy.InputTokens)
+	i64(39, sr.Copy.Masked)
 }

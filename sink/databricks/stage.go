@@ -36,6 +36,13 @@ type AttributionStage struct {
 	tm          timing
 	batches     int // INSERTs into stage_attribution sent
 	closed      bool
+	// calibrate, when set, makes the calibration table (Calibrate).
+	calibrate func(schemas.CalibrationStats) []schemas.Calibration
+}
+
+// Calibrate implements schemas.AttributionStage.
+func (a *AttributionStage) Calibrate(fn func(schemas.CalibrationStats) []schemas.Calibration) {
+	a.calibrate = fn
 }
 
 // StageAttributions starts a staged replace. The caller must Close it.
@@ -218,13 +225,39 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		return st, tot, err
 	}
 	st.Rows, st.Invocations = tot.Rows, tot.Invocations
+	source := "SELECT " + strings.Join(attributionColumns, ", ") + " FROM kept"
+	if a.calibrate != nil {
+		var stats schemas.CalibrationStats
+		if err := query("calibration counts", with+schemas.MaskedStatsSQL("kept"), func(rs *sql.Rows) error {
+			var m schemas.MaskedStat
+			err := rs.Scan(&m.ServicePrincipal, &m.Code, &m.Calls, &m.Correct)
+			stats.Masked = append(stats.Masked, m)
+			return err
+		}); err != nil {
+			return st, tot, err
+		}
+		if err := query("calibration presence", with+schemas.PresenceSQL("kept"), func(rs *sql.Rows) error {
+			var p schemas.PresenceStat
+			err := rs.Scan(&p.ServicePrincipal, &p.Linked, &p.NotFound)
+			stats.Presence = append(stats.Presence, p)
+			return err
+		}); err != nil {
+			return st, tot, err
+		}
+		if cal := a.calibrate(stats); len(cal) > 0 {
+			if err := a.s.WriteCalibration(ctx, cal); err != nil {
+				return st, tot, fmt.Errorf("replace attributions: %w", err)
+			}
+			args = append(args, databricks.Parameter{Name: "cal_run", Value: cal[0].RunID})
+			source = "SELECT " + schemas.CalibratedSelect("kept", a.s.schema.Table("calibration"), ":cal_run") + " FROM kept"
+		}
+	}
 
 	lo, hi := a.first, a.last
 	if windowed {
 		lo, hi = minTime(lo, from), maxTime(hi, to.Add(-time.Microsecond))
 	}
 	args = append(args, dateParam("date_from", lo), dateParam("date_to", hi))
-	source := "SELECT " + strings.Join(attributionColumns, ", ") + " FROM kept"
 	t0 := time.Now()
 	if a.rows > 0 {
 		// What the version guard will keep out, for the run report. Read

@@ -39,7 +39,7 @@ func (s *Store) stageInserts(ctx context.Context, stageID string, batches *int, 
 			q.WriteString(row)
 			r := &rows[i]
 			args = appendRowArgs(append(args, batchID), &r.Attribution)
-			args = append(args, r.Copy.Seq, r.Copy.EventNanos, r.Copy.TotalTokens, r.Copy.InputTokens)
+			args = r.Copy.AppendValues(args)
 		}
 		// An INSERT whose session dropped may or may not have landed:
 		// empty its batch before sending it again.

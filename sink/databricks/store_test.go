@@ -189,7 +189,7 @@ func TestReplaceChunks(t *testing.T) {
 		}
 		chunks = append(chunks, ch)
 	}
-	for _, opt := range []databricks.Options{{InsertParams: 40 * 4}, {StagingVolume: "/Volumes/main/obolus/staging"}} {
+	for _, opt := range []databricks.Options{{InsertParams: (len(schemas.StageColumns()) + 1) * 4}, {StagingVolume: "/Volumes/main/obolus/staging"}} {
 		_, s := newStore(t, opt)
 		ctx := dbsqltest.Context(t)
 		st, tm, err := s.ReplaceTimed(ctx, day, day.Add(24*time.Hour), chunks...)

@@ -208,3 +208,51 @@ FROM `+s.schema.Table("runs")+` WHERE :job = '' OR job = :job ORDER BY started_a
 	}
 	return out, nil
 }
+
+// WriteCalibration replaces the calibration rows of the rows' run (all rows
+// share one run id).
+func (s *Store) WriteCalibration(ctx context.Context, rows []schemas.Calibration) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	table := s.schema.Table("calibration")
+	if _, err := s.exec(ctx, "clear calibration of run "+rows[0].RunID, "DELETE FROM "+table+" WHERE run_id = ?", rows[0].RunID); err != nil {
+		return err
+	}
+	cols := schemas.CalibrationColumns()
+	per := max(1, s.opt.InsertParams/len(cols))
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	for lo := 0; lo < len(rows); lo += per {
+		hi := min(lo+per, len(rows))
+		vals := make([]string, 0, hi-lo)
+		args := make([]any, 0, (hi-lo)*len(cols))
+		for i := lo; i < hi; i++ {
+			vals = append(vals, row)
+			args = append(args, rows[i].Values()...)
+		}
+		q := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES " + strings.Join(vals, ", ")
+		if _, err := s.exec(ctx, "write calibration of run "+rows[0].RunID, q, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Calibration reads the calibration rows of run runID ("" for the latest
+// run that has any), sorted by service principal, method, candidates and
+// rule confidence (highest first).
+func (s *Store) Calibration(ctx context.Context, runID string) ([]schemas.Calibration, error) {
+	var args []any
+	if runID != "" {
+		args = append(args, runID)
+	}
+	rs, err := s.db.QueryContext(ctx, schemas.CalibrationSQL(s.schema.Table("calibration"), runID == ""), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read calibration: %w", err)
+	}
+	out, err := sqlrows.Collect(rs, (*schemas.Calibration).ScanTargets)
+	if err != nil {
+		return nil, fmt.Errorf("read calibration: %w", err)
+	}
+	return out, nil
+}

@@ -24,14 +24,16 @@ func TestStoreVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What an older obolus left: no store_meta, runs without the stale columns,
-	// the stage without the copy columns.
+	// the stage without the copy columns, no calibration table.
 	for _, q := range []string{"DROP TABLE " + s.Table("store_meta"),
 		"ALTER TABLE " + s.Table("runs") + " DROP COLUMN stale",
 		"ALTER TABLE " + s.Table("runs") + " DROP COLUMN stale_invocations",
 		"ALTER TABLE " + s.Table("stage_attribution") + " DROP COLUMN copy_seq",
 		"ALTER TABLE " + s.Table("stage_attribution") + " DROP COLUMN copy_event_ns",
 		"ALTER TABLE " + s.Table("stage_attribution") + " DROP COLUMN copy_total_tokens",
-		"ALTER TABLE " + s.Table("stage_attribution") + " DROP COLUMN copy_input_tokens"} {
+		"ALTER TABLE " + s.Table("stage_attribution") + " DROP COLUMN copy_input_tokens",
+		"ALTER TABLE " + s.Table("stage_attribution") + " DROP COLUMN copy_masked",
+		"DROP TABLE " + s.Table("calibration")} {
 		if _, err := s.DB().ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

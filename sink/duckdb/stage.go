@@ -19,6 +19,7 @@ const (
 	stageLosers      = "obolus_stage_losers"
 	stageInvocations = "obolus_stage_invocations"
 	stageNewer       = "obolus_stage_newer"
+	stageCalibration = "obolus_stage_calibration"
 )
 
 // AttributionStage is a window replace written in chunks: Append puts rows
@@ -29,8 +30,10 @@ type AttributionStage struct {
 	s    *Store
 	conn *sql.Conn
 	rows int64 // staged so far, for row numbers in errors
-	vals []any
-	args []driver.Value
+	// calibrate, when set, makes the calibration table (Calibrate).
+	calibrate func(schemas.CalibrationStats) []schemas.Calibration
+	vals      []any
+	args      []driver.Value
 }
 
 // StageAttributions starts a staged replace. The caller must Close it.
@@ -95,9 +98,68 @@ func (a *AttributionStage) Close() error {
 	if a.conn == nil {
 		return nil
 	}
-	dropStage(a.conn, stageRows, stageLosers, stageInvocations, stageNewer)
+	dropStage(a.conn, stageRows, stageLosers, stageInvocations, stageNewer, stageCalibration)
 	err := a.conn.Close()
 	a.conn = nil
+	return err
+}
+
+// Calibrate implements schemas.AttributionStage.
+func (a *AttributionStage) Calibrate(fn func(schemas.CalibrationStats) []schemas.Calibration) {
+	a.calibrate = fn
+}
+
+// calibrationStats counts the kept rows' masked outcomes and presence.
+func calibrationStats(ctx context.Context, conn *sql.Conn) (schemas.CalibrationStats, error) {
+	var s schemas.CalibrationStats
+	err := queryEach(ctx, conn, schemas.MaskedStatsSQL(stageRows), func(scan func(...any) error) error {
+		var m schemas.MaskedStat
+		err := scan(&m.ServicePrincipal, &m.Code, &m.Calls, &m.Correct)
+		s.Masked = append(s.Masked, m)
+		return err
+	})
+	if err == nil {
+		err = queryEach(ctx, conn, schemas.PresenceSQL(stageRows), func(scan func(...any) error) error {
+			var p schemas.PresenceStat
+			err := scan(&p.ServicePrincipal, &p.Linked, &p.NotFound)
+			s.Presence = append(s.Presence, p)
+			return err
+		})
+	}
+	if err != nil {
+		return s, fmt.Errorf("calibration counts: %w", err)
+	}
+	return s, nil
+}
+
+func queryEach(ctx context.Context, conn *sql.Conn, q string, row func(scan func(...any) error) error) error {
+	rs, err := conn.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		if err := row(rs.Scan); err != nil {
+			return err
+		}
+	}
+	return rs.Err()
+}
+
+// writeCalibration replaces the run's calibration rows and copies them to
+// the stage's own table, which the insert of the kept rows reads.
+func writeCalibration(ctx context.Context, tx *sql.Tx, rows []schemas.Calibration) error {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM calibration WHERE run_id = ?", rows[0].RunID); err != nil {
+		return err
+	}
+	cols := schemas.CalibrationColumns()
+	ins := "INSERT INTO calibration (" + strings.Join(cols, ", ") + ") VALUES (" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	for i := range rows {
+		if _, err := tx.ExecContext(ctx, ins, rows[i].Values()...); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageCalibration+" AS SELECT * FROM calibration WHERE run_id = ?", rows[0].RunID)
 	return err
 }
 
@@ -141,8 +203,25 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		return st, tot, err
 	}
 	st.Rows, st.Invocations = tot.Rows, tot.Invocations
+	var cal []schemas.Calibration
+	if a.calibrate != nil {
+		stats, err := calibrationStats(ctx, conn)
+		if err != nil {
+			return st, tot, fmt.Errorf("replace attributions: %w", err)
+		}
+		cal = a.calibrate(stats)
+	}
 	cols := strings.Join(schemas.AttributionColumns(), ", ")
+	selected := cols
+	if len(cal) > 0 {
+		selected = schemas.CalibratedSelect(stageRows, stageCalibration, "")
+	}
 	err = inTx(ctx, conn, func(tx *sql.Tx) error {
+		if len(cal) > 0 {
+			if err := writeCalibration(ctx, tx, cal); err != nil {
+				return fmt.Errorf("write calibration: %w", err)
+			}
+		}
 		// Invocations the store holds at a higher version than offered.
 		_, err := tx.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE `+stageNewer+` AS
 			SELECT i.invocation_id, i.n FROM `+stageInvocations+` i
@@ -168,7 +247,7 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		if st.Deleted, err = res.RowsAffected(); err != nil {
 			return fmt.Errorf("delete replaced rows: %w", err)
 		}
-		res, err = tx.ExecContext(ctx, `INSERT INTO attribution (`+cols+`) SELECT `+cols+` FROM `+stageRows+` WHERE `+notKept)
+		res, err = tx.ExecContext(ctx, `INSERT INTO attribution (`+cols+`) SELECT `+selected+` FROM `+stageRows+` WHERE `+notKept)
 		if err != nil {
 			return fmt.Errorf("insert rows: %w", err)
 		}

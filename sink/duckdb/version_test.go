@@ -48,7 +48,7 @@ func TestStoreMigratesVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	exec(t, path, "DROP TABLE store_meta", "ALTER TABLE runs DROP COLUMN stale", "ALTER TABLE runs DROP COLUMN stale_invocations")
+	exec(t, path, "DROP TABLE store_meta", "ALTER TABLE runs DROP COLUMN stale", "ALTER TABLE runs DROP COLUMN stale_invocations", "DROP TABLE calibration")
 
 	if _, err := OpenReadOnly(ctx, path); !errors.Is(err, schemas.ErrStoreVersion) || !strings.Contains(err.Error(), "version 1") || !strings.Contains(err.Error(), "obolus init") {
 		t.Fatalf("read-only open of a version 1 store: %v", err)

@@ -190,14 +190,46 @@ type Report struct {
 	Unattributed Amounts // the remainder line; its AllocatedMicros includes NoUsageMicros
 	Total        Amounts
 	Methods      []MethodLine
-	Days         []Day
-	Teams        []string // teams in Days, costliest first, UnattributedLabel last
-	TopUsers     []Line   // Keys: user, team
-	Models       []Line   // Keys: model
-	Rec          Reconciliation
+	// Confidence splits the attributed amounts by match_confidence: at
+	// least 0.9, 0.5 to 0.9, below 0.5 (ConfidenceBands).
+	Confidence [3]Amounts
+	Days       []Day
+	Teams      []string // teams in Days, costliest first, UnattributedLabel last
+	TopUsers   []Line   // Keys: user, team
+	Models     []Line   // Keys: model
+	Rec        Reconciliation
 	// Focus holds the FOCUS rows once FocusRows has built them.
 	Focus []FocusRow
 	focus *focusAgg
+}
+
+// ConfidenceBands name Report.Confidence's bands.
+var ConfidenceBands = [3]string{"at least 0.9", "0.5 to 0.9", "below 0.5"}
+
+func confidenceBand(c float64) int {
+	switch {
+	case c >= 0.9:
+		return 0
+	case c >= 0.5:
+		return 1
+	}
+	return 2
+}
+
+// confidenceText says how much of the attributed cost rests on each band.
+func (r *Report) confidenceText(costName string) string {
+	var cost [3]int64
+	var total int64
+	for i, a := range r.Confidence {
+		cost[i] = r.Cost(a)
+		total += cost[i]
+	}
+	if total == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Of the attributed %s, %s carries a match confidence of %s, %s of %s and %s %s (time-window confidences are calibrated on id-linked calls: README, Confidence).",
+		strings.ToLower(costName), percent(float64(cost[0]), float64(total)), ConfidenceBands[0],
+		percent(float64(cost[1]), float64(total)), ConfidenceBands[1], percent(float64(cost[2]), float64(total)), ConfidenceBands[2])
 }
 
 // Cost is the figure charts and rankings use: allocated cost with billing
@@ -354,6 +386,7 @@ func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, erro
 				users[uk] = u
 			}
 			u.a.add(r, listMicros[i], alloc)
+			rep.Confidence[confidenceBand(r.confidence)].add(r, listMicros[i], alloc)
 			rec.AttributedMicros += alloc
 		} else {
 			rep.Unattributed.add(r, listMicros[i], alloc)

@@ -93,7 +93,8 @@ svg text { font: 12px system-ui, sans-serif; fill: #444; } svg .value { fill: #2
 <table><thead><tr><th>Method</th><th>Basis</th><th class="n">Requests</th><th class="n">Share of requests</th><th class="n">{{.CostTitle}}</th><th class="n">Share of cost</th></tr></thead>
 <tbody>{{range .Methods}}<tr><td>{{.Method}}</td><td>{{.Basis}}</td><td class="n">{{.Requests}}</td><td class="n">{{.RequestShare}}</td><td class="n">{{.Cost}}</td><td class="n">{{.CostShare}}</td></tr>
 {{end}}</tbody></table>
-<p class="note">{{.SharesText}}</p></section>
+<p class="note">{{.SharesText}}</p>
+{{if .ConfidenceText}}<p class="note">{{.ConfidenceText}}</p>{{end}}</section>
 
 <section><h2>Reconciliation</h2>
 {{if .R.Billing}}<table><tbody>{{range .Rec}}<tr{{if .Class}} class="{{.Class}}"{{end}}><td>{{.Label}}</td><td class="n">{{.Value}}</td></tr>
@@ -132,7 +133,7 @@ type htmlPage struct {
 	TeamsChart, UsersChart, ModelsChart, CoverageChart template.HTML
 	Head                                               []htmlCell
 	Rows                                               []htmlRow
-	RestNote, SharesText                               string
+	RestNote, SharesText, ConfidenceText               string
 	Methods                                            []htmlMethod
 	Rec                                                []htmlRec
 	RecNotes                                           []string
@@ -168,6 +169,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	pg.SharesText = fmt.Sprintf("%s of the %s rests on identifiers, %s on time-window matching, and %s is unattributed%s.",
 		percent(float64(id), float64(total)), pg.CostWord, percent(float64(window), float64(total)), percent(float64(rest), float64(total)),
 		map[bool]string{true: " or had no gateway usage", false: ""}[r.Billing])
+	pg.ConfidenceText = r.confidenceText(pg.CostWord)
 
 	// Chargeback table, cents adding up to the total.
 	for _, d := range r.By {

@@ -162,6 +162,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		percent(float64(id), float64(costTotal)), strings.ToLower(costName), schemas.MethodTagUser, schemas.MethodTraceID, schemas.MethodRequestID,
 		percent(float64(window), float64(costTotal)), percent(float64(restCost), float64(costTotal)),
 		map[bool]string{true: " or had no gateway usage", false: ""}[r.Billing])
+	if t := r.confidenceText(costName); t != "" {
+		p("%s\n\n", t)
+	}
 
 	// Top users and models.
 	p("## Top users\n\n| User | Team | Requests | Total tokens | %s (%s) |\n|---|---|---:|---:|---:|\n", costName, cur)

@@ -33,6 +33,8 @@ type Store interface {
 	SetCheckpoint(ctx context.Context, job string, windowEnd time.Time) error
 	RecordRun(ctx context.Context, r schemas.Run) error
 	Runs(ctx context.Context, job string) ([]schemas.Run, error)
+	// Calibration reads a run's calibration rows ("" for the latest run).
+	Calibration(ctx context.Context, runID string) ([]schemas.Calibration, error)
 }
 
 // Options says what a store under test can do.
@@ -78,6 +80,7 @@ func Run(t *testing.T, open func(t *testing.T) Store, opt Options) {
 		{"DeadLetters", deadLetters},
 		{"StagedCopies", stagedCopies},
 		{"AbandonedStage", abandonedStage},
+		{"Calibration", calibration},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t), opt) })
@@ -403,4 +406,93 @@ func abandonedStage(t *testing.T, s Store, _ Options) {
 		t.Fatal(err)
 	}
 	expect(t, s)
+}
+
+// A calibrated commit counts the masked outcomes of the copies it keeps and
+// the presence of each service principal, records the calibration rows it
+// is given for them, and writes time-window rows with the confidence of
+// their bucket: the service principal's row, else the pooled row times the
+// service principal's presence, else the rule's confidence times it.
+func calibration(t *testing.T, s Store, _ Options) {
+	c := ctx(t)
+	stage, err := s.StageAttributions(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stage.Close()
+	linked := func(inv, sp string, seq, masked int64) schemas.Staged {
+		r := staged(inv, "ann", time.Hour, 10, seq)
+		r.Requester, r.MatchMethod, r.Copy.Masked = sp, schemas.MethodTraceID, masked
+		return r
+	}
+	window := func(inv, sp, method string, candidates int32, rule float64, seq int64) schemas.Staged {
+		r := staged(inv, "bob", time.Hour, 10, seq)
+		r.Requester, r.MatchMethod, r.Candidates, r.MatchConfidence = sp, method, candidates, rule
+		return r
+	}
+	twOne := schemas.MaskedCode(schemas.MaskedTimeWindow, 1, false, false) // 0.95 / 1
+	notFound := staged("nf", "sp-a", time.Hour, 10, 9)
+	notFound.Requester, notFound.MatchMethod, notFound.Reason = "sp-a", schemas.MethodUnattributed, "id_not_found"
+	rows := []schemas.Staged{
+		linked("l1", "sp-a", 0, twOne+1), linked("l2", "sp-a", 1, twOne), linked("l3", "sp-b", 2, twOne+1),
+		// A losing copy of l1 (a later event time): not counted.
+		func() schemas.Staged { r := linked("l1", "sp-a", 3, twOne); r.Copy.EventNanos++; return r }(),
+		linked("l4", "sp-a", 4, 0), notFound,
+		window("w1", "sp-a", schemas.MethodTimeWindow, 1, 0.95, 5),
+		window("w2", "sp-c", schemas.MethodTimeWindow, 1, 0.95, 6),
+		window("w3", "sp-a", schemas.MethodTimeWindowNearest, 3, 0.95/3, 7),
+		window("w4", "sp-a", schemas.MethodTimeWindowSplit, 2, 0.475, 8),
+	}
+	if err := stage.Append(c, rows); err != nil {
+		t.Fatal(err)
+	}
+	var got schemas.CalibrationStats
+	stage.Calibrate(func(st schemas.CalibrationStats) []schemas.Calibration {
+		got = st
+		return []schemas.Calibration{
+			{RunID: "run-cal", ServicePrincipal: "", Method: schemas.MethodTimeWindow, Candidates: 1, Rule: 0.95, Calls: 3, Correct: 2, Present: 1, Confidence: 0.6},
+			{RunID: "run-cal", ServicePrincipal: "sp-a", Method: "", Calls: 4, Correct: 3, Present: 0.5, Confidence: 0.5},
+			{RunID: "run-cal", ServicePrincipal: "sp-a", Method: schemas.MethodTimeWindow, Candidates: 1, Rule: 0.95, Calls: 2, Correct: 1, Present: 0.5, Confidence: 0.25},
+		}
+	})
+	if _, _, err := stage.Commit(c, Day, Day.Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(got.Masked, func(a, b schemas.MaskedStat) int { return cmpString(a.ServicePrincipal, b.ServicePrincipal) })
+	slices.SortFunc(got.Presence, func(a, b schemas.PresenceStat) int { return cmpString(a.ServicePrincipal, b.ServicePrincipal) })
+	wantMasked := []schemas.MaskedStat{{ServicePrincipal: "sp-a", Code: twOne, Calls: 2, Correct: 1}, {ServicePrincipal: "sp-b", Code: twOne, Calls: 1, Correct: 1}}
+	wantPresence := []schemas.PresenceStat{{ServicePrincipal: "sp-a", Linked: 3, NotFound: 1}, {ServicePrincipal: "sp-b", Linked: 1}}
+	if !slices.Equal(got.Masked, wantMasked) || !slices.Equal(got.Presence, wantPresence) {
+		t.Errorf("calibration counts %+v\nwant %+v and %+v", got, wantMasked, wantPresence)
+	}
+	stored, err := s.Attributions(c, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{
+		"w1": 0.25,           // sp-a's own bucket
+		"w2": 0.6,            // pooled, sp-c has no presence row: times 1
+		"w3": 0.95 / 3 * 0.5, // no bucket at all: the rule's, times sp-a's presence
+		"w4": 0.475,          // split rows keep the rule's
+		"l1": 1,
+	}
+	for _, r := range stored {
+		if w, ok := want[r.InvocationID]; ok && r.MatchConfidence != w {
+			t.Errorf("%s (%s): confidence %v, want %v", r.InvocationID, r.MatchMethod, r.MatchConfidence, w)
+		}
+	}
+	cal, err := s.Calibration(c, "")
+	if err != nil || len(cal) != 3 || cal[0].ServicePrincipal != "" || cal[2].Confidence != 0.25 {
+		t.Errorf("calibration table %+v, err %v", cal, err)
+	}
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }

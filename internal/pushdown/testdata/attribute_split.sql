@@ -308,9 +308,6 @@ USING (
       coalesce(m.trace_link, m.request_link) AS link
     FROM matched m
   ),
-  window_events AS (
-    SELECT d.invocation_id, d.requester, d.event_time FROM decided d WHERE d.decision = 'window'
-  ),
   short_spans AS (
     SELECT s.*, date_trunc('MINUTE', s.lo_time) AS lo_bucket
     FROM request_spans s
@@ -325,6 +322,9 @@ USING (
     CROSS JOIN (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) AS u(k)
     WHERE (h.k * 100 + t.k * 10 + u.k) * INTERVAL '1' MINUTE
           <= (SELECT max(s.hi_time - s.lo_time) FROM short_spans s) + INTERVAL '1' MINUTE
+  ),
+  window_events AS (
+    SELECT d.invocation_id, d.requester, d.event_time FROM decided d WHERE d.decision = 'window'
   ),
   window_pairs AS (
     SELECT w.invocation_id, w.event_time, s.req_key, s.start_time, s.end_time,
@@ -529,7 +529,7 @@ USING (
       x.account_id, x.workspace_id, x.endpoint_id, x.endpoint_name, x.destination_model, x.requester,
       CAST(x.status_code AS INT) AS status_code, x.usage_source,
       x.end_user, x.team, x.cost_center, x.agent_endpoint, x.trace_id, x.agent_request_id, x.session,
-      x.match_method, x.match_confidence, CAST(x.candidates AS INT) AS candidates, x.weight, x.reason,
+      x.match_method, x.match_confidence AS match_confidence, CAST(x.candidates AS INT) AS candidates, x.weight, x.reason,
       x.input_tokens, x.output_tokens, x.total_tokens, x.cache_read_input_tokens,
       x.cache_creation_input_tokens, x.output_reasoning_tokens,
       x.cost_usd, x.price_list_version,

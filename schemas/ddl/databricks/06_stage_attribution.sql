@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS stage_attribution (
     copy_seq                    BIGINT             COMMENT 'Which usage row (copy) of the invocation the row came from: its read order in the run. The write keeps the copy with the earliest event time, then the most tokens, then the lowest copy_seq.',
     copy_event_ns               BIGINT             COMMENT 'The copy''s event_time, unix nanoseconds.',
     copy_total_tokens           BIGINT             COMMENT 'The copy''s total_tokens.',
-    copy_input_tokens           BIGINT             COMMENT 'The copy''s input_tokens.'
+    copy_input_tokens           BIGINT             COMMENT 'The copy''s input_tokens.',
+    copy_masked                 BIGINT             COMMENT 'For an id-linked call, what the time-window rule answers with its ids masked (schemas.MaskedCode), else 0; counted for the run''s calibration.'
 )
 USING DELTA
 CLUSTER BY (stage_id)

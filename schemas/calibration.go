@@ -1,0 +1,152 @@
+package schemas
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Calibration is one row of a run's calibration table: how often the
+// time-window rule picked the right end user for id-linked calls whose ids
+// were masked, in one bucket of what the rule saw, and the confidence real
+// time-window matches in that bucket get (see enrich.Calibrate).
+//
+// ServicePrincipal "" is the pooled bucket of all service principals. A row
+// with Method "" is a service principal's presence row: Calls counts its
+// id-tagged calls, Correct those whose request was found, and Present the
+// smoothed share found.
+type Calibration struct {
+	RunID            string  `json:"run_id"`
+	ServicePrincipal string  `json:"service_principal"`
+	Method           string  `json:"method"`
+	Candidates       int32   `json:"candidates"`
+	Rule             float64 `json:"rule_confidence"`
+	Calls            int64   `json:"calls"`
+	Correct          int64   `json:"correct"`
+	Present          float64 `json:"present"`
+	Confidence       float64 `json:"confidence"`
+}
+
+// CalibrationColumns are the calibration table's columns in DDL order.
+func CalibrationColumns() []string {
+	return []string{"run_id", "service_principal", "method", "candidates", "rule_confidence", "calls", "correct", "present", "confidence"}
+}
+
+// Values are the row's values in CalibrationColumns order.
+func (c *Calibration) Values() []any {
+	return []any{c.RunID, c.ServicePrincipal, c.Method, c.Candidates, c.Rule, c.Calls, c.Correct, c.Present, c.Confidence}
+}
+
+// ScanTargets are pointers to the row's fields in CalibrationColumns order.
+func (c *Calibration) ScanTargets() []any {
+	return []any{&c.RunID, &c.ServicePrincipal, &c.Method, &c.Candidates, &c.Rule, &c.Calls, &c.Correct, &c.Present, &c.Confidence}
+}
+
+// A masked outcome is what the time-window rule answers for an id-linked
+// call with its ids masked, carried with the call's staged rows (copy
+// column copy_masked) so that the store counts it over the copies it keeps:
+//
+//	count*1000 + edge*100 + method*10 + correct
+//
+// method 1 is time_window (count: the requests within crowd_margin, edge 1
+// when the call fell only inside the skew allowance), 2 is
+// time_window_nearest (count: the candidates); correct is 1 when the pick
+// named the call's end user. 0 means no outcome: the call was not id-linked,
+// or the rule would not have picked anyone.
+const (
+	MaskedTimeWindow = 1
+	MaskedNearest    = 2
+)
+
+// MaskedCode packs a masked outcome.
+func MaskedCode(method int, count int, edge, correct bool) int64 {
+	code := int64(count)*1000 + int64(method)*10
+	if edge {
+		code += 100
+	}
+	if correct {
+		code++
+	}
+	return code
+}
+
+// MaskedStat is one row of MaskedStatsSQL: a service principal's masked
+// outcomes of one code (correct digit zeroed), and how many were correct.
+type MaskedStat struct {
+	ServicePrincipal string
+	Code             int64
+	Calls, Correct   int64
+}
+
+// PresenceStat is one row of PresenceSQL: a service principal's id-linked
+// calls and calls whose tags named a request never found.
+type PresenceStat struct {
+	ServicePrincipal string
+	Linked, NotFound int64
+}
+
+// CalibrationStats are what a calibration is computed from.
+type CalibrationStats struct {
+	Masked   []MaskedStat
+	Presence []PresenceStat
+}
+
+// MaskedStatsSQL yields MaskedStat rows over kept (a relation with
+// StageColumns, one copy per invocation).
+func MaskedStatsSQL(kept string) string {
+	return `SELECT requester, copy_masked - copy_masked % 10 AS code, count(*) AS calls, CAST(sum(copy_masked % 10) AS BIGINT) AS correct
+FROM ` + kept + ` k WHERE copy_masked > 0 GROUP BY requester, copy_masked - copy_masked % 10`
+}
+
+// PresenceSQL yields PresenceStat rows over kept.
+func PresenceSQL(kept string) string {
+	return `SELECT requester,
+  count(*) FILTER (WHERE match_method IN ('` + MethodTraceID + `', '` + MethodRequestID + `')) AS linked,
+  count(*) FILTER (WHERE match_method = '` + MethodUnattributed + `' AND reason = 'id_not_found') AS not_found
+FROM ` + kept + ` k
+WHERE match_method IN ('` + MethodTraceID + `', '` + MethodRequestID + `') OR (match_method = '` + MethodUnattributed + `' AND reason = 'id_not_found')
+GROUP BY requester`
+}
+
+// CalibratedConfidenceSQL is the calibrated match_confidence of a row of
+// alias a (with requester, match_method, candidates and match_confidence)
+// against the calibration rows in table cal, of the run bound as runParam
+// (a marker, or "" when cal holds one run's rows only): the service
+// principal's row, else the pooled row times the service principal's
+// presence, else the rule's confidence times it
+// (enrich.Calibrations.Confidence). Other methods keep their confidence.
+func CalibratedConfidenceSQL(a, cal, runParam string) string {
+	run := func(alias string) string {
+		if runParam == "" {
+			return ""
+		}
+		return alias + ".run_id = " + runParam + " AND "
+	}
+	// Scalar subqueries are aggregated, as Spark requires of correlated ones.
+	present := "coalesce((SELECT max(p.present) FROM " + cal + " p WHERE " + run("p") +
+		"p.service_principal = " + a + ".requester AND p.method = ''), 1e0)"
+	bucket := func(alias, sp string) string {
+		return "(SELECT max(" + alias + ".confidence) FROM " + cal + " " + alias + " WHERE " + run(alias) +
+			alias + ".service_principal = " + sp + " AND " + alias + ".method = " + a + ".match_method AND " +
+			alias + ".candidates = " + a + ".candidates AND " + alias + ".rule_confidence = " + a + ".match_confidence)"
+	}
+	return "CASE WHEN " + a + ".match_method IN ('" + MethodTimeWindow + "', '" + MethodTimeWindowNearest + "') THEN coalesce(" +
+		bucket("cs", a+".requester") + ", " + bucket("cp", "''") + " * " + present + ", " + a + ".match_confidence * " + present +
+		") ELSE " + a + ".match_confidence END"
+}
+
+// CalibratedSelect is the attribution columns of alias a, in DDL order,
+// with match_confidence calibrated (CalibratedConfidenceSQL).
+func CalibratedSelect(a, cal, runParam string) string {
+	cols := AttributionColumns()
+	for i, c := range cols {
+		if c == "match_confidence" {
+			cols[i] = CalibratedConfidenceSQL(a, cal, runParam) + " AS match_confidence"
+		} else {
+			cols[i] = a + "." + c
+		}
+	}
+	return strings.Join(cols, ", ")
+}
+
+// FormatDouble writes v so that SQL and Go parse it back to the same double.
+func FormatDouble(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
