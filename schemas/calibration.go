@@ -134,13 +134,32 @@ func CalibratedConfidenceSQL(a, cal, runParam string) string {
 		") ELSE " + a + ".match_confidence END"
 }
 
+// CalibrationMapSQL yields one row per bucket that the time-window rows
+// of rel fall in: requester, match_method, candidates, rule (the rows'
+// match_confidence) and conf, the calibrated confidence
+// (CalibratedConfidenceSQL). A few hundred rows: the scalar subqueries run
+// per bucket, and the rows take their confidence through CalibratedJoin.
+func CalibrationMapSQL(rel, cal, runParam string) string {
+	return "SELECT b.requester, b.match_method, b.candidates, b.match_confidence AS rule, " +
+		CalibratedConfidenceSQL("b", cal, runParam) + " AS conf\nFROM (SELECT DISTINCT requester, match_method, candidates, match_confidence FROM " + rel +
+		" WHERE match_method IN ('" + MethodTimeWindow + "', '" + MethodTimeWindowNearest + "')) b"
+}
+
+// CalibratedJoin joins map m (CalibrationMapSQL's rows, in relation
+// mapRel) to the rows of alias a.
+func CalibratedJoin(a, mapRel, m string) string {
+	return "LEFT JOIN " + mapRel + " " + m + " ON " + m + ".requester = " + a + ".requester AND " + m + ".match_method = " + a + ".match_method AND " +
+		m + ".candidates = " + a + ".candidates AND " + m + ".rule = " + a + ".match_confidence"
+}
+
 // CalibratedSelect is the attribution columns of alias a, in DDL order,
-// with match_confidence calibrated (CalibratedConfidenceSQL).
-func CalibratedSelect(a, cal, runParam string) string {
+// with match_confidence from map alias m (CalibratedJoin) where it has the
+// row's bucket.
+func CalibratedSelect(a, m string) string {
 	cols := AttributionColumns()
 	for i, c := range cols {
 		if c == "match_confidence" {
-			cols[i] = CalibratedConfidenceSQL(a, cal, runParam) + " AS match_confidence"
+			cols[i] = "coalesce(" + m + ".conf, " + a + ".match_confidence) AS match_confidence"
 		} else {
 			cols[i] = a + "." + c
 		}

@@ -18,9 +18,11 @@ const (
 // with the final SELECT, whose columns are attribution's in DDL order.
 func (c *Config) attribute(p *params, w Windows, run enrich.Run) (ctes, final string) {
 	ctes = c.attributeCTEs(p, w, false)
-	confidence := "x.match_confidence"
+	confidence, join := "x.match_confidence", ""
 	if c.Calibrated {
-		confidence = schemas.CalibratedConfidenceSQL("x", c.Target.Table("calibration"), p.bind("cal_run", run.ID))
+		ctes += "-- Calibrated confidence per bucket of the window's time-window rows.\ncalibrated_map AS (\n" +
+			schemas.CalibrationMapSQL("priced", c.Target.Table("calibration"), p.bind("cal_run", run.ID)) + "\n),\n"
+		confidence, join = "coalesce(m.conf, x.match_confidence)", "\n"+schemas.CalibratedJoin("x", "calibrated_map", "m")
 	}
 	final = `SELECT
   x.invocation_id, x.request_id, x.event_time, CAST(x.event_time AS DATE) AS event_date,
@@ -33,7 +35,7 @@ func (c *Config) attribute(p *params, w Windows, run enrich.Run) (ctes, final st
   x.cost_usd, x.price_list_version,
   ` + p.bind("version", run.Version) + ` AS version, ` + p.bind("run_id", run.ID) + ` AS run_id, ` +
 		p.bind("processed_at", run.ProcessedAt) + ` AS processed_at
-FROM priced x`
+FROM priced x` + join
 	return ctes, final
 }
 

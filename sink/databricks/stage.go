@@ -249,7 +249,8 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 				return st, tot, fmt.Errorf("replace attributions: %w", err)
 			}
 			args = append(args, databricks.Parameter{Name: "cal_run", Value: cal[0].RunID})
-			source = "SELECT " + schemas.CalibratedSelect("kept", a.s.schema.Table("calibration"), ":cal_run") + " FROM kept"
+			ctes += "calibrated_map AS (" + schemas.CalibrationMapSQL("kept", a.s.schema.Table("calibration"), ":cal_run") + "),\n"
+			source = "SELECT " + schemas.CalibratedSelect("k", "m") + " FROM kept k " + schemas.CalibratedJoin("k", "calibrated_map", "m")
 		}
 	}
 

@@ -20,6 +20,7 @@ const (
 	stageInvocations = "obolus_stage_invocations"
 	stageNewer       = "obolus_stage_newer"
 	stageCalibration = "obolus_stage_calibration"
+	stageCalMap      = "obolus_stage_calmap"
 )
 
 // AttributionStage is a window replace written in chunks: Append puts rows
@@ -98,7 +99,7 @@ func (a *AttributionStage) Close() error {
 	if a.conn == nil {
 		return nil
 	}
-	dropStage(a.conn, stageRows, stageLosers, stageInvocations, stageNewer, stageCalibration)
+	dropStage(a.conn, stageRows, stageLosers, stageInvocations, stageNewer, stageCalibration, stageCalMap)
 	err := a.conn.Close()
 	a.conn = nil
 	return err
@@ -159,7 +160,10 @@ func writeCalibration(ctx context.Context, tx *sql.Tx, rows []schemas.Calibratio
 			return err
 		}
 	}
-	_, err := tx.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageCalibration+" AS SELECT * FROM calibration WHERE run_id = ?", rows[0].RunID)
+	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageCalibration+" AS SELECT * FROM calibration WHERE run_id = ?", rows[0].RunID); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageCalMap+" AS "+schemas.CalibrationMapSQL(stageRows, stageCalibration, ""))
 	return err
 }
 
@@ -212,9 +216,9 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		cal = a.calibrate(stats)
 	}
 	cols := strings.Join(schemas.AttributionColumns(), ", ")
-	selected := cols
+	source := "SELECT " + cols + " FROM " + stageRows
 	if len(cal) > 0 {
-		selected = schemas.CalibratedSelect(stageRows, stageCalibration, "")
+		source = "SELECT " + schemas.CalibratedSelect("s", "m") + " FROM " + stageRows + " s " + schemas.CalibratedJoin("s", stageCalMap, "m")
 	}
 	err = inTx(ctx, conn, func(tx *sql.Tx) error {
 		if len(cal) > 0 {
@@ -247,7 +251,7 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		if st.Deleted, err = res.RowsAffected(); err != nil {
 			return fmt.Errorf("delete replaced rows: %w", err)
 		}
-		res, err = tx.ExecContext(ctx, `INSERT INTO attribution (`+cols+`) SELECT `+selected+` FROM `+stageRows+` WHERE `+notKept)
+		res, err = tx.ExecContext(ctx, `INSERT INTO attribution (`+cols+`) `+source+` WHERE `+notKept)
 		if err != nil {
 			return fmt.Errorf("insert rows: %w", err)
 		}
