@@ -627,3 +627,47 @@ func editFile(t *testing.T, path string, edit func([]byte) []byte) {
 		t.Fatal(err)
 	}
 }
+
+// Calibrated confidence means what it says: on generated workloads with
+// known truth, the expected calibration error of time-window picks is at
+// most 0.03, where the rule's own confidence is far off. (make calibration
+// measures the README's larger workloads.)
+func TestCalibratedConfidence(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates and attributes two workloads")
+	}
+	for _, w := range []struct {
+		name string
+		gen  []string
+	}{
+		{"one hot agent", []string{"--seed", "5", "--agent-requests", "4000"}},
+		{"shifted timing", []string{"--seed", "6", "--agent-requests", "4000", "--max-skew", "1800ms", "--tagged-share", "0.5"}},
+	} {
+		t.Run(w.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mustObolus(t, append([]string{"gen", "--out", dir}, w.gen...)...)
+			cfg := filepath.Join(dir, "obolus.yaml")
+			t.Setenv("OBOLUS_MATCH_AMBIGUITY", "nearest")
+			ece := map[string]float64{}
+			for _, cal := range []string{"true", "false"} {
+				t.Setenv("OBOLUS_MATCH_CALIBRATE", cal)
+				store := filepath.Join(dir, "cal-"+cal+".duckdb")
+				mustObolus(t, "batch", "--config", cfg, "--store", store, "--log-level", "warn")
+				out := mustObolus(t, "score", "--config", cfg, "--store", store, "--truth", filepath.Join(dir, "ground_truth.jsonl"))
+				i := strings.Index(out, "expected calibration error ")
+				if i < 0 {
+					t.Fatalf("score prints no calibration error:\n%s", out)
+				}
+				var v float64
+				if _, err := fmt.Sscan(out[i+len("expected calibration error "):], &v); err != nil {
+					t.Fatal(err)
+				}
+				ece[cal] = v
+			}
+			t.Logf("ECE calibrated %.4f, rule %.4f", ece["true"], ece["false"])
+			if ece["true"] > 0.03 || ece["false"] < 0.05 {
+				t.Errorf("ECE calibrated %.4f (want ≤ 0.03), rule %.4f (want it worse than 0.05)", ece["true"], ece["false"])
+			}
+		})
+	}
+}
