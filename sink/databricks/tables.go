@@ -242,15 +242,8 @@ func (s *Store) WriteCalibration(ctx context.Context, rows []schemas.Calibration
 // run that has any), sorted by service principal, method, candidates and
 // rule confidence (highest first).
 func (s *Store) Calibration(ctx context.Context, runID string) ([]schemas.Calibration, error) {
-	var args []any
-	if runID != "" {
-		args = append(args, runID)
-	}
-	rs, err := s.db.QueryContext(ctx, schemas.CalibrationSQL(s.schema.Table("calibration"), runID == ""), args...)
-	if err != nil {
-		return nil, fmt.Errorf("read calibration: %w", err)
-	}
-	out, err := sqlrows.Collect(rs, (*schemas.Calibration).ScanTargets)
+	q, args := schemas.CalibrationQuery(s.schema.Table("calibration"), runID)
+	out, err := sqlrows.Query(ctx, s.db, q, args, (*schemas.Calibration).ScanTargets)
 	if err != nil {
 		return nil, fmt.Errorf("read calibration: %w", err)
 	}

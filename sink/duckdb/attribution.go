@@ -104,15 +104,8 @@ func fmtTime(t time.Time) string {
 // Calibration reads the calibration rows of run runID ("" for the latest
 // run that has any).
 func (s *Store) Calibration(ctx context.Context, runID string) ([]schemas.Calibration, error) {
-	var args []any
-	if runID != "" {
-		args = append(args, runID)
-	}
-	rs, err := s.db.QueryContext(ctx, schemas.CalibrationSQL("calibration", runID == ""), args...)
-	if err != nil {
-		return nil, fmt.Errorf("read calibration: %w", err)
-	}
-	out, err := sqlrows.Collect(rs, (*schemas.Calibration).ScanTargets)
+	q, args := schemas.CalibrationQuery("calibration", runID)
+	out, err := sqlrows.Query(ctx, s.db, q, args, (*schemas.Calibration).ScanTargets)
 	if err != nil {
 		return nil, fmt.Errorf("read calibration: %w", err)
 	}

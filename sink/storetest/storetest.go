@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -458,8 +459,8 @@ func calibration(t *testing.T, s Store, _ Options) {
 	if _, _, err := stage.Commit(c, Day, Day.Add(24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	slices.SortFunc(got.Masked, func(a, b schemas.MaskedStat) int { return cmpString(a.ServicePrincipal, b.ServicePrincipal) })
-	slices.SortFunc(got.Presence, func(a, b schemas.PresenceStat) int { return cmpString(a.ServicePrincipal, b.ServicePrincipal) })
+	slices.SortFunc(got.Masked, func(a, b schemas.MaskedStat) int { return strings.Compare(a.ServicePrincipal, b.ServicePrincipal) })
+	slices.SortFunc(got.Presence, func(a, b schemas.PresenceStat) int { return strings.Compare(a.ServicePrincipal, b.ServicePrincipal) })
 	wantMasked := []schemas.MaskedStat{{ServicePrincipal: "sp-a", Code: twOne, Calls: 2, Correct: 1}, {ServicePrincipal: "sp-b", Code: twOne, Calls: 1, Correct: 1}}
 	wantPresence := []schemas.PresenceStat{{ServicePrincipal: "sp-a", Linked: 3, NotFound: 1}, {ServicePrincipal: "sp-b", Linked: 1}}
 	if !slices.Equal(got.Masked, wantMasked) || !slices.Equal(got.Presence, wantPresence) {
@@ -485,14 +486,4 @@ func calibration(t *testing.T, s Store, _ Options) {
 	if err != nil || len(cal) != 3 || cal[0].ServicePrincipal != "" || cal[2].Confidence != 0.25 {
 		t.Errorf("calibration table %+v, err %v", cal, err)
 	}
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
