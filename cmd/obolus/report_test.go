@@ -33,7 +33,8 @@ func TestReportChargeback(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(reports, "chargeback-2026-11.md"))
-	for _, want := range []string{"Costs are reconciled to the Databricks bill", "## Reconciliation", "(difference 0.000000)", "| (unattributed) |", "Price change:"} {
+	for _, want := range []string{"Costs are reconciled to the Databricks bill", "## Reconciliation", "(difference 0.000000)", "| (unattributed) |", "Price change:",
+		"carries a match confidence of at least 0.9", "- Time-window matches on agent "} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("markdown lacks %q", want)
 		}

@@ -193,11 +193,13 @@ type Report struct {
 	// Confidence splits the attributed amounts by match_confidence: at
 	// least 0.9, 0.5 to 0.9, below 0.5 (ConfidenceBands).
 	Confidence [3]Amounts
-	Days       []Day
-	Teams      []string // teams in Days, costliest first, UnattributedLabel last
-	TopUsers   []Line   // Keys: user, team
-	Models     []Line   // Keys: model
-	Rec        Reconciliation
+	// Calibration is what the time-window confidences rest on, per agent.
+	Calibration []CalibrationLine
+	Days        []Day
+	Teams       []string // teams in Days, costliest first, UnattributedLabel last
+	TopUsers    []Line   // Keys: user, team
+	Models      []Line   // Keys: model
+	Rec         Reconciliation
 	// Focus holds the FOCUS rows once FocusRows has built them.
 	Focus []FocusRow
 	focus *focusAgg
@@ -230,6 +232,25 @@ func (r *Report) confidenceText(costName string) string {
 	return fmt.Sprintf("Of the attributed %s, %s carries a match confidence of %s, %s of %s and %s %s (time-window confidences are calibrated on id-linked calls: README, Confidence).",
 		strings.ToLower(costName), percent(float64(cost[0]), float64(total)), ConfidenceBands[0],
 		percent(float64(cost[1]), float64(total)), ConfidenceBands[1], percent(float64(cost[2]), float64(total)), ConfidenceBands[2])
+}
+
+// calibrationTexts say, per agent, how often its time-window matches were
+// right on the id-linked calls they were calibrated on. name writes an
+// agent's name for the output format.
+func (r *Report) calibrationTexts(name func(string) string) []string {
+	var out []string
+	for _, l := range r.Calibration {
+		if l.Calls == 0 {
+			continue
+		}
+		who := l.ServicePrincipal
+		if l.Agent != "" {
+			who = l.Agent
+		}
+		out = append(out, fmt.Sprintf("Time-window matches on agent %s were right %s of the time, measured on %s id-linked calls.",
+			name(who), percent(float64(l.Correct), float64(l.Calls)), integer(l.Calls)))
+	}
+	return out
 }
 
 // Cost is the figure charts and rankings use: allocated cost with billing
@@ -280,7 +301,15 @@ func Build(ctx context.Context, src Source, opt Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	return assemble(opt, rows, recs)
+	cal, err := readCalibration(ctx, src, opt.Period)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := assemble(opt, rows, recs)
+	if rep != nil {
+		rep.Calibration = cal
+	}
+	return rep, err
 }
 
 func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, error) {

@@ -94,7 +94,9 @@ svg text { font: 12px system-ui, sans-serif; fill: #444; } svg .value { fill: #2
 <tbody>{{range .Methods}}<tr><td>{{.Method}}</td><td>{{.Basis}}</td><td class="n">{{.Requests}}</td><td class="n">{{.RequestShare}}</td><td class="n">{{.Cost}}</td><td class="n">{{.CostShare}}</td></tr>
 {{end}}</tbody></table>
 <p class="note">{{.SharesText}}</p>
-{{if .ConfidenceText}}<p class="note">{{.ConfidenceText}}</p>{{end}}</section>
+{{if .ConfidenceText}}<p class="note">{{.ConfidenceText}}</p>{{end}}
+{{range .CalibrationTexts}}<p class="note">{{.}}</p>
+{{end}}</section>
 
 <section><h2>Reconciliation</h2>
 {{if .R.Billing}}<table><tbody>{{range .Rec}}<tr{{if .Class}} class="{{.Class}}"{{end}}><td>{{.Label}}</td><td class="n">{{.Value}}</td></tr>
@@ -134,6 +136,7 @@ type htmlPage struct {
 	Head                                               []htmlCell
 	Rows                                               []htmlRow
 	RestNote, SharesText, ConfidenceText               string
+	CalibrationTexts                                   []string
 	Methods                                            []htmlMethod
 	Rec                                                []htmlRec
 	RecNotes                                           []string
@@ -170,6 +173,8 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		percent(float64(id), float64(total)), pg.CostWord, percent(float64(window), float64(total)), percent(float64(rest), float64(total)),
 		map[bool]string{true: " or had no gateway usage", false: ""}[r.Billing])
 	pg.ConfidenceText = r.confidenceText(pg.CostWord)
+	// The template escapes the names.
+	pg.CalibrationTexts = r.calibrationTexts(func(s string) string { return s })
 
 	// Chargeback table, cents adding up to the total.
 	for _, d := range r.By {

@@ -165,6 +165,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if t := r.confidenceText(costName); t != "" {
 		p("%s\n\n", t)
 	}
+	for _, t := range r.calibrationTexts(mdCell) {
+		p("- %s\n", t)
+	}
+	if len(r.Calibration) > 0 {
+		p("\n")
+	}
 
 	// Top users and models.
 	p("## Top users\n\n| User | Team | Requests | Total tokens | %s (%s) |\n|---|---|---:|---:|---:|\n", costName, cur)

@@ -35,6 +35,53 @@ func (in interner) get(s string) string {
 	return s
 }
 
+// CalibrationLine says how often the time-window rule was right for one
+// agent's id-linked calls, summed over the runs that wrote the period's
+// time-window rows.
+type CalibrationLine struct {
+	ServicePrincipal, Agent string
+	Calls, Correct          int64
+}
+
+// readCalibration reads the calibration behind the period's time-window
+// rows: per service principal, the id-linked calls of the runs that wrote
+// them and how many the rule got right.
+func readCalibration(ctx context.Context, src Source, p Period) ([]CalibrationLine, error) {
+	if src.Tables.Calibration == "" {
+		return nil, nil
+	}
+	attr, err := src.table("attribution", src.Tables.Attribution)
+	if err != nil {
+		return nil, err
+	}
+	cal, err := src.table("calibration", src.Tables.Calibration)
+	if err != nil {
+		return nil, err
+	}
+	period := `event_time >= ` + src.Dialect.ts() + ` AND event_time < ` + src.Dialect.ts()
+	q := `SELECT c.service_principal, coalesce(max(n.agent_endpoint), ''), sum(c.calls), sum(c.correct)
+FROM ` + cal + ` c
+LEFT JOIN (SELECT requester, max(agent_endpoint) AS agent_endpoint FROM ` + attr + `
+           WHERE ` + period + ` AND agent_endpoint <> '' GROUP BY requester) n ON n.requester = c.service_principal
+WHERE c.method <> '' AND c.service_principal <> ''
+  AND c.run_id IN (SELECT DISTINCT run_id FROM ` + attr + ` WHERE ` + period + ` AND match_method IN ('time_window', 'time_window_nearest'))
+GROUP BY c.service_principal ORDER BY c.service_principal`
+	rows, err := src.DB.QueryContext(ctx, q, p.Start.UnixMicro(), p.End.UnixMicro(), p.Start.UnixMicro(), p.End.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("report: read %s: %w", src.Tables.Calibration, err)
+	}
+	defer rows.Close()
+	var out []CalibrationLine
+	for rows.Next() {
+		var l CalibrationLine
+		if err := rows.Scan(&l.ServicePrincipal, &l.Agent, &l.Calls, &l.Correct); err != nil {
+			return nil, fmt.Errorf("report: read %s: %w", src.Tables.Calibration, err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
 // readUsage reads the period's attribution rows, ordered by invocation and
 // end user so that allocation ties break the same way on every store.
 func readUsage(ctx context.Context, src Source, p Period) ([]usageRow, error) {

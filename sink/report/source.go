@@ -56,17 +56,20 @@ type Tables struct {
 	Attribution  string
 	BillingUsage string
 	ListPrices   string
+	// Calibration is the store's calibration table; "" reads none.
+	Calibration string
 }
 
 // DefaultTables are the DuckDB store's names.
 func DefaultTables() Tables {
-	return Tables{Attribution: "attribution", BillingUsage: "billing_usage", ListPrices: "billing_list_prices"}
+	return Tables{Attribution: "attribution", BillingUsage: "billing_usage", ListPrices: "billing_list_prices", Calibration: "calibration"}
 }
 
 // DatabricksTables reads attribution from catalog.schema and billing from the system tables.
 func DatabricksTables(catalog, schema string) Tables {
 	return Tables{
 		Attribution:  catalog + "." + schema + ".attribution",
+		Calibration:  catalog + "." + schema + ".calibration",
 		BillingUsage: "system.billing.usage",
 		ListPrices:   "system.billing.list_prices",
 	}
