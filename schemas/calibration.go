@@ -1,9 +1,6 @@
 package schemas
 
-import (
-	"strconv"
-	"strings"
-)
+import "strings"
 
 // Calibration is one row of a run's calibration table: how often the
 // time-window rule picked the right end user for id-linked calls whose ids
@@ -166,6 +163,3 @@ func CalibratedSelect(a, m string) string {
 	}
 	return strings.Join(cols, ", ")
 }
-
-// FormatDouble writes v so that SQL and Go parse it back to the same double.
-func FormatDouble(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
