@@ -129,7 +129,7 @@ func (ix *Index) place(pos int32) {
 }
 
 func (ix *Index) find(key, trace, reqID, clientID string) (int32, bool) {
-	if pos, ok := ix.byKey[key]; ok {
+	if pos, ok := ix.byKey[key]; ok && ix.live[pos] {
 		return pos, true
 	}
 	if trace != "" {
@@ -195,6 +195,13 @@ func (ix *Index) merge(pos int32, r *schemas.AgentRequest) {
 		}
 	}
 	ix.link(pos)
+	// A merge may change the key (a smaller id of the same rank): the new
+	// one finds the entry too.
+	if k := held.Key(); k != "" {
+		if owner, taken := ix.byKey[k]; !taken || !ix.live[owner] {
+			ix.byKey[k] = pos
+		}
+	}
 	switch {
 	case !wasPlaced:
 		ix.place(pos)
