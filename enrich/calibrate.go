@@ -57,6 +57,23 @@ func (e *Engine) Masked(ev *schemas.UsageEvent, rows []schemas.Attribution) int6
 	return 0
 }
 
+// Fallback is the row that replaces a time-window pick (rows, the rows
+// Attribute returned for ev) when its calibrated confidence falls below
+// MatchConfig.MinConfidence: the call left with its service principal,
+// reason low_confidence. ok is false when rows are no such pick.
+func (e *Engine) Fallback(ev *schemas.UsageEvent, rows []schemas.Attribution) (row schemas.Attribution, ok bool) {
+	if len(rows) != 1 || !calibratedMethod(rows[0].MatchMethod) {
+		return row, false
+	}
+	row = rows[0]
+	row.MatchMethod, row.Reason, row.MatchConfidence = schemas.MethodUnattributed, ReasonLowConfidence, 0
+	return e.finish(row, ev, TokensOf(ev)), true
+}
+
+func calibratedMethod(m string) bool {
+	return m == schemas.MethodTimeWindow || m == schemas.MethodTimeWindowNearest
+}
+
 // maskedKey decodes a masked code (its correct digit zero) into the method,
 // candidates and rule confidence of the answers it stands for, computed as
 // the matcher computes them.

@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -22,6 +23,9 @@ const (
 	ReasonAmbiguous   = "ambiguous"       // several were running and the policy is unattributed
 	ReasonIDNotFound  = "id_not_found"    // the tags carry an id no agent request has (yet)
 	ReasonNoRule      = "no_rule_matched" // every rule that could apply is switched off
+	// ReasonLowConfidence: a time-window pick whose calibrated confidence
+	// was below match.min_confidence.
+	ReasonLowConfidence = "low_confidence"
 )
 
 // MatchConfig says which rules run and where they look.
@@ -55,6 +59,10 @@ type MatchConfig struct {
 	// the rule picks the right user for the run's id-linked calls (see
 	// Calibrate). Batch runs only; the stream keeps the rule's confidence.
 	Calibrate bool
+	// MinConfidence, with Calibrate, turns time-window picks whose
+	// calibrated confidence is below it into unattributed rows (reason
+	// low_confidence): precision is kept at the price of recall. 0 is off.
+	MinConfidence float64
 	// ExactTagKeys turns off forgiving tag keys (see TagValue): a tag is
 	// found only under the key exactly as configured.
 	ExactTagKeys bool
@@ -104,6 +112,12 @@ func (c MatchConfig) Validate() error {
 	}
 	if c.MaxSplitUsers < 0 || c.MaxSplitUsers == 1 {
 		return fmt.Errorf("match.max_split_users: %d; a split needs at least 2 users (default %d)", c.MaxSplitUsers, DefaultMaxSplitUsers)
+	}
+	if c.MinConfidence < 0 || c.MinConfidence >= 1 || c.MinConfidence != c.MinConfidence {
+		return fmt.Errorf("match.min_confidence: %v; use a confidence from 0 (off) up to, not including, 1", c.MinConfidence)
+	}
+	if c.MinConfidence > 0 && !c.Calibrate {
+		return errors.New("match.min_confidence needs match.calibrate: the minimum applies to calibrated confidence")
 	}
 	if c.Skew < 0 {
 		return fmt.Errorf("match.skew: %s is negative; use a duration such as 2s", c.Skew)

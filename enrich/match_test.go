@@ -423,3 +423,44 @@ func TestSplitLimit(t *testing.T) {
 		t.Errorf("limit 1: %v", err)
 	}
 }
+
+// match.min_confidence is a confidence below 1, and needs calibration.
+func TestValidateMinConfidence(t *testing.T) {
+	for _, tt := range []struct {
+		min       float64
+		calibrate bool
+		want      string
+	}{
+		{0, false, ""}, {0.9, true, ""}, {-0.1, true, "match.min_confidence"}, {1, true, "match.min_confidence"},
+		{0.5, false, "match.calibrate"},
+	} {
+		cfg := DefaultMatchConfig()
+		cfg.MinConfidence, cfg.Calibrate = tt.min, tt.calibrate
+		err := cfg.Validate()
+		if (tt.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("min %v calibrate %v: %v, want an error naming %q", tt.min, tt.calibrate, err, tt.want)
+		}
+	}
+}
+
+// A time-window pick's fallback is the call left with its service
+// principal; other rows have none.
+func TestFallback(t *testing.T) {
+	idx := NewIndex()
+	idx.Add(req("r1", "ana", spA, 0, 10))
+	e, err := NewEngine(DefaultMatchConfig(), idx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event("e1", spA, 5, nil)
+	rows := e.Attribute(nil, &ev, Run{})
+	f, ok := e.Fallback(&ev, rows)
+	if !ok || f.MatchMethod != schemas.MethodUnattributed || f.Reason != ReasonLowConfidence || f.EndUser != spA ||
+		f.AgentRequestID != "" || f.TotalTokens != rows[0].TotalTokens || f.CostUSD != rows[0].CostUSD {
+		t.Errorf("fallback of %+v: %+v, %v", rows[0], f, ok)
+	}
+	tagged := event("e2", spA, 5, map[string]string{"agent_request_id": "r1"})
+	if _, ok := e.Fallback(&tagged, e.Attribute(nil, &tagged, Run{})); ok {
+		t.Error("an id match has a fallback")
+	}
+}

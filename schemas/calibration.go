@@ -1,6 +1,9 @@
 package schemas
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Calibration is one row of a run's calibration table: how often the
 // time-window rule picked the right end user for id-linked calls whose ids
@@ -163,3 +166,36 @@ func CalibratedSelect(a, m string) string {
 	}
 	return strings.Join(cols, ", ")
 }
+
+// MaskedFallback marks, in copy_masked, the staged row that replaces a
+// time-window pick whose calibrated confidence falls below the run's
+// minimum: the same call left unattributed (reason low_confidence). The
+// commit keeps either the pick or its fallback (GatedKeptSQL).
+const MaskedFallback = -1
+
+// CalibrationResult is what a stage's calibrate function returns: the
+// run's calibration rows, and the minimum calibrated confidence a
+// time-window pick must reach to stand (0: no minimum).
+type CalibrationResult struct {
+	RunID         string
+	Rows          []Calibration
+	MinConfidence float64
+}
+
+// GatedSQL yields (invocation_id, copy_seq) of the time-window picks of rel
+// whose calibrated confidence (through map relation mapRel) is below the
+// bound marker minParam.
+func GatedSQL(rel, mapRel, minParam string) string {
+	return "SELECT s.invocation_id, s.copy_seq FROM " + rel + " s " + CalibratedJoin("s", mapRel, "m") +
+		"\nWHERE s.match_method IN ('" + MethodTimeWindow + "', '" + MethodTimeWindowNearest + "') AND s.copy_masked <> " + fmtInt(MaskedFallback) +
+		" AND coalesce(m.conf, s.match_confidence) < " + minParam
+}
+
+// GatedKeptSQL yields the rows of rel (with StageColumns) the gate keeps:
+// a gated pick's fallback instead of the pick, and no other fallback.
+func GatedKeptSQL(rel, gated string) string {
+	return "SELECT k.* FROM " + rel + " k LEFT JOIN " + gated + " g ON g.invocation_id = k.invocation_id AND g.copy_seq = k.copy_seq\n" +
+		"WHERE (k.copy_masked = " + fmtInt(MaskedFallback) + ") = (g.invocation_id IS NOT NULL)"
+}
+
+func fmtInt(v int) string { return strconv.Itoa(v) }

@@ -61,8 +61,9 @@ type AttributionStage interface {
 	// the kept rows' CalibrationStats (MaskedStatsSQL, PresenceSQL), records
 	// the rows fn makes of them in the calibration table, replacing those of
 	// their run, and writes time-window rows with the calibrated confidence
-	// (CalibratedSelect).
-	Calibrate(fn func(CalibrationStats) []Calibration)
+	// (CalibratedSelect); with a minimum confidence, a pick below it gives
+	// way to its fallback row (GatedKeptSQL), before anything is counted.
+	Calibrate(fn func(CalibrationStats) CalibrationResult)
 	// Close drops the stage; after Commit it only releases resources.
 	Close() error
 }

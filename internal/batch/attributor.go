@@ -21,6 +21,7 @@ type attributor struct {
 	engine   *enrich.Engine
 	run      enrich.Run
 	masked   bool // record each id-linked call's masked outcome (calibration)
+	fallback bool // stage a fallback row for each time-window pick (min confidence)
 	stage    schemas.AttributionStage
 	chunk    []schemas.Staged
 	scratch  []schemas.Attribution
@@ -48,6 +49,13 @@ func (a *attributor) add(ctx context.Context, evs []schemas.UsageEvent) error {
 		a.copies++
 		for k := range a.scratch {
 			a.chunk = append(a.chunk, schemas.Staged{Attribution: a.scratch[k], Copy: c})
+		}
+		if a.fallback {
+			if f, ok := a.engine.Fallback(ev, a.scratch); ok {
+				fc := c
+				fc.Masked = schemas.MaskedFallback
+				a.chunk = append(a.chunk, schemas.Staged{Attribution: f, Copy: fc})
+			}
 		}
 		if a.earliest.IsZero() || ev.EventTime.Before(a.earliest) {
 			a.earliest = ev.EventTime

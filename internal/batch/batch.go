@@ -352,10 +352,10 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	}()
 	att := newAttributor(engine, enrich.Run{ID: rep.RunID, Version: now.UnixMicro(), ProcessedAt: now}, stage)
 	if j.Match.Calibrate && j.Match.TimeWindow {
-		att.masked = true
-		stage.Calibrate(func(s schemas.CalibrationStats) []schemas.Calibration {
+		att.masked, att.fallback = true, j.Match.MinConfidence > 0
+		stage.Calibrate(func(s schemas.CalibrationStats) schemas.CalibrationResult {
 			rep.Calibration = enrich.Calibrate(rep.RunID, s)
-			return rep.Calibration
+			return schemas.CalibrationResult{RunID: rep.RunID, Rows: rep.Calibration, MinConfidence: j.Match.MinConfidence}
 		})
 	}
 	mctx, mspan := j.tracer().Start(ctx, "batch.read usage and match")

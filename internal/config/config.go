@@ -72,6 +72,7 @@ type Match struct {
 	UntrustedIDFallback bool          `mapstructure:"untrusted_id_fallback"`
 	ExactTagKeys        bool          `mapstructure:"exact_tag_keys"`
 	Calibrate           bool          `mapstructure:"calibrate"`
+	MinConfidence       float64       `mapstructure:"min_confidence"`
 	// MaxRequestDuration dead-letters agent requests claiming to last longer.
 	MaxRequestDuration time.Duration `mapstructure:"max_request_duration"`
 }
@@ -157,6 +158,7 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("match.untrusted_id_fallback", m.UntrustedIDFallback)
 	v.SetDefault("match.exact_tag_keys", m.ExactTagKeys)
 	v.SetDefault("match.calibrate", m.Calibrate)
+	v.SetDefault("match.min_confidence", m.MinConfidence)
 	v.SetDefault("match.max_request_duration", ingest.DefaultLimits.MaxRequestDuration)
 	v.SetDefault("limits.max_tokens", ingest.DefaultLimits.MaxTokens)
 	v.SetDefault("batch.job", "default")
@@ -382,6 +384,7 @@ func (c *Config) MatchConfig() enrich.MatchConfig {
 		UntrustedIDFallback: c.Match.UntrustedIDFallback,
 		ExactTagKeys:        c.Match.ExactTagKeys,
 		Calibrate:           c.Match.Calibrate,
+		MinConfidence:       c.Match.MinConfidence,
 	}
 }
 

@@ -117,6 +117,7 @@ func TestPullAndPushdownAgree(t *testing.T) {
 		{"split", func(c *config.Config) { c.Match.Ambiguity = enrich.PolicySplit }},
 		{"split_limited", func(c *config.Config) { c.Match.Ambiguity, c.Match.MaxSplitUsers = enrich.PolicySplit, 2 }},
 		{"nearest", func(c *config.Config) { c.Match.Ambiguity = enrich.PolicyNearest }},
+		{"nearest_gated", func(c *config.Config) { c.Match.Ambiguity, c.Match.MinConfidence = enrich.PolicyNearest, 0.9 }},
 		{"fallback_no_trace_rule", func(c *config.Config) {
 			c.Match.UntrustedIDFallback = true
 			c.Match.Rules.TraceID = false
@@ -208,6 +209,23 @@ func TestPullAndPushdownAgree(t *testing.T) {
 				if err != nil || len(cal) == 0 {
 					t.Errorf("%s: calibration table: %d rows, err %v", r.name, len(cal), err)
 				}
+			}
+		}
+		if p.name == "nearest_gated" {
+			// The gate is exercised: some picks fell below 0.9 and were left
+			// with their service principal, and none below it stands.
+			rows, _ := p.rs[1].store.Attributions(ctx, time.Time{}, time.Time{})
+			gated := 0
+			for _, r := range rows {
+				if r.Reason == enrich.ReasonLowConfidence {
+					gated++
+				}
+				if (r.MatchMethod == schemas.MethodTimeWindow || r.MatchMethod == schemas.MethodTimeWindowNearest) && r.MatchConfidence < 0.9 {
+					t.Errorf("nearest_gated: %s stands at confidence %v, below the minimum 0.9", r.InvocationID, r.MatchConfidence)
+				}
+			}
+			if gated == 0 {
+				t.Error("nearest_gated: no row was gated (reason low_confidence)")
 			}
 		}
 		if p.name != "unattributed" && p.name != "split" {

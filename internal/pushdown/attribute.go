@@ -18,18 +18,41 @@ const (
 // with the final SELECT, whose columns are attribution's in DDL order.
 func (c *Config) attribute(p *params, w Windows, run enrich.Run) (ctes, final string) {
 	ctes = c.attributeCTEs(p, w, false)
-	confidence, join := "x.match_confidence", ""
+	col := map[string]string{}
+	for _, n := range []string{"end_user", "team", "cost_center", "agent_endpoint", "trace_id", "agent_request_id", "session", "match_method", "match_confidence", "reason"} {
+		col[n] = "x." + n
+	}
+	join := ""
 	if c.Calibrated {
 		ctes += "-- Calibrated confidence per bucket of the window's time-window rows.\ncalibrated_map AS (\n" +
 			schemas.CalibrationMapSQL("priced", c.Target.Table("calibration"), p.bind("cal_run", run.ID)) + "\n),\n"
-		confidence, join = "coalesce(m.conf, x.match_confidence)", "\n"+schemas.CalibratedJoin("x", "calibrated_map", "m")
+		col["match_confidence"] = "coalesce(m.conf, x.match_confidence)"
+		join = "\n" + schemas.CalibratedJoin("x", "calibrated_map", "m")
+		if c.Match.MinConfidence > 0 {
+			// A pick below the minimum is left with its service principal,
+			// as enrich.Engine.Fallback leaves it: the requester's team.
+			gated := "m.conf < " + p.bind("min_confidence", c.Match.MinConfidence)
+			team, cc := "'"+schemas.UnassignedTeam+"'", "''"
+			if c.Org != nil {
+				team, cc = "coalesce(ro.team, '"+schemas.UnassignedTeam+"')", "coalesce(ro.cost_center, '')"
+				join += "\nLEFT JOIN " + c.Target.Table("org_directory") + " ro\n  ON ro.digest = " + p.bind("org_digest", OrgDigest(c.Org)) +
+					" AND ro.user_key = lower(trim(x.requester))"
+			}
+			for n, v := range map[string]string{"end_user": "x.requester", "team": team, "cost_center": cc, "agent_endpoint": "''", "trace_id": "''",
+				"agent_request_id": "''", "session": "''", "match_method": "'" + schemas.MethodUnattributed + "'", "match_confidence": "0e0",
+				"reason": "'" + enrich.ReasonLowConfidence + "'"} {
+				col[n] = "CASE WHEN " + gated + " THEN " + v + " ELSE " + col[n] + " END"
+			}
+		}
 	}
 	final = `SELECT
   x.invocation_id, x.request_id, x.event_time, CAST(x.event_time AS DATE) AS event_date,
   x.account_id, x.workspace_id, x.endpoint_id, x.endpoint_name, x.destination_model, x.requester,
   CAST(x.status_code AS INT) AS status_code, x.usage_source,
-  x.end_user, x.team, x.cost_center, x.agent_endpoint, x.trace_id, x.agent_request_id, x.session,
-  x.match_method, ` + confidence + ` AS match_confidence, CAST(x.candidates AS INT) AS candidates, x.weight, x.reason,
+  ` + col["end_user"] + ` AS end_user, ` + col["team"] + ` AS team, ` + col["cost_center"] + ` AS cost_center,
+  ` + col["agent_endpoint"] + ` AS agent_endpoint, ` + col["trace_id"] + ` AS trace_id, ` + col["agent_request_id"] + ` AS agent_request_id,
+  ` + col["session"] + ` AS session, ` + col["match_method"] + ` AS match_method, ` + col["match_confidence"] + ` AS match_confidence,
+  CAST(x.candidates AS INT) AS candidates, x.weight, ` + col["reason"] + ` AS reason,
   x.input_tokens, x.output_tokens, x.total_tokens, x.cache_read_input_tokens,
   x.cache_creation_input_tokens, x.output_reasoning_tokens,
   x.cost_usd, x.price_list_version,

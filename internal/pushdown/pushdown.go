@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -149,6 +150,8 @@ func (p *params) bind(name string, v any) string {
 			p.args = append(p.args, databricks.Parameter{Name: name, Type: databricks.SqlString, Value: v})
 		case int64:
 			p.args = append(p.args, databricks.Parameter{Name: name, Type: databricks.SqlBigInt, Value: fmt.Sprint(v)})
+		case float64:
+			p.args = append(p.args, databricks.Parameter{Name: name, Type: databricks.SqlDouble, Value: strconv.FormatFloat(v, 'g', -1, 64)})
 		default:
 			p.args = append(p.args, databricks.Parameter{Name: name, Value: v})
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,11 +38,11 @@ type AttributionStage struct {
 	batches     int // INSERTs into stage_attribution sent
 	closed      bool
 	// calibrate, when set, makes the calibration table (Calibrate).
-	calibrate func(schemas.CalibrationStats) []schemas.Calibration
+	calibrate func(schemas.CalibrationStats) schemas.CalibrationResult
 }
 
 // Calibrate implements schemas.AttributionStage.
-func (a *AttributionStage) Calibrate(fn func(schemas.CalibrationStats) []schemas.Calibration) {
+func (a *AttributionStage) Calibrate(fn func(schemas.CalibrationStats) schemas.CalibrationResult) {
 	a.calibrate = fn
 }
 
@@ -189,6 +190,40 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		}
 		return nil
 	}
+	source := "SELECT " + strings.Join(attributionColumns, ", ") + " FROM kept"
+	if a.calibrate != nil {
+		var stats schemas.CalibrationStats
+		if err := query("calibration counts", with+schemas.MaskedStatsSQL("kept"), func(rs *sql.Rows) error {
+			var m schemas.MaskedStat
+			err := rs.Scan(&m.ServicePrincipal, &m.Code, &m.Calls, &m.Correct)
+			stats.Masked = append(stats.Masked, m)
+			return err
+		}); err != nil {
+			return st, tot, err
+		}
+		if err := query("calibration presence", with+schemas.PresenceSQL("kept"), func(rs *sql.Rows) error {
+			var p schemas.PresenceStat
+			err := rs.Scan(&p.ServicePrincipal, &p.Linked, &p.NotFound)
+			stats.Presence = append(stats.Presence, p)
+			return err
+		}); err != nil {
+			return st, tot, err
+		}
+		cal := a.calibrate(stats)
+		if err := a.s.WriteCalibration(ctx, cal.Rows); err != nil {
+			return st, tot, fmt.Errorf("replace attributions: %w", err)
+		}
+		args = append(args, databricks.Parameter{Name: "cal_run", Value: cal.RunID},
+			databricks.Parameter{Name: "min_confidence", Type: databricks.SqlDouble, Value: strconv.FormatFloat(cal.MinConfidence, 'g', -1, 64)})
+		// From here on, kept is what the confidence gate keeps.
+		ctes = "stage AS (" + a.source() + "),\nlosers AS (" + schemas.LosersSQL("stage") + "),\nkept_all AS (" + schemas.KeptSQL("stage", "losers") + "),\n" +
+			"calibrated_map AS (" + schemas.CalibrationMapSQL("kept_all", a.s.schema.Table("calibration"), ":cal_run") + "),\n" +
+			"gated AS (" + schemas.GatedSQL("kept_all", "calibrated_map", ":min_confidence") + "),\n" +
+			"kept AS (" + schemas.GatedKeptSQL("kept_all", "gated") + "),\n" +
+			"invocations AS (" + schemas.InvocationsSQL("kept") + "),\n"
+		with = "WITH " + strings.TrimSuffix(ctes, ",\n") + "\n"
+		source = "SELECT " + schemas.CalibratedSelect("k", "m") + " FROM kept k " + schemas.CalibratedJoin("k", "calibrated_map", "m")
+	}
 	var bad error
 	if err := query("check keys", with+schemas.RepeatedKeySQL("kept", "invocations"), func(rs *sql.Rows) error {
 		var id, user string
@@ -225,34 +260,6 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		return st, tot, err
 	}
 	st.Rows, st.Invocations = tot.Rows, tot.Invocations
-	source := "SELECT " + strings.Join(attributionColumns, ", ") + " FROM kept"
-	if a.calibrate != nil {
-		var stats schemas.CalibrationStats
-		if err := query("calibration counts", with+schemas.MaskedStatsSQL("kept"), func(rs *sql.Rows) error {
-			var m schemas.MaskedStat
-			err := rs.Scan(&m.ServicePrincipal, &m.Code, &m.Calls, &m.Correct)
-			stats.Masked = append(stats.Masked, m)
-			return err
-		}); err != nil {
-			return st, tot, err
-		}
-		if err := query("calibration presence", with+schemas.PresenceSQL("kept"), func(rs *sql.Rows) error {
-			var p schemas.PresenceStat
-			err := rs.Scan(&p.ServicePrincipal, &p.Linked, &p.NotFound)
-			stats.Presence = append(stats.Presence, p)
-			return err
-		}); err != nil {
-			return st, tot, err
-		}
-		if cal := a.calibrate(stats); len(cal) > 0 {
-			if err := a.s.WriteCalibration(ctx, cal); err != nil {
-				return st, tot, fmt.Errorf("replace attributions: %w", err)
-			}
-			args = append(args, databricks.Parameter{Name: "cal_run", Value: cal[0].RunID})
-			ctes += "calibrated_map AS (" + schemas.CalibrationMapSQL("kept", a.s.schema.Table("calibration"), ":cal_run") + "),\n"
-			source = "SELECT " + schemas.CalibratedSelect("k", "m") + " FROM kept k " + schemas.CalibratedJoin("k", "calibrated_map", "m")
-		}
-	}
 
 	lo, hi := a.first, a.last
 	if windowed {

@@ -21,6 +21,7 @@ const (
 	stageNewer       = "obolus_stage_newer"
 	stageCalibration = "obolus_stage_calibration"
 	stageCalMap      = "obolus_stage_calmap"
+	stageGated       = "obolus_stage_gated"
 )
 
 // AttributionStage is a window replace written in chunks: Append puts rows
@@ -32,7 +33,7 @@ type AttributionStage struct {
 	conn *sql.Conn
 	rows int64 // staged so far, for row numbers in errors
 	// calibrate, when set, makes the calibration table (Calibrate).
-	calibrate func(schemas.CalibrationStats) []schemas.Calibration
+	calibrate func(schemas.CalibrationStats) schemas.CalibrationResult
 	vals      []any
 	args      []driver.Value
 }
@@ -99,14 +100,14 @@ func (a *AttributionStage) Close() error {
 	if a.conn == nil {
 		return nil
 	}
-	dropStage(a.conn, stageRows, stageLosers, stageInvocations, stageNewer, stageCalibration, stageCalMap)
+	dropStage(a.conn, stageRows, stageLosers, stageInvocations, stageNewer, stageCalibration, stageCalMap, stageGated)
 	err := a.conn.Close()
 	a.conn = nil
 	return err
 }
 
 // Calibrate implements schemas.AttributionStage.
-func (a *AttributionStage) Calibrate(fn func(schemas.CalibrationStats) []schemas.Calibration) {
+func (a *AttributionStage) Calibrate(fn func(schemas.CalibrationStats) schemas.CalibrationResult) {
 	a.calibrate = fn
 }
 
@@ -147,24 +148,49 @@ func queryEach(ctx context.Context, conn *sql.Conn, q string, row func(scan func
 	return rs.Err()
 }
 
-// writeCalibration replaces the run's calibration rows and copies them to
-// the stage's own table, which the insert of the kept rows reads.
+// writeCalibration replaces the run's calibration rows.
 func writeCalibration(ctx context.Context, tx *sql.Tx, rows []schemas.Calibration) error {
 	if _, err := tx.ExecContext(ctx, "DELETE FROM calibration WHERE run_id = ?", rows[0].RunID); err != nil {
 		return err
 	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO calibration SELECT * FROM "+stageCalibration)
+	return err
+}
+
+// calibrateStage counts the kept rows' calibration stats, makes the
+// calibration with a.calibrate, and holds it in the stage's own tables: the
+// rows, and the map from bucket to calibrated confidence the insert joins.
+// With a minimum confidence, picks below it give way to their fallbacks.
+func (a *AttributionStage) calibrateStage(ctx context.Context, conn *sql.Conn) (schemas.CalibrationResult, error) {
+	stats, err := calibrationStats(ctx, conn)
+	if err != nil {
+		return schemas.CalibrationResult{}, err
+	}
+	cal := a.calibrate(stats)
+	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageCalibration+" AS SELECT * FROM calibration LIMIT 0"); err != nil {
+		return cal, fmt.Errorf("calibration: %w", err)
+	}
 	cols := schemas.CalibrationColumns()
-	ins := "INSERT INTO calibration (" + strings.Join(cols, ", ") + ") VALUES (" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
-	for i := range rows {
-		if _, err := tx.ExecContext(ctx, ins, rows[i].Values()...); err != nil {
-			return err
+	ins := "INSERT INTO " + stageCalibration + " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	for i := range cal.Rows {
+		if _, err := conn.ExecContext(ctx, ins, cal.Rows[i].Values()...); err != nil {
+			return cal, fmt.Errorf("calibration: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageCalibration+" AS SELECT * FROM calibration WHERE run_id = ?", rows[0].RunID); err != nil {
-		return err
+	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageCalMap+" AS "+schemas.CalibrationMapSQL(stageRows, stageCalibration, "")); err != nil {
+		return cal, fmt.Errorf("calibration map: %w", err)
 	}
-	_, err := tx.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageCalMap+" AS "+schemas.CalibrationMapSQL(stageRows, stageCalibration, ""))
-	return err
+	gated := schemas.GatedSQL(stageRows, stageCalMap, "?")
+	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageGated+" AS "+gated, cal.MinConfidence); err != nil {
+		return cal, fmt.Errorf("confidence gate: %w", err)
+	}
+	// Gated picks go, and fallbacks whose pick stands.
+	_, err = conn.ExecContext(ctx, "DELETE FROM "+stageRows+" s WHERE (s.copy_masked = "+fmt.Sprint(schemas.MaskedFallback)+
+		") <> EXISTS (SELECT 1 FROM "+stageGated+" g WHERE g.invocation_id = s.invocation_id AND g.copy_seq = s.copy_seq)")
+	if err != nil {
+		return cal, fmt.Errorf("confidence gate: %w", err)
+	}
+	return cal, nil
 }
 
 // Commit keeps each invocation's winning copy (schemas.LosersSQL) and
@@ -193,6 +219,12 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 	if err != nil {
 		return st, tot, fmt.Errorf("replace attributions: drop losing copies: %w", err)
 	}
+	var cal schemas.CalibrationResult
+	if a.calibrate != nil {
+		if cal, err = a.calibrateStage(ctx, conn); err != nil {
+			return st, tot, fmt.Errorf("replace attributions: %w", err)
+		}
+	}
 	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageInvocations+" AS "+schemas.InvocationsSQL(stageRows)); err != nil {
 		return st, tot, fmt.Errorf("replace attributions: index staged invocations: %w", err)
 	}
@@ -207,22 +239,14 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 		return st, tot, err
 	}
 	st.Rows, st.Invocations = tot.Rows, tot.Invocations
-	var cal []schemas.Calibration
-	if a.calibrate != nil {
-		stats, err := calibrationStats(ctx, conn)
-		if err != nil {
-			return st, tot, fmt.Errorf("replace attributions: %w", err)
-		}
-		cal = a.calibrate(stats)
-	}
 	cols := strings.Join(schemas.AttributionColumns(), ", ")
 	source := "SELECT " + cols + " FROM " + stageRows
-	if len(cal) > 0 {
+	if a.calibrate != nil {
 		source = "SELECT " + schemas.CalibratedSelect("s", "m") + " FROM " + stageRows + " s " + schemas.CalibratedJoin("s", stageCalMap, "m")
 	}
 	err = inTx(ctx, conn, func(tx *sql.Tx) error {
-		if len(cal) > 0 {
-			if err := writeCalibration(ctx, tx, cal); err != nil {
+		if len(cal.Rows) > 0 {
+			if err := writeCalibration(ctx, tx, cal.Rows); err != nil {
 				return fmt.Errorf("write calibration: %w", err)
 			}
 		}

@@ -444,20 +444,34 @@ func calibration(t *testing.T, s Store, _ Options) {
 		window("w3", "sp-a", schemas.MethodTimeWindowNearest, 3, 0.95/3, 7),
 		window("w4", "sp-a", schemas.MethodTimeWindowSplit, 2, 0.475, 8),
 	}
+	// Fallbacks of w1 and w3: the call left with its requester, kept only
+	// where the pick falls below the minimum confidence.
+	fallback := func(pick schemas.Staged) schemas.Staged {
+		f := pick
+		f.EndUser, f.MatchMethod, f.Reason, f.MatchConfidence, f.Copy.Masked = pick.Requester, schemas.MethodUnattributed, "low_confidence", 0, schemas.MaskedFallback
+		return f
+	}
+	rows = append(rows, fallback(rows[6]), fallback(rows[8]))
 	if err := stage.Append(c, rows); err != nil {
 		t.Fatal(err)
 	}
 	var got schemas.CalibrationStats
-	stage.Calibrate(func(st schemas.CalibrationStats) []schemas.Calibration {
+	stage.Calibrate(func(st schemas.CalibrationStats) schemas.CalibrationResult {
 		got = st
-		return []schemas.Calibration{
+		return schemas.CalibrationResult{RunID: "run-cal", MinConfidence: 0.2, Rows: []schemas.Calibration{
 			{RunID: "run-cal", ServicePrincipal: "", Method: schemas.MethodTimeWindow, Candidates: 1, Rule: 0.95, Calls: 3, Correct: 2, Present: 1, Confidence: 0.6},
 			{RunID: "run-cal", ServicePrincipal: "sp-a", Method: "", Calls: 4, Correct: 3, Present: 0.5, Confidence: 0.5},
 			{RunID: "run-cal", ServicePrincipal: "sp-a", Method: schemas.MethodTimeWindow, Candidates: 1, Rule: 0.95, Calls: 2, Correct: 1, Present: 0.5, Confidence: 0.25},
-		}
+		}}
 	})
-	if _, _, err := stage.Commit(c, Day, Day.Add(24*time.Hour)); err != nil {
+	_, tot, err := stage.Commit(c, Day, Day.Add(24*time.Hour))
+	if err != nil {
 		t.Fatal(err)
+	}
+	// w3 (0.158 < 0.2) gave way to its fallback, counted unattributed; w1
+	// (0.25) stands and its fallback went.
+	if tot.Invocations != 9 || tot.Rows != 9 || tot.Attributed != 7 {
+		t.Errorf("totals %+v, want 9 invocations in 9 rows, 7 attributed (w3 gated, nf unattributed)", tot)
 	}
 	slices.SortFunc(got.Masked, func(a, b schemas.MaskedStat) int { return strings.Compare(a.ServicePrincipal, b.ServicePrincipal) })
 	slices.SortFunc(got.Presence, func(a, b schemas.PresenceStat) int { return strings.Compare(a.ServicePrincipal, b.ServicePrincipal) })
@@ -471,16 +485,25 @@ func calibration(t *testing.T, s Store, _ Options) {
 		t.Fatal(err)
 	}
 	want := map[string]float64{
-		"w1": 0.25,           // sp-a's own bucket
-		"w2": 0.6,            // pooled, sp-c has no presence row: times 1
-		"w3": 0.95 / 3 * 0.5, // no bucket at all: the rule's, times sp-a's presence
-		"w4": 0.475,          // split rows keep the rule's
+		"w1": 0.25,  // sp-a's own bucket
+		"w2": 0.6,   // pooled, sp-c has no presence row: times 1
+		"w3": 0,     // no bucket: the rule's times sp-a's presence, 0.158, below the minimum
+		"w4": 0.475, // split rows keep the rule's
 		"l1": 1,
 	}
 	for _, r := range stored {
 		if w, ok := want[r.InvocationID]; ok && r.MatchConfidence != w {
 			t.Errorf("%s (%s): confidence %v, want %v", r.InvocationID, r.MatchMethod, r.MatchConfidence, w)
 		}
+		if r.InvocationID == "w3" && (r.MatchMethod != schemas.MethodUnattributed || r.Reason != "low_confidence" || r.EndUser != "sp-a") {
+			t.Errorf("w3: %s %s %s, want the fallback: unattributed, low_confidence, sp-a", r.EndUser, r.MatchMethod, r.Reason)
+		}
+		if r.InvocationID == "w1" && r.MatchMethod != schemas.MethodTimeWindow {
+			t.Errorf("w1: %s, want its pick to stand", r.MatchMethod)
+		}
+	}
+	if len(stored) != 9 {
+		t.Errorf("%d rows stored, want 9: one per invocation", len(stored))
 	}
 	cal, err := s.Calibration(c, "")
 	if err != nil || len(cal) != 3 || cal[0].ServicePrincipal != "" || cal[2].Confidence != 0.25 {
