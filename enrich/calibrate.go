@@ -48,9 +48,7 @@ func (e *Engine) Masked(ev *schemas.UsageEvent, rows []schemas.Attribution) int6
 	correct := w.Chosen[0].Request.EndUser == rows[0].EndUser
 	switch w.Method {
 	case schemas.MethodTimeWindow:
-		c := w.Chosen[0].Request
-		edge := ev.EventTime.Before(c.StartTime) || ev.EventTime.After(c.End())
-		return schemas.MaskedCode(schemas.MaskedTimeWindow, len(e.matcher.wide), edge, correct)
+		return schemas.MaskedCode(schemas.MaskedTimeWindow, len(e.matcher.wide), skewOnly(ev, w.Chosen[0].Request), correct)
 	case schemas.MethodTimeWindowNearest:
 		return schemas.MaskedCode(schemas.MaskedNearest, w.Candidates, false, correct)
 	}
@@ -62,16 +60,12 @@ func (e *Engine) Masked(ev *schemas.UsageEvent, rows []schemas.Attribution) int6
 // MatchConfig.MinConfidence: the call left with its service principal,
 // reason low_confidence. ok is false when rows are no such pick.
 func (e *Engine) Fallback(ev *schemas.UsageEvent, rows []schemas.Attribution) (row schemas.Attribution, ok bool) {
-	if len(rows) != 1 || !calibratedMethod(rows[0].MatchMethod) {
+	if len(rows) != 1 || !schemas.CalibratedMethod(rows[0].MatchMethod) {
 		return row, false
 	}
 	row = rows[0]
 	row.MatchMethod, row.Reason, row.MatchConfidence = schemas.MethodUnattributed, ReasonLowConfidence, 0
 	return e.finish(row, ev, TokensOf(ev)), true
-}
-
-func calibratedMethod(m string) bool {
-	return m == schemas.MethodTimeWindow || m == schemas.MethodTimeWindowNearest
 }
 
 // maskedKey decodes a masked code (its correct digit zero) into the method,
@@ -85,11 +79,7 @@ func maskedKey(code int64) (method string, candidates int32, rule float64, ok bo
 	}
 	switch code / 10 % 10 {
 	case schemas.MaskedTimeWindow:
-		rule = windowBaseConfidence / float64(count)
-		if edge {
-			rule *= skewEdgeFactor
-		}
-		return schemas.MethodTimeWindow, 1, rule, true
+		return schemas.MethodTimeWindow, 1, loneConfidence(int(count), edge), true
 	case schemas.MaskedNearest:
 		return schemas.MethodTimeWindowNearest, int32(count), windowBaseConfidence / float64(count), true
 	}

@@ -103,12 +103,16 @@ func (ix *Index) add(r *schemas.AgentRequest) {
 		ix.merge(pos, r)
 		return
 	}
+	ix.insert(r, provenanceOf(r))
+}
+
+// insert holds r as a new entry with its provenance.
+func (ix *Index) insert(r *schemas.AgentRequest, p provenance) {
 	pos := int32(len(ix.reqs))
 	ix.reqs = append(ix.reqs, *r)
-	ix.prov = append(ix.prov, provenanceOf(r))
+	ix.prov = append(ix.prov, p)
 	ix.live = append(ix.live, true)
 	ix.size++
-	ix.byKey[key] = pos
 	ix.link(pos)
 	ix.place(pos)
 }
@@ -147,14 +151,18 @@ func (ix *Index) find(key, trace, reqID, clientID string) (int32, bool) {
 	return 0, false
 }
 
-// link records a held request's ids; an id already taken by a live request
-// keeps its owner.
+// link records a held request's key and ids; one already taken by a live
+// request keeps its owner. A merge may change the key (a smaller id of the
+// same rank): the new one finds the entry too.
 func (ix *Index) link(pos int32) {
 	r := &ix.reqs[pos]
 	claim := func(m map[string]int32, id string) {
 		if owner, taken := m[id]; !taken || !ix.live[owner] {
 			m[id] = pos
 		}
+	}
+	if k := r.Key(); k != "" {
+		claim(ix.byKey, k)
 	}
 	if t := NormalizeTraceID(r.TraceID); t != "" {
 		claim(ix.byTrace, t)
@@ -195,13 +203,6 @@ func (ix *Index) merge(pos int32, r *schemas.AgentRequest) {
 		}
 	}
 	ix.link(pos)
-	// A merge may change the key (a smaller id of the same rank): the new
-	// one finds the entry too.
-	if k := held.Key(); k != "" {
-		if owner, taken := ix.byKey[k]; !taken || !ix.live[owner] {
-			ix.byKey[k] = pos
-		}
-	}
 	switch {
 	case !wasPlaced:
 		ix.place(pos)
@@ -309,14 +310,7 @@ func (ix *Index) compact() {
 		if !old.live[pos] {
 			continue
 		}
-		np := int32(len(ix.reqs))
-		ix.reqs = append(ix.reqs, old.reqs[pos])
-		ix.prov = append(ix.prov, old.prov[pos])
-		ix.live = append(ix.live, true)
-		ix.size++
-		ix.byKey[ix.reqs[np].Key()] = np
-		ix.link(np)
-		ix.place(np)
+		ix.insert(&old.reqs[pos], old.prov[pos])
 	}
 }
 

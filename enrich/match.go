@@ -290,15 +290,25 @@ func byUser(chosen []Candidate) []Candidate {
 // window was and by whether the event fell only inside the skew allowance.
 func (m *Matcher) singleConfidence(ev *schemas.UsageEvent, c *schemas.AgentRequest) float64 {
 	m.wide = m.idx.Running(m.wide[:0], ev.Requester, ev.EventTime, m.cfg.Skew+m.cfg.CrowdMargin)
-	near := len(m.wide) - 1
-	if near < 0 {
-		near = 0
-	}
-	conf := windowBaseConfidence / float64(1+near)
-	if ev.EventTime.Before(c.StartTime) || ev.EventTime.After(c.End()) {
+	return loneConfidence(len(m.wide), skewOnly(ev, c))
+}
+
+// loneConfidence is the rule's confidence in a lone candidate among wide
+// requests within crowd_margin (itself included), discounted when the
+// event fell only inside the skew allowance. Calibration decodes its
+// buckets with it, so both compute the same double.
+func loneConfidence(wide int, skewOnly bool) float64 {
+	conf := windowBaseConfidence / float64(max(wide, 1))
+	if skewOnly {
 		conf *= skewEdgeFactor
 	}
 	return conf
+}
+
+// skewOnly reports whether ev fell outside c's own interval, inside the
+// skew allowance only.
+func skewOnly(ev *schemas.UsageEvent, c *schemas.AgentRequest) bool {
+	return ev.EventTime.Before(c.StartTime) || ev.EventTime.After(c.End())
 }
 
 // nearest picks the candidate whose start is closest to t; ties go to the

@@ -107,14 +107,25 @@ WHERE match_method IN ('` + MethodTraceID + `', '` + MethodRequestID + `') OR (m
 GROUP BY requester`
 }
 
-// CalibratedConfidenceSQL is the calibrated match_confidence of a row of
-// alias a (with requester, match_method, candidates and match_confidence)
-// against the calibration rows in table cal, of the run bound as runParam
-// (a marker, or "" when cal holds one run's rows only): the service
-// principal's row, else the pooled row times the service principal's
-// presence, else the rule's confidence times it
-// (enrich.Calibrations.Confidence). Other methods keep their confidence.
-func CalibratedConfidenceSQL(a, cal, runParam string) string {
+// CalibratedMethod reports whether rows of method get calibrated
+// confidence: the time-window picks. A split share is not a pick that is
+// right or wrong.
+func CalibratedMethod(method string) bool {
+	return method == MethodTimeWindow || method == MethodTimeWindowNearest
+}
+
+// CalibratedMethodsSQL is the SQL list of the methods CalibratedMethod
+// names, for match_method IN.
+const CalibratedMethodsSQL = "('" + MethodTimeWindow + "', '" + MethodTimeWindowNearest + "')"
+
+// calibratedConfidenceSQL is the calibrated confidence of the bucket of
+// alias a (requester, match_method, candidates and match_confidence, a
+// time-window row's) against the calibration rows in table cal, of the run
+// bound as runParam (a marker, or "" when cal holds one run's rows only):
+// the service principal's row, else the pooled row times the service
+// principal's presence, else the rule's confidence times it, as
+// enrich.Calibrate defines them.
+func calibratedConfidenceSQL(a, cal, runParam string) string {
 	run := func(alias string) string {
 		if runParam == "" {
 			return ""
@@ -129,20 +140,18 @@ func CalibratedConfidenceSQL(a, cal, runParam string) string {
 			alias + ".service_principal = " + sp + " AND " + alias + ".method = " + a + ".match_method AND " +
 			alias + ".candidates = " + a + ".candidates AND " + alias + ".rule_confidence = " + a + ".match_confidence)"
 	}
-	return "CASE WHEN " + a + ".match_method IN ('" + MethodTimeWindow + "', '" + MethodTimeWindowNearest + "') THEN coalesce(" +
-		bucket("cs", a+".requester") + ", " + bucket("cp", "''") + " * " + present + ", " + a + ".match_confidence * " + present +
-		") ELSE " + a + ".match_confidence END"
+	return "coalesce(" + bucket("cs", a+".requester") + ", " + bucket("cp", "''") + " * " + present + ", " + a + ".match_confidence * " + present + ")"
 }
 
 // CalibrationMapSQL yields one row per bucket that the time-window rows
 // of rel fall in: requester, match_method, candidates, rule (the rows'
 // match_confidence) and conf, the calibrated confidence
-// (CalibratedConfidenceSQL). A few hundred rows: the scalar subqueries run
+// (calibratedConfidenceSQL). A few hundred rows: the scalar subqueries run
 // per bucket, and the rows take their confidence through CalibratedJoin.
 func CalibrationMapSQL(rel, cal, runParam string) string {
 	return "SELECT b.requester, b.match_method, b.candidates, b.match_confidence AS rule, " +
-		CalibratedConfidenceSQL("b", cal, runParam) + " AS conf\nFROM (SELECT DISTINCT requester, match_method, candidates, match_confidence FROM " + rel +
-		" WHERE match_method IN ('" + MethodTimeWindow + "', '" + MethodTimeWindowNearest + "')) b"
+		calibratedConfidenceSQL("b", cal, runParam) + " AS conf\nFROM (SELECT DISTINCT requester, match_method, candidates, match_confidence FROM " + rel +
+		" WHERE match_method IN " + CalibratedMethodsSQL + ") b"
 }
 
 // CalibratedJoin joins map m (CalibrationMapSQL's rows, in relation
@@ -187,7 +196,7 @@ type CalibrationResult struct {
 // bound marker minParam.
 func GatedSQL(rel, mapRel, minParam string) string {
 	return "SELECT s.invocation_id, s.copy_seq FROM " + rel + " s " + CalibratedJoin("s", mapRel, "m") +
-		"\nWHERE s.match_method IN ('" + MethodTimeWindow + "', '" + MethodTimeWindowNearest + "') AND s.copy_masked <> " + fmtInt(MaskedFallback) +
+		"\nWHERE s.match_method IN " + CalibratedMethodsSQL + " AND s.copy_masked <> " + fmtInt(MaskedFallback) +
 		" AND coalesce(m.conf, s.match_confidence) < " + minParam
 }
 

@@ -292,19 +292,19 @@ func (p *Partition) agent(dst []Output, r *Record, off int64) []Output {
 		p.stats.NoKey++
 		return dst
 	}
+	ids := [3]string{a.AgentRequestID, a.ClientRequestID, enrich.NormalizeTraceID(a.TraceID)}
 	// What the index held for this request before, if anything: a merge
 	// may move its times (a payload row overrides a trace's), and events
 	// that only the old interval covered need their answers redone too.
-	var before *schemas.AgentRequest
-	if held := p.held([3]string{a.AgentRequestID, a.ClientRequestID, enrich.NormalizeTraceID(a.TraceID)}); held != nil {
-		cp := *held
-		before = &cp
+	var before schemas.AgentRequest
+	var had bool
+	if held := p.held(ids); held != nil {
+		before, had = *held, true
 	}
 	p.idx.Add(a)
 	tr := p.agents[key]
 	if tr == nil {
-		tr = &agentTrack{key: key, first: off, end: end}
-		tr.ids = [3]string{a.AgentRequestID, a.ClientRequestID, enrich.NormalizeTraceID(a.TraceID)}
+		tr = &agentTrack{key: key, first: off, end: end, ids: ids}
 		p.agents[key] = tr
 		p.live.add(off)
 		heap.Push(&p.agentsQ, tr)
@@ -314,16 +314,21 @@ func (p *Partition) agent(dst []Output, r *Record, off int64) []Output {
 				*dst = v
 			}
 		}
-		fill(&tr.ids[0], a.AgentRequestID)
-		fill(&tr.ids[1], a.ClientRequestID)
-		fill(&tr.ids[2], enrich.NormalizeTraceID(a.TraceID))
+		for i, id := range ids {
+			fill(&tr.ids[i], id)
+		}
 		if end > tr.end {
 			tr.end = end
 			heap.Fix(&p.agentsQ, tr.heapAt)
 		}
 	}
 	if held := p.held(tr.ids); held != nil {
-		dst = p.restate(dst, held, before, r.SourceTime)
+		// The old interval matters only where the merge moved it.
+		var moved *schemas.AgentRequest
+		if had && (before.ServicePrincipal != held.ServicePrincipal || !before.StartTime.Equal(held.StartTime) || !before.End().Equal(held.End())) {
+			moved = &before
+		}
+		dst = p.restate(dst, held, moved, r.SourceTime)
 	}
 	return dst
 }
@@ -342,8 +347,8 @@ func (p *Partition) held(ids [3]string) *schemas.AgentRequest {
 }
 
 // restate re-attributes the open events an agent request could change:
-// those its interval covers now, those it covered before this merge (before
-// is nil for a new request), and those whose tags name it.
+// those its interval covers now, those it covered before this merge moved
+// it (before; nil when nothing moved), and those whose tags name it.
 func (p *Partition) restate(dst []Output, req, before *schemas.AgentRequest, src time.Time) []Output {
 	p.mark++
 	cands := p.cands[:0]

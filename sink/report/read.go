@@ -1,6 +1,8 @@
 package report
 
 import (
+	"github.com/obolus/obolus/schemas"
+
 	"context"
 	"database/sql"
 	"fmt"
@@ -64,7 +66,7 @@ FROM ` + cal + ` c
 LEFT JOIN (SELECT requester, max(agent_endpoint) AS agent_endpoint FROM ` + attr + `
            WHERE ` + period + ` AND agent_endpoint <> '' GROUP BY requester) n ON n.requester = c.service_principal
 WHERE c.method <> '' AND c.service_principal <> ''
-  AND c.run_id IN (SELECT DISTINCT run_id FROM ` + attr + ` WHERE ` + period + ` AND match_method IN ('time_window', 'time_window_nearest'))
+  AND c.run_id IN (SELECT DISTINCT run_id FROM ` + attr + ` WHERE ` + period + ` AND match_method IN ` + schemas.CalibratedMethodsSQL + `)
 GROUP BY c.service_principal ORDER BY c.service_principal`
 	rows, err := src.DB.QueryContext(ctx, q, p.Start.UnixMicro(), p.End.UnixMicro(), p.Start.UnixMicro(), p.End.UnixMicro())
 	if err != nil {
