@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"cmp"
+	"math"
 	"slices"
 
 	"github.com/obolus/obolus/schemas"
@@ -51,6 +52,8 @@ func (e *Engine) Masked(ev *schemas.UsageEvent, rows []schemas.Attribution) int6
 		return schemas.MaskedCode(schemas.MaskedTimeWindow, len(e.matcher.wide), skewOnly(ev, w.Chosen[0].Request), correct)
 	case schemas.MethodTimeWindowNearest:
 		return schemas.MaskedCode(schemas.MaskedNearest, w.Candidates, false, correct)
+	case schemas.MethodTimeWindowLikely:
+		return schemas.MaskedCode(schemas.MaskedLikely, w.Candidates*100+int(math.Round(w.Confidence*100)), false, correct)
 	}
 	return 0
 }
@@ -82,6 +85,9 @@ func maskedKey(code int64) (method string, candidates int32, rule float64, ok bo
 		return schemas.MethodTimeWindow, 1, loneConfidence(int(count), edge), true
 	case schemas.MaskedNearest:
 		return schemas.MethodTimeWindowNearest, int32(count), windowBaseConfidence / float64(count), true
+	case schemas.MaskedLikely:
+		// count is candidates×100 + the posterior in hundredths.
+		return schemas.MethodTimeWindowLikely, int32(count / 100), likelyConfidence(int(count % 100)), true
 	}
 	return "", 0, 0, false
 }

@@ -24,6 +24,7 @@ type Engine struct {
 	matcher *Matcher
 	prices  *PriceList
 	org     *Directory
+	learner *timingLearner // while Learn counts, before FitTiming
 }
 
 // NewEngine returns an engine over the agent requests in idx. A nil price

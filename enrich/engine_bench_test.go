@@ -47,7 +47,7 @@ func benchWorkload(n, fanOut int) ([]schemas.AgentRequest, []schemas.UsageEvent)
 // BenchmarkEngineAttribute measures the engine alone: match, price and place
 // one usage event, with the index already built.
 func BenchmarkEngineAttribute(b *testing.B) {
-	for _, policy := range []string{PolicyUnattributed, PolicySplit} {
+	for _, policy := range []string{PolicyUnattributed, PolicySplit, PolicyLikely} {
 		b.Run(policy, func(b *testing.B) {
 			reqs, evs := benchWorkload(50_000, 6)
 			idx := NewIndex()
@@ -57,6 +57,12 @@ func BenchmarkEngineAttribute(b *testing.B) {
 			e, err := NewEngine(cfg, idx, nil, nil)
 			if err != nil {
 				b.Fatal(err)
+			}
+			if policy == PolicyLikely {
+				for i := range evs {
+					e.Learn(&evs[i])
+				}
+				e.FitTiming()
 			}
 			rows := make([]schemas.Attribution, 0, 16)
 			run := Run{ID: "bench", Version: 1, ProcessedAt: t0}
@@ -68,6 +74,26 @@ func BenchmarkEngineAttribute(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// BenchmarkEngineLearn measures the likely policy's learning read: one
+// usage event counted towards the timing model.
+func BenchmarkEngineLearn(b *testing.B) {
+	reqs, evs := benchWorkload(50_000, 6)
+	idx := NewIndex()
+	idx.Add(reqs...)
+	cfg := DefaultMatchConfig()
+	cfg.Ambiguity = PolicyLikely
+	e, err := NewEngine(cfg, idx, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e.Learn(&evs[i%len(evs)])
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
 // BenchmarkIndexAdd measures building the index, per agent request.

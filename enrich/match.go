@@ -15,6 +15,9 @@ const (
 	PolicyUnattributed = "unattributed"
 	PolicySplit        = "split"
 	PolicyNearest      = "nearest"
+	// PolicyLikely picks the candidate the learned timing model finds most
+	// likely, when it clears MatchConfig.LikelihoodRatio (see timing.go).
+	PolicyLikely = "likely"
 )
 
 // Reasons a row stays unattributed.
@@ -47,8 +50,12 @@ type MatchConfig struct {
 	// CrowdMargin widens the window when judging how crowded it was; see
 	// Confidence in the README.
 	CrowdMargin time.Duration
-	// Ambiguity is PolicyUnattributed, PolicySplit or PolicyNearest.
+	// Ambiguity is PolicyUnattributed, PolicySplit, PolicyNearest or
+	// PolicyLikely.
 	Ambiguity string
+	// LikelihoodRatio is how many times likelier than the runner-up the
+	// likely policy's pick must be; below it the call stays unattributed.
+	LikelihoodRatio float64
 	// MaxSplitUsers bounds a split: an event whose running requests belong
 	// to more end users is unattributed (ReasonAmbiguous), its cost kept by
 	// the service principal, rather than spread thin over all of them (one
@@ -88,6 +95,8 @@ func DefaultMatchConfig() MatchConfig {
 		Ambiguity:      PolicyUnattributed,
 		MaxSplitUsers:  DefaultMaxSplitUsers,
 		Calibrate:      true,
+		// Only read by the likely policy.
+		LikelihoodRatio: DefaultLikelihoodRatio,
 	}
 }
 
@@ -106,9 +115,12 @@ const DefaultMaxSplitUsers = 10
 // Validate reports the first setting that cannot work, naming its key.
 func (c MatchConfig) Validate() error {
 	switch c.Ambiguity {
-	case PolicyUnattributed, PolicySplit, PolicyNearest:
+	case PolicyUnattributed, PolicySplit, PolicyNearest, PolicyLikely:
 	default:
-		return fmt.Errorf("match.ambiguity: %q is not a policy; use %s, %s or %s", c.Ambiguity, PolicyUnattributed, PolicySplit, PolicyNearest)
+		return fmt.Errorf("match.ambiguity: %q is not a policy; use %s, %s, %s or %s", c.Ambiguity, PolicyUnattributed, PolicySplit, PolicyNearest, PolicyLikely)
+	}
+	if c.Ambiguity == PolicyLikely && !(c.LikelihoodRatio >= 1) {
+		return fmt.Errorf("match.likelihood_ratio: %v; the likely policy needs a ratio of at least 1 (default %d)", c.LikelihoodRatio, DefaultLikelihoodRatio)
 	}
 	if c.MaxSplitUsers < 0 || c.MaxSplitUsers == 1 {
 		return fmt.Errorf("match.max_split_users: %d; a split needs at least 2 users (default %d)", c.MaxSplitUsers, DefaultMaxSplitUsers)
@@ -163,6 +175,9 @@ type Matcher struct {
 	userKeys, traceKeys, requestKeys []TagKey
 	scratch                          []*schemas.AgentRequest
 	wide                             []*schemas.AgentRequest
+	// timing is the likely policy's model (Engine.FitTiming); without one
+	// the policy leaves ambiguous calls unattributed.
+	timing *TimingModel
 }
 
 // NewMatcher returns a matcher over idx. cfg must be valid.
@@ -181,32 +196,7 @@ const (
 // returned as MethodUnattributed with a Reason.
 func (m *Matcher) Match(ev *schemas.UsageEvent) Match {
 	tags := ReadTags(ev.RequestTags, m.cfg.ExactTagKeys)
-	var idSeen bool
-	var linked *schemas.AgentRequest
-	if m.cfg.TraceID {
-		for _, k := range m.traceKeys {
-			if v := tags.Value(k); v != "" {
-				idSeen = true
-				if r, ok := m.idx.ByTraceID(v); ok {
-					linked = r
-					break
-				}
-			}
-		}
-	}
-	linkedBy := schemas.MethodTraceID
-	if linked == nil && m.cfg.RequestID {
-		linkedBy = schemas.MethodRequestID
-		for _, k := range m.requestKeys {
-			if v := tags.Value(k); v != "" {
-				idSeen = true
-				if r, ok := m.idx.ByRequestID(v); ok {
-					linked = r
-					break
-				}
-			}
-		}
-	}
+	linked, linkedBy, idSeen := m.link(tags)
 	if m.cfg.TagUser {
 		for _, k := range m.userKeys {
 			if u := tags.Value(k); u != "" {
@@ -228,6 +218,32 @@ func (m *Matcher) Match(ev *schemas.UsageEvent) Match {
 		return Match{Method: schemas.MethodUnattributed, Reason: ReasonNoRule}
 	}
 	return m.window(ev)
+}
+
+// link finds the request the tags name by trace id, else by request id, and
+// how; idSeen reports whether the tags carried any id at all.
+func (m *Matcher) link(tags *TagReader) (linked *schemas.AgentRequest, by string, idSeen bool) {
+	if m.cfg.TraceID {
+		for _, k := range m.traceKeys {
+			if v := tags.Value(k); v != "" {
+				idSeen = true
+				if r, ok := m.idx.ByTraceID(v); ok {
+					return r, schemas.MethodTraceID, true
+				}
+			}
+		}
+	}
+	if m.cfg.RequestID {
+		for _, k := range m.requestKeys {
+			if v := tags.Value(k); v != "" {
+				idSeen = true
+				if r, ok := m.idx.ByRequestID(v); ok {
+					return r, schemas.MethodRequestID, true
+				}
+			}
+		}
+	}
+	return nil, "", idSeen
 }
 
 func (m *Matcher) window(ev *schemas.UsageEvent) Match {
@@ -259,6 +275,15 @@ func (m *Matcher) window(ev *schemas.UsageEvent) Match {
 		case PolicyNearest:
 			best := nearest(cands, ev.EventTime)
 			return Match{Method: schemas.MethodTimeWindowNearest, Confidence: windowBaseConfidence / float64(n), Candidates: n, Chosen: []Candidate{{Request: best, Weight: 1}}}
+		case PolicyLikely:
+			if m.timing != nil {
+				best, top, second, sum := m.timing.likely(ev.Requester, ev.EventTime, cands, m.cfg.Skew)
+				if top > 0 && top >= m.cfg.LikelihoodRatio*second {
+					return Match{Method: schemas.MethodTimeWindowLikely, Confidence: likelyConfidence(posteriorPercent(top, sum)), Candidates: n,
+						Chosen: []Candidate{{Request: best, Weight: 1}}}
+				}
+			}
+			return Match{Method: schemas.MethodUnattributed, Candidates: n, Reason: ReasonAmbiguous}
 		default:
 			return Match{Method: schemas.MethodUnattributed, Candidates: n, Reason: ReasonAmbiguous}
 		}

@@ -332,6 +332,11 @@ func TestMatchConfigValidate(t *testing.T) {
 	if err := c.Validate(); err == nil {
 		t.Error("negative skew accepted")
 	}
+	c = DefaultMatchConfig()
+	c.Ambiguity, c.LikelihoodRatio = PolicyLikely, 0.5
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "match.likelihood_ratio") {
+		t.Errorf("likelihood ratio below 1: %v", err)
+	}
 }
 
 func TestSplitFoldsOneUsersRequestsAndKeepsNobodysShareWithThePrincipal(t *testing.T) {

@@ -10,6 +10,7 @@ const (
 	MethodTimeWindow        = "time_window"         // exactly one agent request of the service principal was running
 	MethodTimeWindowSplit   = "time_window_split"   // several were running; cost split across them
 	MethodTimeWindowNearest = "time_window_nearest" // several were running; the nearest one took it
+	MethodTimeWindowLikely  = "time_window_likely"  // several were running; the timing model's likeliest took it
 	MethodUnattributed      = "unattributed"        // no end user found; the service principal keeps it
 )
 

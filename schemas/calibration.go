@@ -49,12 +49,15 @@ func (c *Calibration) ScanTargets() []any {
 //
 // method 1 is time_window (count: the requests within crowd_margin, edge 1
 // when the call fell only inside the skew allowance), 2 is
-// time_window_nearest (count: the candidates); correct is 1 when the pick
+// time_window_nearest (count: the candidates), 3 is time_window_likely
+// (count: the candidates×100 + the pick's posterior in hundredths, its rule
+// confidence); correct is 1 when the pick
 // named the call's end user. 0 means no outcome: the call was not id-linked,
 // or the rule would not have picked anyone.
 const (
 	MaskedTimeWindow = 1
 	MaskedNearest    = 2
+	MaskedLikely     = 3
 )
 
 // MaskedCode packs a masked outcome.
@@ -111,12 +114,12 @@ GROUP BY requester`
 // confidence: the time-window picks. A split share is not a pick that is
 // right or wrong.
 func CalibratedMethod(method string) bool {
-	return method == MethodTimeWindow || method == MethodTimeWindowNearest
+	return method == MethodTimeWindow || method == MethodTimeWindowNearest || method == MethodTimeWindowLikely
 }
 
 // CalibratedMethodsSQL is the SQL list of the methods CalibratedMethod
 // names, for match_method IN.
-const CalibratedMethodsSQL = "('" + MethodTimeWindow + "', '" + MethodTimeWindowNearest + "')"
+const CalibratedMethodsSQL = "('" + MethodTimeWindow + "', '" + MethodTimeWindowNearest + "', '" + MethodTimeWindowLikely + "')"
 
 // calibratedConfidenceSQL is the calibrated confidence of the bucket of
 // alias a (requester, match_method, candidates and match_confidence, a

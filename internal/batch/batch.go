@@ -118,6 +118,10 @@ type Report struct {
 	// row and a trace, or two traces) disagree on start or end by more than
 	// match.skew; see enrich.Index.Add for whose times are used.
 	AgentTimeDisagreements int64
+	// TimingCalls counts the calls the likely policy's timing model was
+	// learned from (id-linked, or alone in their window); 0 under other
+	// policies.
+	TimingCalls int64
 
 	InputTokensIn int64 // input_tokens of the window's distinct invocations
 	TokensIn      int64 // total_tokens of the window's distinct invocations
@@ -193,6 +197,9 @@ func (r *Report) Summary() string {
 	}
 	if r.AgentTimeDisagreements > 0 {
 		s += fmt.Sprintf("; %d agent requests whose logs disagree on their times beyond match.skew (payload rows' times used over traces')", r.AgentTimeDisagreements)
+	}
+	if r.TimingCalls > 0 {
+		s += fmt.Sprintf("; timing model learned from %d calls", r.TimingCalls)
 	}
 	return s
 }
@@ -338,6 +345,28 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	engine, err := enrich.NewEngine(j.Match, idx, j.Prices, j.Org)
 	if err != nil {
 		return rep, fmt.Errorf("configure engine: %w", err)
+	}
+	if j.Match.Ambiguity == enrich.PolicyLikely && j.Match.TimeWindow {
+		// The likely policy's timing model is learned from the whole window
+		// before any call is matched, so that an answer does not depend on
+		// the order calls are read in: one more read of the usage, counted
+		// and dead-lettered by the pass that matches.
+		lctx, lspan := j.tracer().Start(ctx, "batch.learn timing")
+		err := j.readAll(lctx, "learn timing", j.Usage, p, ingest.Emit{
+			Usage: func(evs []schemas.UsageEvent) error {
+				for i := range evs {
+					engine.Learn(&evs[i])
+				}
+				return nil
+			},
+			Dead: func(schemas.DeadLetter) error { return nil },
+		}, func(ingest.Stats) {})
+		lspan.End()
+		if err != nil {
+			return rep, err
+		}
+		rep.TimingCalls = engine.FitTiming().Known
+		log.Info("timing model learned", "run_id", rep.RunID, "calls", rep.TimingCalls)
 	}
 	// Usage is attributed as it streams in and staged chunk by chunk: the run
 	// holds the agent index and one chunk of rows, never the window.

@@ -68,6 +68,7 @@ type Match struct {
 	Skew                time.Duration `mapstructure:"skew"`
 	CrowdMargin         time.Duration `mapstructure:"crowd_margin"`
 	Ambiguity           string        `mapstructure:"ambiguity"`
+	LikelihoodRatio     float64       `mapstructure:"likelihood_ratio"`
 	MaxSplitUsers       int           `mapstructure:"max_split_users"`
 	UntrustedIDFallback bool          `mapstructure:"untrusted_id_fallback"`
 	ExactTagKeys        bool          `mapstructure:"exact_tag_keys"`
@@ -154,6 +155,7 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("match.skew", m.Skew)
 	v.SetDefault("match.crowd_margin", m.CrowdMargin)
 	v.SetDefault("match.ambiguity", m.Ambiguity)
+	v.SetDefault("match.likelihood_ratio", m.LikelihoodRatio)
 	v.SetDefault("match.max_split_users", m.MaxSplitUsers)
 	v.SetDefault("match.untrusted_id_fallback", m.UntrustedIDFallback)
 	v.SetDefault("match.exact_tag_keys", m.ExactTagKeys)
@@ -380,6 +382,7 @@ func (c *Config) MatchConfig() enrich.MatchConfig {
 		Skew:                c.Match.Skew,
 		CrowdMargin:         c.Match.CrowdMargin,
 		Ambiguity:           c.Match.Ambiguity,
+		LikelihoodRatio:     c.Match.LikelihoodRatio,
 		MaxSplitUsers:       c.Match.MaxSplitUsers,
 		UntrustedIDFallback: c.Match.UntrustedIDFallback,
 		ExactTagKeys:        c.Match.ExactTagKeys,

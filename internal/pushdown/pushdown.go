@@ -85,6 +85,9 @@ func (c *Config) Validate() error {
 	if err := c.Match.Validate(); err != nil {
 		return err
 	}
+	if c.Match.Ambiguity == enrich.PolicyLikely {
+		return fmt.Errorf("match.ambiguity: %s is not in pushdown mode yet; use databricks.mode pull (--mode pull), or another policy", enrich.PolicyLikely)
+	}
 	for _, d := range []struct {
 		key string
 		v   time.Duration

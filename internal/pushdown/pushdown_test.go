@@ -159,6 +159,7 @@ func TestRejectsWhatItCannotExpress(t *testing.T) {
 		}, `no column "request_time"`},
 		{"sub-microsecond skew", func(c *pushdown.Config) { c.Match.Skew = 1500 * time.Nanosecond }, "match.skew"},
 		{"bad policy", func(c *pushdown.Config) { c.Match.Ambiguity = "guess" }, "match.ambiguity"},
+		{"likely policy", func(c *pushdown.Config) { c.Match.Ambiguity = enrich.PolicyLikely }, "mode pull"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,6 +25,7 @@ package score
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,6 +33,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/obolus/obolus/schemas"
 )
 
 // Unattributed is the match method of rows the engine could not place.
@@ -77,9 +80,64 @@ type Report struct {
 	Overweight int
 	// Methods are sorted by method name.
 	Methods []MethodScore
-	// Calibration scores the confidence of time-window picks (time_window
-	// and time_window_nearest rows) against how often they were right.
+	// Calibration scores the confidence of time-window picks (time_window,
+	// time_window_nearest and time_window_likely rows) against how often
+	// they were right.
 	Calibration Calibration
+	// AtPrecision is the best recall reachable at precision ≥
+	// TargetPrecision by keeping only rows of at least some confidence.
+	AtPrecision RecallAtPrecision
+}
+
+// TargetPrecision is the precision RecallAtPrecision is reported at: the
+// bar FinOps can bill on without review.
+const TargetPrecision = 0.99
+
+// RecallAtPrecision is the recall of the attributed rows whose confidence
+// is at least Threshold, for the Threshold that gives the highest recall
+// while their precision stays at least TargetPrecision. Rows without a
+// confidence rank last. Found is false when no threshold reaches it.
+type RecallAtPrecision struct {
+	Found     bool
+	Threshold float64
+	Precision float64
+	Recall    float64
+}
+
+// recallAtPrecision walks the attributed rows from the most confident
+// down, a confidence at a time.
+func recallAtPrecision(truth map[string]Truth, rows []Row) RecallAtPrecision {
+	type pick struct{ conf, weight, correct float64 }
+	picks := make([]pick, 0, len(rows))
+	for _, r := range rows {
+		if r.MatchMethod == Unattributed {
+			continue
+		}
+		p := pick{conf: r.Confidence, weight: r.Weight}
+		if math.IsNaN(p.conf) {
+			p.conf = math.Inf(-1)
+		}
+		if t, ok := truth[r.InvocationID]; ok && r.EndUser == t.EndUser {
+			p.correct = r.Weight
+		}
+		picks = append(picks, p)
+	}
+	slices.SortFunc(picks, func(a, b pick) int { return cmp.Compare(b.conf, a.conf) })
+	var best RecallAtPrecision
+	var weight, correct float64
+	for i, p := range picks {
+		weight += p.weight
+		correct += p.correct
+		if i+1 < len(picks) && picks[i+1].conf == p.conf {
+			continue
+		}
+		if prec := ratio(correct, weight); prec >= TargetPrecision {
+			if rec := ratio(correct, float64(len(truth))); !best.Found || rec > best.Recall {
+				best = RecallAtPrecision{Found: true, Threshold: p.conf, Precision: prec, Recall: rec}
+			}
+		}
+	}
+	return best
 }
 
 // Calibration is the calibration score of time-window picks: rows are put
@@ -108,7 +166,7 @@ func calibrationScore(truth map[string]Truth, rows []Row) Calibration {
 	}
 	total := 0
 	for _, r := range rows {
-		if r.MatchMethod != "time_window" && r.MatchMethod != "time_window_nearest" || math.IsNaN(r.Confidence) {
+		if !schemas.CalibratedMethod(r.MatchMethod) || math.IsNaN(r.Confidence) {
 			continue
 		}
 		t, ok := truth[r.InvocationID]
@@ -233,6 +291,7 @@ func Score(truth map[string]Truth, rows []Row) Report {
 		return 0
 	})
 	rep.Calibration = calibrationScore(truth, rows)
+	rep.AtPrecision = recallAtPrecision(truth, rows)
 	return rep
 }
 
@@ -266,6 +325,11 @@ func (r Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "\n%-*s %12s %12s %10s %15s\n", width, "method", "invocations", "correct", "precision", "share of truth")
 	for _, m := range r.Methods {
 		fmt.Fprintf(&b, "%-*s %12.2f %12.2f %10.4f %15.4f\n", width, m.Method, m.Invocations, m.Correct, m.Precision, m.ShareOfTruth)
+	}
+	if a := r.AtPrecision; a.Found {
+		fmt.Fprintf(&b, "\nrecall at precision ≥ %.2f: %.4f (rows of confidence ≥ %.4f, precision %.4f)\n", TargetPrecision, a.Recall, a.Threshold, a.Precision)
+	} else {
+		fmt.Fprintf(&b, "\nrecall at precision ≥ %.2f: none (no confidence threshold reaches it)\n", TargetPrecision)
 	}
 	if c := r.Calibration; c.Rows > 0 {
 		fmt.Fprintf(&b, "\ncalibration of time-window picks: %d rows, expected calibration error %.4f\n", c.Rows, c.ECE)

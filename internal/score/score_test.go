@@ -197,3 +197,42 @@ func TestCalibrationScore(t *testing.T) {
 		t.Errorf("calibration %+v, want 3 rows in 2 deciles, ECE %.4f", c, want)
 	}
 }
+
+func TestRecallAtPrecision(t *testing.T) {
+	// 200 invocations: 100 id matches (confidence 1, right), 50 picks at 0.9
+	// (one wrong), 50 picks at 0.4 (25 wrong).
+	truth := map[string]Truth{}
+	var rows []Row
+	for i := range 200 {
+		id := "i" + strings.Repeat("x", i/26) + string(rune('a'+i%26))
+		truth[id] = Truth{InvocationID: id, EndUser: "right"}
+		user, method, conf := "right", "trace_id", 1.0
+		switch {
+		case i >= 150:
+			method, conf = "time_window_likely", 0.4
+			if i%2 == 0 {
+				user = "wrong"
+			}
+		case i >= 100:
+			method, conf = "time_window_likely", 0.9
+			if i == 100 {
+				user = "wrong"
+			}
+		}
+		rows = append(rows, Row{id, user, method, 1, conf})
+	}
+	for _, tt := range []struct {
+		name string
+		rows []Row
+		want RecallAtPrecision
+	}{
+		{"the 0.9 picks stay in, the 0.4 ones go", rows, RecallAtPrecision{Found: true, Threshold: 0.9, Precision: 149.0 / 150, Recall: 149.0 / 200}},
+		{"unattributed rows do not count", append(rows[:100:100], Row{"extra", "", Unattributed, 1, 0}), RecallAtPrecision{Found: true, Threshold: 1, Precision: 1, Recall: 100.0 / 200}},
+		{"nothing reaches it", rows[150:], RecallAtPrecision{}},
+	} {
+		got := recallAtPrecision(truth, tt.rows)
+		if got.Found != tt.want.Found || !near(got.Threshold, tt.want.Threshold) || !near(got.Precision, tt.want.Precision) || !near(got.Recall, tt.want.Recall) {
+			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+}

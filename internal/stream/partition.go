@@ -54,6 +54,11 @@ func (c Config) Validate() error {
 	if c.Idle < time.Millisecond {
 		return fmt.Errorf("idle %s: must be at least 1ms, e.g. 2s", c.Idle)
 	}
+	if c.Match.Ambiguity == enrich.PolicyLikely {
+		// Its model is learned from the whole window before any call is
+		// matched, which a stream never has.
+		return fmt.Errorf("match.ambiguity: %s needs a batch run over the window; the stream takes %s, %s or %s", enrich.PolicyLikely, enrich.PolicyUnattributed, enrich.PolicySplit, enrich.PolicyNearest)
+	}
 	return c.Match.Validate()
 }
 

@@ -192,6 +192,7 @@ func TestConfigValidate(t *testing.T) {
 		{"horizon below grace", func(c *Config) { c.Horizon = time.Second }, "horizon"},
 		{"no idle", func(c *Config) { c.Idle = 0 }, "idle"},
 		{"bad match", func(c *Config) { c.Match.Ambiguity = "coin" }, "match.ambiguity"},
+		{"likely policy", func(c *Config) { c.Match.Ambiguity = enrich.PolicyLikely }, "batch run"},
 	}
 	for _, tt := range tests {
 		c := testConfig()

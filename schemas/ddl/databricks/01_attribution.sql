@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS attribution (
     trace_id                    STRING NOT NULL    COMMENT 'MLflow trace id of the matched agent request, when known.',
     agent_request_id            STRING NOT NULL    COMMENT 'databricks_request_id of the matched agent request, when known.',
     session                     STRING NOT NULL    COMMENT 'MLflow session (mlflow.trace.session) of the matched agent request, when known.',
-    match_method                STRING NOT NULL    COMMENT 'How the end user was found: tag_user, trace_id, request_id, time_window, time_window_split, time_window_nearest or unattributed.',
+    match_method                STRING NOT NULL    COMMENT 'How the end user was found: tag_user, trace_id, request_id, time_window, time_window_split, time_window_nearest, time_window_likely or unattributed.',
     match_confidence            DOUBLE NOT NULL    COMMENT 'Confidence in the match, 0..1: 1 for id methods, lower for time-window matches, 0 when unattributed.',
     candidates                  INT NOT NULL       COMMENT 'Number of agent requests that could have made the call.',
     weight                      DOUBLE NOT NULL    COMMENT 'Share of the invocation this row carries; 1 except on split rows, whose weights sum to 1. Sum it to count invocations.',

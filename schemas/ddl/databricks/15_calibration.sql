@@ -6,7 +6,7 @@
 CREATE TABLE IF NOT EXISTS calibration (
     run_id            STRING NOT NULL COMMENT 'The run (runs.run_id) whose id-linked calls were counted; attribution rows of that run carry it.',
     service_principal STRING NOT NULL COMMENT 'The agent''s service principal; empty for the pooled bucket of all service principals.',
-    method            STRING NOT NULL COMMENT 'time_window or time_window_nearest: what the rule answered; empty on a service principal''s presence row.',
+    method            STRING NOT NULL COMMENT 'time_window, time_window_nearest or time_window_likely: what the rule answered; empty on a service principal''s presence row.',
     candidates        INT NOT NULL    COMMENT 'Candidates the rule saw (attribution.candidates of such a match).',
     rule_confidence   DOUBLE NOT NULL COMMENT 'The rule''s own confidence for the bucket (crowding and skew; see the README); the prior.',
     calls             BIGINT NOT NULL COMMENT 'Id-linked calls in the bucket; on a presence row, id-tagged calls.',

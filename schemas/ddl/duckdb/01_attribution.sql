@@ -59,7 +59,7 @@ COMMENT ON COLUMN attribution.agent_endpoint IS 'Model Serving endpoint of the a
 COMMENT ON COLUMN attribution.trace_id IS 'MLflow trace id of the matched agent request, when known.';
 COMMENT ON COLUMN attribution.agent_request_id IS 'databricks_request_id of the matched agent request, when known.';
 COMMENT ON COLUMN attribution.session IS 'MLflow session (mlflow.trace.session) of the matched agent request, when known.';
-COMMENT ON COLUMN attribution.match_method IS 'How the end user was found: tag_user, trace_id, request_id, time_window, time_window_split, time_window_nearest or unattributed.';
+COMMENT ON COLUMN attribution.match_method IS 'How the end user was found: tag_user, trace_id, request_id, time_window, time_window_split, time_window_nearest, time_window_likely or unattributed.';
 COMMENT ON COLUMN attribution.match_confidence IS 'Confidence in the match, 0..1: 1 for id methods, lower for time-window matches, 0 when unattributed.';
 COMMENT ON COLUMN attribution.candidates IS 'Number of agent requests that could have made the call.';
 COMMENT ON COLUMN attribution.weight IS 'Share of the invocation this row carries; 1 except on split rows, whose weights sum to 1. Sum it to count invocations.';

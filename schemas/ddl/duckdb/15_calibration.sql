@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS calibration (
 COMMENT ON TABLE calibration IS 'One calibration table per batch run: the measured precision behind match_confidence of time-window matches.';
 COMMENT ON COLUMN calibration.run_id IS 'The run (runs.run_id) whose id-linked calls were counted; attribution rows of that run carry it.';
 COMMENT ON COLUMN calibration.service_principal IS 'The agent''s service principal; empty for the pooled bucket of all service principals.';
-COMMENT ON COLUMN calibration.method IS 'time_window or time_window_nearest: what the rule answered; empty on a service principal''s presence row.';
+COMMENT ON COLUMN calibration.method IS 'time_window, time_window_nearest or time_window_likely: what the rule answered; empty on a service principal''s presence row.';
 COMMENT ON COLUMN calibration.candidates IS 'Candidates the rule saw (attribution.candidates of such a match).';
 COMMENT ON COLUMN calibration.rule_confidence IS 'The rule''s own confidence for the bucket (crowding and skew; see the README); the prior.';
 COMMENT ON COLUMN calibration.calls IS 'Id-linked calls in the bucket; on a presence row, id-tagged calls.';
