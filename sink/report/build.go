@@ -612,7 +612,7 @@ func methodBasis(m string) string {
 
 func methodOrder(m string) int {
 	order := []string{schemas.MethodTagUser, schemas.MethodTraceID, schemas.MethodRequestID, schemas.MethodTimeWindow,
-		schemas.MethodTimeWindowSplit, schemas.MethodTimeWindowNearest, schemas.MethodUnattributed, MethodNoUsage}
+		schemas.MethodTimeWindowSplit, schemas.MethodTimeWindowNearest, schemas.MethodTimeWindowLikely, schemas.MethodUnattributed, MethodNoUsage}
 	if i := slices.Index(order, m); i >= 0 {
 		return i
 	}
