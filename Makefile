@@ -111,7 +111,7 @@ calibration: build
 	         "hot:--seed 5" "shifted:--seed 6 --max-skew 1800ms --tagged-share 0.5"; do \
 		name=$${w%%:*}; flags=$${w#*:}; d=$(CAL_DIR)/$$name; rm -rf $$d; \
 		$(BIN) gen --out $$d $$flags >/dev/null; \
-		for pol in unattributed nearest; do for cal in true false; do \
+		for pol in unattributed nearest likely; do for cal in true false; do \
 			OBOLUS_MATCH_AMBIGUITY=$$pol OBOLUS_MATCH_CALIBRATE=$$cal $(BIN) batch --config $$d/obolus.yaml --store $$d/$$pol-$$cal.duckdb --log-level warn >/dev/null; \
 			ece=$$($(BIN) score --config $$d/obolus.yaml --store $$d/$$pol-$$cal.duckdb --truth $$d/ground_truth.jsonl | sed -n 's/.*expected calibration error //p'); \
 			echo "$$name ($$flags) ambiguity=$$pol calibrate=$$cal: ECE $$ece"; \

@@ -94,7 +94,7 @@ func rewriteStatementForm(q string, catalogs map[string]string) string {
 //   - the catalog of a three-part name when DuckDB reserves it (system, main, temp)
 //   - CREATE CATALOG x -> ATTACH ':memory:' AS x; USE CATALOG|SCHEMA x -> USE x
 //   - string literals starting with /Volumes/ -> the local volume directory
-//   - Spark array functions DuckDB names differently (sparkListFuncs)
+//   - Spark functions DuckDB names differently (sparkFuncs)
 func rewriteSQL(q string, in rewriteInput) (rewriteOutput, error) {
 	q = rewriteStatementForm(q, in.catalogs)
 
@@ -197,8 +197,8 @@ func rewriteSQL(q string, in rewriteInput) (rewriteOutput, error) {
 						end = k + 1
 					}
 				}
-			case sparkListFuncs[lower] != "" && nextNonSpace(q, end) == '(':
-				out.WriteString(sparkListFuncs[lower])
+			case sparkFuncs[lower] != "" && nextNonSpace(q, end) == '(':
+				out.WriteString(sparkFuncs[lower])
 			default:
 				out.WriteString(word)
 			}
@@ -227,9 +227,11 @@ func rewriteSQL(q string, in rewriteInput) (rewriteOutput, error) {
 	return res, nil
 }
 
-// sparkListFuncs maps Spark array functions to DuckDB's names for them;
-// filter, map_keys and lambdas (k -> ...) need no change.
-var sparkListFuncs = map[string]string{"array_min": "list_min", "array_max": "list_max"}
+// sparkFuncs maps Spark functions to DuckDB's names for the same function
+// and arguments; filter, map_keys, to_json and lambdas (k -> ...) need no
+// change. get_json_object and json_extract_string both take a '$.a.b' path
+// and give NULL where it leads nowhere.
+var sparkFuncs = map[string]string{"array_min": "list_min", "array_max": "list_max", "get_json_object": "json_extract_string"}
 
 // nextNonSpace is the first byte at or after i that is not white space, or 0.
 func nextNonSpace(q string, i int) byte {

@@ -32,6 +32,8 @@ func TestRewriteSQL(t *testing.T) {
 		{"backticks in literals stay", "SELECT '`x`', \"`y`\" -- `z`", nil, "SELECT '`x`', \"`y`\" -- `z`", 1},
 		{"array functions", "SELECT array_min(filter(map_keys(m), k -> k <> '')), ARRAY_MAX (x), array_min, 'array_min(x)'", nil,
 			"SELECT list_min(filter(map_keys(m), k -> k <> '')), list_max (x), array_min, 'array_min(x)'", 1},
+		{"json functions", "SELECT get_json_object(to_json(u.m), '$.a.b'), 'get_json_object(x)'", nil,
+			"SELECT json_extract_string(to_json(u.m), '$.a.b'), 'get_json_object(x)'", 1},
 		{"current_timestamp()", "SELECT current_timestamp(), CURRENT_TIMESTAMP ( ), current_date(), current_timestamp, 'current_timestamp()'", nil,
 			"SELECT current_timestamp, CURRENT_TIMESTAMP, current_date, current_timestamp, 'current_timestamp()'", 1},
 		{"named markers", "SELECT :id, ':id', :other /* :id */ -- :id\n, :d", nil,

@@ -21,14 +21,15 @@ import (
 const deployDir = "../../deploy/databricks"
 
 // databricksToDuckDB rewrites the Databricks SQL of the views and dashboard into
-// DuckDB's: the constructs differ in quoting, view comments and the
-// system-table names, nothing else.
+// DuckDB's: the constructs differ in quoting, view comments, the
+// system-table names and get_json_object's name, nothing else.
 func databricksToDuckDB(sql string) string {
 	sql = regexp.MustCompile(`(?m)^COMMENT '(?:[^']|'')*'\n`).ReplaceAllString(sql, "")
 	sql = strings.ReplaceAll(sql, "`", `"`)
 	sql = strings.ReplaceAll(sql, "system.billing.usage", "billing_usage")
 	sql = strings.ReplaceAll(sql, "system.billing.list_prices", "billing_list_prices")
 	sql = strings.ReplaceAll(sql, "main.obolus.", "")
+	sql = strings.ReplaceAll(sql, "get_json_object(", "json_extract_string(")
 	return sql
 }
 

@@ -20,6 +20,7 @@ func (d *databricksOnDuckDB) QueryContext(ctx context.Context, q string, args ..
 	d.seen = append(d.seen, q)
 	q = strings.ReplaceAll(q, "`", `"`)
 	q = strings.ReplaceAll(q, " AS STRING)", " AS VARCHAR)")
+	q = strings.ReplaceAll(q, "get_json_object(", "json_extract_string(")
 	return d.conn.QueryContext(ctx, q, args...)
 }
 
@@ -35,28 +36,35 @@ func TestDatabricksDialect(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "CREATE TEMP MACRO timestamp_micros(us) AS make_timestamp(us)"); err != nil {
 		t.Fatal(err)
 	}
-	dbx := &databricksOnDuckDB{conn: conn}
-	opt := Options{Period: mustPeriod(t, "2026-11"), By: []Dimension{ByTeam, ByModel}}
-	got, err := Build(ctx, Source{DB: dbx, Dialect: Databricks, Tables: Tables{Attribution: "main.attribution", BillingUsage: "billing_usage", ListPrices: "billing_list_prices"}}, opt)
-	if err != nil {
+	// system.billing.usage with the gateway fields under their GA names.
+	if _, err := conn.ExecContext(ctx, "CREATE TEMP TABLE billing_usage_ga AS SELECT * REPLACE ("+gaUsageMetadata+" AS usage_metadata) FROM billing_usage"); err != nil {
 		t.Fatal(err)
 	}
+	dbx := &databricksOnDuckDB{conn: conn}
+	opt := Options{Period: mustPeriod(t, "2026-11"), By: []Dimension{ByTeam, ByModel}}
 	want, err := Build(ctx, NewDuckDBSource(s.DB()), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g, w bytes.Buffer
-	if err := got.WriteMarkdown(&g); err != nil {
-		t.Fatal(err)
-	}
+	var w bytes.Buffer
 	if err := want.WriteMarkdown(&w); err != nil {
 		t.Fatal(err)
 	}
-	if g.String() != w.String() {
-		t.Errorf("the Databricks dialect's report differs:\n%s\n--- want ---\n%s", g.String(), w.String())
+	for _, billing := range []string{"billing_usage", "billing_usage_ga"} {
+		got, err := Build(ctx, Source{DB: dbx, Dialect: Databricks, Tables: Tables{Attribution: "main.attribution", BillingUsage: billing, ListPrices: "billing_list_prices"}}, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g bytes.Buffer
+		if err := got.WriteMarkdown(&g); err != nil {
+			t.Fatal(err)
+		}
+		if g.String() != w.String() {
+			t.Errorf("the Databricks dialect's report over %s differs:\n%s\n--- want ---\n%s", billing, g.String(), w.String())
+		}
 	}
 	for _, q := range dbx.seen {
-		if strings.Contains(q, `"`) || strings.Contains(q, "VARCHAR") || strings.Contains(q, "make_timestamp") {
+		if strings.Contains(q, `"`) || strings.Contains(q, "VARCHAR") || strings.Contains(q, "make_timestamp") || strings.Contains(q, "json_extract") {
 			t.Errorf("Databricks SQL uses DuckDB spelling: %s", q)
 		}
 	}

@@ -23,6 +23,9 @@ type loadSpec struct {
 	table  string
 	key    []string // columns identifying a row: repeats in a file are an error, and loading replaces stored rows with the same key
 	fields []loadField
+	// aliases are other names a field's value may come under, by target:
+	// a row takes the first that it has, then the target's own.
+	aliases map[string][]string
 }
 
 var billingUsageSpec = loadSpec{
@@ -56,6 +59,23 @@ var billingUsageSpec = loadSpec{
 		{"billing_origin_product", "VARCHAR", false},
 		{"usage_type", "VARCHAR", false},
 	},
+	// The gateway's billing fields were flat in the Beta
+	// (usage_metadata.ai_gateway_endpoint_name) and are a struct at GA
+	// (usage_metadata.ai_gateway.endpoint_name); an export may hold either,
+	// and the store keeps the flat names.
+	aliases: gatewayBillingAliases(),
+}
+
+// gatewayBillingFields are the gateway's usage_metadata fields, by their GA
+// name inside usage_metadata.ai_gateway.
+var gatewayBillingFields = []string{"endpoint_name", "endpoint_id", "destination_model", "destination_id"}
+
+func gatewayBillingAliases() map[string][]string {
+	out := map[string][]string{}
+	for _, f := range gatewayBillingFields {
+		out["usage_metadata.ai_gateway_"+f] = []string{"usage_metadata.ai_gateway." + f}
+	}
+	return out
 }
 
 var listPricesSpec = loadSpec{
@@ -287,21 +307,27 @@ func normaliseSelect(ctx context.Context, conn *sql.Conn, spec loadSpec, types m
 		return n
 	}
 	for _, f := range spec.fields {
-		path := strings.Split(f.target, ".")
-		expr, srcType := sourceExpr(ctx, conn, types, path)
-		if expr == "" {
-			if f.required {
-				return "", fmt.Errorf("no column %s (have %s)", f.target, strings.Join(sortedNames(types), ", "))
+		var exprs []string
+		for _, name := range append(slices.Clone(spec.aliases[f.target]), f.target) {
+			if expr, srcType := sourceExpr(ctx, conn, types, strings.Split(name, ".")); expr != "" {
+				exprs = append(exprs, convert(expr, srcType, f.typ))
 			}
-			expr, srcType = "NULL", "VARCHAR"
+		}
+		switch {
+		case len(exprs) == 0 && f.required:
+			return "", fmt.Errorf("no column %s (have %s)", f.target, strings.Join(sortedNames(types), ", "))
+		case len(exprs) == 0:
+			exprs = []string{convert("NULL", "VARCHAR", f.typ)}
+		case len(exprs) > 1:
+			exprs = []string{"coalesce(" + strings.Join(exprs, ", ") + ")"}
 		}
 		list := &roots
 		var n *node
-		for _, p := range path {
+		for _, p := range strings.Split(f.target, ".") {
 			n = find(list, p)
 			list = &n.children
 		}
-		n.expr = convert(expr, srcType, f.typ)
+		n.expr = exprs[0]
 	}
 	var render func(n *node) string
 	render = func(n *node) string {

@@ -41,9 +41,16 @@ ORDER BY 1, 2, 4`)
 	return b.String()
 }
 
+// gaUsageMetadata reshapes the store's usage_metadata (the Beta's flat
+// gateway fields) into the GA layout, a usage_metadata.ai_gateway struct.
+const gaUsageMetadata = `struct_pack(endpoint_name := usage_metadata.endpoint_name, endpoint_id := usage_metadata.endpoint_id,
+  ai_gateway := struct_pack(endpoint_name := usage_metadata.ai_gateway_endpoint_name, endpoint_id := usage_metadata.ai_gateway_endpoint_id,
+    destination_model := usage_metadata.ai_gateway_destination_model, destination_id := usage_metadata.ai_gateway_destination_id))`
+
 // TestLoadFormats loads the testdata bill from JSON lines, then from CSV
 // (nested columns as JSON text) and Parquet (nested columns as structs)
-// exports of it, and expects the same tables.
+// exports of it, with the gateway fields under their Beta (flat) and GA
+// (struct) names, and expects the same tables.
 func TestLoadFormats(t *testing.T) {
 	ctx := context.Background()
 	ref := fixtureStore(t)
@@ -52,20 +59,32 @@ func TestLoadFormats(t *testing.T) {
 		t.Fatalf("quoted decimals lost digits:\n%s", want)
 	}
 	dir := t.TempDir()
-	for _, format := range []string{"parquet", "csv"} {
-		t.Run(format, func(t *testing.T) {
+	for _, tc := range []struct {
+		name, format string
+		ga           bool
+	}{{"parquet", "parquet", false}, {"csv", "csv", false}, {"GA parquet", "parquet", true}, {"GA csv", "csv", true}, {"GA jsonl", "json", true}} {
+		t.Run(tc.name, func(t *testing.T) {
 			paths := map[string]string{}
 			for _, tbl := range []string{"billing_usage", "billing_list_prices"} {
-				p := filepath.Join(dir, tbl+"."+format)
-				var q string
-				if format == "parquet" {
-					q = "COPY (SELECT * FROM " + tbl + ") TO '" + p + "' (FORMAT parquet)"
-				} else {
-					nested := map[string]string{"billing_usage": "to_json(usage_metadata) AS usage_metadata, to_json(identity_metadata) AS identity_metadata, to_json(custom_tags) AS custom_tags",
-						"billing_list_prices": "to_json(pricing) AS pricing"}[tbl]
-					q = "COPY (SELECT * REPLACE (" + nested + ") FROM " + tbl + ") TO '" + p + "' (FORMAT csv, HEADER)"
+				p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+"_"+tbl+"."+tc.format)
+				var replace []string
+				if tc.ga && tbl == "billing_usage" {
+					replace = append(replace, gaUsageMetadata+" AS usage_metadata")
 				}
-				if _, err := ref.DB().ExecContext(ctx, q); err != nil {
+				if tc.format == "csv" {
+					replace = append(replace, map[string][]string{"billing_usage": {"to_json(usage_metadata) AS usage_metadata", "to_json(identity_metadata) AS identity_metadata", "to_json(custom_tags) AS custom_tags"},
+						"billing_list_prices": {"to_json(pricing) AS pricing"}}[tbl]...)
+				}
+				if tc.format == "json" && tbl == "billing_usage" {
+					// Quoted, as exports should: a JSON number is a double.
+					replace = append(replace, "CAST(usage_quantity AS VARCHAR) AS usage_quantity")
+				}
+				sel := "SELECT * FROM " + tbl
+				for _, r := range replace {
+					sel = "SELECT * REPLACE (" + r + ") FROM (" + sel + ")"
+				}
+				opts := map[string]string{"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER", "json": "FORMAT json"}[tc.format]
+				if _, err := ref.DB().ExecContext(ctx, "COPY ("+sel+") TO '"+p+"' ("+opts+")"); err != nil {
 					t.Fatal(err)
 				}
 				paths[tbl] = p
@@ -73,7 +92,7 @@ func TestLoadFormats(t *testing.T) {
 			s := openStore(t, nil)
 			loadBill(t, s, paths["billing_usage"], paths["billing_list_prices"])
 			if got := billDigest(t, s.DB()); got != want {
-				t.Errorf("loaded from %s:\n%s\nwant (from jsonl):\n%s", format, got, want)
+				t.Errorf("loaded from %s:\n%s\nwant (from jsonl):\n%s", tc.name, got, want)
 			}
 			// Loading again replaces, it does not duplicate.
 			loadBill(t, s, paths["billing_usage"], paths["billing_list_prices"])

@@ -171,8 +171,8 @@ func readBilling(ctx context.Context, src Source, p Period) ([]billingRecord, er
 	def := d.quote("default")
 	q := `SELECT u.record_id, coalesce(u.account_id, ''), coalesce(u.workspace_id, ''), u.sku_name, u.cloud, u.usage_unit,
 	u.usage_start_time, u.usage_end_time, CAST(u.usage_quantity AS ` + d.text + `),
-	coalesce(u.usage_metadata.ai_gateway_endpoint_id, ''), coalesce(u.usage_metadata.ai_gateway_endpoint_name, ''),
-	coalesce(u.usage_metadata.ai_gateway_destination_model, ''),
+	coalesce(` + d.gatewayField("u", "endpoint_id") + `, ''), coalesce(` + d.gatewayField("u", "endpoint_name") + `, ''),
+	coalesce(` + d.gatewayField("u", "destination_model") + `, ''),
 	coalesce(u.record_type, ''), coalesce(u.billing_origin_product, ''),
 	p.currency_code, CAST(p.pricing.` + def + ` AS ` + d.text + `), CAST(p.pricing.effective_list.` + def + ` AS ` + d.text + `), p.price_start_time
 FROM ` + usage + ` u
@@ -181,7 +181,7 @@ LEFT JOIN ` + prices + ` p
       AND u.usage_end_time >= p.price_start_time
       AND (p.price_end_time IS NULL OR u.usage_end_time < p.price_end_time)
 WHERE u.usage_start_time >= ` + d.ts() + ` AND u.usage_start_time < ` + d.ts() + `
-  AND (u.usage_metadata.ai_gateway_endpoint_id IS NOT NULL OR u.usage_metadata.ai_gateway_endpoint_name IS NOT NULL)
+  AND (` + d.gatewayField("u", "endpoint_id") + ` IS NOT NULL OR ` + d.gatewayField("u", "endpoint_name") + ` IS NOT NULL)
 ORDER BY u.usage_start_time, u.record_id`
 	rows, err := src.DB.QueryContext(ctx, q, p.Start.UnixMicro(), p.End.UnixMicro())
 	if err != nil {

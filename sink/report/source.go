@@ -42,6 +42,21 @@ func DialectByName(name string) (Dialect, error) {
 
 func (d Dialect) String() string { return d.name }
 
+// gatewayField is the gateway billing field f (endpoint_id, endpoint_name,
+// destination_model, destination_id) of billing_usage alias u. The DuckDB
+// store keeps the flat Beta names, whichever an export had. Databricks'
+// system.billing.usage has the GA struct (usage_metadata.ai_gateway.f), the
+// Beta's flat usage_metadata.ai_gateway_f, or both; naming a field its
+// struct lacks is an error there, so both are read through the struct's
+// JSON, where a missing field is NULL.
+func (d Dialect) gatewayField(u, f string) string {
+	if d.name != Databricks.name {
+		return u + ".usage_metadata.ai_gateway_" + f
+	}
+	js := "to_json(" + u + ".usage_metadata)"
+	return "coalesce(get_json_object(" + js + ", '$.ai_gateway." + f + "'), get_json_object(" + js + ", '$.ai_gateway_" + f + "'))"
+}
+
 // quote quotes one identifier part, which validIdent has checked.
 func (d Dialect) quote(part string) string { return d.quoteChar + part + d.quoteChar }
 

@@ -1,15 +1,19 @@
 -- v_billing_hourly: the AI Gateway bill per hour, read from system.billing.usage
 -- and system.billing.list_prices. Needs SELECT on system.billing; init skips
 -- this view, and says so, where obolus's identity cannot read those tables.
+-- The gateway fields are read under their GA names (usage_metadata.ai_gateway
+-- struct) and their Beta names (flat usage_metadata.ai_gateway_*), through the
+-- struct's JSON: a workspace's table may lack either, and naming a missing
+-- struct field is an error.
 -- requires: system.billing.usage, system.billing.list_prices
 CREATE OR REPLACE VIEW v_billing_hourly
 COMMENT 'AI Gateway billing per UTC hour, gateway endpoint, destination model, SKU and price, priced at the effective list price in force at each record''s end.'
 AS SELECT
     date_trunc('HOUR', u.usage_start_time)                                AS usage_hour,
     u.workspace_id,
-    coalesce(u.usage_metadata.ai_gateway_endpoint_id, '')                 AS gateway_endpoint_id,
-    coalesce(u.usage_metadata.ai_gateway_endpoint_name, '')               AS gateway_endpoint_name,
-    coalesce(u.usage_metadata.ai_gateway_destination_model, '')           AS destination_model,
+    coalesce(get_json_object(to_json(u.usage_metadata), '$.ai_gateway.endpoint_id'), get_json_object(to_json(u.usage_metadata), '$.ai_gateway_endpoint_id'), '') AS gateway_endpoint_id,
+    coalesce(get_json_object(to_json(u.usage_metadata), '$.ai_gateway.endpoint_name'), get_json_object(to_json(u.usage_metadata), '$.ai_gateway_endpoint_name'), '') AS gateway_endpoint_name,
+    coalesce(get_json_object(to_json(u.usage_metadata), '$.ai_gateway.destination_model'), get_json_object(to_json(u.usage_metadata), '$.ai_gateway_destination_model'), '') AS destination_model,
     u.sku_name,
     u.usage_unit,
     p.currency_code,
@@ -25,6 +29,6 @@ LEFT JOIN system.billing.list_prices p
       AND u.usage_unit = p.usage_unit
       AND u.usage_end_time >= p.price_start_time
       AND (p.price_end_time IS NULL OR u.usage_end_time < p.price_end_time)
-WHERE u.usage_metadata.ai_gateway_endpoint_id IS NOT NULL
-   OR u.usage_metadata.ai_gateway_endpoint_name IS NOT NULL
+WHERE coalesce(get_json_object(to_json(u.usage_metadata), '$.ai_gateway.endpoint_id'), get_json_object(to_json(u.usage_metadata), '$.ai_gateway_endpoint_id')) IS NOT NULL
+   OR coalesce(get_json_object(to_json(u.usage_metadata), '$.ai_gateway.endpoint_name'), get_json_object(to_json(u.usage_metadata), '$.ai_gateway_endpoint_name')) IS NOT NULL
 GROUP BY ALL;
