@@ -27,6 +27,7 @@ const (
 	KindLegacyUsage Kind = "legacy_usage" // system.serving.endpoint_usage rows
 	KindPayload     Kind = "payload"      // an agent endpoint's payload (inference) table
 	KindTrace       Kind = "trace"        // MLflow traces (TraceInfo rows)
+	KindOTelSpans   Kind = "otel_spans"   // OpenTelemetry span rows (MLflow traces in Unity Catalog)
 )
 
 // Columns lists the column names the kind reads, older aliases included;
@@ -41,6 +42,8 @@ func (k Kind) Columns() []string {
 		return payloadFields.columns()
 	case KindTrace:
 		return traceFields.columns()
+	case KindOTelSpans:
+		return spanFields.columns()
 	}
 	return nil
 }
@@ -55,8 +58,19 @@ func (k Kind) TimeColumns() []string {
 		return []string{"request_time"}
 	case KindPayload, KindTrace:
 		return []string{"request_time", "timestamp_ms"}
+	case KindOTelSpans:
+		return []string{"start_time_unix_nano"}
 	}
 	return nil
+}
+
+// EpochUnit is the unit of the kind's time column when a table holds it as
+// an integer: nanoseconds for spans, milliseconds otherwise.
+func (k Kind) EpochUnit() time.Duration {
+	if k == KindOTelSpans {
+		return time.Nanosecond
+	}
+	return time.Millisecond
 }
 
 // Spec says what to read and how to label it.
@@ -77,6 +91,10 @@ type Spec struct {
 	// Limits bound what a row may claim; a row beyond them is dead-lettered.
 	// Zero fields mean DefaultLimits.
 	Limits Limits
+	// SpanKeys are the attributes span rows name the end user, session,
+	// request id, service principal and agent with; zero means
+	// schemas.DefaultSpanKeys.
+	SpanKeys schemas.SpanKeys
 }
 
 // Window is the half-open time range [From, To) a run reads; a zero bound is
@@ -106,8 +124,13 @@ type Emit struct {
 const BatchSize = 8192
 
 // Stats counts what a read saw. Every row is exactly one of emitted, outside
-// the window or dead: Rows == Emitted + OutsideWindow + Dead.
-type Stats struct{ Files, Rows, Emitted, OutsideWindow, Dead int64 }
+// the window, dead or skipped: Rows == Emitted + OutsideWindow + Dead +
+// Skipped. Skipped rows are well-formed rows that stand for no record: span
+// rows of a trace's inner steps (KindOTelSpans), which name no end user.
+type Stats struct{ Files, Rows, Emitted, OutsideWindow, Dead, Skipped int64 }
+
+// Balanced reports whether every row is accounted for.
+func (s Stats) Balanced() bool { return s.Rows == s.Emitted+s.OutsideWindow+s.Dead+s.Skipped }
 
 // ErrNoFiles is returned when a directory or glob holds no data files.
 var ErrNoFiles = errors.New("no input files")

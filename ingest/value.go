@@ -126,6 +126,10 @@ type decoder struct {
 	legacy  schemas.LegacyUsage
 	payload schemas.PayloadRow
 	trace   schemas.TraceRow
+	span    schemas.SpanRow
+
+	// spanKeys are the attribute keys span rows are read with (the source's).
+	spanKeys *schemas.SpanKeys
 }
 
 // internCache shares one copy of strings that repeat across rows (workspace,
