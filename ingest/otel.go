@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/obolus/obolus/schemas"
 )
@@ -34,7 +35,7 @@ var spanFields = newFieldSet(
 		return err
 	}}),
 	field[schemas.SpanRow]{name: "attributes", set: func(d *decoder, s *schemas.SpanRow, n string, v *value) (err error) {
-		s.Attributes, err = d.asAttrs(n, v, d.spanKeys.Wanted)
+		s.Attributes, err = d.asAttrs(n, v, false)
 		return err
 	}},
 	field[schemas.SpanRow]{name: "status", set: func(d *decoder, s *schemas.SpanRow, n string, v *value) error {
@@ -49,7 +50,7 @@ var spanFields = newFieldSet(
 	}},
 	field[schemas.SpanRow]{name: "resource", set: func(d *decoder, s *schemas.SpanRow, n string, v *value) error {
 		return d.member(n, v, "attributes", func(m *value) (err error) {
-			s.ResourceAttributes, err = d.asAttrs(n+".attributes", m, d.spanKeys.WantedResource)
+			s.ResourceAttributes, err = d.asAttrs(n+".attributes", m, true)
 			return err
 		})
 	}},
@@ -98,7 +99,8 @@ func (d *decoder) asUnixNano(field string, v *value) (time.Time, error) {
 	return time.Unix(0, n).UTC(), nil
 }
 
-// asAttrs reads an attribute map, keeping only the keys keep wants (a span's
+// asAttrs reads an attribute map, keeping only the keys d.spanKeys wants of
+// span attributes, or with resource of resource attributes (a span's
 // attributes can hold whole prompts): a typed map or struct (v1's MAP, a
 // database's VARIANT as a Go map), a JSON object, or a JSON string holding
 // one (v2's VARIANT). Unlike a MAP<STRING,STRING> column, a VARIANT's values
@@ -106,16 +108,16 @@ func (d *decoder) asUnixNano(field string, v *value) (time.Time, error) {
 // identity is a list. A string value that is itself JSON-encoded — MLflow
 // writes every span attribute through json.dumps, so a user reads
 // "\"ann@example.com\"" — is decoded once.
-func (d *decoder) asAttrs(field string, v *value, keep func(string) bool) (map[string]string, error) {
+func (d *decoder) asAttrs(field string, v *value, resource bool) (map[string]string, error) {
 	switch v.k {
 	case vNull:
 		return nil, nil
 	case vObject:
-		return d.jsonAttrs(field, v.text, keep)
+		return d.jsonAttrs(field, v.text, resource)
 	case vArray:
 		m, err := d.asMap(field, v) // Spark's map-as-array export of a MAP
 		for k := range m {
-			if !keep(k) {
+			if !d.wantAttr(k, resource) {
 				delete(m, k)
 			}
 		}
@@ -126,7 +128,7 @@ func (d *decoder) asAttrs(field string, v *value, keep func(string) bool) (map[s
 			return nil, nil
 		}
 		if t[0] == '{' {
-			return d.jsonAttrs(field, bytes.Clone(t), keep)
+			return d.jsonAttrs(field, bytes.Clone(t), resource)
 		}
 	case vPairs:
 		var m map[string]string
@@ -135,7 +137,7 @@ func (d *decoder) asAttrs(field string, v *value, keep func(string) bool) (map[s
 			if p.val.k == vInvalid {
 				return nil, fieldErr(field, "value of key %q: invalid UTF-8", p.key)
 			}
-			if !keep(p.key) {
+			if !d.wantAttr(p.key, resource) {
 				continue
 			}
 			if s, ok := attrText(&p.val); ok {
@@ -152,15 +154,28 @@ func (d *decoder) asAttrs(field string, v *value, keep func(string) bool) (map[s
 	return nil, fieldErr(field, "not a map: %s", v.shown())
 }
 
-func (d *decoder) jsonAttrs(field string, raw []byte, keep func(string) bool) (map[string]string, error) {
-	s := scanner{b: raw}
+// wantAttr reports whether a span (or with resource, a resource) attribute
+// is one the span keys read. key is only looked at, never kept.
+func (d *decoder) wantAttr(key string, resource bool) bool {
+	if resource {
+		return d.spanKeys.WantedResource(key)
+	}
+	return d.spanKeys.Wanted(key)
+}
+
+func (d *decoder) jsonAttrs(field string, raw []byte, resource bool) (map[string]string, error) {
+	// Unescaped values land in the decoder's buffer, reused row after row
+	// (MLflow's JSON-encoded values are all escapes).
+	s := scanner{b: raw, buf: d.attrBuf[:0]}
+	defer func() { d.attrBuf = s.buf }()
 	if s.peek() != '{' {
 		return nil, fieldErr(field, "not a JSON object")
 	}
 	var m map[string]string
 	var mv value
 	err := s.objectMembers(func(key []byte) error {
-		if !keep(string(key)) {
+		// A view of the key, not a copy: most keys are passed over.
+		if !d.wantAttr(unsafe.String(unsafe.SliceData(key), len(key)), resource) {
 			return s.skip(0)
 		}
 		k := d.common(key) // copy before readValue reuses the buffer
@@ -238,7 +253,9 @@ func (d *decoder) member(field string, v *value, name string, fn func(*value) er
 	default:
 		return fieldErr(field, "not an object: %s", v.shown())
 	}
-	s := scanner{b: raw}
+	// Its own buffer: fn may decode attributes into d.attrBuf.
+	s := scanner{b: raw, buf: d.memberBuf[:0]}
+	defer func() { d.memberBuf = s.buf }()
 	if s.peek() != '{' {
 		return fieldErr(field, "not an object: %s", v.shown())
 	}
