@@ -18,7 +18,7 @@ import (
 func TestOTelSpanTables(t *testing.T) {
 	ns := func(d time.Duration) string { return fmt.Sprint(t0.Add(d).UnixNano()) }
 	for _, tc := range []struct {
-		layout, attrs, resource string
+		layout, attrs, resource          string
 		user, child, early, bad, resOnly string // attribute values of each row
 		resSP                            string // a resource naming the service principal
 	}{
