@@ -196,6 +196,10 @@ func PushdownJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, lo
 			return nil, usage("org: %w", err)
 		}
 	}
+	if len(cfg.Databricks.OTelSpans) > 0 {
+		// --mode pushdown overrides the configured mode, which Validate checked.
+		return nil, usage("databricks.otel_spans: pushdown mode does not read span tables yet; use --mode pull, or remove the span tables")
+	}
 	usageSrcs, agents, err := DatabricksSources(db, cfg)
 	if err != nil {
 		return nil, err
