@@ -25,6 +25,14 @@ func TestDatabricksPullOTelSpans(t *testing.T) {
 		cfg, _ = localSetupGen(t, sc, warehouse.Config{}, nil)
 		quiet := []string{"--config", cfg, "--log-level", "warn"}
 		mustObolus(t, append([]string{"init", "--target", "databricks"}, quiet...)...)
+		if sc.AgentLogs == synth.AgentLogsOTel {
+			doc := mustObolus(t, append([]string{"doctor"}, quiet...)...)
+			for _, want := range []string{"ok    read lakehouse.agents.support_bot_otel_spans", "span tables that leave service_principal", "ok    agent logs"} {
+				if !strings.Contains(doc, want) {
+					t.Errorf("doctor output lacks %q:\n%s", want, doc)
+				}
+			}
+		}
 		out := mustObolus(t, append([]string{"batch", "--target", "databricks", "--mode", "pull", "--from", "2026-10-31", "--to", "2026-11-02"}, quiet...)...)
 		if !strings.HasPrefix(out, "reconciled:") || !strings.Contains(out, "dead-lettered 0 ") {
 			t.Fatalf("pull batch did not reconcile cleanly:\n%s", out)

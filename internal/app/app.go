@@ -235,7 +235,8 @@ func DoctorOptions(cfg *config.Config, db *sql.DB) dbxrun.DoctorOptions {
 	opt.Agents = map[string]string{}
 	for _, t := range slices.Concat(d.Payloads, d.Traces, d.OTelSpans) {
 		if t.ServicePrincipal == "" {
-			continue // named by each span's resource
+			opt.Tags.PrincipalsInSpans = true // named by each span's resource
+			continue
 		}
 		if t.AgentEndpoint != "" {
 			opt.Agents[t.ServicePrincipal] = t.AgentEndpoint
