@@ -30,6 +30,9 @@ func TestEndToEndOTelSpans(t *testing.T) {
 		}
 		return rep.Precision, rep.Recall, out
 	}
+	if out, err := obolus(t, "gen", "--out", t.TempDir(), "--otel-layout", "v1"); err == nil || !strings.Contains(err.Error(), "--otel-layout: only with --agent-logs otel") {
+		t.Errorf("--otel-layout without --agent-logs otel: %v\n%s", err, out)
+	}
 	wantP, wantR, _ := run()
 	if wantP < 0.99 || wantR < 0.9 {
 		t.Fatalf("baseline precision %.4f recall %.4f", wantP, wantR)

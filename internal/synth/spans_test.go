@@ -117,3 +117,14 @@ func TestSpanColumnsMatchEncoder(t *testing.T) {
 		}
 	}
 }
+
+func TestAgentLogsValidation(t *testing.T) {
+	for _, cfg := range []Config{{AgentLogs: "zipkin"}, {AgentLogs: AgentLogsOTel, OTelLayout: "v3"}} {
+		if err := cfg.WithDefaults().Validate(); err == nil {
+			t.Errorf("%+v: no error", cfg)
+		}
+	}
+	if c := (Config{}).WithDefaults(); c.AgentLogs != AgentLogsMLflow || c.OTelLayout != OTelV2 {
+		t.Errorf("defaults: %q %q", c.AgentLogs, c.OTelLayout)
+	}
+}
