@@ -83,10 +83,13 @@ type Spec struct {
 	// Format is "jsonl", "csv" or "parquet"; empty means from the extension
 	// (.jsonl .ndjson .json, .csv, .parquet; a further .gz is gunzipped).
 	Format string
-	// AgentEndpoint is the agent endpoint payload and trace rows belong to
-	// (traces fall back to their metadata when empty).
+	// AgentEndpoint is the agent endpoint payload, trace and span rows
+	// belong to (traces fall back to their metadata when empty, spans to
+	// their resource's SpanKeys.AgentEndpoint attribute).
 	AgentEndpoint string
 	// ServicePrincipal is the identity that agent calls the gateway as.
+	// Span rows fall back to their resource's SpanKeys.ServicePrincipal
+	// attribute when it is empty.
 	ServicePrincipal string
 	// Limits bound what a row may claim; a row beyond them is dead-lettered.
 	// Zero fields mean DefaultLimits.
@@ -107,7 +110,7 @@ func (w Window) Contains(t time.Time) bool {
 }
 
 // Emit receives what a reader produces. Usage is called for usage and
-// legacy_usage sources, Agents for payload and trace sources, in batches of
+// legacy_usage sources, Agents for payload, trace and otel_spans sources, in batches of
 // up to BatchSize; a batch slice belongs to the callee. Dead receives each
 // row that could not be used; the callee stamps RunID and DeadLetteredAt.
 // Calls are made one at a time on the goroutine that called the reader,
