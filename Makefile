@@ -43,7 +43,7 @@ test-short:
 # interesting input is minimised in at most 100 runs: the default, 60 s per
 # input, left the big Parquet inputs no time to fuzz at all.
 FUZZTIME ?= 60s
-FUZZ_TARGETS := ingest:FuzzDecodeUsage ingest:FuzzReadJSONL ingest:FuzzReadTraceJSONL ingest:FuzzReadCSV \
+FUZZ_TARGETS := ingest:FuzzDecodeUsage ingest:FuzzReadJSONL ingest:FuzzReadTraceJSONL ingest:FuzzReadOTelSpansJSONL ingest:FuzzReadCSV \
 	ingest:FuzzReadParquet ingest/kafka:FuzzDecodeMessage internal/stream:FuzzDecodeRecord enrich:FuzzNormalizeTraceID
 fuzz:
 	@fail=""; \
