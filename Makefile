@@ -2,6 +2,8 @@
 GO        ?= go
 BIN       := bin/obolus
 DEMO_DIR  ?= demo
+# GEN_FLAGS are extra obolus gen flags for the demo, e.g. --agent-logs otel.
+GEN_FLAGS ?=
 export CGO_ENABLED := 1
 
 .PHONY: all build demo lint test test-short stress fuzz bench bench-micro bench-e2e bench-large vet fmt clean
@@ -15,7 +17,7 @@ build:
 # results, coverage and the score against ground truth. No Databricks, no Kafka.
 demo: build
 	rm -rf $(DEMO_DIR)
-	$(BIN) gen --out $(DEMO_DIR) --duration 672h
+	$(BIN) gen --out $(DEMO_DIR) --duration 672h $(GEN_FLAGS)
 	$(BIN) batch --config $(DEMO_DIR)/obolus.yaml
 	$(BIN) summary --config $(DEMO_DIR)/obolus.yaml
 	$(BIN) score --config $(DEMO_DIR)/obolus.yaml --truth $(DEMO_DIR)/ground_truth.jsonl
@@ -41,7 +43,7 @@ test-short:
 # interesting input is minimised in at most 100 runs: the default, 60 s per
 # input, left the big Parquet inputs no time to fuzz at all.
 FUZZTIME ?= 60s
-FUZZ_TARGETS := ingest:FuzzDecodeUsage ingest:FuzzReadJSONL ingest:FuzzReadTraceJSONL ingest:FuzzReadCSV \
+FUZZ_TARGETS := ingest:FuzzDecodeUsage ingest:FuzzReadJSONL ingest:FuzzReadTraceJSONL ingest:FuzzReadOTelSpansJSONL ingest:FuzzReadCSV \
 	ingest:FuzzReadParquet ingest/kafka:FuzzDecodeMessage internal/stream:FuzzDecodeRecord enrich:FuzzNormalizeTraceID
 fuzz:
 	@fail=""; \

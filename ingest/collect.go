@@ -77,49 +77,51 @@ func kindCodec(spec Spec) (*codec, error) {
 			},
 		}, nil
 	case KindPayload:
-		return &codec{
-			deadKind: schemas.KindAgentRequest, lookup: payloadFields.lookup,
-			agentJSON: func(d *decoder, b []byte, dst *schemas.AgentRequest) error {
-				d.payload = schemas.PayloadRow{}
-				if err := decodeJSON(d, payloadFields, b, &d.payload); err != nil {
-					return err
-				}
-				*dst = d.payload.AgentRequest(ep, sp)
+		return agentCodec(payloadFields, func(d *decoder) *schemas.PayloadRow { d.payload = schemas.PayloadRow{}; return &d.payload },
+			func(d *decoder, p *schemas.PayloadRow, dst *schemas.AgentRequest) error {
+				*dst = p.AgentRequest(ep, sp)
 				return nil
-			},
-			agentValues: func(d *decoder, names []string, cols []int, vals []value, dst *schemas.AgentRequest) error {
-				d.payload = schemas.PayloadRow{}
-				if err := decodeValues(d, payloadFields, names, cols, vals, &d.payload); err != nil {
-					return err
-				}
-				*dst = d.payload.AgentRequest(ep, sp)
-				return nil
-			},
-		}, nil
+			}), nil
 	case KindTrace:
-		return &codec{
-			deadKind: schemas.KindAgentRequest, lookup: traceFields.lookup,
-			agentJSON: func(d *decoder, b []byte, dst *schemas.AgentRequest) error {
-				d.trace = schemas.TraceRow{}
-				if err := decodeJSON(d, traceFields, b, &d.trace); err != nil {
-					return err
-				}
-				*dst = d.trace.AgentRequest(ep, sp)
+		return agentCodec(traceFields, func(d *decoder) *schemas.TraceRow { d.trace = schemas.TraceRow{}; return &d.trace },
+			func(d *decoder, t *schemas.TraceRow, dst *schemas.AgentRequest) error {
+				*dst = t.AgentRequest(ep, sp)
 				return nil
-			},
-			agentValues: func(d *decoder, names []string, cols []int, vals []value, dst *schemas.AgentRequest) error {
-				d.trace = schemas.TraceRow{}
-				if err := decodeValues(d, traceFields, names, cols, vals, &d.trace); err != nil {
-					return err
-				}
-				*dst = d.trace.AgentRequest(ep, sp)
-				return nil
-			},
-		}, nil
+			}), nil
+	case KindOTelSpans:
+		keys := spec.SpanKeys.OrDefault()
+		return agentCodec(spanFields, func(d *decoder) *schemas.SpanRow {
+			d.span, d.spanKeys = schemas.SpanRow{}, &keys
+			return &d.span
+		}, func(d *decoder, _ *schemas.SpanRow, dst *schemas.AgentRequest) error {
+			return d.spanRequest(ep, sp, dst)
+		}), nil
 	case "":
 		return nil, errors.New("spec.Kind is empty")
 	}
-	return nil, fmt.Errorf("spec.Kind %q is not one of usage, legacy_usage, payload, trace", spec.Kind)
+	return nil, fmt.Errorf("spec.Kind %q is not one of usage, legacy_usage, payload, trace, otel_spans", spec.Kind)
+}
+
+// agentCodec decodes agent log rows of type T (read into the decoder's
+// scratch row that reset clears) and converts them with conv.
+func agentCodec[T any](fs *fieldSet[T], reset func(d *decoder) *T, conv func(d *decoder, row *T, dst *schemas.AgentRequest) error) *codec {
+	return &codec{
+		deadKind: schemas.KindAgentRequest, lookup: fs.lookup,
+		agentJSON: func(d *decoder, b []byte, dst *schemas.AgentRequest) error {
+			row := reset(d)
+			if err := decodeJSON(d, fs, b, row); err != nil {
+				return err
+			}
+			return conv(d, row, dst)
+		},
+		agentValues: func(d *decoder, names []string, cols []int, vals []value, dst *schemas.AgentRequest) error {
+			row := reset(d)
+			if err := decodeValues(d, fs, names, cols, vals, row); err != nil {
+				return err
+			}
+			return conv(d, row, dst)
+		},
+	}
 }
 
 // columnIndex maps column names to field indexes (-1 for columns the kind does not read).
@@ -213,10 +215,16 @@ func (c *collector) drop() {
 	}
 }
 
-// decoded files the row just decoded into the last slot: a dead letter if
-// derr is set (raw renders the record, called only then), dropped if outside
-// the window, kept otherwise.
+// decoded files the row just decoded into the last slot: skipped if it
+// stands for no record (a child span), a dead letter if derr is set (raw
+// renders the record, called only then), dropped if outside the window, kept
+// otherwise.
 func (c *collector) decoded(derr error, unit string, n int64, raw func() []byte) error {
+	if derr == errSkipped {
+		c.drop()
+		c.stats.Skipped++
+		return nil
+	}
 	if derr != nil {
 		c.drop()
 		return c.dead(unit, n, derr, raw())

@@ -132,7 +132,10 @@ func (fs *fieldSet[T]) checkRequired(st *rowState) error {
 
 // decodeJSON decodes one JSON object into dst.
 func decodeJSON[T any](d *decoder, fs *fieldSet[T], b []byte, dst *T) error {
-	s := scanner{b: b}
+	// Strings with escapes, even in skipped members (a span's prompt), are
+	// unescaped into the scanner's buffer: reuse one per decoder.
+	s := scanner{b: b, buf: d.rowBuf[:0]}
+	defer func() { d.rowBuf = s.buf }()
 	if s.peek() != '{' {
 		return &FieldError{Reason: "not a JSON object"}
 	}

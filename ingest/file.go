@@ -27,6 +27,7 @@ const (
 	KindLegacyUsage Kind = "legacy_usage" // system.serving.endpoint_usage rows
 	KindPayload     Kind = "payload"      // an agent endpoint's payload (inference) table
 	KindTrace       Kind = "trace"        // MLflow traces (TraceInfo rows)
+	KindOTelSpans   Kind = "otel_spans"   // OpenTelemetry span rows (MLflow traces in Unity Catalog)
 )
 
 // Columns lists the column names the kind reads, older aliases included;
@@ -41,6 +42,8 @@ func (k Kind) Columns() []string {
 		return payloadFields.columns()
 	case KindTrace:
 		return traceFields.columns()
+	case KindOTelSpans:
+		return spanFields.columns()
 	}
 	return nil
 }
@@ -55,8 +58,19 @@ func (k Kind) TimeColumns() []string {
 		return []string{"request_time"}
 	case KindPayload, KindTrace:
 		return []string{"request_time", "timestamp_ms"}
+	case KindOTelSpans:
+		return []string{"start_time_unix_nano"}
 	}
 	return nil
+}
+
+// EpochUnit is the unit of the kind's time column when a table holds it as
+// an integer: nanoseconds for spans, milliseconds otherwise.
+func (k Kind) EpochUnit() time.Duration {
+	if k == KindOTelSpans {
+		return time.Nanosecond
+	}
+	return time.Millisecond
 }
 
 // Spec says what to read and how to label it.
@@ -69,14 +83,21 @@ type Spec struct {
 	// Format is "jsonl", "csv" or "parquet"; empty means from the extension
 	// (.jsonl .ndjson .json, .csv, .parquet; a further .gz is gunzipped).
 	Format string
-	// AgentEndpoint is the agent endpoint payload and trace rows belong to
-	// (traces fall back to their metadata when empty).
+	// AgentEndpoint is the agent endpoint payload, trace and span rows
+	// belong to (traces fall back to their metadata when empty, spans to
+	// their resource's SpanKeys.AgentEndpoint attribute).
 	AgentEndpoint string
 	// ServicePrincipal is the identity that agent calls the gateway as.
+	// Span rows fall back to their resource's SpanKeys.ServicePrincipal
+	// attribute when it is empty.
 	ServicePrincipal string
 	// Limits bound what a row may claim; a row beyond them is dead-lettered.
 	// Zero fields mean DefaultLimits.
 	Limits Limits
+	// SpanKeys are the attributes span rows name the end user, session,
+	// request id, service principal and agent with; zero means
+	// schemas.DefaultSpanKeys.
+	SpanKeys schemas.SpanKeys
 }
 
 // Window is the half-open time range [From, To) a run reads; a zero bound is
@@ -89,7 +110,7 @@ func (w Window) Contains(t time.Time) bool {
 }
 
 // Emit receives what a reader produces. Usage is called for usage and
-// legacy_usage sources, Agents for payload and trace sources, in batches of
+// legacy_usage sources, Agents for payload, trace and otel_spans sources, in batches of
 // up to BatchSize; a batch slice belongs to the callee. Dead receives each
 // row that could not be used; the callee stamps RunID and DeadLetteredAt.
 // Calls are made one at a time on the goroutine that called the reader,
@@ -106,8 +127,13 @@ type Emit struct {
 const BatchSize = 8192
 
 // Stats counts what a read saw. Every row is exactly one of emitted, outside
-// the window or dead: Rows == Emitted + OutsideWindow + Dead.
-type Stats struct{ Files, Rows, Emitted, OutsideWindow, Dead int64 }
+// the window, dead or skipped: Rows == Emitted + OutsideWindow + Dead +
+// Skipped. Skipped rows are well-formed rows that stand for no record: span
+// rows of a trace's inner steps (KindOTelSpans), which name no end user.
+type Stats struct{ Files, Rows, Emitted, OutsideWindow, Dead, Skipped int64 }
+
+// Balanced reports whether every row is accounted for.
+func (s Stats) Balanced() bool { return s.Rows == s.Emitted+s.OutsideWindow+s.Dead+s.Skipped }
 
 // ErrNoFiles is returned when a directory or glob holds no data files.
 var ErrNoFiles = errors.New("no input files")

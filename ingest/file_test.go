@@ -73,7 +73,7 @@ func read(t *testing.T, spec Spec, w Window) result {
 func checkStats(t *testing.T, r result) {
 	t.Helper()
 	st := r.Stats
-	if st.Rows != st.Emitted+st.OutsideWindow+st.Dead {
+	if !st.Balanced() {
 		t.Errorf("stats do not reconcile: %+v", st)
 	}
 	if st.Emitted != int64(len(r.Usage)+len(r.Agents)) || st.Dead != int64(len(r.Dead)) {
@@ -115,6 +115,9 @@ func TestReadFilesGolden(t *testing.T) {
 		{"usage.csv", Spec{Kind: KindUsage, Path: "testdata/usage.csv"}},
 		{"payload.jsonl", Spec{Kind: KindPayload, Path: "testdata/payload.jsonl", AgentEndpoint: "agent-a", ServicePrincipal: agent.ServicePrincipal}},
 		{"trace.jsonl", Spec{Kind: KindTrace, Path: "testdata/trace.jsonl", ServicePrincipal: agent.ServicePrincipal}},
+		// v2 names neither service principal nor agent: each span's resource does.
+		{"otel_spans_v2.jsonl", Spec{Kind: KindOTelSpans, Path: "testdata/otel_spans_v2.jsonl"}},
+		{"otel_spans_v1.jsonl", Spec{Kind: KindOTelSpans, Path: "testdata/otel_spans_v1.jsonl", ServicePrincipal: agent.ServicePrincipal}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := read(t, tc.spec, window)

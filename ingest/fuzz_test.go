@@ -9,7 +9,7 @@ import (
 
 // fuzzRead reads b as one file of the format through the real reader and
 // checks what must hold for any input: no panic, no hang, and counts that
-// reconcile — every row is emitted, outside the window, or dead.
+// reconcile — every row is emitted, outside the window, dead or skipped.
 func fuzzRead(f *testing.F, kind Kind, format string, seeds ...[]byte) {
 	for _, s := range seeds {
 		f.Add(s)
@@ -55,4 +55,8 @@ func FuzzReadParquet(f *testing.F) {
 
 func FuzzReadTraceJSONL(f *testing.F) {
 	fuzzRead(f, KindTrace, "jsonl", seed(f, "testdata/trace.jsonl"))
+}
+
+func FuzzReadOTelSpansJSONL(f *testing.F) {
+	fuzzRead(f, KindOTelSpans, "jsonl", seed(f, "testdata/otel_spans_v2.jsonl"), seed(f, "testdata/otel_spans_v1.jsonl"))
 }

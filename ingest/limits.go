@@ -74,14 +74,19 @@ func (l Limits) CheckUsage(u *schemas.UsageEvent) error {
 }
 
 // CheckAgent returns a *FieldError naming the first field of a beyond the
-// limits, nil if there is none.
+// limits, nil if there is none. Fields are named as the source names them
+// (spans have start_time_unix_nano and end_time_unix_nano).
 func (l Limits) CheckAgent(a *schemas.AgentRequest) error {
 	l = l.OrDefault()
-	if err := checkTime("request_time", a.StartTime); err != nil {
+	start, dur := "request_time", "execution_duration_ms"
+	if a.Source == schemas.SourceOTelSpan {
+		start, dur = "start_time_unix_nano", "end_time_unix_nano"
+	}
+	if err := checkTime(start, a.StartTime); err != nil {
 		return err
 	}
 	if a.DurationMS > l.MaxRequestDuration.Milliseconds() {
-		return fieldErr("execution_duration_ms", "%d ms is longer than %s (match.max_request_duration): not a plausible agent request", a.DurationMS, l.MaxRequestDuration)
+		return fieldErr(dur, "%d ms is longer than %s (match.max_request_duration): not a plausible agent request", a.DurationMS, l.MaxRequestDuration)
 	}
 	return nil
 }

@@ -126,6 +126,13 @@ type decoder struct {
 	legacy  schemas.LegacyUsage
 	payload schemas.PayloadRow
 	trace   schemas.TraceRow
+	span    schemas.SpanRow
+
+	// spanKeys are the attribute keys span rows are read with (the source's).
+	spanKeys *schemas.SpanKeys
+	// rowBuf, attrBuf and memberBuf hold unescaped strings of a JSON row, of
+	// span attributes and of struct members (status, resource).
+	rowBuf, attrBuf, memberBuf []byte
 }
 
 // internCache shares one copy of strings that repeat across rows (workspace,

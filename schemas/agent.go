@@ -12,12 +12,13 @@ const (
 // of them describe one request and disagree: the payload row first, because
 // the serving layer writes its times and its requester, then the MLflow
 // trace, which the agent's own code writes, then anything else. Lower is
-// trusted more.
+// trusted more. An OpenTelemetry span is the same MLflow trace in another
+// layout (Unity Catalog span tables), so it ranks with the trace.
 func SourceRank(source string) int {
 	switch source {
 	case SourcePayload:
 		return 0
-	case SourceTrace:
+	case SourceTrace, SourceOTelSpan:
 		return 1
 	default:
 		return 2

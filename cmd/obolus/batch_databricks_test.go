@@ -24,9 +24,18 @@ func localSetup(t *testing.T) (cfgPath string, wh *dbsqltest.Warehouse) {
 // over the databricks section written.
 func localSetupWith(t *testing.T, wc warehouse.Config, edit func(*config.Databricks)) (cfgPath string, wh *dbsqltest.Warehouse) {
 	t.Helper()
+	return localSetupGen(t, localWorkload, wc, edit)
+}
+
+// localWorkload is the workload localSetup generates.
+var localWorkload = synth.Config{Seed: 3, AgentRequests: 800, Users: 60, Duration: 3 * time.Hour, TagKeyVariantShare: 0.2}
+
+// localSetupGen is localSetupWith for the workload sc.
+func localSetupGen(t *testing.T, sc synth.Config, wc warehouse.Config, edit func(*config.Databricks)) (cfgPath string, wh *dbsqltest.Warehouse) {
+	t.Helper()
 	dir := t.TempDir()
 	ctx := dbsqltest.Context(t)
-	if _, err := synth.Generate(ctx, synth.Config{Seed: 3, AgentRequests: 800, Users: 60, Duration: 3 * time.Hour, TagKeyVariantShare: 0.2}, dir); err != nil {
+	if _, err := synth.Generate(ctx, sc, dir); err != nil {
 		t.Fatal(err)
 	}
 	wh = dbsqltest.Start(t, wc)

@@ -38,6 +38,9 @@ points at them. Deterministic for a seed.`,
 					*share = -1
 				}
 			}
+			if cmd.Flags().Changed("otel-layout") && cfg.AgentLogs != synth.AgentLogsOTel {
+				return usageErrorf("--otel-layout: only with --agent-logs otel")
+			}
 			if out == "" {
 				return usageErrorf("--out: name the directory to write the workload into")
 			}
@@ -69,5 +72,7 @@ points at them. Deterministic for a seed.`,
 	f.DurationVar(&cfg.MaxSkew, "max-skew", cfg.MaxSkew, "clock skew between agent and gateway")
 	f.IntVar(&cfg.HotServicePrincipals, "hot-agents", cfg.HotServicePrincipals, "agents with heavy concurrency")
 	f.StringVar(&cfg.Format, "format", cfg.Format, "file format: jsonl, csv or parquet")
+	f.StringVar(&cfg.AgentLogs, "agent-logs", cfg.AgentLogs, "agent logs: mlflow (payload tables and MLflow traces) or otel (OpenTelemetry span tables)")
+	f.StringVar(&cfg.OTelLayout, "otel-layout", cfg.OTelLayout, "span table layout with --agent-logs otel: v2 (attributes VARIANT) or v1 (attributes MAP)")
 	return cmd
 }

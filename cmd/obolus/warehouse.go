@@ -177,6 +177,9 @@ func writeLocalConfig(path string, d config.Databricks, layout *workload.Layout)
 		"usage": d.Usage, "legacy_usage": d.LegacyUsage,
 		"payloads": agent(d.Payloads), "traces": agent(d.Traces),
 	}
+	if len(d.OTelSpans) > 0 {
+		section["otel_spans"] = agent(d.OTelSpans)
+	}
 	if d.Usage == "" && d.LegacyUsage == "" {
 		section["usage"] = workload.UsageTable
 	}

@@ -51,7 +51,7 @@ type plan struct {
 	selects  []string          // `actual` AS `canonical`
 	source   map[string]string // canonical → actual column
 	timeCol  string            // quoted actual time column the window applies to; "" = none
-	timeMS   bool              // the time column holds epoch milliseconds
+	epoch    time.Duration     // the time column holds integers of this unit since the epoch; 0: a TIMESTAMP
 	orderBy  string            // deterministic row order for agent logs
 	columns  []string          // canonical columns read
 	problems []string          // optional columns missing (for doctor)
@@ -68,7 +68,7 @@ func NewSource(db Querier, t Table) (*Source, error) {
 		return nil, fmt.Errorf("databricksingest: %s table %q: name it catalog.schema.table", t.Spec.Kind, t.Name)
 	}
 	if len(t.Spec.Kind.Columns()) == 0 {
-		return nil, fmt.Errorf("databricksingest: table %s: kind %q is not one of usage, legacy_usage, payload, trace", t.Name, t.Spec.Kind)
+		return nil, fmt.Errorf("databricksingest: table %s: kind %q is not one of usage, legacy_usage, payload, trace, otel_spans", t.Name, t.Spec.Kind)
 	}
 	for canon, actual := range t.Columns {
 		if !slices.Contains(t.Spec.Kind.Columns(), canon) {
@@ -94,6 +94,7 @@ var required = map[ingest.Kind][][]string{
 	ingest.KindLegacyUsage: {{"databricks_request_id"}, {"request_time"}, {"requester"}},
 	ingest.KindPayload:     {{"databricks_request_id"}, {"request_time", "timestamp_ms"}},
 	ingest.KindTrace:       {{"trace_id", "request_id"}, {"request_time", "timestamp_ms"}},
+	ingest.KindOTelSpans:   {{"trace_id"}, {"span_id"}, {"start_time_unix_nano"}, {"end_time_unix_nano"}},
 }
 
 // unread are columns of a kind that attribution never uses: not selecting
@@ -116,6 +117,8 @@ var aliases = map[ingest.Kind]map[string]string{
 var orderKeys = map[ingest.Kind][]string{
 	ingest.KindPayload: {"databricks_request_id", "client_request_id", "requester"},
 	ingest.KindTrace:   {"trace_id", "request_id", "client_request_id"},
+	// Spans of one trace: the root (no parent: NULLS FIRST) first.
+	ingest.KindOTelSpans: {"trace_id", "parent_span_id", "span_id"},
 }
 
 // OrderColumns lists the obolus columns (among those the table provides, as
@@ -147,7 +150,7 @@ func (s *Source) Columns() map[string]string { return s.plan.source }
 
 // TimeInMillis reports, after Resolve, whether the table's time column holds
 // epoch milliseconds rather than a TIMESTAMP.
-func (s *Source) TimeInMillis() bool { return s.plan.timeMS }
+func (s *Source) TimeInMillis() bool { return s.plan.epoch == time.Millisecond }
 
 // Resolve reads the table's columns (once) and checks that every required
 // column is there, naming the first that is not. It returns the obolus
@@ -229,7 +232,7 @@ func (s *Source) resolve(ctx context.Context) (plan, error) {
 		switch t := actual[strings.ToLower(source[tc])]; {
 		case strings.HasPrefix(t, "TIMESTAMP"):
 		case t == "BIGINT" || t == "LONG" || t == "INT" || t == "INTEGER":
-			p.timeMS = true
+			p.epoch = kind.EpochUnit()
 		default:
 			p.timeCol = "" // a string time column: the window is applied after decoding
 		}
@@ -264,8 +267,11 @@ func (s *Source) Query(ctx context.Context, w ingest.Window) (string, []any, err
 	var where []string
 	var args []any
 	bound := func(name string, t time.Time) any {
-		if p.timeMS {
+		switch p.epoch {
+		case time.Millisecond:
 			return databricks.Parameter{Name: name, Value: t.UnixMilli()}
+		case time.Nanosecond:
+			return databricks.Parameter{Name: name, Value: t.UnixNano()}
 		}
 		return databricks.Parameter{Name: name, Type: databricks.SqlTimestamp, Value: t.UTC().Format(time.RFC3339Nano)}
 	}

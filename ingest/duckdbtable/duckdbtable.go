@@ -36,7 +36,7 @@ func QuoteTable(table string) (string, error) {
 // payload tables carry large request and response columns — matched to the
 // kind's column names without regard to case. The window is applied in SQL
 // on the kind's time column as bound parameters (TIMESTAMP, TIMESTAMPTZ or
-// epoch-millisecond integer columns; a time held as text is filtered only
+// epoch integer columns, in milliseconds or for spans nanoseconds; a time held as text is filtered only
 // after decoding), and again on each decoded record, so the result does not
 // depend on the column's type or the session time zone.
 //
@@ -121,12 +121,12 @@ func buildQuery(quoted string, kind ingest.Kind, cols []column, w ingest.Window)
 		var conds []string
 		var args []any
 		if !w.From.IsZero() {
-			if cond, arg, ok := bound(c, w.From, ">="); ok {
+			if cond, arg, ok := bound(c, w.From, ">=", kind.EpochUnit()); ok {
 				conds, args = append(conds, cond), append(args, arg)
 			}
 		}
 		if !w.To.IsZero() {
-			if cond, arg, ok := bound(c, w.To, "<"); ok {
+			if cond, arg, ok := bound(c, w.To, "<", kind.EpochUnit()); ok {
 				conds, args = append(conds, cond), append(args, arg)
 			}
 		}
@@ -142,8 +142,9 @@ func buildQuery(quoted string, kind ingest.Kind, cols []column, w ingest.Window)
 // rounded outwards to the column's precision (floor for >=, ceiling for <),
 // so SQL never drops a row the exact check would keep. The value is bound as
 // text with an explicit zone and cast, which makes the comparison exact
-// whatever the session time zone.
-func bound(c column, t time.Time, op string) (string, any, bool) {
+// whatever the session time zone. An integer column counts unit since the
+// epoch (milliseconds, or nanoseconds for spans).
+func bound(c column, t time.Time, op string, unit time.Duration) (string, any, bool) {
 	t = t.UTC()
 	col := quoteIdent(c.name)
 	switch {
@@ -152,7 +153,7 @@ func bound(c column, t time.Time, op string) (string, any, bool) {
 	case strings.HasPrefix(c.typ, "TIMESTAMP") || c.typ == "DATETIME":
 		return col + " " + op + " CAST(? AS TIMESTAMP)", round(t, time.Microsecond, op).Format("2006-01-02 15:04:05.000000"), true
 	case c.typ == "BIGINT" || c.typ == "INTEGER" || c.typ == "HUGEINT" || c.typ == "UBIGINT":
-		return col + " " + op + " ?", round(t, time.Millisecond, op).UnixMilli(), true
+		return col + " " + op + " ?", round(t, unit, op).UnixNano() / int64(unit), true
 	}
 	return "", nil, false
 }

@@ -123,7 +123,7 @@ func stagingVolume(d config.Databricks) string {
 
 // DatabricksSources returns the configured Databricks tables as sources:
 // usage (then legacy usage) and agent logs (payload tables, then trace
-// tables, in configuration order — the order in which they are merged,
+// tables, then span tables, in configuration order — the order in which they are merged,
 // which pushdown reproduces).
 func DatabricksSources(db databricksingest.Querier, cfg *config.Config) (usage, agents []*databricksingest.Source, err error) {
 	d, limits := cfg.Databricks, cfg.IngestLimits()
@@ -148,9 +148,10 @@ func DatabricksSources(db databricksingest.Querier, cfg *config.Config) (usage, 
 	for _, group := range []struct {
 		kind   ingest.Kind
 		tables []config.DatabricksAgentTable
-	}{{ingest.KindPayload, d.Payloads}, {ingest.KindTrace, d.Traces}} {
+	}{{ingest.KindPayload, d.Payloads}, {ingest.KindTrace, d.Traces}, {ingest.KindOTelSpans, d.OTelSpans}} {
 		for _, t := range group.tables {
-			spec := ingest.Spec{Kind: group.kind, AgentEndpoint: t.AgentEndpoint, ServicePrincipal: t.ServicePrincipal, Limits: limits}
+			spec := ingest.Spec{Kind: group.kind, AgentEndpoint: t.AgentEndpoint, ServicePrincipal: t.ServicePrincipal, Limits: limits,
+				SpanKeys: cfg.OTel.SpanKeys()}
 			if err := add(&agents, databricksingest.Table{Name: t.Table, Spec: spec, Columns: t.Columns}); err != nil {
 				return nil, nil, UsageError{err}
 			}
@@ -195,6 +196,10 @@ func PushdownJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, lo
 			return nil, usage("org: %w", err)
 		}
 	}
+	if len(cfg.Databricks.OTelSpans) > 0 {
+		// --mode pushdown overrides the configured mode, which Validate checked.
+		return nil, usage("databricks.otel_spans: pushdown mode does not read span tables yet; use --mode pull, or remove the span tables")
+	}
 	usageSrcs, agents, err := DatabricksSources(db, cfg)
 	if err != nil {
 		return nil, err
@@ -228,7 +233,11 @@ func DoctorOptions(cfg *config.Config, db *sql.DB) dbxrun.DoctorOptions {
 		}
 	}
 	opt.Agents = map[string]string{}
-	for _, t := range append(append([]config.DatabricksAgentTable(nil), d.Payloads...), d.Traces...) {
+	for _, t := range slices.Concat(d.Payloads, d.Traces, d.OTelSpans) {
+		if t.ServicePrincipal == "" {
+			opt.Tags.PrincipalsInSpans = true // named by each span's resource
+			continue
+		}
 		if t.AgentEndpoint != "" {
 			opt.Agents[t.ServicePrincipal] = t.AgentEndpoint
 		}
@@ -245,7 +254,7 @@ func Specs(cfg *config.Config) []ingest.Spec {
 	limits := cfg.IngestLimits()
 	for i, s := range cfg.Sources {
 		out[i] = ingest.Spec{Kind: ingest.Kind(s.Kind), Path: s.Path, Format: s.Format, AgentEndpoint: s.AgentEndpoint,
-			ServicePrincipal: s.ServicePrincipal, Limits: limits}
+			ServicePrincipal: s.ServicePrincipal, Limits: limits, SpanKeys: cfg.OTel.SpanKeys()}
 	}
 	return out
 }

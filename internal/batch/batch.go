@@ -113,7 +113,10 @@ type Report struct {
 
 	AgentRows         int64 // agent log rows read
 	AgentDeadLettered int64
-	AgentRequests     int64 // distinct agent requests after merging payload and trace rows
+	// AgentSkipped counts agent log rows that stand for no agent request:
+	// the inner spans of a trace (otel_spans sources), which name no user.
+	AgentSkipped  int64
+	AgentRequests int64 // distinct agent requests after merging payload and trace rows
 	// AgentTimeDisagreements counts agent requests whose log rows (a payload
 	// row and a trace, or two traces) disagree on start or end by more than
 	// match.skew; see enrich.Index.Add for whose times are used.
@@ -197,6 +200,9 @@ func (r *Report) Summary() string {
 	}
 	if r.AgentTimeDisagreements > 0 {
 		s += fmt.Sprintf("; %d agent requests whose logs disagree on their times beyond match.skew (payload rows' times used over traces')", r.AgentTimeDisagreements)
+	}
+	if r.AgentSkipped > 0 {
+		s += fmt.Sprintf("; %d of %d agent log rows skipped (spans that are not an agent request)", r.AgentSkipped, r.AgentRows)
 	}
 	if r.TimingCalls > 0 {
 		s += fmt.Sprintf("; timing model learned from %d calls", r.TimingCalls)
@@ -336,7 +342,11 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	if err := j.readAll(ctx, "read agent logs", j.Agents, aw, ingest.Emit{
 		Agents: func(rs []schemas.AgentRequest) error { idx.Add(rs...); return nil },
 		Dead:   collectDead,
-	}, func(st ingest.Stats) { rep.AgentRows += st.Rows; rep.AgentDeadLettered += st.Dead }); err != nil {
+	}, func(st ingest.Stats) {
+		rep.AgentRows += st.Rows
+		rep.AgentDeadLettered += st.Dead
+		rep.AgentSkipped += st.Skipped
+	}); err != nil {
 		return rep, err
 	}
 	rep.AgentRequests = int64(idx.Len())
@@ -465,6 +475,11 @@ func (j *Job) readAll(ctx context.Context, stage string, srcs []Source, w ingest
 		st, err := s.Read(ctx, w, emit)
 		if err != nil {
 			return fmt.Errorf("%s: source %s: %w", stage, s.Name(), err)
+		}
+		if !st.Balanced() {
+			// A reader lost track of a row: its counts cannot be trusted.
+			return fmt.Errorf("%s: source %s: %d rows read, but %d emitted + %d outside the window + %d dead-lettered + %d skipped",
+				stage, s.Name(), st.Rows, st.Emitted, st.OutsideWindow, st.Dead, st.Skipped)
 		}
 		add(st)
 		if j.Progress != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/obolus/obolus/enrich"
 	"github.com/obolus/obolus/ingest"
+	"github.com/obolus/obolus/schemas"
 )
 
 // Source kinds.
@@ -28,6 +29,7 @@ const (
 	KindLegacyUsage = "legacy_usage"
 	KindPayload     = "payload"
 	KindTrace       = "trace"
+	KindOTelSpans   = "otel_spans"
 )
 
 // Source is one input: files (path) or a table of the embedded store (table).
@@ -41,7 +43,49 @@ type Source struct {
 }
 
 // IsAgent reports whether the source holds agent requests rather than usage.
-func (s Source) IsAgent() bool { return s.Kind == KindPayload || s.Kind == KindTrace }
+func (s Source) IsAgent() bool {
+	return s.Kind == KindPayload || s.Kind == KindTrace || s.Kind == KindOTelSpans
+}
+
+// OTel says which attributes of OpenTelemetry span rows (otel_spans sources,
+// databricks.otel_spans tables) name what; see schemas.SpanKeys. Each list is
+// a precedence list: the first attribute with a value wins.
+type OTel struct {
+	UserAttributes      []string `mapstructure:"user_attributes"`
+	SessionAttributes   []string `mapstructure:"session_attributes"`
+	RequestIDAttributes []string `mapstructure:"request_id_attributes"`
+	// ServicePrincipalAttribute is the resource attribute naming the
+	// service principal, read when a source configures none.
+	ServicePrincipalAttribute string `mapstructure:"service_principal_attribute"`
+	// AgentEndpointAttribute is the resource attribute naming the agent,
+	// read when a source configures no agent_endpoint.
+	AgentEndpointAttribute string `mapstructure:"agent_endpoint_attribute"`
+}
+
+// SpanKeys converts the section for the readers.
+func (o OTel) SpanKeys() schemas.SpanKeys {
+	return schemas.SpanKeys{User: o.UserAttributes, Session: o.SessionAttributes, RequestID: o.RequestIDAttributes,
+		ServicePrincipal: o.ServicePrincipalAttribute, AgentEndpoint: o.AgentEndpointAttribute}
+}
+
+// Validate reports every problem of the otel section, each naming its key.
+func (o OTel) Validate() []error {
+	var errs []error
+	for _, l := range []struct {
+		key  string
+		keys []string
+	}{{"user_attributes", o.UserAttributes}, {"session_attributes", o.SessionAttributes}, {"request_id_attributes", o.RequestIDAttributes}} {
+		for i, k := range l.keys {
+			if strings.TrimSpace(k) == "" || strings.ContainsAny(k, "\x00\n") {
+				errs = append(errs, fmt.Errorf("otel.%s[%d]: %q is not an attribute key; remove it or name an attribute such as enduser.id", l.key, i, k))
+			}
+		}
+	}
+	if len(o.UserAttributes) == 0 {
+		errs = append(errs, fmt.Errorf("otel.user_attributes: empty; list the span attributes that name the end user, e.g. [%s]", strings.Join(schemas.DefaultSpanKeys.User, ", ")))
+	}
+	return errs
+}
 
 // Store configures the embedded DuckDB store.
 type Store struct {
@@ -130,6 +174,7 @@ type Config struct {
 	Telemetry  Telemetry  `mapstructure:"telemetry"`
 	Databricks Databricks `mapstructure:"databricks"`
 	Stream     Stream     `mapstructure:"stream"`
+	OTel       OTel       `mapstructure:"otel"`
 
 	// File is the configuration file read, if any; relative paths in it are
 	// resolved against its directory.
@@ -173,6 +218,11 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("telemetry.exporter", "none")
 	v.SetDefault("telemetry.endpoint", "localhost:4318")
 	v.SetDefault("telemetry.insecure", true)
+	v.SetDefault("otel.user_attributes", schemas.DefaultSpanKeys.User)
+	v.SetDefault("otel.session_attributes", schemas.DefaultSpanKeys.Session)
+	v.SetDefault("otel.request_id_attributes", schemas.DefaultSpanKeys.RequestID)
+	v.SetDefault("otel.service_principal_attribute", schemas.DefaultSpanKeys.ServicePrincipal)
+	v.SetDefault("otel.agent_endpoint_attribute", schemas.DefaultSpanKeys.AgentEndpoint)
 	DatabricksDefaults(v)
 	StreamDefaults(v)
 }
@@ -300,8 +350,12 @@ func (c *Config) Validate() error {
 			if s.ServicePrincipal == "" {
 				bad(key+".service_principal", "empty; name the service principal (application id) the agent calls the gateway as — time-window matching needs it")
 			}
+		case KindOTelSpans:
+			if s.ServicePrincipal == "" && c.OTel.ServicePrincipalAttribute == "" {
+				bad(key+".service_principal", "empty, and so is otel.service_principal_attribute; name the service principal the agent calls the gateway as, or the resource attribute that names it")
+			}
 		default:
-			bad(key+".kind", "%q is not a source kind; use usage, legacy_usage, payload or trace", s.Kind)
+			bad(key+".kind", "%q is not a source kind; use usage, legacy_usage, payload, trace or otel_spans", s.Kind)
 		}
 		switch {
 		case s.Path == "" && s.Table == "":
@@ -358,8 +412,9 @@ func (c *Config) Validate() error {
 	default:
 		bad("telemetry.exporter", "%q: use none, stdout or otlp", c.Telemetry.Exporter)
 	}
-	errs = append(errs, c.Databricks.Validate()...)
+	errs = append(errs, c.Databricks.Validate(c.OTel)...)
 	errs = append(errs, c.Stream.Validate()...)
+	errs = append(errs, c.OTel.Validate()...)
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
 }

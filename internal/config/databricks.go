@@ -93,9 +93,12 @@ type Databricks struct {
 	// Usage and LegacyUsage are the gateway usage tables; empty skips one.
 	Usage       string `mapstructure:"usage"`
 	LegacyUsage string `mapstructure:"legacy_usage"`
-	// Payloads and Traces are the agent log tables.
-	Payloads []DatabricksAgentTable `mapstructure:"payloads"`
-	Traces   []DatabricksAgentTable `mapstructure:"traces"`
+	// Payloads and Traces are the agent log tables; OTelSpans are
+	// OpenTelemetry span tables (MLflow traces in Unity Catalog,
+	// {prefix}_otel_spans), read with the otel section's attribute keys.
+	Payloads  []DatabricksAgentTable `mapstructure:"payloads"`
+	Traces    []DatabricksAgentTable `mapstructure:"traces"`
+	OTelSpans []DatabricksAgentTable `mapstructure:"otel_spans"`
 	// Staging is how pull mode gets its rows into the warehouse: volume
 	// (upload one Parquet file per window, then MERGE from it) or inserts
 	// (batched INSERTs into a staging table, then MERGE).
@@ -136,6 +139,7 @@ func DatabricksDefaults(v *viper.Viper) {
 	v.SetDefault("databricks.legacy_usage", "")
 	v.SetDefault("databricks.payloads", []map[string]any{})
 	v.SetDefault("databricks.traces", []map[string]any{})
+	v.SetDefault("databricks.otel_spans", []map[string]any{})
 	v.SetDefault("databricks.staging", StagingVolume)
 	v.SetDefault("databricks.staging_volume", "")
 	v.SetDefault("databricks.timeout", 30*time.Minute)
@@ -198,12 +202,14 @@ var (
 	hostName      = regexp.MustCompile(`^(https?://)?[A-Za-z0-9.-]+$`)
 	agentColumns  = []string{"databricks_request_id", "client_request_id", "request_time", "status_code", "execution_duration_ms", "requester", "served_entity_id"}
 	traceColumns  = []string{"trace_id", "client_request_id", "request_time", "execution_duration_ms", "state", "trace_metadata", "tags"}
+	spanColumns   = []string{"trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano", "end_time_unix_nano", "attributes", "status", "resource"}
 	validIdentity = regexp.MustCompile(`^[^\x00-\x1f]+$`)
 )
 
 // Validate reports every problem of the section, each naming its key. An
-// empty host means the section is unused and only its enumerations are checked.
-func (d Databricks) Validate() []error {
+// empty host means the section is unused and only its enumerations are
+// checked. otel is the otel section span tables are read with.
+func (d Databricks) Validate(otel OTel) []error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("databricks.%s: %s", key, fmt.Sprintf(format, a...)))
@@ -283,6 +289,17 @@ func (d Databricks) Validate() []error {
 	}
 	for i, t := range d.Traces {
 		errs = append(errs, t.validate(fmt.Sprintf("databricks.traces[%d]", i), traceColumns)...)
+	}
+	for i, t := range d.OTelSpans {
+		key := fmt.Sprintf("databricks.otel_spans[%d]", i)
+		if t.ServicePrincipal == "" && otel.ServicePrincipalAttribute != "" {
+			// The span's resource names it; validate the rest.
+			t.ServicePrincipal = "(" + otel.ServicePrincipalAttribute + ")"
+		}
+		errs = append(errs, t.validate(key, spanColumns)...)
+	}
+	if len(d.OTelSpans) > 0 && d.Mode == ModePushdown {
+		bad("otel_spans", "pushdown mode does not read span tables yet; use mode pull, or remove the span tables")
 	}
 	if a := d.Credentials(nil); a.Type == AuthOAuthM2M && (a.ClientID == "") != (a.ClientSecret == "") {
 		bad("auth", "oauth_m2m needs both client_id and client_secret (or neither, to read %s and %s)", EnvDatabricksClientID, EnvDatabricksClientSecret)

@@ -74,6 +74,9 @@ type TagOptions struct {
 	Keys []string
 	// ServicePrincipals are the configured agents' principals.
 	ServicePrincipals []string
+	// PrincipalsInSpans reports agent tables (span tables) whose principal
+	// only their spans' resources name: their rows are not counted here.
+	PrincipalsInSpans bool
 	// Lookback is how far back from the newest row to count.
 	Lookback time.Duration
 	// ExactKeys counts a key only as written (match.exact_tag_keys).
@@ -170,6 +173,9 @@ func Doctor(ctx context.Context, db *sql.DB, opt DoctorOptions) ([]Check, *TagSh
 			}
 		} else {
 			status, detail = CheckWarn, "none of the recent rows was made by a configured agent service principal"
+			if opt.Tags.PrincipalsInSpans {
+				detail += " (span tables that leave service_principal to their spans' resources are not counted: name it on databricks.otel_spans for this check)"
+			}
 		}
 		add("request tags", status, "%s (%.1f%% of all %d rows, %s .. %s)", detail,
 			100*float64(share.Tagged)/float64(share.Rows), share.Rows, share.From.Format(time.RFC3339), share.To.Format(time.RFC3339))

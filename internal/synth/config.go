@@ -59,6 +59,14 @@ type Config struct {
 	HotServicePrincipals int
 	// Format is FormatJSONL (default), FormatCSV or FormatParquet.
 	Format string
+	// AgentLogs is AgentLogsMLflow (default: payload tables and MLflow
+	// traces, as each agent's archetype logs) or AgentLogsOTel (every agent
+	// writes OpenTelemetry span tables instead). Only the agent log files
+	// differ: usage, ground truth and org are the same for both.
+	AgentLogs string
+	// OTelLayout is the span tables' layout with AgentLogsOTel: OTelV2
+	// (default) or OTelV1.
+	OTelLayout string
 }
 
 // Defaults.
@@ -139,6 +147,12 @@ func (c Config) WithDefaults() Config {
 	if c.Format == "" {
 		c.Format = FormatJSONL
 	}
+	if c.AgentLogs == "" {
+		c.AgentLogs = AgentLogsMLflow
+	}
+	if c.OTelLayout == "" {
+		c.OTelLayout = OTelV2
+	}
 	return c
 }
 
@@ -189,6 +203,12 @@ func (c Config) Validate() error {
 	case FormatJSONL, FormatCSV, FormatParquet:
 	default:
 		return fmt.Errorf("synth: format %q is not supported; use %s, %s or %s", c.Format, FormatJSONL, FormatCSV, FormatParquet)
+	}
+	if c.AgentLogs != AgentLogsMLflow && c.AgentLogs != AgentLogsOTel {
+		return fmt.Errorf("synth: agent_logs %q is not supported; use %s or %s", c.AgentLogs, AgentLogsMLflow, AgentLogsOTel)
+	}
+	if c.OTelLayout != OTelV1 && c.OTelLayout != OTelV2 {
+		return fmt.Errorf("synth: otel_layout %q is not supported; use %s or %s", c.OTelLayout, OTelV1, OTelV2)
 	}
 	return nil
 }

@@ -205,6 +205,12 @@ func write(ctx context.Context, w *world, reqs []request, s sink, truth *outFile
 			if q.late {
 				res.LateAgentRequests++
 			}
+			if w.cfg.AgentLogs == AgentLogsOTel {
+				if err := s.spans(q); err != nil {
+					return res, err
+				}
+				continue
+			}
 			logs := w.agents[q.agent].logs
 			if logs != logTraces {
 				if err := s.payload(q); err != nil {
@@ -308,6 +314,7 @@ const (
 	SourceLegacyUsage = "legacy_usage"
 	SourcePayload     = "payload"
 	SourceTrace       = "trace"
+	SourceOTelSpans   = "otel_spans"
 )
 
 func writeConfig(w *world, dir string, rels []string) error {
@@ -325,6 +332,15 @@ func writeConfig(w *world, dir string, rels []string) error {
 	}
 	for _, late := range []bool{false, true} {
 		for _, ag := range w.agents {
+			if w.cfg.AgentLogs == AgentLogsOTel {
+				// No service_principal: each span's resource names it
+				// (otel.service_principal_attribute).
+				rel := filepath.ToSlash(agentFile(ag, late, kindSpans, ext))
+				if have[rel] {
+					cfg.Sources = append(cfg.Sources, jobSource{Kind: SourceOTelSpans, Path: rel, AgentEndpoint: ag.endpoint})
+				}
+				continue
+			}
 			for _, kind := range []string{kindPayload, kindTraces} {
 				rel := filepath.ToSlash(agentFile(ag, late, kind, ext))
 				if !have[rel] {
@@ -344,6 +360,9 @@ func writeConfig(w *world, dir string, rels []string) error {
 	}
 	var head strings.Builder
 	fmt.Fprintf(&head, "# Written by obolus gen (seed %d, %d agent requests, format %s).\n", w.cfg.Seed, w.cfg.AgentRequests, ext)
+	if w.cfg.AgentLogs == AgentLogsOTel {
+		fmt.Fprintf(&head, "# Agent logs are OpenTelemetry span tables, layout %s.\n", w.cfg.OTelLayout)
+	}
 	head.WriteString("# Paths are relative to this file. agents_late/ holds the agent logs that arrive late.\n")
 	o, err := createOut(dir, ConfigFile)
 	if err != nil {

@@ -25,12 +25,13 @@ type parquetSink struct {
 	conn      driver.Conn
 	exec      driver.ExecerContext
 
-	cur    *duckTable
-	leg    *duckTable
-	agents map[string]*duckTable
-	order  []*duckTable // tables other than usage, in creation order
-	rels   []string
-	vals   []driver.Value
+	cur     *duckTable
+	leg     *duckTable
+	agents  map[string]*duckTable
+	order   []*duckTable // tables other than usage, in creation order
+	rels    []string
+	vals    []driver.Value
+	spanBuf []span
 	// usageSQL is usageSelect's result, built once.
 	usageSQL string
 }
@@ -369,6 +370,43 @@ func (s *parquetSink) trace(q *request) error {
 	s.vals = append(s.vals[:0], q.trace.traceID(), q.id.uuid(), ts(agentTimeUS(q)), q.durMS, traceState(q),
 		pairsMap(s.w.traceMetadata(q)), pairsMap(s.w.traceTags(q)))
 	return s.append(t, s.vals)
+}
+
+func (s *parquetSink) spans(q *request) error {
+	layout := s.w.cfg.OTelLayout
+	t, err := s.agentTable(q, kindSpans, spanColumns(layout))
+	if err != nil {
+		return err
+	}
+	ag := s.w.agents[q.agent]
+	res := s.w.resourceAttrs(ag)
+	// v2's VARIANT columns are JSON text in Parquet; v1's are MAPs.
+	var resAttrs any = pairsMap(attrPairs(res))
+	if layout == OTelV2 {
+		resAttrs = string(appendAttrs(nil, res, true))
+	}
+	resource := map[string]any{"attributes": resAttrs, "dropped_attributes_count": int32(0)}
+	s.spanBuf = s.w.spans(q, s.spanBuf[:0])
+	for i := range s.spanBuf {
+		sp := &s.spanBuf[i]
+		parent := ""
+		if sp.parent != 0 {
+			parent = spanHex(sp.parent)
+		}
+		var attrs any = pairsMap(attrPairs(sp.attrs))
+		s.vals = s.vals[:0]
+		if layout == OTelV2 {
+			attrs = string(appendAttrs(nil, sp.attrs, true))
+			start := time.Unix(0, sp.startNS).UTC()
+			s.vals = append(s.vals, recordID(q, sp).uuid(), start, start.Truncate(24*time.Hour), ag.endpoint)
+		}
+		s.vals = append(s.vals, q.trace.hex(), spanHex(sp.id), "", parent, int32(1), sp.name, sp.kind, sp.startNS, sp.endNS,
+			attrs, int32(0), map[string]any{"message": "", "code": sp.status}, resource)
+		if err := s.append(t, s.vals); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *parquetSink) finish() ([]string, error) {

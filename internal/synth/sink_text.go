@@ -15,6 +15,8 @@ type sink interface {
 	legacy(c *call) error
 	payload(q *request) error
 	trace(q *request) error
+	// spans writes the request's OpenTelemetry span rows (AgentLogsOTel).
+	spans(q *request) error
 	// finish closes every file and returns the paths written, relative to
 	// the output directory.
 	finish() ([]string, error)
@@ -85,6 +87,7 @@ type textSink struct {
 	ext     string
 	enc     recEnc
 	scratch []byte
+	spanBuf []span
 	cur     *outFile
 	leg     *outFile
 	agents  map[string]*outFile
@@ -182,6 +185,22 @@ func (s *textSink) trace(q *request) error {
 	}
 	s.scratch = s.w.encTrace(&s.enc, q, s.scratch)
 	return s.emit(o)
+}
+
+func (s *textSink) spans(q *request) error {
+	v2 := s.w.cfg.OTelLayout == OTelV2
+	o, err := s.agentOut(q, kindSpans, spanColumns(s.w.cfg.OTelLayout))
+	if err != nil {
+		return err
+	}
+	s.spanBuf = s.w.spans(q, s.spanBuf[:0])
+	for i := range s.spanBuf {
+		s.scratch = s.w.encSpan(&s.enc, q, &s.spanBuf[i], v2, s.scratch)
+		if err := s.emit(o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *textSink) finish() ([]string, error) {

@@ -64,12 +64,35 @@ var kindColumns = map[string][]column{
 		{"trace_id", "VARCHAR"}, {"client_request_id", "VARCHAR"}, {"request_time", "TIMESTAMP"},
 		{"execution_duration_ms", "BIGINT"}, {"state", "VARCHAR"}, {"trace_metadata", tMap}, {"tags", tMap},
 	},
+	spansV1: spanColumns(tMap),
+	// v2's VARIANT columns stand as JSON text, which is how a warehouse
+	// result carries a VARIANT to a client.
+	spansV2: append([]column{{"record_id", "VARCHAR"}, {"time", "TIMESTAMP"}, {"date", "DATE"}, {"service_name", "VARCHAR"}},
+		spanColumns("VARCHAR")...),
+}
+
+// Span tables load as one of two layouts, told apart by v2's record_id.
+const (
+	spansV1 = config.KindOTelSpans + "_v1"
+	spansV2 = config.KindOTelSpans + "_v2"
+)
+
+// spanColumns are the span columns both layouts share, attributes typed attrs.
+func spanColumns(attrs string) []column {
+	return []column{
+		{"trace_id", "VARCHAR"}, {"span_id", "VARCHAR"}, {"trace_state", "VARCHAR"}, {"parent_span_id", "VARCHAR"},
+		{"flags", "INTEGER"}, {"name", "VARCHAR"}, {"kind", "VARCHAR"},
+		{"start_time_unix_nano", "BIGINT"}, {"end_time_unix_nano", "BIGINT"}, {"attributes", attrs},
+		{"dropped_attributes_count", "INTEGER"}, {"status", "STRUCT(message VARCHAR, code VARCHAR)"},
+		{"resource", "STRUCT(attributes " + attrs + ", dropped_attributes_count INTEGER)"},
+	}
 }
 
 // Layout says which tables a loaded workload occupies.
 type Layout struct {
 	Usage, LegacyUsage string
 	Payloads, Traces   []config.DatabricksAgentTable
+	OTelSpans          []config.DatabricksAgentTable
 	// Truth and Org are the workload's ground truth and org directory files.
 	Truth, Org string
 	// Rows counts the rows loaded per table (Databricks name).
@@ -118,10 +141,22 @@ func Load(ctx context.Context, db *sql.DB, dir string) (*Layout, error) {
 					l.Traces = append(l.Traces, t)
 				}
 			}
+		case config.KindOTelSpans:
+			table = AgentSchema + "." + tableWord(s.AgentEndpoint) + "_otel_spans"
+			if !seen[table] {
+				seen[table] = true
+				l.OTelSpans = append(l.OTelSpans, config.DatabricksAgentTable{Table: table, AgentEndpoint: s.AgentEndpoint, ServicePrincipal: s.ServicePrincipal})
+			}
 		default:
 			return nil, fmt.Errorf("workload: source kind %q is unknown", s.Kind)
 		}
 		ld := load{table: table, kind: s.Kind, path: s.Path}
+		if s.Kind == config.KindOTelSpans {
+			var err error
+			if ld.kind, err = spanLayout(ctx, db, s.Path); err != nil {
+				return nil, err
+			}
+		}
 		if strings.Contains(filepath.ToSlash(s.Path), "/agents_late/") {
 			l.late = append(l.late, ld)
 			continue
@@ -202,6 +237,24 @@ func (l *Layout) Configure(d *config.Databricks) {
 	d.Usage, d.LegacyUsage = l.Usage, l.LegacyUsage
 	d.Payloads = append([]config.DatabricksAgentTable(nil), l.Payloads...)
 	d.Traces = append([]config.DatabricksAgentTable(nil), l.Traces...)
+	d.OTelSpans = append([]config.DatabricksAgentTable(nil), l.OTelSpans...)
+}
+
+// spanLayout tells a span file's layout: v2 has record_id.
+func spanLayout(ctx context.Context, db *sql.DB, path string) (string, error) {
+	reader := "read_json_auto(?, format = 'newline_delimited')"
+	if strings.EqualFold(filepath.Ext(path), ".parquet") {
+		reader = "read_parquet(?)"
+	}
+	var n int
+	err := db.QueryRowContext(ctx, "SELECT count(*) FROM (DESCRIBE SELECT * FROM "+reader+") WHERE column_name = 'record_id'", path).Scan(&n)
+	if err != nil {
+		return "", fmt.Errorf("workload: read the columns of %s: %w", path, err)
+	}
+	if n > 0 {
+		return spansV2, nil
+	}
+	return spansV1, nil
 }
 
 var nonWord = regexp.MustCompile(`[^a-z0-9_]+`)
