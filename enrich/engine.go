@@ -25,6 +25,7 @@ type Engine struct {
 	prices  *PriceList
 	org     *Directory
 	learner *timingLearner // while Learn counts, before FitTiming
+	served  *ServedEntities
 }
 
 // NewEngine returns an engine over the agent requests in idx. A nil price
@@ -69,6 +70,7 @@ func (e *Engine) Attribute(dst []schemas.Attribution, ev *schemas.UsageEvent, ru
 	if base.UsageSource == "" {
 		base.UsageSource = schemas.SourceAIGateway
 	}
+	e.resolveServed(&base, ev)
 	tok := TokensOf(ev)
 	switch {
 	case len(m.Chosen) <= 1 && m.Method != schemas.MethodTimeWindowSplit:
@@ -148,7 +150,8 @@ func (e *Engine) finish(row schemas.Attribution, ev *schemas.UsageEvent, tok Tok
 		row.AgentEndpoint, row.TraceID, row.AgentRequestID, row.Session = "", "", "", ""
 	}
 	row.Team, row.CostCenter = e.org.Lookup(row.EndUser)
-	row.CostUSD, row.PriceListVersion = e.prices.Cost(ev.DestinationModel, ev.DestinationName, ev.EventTime, tok)
+	// row.DestinationModel is the event's, or its served entity's.
+	row.CostUSD, row.PriceListVersion = e.prices.Cost(row.DestinationModel, ev.DestinationName, ev.EventTime, tok)
 	return row
 }
 

@@ -16,15 +16,26 @@ import (
 // straight into the slot the record will occupy in its batch.
 type codec struct {
 	kind     Kind
-	usage    bool // emits UsageEvents; otherwise AgentRequests
+	out      output
 	deadKind string
 	lookup   func(name []byte) int
 
-	usageJSON   func(d *decoder, b []byte, dst *schemas.UsageEvent) error
-	usageValues func(d *decoder, names []string, cols []int, vals []value, dst *schemas.UsageEvent) error
-	agentJSON   func(d *decoder, b []byte, dst *schemas.AgentRequest) error
-	agentValues func(d *decoder, names []string, cols []int, vals []value, dst *schemas.AgentRequest) error
+	usageJSON    func(d *decoder, b []byte, dst *schemas.UsageEvent) error
+	usageValues  func(d *decoder, names []string, cols []int, vals []value, dst *schemas.UsageEvent) error
+	agentJSON    func(d *decoder, b []byte, dst *schemas.AgentRequest) error
+	agentValues  func(d *decoder, names []string, cols []int, vals []value, dst *schemas.AgentRequest) error
+	servedJSON   func(d *decoder, b []byte, dst *schemas.ServedEntity) error
+	servedValues func(d *decoder, names []string, cols []int, vals []value, dst *schemas.ServedEntity) error
 }
+
+// output is the record type a codec produces.
+type output uint8
+
+const (
+	outAgents output = iota
+	outUsage
+	outServed
+)
 
 func newCodec(spec Spec) (*codec, error) {
 	c, err := kindCodec(spec)
@@ -40,7 +51,7 @@ func kindCodec(spec Spec) (*codec, error) {
 	switch spec.Kind {
 	case KindUsage:
 		return &codec{
-			usage: true, deadKind: schemas.KindUsage, lookup: usageFields.lookup,
+			out: outUsage, deadKind: schemas.KindUsage, lookup: usageFields.lookup,
 			usageJSON: func(d *decoder, b []byte, dst *schemas.UsageEvent) error {
 				if err := decodeJSON(d, usageFields, b, dst); err != nil {
 					return err
@@ -58,7 +69,7 @@ func kindCodec(spec Spec) (*codec, error) {
 		}, nil
 	case KindLegacyUsage:
 		return &codec{
-			usage: true, deadKind: schemas.KindUsage, lookup: legacyFields.lookup,
+			out: outUsage, deadKind: schemas.KindUsage, lookup: legacyFields.lookup,
 			usageJSON: func(d *decoder, b []byte, dst *schemas.UsageEvent) error {
 				d.legacy = schemas.LegacyUsage{}
 				if err := decodeJSON(d, legacyFields, b, &d.legacy); err != nil {
@@ -96,10 +107,20 @@ func kindCodec(spec Spec) (*codec, error) {
 		}, func(d *decoder, _ *schemas.SpanRow, dst *schemas.AgentRequest) error {
 			return d.spanRequest(ep, sp, dst)
 		}), nil
+	case KindServedEntities:
+		return &codec{
+			out: outServed, deadKind: schemas.KindServedEntity, lookup: servedFields.lookup,
+			servedJSON: func(d *decoder, b []byte, dst *schemas.ServedEntity) error {
+				return decodeJSON(d, servedFields, b, dst)
+			},
+			servedValues: func(d *decoder, names []string, cols []int, vals []value, dst *schemas.ServedEntity) error {
+				return decodeValues(d, servedFields, names, cols, vals, dst)
+			},
+		}, nil
 	case "":
 		return nil, errors.New("spec.Kind is empty")
 	}
-	return nil, fmt.Errorf("spec.Kind %q is not one of usage, legacy_usage, payload, trace, otel_spans", spec.Kind)
+	return nil, fmt.Errorf("spec.Kind %q is not one of usage, legacy_usage, payload, trace, otel_spans, served_entities", spec.Kind)
 }
 
 // agentCodec decodes agent log rows of type T (read into the decoder's
@@ -148,6 +169,7 @@ type collector struct {
 	source string
 	usage  []schemas.UsageEvent
 	agents []schemas.AgentRequest
+	served []schemas.ServedEntity
 	stats  Stats
 }
 
@@ -157,10 +179,12 @@ func newCollector(ctx context.Context, spec Spec, w Window, emit Emit) (*collect
 		return nil, err
 	}
 	switch {
-	case c.usage && emit.Usage == nil:
+	case c.out == outUsage && emit.Usage == nil:
 		return nil, fmt.Errorf("emit.Usage is nil but spec.Kind %q produces usage events", spec.Kind)
-	case !c.usage && emit.Agents == nil:
+	case c.out == outAgents && emit.Agents == nil:
 		return nil, fmt.Errorf("emit.Agents is nil but spec.Kind %q produces agent requests", spec.Kind)
+	case c.out == outServed && emit.Served == nil:
+		return nil, fmt.Errorf("emit.Served is nil but spec.Kind %q produces served entities", spec.Kind)
 	case emit.Dead == nil:
 		return nil, errors.New("emit.Dead is nil")
 	}
@@ -174,44 +198,52 @@ func newCollector(ctx context.Context, spec Spec, w Window, emit Emit) (*collect
 
 // json decodes one JSON row into a new slot; decoded must follow.
 func (c *collector) json(b []byte) error {
-	if c.c.usage {
-		return c.c.usageJSON(&c.d, b, c.usageSlot())
+	switch c.c.out {
+	case outUsage:
+		return c.c.usageJSON(&c.d, b, slot(&c.usage))
+	case outServed:
+		return c.c.servedJSON(&c.d, b, slot(&c.served))
 	}
-	return c.c.agentJSON(&c.d, b, c.agentSlot())
+	return c.c.agentJSON(&c.d, b, slot(&c.agents))
 }
 
 // values decodes one row of column values into a new slot; decoded must follow.
 func (c *collector) values(names []string, cols []int, vals []value) error {
-	if c.c.usage {
-		return c.c.usageValues(&c.d, names, cols, vals, c.usageSlot())
+	switch c.c.out {
+	case outUsage:
+		return c.c.usageValues(&c.d, names, cols, vals, slot(&c.usage))
+	case outServed:
+		return c.c.servedValues(&c.d, names, cols, vals, slot(&c.served))
 	}
-	return c.c.agentValues(&c.d, names, cols, vals, c.agentSlot())
+	return c.c.agentValues(&c.d, names, cols, vals, slot(&c.agents))
 }
 
-func (c *collector) usageSlot() *schemas.UsageEvent {
-	if c.usage == nil {
-		c.usage = make([]schemas.UsageEvent, 0, BatchSize)
+// slot appends a zero record to the batch and returns it.
+func slot[T any](batch *[]T) *T {
+	if *batch == nil {
+		*batch = make([]T, 0, BatchSize)
 	}
-	c.usage = append(c.usage, schemas.UsageEvent{})
-	return &c.usage[len(c.usage)-1]
+	var zero T
+	*batch = append(*batch, zero)
+	return &(*batch)[len(*batch)-1]
 }
 
-func (c *collector) agentSlot() *schemas.AgentRequest {
-	if c.agents == nil {
-		c.agents = make([]schemas.AgentRequest, 0, BatchSize)
-	}
-	c.agents = append(c.agents, schemas.AgentRequest{})
-	return &c.agents[len(c.agents)-1]
+// unslot removes the last record of the batch, releasing its strings.
+func unslot[T any](batch *[]T) {
+	var zero T
+	(*batch)[len(*batch)-1] = zero
+	*batch = (*batch)[:len(*batch)-1]
 }
 
 // drop removes the last slot.
 func (c *collector) drop() {
-	if c.c.usage {
-		c.usage[len(c.usage)-1] = schemas.UsageEvent{} // release its strings
-		c.usage = c.usage[:len(c.usage)-1]
-	} else {
-		c.agents[len(c.agents)-1] = schemas.AgentRequest{}
-		c.agents = c.agents[:len(c.agents)-1]
+	switch c.c.out {
+	case outUsage:
+		unslot(&c.usage)
+	case outServed:
+		unslot(&c.served)
+	default:
+		unslot(&c.agents)
 	}
 }
 
@@ -231,10 +263,15 @@ func (c *collector) decoded(derr error, unit string, n int64, raw func() []byte)
 	}
 	var t time.Time
 	var lerr error
-	if c.c.usage {
+	switch c.c.out {
+	case outUsage:
 		u := &c.usage[len(c.usage)-1]
 		t, lerr = u.EventTime, c.limits.CheckUsage(u)
-	} else {
+	case outServed:
+		// A served entity stays in force after its change time, so no
+		// window applies to it.
+		t = c.win.From
+	default:
 		a := &c.agents[len(c.agents)-1]
 		t, lerr = a.StartTime, c.limits.CheckAgent(a)
 	}
@@ -244,13 +281,13 @@ func (c *collector) decoded(derr error, unit string, n int64, raw func() []byte)
 		c.drop()
 		return c.dead(unit, n, lerr, raw())
 	}
-	if !c.win.Contains(t) {
+	if c.c.out != outServed && !c.win.Contains(t) {
 		c.drop()
 		c.stats.OutsideWindow++
 		return nil
 	}
 	c.stats.Emitted++
-	if len(c.usage) == BatchSize || len(c.agents) == BatchSize {
+	if len(c.usage) == BatchSize || len(c.agents) == BatchSize || len(c.served) == BatchSize {
 		return c.flush()
 	}
 	return nil
@@ -269,6 +306,7 @@ func (c *collector) begin() error {
 type delivery struct {
 	usage  []schemas.UsageEvent
 	agents []schemas.AgentRequest
+	served []schemas.ServedEntity
 	dead   *schemas.DeadLetter
 }
 
@@ -321,6 +359,10 @@ func (c *collector) deliver(d delivery) error {
 		if err := c.emit.Agents(d.agents); err != nil {
 			return fmt.Errorf("emit agent requests: %w", err)
 		}
+	case d.served != nil:
+		if err := c.emit.Served(d.served); err != nil {
+			return fmt.Errorf("emit served entities: %w", err)
+		}
 	}
 	return nil
 }
@@ -347,6 +389,13 @@ func (c *collector) flush() error {
 		batch := c.agents
 		c.agents = nil
 		if err := c.send(delivery{agents: batch}); err != nil {
+			return err
+		}
+	}
+	if len(c.served) > 0 {
+		batch := c.served
+		c.served = nil
+		if err := c.send(delivery{served: batch}); err != nil {
 			return err
 		}
 	}

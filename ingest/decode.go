@@ -86,6 +86,23 @@ var legacyFields = newFieldSet(
 	fCommon("served_entity_id", func(l *schemas.LegacyUsage) *string { return &l.ServedEntityID }),
 )
 
+// servedFields read system.serving.served_entities. external_model_config
+// and the other per-type structs are not read: the model comes from
+// entity_type and entity_name.
+var servedFields = newFieldSet(
+	required(fCommon("served_entity_id", func(e *schemas.ServedEntity) *string { return &e.ServedEntityID })),
+	fCommon("account_id", func(e *schemas.ServedEntity) *string { return &e.AccountID }),
+	fCommon("workspace_id", func(e *schemas.ServedEntity) *string { return &e.WorkspaceID }),
+	fCommon("endpoint_name", func(e *schemas.ServedEntity) *string { return &e.EndpointName }),
+	fCommon("endpoint_id", func(e *schemas.ServedEntity) *string { return &e.EndpointID }),
+	fCommon("served_entity_name", func(e *schemas.ServedEntity) *string { return &e.ServedEntityName }),
+	required(fCommon("entity_type", func(e *schemas.ServedEntity) *string { return &e.EntityType })),
+	required(fCommon("entity_name", func(e *schemas.ServedEntity) *string { return &e.EntityName })),
+	fCommon("entity_version", func(e *schemas.ServedEntity) *string { return &e.EntityVersion }),
+	fCommon("task", func(e *schemas.ServedEntity) *string { return &e.Task }),
+	required(fTime("change_time", func(e *schemas.ServedEntity) *time.Time { return &e.ChangeTime })),
+)
+
 // Payload tables of agents deployed before AI Gateway inference tables used
 // timestamp_ms and execution_time_ms; they are read as aliases.
 var payloadFields = newFieldSet(

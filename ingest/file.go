@@ -28,6 +28,9 @@ const (
 	KindPayload     Kind = "payload"      // an agent endpoint's payload (inference) table
 	KindTrace       Kind = "trace"        // MLflow traces (TraceInfo rows)
 	KindOTelSpans   Kind = "otel_spans"   // OpenTelemetry span rows (MLflow traces in Unity Catalog)
+	// KindServedEntities is system.serving.served_entities: what legacy
+	// usage rows' served_entity_id served, for their model and price.
+	KindServedEntities Kind = "served_entities"
 )
 
 // Columns lists the column names the kind reads, older aliases included;
@@ -44,6 +47,8 @@ func (k Kind) Columns() []string {
 		return traceFields.columns()
 	case KindOTelSpans:
 		return spanFields.columns()
+	case KindServedEntities:
+		return servedFields.columns()
 	}
 	return nil
 }
@@ -120,6 +125,9 @@ func (w Window) Contains(t time.Time) bool {
 type Emit struct {
 	Usage  func([]schemas.UsageEvent) error
 	Agents func([]schemas.AgentRequest) error
+	// Served is called for served_entities sources, which no window limits:
+	// an entity stays in force after its change time.
+	Served func([]schemas.ServedEntity) error
 	Dead   func(schemas.DeadLetter) error
 }
 

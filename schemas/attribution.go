@@ -101,6 +101,7 @@ type DeadLetter struct {
 const (
 	KindUsage        = "usage"
 	KindAgentRequest = "agent_request"
+	KindServedEntity = "served_entity"
 )
 
 // MaxDeadLetterRecord bounds the raw bytes kept per dead letter.

@@ -80,7 +80,7 @@ func (a *cli) loadStream(ctx context.Context) (*config.Stream, error) {
 // worker before it runs.
 func (a *cli) runStream(ctx context.Context, s *config.Stream, started func(*worker.Worker)) error {
 	cfg := a.cfg
-	wc, err := app.WorkerConfig(cfg, *s, a.log)
+	wc, err := app.WorkerConfig(ctx, cfg, *s, a.log)
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,8 @@ func TestStreamKcatInterop(t *testing.T) {
 		}
 	}
 	for _, s := range c.Sources {
-		if !s.IsAgent() {
+		// Served entities are no stream input: the worker reads them itself.
+		if !s.IsAgent() && !s.IsServed() {
 			order = append(order, s)
 		}
 	}

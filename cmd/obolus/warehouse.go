@@ -180,6 +180,9 @@ func writeLocalConfig(path string, d config.Databricks, layout *workload.Layout)
 	if len(d.OTelSpans) > 0 {
 		section["otel_spans"] = agent(d.OTelSpans)
 	}
+	if d.ServedEntities != "" {
+		section["served_entities"] = d.ServedEntities
+	}
 	if d.Usage == "" && d.LegacyUsage == "" {
 		section["usage"] = workload.UsageTable
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/dbxrun"
 	"github.com/obolus/obolus/internal/pushdown"
+	"github.com/obolus/obolus/schemas"
 	databrickssink "github.com/obolus/obolus/sink/databricks"
 	"github.com/obolus/obolus/sink/duckdb"
 )
@@ -77,7 +78,7 @@ func EmbeddedJob(cfg *config.Config, store *duckdb.Store, log *slog.Logger) (*ba
 	if err != nil {
 		return nil, err
 	}
-	j.Usage, j.Agents = EmbeddedSources(cfg, store.DB())
+	j.Usage, j.Agents, j.Served = EmbeddedSources(cfg, store.DB())
 	if len(j.Usage) == 0 {
 		return nil, usage("sources: no usage source; add one with kind usage or legacy_usage (see deploy/obolus.example.yaml)")
 	}
@@ -86,20 +87,60 @@ func EmbeddedJob(cfg *config.Config, store *duckdb.Store, log *slog.Logger) (*ba
 
 // EmbeddedSources are the configured sources: files, or tables of db (the
 // store's DuckDB database).
-func EmbeddedSources(cfg *config.Config, db *sql.DB) (usage, agents []batch.Source) {
+func EmbeddedSources(cfg *config.Config, db *sql.DB) (usage, agents, served []batch.Source) {
 	for i, spec := range Specs(cfg) {
 		s := cfg.Sources[i]
 		src := batch.FileSource(spec)
 		if s.Table != "" {
 			src = batch.TableSource(db, s.Table, spec)
 		}
-		if s.IsAgent() {
+		switch {
+		case s.IsAgent():
 			agents = append(agents, src)
-		} else {
+		case s.IsServed():
+			served = append(served, src)
+		default:
 			usage = append(usage, src)
 		}
 	}
-	return usage, agents
+	return usage, agents, served
+}
+
+// ServedEntities reads the served_entities file sources whole, for the
+// stream, which loads them when it starts; nil when none is configured.
+// Dead-lettered rows are counted in the error-free result's log line only:
+// a row that cannot be read names no model either way.
+func ServedEntities(ctx context.Context, cfg *config.Config, log *slog.Logger) (*enrich.ServedEntities, error) {
+	var rows []schemas.ServedEntity
+	var st ingest.Stats
+	found := false
+	for i, spec := range Specs(cfg) {
+		s := cfg.Sources[i]
+		if !s.IsServed() {
+			continue
+		}
+		found = true
+		if s.Table != "" {
+			return nil, usage("sources[%d]: the stream reads served entities from files (path), not store tables", i)
+		}
+		got, err := ingest.ReadFiles(ctx, spec, ingest.Window{}, ingest.Emit{
+			Served: func(r []schemas.ServedEntity) error { rows = append(rows, r...); return nil },
+			Dead: func(d schemas.DeadLetter) error {
+				log.Warn("served entity row dead-lettered", "source", d.Source, "location", d.Location, "field", d.Field, "reason", d.Reason)
+				return nil
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read served entities %s: %w", s.Path, err)
+		}
+		st.Rows, st.Dead = st.Rows+got.Rows, st.Dead+got.Dead
+	}
+	if !found {
+		return nil, nil
+	}
+	se := enrich.NewServedEntities(rows)
+	log.Info("served entities loaded", "rows", st.Rows, "dead_lettered", st.Dead, "entities", se.Len())
+	return se, nil
 }
 
 // DatabricksStore is the Delta store the databricks section names, staging
@@ -125,7 +166,7 @@ func stagingVolume(d config.Databricks) string {
 // usage (then legacy usage) and agent logs (payload tables, then trace
 // tables, then span tables, in configuration order — the order in which they are merged,
 // which pushdown reproduces).
-func DatabricksSources(db databricksingest.Querier, cfg *config.Config) (usage, agents []*databricksingest.Source, err error) {
+func DatabricksSources(db databricksingest.Querier, cfg *config.Config) (usage, agents, served []*databricksingest.Source, err error) {
 	d, limits := cfg.Databricks, cfg.IngestLimits()
 	add := func(dst *[]*databricksingest.Source, t databricksingest.Table) error {
 		s, err := databricksingest.NewSource(db, t)
@@ -137,12 +178,12 @@ func DatabricksSources(db databricksingest.Querier, cfg *config.Config) (usage, 
 	}
 	if d.Usage != "" {
 		if err := add(&usage, databricksingest.Table{Name: d.Usage, Spec: ingest.Spec{Kind: ingest.KindUsage, Limits: limits}}); err != nil {
-			return nil, nil, UsageError{err}
+			return nil, nil, nil, UsageError{err}
 		}
 	}
 	if d.LegacyUsage != "" {
 		if err := add(&usage, databricksingest.Table{Name: d.LegacyUsage, Spec: ingest.Spec{Kind: ingest.KindLegacyUsage, Limits: limits}}); err != nil {
-			return nil, nil, UsageError{err}
+			return nil, nil, nil, UsageError{err}
 		}
 	}
 	for _, group := range []struct {
@@ -153,11 +194,16 @@ func DatabricksSources(db databricksingest.Querier, cfg *config.Config) (usage, 
 			spec := ingest.Spec{Kind: group.kind, AgentEndpoint: t.AgentEndpoint, ServicePrincipal: t.ServicePrincipal, Limits: limits,
 				SpanKeys: cfg.OTel.SpanKeys()}
 			if err := add(&agents, databricksingest.Table{Name: t.Table, Spec: spec, Columns: t.Columns}); err != nil {
-				return nil, nil, UsageError{err}
+				return nil, nil, nil, UsageError{err}
 			}
 		}
 	}
-	return usage, agents, nil
+	if d.ServedEntities != "" {
+		if err := add(&served, databricksingest.Table{Name: d.ServedEntities, Spec: ingest.Spec{Kind: ingest.KindServedEntities, Limits: limits}}); err != nil {
+			return nil, nil, nil, UsageError{err}
+		}
+	}
+	return usage, agents, served, nil
 }
 
 // PullJob assembles the batch job of pull mode: the configured Databricks
@@ -167,7 +213,7 @@ func PullJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, log *s
 	if err != nil {
 		return nil, err
 	}
-	usageSrcs, agents, err := DatabricksSources(db, cfg)
+	usageSrcs, agents, served, err := DatabricksSources(db, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +222,9 @@ func PullJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, log *s
 	}
 	for _, s := range agents {
 		j.Agents = append(j.Agents, s)
+	}
+	for _, s := range served {
+		j.Served = append(j.Served, s)
 	}
 	if len(j.Usage) == 0 {
 		return nil, usage("databricks.usage: no usage table; name system.ai_gateway.usage or a legacy_usage table")
@@ -200,7 +249,7 @@ func PushdownJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, lo
 		// --mode pushdown overrides the configured mode, which Validate checked.
 		return nil, usage("databricks.otel_spans: pushdown mode does not read span tables yet; use --mode pull, or remove the span tables")
 	}
-	usageSrcs, agents, err := DatabricksSources(db, cfg)
+	usageSrcs, agents, served, err := DatabricksSources(db, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +257,7 @@ func PushdownJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, lo
 		return nil, UsageError{errors.New("databricks.usage: no usage table")}
 	}
 	return &dbxrun.Pushdown{
-		Name: cfg.Batch.Job, QueryTags: cfg.Databricks.QueryTags, DB: db, Store: store, Usage: usageSrcs, Agents: agents,
+		Name: cfg.Batch.Job, QueryTags: cfg.Databricks.QueryTags, DB: db, Store: store, Usage: usageSrcs, Agents: agents, Served: served,
 		Match: cfg.MatchConfig(), Prices: prices, Org: org, Limits: cfg.IngestLimits(),
 		Lookback: cfg.Batch.Lookback, AgentMargin: cfg.Batch.AgentMargin, Log: log,
 	}, nil
@@ -218,8 +267,8 @@ func PushdownJob(cfg *config.Config, db *sql.DB, store *databrickssink.Store, lo
 func DoctorOptions(cfg *config.Config, db *sql.DB) dbxrun.DoctorOptions {
 	d := cfg.Databricks
 	opt := dbxrun.DoctorOptions{Endpoint: d.Host + d.Path()}
-	usageSrcs, agents, err := DatabricksSources(db, cfg)
-	opt.Sources, opt.SourcesErr = append(usageSrcs, agents...), err
+	usageSrcs, agents, served, err := DatabricksSources(db, cfg)
+	opt.Sources, opt.SourcesErr = slices.Concat(usageSrcs, agents, served), err
 	opt.Store, opt.StoreErr = DatabricksStore(db, d)
 	opt.StagingVolume = stagingVolume(d)
 	m := cfg.MatchConfig()

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"log/slog"
 	"slices"
 
@@ -27,12 +28,18 @@ func KafkaOptions(s config.Stream) (kafka.Options, error) {
 
 // WorkerConfig is the stream worker the configuration describes, without a
 // store (the caller opens one when the load stage runs).
-func WorkerConfig(cfg *config.Config, s config.Stream, log *slog.Logger) (worker.Config, error) {
+func WorkerConfig(ctx context.Context, cfg *config.Config, s config.Stream, log *slog.Logger) (worker.Config, error) {
 	opts, err := KafkaOptions(s)
 	if err != nil {
 		return worker.Config{}, err
 	}
 	prices, org, err := Enrichment(cfg)
+	if err != nil {
+		return worker.Config{}, err
+	}
+	// Served entities are read once, when the worker starts: restart it to
+	// take in a served entity added since.
+	served, err := ServedEntities(ctx, cfg, log)
 	if err != nil {
 		return worker.Config{}, err
 	}
@@ -54,7 +61,7 @@ func WorkerConfig(cfg *config.Config, s config.Stream, log *slog.Logger) (worker
 		MaxMessageBytes: s.MaxMessageBytes,
 		Limits:          cfg.IngestLimits(),
 		HTTP:            s.HTTP,
-		Join: stream.Config{Match: cfg.MatchConfig(), Prices: prices, Org: org,
+		Join: stream.Config{Match: cfg.MatchConfig(), Prices: prices, Org: org, Served: served,
 			Grace: s.Grace, Horizon: s.Horizon, AgentRetention: s.AgentRetention, Idle: s.IdleFlush},
 		ServicePrincipals: cfg.ServicePrincipals(s),
 		Log:               log,

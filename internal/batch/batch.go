@@ -48,6 +48,9 @@ type Job struct {
 	Name   string
 	Usage  []Source
 	Agents []Source
+	// Served are served_entities sources: read whole by every run (no
+	// window applies), they give legacy usage rows their model.
+	Served []Source
 	Match  enrich.MatchConfig
 	Prices *enrich.PriceList
 	Org    *enrich.Directory
@@ -121,6 +124,10 @@ type Report struct {
 	// row and a trace, or two traces) disagree on start or end by more than
 	// match.skew; see enrich.Index.Add for whose times are used.
 	AgentTimeDisagreements int64
+	// ServedEntityRows counts served_entities rows read, of which
+	// ServedDeadLettered were dead-lettered; ServedEntities counts the
+	// distinct entities.
+	ServedEntityRows, ServedDeadLettered, ServedEntities int64
 	// TimingCalls counts the calls the likely policy's timing model was
 	// learned from (id-linked, or alone in their window); 0 under other
 	// policies.
@@ -355,6 +362,18 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 	engine, err := enrich.NewEngine(j.Match, idx, j.Prices, j.Org)
 	if err != nil {
 		return rep, fmt.Errorf("configure engine: %w", err)
+	}
+	if len(j.Served) > 0 {
+		var served []schemas.ServedEntity
+		if err := j.readAll(ctx, "read served entities", j.Served, ingest.Window{}, ingest.Emit{
+			Served: func(rows []schemas.ServedEntity) error { served = append(served, rows...); return nil },
+			Dead:   collectDead,
+		}, func(st ingest.Stats) { rep.ServedEntityRows += st.Rows; rep.ServedDeadLettered += st.Dead }); err != nil {
+			return rep, err
+		}
+		se := enrich.NewServedEntities(served)
+		rep.ServedEntities = int64(se.Len())
+		engine.SetServedEntities(se)
 	}
 	if j.Match.Ambiguity == enrich.PolicyLikely && j.Match.TimeWindow {
 		// The likely policy's timing model is learned from the whole window

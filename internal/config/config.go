@@ -30,6 +30,9 @@ const (
 	KindPayload     = "payload"
 	KindTrace       = "trace"
 	KindOTelSpans   = "otel_spans"
+	// KindServedEntities is system.serving.served_entities: what legacy
+	// usage rows' served_entity_id served (their model and endpoint).
+	KindServedEntities = "served_entities"
 )
 
 // Source is one input: files (path) or a table of the embedded store (table).
@@ -46,6 +49,10 @@ type Source struct {
 func (s Source) IsAgent() bool {
 	return s.Kind == KindPayload || s.Kind == KindTrace || s.Kind == KindOTelSpans
 }
+
+// IsServed reports whether the source holds served entities, which are
+// read whole by every run rather than by window.
+func (s Source) IsServed() bool { return s.Kind == KindServedEntities }
 
 // OTel says which attributes of OpenTelemetry span rows (otel_spans sources,
 // databricks.otel_spans tables) name what; see schemas.SpanKeys. Each list is
@@ -345,7 +352,7 @@ func (c *Config) Validate() error {
 	for i, s := range c.Sources {
 		key := fmt.Sprintf("sources[%d]", i)
 		switch s.Kind {
-		case KindUsage, KindLegacyUsage:
+		case KindUsage, KindLegacyUsage, KindServedEntities:
 		case KindPayload, KindTrace:
 			if s.ServicePrincipal == "" {
 				bad(key+".service_principal", "empty; name the service principal (application id) the agent calls the gateway as — time-window matching needs it")
@@ -355,7 +362,7 @@ func (c *Config) Validate() error {
 				bad(key+".service_principal", "empty, and so is otel.service_principal_attribute; name the service principal the agent calls the gateway as, or the resource attribute that names it")
 			}
 		default:
-			bad(key+".kind", "%q is not a source kind; use usage, legacy_usage, payload, trace or otel_spans", s.Kind)
+			bad(key+".kind", "%q is not a source kind; use usage, legacy_usage, payload, trace, otel_spans or served_entities", s.Kind)
 		}
 		switch {
 		case s.Path == "" && s.Table == "":

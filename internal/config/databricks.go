@@ -93,6 +93,9 @@ type Databricks struct {
 	// Usage and LegacyUsage are the gateway usage tables; empty skips one.
 	Usage       string `mapstructure:"usage"`
 	LegacyUsage string `mapstructure:"legacy_usage"`
+	// ServedEntities is system.serving.served_entities, where legacy usage
+	// rows get their model and endpoint name; empty leaves them unpriced.
+	ServedEntities string `mapstructure:"served_entities"`
 	// Payloads and Traces are the agent log tables; OTelSpans are
 	// OpenTelemetry span tables (MLflow traces in Unity Catalog,
 	// {prefix}_otel_spans), read with the otel section's attribute keys.
@@ -137,6 +140,7 @@ func DatabricksDefaults(v *viper.Viper) {
 	v.SetDefault("databricks.mode", ModePull)
 	v.SetDefault("databricks.usage", "system.ai_gateway.usage")
 	v.SetDefault("databricks.legacy_usage", "")
+	v.SetDefault("databricks.served_entities", "")
 	v.SetDefault("databricks.payloads", []map[string]any{})
 	v.SetDefault("databricks.traces", []map[string]any{})
 	v.SetDefault("databricks.otel_spans", []map[string]any{})
@@ -273,7 +277,7 @@ func (d Databricks) Validate(otel OTel) []error {
 			bad("query_tags."+k, "use keys of letters, digits, '.', '-' and '_' and one-line values")
 		}
 	}
-	for _, f := range []struct{ key, v string }{{"usage", d.Usage}, {"legacy_usage", d.LegacyUsage}} {
+	for _, f := range []struct{ key, v string }{{"usage", d.Usage}, {"legacy_usage", d.LegacyUsage}, {"served_entities", d.ServedEntities}} {
 		if f.v != "" && !ValidTableName(f.v) {
 			bad(f.key, "%q is not a table name; use catalog.schema.name of letters, digits and _", f.v)
 		}

@@ -186,6 +186,7 @@ func Doctor(ctx context.Context, db *sql.DB, opt DoctorOptions) ([]Check, *TagSh
 			switch src.Table().Spec.Kind {
 			case ingest.KindUsage, ingest.KindLegacyUsage:
 				usage = append(usage, src)
+			case ingest.KindServedEntities:
 			default:
 				agents = append(agents, src)
 			}

@@ -26,11 +26,13 @@ import (
 type Pushdown struct {
 	Name string
 	// QueryTags label the run's statements, with obolus_run_id added.
-	QueryTags   map[string]string
-	DB          *sql.DB
-	Store       *databrickssink.Store
-	Usage       []*databricksingest.Source
-	Agents      []*databricksingest.Source
+	QueryTags map[string]string
+	DB        *sql.DB
+	Store     *databrickssink.Store
+	Usage     []*databricksingest.Source
+	Agents    []*databricksingest.Source
+	// Served is the served_entities table, if any (at most one is used).
+	Served      []*databricksingest.Source
 	Match       enrich.MatchConfig
 	Prices      *enrich.PriceList
 	Org         []enrich.OrgEntry // nil: everyone unassigned
@@ -46,10 +48,11 @@ type Pushdown struct {
 // Config resolves the source tables' columns and returns the generator's configuration.
 func (j *Pushdown) Config(ctx context.Context) (pushdown.Config, error) {
 	cfg := pushdown.Config{Target: j.Store.Schema(), Match: j.Match, Prices: j.Prices, Org: j.Org, Limits: j.Limits}
+	var served []pushdown.Table
 	for _, group := range []struct {
 		srcs []*databricksingest.Source
 		dst  *[]pushdown.Table
-	}{{j.Usage, &cfg.Usage}, {j.Agents, &cfg.Agents}} {
+	}{{j.Usage, &cfg.Usage}, {j.Agents, &cfg.Agents}, {j.Served, &served}} {
 		for _, s := range group.srcs {
 			if _, _, err := s.Resolve(ctx); err != nil {
 				return cfg, err
@@ -61,6 +64,9 @@ func (j *Pushdown) Config(ctx context.Context) (pushdown.Config, error) {
 			*group.dst = append(*group.dst, pushdown.Table{Name: t.Name, Kind: t.Spec.Kind, Columns: s.Columns(),
 				AgentEndpoint: t.Spec.AgentEndpoint, ServicePrincipal: t.Spec.ServicePrincipal})
 		}
+	}
+	if len(served) > 0 {
+		cfg.Served = &served[0]
 	}
 	return cfg, cfg.Validate()
 }

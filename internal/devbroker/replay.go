@@ -57,6 +57,9 @@ func Replay(ctx context.Context, o kafkaingest.Options, ro ReplayOptions) (Repla
 	var msgs []message
 	var st ReplayStats
 	for _, s := range ro.Sources {
+		if s.Kind == ingest.KindServedEntities {
+			continue // not a stream input: the workers load them when they start
+		}
 		files, err := sourceFiles(s.Path)
 		if err != nil {
 			return st, err

@@ -55,6 +55,10 @@ type Config struct {
 	// them are invalid (counted as dead-lettered), agent rows left out.
 	// Zero fields mean ingest.DefaultLimits.
 	Limits ingest.Limits
+	// Served is the served_entities table (system.serving.served_entities)
+	// legacy usage rows take their model and endpoint name from, as
+	// enrich.ServedEntities resolves them; nil leaves them without.
+	Served *Table
 	// Calibrated makes Build set the confidence of time-window rows from
 	// the calibration rows of the run (Target's calibration table), which
 	// the caller wrote from CalibrationStats.
@@ -102,7 +106,11 @@ func (c *Config) Validate() error {
 	if c.Prices == nil {
 		return errors.New("pushdown: no price list")
 	}
-	for _, t := range append(append([]Table(nil), c.Usage...), c.Agents...) {
+	tables := append(append([]Table(nil), c.Usage...), c.Agents...)
+	if c.Served != nil {
+		tables = append(tables, *c.Served)
+	}
+	for _, t := range tables {
 		if _, err := dbsql.Name(t.Name); err != nil {
 			return fmt.Errorf("pushdown: %s table: %w", t.Kind, err)
 		}
@@ -112,10 +120,11 @@ func (c *Config) Validate() error {
 			}
 		}
 		need := map[ingest.Kind][]string{
-			ingest.KindUsage:       {"invocation_id", "event_time", "requester"},
-			ingest.KindLegacyUsage: {"databricks_request_id", "request_time", "requester"},
-			ingest.KindPayload:     {"databricks_request_id", "request_time"},
-			ingest.KindTrace:       {"trace_id", "request_time"},
+			ingest.KindUsage:          {"invocation_id", "event_time", "requester"},
+			ingest.KindLegacyUsage:    {"databricks_request_id", "request_time", "requester"},
+			ingest.KindPayload:        {"databricks_request_id", "request_time"},
+			ingest.KindTrace:          {"trace_id", "request_time"},
+			ingest.KindServedEntities: {"served_entity_id", "entity_type", "entity_name", "change_time"},
 		}[t.Kind]
 		if need == nil {
 			return fmt.Errorf("pushdown: table %s: kind %q cannot be pushed down", t.Name, t.Kind)
@@ -263,14 +272,50 @@ func tagColumns(prefix string, n int) []string {
 // usageRows writes the usage_rows CTE: every usage row of the window in the
 // engine's shape, with valid saying whether pull mode would have used it
 // rather than dead-lettered it.
+// servedVersions writes served_versions: each served entity's versions with
+// the time each is in force, [valid_from, valid_to), the first from the
+// beginning of time, as enrich.ServedEntities.At picks them (ties on
+// change_time to the last in entity_name, served_entity_name order), and the
+// model as schemas.ServedEntity.Model derives it. Rows pull mode
+// dead-letters (a required column NULL) are left out.
+func (c *Config) servedVersions(b *strings.Builder) {
+	t, a := *c.Served, "s"
+	id, typ, name := col(t, a, "served_entity_id", "NULL"), col(t, a, "entity_type", "NULL"), col(t, a, "entity_name", "NULL")
+	change := col(t, a, "change_time", "NULL")
+	order := "OVER (PARTITION BY served_entity_id ORDER BY change_time, entity_name, served_entity_name)"
+	b.WriteString("-- " + t.Name + " (" + string(t.Kind) + "): the version of each served entity in force over time.\n")
+	b.WriteString("served_versions AS (\n  SELECT served_entity_id, model, endpoint_name,\n")
+	b.WriteString("    CASE WHEN row_number() " + order + " = 1 THEN NULL ELSE change_time END AS valid_from,\n")
+	b.WriteString("    lead(change_time) " + order + " AS valid_to\n  FROM (\n")
+	b.WriteString("    SELECT " + id + " AS served_entity_id,\n")
+	b.WriteString("      CASE WHEN " + typ + " = '" + schemas.EntityTypeExternal + "' OR " + name + " NOT LIKE '%.%.%' THEN " + name +
+		" ELSE regexp_extract(" + name + ", '^[^.]*[.][^.]*[.](.*)$', 1) END AS model,\n")
+	b.WriteString("      coalesce(" + col(t, a, "endpoint_name", "''") + ", '') AS endpoint_name, " + change + " AS change_time,\n")
+	b.WriteString("      " + name + " AS entity_name, coalesce(" + col(t, a, "served_entity_name", "''") + ", '') AS served_entity_name\n")
+	b.WriteString("    FROM " + tableName(t) + " " + a + "\n")
+	b.WriteString("    WHERE " + id + " IS NOT NULL AND " + typ + " IS NOT NULL AND " + name + " IS NOT NULL AND " + change + " IS NOT NULL\n  ) v\n),\n")
+}
+
 func (c *Config) usageRows(b *strings.Builder, p *params, w Windows) {
+	if c.Served != nil {
+		c.servedVersions(b)
+	}
 	b.WriteString("-- Gateway usage of the window, one row per table row, in the engine's shape.\n")
 	b.WriteString("-- valid is false where pull mode dead-letters the row (missing ids, unknown\n")
 	b.WriteString("-- schema_version, counts negative or beyond the limit, times before 2000);\n")
 	b.WriteString("-- request_tags values under the configured keys become one column each.\n")
+	if c.Served != nil {
+		b.WriteString("-- Legacy rows take the model and endpoint of their served entity.\n")
+	}
 	b.WriteString("usage_rows AS (\n")
 	limits := c.Limits.OrDefault()
 	maxTokens := p.bind("max_tokens", limits.MaxTokens)
+	served := func(f string) string {
+		if c.Served == nil {
+			return "''"
+		}
+		return "coalesce(sv." + f + ", '')"
+	}
 	earliest := p.bind("earliest_time", ingest.EarliestEventTime)
 	for i, t := range c.Usage {
 		if i > 0 {
@@ -332,8 +377,8 @@ func (c *Config) usageRows(b *strings.Builder, p *params, w Windows) {
 			fields = [][2]string{
 				{id, "invocation_id"}, {str("databricks_request_id"), "request_id"}, {str("account_id"), "account_id"},
 				{str("workspace_id"), "workspace_id"}, {col(t, a, "request_time", "NULL"), "event_time"},
-				{str("served_entity_id"), "endpoint_id"}, {"''", "endpoint_name"},
-				{"''", "destination_name"}, {"''", "destination_model"},
+				{str("served_entity_id"), "endpoint_id"}, {served("endpoint_name"), "endpoint_name"},
+				{"''", "destination_name"}, {served("model"), "destination_model"},
 				{str("requester"), "requester"}, {"coalesce(" + col(t, a, "status_code", "0") + ", 0)", "status_code"},
 				{in, "input_tokens"}, {out, "output_tokens"}, {in + " + " + out, "total_tokens"},
 				{"0", "cache_read_input_tokens"}, {"0", "cache_creation_input_tokens"}, {"0", "output_reasoning_tokens"},
@@ -361,6 +406,10 @@ func (c *Config) usageRows(b *strings.Builder, p *params, w Windows) {
 		fields = append(fields, [2]string{strings.Join(valid, "\n      AND "), "valid"})
 		writeSelectList(b, fields)
 		b.WriteString("  FROM " + tableName(t) + " " + a + "\n")
+		if t.Kind == ingest.KindLegacyUsage && c.Served != nil {
+			b.WriteString("  LEFT JOIN served_versions sv ON sv.served_entity_id = " + col(t, a, "served_entity_id", "NULL") +
+				"\n    AND (sv.valid_from IS NULL OR " + timeCol + " >= sv.valid_from) AND (sv.valid_to IS NULL OR " + timeCol + " < sv.valid_to)\n")
+		}
 		windowPredicate(b, p, timeCol, w.Usage, "usage")
 	}
 	b.WriteString("),\n")

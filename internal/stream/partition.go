@@ -17,6 +17,8 @@ type Config struct {
 	Match  enrich.MatchConfig
 	Prices *enrich.PriceList // nil: enrich.DefaultPriceList
 	Org    *enrich.Directory // nil: everyone unassigned
+	// Served names legacy usage rows' model; nil leaves them unpriced.
+	Served *enrich.ServedEntities
 	// Grace is how far the watermark must pass a usage event's event_time
 	// before the event is attributed: how long it waits for its agent request.
 	Grace time.Duration
@@ -188,6 +190,9 @@ func NewPartition(cfg Config, from Checkpoint) (*Partition, error) {
 	engine, err := enrich.NewEngine(cfg.Match, idx, cfg.Prices, cfg.Org)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Served != nil {
+		engine.SetServedEntities(cfg.Served)
 	}
 	p := &Partition{
 		cfg: cfg, idx: idx, engine: engine, seed: maphash.MakeSeed(),

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -93,6 +94,12 @@ func Generate(ctx context.Context, cfg Config, outDir string) (Result, error) {
 	}
 	if err := writeOrg(w, outDir); err != nil {
 		return Result{}, err
+	}
+	if slices.Contains(rels, legacyFile(cfg.Format)) {
+		if err := writeServed(w, outDir); err != nil {
+			return Result{}, err
+		}
+		rels = append(rels, ServedFile)
 	}
 	if err := writeConfig(w, outDir, rels); err != nil {
 		return Result{}, err
@@ -315,6 +322,8 @@ const (
 	SourcePayload     = "payload"
 	SourceTrace       = "trace"
 	SourceOTelSpans   = "otel_spans"
+	// SourceServedEntities gives legacy usage rows their model.
+	SourceServedEntities = "served_entities"
 )
 
 func writeConfig(w *world, dir string, rels []string) error {
@@ -329,6 +338,9 @@ func writeConfig(w *world, dir string, rels []string) error {
 	}
 	if have[filepath.ToSlash(legacyFile(ext))] {
 		cfg.Sources = append(cfg.Sources, jobSource{Kind: SourceLegacyUsage, Path: "usage/endpoint_usage-*." + ext})
+	}
+	if have[ServedFile] {
+		cfg.Sources = append(cfg.Sources, jobSource{Kind: SourceServedEntities, Path: ServedFile})
 	}
 	for _, late := range []bool{false, true} {
 		for _, ag := range w.agents {
@@ -369,6 +381,59 @@ func writeConfig(w *world, dir string, rels []string) error {
 		return err
 	}
 	if err := o.write(append([]byte(head.String()), body...)); err != nil {
+		o.f.Close()
+		return err
+	}
+	return o.close()
+}
+
+// ServedFile holds system.serving.served_entities rows for the legacy
+// serving endpoints (always JSON lines: a small dimension table).
+const ServedFile = "served_entities.jsonl"
+
+// writeServed writes the served entities of the gateway endpoints that
+// legacy usage rows name: two versions before the workload (the model the
+// endpoint serves), and for the gpt-5-mini endpoint a third halfway through
+// that repoints it at an external gpt-5, so that a run has to pick the
+// version in force at each call.
+func writeServed(w *world, dir string) error {
+	o, err := createOut(dir, ServedFile)
+	if err != nil {
+		return err
+	}
+	e := recEnc{}
+	row := func(ep *gatewayEndpoint, version string, at time.Time, entityType, entityName string) {
+		e.begin()
+		e.str("served_entity_id", ep.servedEntityID)
+		e.str("account_id", w.accountID)
+		e.str("workspace_id", w.workspaceID)
+		e.str("endpoint_name", ep.name)
+		e.str("endpoint_id", ep.id)
+		e.str("served_entity_name", ep.name)
+		e.str("entity_type", entityType)
+		e.str("entity_name", entityName)
+		e.str("entity_version", version)
+		task := "llm/v1/chat"
+		if ep.model.embedding {
+			task = "llm/v1/embeddings"
+		}
+		e.str("task", task)
+		e.ts("change_time", at.UnixMicro())
+		e.end()
+	}
+	start := w.cfg.Start
+	for _, ep := range w.endpoints {
+		entityType, entityName := "FOUNDATION_MODEL", ep.destName
+		if ep.destType == "EXTERNAL_MODEL" {
+			entityType, entityName = "EXTERNAL_MODEL", ep.model.name
+		}
+		row(ep, "1", start.Add(-60*24*time.Hour), entityType, entityName)
+		row(ep, "2", start.Add(-7*24*time.Hour), entityType, entityName)
+		if ep.idx == mGPT5Mini {
+			row(ep, "3", start.Add(w.cfg.Duration/2), "EXTERNAL_MODEL", models[mGPT5].name)
+		}
+	}
+	if err := o.write(e.b); err != nil {
 		o.f.Close()
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/obolus/obolus/enrich"
 	"github.com/obolus/obolus/schemas"
 )
 
@@ -139,6 +140,10 @@ func TestLayoutAndConfig(t *testing.T) {
 		case SourceUsage, SourceLegacyUsage:
 			if src.AgentEndpoint != "" || src.ServicePrincipal != "" {
 				t.Errorf("usage source %s names an agent", src.Path)
+			}
+		case SourceServedEntities:
+			if src.Path != ServedFile || src.AgentEndpoint != "" || src.ServicePrincipal != "" {
+				t.Errorf("served entities source %+v", src)
 			}
 		case SourcePayload, SourceTrace:
 			if sps[src.AgentEndpoint] == "" || src.ServicePrincipal != sps[src.AgentEndpoint] {
@@ -540,5 +545,31 @@ func TestUnusualShapes(t *testing.T) {
 				emails[r[0]] = true
 			}
 		})
+	}
+}
+
+// Every legacy usage row's served entity is in served_entities.jsonl, and
+// the price list prices the model of every version: legacy rows are priced.
+func TestServedEntitiesCoverLegacyRows(t *testing.T) {
+	dir, _ := generate(t, small(FormatJSONL))
+	wl := loadWorkload(t, dir)
+	served := enrich.NewServedEntities(wl.served)
+	prices := enrich.DefaultPriceList()
+	legacy := 0
+	for _, ev := range wl.usage {
+		if ev.Source != schemas.SourceServingEndpoint {
+			continue
+		}
+		legacy++
+		se, ok := served.At(ev.EndpointID, ev.EventTime)
+		if !ok {
+			t.Fatalf("legacy row %s: served entity %s not written", ev.InvocationID, ev.EndpointID)
+		}
+		if _, version := prices.Cost(se.Model(), "", ev.EventTime, enrich.Tokens{Input: 1}); version == enrich.UnpricedVersion {
+			t.Fatalf("legacy row %s: model %q of %s is not priced", ev.InvocationID, se.Model(), se.EntityName)
+		}
+	}
+	if legacy == 0 {
+		t.Fatal("the workload has no legacy rows")
 	}
 }

@@ -63,6 +63,7 @@ type workload struct {
 	onTime   map[string]bool // agent request ids found under agents/
 	truth    map[string]score.Truth
 	rawTruth []truthLine
+	served   []schemas.ServedEntity
 }
 
 type truthLine struct {
@@ -130,6 +131,8 @@ func loadWorkload(t testing.TB, dir string) *workload {
 					byKey[r.AgentRequestID] = len(wl.requests)
 					wl.requests = append(wl.requests, r)
 				}
+			case SourceServedEntities:
+				wl.served = append(wl.served, readJSONL[schemas.ServedEntity](t, p)...)
 			default:
 				t.Fatalf("unknown source kind %q", src.Kind)
 			}

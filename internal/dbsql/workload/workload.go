@@ -20,6 +20,7 @@ import (
 const (
 	UsageTable       = "system.ai_gateway.usage"
 	LegacyUsageTable = "system.serving.endpoint_usage"
+	ServedTable      = "system.serving.served_entities"
 	AgentSchema      = "lakehouse.agents"
 )
 
@@ -64,6 +65,12 @@ var kindColumns = map[string][]column{
 		{"trace_id", "VARCHAR"}, {"client_request_id", "VARCHAR"}, {"request_time", "TIMESTAMP"},
 		{"execution_duration_ms", "BIGINT"}, {"state", "VARCHAR"}, {"trace_metadata", tMap}, {"tags", tMap},
 	},
+	config.KindServedEntities: {
+		{"served_entity_id", "VARCHAR"}, {"account_id", "VARCHAR"}, {"workspace_id", "VARCHAR"}, {"created_by", "VARCHAR"},
+		{"endpoint_name", "VARCHAR"}, {"endpoint_id", "VARCHAR"}, {"served_entity_name", "VARCHAR"}, {"entity_type", "VARCHAR"},
+		{"entity_name", "VARCHAR"}, {"entity_version", "VARCHAR"}, {"endpoint_config_version", "INTEGER"}, {"task", "VARCHAR"},
+		{"change_time", "TIMESTAMP"}, {"endpoint_delete_time", "TIMESTAMP"},
+	},
 	spansV1: spanColumns(tMap),
 	// v2's VARIANT columns stand as JSON text, which is how a warehouse
 	// result carries a VARIANT to a client.
@@ -91,6 +98,7 @@ func spanColumns(attrs string) []column {
 // Layout says which tables a loaded workload occupies.
 type Layout struct {
 	Usage, LegacyUsage string
+	Served             string
 	Payloads, Traces   []config.DatabricksAgentTable
 	OTelSpans          []config.DatabricksAgentTable
 	// Truth and Org are the workload's ground truth and org directory files.
@@ -126,6 +134,8 @@ func Load(ctx context.Context, db *sql.DB, dir string) (*Layout, error) {
 			table, l.Usage = UsageTable, UsageTable
 		case config.KindLegacyUsage:
 			table, l.LegacyUsage = LegacyUsageTable, LegacyUsageTable
+		case config.KindServedEntities:
+			table, l.Served = ServedTable, ServedTable
 		case config.KindPayload, config.KindTrace:
 			suffix := "_payload"
 			if s.Kind == config.KindTrace {
@@ -234,7 +244,7 @@ func (l *Layout) LoadLate(ctx context.Context, db *sql.DB) error {
 
 // Configure points the databricks section at the loaded tables.
 func (l *Layout) Configure(d *config.Databricks) {
-	d.Usage, d.LegacyUsage = l.Usage, l.LegacyUsage
+	d.Usage, d.LegacyUsage, d.ServedEntities = l.Usage, l.LegacyUsage, l.Served
 	d.Payloads = append([]config.DatabricksAgentTable(nil), l.Payloads...)
 	d.Traces = append([]config.DatabricksAgentTable(nil), l.Traces...)
 	d.OTelSpans = append([]config.DatabricksAgentTable(nil), l.OTelSpans...)
