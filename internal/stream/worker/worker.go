@@ -177,7 +177,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	if srv != nil {
 		defer func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpShutdownTimeout)
 			defer cancel()
 			_ = srv.Shutdown(sctx)
 		}()
@@ -287,6 +287,24 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("stream stopped", "rekeyed_usage", w.rekeyN.Usage.Load(), "rekeyed_agents", w.rekeyN.Agents.Load(),
 		"dead_letters", w.rekeyN.Dead.Load(), "loaded_answers", w.loadN.Answers.Load())
 	return err
+}
+
+// httpShutdownTimeout bounds the health server's shutdown at the end of Run.
+const httpShutdownTimeout = 5 * time.Second
+
+// writerCloseTimeout is how long closing the writers may take at the end of
+// Run: kafka-go's default WriteTimeout for what is still in flight (the
+// final flushes have already written what the stages produced).
+const writerCloseTimeout = 10 * time.Second
+
+// StopBound is the longest a worker with these group timeouts takes from
+// SIGTERM to exit: its stages' groups stop in parallel (kafka StopBound:
+// final flushes and commits, then leaving the group), then the writers
+// close and the health server shuts down. A pod's
+// terminationGracePeriodSeconds must exceed it, or Kubernetes kills the
+// worker before its last commit and the next owner replays more.
+func StopBound(session, rebalance time.Duration) time.Duration {
+	return kafkaingest.StopBound(session, rebalance) + writerCloseTimeout + httpShutdownTimeout
 }
 
 // rekeyMaxLead bounds how far, in message time, one input partition is
