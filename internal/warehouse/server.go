@@ -482,7 +482,7 @@ var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // the server's own counts at each collection.
 func (s *Server) observe(m metric.Meter) error {
 	calls, err := m.Int64ObservableCounter("obolus.warehouse.calls", metric.WithUnit("{call}"),
-		metric.WithDescription("Requests served, per method: a Thrift call name (ExecuteStatement, FetchResults, ...), CallToken (OAuth) or CallDownload (CloudFetch)"))
+		metric.WithDescription("Requests served, per method: a Thrift call name (ExecuteStatement, FetchResults, ...), "+CallToken+" or "+CallDownload))
 	if err != nil {
 		return fmt.Errorf("warehouse metrics: %w", err)
 	}
