@@ -63,7 +63,7 @@ func TestPrometheusScrapesDev(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// obolus dev on free ports, replaying slowly enough (about 60 s) that
+	// obolus dev on free ports, replaying slowly enough (about two minutes) that
 	// answers are still flowing when Prometheus has scraped a few times.
 	exe, err := os.Executable()
 	if err != nil {
@@ -71,7 +71,7 @@ func TestPrometheusScrapesDev(t *testing.T) {
 	}
 	metricsAddr := freeAddr(t)
 	_, brokerPort, _ := net.SplitHostPort(freeAddr(t))
-	dev := exec.Command(exe, "dev", "--workload", wl, "--port", brokerPort, "--http", metricsAddr, "--rate", "500")
+	dev := exec.Command(exe, "dev", "--workload", wl, "--port", brokerPort, "--http", metricsAddr, "--rate", "250")
 	dev.Env = append(os.Environ(), childEnv+"=1", "OBOLUS_LOG_LEVEL=warn")
 	devLog := filepath.Join(dir, "dev.log")
 	startLogged(t, dev, devLog)
