@@ -134,15 +134,10 @@ scrape_configs:
 		return err == nil && len(rate) == 1 && rate[0].value > 0
 	}, func() string { return fmt.Sprintf("last answer %v, err %v", rate, err) })
 	t.Logf("answers per second: %.0f", rate[0].value)
-
-	// Both processes stop cleanly on SIGTERM.
-	for _, c := range []*exec.Cmd{dev, prom} {
-		_ = c.Process.Signal(syscall.SIGTERM)
-	}
 }
 
-// startLogged starts cmd with its output in log, and kills it at cleanup if
-// it is still running.
+// startLogged starts cmd with its output in log. At cleanup it stops it with
+// SIGTERM, as a supervisor would, and kills it if it has not exited 30 s later.
 func startLogged(t *testing.T, cmd *exec.Cmd, log string) {
 	t.Helper()
 	f, err := os.Create(log)
@@ -156,10 +151,12 @@ func startLogged(t *testing.T, cmd *exec.Cmd, log string) {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
 	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
 			return
 		case <-time.After(30 * time.Second):
+			t.Errorf("%s did not stop within 30 s of SIGTERM; killing it", cmd.Path)
 			_ = cmd.Process.Kill()
 		}
 		<-done
