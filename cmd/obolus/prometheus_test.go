@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,8 +22,12 @@ import (
 	"github.com/obolus/obolus/internal/synth"
 )
 
-// prometheusBin is Debian's prometheus package (.ci/run installs it).
-const prometheusBin = "/usr/bin/prometheus"
+// prometheusBin and promtool come with Debian's prometheus package (.ci/run
+// installs it).
+const (
+	prometheusBin = "/usr/bin/prometheus"
+	promtool      = "/usr/bin/promtool"
+)
 
 // devMetrics are the series /metrics of a running `obolus dev` must carry:
 // every stream metric docs/streaming.md lists in its Metrics table, so the
@@ -46,9 +51,10 @@ func devMetrics(t *testing.T) []string {
 }
 
 // TestPrometheusScrapesDev runs `obolus dev` replaying a generated workload
-// (this test binary is the obolus command), lets a real Prometheus server
-// scrape its /metrics every second, and asks Prometheus' HTTP API for the
-// consumer lag and for answers per second. Everything is polled against one
+// (this test binary is the obolus command) and checks that its /metrics
+// carries every documented series and passes promtool check metrics. It
+// then lets a real Prometheus server scrape /metrics every second, and asks
+// Prometheus' HTTP API for the consumer lag and for answers per second. Everything is polled against one
 // deadline: on a loaded machine it only takes longer.
 func TestPrometheusScrapesDev(t *testing.T) {
 	if testing.Short() {
@@ -82,9 +88,9 @@ func TestPrometheusScrapesDev(t *testing.T) {
 	// answered and restated (a histogram shows as its _bucket series).
 	want := devMetrics(t)
 	var missing []string
+	var body string
 	poll(ctx, t, "obolus dev /metrics with every documented series", devLog, func() bool {
-		body, err := get("http://" + metricsAddr + worker.PathMetrics)
-		if err != nil {
+		if body, err = get("http://" + metricsAddr + worker.PathMetrics); err != nil {
 			return false
 		}
 		missing = missing[:0]
@@ -95,6 +101,13 @@ func TestPrometheusScrapesDev(t *testing.T) {
 		}
 		return len(missing) == 0
 	}, func() string { return fmt.Sprintf("missing %v", missing) })
+	// Prometheus' own linter of the exposition format: names, suffixes,
+	// HELP and TYPE lines.
+	check := exec.Command(promtool, "check", "metrics")
+	check.Stdin = strings.NewReader(body)
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
 
 	promAddr := freeAddr(t)
 	cfg := filepath.Join(dir, "prometheus.yml")
