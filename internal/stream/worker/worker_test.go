@@ -179,7 +179,7 @@ func collectSums(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 			for _, dp := range sum.DataPoints {
 				var kv []string
 				for _, a := range dp.Attributes.ToSlice() {
-					kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+					kv = append(kv, string(a.Key)+"="+a.Value.String())
 				}
 				key := m.Name
 				if len(kv) > 0 {
