@@ -58,6 +58,7 @@ producers) can use the broker too. Ctrl-C stops everything cleanly.`,
 			}
 			// The dev path loads the store unless told otherwise.
 			bindStreamFlags(a, cmd)
+			a.serveMetrics = true
 			a.v.SetDefault("stream.duckdb", true)
 			s, err := a.loadStream(ctx)
 			if err != nil {

@@ -29,8 +29,11 @@ type cli struct {
 	configFile string
 	cfg        *config.Config
 	log        *slog.Logger
-	shutdown   func(context.Context) error
-	out        io.Writer // command output (results), as opposed to logs
+	tel        *telemetry.Telemetry
+	// serveMetrics asks observe for a Prometheus reader: the commands with
+	// an HTTP server (stream, dev, warehouse serve) set it before loading.
+	serveMetrics bool
+	out          io.Writer // command output (results), as opposed to logs
 }
 
 func version() string {
@@ -130,16 +133,17 @@ func (a *cli) observe(ctx context.Context, cfg *config.Config) error {
 	a.log = telemetry.NewLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format)
 	slog.SetDefault(a.log)
 	var err error
-	exp := telemetry.Exporter{Kind: cfg.Telemetry.Exporter, Endpoint: cfg.Telemetry.Endpoint, Insecure: cfg.Telemetry.Insecure}
-	if a.shutdown, err = telemetry.Setup(ctx, exp, "obolus", version(), os.Stdout); err != nil {
+	exp := telemetry.Exporter{Kind: cfg.Telemetry.Exporter, Endpoint: cfg.Telemetry.Endpoint, Insecure: cfg.Telemetry.Insecure,
+		Prometheus: a.serveMetrics}
+	if a.tel, err = telemetry.Setup(ctx, exp, "obolus", version(), os.Stdout); err != nil {
 		return usageError{Err: err}
 	}
 	return nil
 }
 
 func (a *cli) close(ctx context.Context) {
-	if a.shutdown != nil {
-		if err := a.shutdown(context.WithoutCancel(ctx)); err != nil {
+	if a.tel != nil {
+		if err := a.tel.Shutdown(context.WithoutCancel(ctx)); err != nil {
 			a.log.Warn("telemetry shutdown", "err", err)
 		}
 	}

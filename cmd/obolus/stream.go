@@ -33,6 +33,7 @@ obolus-agent-endpoint names an agent log row's endpoint. See docs/streaming.md.`
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			bindStreamFlags(a, cmd)
+			a.serveMetrics = true
 			s, err := a.loadStream(ctx)
 			if err != nil {
 				return err
@@ -52,7 +53,7 @@ func streamFlags(a *cli, cmd *cobra.Command) {
 	f.String("group", "", "consumer group prefix (overrides stream.group)")
 	f.Bool("duckdb", false, "also load attributions and dead letters into store.duckdb (overrides stream.duckdb)")
 	f.StringSlice("stages", nil, "stages to run: rekey, join, load (overrides stream.stages)")
-	f.String("http", "", "listen address of /healthz, /readyz and /status (overrides stream.http)")
+	f.String("http", "", "listen address of /healthz, /readyz, /status and /metrics (overrides stream.http)")
 	f.Duration("grace", 0, "how long a usage event waits for its agent request, in event time (overrides stream.grace)")
 }
 
@@ -84,6 +85,7 @@ func (a *cli) runStream(ctx context.Context, s *config.Stream, started func(*wor
 	if err != nil {
 		return err
 	}
+	wc.Meter, wc.Metrics = a.tel.Meter(worker.Instrumentation), a.tel.Metrics
 	if wc.HasStage(worker.StageLoad) {
 		store, err := a.openStore(ctx)
 		if err != nil {

@@ -52,6 +52,13 @@ until interrupted.`,
   obolus batch --target databricks --config demo/databricks.yaml`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			// The configuration (defaults and environment) sets up logging
+			// and the meter provider /metrics serves.
+			a.serveMetrics = true
+			if err := a.load(ctx); err != nil {
+				return err
+			}
+			defer a.close(ctx)
 			if token == "" {
 				b := make([]byte, 16)
 				if _, err := rand.Read(b); err != nil {
@@ -59,7 +66,8 @@ until interrupted.`,
 				}
 				token = "dapi-local-" + hex.EncodeToString(b)
 			}
-			wc := warehouse.Config{Token: token, DuckDBPath: duckdbPath, VolumeRoot: volumes, TLS: useTLS}
+			wc := warehouse.Config{Token: token, DuckDBPath: duckdbPath, VolumeRoot: volumes, TLS: useTLS,
+				Meter: a.tel.Meter("github.com/obolus/obolus/internal/warehouse"), Metrics: a.tel.Metrics}
 			var clientID, clientSecret string
 			if oauth {
 				b := make([]byte, 24)
@@ -102,7 +110,7 @@ until interrupted.`,
 					return fmt.Errorf("write the server certificate: %w", err)
 				}
 			}
-			fmt.Fprintf(a.out, "local warehouse at %s%s\n", base, d.Path())
+			fmt.Fprintf(a.out, "local warehouse at %s%s (metrics at %s/metrics)\n", base, d.Path(), base)
 			if layout != nil {
 				for _, t := range sortedTables(layout.Rows) {
 					fmt.Fprintf(a.out, "  %-45s %d rows\n", t, layout.Rows[t])

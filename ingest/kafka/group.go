@@ -97,7 +97,7 @@ func (g *Group) Run(ctx context.Context) error {
 		JoinGroupBackoff:  time.Second,
 		StartOffset:       kafka.FirstOffset,
 		// A JoinGroup may wait out a whole rebalance before answering.
-		Timeout:     max(10*time.Second, g.RebalanceTimeout+g.SessionTimeout+5*time.Second),
+		Timeout:     GroupRequestTimeout(g.SessionTimeout, g.RebalanceTimeout),
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { log.Debug("kafka group: " + fmt.Sprintf(f, a...)) }),
 	})
 	if err != nil {
@@ -226,7 +226,7 @@ func (g *Group) runPartition(ctx context.Context, log *slog.Logger, gen *kafka.G
 	final := func() {
 		stopFetch()
 		fetching.Wait()
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), FinalCommitTimeout)
 		defer cancel()
 		if err := commit(cctx); err != nil {
 			log.Warn("final commit; the partition resumes from its previous commit", "err", err)
@@ -436,3 +436,20 @@ func (s *Status) Partitions() []PartitionStatus {
 
 // Batches counts message batches handled, for liveness checks.
 func (s *Status) Batches() int64 { return s.active.Load() }
+
+// FinalCommitTimeout bounds a partition's last flush and commit when its
+// group stops (SIGTERM): the partitions of a group flush in parallel.
+const FinalCommitTimeout = 30 * time.Second
+
+// GroupRequestTimeout is how long a request to the group coordinator
+// (JoinGroup, LeaveGroup) may take: a JoinGroup may wait out a whole
+// rebalance before it is answered.
+func GroupRequestTimeout(session, rebalance time.Duration) time.Duration {
+	return max(10*time.Second, rebalance+session+5*time.Second)
+}
+
+// StopBound is the longest a group takes to stop once asked: every
+// partition's final flush and commit, then leaving the group.
+func StopBound(session, rebalance time.Duration) time.Duration {
+	return FinalCommitTimeout + GroupRequestTimeout(session, rebalance)
+}

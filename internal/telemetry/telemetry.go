@@ -8,14 +8,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -54,14 +61,43 @@ type Exporter struct {
 	// Endpoint is the OTLP/HTTP endpoint (host:port) for otlp.
 	Endpoint string
 	Insecure bool
+	// Prometheus adds a reader that Telemetry.Metrics serves in the
+	// Prometheus text format, whatever Kind is: long-running commands
+	// (stream, dev, warehouse serve) mount it at /metrics on their HTTP server.
+	Prometheus bool
+}
+
+// Telemetry is what Setup installed: the meter provider every instrument
+// records into, and the handler serving it to Prometheus.
+type Telemetry struct {
+	// MeterProvider is the provider Setup built (the global one too);
+	// a no-op provider when nothing reads the metrics.
+	MeterProvider metric.MeterProvider
+	// Metrics serves every instrument of MeterProvider, plus the process's
+	// and the Go runtime's figures, in the Prometheus exposition format;
+	// nil unless Exporter.Prometheus.
+	Metrics  http.Handler
+	shutdown func(context.Context) error
+}
+
+// Meter is the named meter of the provider.
+func (t *Telemetry) Meter(name string) metric.Meter { return t.MeterProvider.Meter(name) }
+
+// Shutdown flushes and stops the providers.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	if t == nil || t.shutdown == nil {
+		return nil
+	}
+	return t.shutdown(ctx)
 }
 
 // Setup installs global meter and tracer providers for the configured
-// exporter and returns a function that flushes and stops them. Exporter
-// "none" installs nothing: the OpenTelemetry API then records nothing, at no cost.
-func Setup(ctx context.Context, c Exporter, service, version string, stdout io.Writer) (func(context.Context) error, error) {
-	if c.Kind == "none" || c.Kind == "" {
-		return func(context.Context) error { return nil }, nil
+// exporter and returns them with a function that flushes and stops them.
+// Exporter "none" without Prometheus installs nothing: the OpenTelemetry
+// API then records nothing, at no cost.
+func Setup(ctx context.Context, c Exporter, service, version string, stdout io.Writer) (*Telemetry, error) {
+	if (c.Kind == "none" || c.Kind == "") && !c.Prometheus {
+		return &Telemetry{MeterProvider: noop.NewMeterProvider()}, nil
 	}
 	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL,
 		semconv.ServiceName(service), semconv.ServiceVersion(version)))
@@ -71,6 +107,7 @@ func Setup(ctx context.Context, c Exporter, service, version string, stdout io.W
 	var mexp sdkmetric.Exporter
 	var texp sdktrace.SpanExporter
 	switch c.Kind {
+	case "none", "":
 	case "stdout":
 		if mexp, err = stdoutmetric.New(stdoutmetric.WithWriter(stdout)); err != nil {
 			return nil, fmt.Errorf("telemetry stdout metrics: %w", err)
@@ -94,12 +131,49 @@ func Setup(ctx context.Context, c Exporter, service, version string, stdout io.W
 	default:
 		return nil, fmt.Errorf("telemetry.exporter: %q: use none, stdout or otlp", c.Kind)
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res),
-		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp, sdkmetric.WithInterval(15*time.Second))))
-	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(texp))
+	t := &Telemetry{}
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	if mexp != nil {
+		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp, sdkmetric.WithInterval(15*time.Second))))
+	}
+	if c.Prometheus {
+		// A registry of our own, not client_golang's global default: two
+		// Setups in one process (tests) must not collide on registration.
+		reg := prometheus.NewRegistry()
+		if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+			return nil, fmt.Errorf("telemetry prometheus process collector: %w", err)
+		}
+		if err := reg.Register(collectors.NewGoCollector()); err != nil {
+			return nil, fmt.Errorf("telemetry prometheus go collector: %w", err)
+		}
+		// Without scope labels: every obolus instrument's name already says
+		// which part of obolus records it.
+		pexp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+		if err != nil {
+			return nil, fmt.Errorf("telemetry prometheus exporter: %w", err)
+		}
+		mopts = append(mopts, sdkmetric.WithReader(pexp))
+		t.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: promLog{}, ErrorHandling: promhttp.ContinueOnError})
+	}
+	mp := sdkmetric.NewMeterProvider(mopts...)
+	t.MeterProvider = mp
 	otel.SetMeterProvider(mp)
-	otel.SetTracerProvider(tp)
-	return func(ctx context.Context) error {
-		return errors.Join(tp.Shutdown(ctx), mp.Shutdown(ctx))
-	}, nil
+	var tp *sdktrace.TracerProvider
+	if texp != nil {
+		tp = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(texp))
+		otel.SetTracerProvider(tp)
+	}
+	t.shutdown = func(ctx context.Context) error {
+		var terr error
+		if tp != nil {
+			terr = tp.Shutdown(ctx)
+		}
+		return errors.Join(terr, mp.Shutdown(ctx))
+	}
+	return t, nil
 }
+
+// promLog sends the Prometheus handler's collection errors to the process log.
+type promLog struct{}
+
+func (promLog) Println(v ...any) { slog.Warn("prometheus /metrics", "err", fmt.Sprint(v...)) }

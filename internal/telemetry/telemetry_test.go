@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // TestOTLPExportReachesCollector runs the real OTLP/HTTP exporters against a
@@ -29,7 +31,7 @@ func TestOTLPExportReachesCollector(t *testing.T) {
 	defer srv.Close()
 
 	ctx := context.Background()
-	shutdown, err := Setup(ctx, Exporter{Kind: "otlp", Endpoint: strings.TrimPrefix(srv.URL, "http://"), Insecure: true}, "obolus-test", "dev", nil)
+	tel, err := Setup(ctx, Exporter{Kind: "otlp", Endpoint: strings.TrimPrefix(srv.URL, "http://"), Insecure: true}, "obolus-test", "dev", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +39,7 @@ func TestOTLPExportReachesCollector(t *testing.T) {
 	c.Add(ctx, 3)
 	_, span := otel.Tracer("test").Start(ctx, "test.span")
 	span.End()
-	if err := shutdown(ctx); err != nil {
+	if err := tel.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
@@ -57,5 +59,54 @@ func TestLoggerRedactsSecrets(t *testing.T) {
 	}
 	if !strings.Contains(out, "example.cloud.databricks.com") {
 		t.Errorf("non-secret attribute lost: %s", out)
+	}
+}
+
+// TestPrometheusHandler records through the provider Setup returns and reads
+// the handler's exposition: the names Prometheus sees are the ones
+// docs/streaming.md lists (dots become underscores, counters gain _total,
+// a unit in seconds gains _seconds, an annotation unit such as {message}
+// adds nothing), beside the process and Go runtime figures.
+func TestPrometheusHandler(t *testing.T) {
+	ctx := context.Background()
+	tel, err := Setup(ctx, Exporter{Kind: "none", Prometheus: true}, "obolus-test", "dev", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(ctx)
+	m := tel.Meter("test")
+	c, _ := m.Int64Counter("obolus.test.answers", metric.WithUnit("{answer}"))
+	c.Add(ctx, 3, metric.WithAttributes(attribute.String("match_method", "trace_id")))
+	h, _ := m.Float64Histogram("obolus.test.latency", metric.WithUnit("s"))
+	h.Record(ctx, 0.25)
+	g, _ := m.Int64Gauge("obolus.test.lag", metric.WithUnit("{message}"))
+	g.Record(ctx, 7)
+
+	rec := httptest.NewRecorder()
+	tel.Metrics.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`obolus_test_answers_total{match_method="trace_id"} 3`,
+		`obolus_test_latency_seconds_count 1`,
+		`obolus_test_lag 7`,
+		"process_resident_memory_bytes ",
+		"go_goroutines ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+}
+
+func TestNoneInstallsNoHandler(t *testing.T) {
+	tel, err := Setup(context.Background(), Exporter{Kind: "none"}, "obolus-test", "dev", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tel.Metrics != nil {
+		t.Error("exporter none without Prometheus serves metrics")
+	}
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Error(err)
 	}
 }

@@ -22,6 +22,8 @@ import (
 
 	"github.com/apache/thrift/lib/go/thrift"
 	duckdb "github.com/duckdb/duckdb-go/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/obolus/obolus/internal/warehouse/tcli"
 )
@@ -71,6 +73,12 @@ type Config struct {
 	OAuthClients map[string]string
 	// TokenTTL is the lifetime of issued OAuth tokens; 0 means one hour.
 	TokenTTL time.Duration
+	// Meter records the server's calls, sessions and operations; nil
+	// records nothing.
+	Meter metric.Meter
+	// Metrics, when set, is served at GET /metrics without a token, as
+	// Prometheus scrapes: the Prometheus exposition of Meter's provider.
+	Metrics http.Handler
 }
 
 // reservedCatalogs are Spark catalog names DuckDB keeps for itself; the server
@@ -112,6 +120,8 @@ type Server struct {
 	// waits and the count reaches zero.
 	inflight int
 	drained  chan struct{}
+	// metricsReg is the callback observing the server for Config.Meter.
+	metricsReg metric.Registration
 }
 
 // databricksFunctions are Databricks SQL built-ins DuckDB lacks, as DuckDB
@@ -186,6 +196,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	for _, duck := range reservedCatalogs {
 		if err := s.ensureCatalog(context.Background(), duck); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
+	if cfg.Meter != nil {
+		if err := s.observe(cfg.Meter); err != nil {
 			_ = s.Close()
 			return nil, err
 		}
@@ -287,6 +303,7 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	srv := s.httpSrv
+	reg := s.metricsReg
 	sessions := make([]*session, 0, len(s.sessions))
 	for _, se := range s.sessions {
 		sessions = append(sessions, se)
@@ -301,6 +318,9 @@ func (s *Server) Close() error {
 	// then closed outright: http.Server.Shutdown would also wait up to six
 	// seconds for a connection that never sent a request, and Go's client
 	// transport opens such spare connections whenever requests overlap.
+	if reg != nil {
+		errs = append(errs, reg.Unregister())
+	}
 	s.stopAll()
 	if err := s.waitRequests(30 * time.Second); err != nil {
 		errs = append(errs, err)
@@ -379,6 +399,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.leave()
+	if r.URL.Path == "/metrics" && s.cfg.Metrics != nil && r.Method == http.MethodGet {
+		s.cfg.Metrics.ServeHTTP(w, r)
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, stagingPathPrefix) {
 		s.serveStaging(w, r)
 		return
@@ -453,6 +477,40 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // responseBuffers recycles response buffers: result pages run to megabytes
 // and growing a fresh buffer for each one dominated the server's cost.
 var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// observe registers the server's instruments with m: they are read from
+// the server's own counts at each collection.
+func (s *Server) observe(m metric.Meter) error {
+	calls, err := m.Int64ObservableCounter("obolus.warehouse.calls", metric.WithUnit("{call}"),
+		metric.WithDescription("Requests served, per method: a Thrift call name (ExecuteStatement, FetchResults, ...), "+CallToken+" or "+CallDownload))
+	if err != nil {
+		return fmt.Errorf("warehouse metrics: %w", err)
+	}
+	sessions, err := m.Int64ObservableGauge("obolus.warehouse.sessions", metric.WithUnit("{session}"),
+		metric.WithDescription("Open sessions"))
+	if err != nil {
+		return fmt.Errorf("warehouse metrics: %w", err)
+	}
+	ops, err := m.Int64ObservableGauge("obolus.warehouse.operations", metric.WithUnit("{operation}"),
+		metric.WithDescription("Statements held open (running, or with results not yet closed)"))
+	if err != nil {
+		return fmt.Errorf("warehouse metrics: %w", err)
+	}
+	s.metricsReg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for method, n := range s.calls {
+			o.ObserveInt64(calls, int64(n), metric.WithAttributes(attribute.String("method", method)))
+		}
+		o.ObserveInt64(sessions, int64(len(s.sessions)))
+		o.ObserveInt64(ops, int64(len(s.ops)))
+		return nil
+	}, calls, sessions, ops)
+	if err != nil {
+		return fmt.Errorf("warehouse metrics: %w", err)
+	}
+	return nil
+}
 
 // Calls reports how often the server has served method: a Thrift call name
 // (ExecuteStatement, FetchResults, ...), CallToken or CallDownload.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -26,6 +27,8 @@ type joiner struct {
 	flushAt int
 	log     *slog.Logger
 	metrics *metrics
+	// deadLetters counts keyed records written to the dead-letter topic.
+	deadLetters atomic.Int64
 
 	mu    sync.Mutex
 	stats map[int]stream.Stats
@@ -86,6 +89,8 @@ type joinPartition struct {
 	dead      []kafka.Message
 	firsts    []time.Time // source times of first answers awaiting acknowledgement
 	restated  int64
+	// byMethod counts the answers awaiting acknowledgement by match method.
+	byMethod map[answerKey]int64
 	// marked is when a marker was last written; records counts the
 	// records other than markers handled since.
 	marked  time.Time
@@ -124,6 +129,13 @@ func (p *joinPartition) Handle(ctx context.Context, msgs []kafka.Message) error 
 			return err
 		}
 		for _, o := range p.outs {
+			if len(o.Rows) > 0 {
+				if p.byMethod == nil {
+					p.byMethod = map[answerKey]int64{}
+				}
+				// A split answer's rows share their method.
+				p.byMethod[answerKey{o.Rows[0].MatchMethod, o.Restatement}]++
+			}
 			if !o.Restatement {
 				p.firsts = append(p.firsts, o.SourceTime)
 			} else {
@@ -149,14 +161,16 @@ func (p *joinPartition) write(ctx context.Context) error {
 		if err := p.j.dead.WriteMessages(ctx, p.dead...); err != nil {
 			return fmt.Errorf("write %d dead letters: %w", len(p.dead), err)
 		}
+		p.j.deadLetters.Add(int64(len(p.dead)))
 		p.dead = p.dead[:0]
 	}
 	n := p.prod.Buffered()
 	if err := p.prod.Write(ctx); err != nil {
 		return err
 	}
-	p.j.metrics.answered(ctx, n, p.firsts, p.restated)
+	p.j.metrics.answered(ctx, n, p.firsts, p.restated, p.byMethod)
 	p.firsts, p.restated = p.firsts[:0], 0
+	clear(p.byMethod)
 	return nil
 }
 

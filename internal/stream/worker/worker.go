@@ -42,6 +42,15 @@ const (
 	StageLoad  = "load"
 )
 
+// The worker's HTTP paths on Config.HTTP, named once for the deployment
+// manifests' tests.
+const (
+	PathHealth  = "/healthz"
+	PathReady   = "/readyz"
+	PathStatus  = "/status"
+	PathMetrics = "/metrics"
+)
+
 // Topics names the worker's topics.
 type Topics struct {
 	Usage, Agents, Keyed, Output, DeadLetter string
@@ -70,8 +79,12 @@ type Config struct {
 	// Limits bound what an input record may claim; zero fields mean
 	// ingest.DefaultLimits.
 	Limits ingest.Limits
-	// HTTP is the listen address of /healthz, /readyz and /status ("": none).
+	// HTTP is the listen address of /healthz, /readyz, /status and
+	// /metrics ("": none).
 	HTTP string
+	// Metrics serves /metrics (the Prometheus exposition of Meter's
+	// provider); nil leaves the path out.
+	Metrics http.Handler
 	// Join configures the windowed join (Grace, Horizon, AgentRetention, Idle).
 	Join stream.Config
 	// ServicePrincipals maps agent endpoints to service principals.
@@ -164,7 +177,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	if srv != nil {
 		defer func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpShutdownTimeout)
 			defer cancel()
 			_ = srv.Shutdown(sctx)
 		}()
@@ -274,6 +287,24 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("stream stopped", "rekeyed_usage", w.rekeyN.Usage.Load(), "rekeyed_agents", w.rekeyN.Agents.Load(),
 		"dead_letters", w.rekeyN.Dead.Load(), "loaded_answers", w.loadN.Answers.Load())
 	return err
+}
+
+// httpShutdownTimeout bounds the health server's shutdown at the end of Run.
+const httpShutdownTimeout = 5 * time.Second
+
+// writerCloseTimeout is how long closing the writers may take at the end of
+// Run: kafka-go's default WriteTimeout for what is still in flight (the
+// final flushes have already written what the stages produced).
+const writerCloseTimeout = 10 * time.Second
+
+// StopBound is the longest a worker with these group timeouts takes from
+// SIGTERM to exit: its stages' groups stop in parallel (kafka StopBound:
+// final flushes and commits, then leaving the group), then the writers
+// close and the health server shuts down. A pod's
+// terminationGracePeriodSeconds must exceed it, or Kubernetes kills the
+// worker before its last commit and the next owner replays more.
+func StopBound(session, rebalance time.Duration) time.Duration {
+	return kafkaingest.StopBound(session, rebalance) + writerCloseTimeout + httpShutdownTimeout
 }
 
 // rekeyMaxLead bounds how far, in message time, one input partition is
@@ -405,7 +436,8 @@ func cmpString(a, b string) int {
 }
 
 // serveHTTP starts /healthz (the process is up and no stage has failed),
-// /readyz (every stage has joined its group) and /status (JSON).
+// /readyz (every stage has joined its group), /status (JSON) and, when
+// Config.Metrics is set, /metrics (Prometheus).
 func (w *Worker) serveHTTP(ctx context.Context) (*http.Server, error) {
 	addr := w.cfg.HTTP
 	if addr == "" {
@@ -419,7 +451,7 @@ func (w *Worker) serveHTTP(ctx context.Context) (*http.Server, error) {
 	w.httpAddr = ln.Addr().String()
 	w.mu.Unlock()
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+PathHealth, func(rw http.ResponseWriter, _ *http.Request) {
 		w.mu.Lock()
 		fatal := w.fatal
 		w.mu.Unlock()
@@ -429,19 +461,24 @@ func (w *Worker) serveHTTP(ctx context.Context) (*http.Server, error) {
 		}
 		fmt.Fprintln(rw, "ok")
 	})
-	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+PathReady, func(rw http.ResponseWriter, _ *http.Request) {
 		if !w.Ready() {
 			http.Error(rw, "not ready: joining consumer groups", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(rw, "ready")
 	})
-	mux.HandleFunc("GET /status", func(rw http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+PathStatus, func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(rw)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(w.Status())
 	})
+	paths := PathHealth + " " + PathReady + " " + PathStatus
+	if w.cfg.Metrics != nil {
+		mux.Handle("GET "+PathMetrics, w.cfg.Metrics)
+		paths += " " + PathMetrics
+	}
 	// Profiles, for when a worker is slower or bigger than expected.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -451,6 +488,6 @@ func (w *Worker) serveHTTP(ctx context.Context) (*http.Server, error) {
 			w.log.Error("health endpoints stopped", "err", err)
 		}
 	}()
-	w.log.Info("health endpoints", "addr", "http://"+w.httpAddr, "paths", "/healthz /readyz /status")
+	w.log.Info("health endpoints", "addr", "http://"+w.httpAddr, "paths", paths)
 	return srv, nil
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/obolus/obolus/enrich"
 	kafkaingest "github.com/obolus/obolus/ingest/kafka"
@@ -65,6 +67,12 @@ func TestWorkerAttributes(t *testing.T) {
 	}
 	defer b.Close()
 	cfg := testConfig([]string{b.Addr()})
+	// The SDK's manual reader: the worker records into a real meter
+	// provider, and the test collects from it.
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer provider.Shutdown(context.Background())
+	cfg.Meter = provider.Meter(Instrumentation)
 	w, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +129,29 @@ func TestWorkerAttributes(t *testing.T) {
 	if got.InvocationID != "inv-1" || got.EndUser != "ana@example.com" || got.MatchMethod != schemas.MethodRequestID {
 		t.Errorf("answer %s → %s by %s, want inv-1 → ana@example.com by request_id", got.InvocationID, got.EndUser, got.MatchMethod)
 	}
+	// The answer is counted once the output topic acknowledged it, just
+	// after it became readable: collect until it shows, within ctx.
+	want := map[string]int64{
+		"obolus.stream.records_in kind=usage":                                 1,
+		"obolus.stream.records_in kind=agent":                                 1,
+		"obolus.stream.dead_letters stage=rekey":                              0,
+		"obolus.stream.dead_letters stage=join":                               0,
+		"obolus.stream.answers":                                               1,
+		"obolus.stream.invocations match_method=request_id,restatement=false": 1,
+	}
+	var sums map[string]int64
+	for {
+		sums = collectSums(t, reader)
+		if sums["obolus.stream.answers"] == 1 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for k, n := range want {
+		if v, ok := sums[k]; !ok || v != n {
+			t.Errorf("%s = %d (recorded: %v), want %d", k, v, ok, n)
+		}
+	}
 	stop()
 	if err := <-done; err != nil {
 		t.Errorf("Run after its context ended: %v, want a clean stop", err)
@@ -128,4 +159,35 @@ func TestWorkerAttributes(t *testing.T) {
 	if st := w.Status(); st.Rekey.Usage != 1 || st.Rekey.Agents != 1 {
 		t.Errorf("status %+v, want one usage and one agent message re-keyed", st.Rekey)
 	}
+}
+
+// collectSums reads every sum (counter) point of the reader as
+// "name attr=value,..." → value.
+func collectSums(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			sum, ok := m.Data.(metricdata.Sum[int64])
+			if !ok {
+				continue
+			}
+			for _, dp := range sum.DataPoints {
+				var kv []string
+				for _, a := range dp.Attributes.ToSlice() {
+					kv = append(kv, string(a.Key)+"="+a.Value.String())
+				}
+				key := m.Name
+				if len(kv) > 0 {
+					key += " " + strings.Join(kv, ",")
+				}
+				out[key] = dp.Value
+			}
+		}
+	}
+	return out
 }
