@@ -21,7 +21,9 @@ type Index struct {
 	byTrace  map[string]int32 // normalised trace id → position
 	byReqID  map[string]int32 // agent request id and client request id → position
 	timeline map[string]*timeline
-	size     int
+	// links are gateway spans' links: usage link id → normalised trace id.
+	links map[string]string
+	size  int
 
 	tolerance     time.Duration
 	disagreements int64
@@ -34,6 +36,7 @@ func NewIndex() *Index {
 		byTrace:  make(map[string]int32),
 		byReqID:  make(map[string]int32),
 		timeline: make(map[string]*timeline),
+		links:    make(map[string]string),
 	}
 }
 
@@ -94,6 +97,10 @@ func provenanceOf(r *schemas.AgentRequest) provenance {
 }
 
 func (ix *Index) add(r *schemas.AgentRequest) {
+	if r.GatewayLinkID != "" {
+		ix.addLink(r)
+		return
+	}
 	key := r.Key()
 	if key == "" {
 		return
@@ -229,6 +236,30 @@ func (ix *Index) ByTraceID(id string) (*schemas.AgentRequest, bool) {
 	}
 	return ix.get(ix.byTrace, t)
 }
+
+// addLink holds a gateway span's link. Two spans linking one usage row to
+// different traces keep the smallest trace id, whatever their order.
+func (ix *Index) addLink(r *schemas.AgentRequest) {
+	t := NormalizeTraceID(r.TraceID)
+	if t == "" {
+		return
+	}
+	if old, ok := ix.links[r.GatewayLinkID]; !ok || t < old {
+		ix.links[r.GatewayLinkID] = t
+	}
+}
+
+// ByGatewayLink returns the trace a gateway span links usage link id to.
+func (ix *Index) ByGatewayLink(id string) (trace string, ok bool) {
+	if id == "" {
+		return "", false
+	}
+	trace, ok = ix.links[id]
+	return trace, ok
+}
+
+// Links is the number of gateway links held.
+func (ix *Index) Links() int { return len(ix.links) }
 
 // ByRequestID returns the request whose agent request id or client request id is id.
 func (ix *Index) ByRequestID(id string) (*schemas.AgentRequest, bool) {

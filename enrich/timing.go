@@ -130,7 +130,7 @@ func (e *Engine) Learn(ev *schemas.UsageEvent) {
 	if e.learner == nil {
 		e.learner = &timingLearner{bySP: map[string]*timingCounts{}}
 	}
-	r, _, idSeen := m.link(ReadTags(ev.RequestTags, m.cfg.ExactTagKeys))
+	r, _, idSeen := m.link(ev, ReadTags(ev.RequestTags, m.cfg.ExactTagKeys))
 	if r == nil && !idSeen {
 		m.wide = m.idx.Running(m.wide[:0], ev.Requester, ev.EventTime, m.cfg.Skew+m.cfg.CrowdMargin)
 		if len(m.wide) == 1 {

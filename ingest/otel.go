@@ -71,7 +71,7 @@ func (d *decoder) spanRequest(endpoint, sp string, dst *schemas.AgentRequest) er
 	if !ok {
 		return errSkipped
 	}
-	if r.ServicePrincipal == "" {
+	if r.ServicePrincipal == "" && r.GatewayLinkID == "" {
 		key := d.spanKeys.ServicePrincipal
 		return fieldErr("resource.attributes."+key, "missing: the source names no service_principal, so the span's resource must")
 	}

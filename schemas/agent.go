@@ -49,6 +49,11 @@ type AgentRequest struct {
 	DurationMS       int64     `json:"duration_ms"`
 	Status           string    `json:"status"`
 	Source           string    `json:"source"`
+	// GatewayLinkID marks a record that stands for no request: an AI
+	// Gateway span of the unified trace table, which says only that the
+	// usage row whose link column (MatchConfig.GatewayLinkColumn) holds this
+	// value was made within trace TraceID. It names no user.
+	GatewayLinkID string `json:"gateway_link_id,omitempty"`
 }
 
 // End is when the agent finished the request.

@@ -45,6 +45,11 @@ type SpanKeys struct {
 	// AgentEndpoint is the resource attribute naming the agent (its serving
 	// endpoint or app); used only when the source configures none.
 	AgentEndpoint string
+	// GatewayLink are the span attributes by which an AI Gateway span of the
+	// unified trace table names its usage row. A span carrying one is a
+	// gateway span: it links that usage row to its trace and stands for no
+	// agent request (AgentRequest.GatewayLinkID).
+	GatewayLink []string
 }
 
 // DefaultSpanKeys are the attribute keys read unless configured otherwise.
@@ -61,11 +66,13 @@ var DefaultSpanKeys = SpanKeys{
 	RequestID:        []string{"client_request_id", "mlflow.trace.client_request_id", "databricks_request_id"},
 	ServicePrincipal: "obolus.service_principal",
 	AgentEndpoint:    "service.name",
+	// Not confirmed: which attribute of a gateway span names the usage row.
+	GatewayLink: []string{"databricks.ai_gateway.request_id", "ai_gateway.request_id", "gen_ai.request.id"},
 }
 
 // Wanted reports whether the attribute key is one a SpanRow keeps.
 func (k *SpanKeys) Wanted(key string) bool {
-	for _, l := range [...][]string{k.User, k.Session, k.RequestID} {
+	for _, l := range [...][]string{k.User, k.Session, k.RequestID, k.GatewayLink} {
 		for _, w := range l {
 			if w == key {
 				return true
@@ -101,9 +108,13 @@ func (s *SpanRow) IsRoot() bool { return s.ParentSpanID == "" }
 // over the resource's: a row's resource is written by the agent's own code,
 // and must not move its calls to another service principal's timeline.
 func (s *SpanRow) AgentRequest(agentEndpoint, servicePrincipal string, k *SpanKeys) (r AgentRequest, ok bool) {
-	user := first(s.Attributes, k.User)
-	if !s.IsRoot() && user == "" {
-		return AgentRequest{}, false
+	dur := s.EndTime.Sub(s.StartTime)
+	// Rounded up to the millisecond, so the request's interval covers the span.
+	ms := int64((dur + time.Millisecond - 1) / time.Millisecond)
+	if link := first(s.Attributes, k.GatewayLink); link != "" {
+		// A gateway span: its enduser.id, if any, is whoever called the
+		// gateway (the agent's service principal), never read as a user.
+		return AgentRequest{TraceID: s.TraceID, GatewayLinkID: link, StartTime: s.StartTime, DurationMS: ms, Source: SourceOTelSpan}, true
 	}
 	if agentEndpoint == "" && k.AgentEndpoint != "" {
 		agentEndpoint = s.ResourceAttributes[k.AgentEndpoint]
@@ -111,10 +122,16 @@ func (s *SpanRow) AgentRequest(agentEndpoint, servicePrincipal string, k *SpanKe
 	if servicePrincipal == "" && k.ServicePrincipal != "" {
 		servicePrincipal = s.ResourceAttributes[k.ServicePrincipal]
 	}
+	user := first(s.Attributes, k.User)
+	if user != "" && user == servicePrincipal {
+		// The identity the agent calls as is no end user (a span written by
+		// whatever the agent authenticates to).
+		user = ""
+	}
+	if !s.IsRoot() && user == "" {
+		return AgentRequest{}, false
+	}
 	reqID := first(s.Attributes, k.RequestID)
-	// Rounded up to the millisecond, so the request's interval covers the span.
-	dur := s.EndTime.Sub(s.StartTime)
-	ms := int64((dur + time.Millisecond - 1) / time.Millisecond)
 	return AgentRequest{
 		AgentRequestID:   reqID,
 		TraceID:          s.TraceID,
@@ -144,7 +161,7 @@ func spanStatus(code string) string {
 
 // OrDefault is k, or DefaultSpanKeys when k is the zero value.
 func (k SpanKeys) OrDefault() SpanKeys {
-	if k.User == nil && k.Session == nil && k.RequestID == nil && k.ServicePrincipal == "" && k.AgentEndpoint == "" {
+	if k.User == nil && k.Session == nil && k.RequestID == nil && k.ServicePrincipal == "" && k.AgentEndpoint == "" && k.GatewayLink == nil {
 		return DefaultSpanKeys
 	}
 	return k

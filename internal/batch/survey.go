@@ -21,6 +21,11 @@ type Survey struct {
 	// AgentRequests and TimeDisagreements are enrich.Index's counts over the
 	// agent logs read.
 	AgentRequests, TimeDisagreements int64
+	// GatewayLinks counts the gateway spans' links read; GatewayLinked the
+	// sampled usage rows a gateway span puts in a trace (through
+	// match.GatewayLinkColumn), GatewayLinkedRequests those whose trace's
+	// agent request was read too.
+	GatewayLinks, GatewayLinked, GatewayLinkedRequests int64
 }
 
 var errEnough = errors.New("survey has enough rows")
@@ -29,6 +34,7 @@ var errEnough = errors.New("survey has enough rows")
 func SurveySources(ctx context.Context, usage, agents []Source, w ingest.Window, match enrich.MatchConfig, maxRows int64) (*Survey, error) {
 	s := &Survey{TagKeys: map[string]int64{}}
 	ignoreDead := func(schemas.DeadLetter) error { return nil }
+	var linkIDs []string // the sample's link column, when linking is on
 	for _, src := range usage {
 		if s.UsageRows >= maxRows {
 			break
@@ -39,6 +45,12 @@ func SurveySources(ctx context.Context, usage, agents []Source, w ingest.Window,
 					return errEnough
 				}
 				s.UsageRows++
+				switch match.GatewayLinkColumn {
+				case enrich.LinkRequestID:
+					linkIDs = append(linkIDs, evs[i].RequestID)
+				case enrich.LinkInvocationID:
+					linkIDs = append(linkIDs, evs[i].InvocationID)
+				}
 				for k, v := range evs[i].RequestTags {
 					if v != "" {
 						s.TagKeys[k]++
@@ -62,5 +74,14 @@ func SurveySources(ctx context.Context, usage, agents []Source, w ingest.Window,
 		}
 	}
 	s.AgentRequests, s.TimeDisagreements = int64(idx.Len()), idx.TimeDisagreements()
+	s.GatewayLinks = int64(idx.Links())
+	for _, id := range linkIDs {
+		if trace, ok := idx.ByGatewayLink(id); ok {
+			s.GatewayLinked++
+			if _, ok := idx.ByTraceID(trace); ok {
+				s.GatewayLinkedRequests++
+			}
+		}
+	}
 	return s, nil
 }

@@ -67,12 +67,18 @@ type OTel struct {
 	// AgentEndpointAttribute is the resource attribute naming the agent,
 	// read when a source configures no agent_endpoint.
 	AgentEndpointAttribute string `mapstructure:"agent_endpoint_attribute"`
+	// GatewayLinkAttributes name a usage row on an AI Gateway span of the
+	// unified trace table; GatewayLinkColumn is the usage column they hold
+	// (request_id or invocation_id; empty: no linking). Neither is confirmed
+	// by Databricks: see docs/sources.md.
+	GatewayLinkAttributes []string `mapstructure:"gateway_link_attributes"`
+	GatewayLinkColumn     string   `mapstructure:"gateway_link_column"`
 }
 
 // SpanKeys converts the section for the readers.
 func (o OTel) SpanKeys() schemas.SpanKeys {
 	return schemas.SpanKeys{User: o.UserAttributes, Session: o.SessionAttributes, RequestID: o.RequestIDAttributes,
-		ServicePrincipal: o.ServicePrincipalAttribute, AgentEndpoint: o.AgentEndpointAttribute}
+		ServicePrincipal: o.ServicePrincipalAttribute, AgentEndpoint: o.AgentEndpointAttribute, GatewayLink: o.GatewayLinkAttributes}
 }
 
 // Validate reports every problem of the otel section, each naming its key.
@@ -81,7 +87,8 @@ func (o OTel) Validate() []error {
 	for _, l := range []struct {
 		key  string
 		keys []string
-	}{{"user_attributes", o.UserAttributes}, {"session_attributes", o.SessionAttributes}, {"request_id_attributes", o.RequestIDAttributes}} {
+	}{{"user_attributes", o.UserAttributes}, {"session_attributes", o.SessionAttributes}, {"request_id_attributes", o.RequestIDAttributes},
+		{"gateway_link_attributes", o.GatewayLinkAttributes}} {
 		for i, k := range l.keys {
 			if strings.TrimSpace(k) == "" || strings.ContainsAny(k, "\x00\n") {
 				errs = append(errs, fmt.Errorf("otel.%s[%d]: %q is not an attribute key; remove it or name an attribute such as enduser.id", l.key, i, k))
@@ -230,6 +237,8 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("otel.request_id_attributes", schemas.DefaultSpanKeys.RequestID)
 	v.SetDefault("otel.service_principal_attribute", schemas.DefaultSpanKeys.ServicePrincipal)
 	v.SetDefault("otel.agent_endpoint_attribute", schemas.DefaultSpanKeys.AgentEndpoint)
+	v.SetDefault("otel.gateway_link_attributes", schemas.DefaultSpanKeys.GatewayLink)
+	v.SetDefault("otel.gateway_link_column", m.GatewayLinkColumn)
 	DatabricksDefaults(v)
 	StreamDefaults(v)
 }
@@ -450,6 +459,7 @@ func (c *Config) MatchConfig() enrich.MatchConfig {
 		ExactTagKeys:        c.Match.ExactTagKeys,
 		Calibrate:           c.Match.Calibrate,
 		MinConfidence:       c.Match.MinConfidence,
+		GatewayLinkColumn:   c.OTel.GatewayLinkColumn,
 	}
 }
 

@@ -33,6 +33,13 @@ func SurveyChecks(s *batch.Survey, match enrich.MatchConfig) []Check {
 		out = append(out, Check{Name: "tag keys", Status: CheckOK,
 			Detail: fmt.Sprintf("%d keys on %d sampled usage rows; none is a near miss of a configured key", len(s.TagKeys), s.UsageRows)})
 	}
+	if s.GatewayLinks > 0 {
+		// A sampled row whose link leads to no agent request is either
+		// early (its log has not landed) or not an agent's call at all.
+		out = append(out, Check{Name: "gateway spans", Status: CheckOK,
+			Detail: fmt.Sprintf("%d of %d sampled usage rows (%.1f%%) are in a trace through their %s (otel.gateway_link_column), %d of them in a trace whose agent request was read; %d gateway spans",
+				s.GatewayLinked, s.UsageRows, 100*float64(s.GatewayLinked)/float64(max(s.UsageRows, 1)), match.GatewayLinkColumn, s.GatewayLinkedRequests, s.GatewayLinks)})
+	}
 	c := Check{Name: "agent logs", Status: CheckOK,
 		Detail: fmt.Sprintf("%d agent requests; their logs agree on the times within match.skew (%s)", s.AgentRequests, match.Skew)}
 	if s.TimeDisagreements > 0 {

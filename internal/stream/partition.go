@@ -298,7 +298,9 @@ func (p *Partition) agent(dst []Output, r *Record, off int64) []Output {
 	a := r.Agent
 	end := a.End().UnixNano()
 	key := a.Key()
-	if key == "" || a.StartTime.IsZero() {
+	if key == "" || a.StartTime.IsZero() || a.GatewayLinkID != "" {
+		// A gateway span's link is a batch join path only: its usage row
+		// may already be answered when it comes, and nothing would evict it.
 		p.stats.NoKey++
 		return dst
 	}
