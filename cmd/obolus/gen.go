@@ -74,5 +74,6 @@ points at them. Deterministic for a seed.`,
 	f.StringVar(&cfg.Format, "format", cfg.Format, "file format: jsonl, csv or parquet")
 	f.StringVar(&cfg.AgentLogs, "agent-logs", cfg.AgentLogs, "agent logs: mlflow (payload tables and MLflow traces) or otel (OpenTelemetry span tables)")
 	f.StringVar(&cfg.OTelLayout, "otel-layout", cfg.OTelLayout, "span table layout with --agent-logs otel: v2 (attributes VARIANT) or v1 (attributes MAP)")
+	f.Float64Var(&cfg.GatewaySpanShare, "gateway-spans", cfg.GatewaySpanShare, "share of AI Gateway calls that also get a span in the gateway's unified trace table ("+synth.GatewaySpansFile+"), in their agent's trace")
 	return cmd
 }

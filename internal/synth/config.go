@@ -67,6 +67,10 @@ type Config struct {
 	// OTelLayout is the span tables' layout with AgentLogsOTel: OTelV2
 	// (default) or OTelV1.
 	OTelLayout string
+	// GatewaySpanShare is the share of AI Gateway calls (legacy calls never)
+	// that also get a span in the gateway's unified trace table
+	// (GatewaySpansFile), in their agent request's trace. 0 writes none.
+	GatewaySpanShare float64
 }
 
 // Defaults.
@@ -206,6 +210,9 @@ func (c Config) Validate() error {
 	}
 	if c.AgentLogs != AgentLogsMLflow && c.AgentLogs != AgentLogsOTel {
 		return fmt.Errorf("synth: agent_logs %q is not supported; use %s or %s", c.AgentLogs, AgentLogsMLflow, AgentLogsOTel)
+	}
+	if !(c.GatewaySpanShare >= 0 && c.GatewaySpanShare <= 1) {
+		return fmt.Errorf("synth: gateway_span_share %v is not a share; use 0 to 1", c.GatewaySpanShare)
 	}
 	if c.OTelLayout != OTelV1 && c.OTelLayout != OTelV2 {
 		return fmt.Errorf("synth: otel_layout %q is not supported; use %s or %s", c.OTelLayout, OTelV1, OTelV2)

@@ -78,10 +78,24 @@ func Generate(ctx context.Context, cfg Config, outDir string) (Result, error) {
 		s.abort()
 		return Result{}, err
 	}
-	res, err := write(ctx, w, reqs, s, truth)
+	var gw *outFile
+	if cfg.GatewaySpanShare > 0 {
+		if gw, err = createOut(outDir, GatewaySpansFile); err != nil {
+			s.abort()
+			truth.f.Close()
+			return Result{}, err
+		}
+	}
+	res, err := write(ctx, w, reqs, s, truth, gw)
+	if err == nil && gw != nil {
+		err = gw.close()
+	}
 	if err != nil {
 		s.abort()
 		truth.f.Close()
+		if gw != nil {
+			gw.f.Close()
+		}
 		return Result{}, err
 	}
 	if err := truth.close(); err != nil {
@@ -91,6 +105,9 @@ func Generate(ctx context.Context, cfg Config, outDir string) (Result, error) {
 	rels, err := s.finish()
 	if err != nil {
 		return Result{}, err
+	}
+	if gw != nil {
+		rels = append(rels, GatewaySpansFile)
 	}
 	if err := writeOrg(w, outDir); err != nil {
 		return Result{}, err
@@ -139,7 +156,7 @@ func usageFiles(n int) int { return min(n, 3+(n-1)/100_000) }
 
 // write runs the generation: one goroutine draws the calls of each batch of
 // requests, this one encodes and writes them, so both cores stay busy.
-func write(ctx context.Context, w *world, reqs []request, s sink, truth *outFile) (Result, error) {
+func write(ctx context.Context, w *world, reqs []request, s sink, truth, gw *outFile) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ready := make(chan *batch, 4)
@@ -175,6 +192,7 @@ func write(ctx context.Context, w *world, reqs []request, s sink, truth *outFile
 
 	res := Result{AgentRequests: len(reqs)}
 	var te recEnc
+	var gwScratch []byte
 	cur := -1
 	var same, next []call
 	flush := func(dups []call) error {
@@ -248,6 +266,13 @@ func write(ctx context.Context, w *world, reqs []request, s sink, truth *outFile
 			res.UsageRows++
 			if err := s.usage(c); err != nil {
 				return res, err
+			}
+			if gw != nil && w.gatewaySpanned(c) {
+				gwScratch = w.encGatewaySpan(&te, c, gwScratch)
+				if err := gw.write(te.b); err != nil {
+					return res, err
+				}
+				te.b = te.b[:0]
 			}
 			switch c.dup {
 			case dupSameFile:
@@ -338,6 +363,10 @@ func writeConfig(w *world, dir string, rels []string) error {
 	}
 	if have[filepath.ToSlash(legacyFile(ext))] {
 		cfg.Sources = append(cfg.Sources, jobSource{Kind: SourceLegacyUsage, Path: "usage/endpoint_usage-*." + ext})
+	}
+	if have[GatewaySpansFile] {
+		// Gateway spans stand for no agent request: no agent, no principal.
+		cfg.Sources = append(cfg.Sources, jobSource{Kind: SourceOTelSpans, Path: GatewaySpansFile})
 	}
 	if have[ServedFile] {
 		cfg.Sources = append(cfg.Sources, jobSource{Kind: SourceServedEntities, Path: ServedFile})

@@ -166,15 +166,21 @@ func recordID(q *request, sp *span) id128 {
 	return id128{q.trace.hi + sp.id, q.trace.lo ^ bits.RotateLeft64(sp.id, 17)}
 }
 
-// encSpan writes one span row as JSON or CSV in the layout's column order.
+// encSpan writes one span row of q's trace as JSON or CSV in the layout's
+// column order, as the agent's.
 func (w *world) encSpan(e *recEnc, q *request, sp *span, v2 bool, scratch []byte) []byte {
 	ag := w.agents[q.agent]
+	return encSpanOf(e, q, sp, v2, ag.endpoint, w.resourceAttrs(ag), scratch)
+}
+
+// encSpanOf writes one span row of q's trace, written by service.
+func encSpanOf(e *recEnc, q *request, sp *span, v2 bool, service string, resource []attr, scratch []byte) []byte {
 	e.begin()
 	if v2 {
 		e.uuid("record_id", recordID(q, sp))
 		e.ts("time", sp.startNS/1000)
 		e.str("date", time.Unix(0, sp.startNS).UTC().Format(time.DateOnly))
-		e.str("service_name", ag.endpoint)
+		e.str("service_name", service)
 	}
 	e.str("trace_id", q.trace.hex())
 	e.str("span_id", spanHex(sp.id))
@@ -196,9 +202,43 @@ func (w *world) encSpan(e *recEnc, q *request, sp *span, v2 bool, scratch []byte
 	scratch = append(appendJSONString(scratch, sp.status), '}')
 	e.rawJSON("status", scratch, false)
 	scratch = append(scratch[:0], `{"attributes":`...)
-	scratch = appendAttrs(scratch, w.resourceAttrs(ag), v2)
+	scratch = appendAttrs(scratch, resource, v2)
 	scratch = append(scratch, `,"dropped_attributes_count":0}`...)
 	e.rawJSON("resource", scratch, false)
 	e.end()
 	return scratch
+}
+
+// The gateway's unified trace table (Config.GatewaySpanShare): the AI
+// Gateway logs each call as a span; when the agent sent a traceparent the
+// span is in the agent's trace, a child of its root span. Which attribute
+// names the usage row is not confirmed; the generator writes obolus's
+// default (schemas.DefaultSpanKeys.GatewayLink) with the row's request_id,
+// and enduser.id as the gateway saw the caller: the service principal.
+
+// GatewaySpansFile is the unified trace table's gateway spans, always JSON
+// lines, in the otel layout.
+const GatewaySpansFile = "unified_trace.jsonl"
+
+const (
+	gatewayService = "databricks-ai-gateway"
+	gatewayLinkKey = "databricks.ai_gateway.request_id"
+)
+
+// gatewaySpanned reports whether call c gets a gateway span: drawn from
+// its invocation id, so that asking for spans changes no other file.
+func (w *world) gatewaySpanned(c *call) bool {
+	return !c.legacy && float64(c.inv.lo%10_000) < w.cfg.GatewaySpanShare*10_000
+}
+
+// encGatewaySpan writes call c's gateway span.
+func (w *world) encGatewaySpan(e *recEnc, c *call, scratch []byte) []byte {
+	q := c.req
+	sp := span{id: c.span | 1, parent: q.trace.lo | 1, name: "ai_gateway " + c.ep.name, kind: "SPAN_KIND_SERVER",
+		startNS: c.eventUS * 1000, endNS: (c.eventUS + c.latencyMS*1000) * 1000, status: "STATUS_CODE_OK",
+		attrs: []attr{{key: gatewayLinkKey, val: c.gwReq.uuid()}, {key: "enduser.id", val: w.agents[q.agent].sp}}}
+	if c.status != 200 {
+		sp.status = "STATUS_CODE_ERROR"
+	}
+	return encSpanOf(e, q, &sp, w.cfg.OTelLayout == OTelV2, gatewayService, []attr{{key: "service.name", val: gatewayService}}, scratch)
 }

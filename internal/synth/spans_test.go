@@ -128,3 +128,57 @@ func TestAgentLogsValidation(t *testing.T) {
 		t.Errorf("defaults: %q %q", c.AgentLogs, c.OTelLayout)
 	}
 }
+
+// Gateway spans add the unified trace file and its source, and change no
+// other file; each names a usage row's request_id, in its agent's trace,
+// with the service principal as enduser.id.
+func TestGatewaySpansOnlyAddTheirFile(t *testing.T) {
+	cfg := small(FormatJSONL)
+	cfg.AgentRequests, cfg.AgentLogs = 600, AgentLogsOTel
+	base, _ := generate(t, cfg)
+	cfg.GatewaySpanShare = 0.5
+	dir, res := generate(t, cfg)
+	want, got := readTree(t, base), readTree(t, dir)
+	for name, b := range want {
+		if name != ConfigFile && !bytes.Equal(b, got[name]) {
+			t.Errorf("%s differs from the workload without gateway spans", name)
+		}
+	}
+	requestIDs := map[string]bool{}
+	for name, b := range got {
+		if strings.HasPrefix(name, "usage/ai_gateway_usage-") {
+			for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				var row struct {
+					RequestID string `json:"request_id"`
+				}
+				if err := json.Unmarshal([]byte(line), &row); err != nil {
+					t.Fatal(err)
+				}
+				requestIDs[row.RequestID] = true
+			}
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(string(got[GatewaySpansFile])), "\n")
+	share := float64(len(lines)) / float64(len(requestIDs))
+	if share < 0.4 || share > 0.6 {
+		t.Errorf("%d gateway spans for %d gateway calls (%d invocations), want about half", len(lines), len(requestIDs), res.Invocations)
+	}
+	for _, line := range lines {
+		var row struct {
+			TraceID      string            `json:"trace_id"`
+			ParentSpanID string            `json:"parent_span_id"`
+			Attributes   map[string]string `json:"attributes"`
+		}
+		if err := json.Unmarshal([]byte(line), &row); err != nil {
+			t.Fatal(err)
+		}
+		if !requestIDs[row.Attributes[gatewayLinkKey]] || row.ParentSpanID == "" || row.Attributes["enduser.id"] == "" {
+			t.Fatalf("gateway span %s", line)
+		}
+	}
+	if !slices.ContainsFunc(readJobConfig(t, dir).Sources, func(s jobSource) bool {
+		return s.Path == GatewaySpansFile && s.Kind == SourceOTelSpans && s.ServicePrincipal == "" && s.AgentEndpoint == ""
+	}) {
+		t.Error("obolus.yaml does not read the gateway spans")
+	}
+}
