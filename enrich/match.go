@@ -242,22 +242,20 @@ func (m *Matcher) Match(ev *schemas.UsageEvent) Match {
 // else the request of the trace a gateway span puts the call in, and how;
 // idSeen reports whether any id named the call's request at all.
 func (m *Matcher) link(ev *schemas.UsageEvent, tags *TagReader) (linked *schemas.AgentRequest, by string, idSeen bool) {
-	if m.cfg.TraceID {
-		for _, k := range m.traceKeys {
-			if v := tags.Value(k); v != "" {
-				idSeen = true
-				if r, ok := m.idx.ByTraceID(v); ok {
-					return r, schemas.MethodTraceID, true
-				}
-			}
+	for _, rule := range [...]struct {
+		on     bool
+		keys   []TagKey
+		lookup func(*Index, string) (*schemas.AgentRequest, bool) // a method expression: no closure per call
+		method string
+	}{{m.cfg.TraceID, m.traceKeys, (*Index).ByTraceID, schemas.MethodTraceID}, {m.cfg.RequestID, m.requestKeys, (*Index).ByRequestID, schemas.MethodRequestID}} {
+		if !rule.on {
+			continue
 		}
-	}
-	if m.cfg.RequestID {
-		for _, k := range m.requestKeys {
+		for _, k := range rule.keys {
 			if v := tags.Value(k); v != "" {
 				idSeen = true
-				if r, ok := m.idx.ByRequestID(v); ok {
-					return r, schemas.MethodRequestID, true
+				if r, ok := rule.lookup(m.idx, v); ok {
+					return r, rule.method, true
 				}
 			}
 		}

@@ -24,6 +24,20 @@ func (d *databricksOnDuckDB) QueryContext(ctx context.Context, q string, args ..
 	return d.conn.QueryContext(ctx, q, args...)
 }
 
+// builtMarkdown builds the report from src and renders it as Markdown.
+func builtMarkdown(t *testing.T, src Source, opt Options) string {
+	t.Helper()
+	rep, err := Build(context.Background(), src, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
 func TestDatabricksDialect(t *testing.T) {
 	ctx := context.Background()
 	s := fixtureStore(t)
@@ -42,25 +56,11 @@ func TestDatabricksDialect(t *testing.T) {
 	}
 	dbx := &databricksOnDuckDB{conn: conn}
 	opt := Options{Period: mustPeriod(t, "2026-11"), By: []Dimension{ByTeam, ByModel}}
-	want, err := Build(ctx, NewDuckDBSource(s.DB()), opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var w bytes.Buffer
-	if err := want.WriteMarkdown(&w); err != nil {
-		t.Fatal(err)
-	}
+	want := builtMarkdown(t, NewDuckDBSource(s.DB()), opt)
 	for _, billing := range []string{"billing_usage", "billing_usage_ga"} {
-		got, err := Build(ctx, Source{DB: dbx, Dialect: Databricks, Tables: Tables{Attribution: "main.attribution", BillingUsage: billing, ListPrices: "billing_list_prices"}}, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var g bytes.Buffer
-		if err := got.WriteMarkdown(&g); err != nil {
-			t.Fatal(err)
-		}
-		if g.String() != w.String() {
-			t.Errorf("the Databricks dialect's report over %s differs:\n%s\n--- want ---\n%s", billing, g.String(), w.String())
+		got := builtMarkdown(t, Source{DB: dbx, Dialect: Databricks, Tables: Tables{Attribution: "main.attribution", BillingUsage: billing, ListPrices: "billing_list_prices"}}, opt)
+		if got != want {
+			t.Errorf("the Databricks dialect's report over %s differs:\n%s\n--- want ---\n%s", billing, got, want)
 		}
 	}
 	for _, q := range dbx.seen {

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bytes"
 	"context"
 	"path/filepath"
 	"testing"
@@ -22,14 +21,7 @@ func TestDatabricksReportReadsBothBillingLayouts(t *testing.T) {
 	ctx := dbsqltest.Context(t)
 	s := fixtureStore(t)
 	opt := Options{Period: mustPeriod(t, "2026-11"), By: []Dimension{ByTeam, ByModel}}
-	want, err := Build(ctx, NewDuckDBSource(s.DB()), opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var w bytes.Buffer
-	if err := want.WriteMarkdown(&w); err != nil {
-		t.Fatal(err)
-	}
+	want := builtMarkdown(t, NewDuckDBSource(s.DB()), opt)
 	dir := t.TempDir()
 	export := func(name, query string) string {
 		p := filepath.Join(dir, name+".parquet")
@@ -54,16 +46,8 @@ func TestDatabricksReportReadsBothBillingLayouts(t *testing.T) {
 			}
 			tables := DatabricksTables("main", "obolus")
 			tables.Calibration = ""
-			got, err := Build(ctx, Source{DB: dbsqltest.Open(t, wh.Config), Dialect: Databricks, Tables: tables}, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var g bytes.Buffer
-			if err := got.WriteMarkdown(&g); err != nil {
-				t.Fatal(err)
-			}
-			if g.String() != w.String() {
-				t.Errorf("report over the %s layout differs:\n%s\n--- want ---\n%s", layout.name, g.String(), w.String())
+			if got := builtMarkdown(t, Source{DB: dbsqltest.Open(t, wh.Config), Dialect: Databricks, Tables: tables}, opt); got != want {
+				t.Errorf("report over the %s layout differs:\n%s\n--- want ---\n%s", layout.name, got, want)
 			}
 		})
 	}
