@@ -77,7 +77,7 @@ func TestDatabricksCommands(t *testing.T) {
 
 	doc := mustObolus(t, append([]string{"doctor"}, quiet...)...)
 	for _, want := range []string{"ok    connect", "read system.ai_gateway.usage", "objects in main.obolus", "request tags", "tag agent_request_id",
-		`is read as "agent_request_id" (forgiving tag keys)`, "ok    agent logs"} {
+		`is read as "agent_request_id" (forgiving tag keys)`, "ok    agent logs", "ok    served entities"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, doc)
 		}

@@ -172,8 +172,8 @@ func (a *cli) doctorDuckDB(ctx context.Context) []dbxrun.Check {
 		// Without the store only the files can be read.
 		cfg.Sources = slices.DeleteFunc(slices.Clone(cfg.Sources), func(s config.Source) bool { return s.Table != "" })
 	}
-	usage, agents, _ := app.EmbeddedSources(&cfg, db)
-	if sv, err := batch.SurveySources(ctx, usage, agents, ingest.Window{}, a.cfg.MatchConfig(), dbxrun.SurveyRows); err != nil {
+	usage, agents, served := app.EmbeddedSources(&cfg, db)
+	if sv, err := batch.SurveySources(ctx, usage, agents, served, ingest.Window{}, a.cfg.MatchConfig(), dbxrun.SurveyRows); err != nil {
 		add("survey", dbxrun.CheckWarn, "%v", err)
 	} else {
 		out = append(out, dbxrun.SurveyChecks(sv, a.cfg.MatchConfig())...)

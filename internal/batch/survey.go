@@ -26,14 +26,31 @@ type Survey struct {
 	// match.GatewayLinkColumn), GatewayLinkedRequests those whose trace's
 	// agent request was read too.
 	GatewayLinks, GatewayLinked, GatewayLinkedRequests int64
+	// LegacyRows counts the sampled legacy usage rows, LegacyUnpriced those
+	// whose served entity no served_entities source knows (all of them when
+	// none is configured): they carry no model.
+	LegacyRows, LegacyUnpriced int64
+	// Served reports whether a served_entities source was read.
+	Served bool
 }
 
 var errEnough = errors.New("survey has enough rows")
 
-// SurveySources reads up to maxRows usage rows and the agent logs of w.
-func SurveySources(ctx context.Context, usage, agents []Source, w ingest.Window, match enrich.MatchConfig, maxRows int64) (*Survey, error) {
-	s := &Survey{TagKeys: map[string]int64{}}
+// SurveySources reads up to maxRows usage rows and the agent logs of w, and
+// the served entities.
+func SurveySources(ctx context.Context, usage, agents, served []Source, w ingest.Window, match enrich.MatchConfig, maxRows int64) (*Survey, error) {
+	s := &Survey{TagKeys: map[string]int64{}, Served: len(served) > 0}
 	ignoreDead := func(schemas.DeadLetter) error { return nil }
+	var entities []schemas.ServedEntity
+	for _, src := range served {
+		if _, err := src.Read(ctx, ingest.Window{}, ingest.Emit{Dead: ignoreDead, Served: func(rs []schemas.ServedEntity) error {
+			entities = append(entities, rs...)
+			return nil
+		}}); err != nil {
+			return nil, fmt.Errorf("survey %s: %w", src.Name(), err)
+		}
+	}
+	known := enrich.NewServedEntities(entities)
 	var linkIDs []string // the sample's link column, when linking is on
 	for _, src := range usage {
 		if s.UsageRows >= maxRows {
@@ -45,6 +62,12 @@ func SurveySources(ctx context.Context, usage, agents []Source, w ingest.Window,
 					return errEnough
 				}
 				s.UsageRows++
+				if ev := &evs[i]; ev.Source == schemas.SourceServingEndpoint {
+					s.LegacyRows++
+					if _, ok := known.At(ev.EndpointID, ev.EventTime); !ok {
+						s.LegacyUnpriced++
+					}
+				}
 				switch match.GatewayLinkColumn {
 				case enrich.LinkRequestID:
 					linkIDs = append(linkIDs, evs[i].RequestID)

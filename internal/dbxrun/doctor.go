@@ -181,18 +181,19 @@ func Doctor(ctx context.Context, db *sql.DB, opt DoctorOptions) ([]Check, *TagSh
 			100*float64(share.Tagged)/float64(share.Rows), share.Rows, share.From.Format(time.RFC3339), share.To.Format(time.RFC3339))
 	}
 	if opt.SourcesErr == nil && share != nil && share.Rows > 0 {
-		var usage, agents []batch.Source
+		var usage, agents, served []batch.Source
 		for _, src := range opt.Sources {
 			switch src.Table().Spec.Kind {
 			case ingest.KindUsage, ingest.KindLegacyUsage:
 				usage = append(usage, src)
 			case ingest.KindServedEntities:
+				served = append(served, src)
 			default:
 				agents = append(agents, src)
 			}
 		}
 		w := ingest.Window{From: share.From, To: share.To.Add(time.Microsecond)}
-		if sv, err := batch.SurveySources(ctx, usage, agents, w, opt.Match, SurveyRows); err != nil {
+		if sv, err := batch.SurveySources(ctx, usage, agents, served, w, opt.Match, SurveyRows); err != nil {
 			add("survey", CheckWarn, "%v", err)
 		} else {
 			out = append(out, SurveyChecks(sv, opt.Match)...)

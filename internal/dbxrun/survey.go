@@ -40,6 +40,18 @@ func SurveyChecks(s *batch.Survey, match enrich.MatchConfig) []Check {
 			Detail: fmt.Sprintf("%d of %d sampled usage rows (%.1f%%) are in a trace through their %s (otel.gateway_link_column), %d of them in a trace whose agent request was read; %d gateway spans",
 				s.GatewayLinked, s.UsageRows, 100*float64(s.GatewayLinked)/float64(max(s.UsageRows, 1)), match.GatewayLinkColumn, s.GatewayLinkedRequests, s.GatewayLinks)})
 	}
+	switch {
+	case s.LegacyRows == 0:
+	case !s.Served:
+		out = append(out, Check{Name: "served entities", Status: CheckWarn,
+			Detail: fmt.Sprintf("%d sampled legacy usage rows carry no model and stay unpriced: configure a served_entities source (databricks.served_entities: system.serving.served_entities)", s.LegacyRows)})
+	case s.LegacyUnpriced > 0:
+		out = append(out, Check{Name: "served entities", Status: CheckWarn,
+			Detail: fmt.Sprintf("%d of %d sampled legacy usage rows name a served entity the served_entities source does not hold: they stay unpriced", s.LegacyUnpriced, s.LegacyRows)})
+	default:
+		out = append(out, Check{Name: "served entities", Status: CheckOK,
+			Detail: fmt.Sprintf("all %d sampled legacy usage rows name a known served entity", s.LegacyRows)})
+	}
 	c := Check{Name: "agent logs", Status: CheckOK,
 		Detail: fmt.Sprintf("%d agent requests; their logs agree on the times within match.skew (%s)", s.AgentRequests, match.Skew)}
 	if s.TimeDisagreements > 0 {
