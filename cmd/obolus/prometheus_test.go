@@ -250,3 +250,76 @@ func promQuery(addr, q string) ([]promSample, error) {
 	}
 	return out, nil
 }
+
+// pushgatewayBin comes with Debian's prometheus-pushgateway (.ci/run
+// installs it).
+const pushgatewayBin = "/usr/bin/prometheus-pushgateway"
+
+// A batch run is gone before Prometheus could scrape it: its figures go to
+// telemetry.metrics_file (for node_exporter's textfile collector; promtool
+// checks it) and to a real Pushgateway, which then serves them under job
+// "obolus".
+func TestBatchMetricsReachFileAndPushgateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a batch and a Pushgateway")
+	}
+	if _, err := os.Stat(pushgatewayBin); err != nil {
+		t.Skipf("%s not found (Debian package prometheus-pushgateway; .ci/run installs it): %v", pushgatewayBin, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	gw := exec.CommandContext(ctx, pushgatewayBin, "--web.listen-address="+addr, "--persistence.file="+filepath.Join(dir, "pushgateway.db"))
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Process.Kill(); gw.Wait() })
+	for { // until it listens
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("pushgateway on %s did not start", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	wl := filepath.Join(dir, "workload")
+	mustObolus(t, "gen", "--out", wl, "--seed", "4", "--agent-requests", "500", "--duration", "2h")
+	file := filepath.Join(dir, "obolus.prom")
+	t.Setenv("OBOLUS_TELEMETRY_METRICS_FILE", file)
+	t.Setenv("OBOLUS_TELEMETRY_PUSHGATEWAY", "http://"+addr)
+	mustObolus(t, "batch", "--config", filepath.Join(wl, synth.ConfigFile), "--log-level", "warn")
+
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, want := range []string{`obolus_batch_rows_total\{obolus_job="default",outcome="attributed"\} [1-9]`, `obolus_batch_duration_seconds_count\{obolus_job="default"\} 1\n`} {
+		if !regexp.MustCompile(want).MatchString(text) {
+			t.Errorf("metrics file lacks %s:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "process_") || strings.Contains(text, "go_goroutines") {
+		t.Errorf("metrics file carries the exiting process's own figures:\n%s", text)
+	}
+	if _, err := os.Stat(promtool); err == nil {
+		cmd := exec.CommandContext(ctx, promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(text)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	served, _ := io.ReadAll(resp.Body)
+	if !regexp.MustCompile(`obolus_batch_rows_total\{[^}]*job="obolus"[^}]*outcome="attributed"[^}]*\} [1-9]`).Match(served) {
+		t.Errorf("the Pushgateway does not serve the run's rows under job obolus:\n%s", served)
+	}
+}

@@ -134,7 +134,7 @@ func (a *cli) observe(ctx context.Context, cfg *config.Config) error {
 	slog.SetDefault(a.log)
 	var err error
 	exp := telemetry.Exporter{Kind: cfg.Telemetry.Exporter, Endpoint: cfg.Telemetry.Endpoint, Insecure: cfg.Telemetry.Insecure,
-		Prometheus: a.serveMetrics}
+		Prometheus: a.serveMetrics, MetricsFile: cfg.Telemetry.MetricsFile, Pushgateway: cfg.Telemetry.Pushgateway}
 	if a.tel, err = telemetry.Setup(ctx, exp, "obolus", version(), os.Stdout); err != nil {
 		return usageError{Err: err}
 	}

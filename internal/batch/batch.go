@@ -524,7 +524,9 @@ func (j *Job) recordMetrics(ctx context.Context, r *Report) {
 		j.log().Warn("batch metrics not recorded", "err", err)
 		return
 	}
-	job := attribute.String("job", r.Job)
+	// Not "job": Prometheus and the Pushgateway keep that label for the
+	// scrape target and the push group.
+	job := attribute.String("obolus.job", r.Job)
 	for outcome, n := range map[string]int64{
 		"attributed": r.Attributed, "unattributed": r.Unattributed, "duplicate": r.Duplicates,
 		"dead_lettered": r.DeadLettered, "outside_window": r.OutsideWindow,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -173,6 +174,12 @@ type Telemetry struct {
 	// Endpoint is the OTLP/HTTP endpoint (host:port) for exporter otlp.
 	Endpoint string `mapstructure:"endpoint"`
 	Insecure bool   `mapstructure:"insecure"`
+	// MetricsFile and Pushgateway receive a command's figures when it ends
+	// (obolus batch: the run's), for Prometheus, which cannot scrape a job
+	// that has exited: a file for node_exporter's textfile collector, and
+	// a Pushgateway URL. Empty: neither.
+	MetricsFile string `mapstructure:"metrics_file"`
+	Pushgateway string `mapstructure:"pushgateway"`
 }
 
 // Config is the whole configuration.
@@ -232,6 +239,8 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("telemetry.exporter", "none")
 	v.SetDefault("telemetry.endpoint", "localhost:4318")
 	v.SetDefault("telemetry.insecure", true)
+	v.SetDefault("telemetry.metrics_file", "")
+	v.SetDefault("telemetry.pushgateway", "")
 	v.SetDefault("otel.user_attributes", schemas.DefaultSpanKeys.User)
 	v.SetDefault("otel.session_attributes", schemas.DefaultSpanKeys.Session)
 	v.SetDefault("otel.request_id_attributes", schemas.DefaultSpanKeys.RequestID)
@@ -320,6 +329,7 @@ func (c *Config) resolvePaths() {
 	c.Store.DuckDB = abs(c.Store.DuckDB)
 	c.Prices = abs(c.Prices)
 	c.Org = abs(c.Org)
+	c.Telemetry.MetricsFile = abs(c.Telemetry.MetricsFile)
 	c.Batch.ExportDir = abs(c.Batch.ExportDir)
 	for i := range c.Sources {
 		c.Sources[i].Path = abs(c.Sources[i].Path)
@@ -427,6 +437,11 @@ func (c *Config) Validate() error {
 	case "none", "stdout", "otlp":
 	default:
 		bad("telemetry.exporter", "%q: use none, stdout or otlp", c.Telemetry.Exporter)
+	}
+	if p := c.Telemetry.Pushgateway; p != "" {
+		if u, err := url.Parse(p); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("telemetry.pushgateway", "%q: use the Pushgateway's URL, e.g. http://pushgateway:9091", p)
+		}
 	}
 	errs = append(errs, c.Databricks.Validate(c.OTel)...)
 	errs = append(errs, c.Stream.Validate()...)

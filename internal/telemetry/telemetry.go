@@ -9,12 +9,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/push"
+	"github.com/prometheus/common/expfmt"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -65,6 +69,12 @@ type Exporter struct {
 	// Prometheus text format, whatever Kind is: long-running commands
 	// (stream, dev, warehouse serve) mount it at /metrics on their HTTP server.
 	Prometheus bool
+	// MetricsFile and Pushgateway hand a short job's figures (obolus batch)
+	// to Prometheus, which cannot scrape a process that is gone: at Shutdown
+	// every obolus instrument is written, in the Prometheus text format, to
+	// MetricsFile (atomically, for node_exporter's textfile collector)
+	// and/or pushed to the Pushgateway at that URL, under job "obolus".
+	MetricsFile, Pushgateway string
 }
 
 // Telemetry is what Setup installed: the meter provider every instrument
@@ -78,17 +88,61 @@ type Telemetry struct {
 	// nil unless Exporter.Prometheus.
 	Metrics  http.Handler
 	shutdown func(context.Context) error
+	// final gathers obolus's instruments for MetricsFile and Pushgateway.
+	final                    prometheus.Gatherer
+	metricsFile, pushgateway string
 }
 
 // Meter is the named meter of the provider.
 func (t *Telemetry) Meter(name string) metric.Meter { return t.MeterProvider.Meter(name) }
 
-// Shutdown flushes and stops the providers.
+// Shutdown hands the figures to MetricsFile and Pushgateway, then flushes
+// and stops the providers.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
 	if t == nil || t.shutdown == nil {
 		return nil
 	}
-	return t.shutdown(ctx)
+	var ferr, perr error
+	if t.metricsFile != "" {
+		ferr = writeMetricsFile(t.final, t.metricsFile)
+	}
+	if t.pushgateway != "" {
+		if perr = push.New(t.pushgateway, "obolus").Gatherer(t.final).PushContext(ctx); perr != nil {
+			perr = fmt.Errorf("telemetry.pushgateway %s: %w", t.pushgateway, perr)
+		}
+	}
+	return errors.Join(ferr, perr, t.shutdown(ctx))
+}
+
+// writeMetricsFile writes what g gathers to path in the Prometheus text
+// format, through a temporary file renamed into place, so that a collector
+// never reads half a file.
+func writeMetricsFile(g prometheus.Gatherer, path string) error {
+	mfs, err := g.Gather()
+	if err != nil {
+		return fmt.Errorf("telemetry.metrics_file: gather: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("telemetry.metrics_file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	enc := expfmt.NewEncoder(tmp, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err = enc.Encode(mf); err != nil {
+			break
+		}
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("telemetry.metrics_file %s: %w", path, err)
+	}
+	return nil
 }
 
 // Setup installs global meter and tracer providers for the configured
@@ -96,7 +150,7 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 // Exporter "none" without Prometheus installs nothing: the OpenTelemetry
 // API then records nothing, at no cost.
 func Setup(ctx context.Context, c Exporter, service, version string, stdout io.Writer) (*Telemetry, error) {
-	if (c.Kind == "none" || c.Kind == "") && !c.Prometheus {
+	if (c.Kind == "none" || c.Kind == "") && !c.Prometheus && c.MetricsFile == "" && c.Pushgateway == "" {
 		return &Telemetry{MeterProvider: noop.NewMeterProvider()}, nil
 	}
 	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL,
@@ -154,6 +208,17 @@ func Setup(ctx context.Context, c Exporter, service, version string, stdout io.W
 		}
 		mopts = append(mopts, sdkmetric.WithReader(pexp))
 		t.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: promLog{}, ErrorHandling: promhttp.ContinueOnError})
+	}
+	if c.MetricsFile != "" || c.Pushgateway != "" {
+		// Only obolus's instruments: process_* and go_* of a process that is
+		// about to exit would collide with the collector's own.
+		reg := prometheus.NewRegistry()
+		fexp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+		if err != nil {
+			return nil, fmt.Errorf("telemetry metrics file exporter: %w", err)
+		}
+		mopts = append(mopts, sdkmetric.WithReader(fexp))
+		t.final, t.metricsFile, t.pushgateway = reg, c.MetricsFile, c.Pushgateway
 	}
 	mp := sdkmetric.NewMeterProvider(mopts...)
 	t.MeterProvider = mp
