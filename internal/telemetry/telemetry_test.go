@@ -3,8 +3,11 @@ package telemetry
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -108,5 +111,30 @@ func TestNoneInstallsNoHandler(t *testing.T) {
 	}
 	if err := tel.Shutdown(context.Background()); err != nil {
 		t.Error(err)
+	}
+}
+
+// A short command's figures land in telemetry.metrics_file when it shuts
+// down: obolus's instruments only, in the Prometheus text format.
+func TestMetricsFileAtShutdown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "obolus.prom")
+	tel, err := Setup(context.Background(), Exporter{Kind: "none", MetricsFile: path}, "obolus", "test", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tel.Meter("test").Int64Counter("obolus.test.rows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Add(context.Background(), 7)
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "obolus_test_rows_total 7") || strings.Contains(string(b), "go_goroutines") {
+		t.Errorf("metrics file:\n%s", b)
 	}
 }
