@@ -143,6 +143,7 @@ image:
 	rm -rf bin/image && mkdir -p bin/image; \
 	echo "go build -ldflags '-s -w' -o bin/image/obolus ./cmd/obolus"; \
 	$(GO) build -ldflags '-s -w' -o bin/image/obolus ./cmd/obolus; \
+	chmod 0755 bin/image/obolus; \
 	if ! command -v objdump >/dev/null; then echo "make image: objdump (binutils) missing: glibc version not checked" >&2; need=; \
 	else need=$$(objdump -T bin/image/obolus | sed -n 's/.*GLIBC_\([0-9][0-9.]*\).*/\1/p' | sort -uV | tail -1); fi; \
 	if [ -n "$$need" ] && [ "$$(printf '%s\n%s\n' "$$need" "$(IMAGE_GLIBC_MAX)" | sort -V | tail -1)" != "$(IMAGE_GLIBC_MAX)" ]; then \

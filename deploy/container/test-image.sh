@@ -131,6 +131,7 @@ root=$(podman mount "$ctr")
 for f in usr/local/bin/obolus etc/ssl/certs/ca-certificates.crt usr/share/zoneinfo/UTC; do
 	[ -s "$root/$f" ] || fail "/$f is missing from the image"
 done
+check "owner and mode of /usr/local/bin/obolus" "$(stat -c '%u:%g %a' "$root/usr/local/bin/obolus")" "0:0 755"
 check "owner of /var/lib/obolus" "$(stat -c %u:%g "$root/var/lib/obolus")" "$uid:$uid"
 check "passwd entry" "$(grep "^obolus:" "$root/etc/passwd")" "obolus:x:$uid:$uid::/var/lib/obolus:/usr/sbin/nologin"
 
