@@ -17,7 +17,7 @@
 #     would see them). In a mount namespace of its own, /proc and /dev are
 #     mounted there, as a container runtime would, and every shell is
 #     covered with an empty file. Then, with chroot as user 65532:65532 and
-#     an empty environment: obolus gen and obolus batch on a small workload
+#     only HOME and PATH set: obolus gen and obolus batch on a small workload
 #     (JSON Lines, then Parquet), obolus summary. Each batch must exit 0 and
 #     print its reconciliation line. That proves the glibc, libstdc++ and
 #     every file the binary needs are in the image, that it needs no shell,
