@@ -54,6 +54,7 @@ func streamFlags(a *cli, cmd *cobra.Command) {
 	f.StringSlice("stages", nil, "stages to run: rekey, join, load (overrides stream.stages)")
 	f.String("http", "", "listen address of /healthz, /readyz and /status (overrides stream.http)")
 	f.Duration("grace", 0, "how long a usage event waits for its agent request, in event time (overrides stream.grace)")
+	f.String("otlp", "", "listen address of the OTLP/HTTP trace intake, POST /v1/traces, e.g. 127.0.0.1:4318 (overrides stream.otlp.listen; empty: off)")
 }
 
 // bindStreamFlags lets the stream flags override their keys. It runs when a
@@ -61,7 +62,8 @@ func streamFlags(a *cli, cmd *cobra.Command) {
 // key would otherwise reach the other commands' configuration.
 func bindStreamFlags(a *cli, cmd *cobra.Command) {
 	bind(a.v, cmd.Flags(), map[string]string{"brokers": "stream.brokers", "group": "stream.group", "duckdb": "stream.duckdb",
-		"stages": "stream.stages", "http": "stream.http", "grace": "stream.grace"})
+		"stages": "stream.stages", "http": "stream.http", "grace": "stream.grace",
+		"otlp": "stream.otlp.listen"})
 }
 
 // loadStream is load for the stream commands: it reads the stream section too.

@@ -25,6 +25,9 @@ type MessageWriter interface {
 // RekeyCounts counts what the re-keying stage did, across partitions.
 type RekeyCounts struct {
 	Usage, Agents, Dead atomic.Int64
+	// Skipped counts messages that stand for no record: spans that are
+	// not an agent request.
+	Skipped atomic.Int64
 }
 
 // Rekeyer is the first stage: it decodes input messages with the shared
@@ -207,6 +210,8 @@ func (p *rekeyPartition) Handle(ctx context.Context, msgs []kafka.Message) error
 			p.dead = append(p.dead, dm)
 			p.rk.Counts.Dead.Add(1)
 			p.rk.Log.Debug("dead letter", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "field", dl.Field, "reason", dl.Reason)
+		} else if key == "" {
+			p.rk.Counts.Skipped.Add(1)
 		} else {
 			// One buffer per batch, sliced per message: the writer keeps
 			// the slices until WriteMessages returns.
