@@ -61,6 +61,6 @@ func WorkerConfig(cfg *config.Config, s config.Stream, log *slog.Logger) (worker
 		SpanKeys:          cfg.OTel.SpanKeys(),
 		OTLP: worker.OTLP{Listen: s.OTLP.Listen, Handler: otlp.Config{MaxBodyBytes: s.OTLP.MaxBodyBytes, MaxInFlight: s.OTLP.MaxInFlight,
 			Timeout: s.OTLP.Timeout, RetryAfter: s.OTLP.RetryAfter, BearerToken: s.OTLP.BearerToken}},
-		Log:               log,
+		Log: log,
 	}, nil
 }
