@@ -32,9 +32,13 @@ type fakeExporter struct {
 	err     error
 	entered chan struct{} // told when an export starts, if set
 	release chan struct{} // an export waits for it, if set
+	discard bool          // keep nothing (benchmarks)
 }
 
 func (f *fakeExporter) Export(ctx context.Context, spans []Span) (Result, error) {
+	if f.discard {
+		return Result{}, nil
+	}
 	if f.entered != nil {
 		f.entered <- struct{}{}
 	}
@@ -323,3 +327,62 @@ func TestRowsAttributeValues(t *testing.T) {
 }
 
 var defaultKeys = schemas.DefaultSpanKeys
+
+// mlflowRequest is n MLflow-shaped traces (a root naming the user and two
+// children naming nobody) of one agent, as its SDK would batch them.
+func mlflowRequest(n int, seed byte) *coltracepb.ExportTraceServiceRequest {
+	var spans []*tracepb.Span
+	for i := range n {
+		tid := []byte{seed, byte(i >> 8), byte(i), 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+		root := []byte{byte(i >> 8), byte(i), 3, 4, 5, 6, 7, 1}
+		start := uint64(1793492716704000000 + i*1000000)
+		spans = append(spans, &tracepb.Span{TraceId: tid, SpanId: root, Name: "agent", Kind: tracepb.Span_SPAN_KIND_SERVER,
+			StartTimeUnixNano: start, EndTimeUnixNano: start + 4e9,
+			Attributes: []*commonpb.KeyValue{str("mlflow.traceRequestId", `"tr-0102"`), str("mlflow.spanType", `"AGENT"`),
+				str("mlflow.trace.user", `"ann@example.com"`), str("session.id", "2bb7ed6b-9546-43ca-83dd-0e25a78d1c2d"),
+				str("client_request_id", "e72feb3f-d0a2-46b5-a2a6-0ab9634900cf"), str("mlflow.spanInputs", strings.Repeat("a prompt ", 40))},
+			Status: &tracepb.Status{Code: tracepb.Status_STATUS_CODE_OK}})
+		for c := range 2 {
+			spans = append(spans, &tracepb.Span{TraceId: tid, SpanId: []byte{byte(i >> 8), byte(i), 3, 4, 5, 6, 7, byte(2 + c)}, ParentSpanId: root,
+				Name: "ChatModel", Kind: tracepb.Span_SPAN_KIND_CLIENT, StartTimeUnixNano: start + 1e8, EndTimeUnixNano: start + 2e9,
+				Attributes: []*commonpb.KeyValue{str("mlflow.spanType", `"CHAT_MODEL"`), str("mlflow.spanOutputs", strings.Repeat("an answer ", 40))}})
+		}
+	}
+	return &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+		Resource:   &resourcepb.Resource{Attributes: []*commonpb.KeyValue{str("service.name", "support-bot"), str("obolus.service_principal", "sp-1")}},
+		ScopeSpans: []*tracepb.ScopeSpans{{Spans: spans}},
+	}}}
+}
+
+// BenchmarkHandler is the intake's own cost per request of 510 spans
+// (decode, convert, answer), with an exporter that does nothing.
+func BenchmarkHandler(b *testing.B) {
+	for _, enc := range []string{ContentProtobuf, ContentJSON} {
+		b.Run(enc, func(b *testing.B) {
+			req := mlflowRequest(170, 1)
+			var body []byte
+			var err error
+			if enc == ContentJSON {
+				body, err = protojson.Marshal(req)
+			} else {
+				body, err = proto.Marshal(req)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := NewHandler(Config{}, &fakeExporter{discard: true})
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r := httptest.NewRequest(http.MethodPost, Path, bytes.NewReader(body))
+				r.Header.Set("Content-Type", enc)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != 200 {
+					b.Fatal(w.Code, w.Body.String())
+				}
+			}
+			b.ReportMetric(float64(b.N)*510/b.Elapsed().Seconds(), "spans/s")
+		})
+	}
+}
