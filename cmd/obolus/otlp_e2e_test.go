@@ -127,11 +127,17 @@ func TestStreamOTLPMatchesBatch(t *testing.T) {
 
 	// The usage comes after the agent logs it was logged for (agent logs
 	// that lead usage are held for it: docs/streaming.md).
-	if _, err := devbroker.Replay(context.Background(), kafkaingest.Options{Brokers: []string{broker}, ClientID: "obolus-test"},
-		devbroker.ReplayOptions{Sources: usage, UsageTopic: topicUsage, AgentsTopic: topicAgents}); err != nil {
+	replayed, err := devbroker.Replay(context.Background(), kafkaingest.Options{Brokers: []string{broker}, ClientID: "obolus-test"},
+		devbroker.ReplayOptions{Sources: usage, UsageTopic: topicUsage, AgentsTopic: topicAgents})
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Every usage event answered, loaded, and nothing moving any more.
+	// Every usage message re-keyed, then every stage caught up (answered,
+	// loaded) and nothing moving any more.
+	waitFor(t, 120*time.Second, "usage re-keyed", func() bool {
+		r, err := statusAt(httpAddr)
+		return err == nil && r.Rekey.Usage >= int64(replayed.Usage)
+	})
 	if err := waitStatusDrained(120*time.Second, 2*time.Second, httpAddr); err != nil {
 		t.Fatal(err)
 	}

@@ -213,7 +213,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.rejected.Add(res.Rejected)
 	resp := &coltracepb.ExportTraceServiceResponse{}
 	if res.Rejected > 0 {
-		resp.PartialSuccess = &coltracepb.ExportTracePartialSuccess{RejectedSpans: res.Rejected, ErrorMessage: res.Message}
+		resp.PartialSuccess = &coltracepb.ExportTracePartialSuccess{RejectedSpans: res.Rejected, ErrorMessage: strings.ToValidUTF8(res.Message, "\uFFFD")}
 	}
 	h.write(w, ct, http.StatusOK, resp)
 }
@@ -299,7 +299,8 @@ func (h *Handler) retryLater(w http.ResponseWriter, ct string, status int, c cod
 
 // fail answers an error with a google.rpc.Status body.
 func (h *Handler) fail(w http.ResponseWriter, ct string, status int, c code, msg string) {
-	h.write(w, ct, status, &statuspb.Status{Code: int32(c), Message: msg})
+	// The message may quote the body; a protobuf string must be UTF-8.
+	h.write(w, ct, status, &statuspb.Status{Code: int32(c), Message: strings.ToValidUTF8(msg, "\uFFFD")})
 }
 
 func (h *Handler) write(w http.ResponseWriter, ct string, status int, m proto.Message) {

@@ -386,3 +386,32 @@ func BenchmarkHandler(b *testing.B) {
 		})
 	}
 }
+
+// FuzzHandler: no body, in either encoding, gzip or not, may panic the
+// handler, and every answer is 200 or 400 (the exporter accepts all).
+func FuzzHandler(f *testing.F) {
+	pb, err := proto.Marshal(request())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(pb, false, false)
+	f.Add([]byte(jsonBody), true, false)
+	f.Add([]byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102","spanId":"zz","startTimeUnixNano":"-1"}]}]}]}`), true, false)
+	f.Add([]byte{0x1f, 0x8b, 0x08}, false, true)
+	f.Fuzz(func(t *testing.T, body []byte, isJSON, isGzip bool) {
+		h := NewHandler(Config{MaxBodyBytes: 1 << 20}, &fakeExporter{discard: true})
+		r := httptest.NewRequest(http.MethodPost, Path, bytes.NewReader(body))
+		r.Header.Set("Content-Type", ContentProtobuf)
+		if isJSON {
+			r.Header.Set("Content-Type", ContentJSON)
+		}
+		if isGzip {
+			r.Header.Set("Content-Encoding", "gzip")
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 200 && w.Code != 400 && w.Code != 413 {
+			t.Fatalf("status %d for %q", w.Code, body)
+		}
+	})
+}

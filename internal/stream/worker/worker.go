@@ -541,7 +541,10 @@ func (w *Worker) serveOTLP(ctx context.Context, exp otlp.Exporter) (*http.Server
 	w.mu.Unlock()
 	mux := http.NewServeMux()
 	mux.Handle(otlp.Path, h)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	// A request holds one of max_in_flight slots while its body arrives: a
+	// read timeout keeps a slow (or stalled) client from holding it.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			w.log.Error("otlp intake stopped", "err", err)
