@@ -7,12 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -125,6 +128,38 @@ func TestStreamOTLPMatchesBatch(t *testing.T) {
 		t.Fatalf("intake status %+v: want %d produced, %d skipped, none rejected, the wrong token denied", *o, roots, all-roots)
 	}
 
+	// A malformed span (it ends before it starts) beside a good child
+	// span: partial success, and a dead letter naming the field and span.
+	malformed := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"x"}},
+		{"key":"obolus.service_principal","value":{"stringValue":"sp-x"}}]},"scopeSpans":[{"spans":[
+		{"traceId":"00000000000000000000000000000bad","spanId":"0000000000000bad","startTimeUnixNano":"1793527201500000000","endTimeUnixNano":"1793527200000000000",
+		 "attributes":[{"key":"enduser.id","value":{"stringValue":"mallory"}}]},
+		{"traceId":"00000000000000000000000000000bad","spanId":"0000000000000bae","parentSpanId":"0000000000000bad",
+		 "startTimeUnixNano":"1793527200000000000","endTimeUnixNano":"1793527201000000000"}]}]}]}`
+	req, err := http.NewRequest(http.MethodPost, "http://"+otlpAddr+"/v1/traces", strings.NewReader(malformed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var partial struct {
+		PartialSuccess struct {
+			RejectedSpans json.Number `json:"rejectedSpans"`
+			ErrorMessage  string      `json:"errorMessage"`
+		} `json:"partialSuccess"`
+	}
+	if err := json.Unmarshal(body, &partial); err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" ||
+		partial.PartialSuccess.RejectedSpans != "1" || !strings.Contains(partial.PartialSuccess.ErrorMessage, "end_time_unix_nano") ||
+		!strings.Contains(partial.PartialSuccess.ErrorMessage, "0000000000000bad") {
+		t.Fatalf("malformed span: %d %s %s (%v), want 200 with one rejected span naming the field and span", resp.StatusCode, resp.Header.Get("Content-Type"), body, err)
+	}
+
 	// The usage comes after the agent logs it was logged for (agent logs
 	// that lead usage are held for it: docs/streaming.md).
 	replayed, err := devbroker.Replay(context.Background(), kafkaingest.Options{Brokers: []string{broker}, ClientID: "obolus-test"},
@@ -142,8 +177,13 @@ func TestStreamOTLPMatchesBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	compareAnswers(t, "output topic", outputAnswers(t, topicMessages(t, broker, topicOutput)), want)
-	if dead := topicMessages(t, broker, topicDead); len(dead) != 0 {
-		t.Errorf("%d dead letters, want none; first: %s", len(dead), dead[0].Value)
+	dead := topicMessages(t, broker, topicDead)
+	if len(dead) != 1 || !strings.Contains(string(dead[0].Value), `"location":"trace 00000000000000000000000000000bad span 0000000000000bad"`) ||
+		!strings.Contains(string(dead[0].Value), `"field":"end_time_unix_nano"`) {
+		t.Errorf("dead letters %d, want the one malformed span's", len(dead))
+		for _, m := range dead[:min(3, len(dead))] {
+			t.Logf("dead letter: %s", m.Value)
+		}
 	}
 	stopped = true
 	if err := stop(); err != nil {
