@@ -433,3 +433,21 @@ func attrOf(k string, v any) attribute.KeyValue {
 	}
 	return attribute.String(k, fmt.Sprint(v))
 }
+
+// TestStreamSpanRowsMatchBatch replays a workload whose agent logs are span
+// tables (gen --agent-logs otel) through `obolus dev`: span rows on the
+// agent topic (obolus-kind: otel_spans), child spans among them, read by the
+// span table's decoder. The answers must be batch's.
+func TestStreamSpanRowsMatchBatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	f := newStreamFixture(t, synth.Config{Seed: 17, AgentRequests: 1500, Duration: 6 * time.Hour, AgentLogs: synth.AgentLogsOTel})
+	f.setenv()
+	want := f.batchAnswers()
+	out := mustObolus(t, "dev", "--workload", f.dir, "--exit-when-done", "--port", "0", "--http", "127.0.0.1:0")
+	t.Log(out)
+	got := storeAnswers(t, filepath.Join(f.dir, synth.StoreFile))
+	compareAnswers(t, "stream store", got, want)
+	reconcile(t, f.dir, got)
+}

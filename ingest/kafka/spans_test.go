@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +131,38 @@ func TestSpanIntake(t *testing.T) {
 	agents.err = errors.New("not enough replicas")
 	if _, err := in.Export(context.Background(), spans[:1]); err == nil || !strings.Contains(err.Error(), "not enough replicas") {
 		t.Errorf("export with Kafka failing: %v", err)
+	}
+}
+
+// TestRekeySkippedBatchBroadcasts: a full batch of spans that are all
+// skipped (child spans) writes nothing to the keyed topic, but must still
+// broadcast its claim; otherwise the partition's claim stays at its start
+// and waitForSlowest holds every partition of the process for it (a hang
+// found replaying span tables through obolus dev).
+func TestRekeySkippedBatchBroadcasts(t *testing.T) {
+	keyed, progress, dead := &msgRecorder{}, &msgRecorder{}, &msgRecorder{}
+	rk := &Rekeyer{Decoder: testDecoder(), Keyed: keyed, Dead: dead, Progress: progress, KeyedPartitions: 2, Sources: 2,
+		ProducerDelay: time.Second, MaxLead: 2 * time.Second, FlushAt: 500, Counts: &RekeyCounts{}, Log: slog.New(slog.DiscardHandler)}
+	h, _, err := rk.Open(context.Background(), "a", 0, Committed{Offset: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]kafka.Message, BatchMax)
+	for i := range batch {
+		batch[i] = *msg("a", spanChild, HeaderKind, "otel_spans")
+		batch[i].Offset, batch[i].Time = int64(i), time.Unix(1000, 0)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.Handle(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if rk.Counts.Skipped.Load() != BatchMax || len(keyed.msgs) != 0 || len(progress.msgs) != 2 {
+		t.Fatalf("skipped %d, keyed %d, progress %d: want %d skipped and a claim to both keyed partitions",
+			rk.Counts.Skipped.Load(), len(keyed.msgs), len(progress.msgs), BatchMax)
+	}
+	// The next batch is not held back by the partition's own stale claim.
+	if err := h.Handle(ctx, batch[:1]); err != nil {
+		t.Fatalf("second batch: %v", err)
 	}
 }
