@@ -33,7 +33,9 @@ import (
 	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/devbroker"
+	"github.com/obolus/obolus/internal/score"
 	"github.com/obolus/obolus/internal/synth"
+	"github.com/obolus/obolus/schemas"
 )
 
 // TestStreamOTLPMatchesBatch sends a generated workload's agent logs into a
@@ -192,6 +194,34 @@ func TestStreamOTLPMatchesBatch(t *testing.T) {
 	got := storeAnswers(t, filepath.Join(f.dir, synth.StoreFile))
 	compareAnswers(t, "store", got, want)
 	reconcile(t, f.dir, got)
+	scoreAnswers(t, f.dir, got)
+}
+
+// scoreAnswers scores answers against the workload's ground truth: the bars
+// of the batch path, and id-based methods never wrong.
+func scoreAnswers(t *testing.T, dir string, got map[string][]schemas.Attribution) {
+	t.Helper()
+	truth, err := score.LoadTruth(filepath.Join(dir, synth.TruthFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []score.Row
+	for _, rs := range got {
+		for _, r := range rs {
+			rows = append(rows, score.Row{InvocationID: r.InvocationID, EndUser: r.EndUser, MatchMethod: r.MatchMethod, Weight: r.Weight})
+		}
+	}
+	rep := score.Score(truth, rows)
+	t.Logf("precision %.4f recall %.4f", rep.Precision, rep.Recall)
+	if rep.Precision < 0.99 || rep.Recall < 0.95 || rep.Missing != 0 || rep.Unknown != 0 || rep.Overweight != 0 {
+		t.Errorf("precision %.4f recall %.4f missing %d unknown %d overweight %d; want ≥ 0.99, ≥ 0.95 and none",
+			rep.Precision, rep.Recall, rep.Missing, rep.Unknown, rep.Overweight)
+	}
+	for _, m := range rep.Methods {
+		if schemas.IDMethod(m.Method) && m.Invocations > 0 && m.Precision != 1 {
+			t.Errorf("%s precision %.6f, want 1 for an id-based method", m.Method, m.Precision)
+		}
+	}
 }
 
 // waitFor polls cond until it holds, or fails the test after timeout.
@@ -450,4 +480,5 @@ func TestStreamSpanRowsMatchBatch(t *testing.T) {
 	got := storeAnswers(t, filepath.Join(f.dir, synth.StoreFile))
 	compareAnswers(t, "stream store", got, want)
 	reconcile(t, f.dir, got)
+	scoreAnswers(t, f.dir, got)
 }
