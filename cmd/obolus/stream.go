@@ -101,7 +101,12 @@ func (a *cli) runStream(ctx context.Context, s *config.Stream, started func(*wor
 		wc.Store = ss
 	}
 	if len(wc.ServicePrincipals) == 0 && wc.HasStage(worker.StageRekey) {
-		a.log.Warn("no agent endpoint has a service principal: agent log messages will be dead-lettered; add stream.agents or payload/trace sources")
+		if key := cfg.OTel.ServicePrincipalAttribute; key != "" {
+			a.log.Warn("no agent endpoint has a service principal: payload and trace messages will be dead-lettered, and spans (OTLP or span rows) unless their resource names one", "resource_attribute", key,
+				"hint", "add stream.agents or agent sources with service_principal")
+		} else {
+			a.log.Warn("no agent endpoint has a service principal: agent log messages will be dead-lettered; add stream.agents or agent sources with service_principal")
+		}
 	}
 	w, err := worker.New(wc)
 	if err != nil {
