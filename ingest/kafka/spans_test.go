@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +166,34 @@ func TestRekeySkippedBatchBroadcasts(t *testing.T) {
 	// The next batch is not held back by the partition's own stale claim.
 	if err := h.Handle(ctx, batch[:1]); err != nil {
 		t.Fatalf("second batch: %v", err)
+	}
+}
+
+// stalledWriter is a broker that does not answer: it waits for the context.
+type stalledWriter struct{}
+
+func (stalledWriter) WriteMessages(ctx context.Context, _ ...kafka.Message) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestSpanIntakeBackpressure: behind the OTLP handler, a Kafka that does not
+// acknowledge within stream.otlp.timeout makes the request a 503 with
+// Retry-After, which OTLP clients retry.
+func TestSpanIntakeBackpressure(t *testing.T) {
+	in := &SpanIntake{Decoder: testDecoder(), Agents: stalledWriter{}, Dead: stalledWriter{}, Counts: &SpanCounts{}}
+	h := otlp.NewHandler(otlp.Config{Timeout: 50 * time.Millisecond, RetryAfter: 2 * time.Second, Log: slog.New(slog.DiscardHandler)}, in)
+	body := `{"resourceSpans":[{"resource":{"attributes":[{"key":"obolus.service_principal","value":{"stringValue":"sp"}}]},
+		"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
+		"startTimeUnixNano":"1793527200000000000","endTimeUnixNano":"1793527201000000000","attributes":[{"key":"enduser.id","value":{"stringValue":"ann"}}]}]}]}]}`
+	r := httptest.NewRequest(http.MethodPost, otlp.Path, strings.NewReader(body))
+	r.Header.Set("Content-Type", otlp.ContentJSON)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "2" || w.Header().Get("Content-Type") != otlp.ContentJSON {
+		t.Errorf("stalled Kafka: %d Retry-After %q %s, want 503, 2 and JSON", w.Code, w.Header().Get("Retry-After"), w.Header().Get("Content-Type"))
+	}
+	if h.Stats().Failed != 1 || in.Counts.Produced.Load() != 0 {
+		t.Errorf("stats %+v produced %d, want one failed request and nothing counted as produced", h.Stats(), in.Counts.Produced.Load())
 	}
 }
