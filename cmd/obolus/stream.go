@@ -26,10 +26,14 @@ stops fetching, flushes, commits and leaves the groups.
 Messages are JSON objects whose fields are the Databricks column names, the
 same rows the batch path reads. Header obolus-kind says what a message holds
 (usage topic: usage | legacy_usage; agent topic: payload | trace) and
-obolus-agent-endpoint names an agent log row's endpoint. See docs/streaming.md.`,
+obolus-agent-endpoint names an agent log row's endpoint. With --otlp
+(stream.otlp.listen) it also accepts OpenTelemetry traces over OTLP/HTTP,
+POST /v1/traces (protobuf or JSON, gzip or not): spans that are agent
+requests go to the agent topic as span rows. See docs/streaming.md.`,
 		Example: `  obolus stream --config obolus.yaml --brokers kafka-1:9092,kafka-2:9092
   obolus stream --config obolus.yaml --duckdb          # also load store.duckdb (run one such process)
-  obolus stream --config obolus.yaml --stages rekey    # only the re-keying stage`,
+  obolus stream --config obolus.yaml --stages rekey    # only the re-keying stage
+  obolus stream --config obolus.yaml --otlp 0.0.0.0:4318   # also take agents' OTLP traces`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			bindStreamFlags(a, cmd)
