@@ -84,7 +84,7 @@ func TestStreamOTLPMatchesBatch(t *testing.T) {
 	})
 
 	// A wrong token is refused, and the SDK says so.
-	bad := exportTraces(t, otlpAddr, "wrong", traces[:1], otlptracehttp.EncodingProtobuf, false)
+	bad := exportTraces(otlpAddr, "wrong", traces[:1], otlptracehttp.EncodingProtobuf, false)
 	if bad.err == nil {
 		t.Fatal("export with a wrong bearer token succeeded")
 	}
@@ -98,7 +98,7 @@ func TestStreamOTLPMatchesBatch(t *testing.T) {
 			enc = otlptracehttp.EncodingJSON
 		}
 		wg.Go(func() {
-			r := exportTraces(t, otlpAddr, token, []agentTraces{agent}, enc, i%3 != 2)
+			r := exportTraces(otlpAddr, token, []agentTraces{agent}, enc, i%3 != 2)
 			sent.Add(r.spans)
 			if r.err != nil {
 				errs <- fmt.Errorf("agent %s (%v): %w", agent.endpoint, enc, r.err)
@@ -370,9 +370,9 @@ type exportResult struct {
 
 // exportTraces sends the agents' traces through one SDK tracer provider
 // per agent (its resource), as an instrumented agent would, and returns
-// once they are exported (or failed).
-func exportTraces(t *testing.T, addr, token string, agents []agentTraces, enc otlptracehttp.Encoding, gzip bool) exportResult {
-	t.Helper()
+// once they are exported (or failed). It runs on other goroutines than the
+// test's, so it reports errors rather than failing the test.
+func exportTraces(addr, token string, agents []agentTraces, enc otlptracehttp.Encoding, gzip bool) exportResult {
 	ctx := context.Background()
 	var res exportResult
 	for _, a := range agents {
@@ -386,7 +386,7 @@ func exportTraces(t *testing.T, addr, token string, agents []agentTraces, enc ot
 		}
 		exp, err := otlptracehttp.New(ctx, opts...)
 		if err != nil {
-			t.Fatal(err)
+			return exportResult{err: err}
 		}
 		ce := &countingExporter{SpanExporter: exp}
 		var attrs []attribute.KeyValue
@@ -404,11 +404,10 @@ func exportTraces(t *testing.T, addr, token string, agents []agentTraces, enc ot
 			var rootCtx context.Context
 			for _, s := range tr {
 				var ids spanIDs
-				if _, err := hex.Decode(ids.trace[:], []byte(s.TraceID)); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := hex.Decode(ids.span[:], []byte(s.SpanID)); err != nil {
-					t.Fatal(err)
+				_, terr := hex.Decode(ids.trace[:], []byte(s.TraceID))
+				_, serr := hex.Decode(ids.span[:], []byte(s.SpanID))
+				if err := errors.Join(terr, serr); err != nil {
+					return exportResult{err: fmt.Errorf("trace %s span %s: %w", s.TraceID, s.SpanID, err)}
 				}
 				parent := context.WithValue(ctx, idsKey{}, ids)
 				if s.ParentSpanID != "" {
