@@ -44,7 +44,7 @@ test-short:
 # input, left the big Parquet inputs no time to fuzz at all.
 FUZZTIME ?= 60s
 FUZZ_TARGETS := ingest:FuzzDecodeUsage ingest:FuzzReadJSONL ingest:FuzzReadTraceJSONL ingest:FuzzReadOTelSpansJSONL ingest:FuzzReadCSV \
-	ingest:FuzzReadParquet ingest/kafka:FuzzDecodeMessage internal/stream:FuzzDecodeRecord enrich:FuzzNormalizeTraceID
+	ingest:FuzzReadParquet ingest/kafka:FuzzDecodeMessage ingest/otlp:FuzzHandler internal/stream:FuzzDecodeRecord enrich:FuzzNormalizeTraceID
 fuzz:
 	@fail=""; \
 	for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz ./$$pkg $$fn for $(FUZZTIME)"; \

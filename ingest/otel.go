@@ -56,9 +56,41 @@ var spanFields = newFieldSet(
 	}},
 )
 
-// errSkipped marks a span that stands for no agent request (a child span
+// ErrSpanSkipped marks a span that stands for no agent request (a child span
 // naming no user): counted in Stats.Skipped, neither emitted nor dead.
-var errSkipped = errors.New("span stands for no agent request")
+var ErrSpanSkipped = errors.New("span stands for no agent request")
+
+// errSkipped is ErrSpanSkipped under the name the readers compare with.
+var errSkipped = ErrSpanSkipped
+
+// DecodeSpanRequest decodes one span row given as a JSON object, in the
+// layout of a span table (v1 or v2, see spanFields), into the agent request
+// it stands for: the same decoder and the same rules as the otel_spans
+// source, for callers that get spans one at a time (the stream). endpoint
+// names the agent as a source's agent_endpoint does ("": the span's
+// resource names it); principal, when set, is asked for the service
+// principal of the agent the span names, which wins over the span's
+// resource as a source's service_principal does. A span that stands for no
+// agent request returns ErrSpanSkipped; a malformed one a *FieldError.
+// Safe for concurrent use.
+func DecodeSpanRequest(b []byte, keys *schemas.SpanKeys, endpoint string, principal func(agentEndpoint string) string) (schemas.AgentRequest, error) {
+	d := decoders.Get().(*decoder)
+	defer decoders.Put(d)
+	d.span, d.spanKeys = schemas.SpanRow{}, keys
+	defer func() { d.spanKeys = nil }()
+	if err := decodeJSON(d, spanFields, b, &d.span); err != nil {
+		return schemas.AgentRequest{}, err
+	}
+	sp := ""
+	if principal != nil {
+		sp = principal(d.span.AgentEndpoint(endpoint, keys))
+	}
+	var r schemas.AgentRequest
+	if err := d.spanRequest(endpoint, sp, &r); err != nil {
+		return schemas.AgentRequest{}, err
+	}
+	return r, nil
+}
 
 // spanRequest turns the decoded span in d.span into dst, or reports why not.
 func (d *decoder) spanRequest(endpoint, sp string, dst *schemas.AgentRequest) error {

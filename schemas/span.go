@@ -100,6 +100,15 @@ func first(m map[string]string, keys []string) string {
 // IsRoot reports whether the span has no parent: the agent's request.
 func (s *SpanRow) IsRoot() bool { return s.ParentSpanID == "" }
 
+// AgentEndpoint is the agent the span belongs to: configured, the source's
+// agent endpoint, or when that is empty the resource attribute k names.
+func (s *SpanRow) AgentEndpoint(configured string, k *SpanKeys) string {
+	if configured == "" && k.AgentEndpoint != "" {
+		return s.ResourceAttributes[k.AgentEndpoint]
+	}
+	return configured
+}
+
 // AgentRequest turns a span into the agent request it stands for. Only the
 // root span of a trace, or a span that names the end user, stands for one;
 // for any other span ok is false and the span is skipped. Two spans of one
@@ -116,9 +125,7 @@ func (s *SpanRow) AgentRequest(agentEndpoint, servicePrincipal string, k *SpanKe
 		// gateway (the agent's service principal), never read as a user.
 		return AgentRequest{TraceID: s.TraceID, GatewayLinkID: link, StartTime: s.StartTime, DurationMS: ms, Source: SourceOTelSpan}, true
 	}
-	if agentEndpoint == "" && k.AgentEndpoint != "" {
-		agentEndpoint = s.ResourceAttributes[k.AgentEndpoint]
-	}
+	agentEndpoint = s.AgentEndpoint(agentEndpoint, k)
 	if servicePrincipal == "" && k.ServicePrincipal != "" {
 		servicePrincipal = s.ResourceAttributes[k.ServicePrincipal]
 	}

@@ -79,6 +79,9 @@ producers) can use the broker too. Ctrl-C stops everything cleanly.`,
 				b.Addr(), s.Topics.Usage, s.Topics.Agents, s.Topics.Output, s.Topics.DeadLetter)
 			fmt.Fprintf(a.out, "  read answers:  kcat -b %s -C -t %s -f '%%k %%h %%s\\n'\n", b.Addr(), s.Topics.Output)
 			fmt.Fprintf(a.out, "  send usage:    kcat -b %s -P -t %s -H obolus-kind=usage < usage.jsonl\n", b.Addr(), s.Topics.Usage)
+			if s.OTLP.Listen != "" {
+				fmt.Fprintf(a.out, "  send traces:   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://%s/v1/traces (OTLP/HTTP, protobuf or JSON)\n", s.OTLP.Listen)
+			}
 			return a.runDev(ctx, s, workload, rate, lateDelay, noWorker, exitEnd)
 		},
 	}

@@ -26,10 +26,14 @@ stops fetching, flushes, commits and leaves the groups.
 Messages are JSON objects whose fields are the Databricks column names, the
 same rows the batch path reads. Header obolus-kind says what a message holds
 (usage topic: usage | legacy_usage; agent topic: payload | trace) and
-obolus-agent-endpoint names an agent log row's endpoint. See docs/streaming.md.`,
+obolus-agent-endpoint names an agent log row's endpoint. With --otlp
+(stream.otlp.listen) it also accepts OpenTelemetry traces over OTLP/HTTP,
+POST /v1/traces (protobuf or JSON, gzip or not): spans that are agent
+requests go to the agent topic as span rows. See docs/streaming.md.`,
 		Example: `  obolus stream --config obolus.yaml --brokers kafka-1:9092,kafka-2:9092
   obolus stream --config obolus.yaml --duckdb          # also load store.duckdb (run one such process)
-  obolus stream --config obolus.yaml --stages rekey    # only the re-keying stage`,
+  obolus stream --config obolus.yaml --stages rekey    # only the re-keying stage
+  obolus stream --config obolus.yaml --otlp 0.0.0.0:4318   # also take agents' OTLP traces`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			bindStreamFlags(a, cmd)
@@ -55,6 +59,7 @@ func streamFlags(a *cli, cmd *cobra.Command) {
 	f.StringSlice("stages", nil, "stages to run: rekey, join, load (overrides stream.stages)")
 	f.String("http", "", "listen address of /healthz, /readyz, /status and /metrics (overrides stream.http)")
 	f.Duration("grace", 0, "how long a usage event waits for its agent request, in event time (overrides stream.grace)")
+	f.String("otlp", "", "listen address of the OTLP/HTTP trace intake, POST /v1/traces, e.g. 127.0.0.1:4318 (overrides stream.otlp.listen; empty: off)")
 }
 
 // bindStreamFlags lets the stream flags override their keys. It runs when a
@@ -62,7 +67,8 @@ func streamFlags(a *cli, cmd *cobra.Command) {
 // key would otherwise reach the other commands' configuration.
 func bindStreamFlags(a *cli, cmd *cobra.Command) {
 	bind(a.v, cmd.Flags(), map[string]string{"brokers": "stream.brokers", "group": "stream.group", "duckdb": "stream.duckdb",
-		"stages": "stream.stages", "http": "stream.http", "grace": "stream.grace"})
+		"stages": "stream.stages", "http": "stream.http", "grace": "stream.grace",
+		"otlp": "stream.otlp.listen"})
 }
 
 // loadStream is load for the stream commands: it reads the stream section too.
@@ -101,7 +107,12 @@ func (a *cli) runStream(ctx context.Context, s *config.Stream, started func(*wor
 		wc.Store = ss
 	}
 	if len(wc.ServicePrincipals) == 0 && wc.HasStage(worker.StageRekey) {
-		a.log.Warn("no agent endpoint has a service principal: agent log messages will be dead-lettered; add stream.agents or payload/trace sources")
+		if key := cfg.OTel.ServicePrincipalAttribute; key != "" {
+			a.log.Warn("no agent endpoint has a service principal: payload and trace messages will be dead-lettered, and spans (OTLP or span rows) unless their resource names one", "resource_attribute", key,
+				"hint", "add stream.agents or agent sources with service_principal")
+		} else {
+			a.log.Warn("no agent endpoint has a service principal: agent log messages will be dead-lettered; add stream.agents or agent sources with service_principal")
+		}
 	}
 	w, err := worker.New(wc)
 	if err != nil {

@@ -18,6 +18,9 @@ func TestStreamDefaultsAreValid(t *testing.T) {
 	if s.Grace != 5*time.Minute || s.Horizon != time.Hour || s.Topics.Usage != "obolus.usage" || !s.HasStage(config.StageJoin) || s.HasStage(config.StageLoad) {
 		t.Errorf("unexpected stream defaults: %+v", s)
 	}
+	if o := s.OTLP; o.Listen != "" || o.MaxBodyBytes != 8<<20 || o.MaxInFlight != 16 || o.Timeout != 5*time.Second || o.RetryAfter != time.Second || o.BearerToken != "" {
+		t.Errorf("unexpected stream.otlp defaults: %+v", o)
+	}
 	if c.Match.Skew != 2*time.Second {
 		t.Errorf("main section not loaded: %+v", c.Match)
 	}
@@ -42,12 +45,17 @@ stream:
 	t.Setenv("OBOLUS_STREAM_SASL_MECHANISM", "scram-sha-512")
 	t.Setenv("OBOLUS_STREAM_SASL_USERNAME", "svc")
 	t.Setenv("OBOLUS_STREAM_SASL_PASSWORD", "s3cret")
+	t.Setenv("OBOLUS_STREAM_OTLP_BEARER_TOKEN", "tok")
+	t.Setenv("OBOLUS_STREAM_OTLP_LISTEN", "0.0.0.0:4318")
 	c, s, err := config.LoadWithStream(config.New(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(s.Brokers) != 2 || s.Grace != 90*time.Second || !s.HasStage(config.StageLoad) || s.SASL.Password != "s3cret" {
 		t.Errorf("stream section: %+v", s)
+	}
+	if s.OTLP.BearerToken != "tok" || s.OTLP.Listen != "0.0.0.0:4318" {
+		t.Errorf("stream.otlp from the environment: %+v", s.OTLP)
 	}
 	if s.TLS.CAFile != filepath.Join(filepath.Dir(p), "ca.pem") {
 		t.Errorf("ca_file not resolved against the config file: %s", s.TLS.CAFile)
@@ -80,6 +88,11 @@ func TestStreamValidate(t *testing.T) {
 		{"sasl without password", "stream: {sasl: {mechanism: plain, username: u}}", "stream.sasl.password"},
 		{"password without mechanism", "stream: {sasl: {password: p}}", "stream.sasl.mechanism"},
 		{"agent without principal", "stream: {agents: [{agent_endpoint: bot}]}", "stream.agents[0].service_principal"},
+		{"bad otlp listen", "stream: {otlp: {listen: 4318}}", "stream.otlp.listen"},
+		{"tiny otlp body", "stream: {otlp: {max_body_bytes: 10}}", "stream.otlp.max_body_bytes"},
+		{"no otlp slots", "stream: {otlp: {max_in_flight: 0}}", "stream.otlp.max_in_flight"},
+		{"zero otlp timeout", "stream: {otlp: {timeout: 0s}}", "stream.otlp.timeout"},
+		{"otlp token with a space", "stream: {otlp: {bearer_token: 'a b'}}", "stream.otlp.bearer_token"},
 		{"unknown key", "stream: {grase: 1m}", "grase"},
 	}
 	for _, tt := range tests {

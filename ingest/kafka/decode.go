@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +20,7 @@ import (
 // Message headers obolus reads on the input topics and writes on its own.
 const (
 	// HeaderKind says what a message holds: usage or legacy_usage on the
-	// usage topic, payload or trace on the agent topic.
+	// usage topic, payload, trace or otel_spans on the agent topic.
 	HeaderKind = "obolus-kind"
 	// HeaderAgentEndpoint names the agent endpoint an agent log row belongs
 	// to (payload rows do not carry it; trace rows fall back to their metadata).
@@ -49,10 +50,16 @@ type Decoder struct {
 	// Limits bound what a record may claim; zero fields mean
 	// ingest.DefaultLimits.
 	Limits ingest.Limits
+	// SpanKeys are the attributes span rows (otel_spans) name the end user,
+	// session, request id, agent and service principal by; the zero value
+	// means schemas.DefaultSpanKeys.
+	SpanKeys schemas.SpanKeys
 }
 
 // Decode returns the keyed record and its key, or the dead letter saying
-// why the message cannot be used.
+// why the message cannot be used. A message that stands for no record (a
+// span that is not an agent request: a child span naming no user) returns
+// neither a key nor a dead letter, and is skipped.
 func (d *Decoder) Decode(m *kafka.Message) (stream.Record, string, *schemas.DeadLetter) {
 	kind := header(m, HeaderKind)
 	refuse := func(k, field, format string, a ...any) (stream.Record, string, *schemas.DeadLetter) {
@@ -117,14 +124,29 @@ func (d *Decoder) Decode(m *kafka.Message) (stream.Record, string, *schemas.Dead
 				return refuse(recKind, HeaderAgentEndpoint, "trace names no agent endpoint (no %s in trace_metadata): set header %s",
 					schemas.TraceEndpointKey, HeaderAgentEndpoint)
 			}
+		case string(ingest.KindOTelSpans):
+			// The span table's decoder, with the configured principals in
+			// the place of a source's service_principal: they win over
+			// the span's resource, which the agent's own code writes.
+			keys := d.SpanKeys.OrDefault()
+			spHeader := header(m, HeaderServicePrincipal)
+			var err error
+			a, err = ingest.DecodeSpanRequest(m.Value, &keys, endpoint, func(ep string) string {
+				return cmp.Or(spHeader, d.ServicePrincipals[ep])
+			})
+			if errors.Is(err, ingest.ErrSpanSkipped) {
+				return stream.Record{}, "", nil
+			}
+			if err != nil {
+				return refuse(recKind, fieldOf(err), "%s", reasonOf(err))
+			}
 		default:
-			return refuse(recKind, HeaderKind, "header %s %q: use payload or trace on topic %s (without the header, a row with databricks_request_id is a payload row, one with trace_id a trace)",
+			return refuse(recKind, HeaderKind, "header %s %q: use payload, trace or otel_spans on topic %s (without the header, a row with databricks_request_id is a payload row, one with span_id a span, one with trace_id a trace)",
 				HeaderKind, kind, m.Topic)
 		}
-		a.ServicePrincipal = header(m, HeaderServicePrincipal)
-		if a.ServicePrincipal == "" {
-			a.ServicePrincipal = d.ServicePrincipals[a.AgentEndpoint]
-		}
+		// The header, then the configured principal of the endpoint; a
+		// span may name its own (resource attribute) where neither does.
+		a.ServicePrincipal = cmp.Or(header(m, HeaderServicePrincipal), d.ServicePrincipals[a.AgentEndpoint], a.ServicePrincipal)
 		if a.ServicePrincipal == "" {
 			return refuse(recKind, "agent_endpoint", "agent endpoint %q has no service principal: add it to stream.agents (or a payload/trace source), or set header %s",
 				a.AgentEndpoint, HeaderServicePrincipal)
@@ -153,13 +175,14 @@ func (d *Decoder) checkFuture(field string, t time.Time) (string, string) {
 	return "", ""
 }
 
-// sniffAgentKind tells a payload row from a trace by its top-level keys.
+// sniffAgentKind tells a payload row from a trace and a span by its
+// top-level keys.
 func sniffAgentKind(b []byte) string {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return ""
 	}
-	var payload, trace bool
+	var payload, trace, span bool
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -170,6 +193,8 @@ func sniffAgentKind(b []byte) string {
 			payload = true
 		case "trace_id":
 			trace = true
+		case "span_id":
+			span = true
 		}
 		var skip json.RawMessage
 		if dec.Decode(&skip) != nil {
@@ -177,6 +202,8 @@ func sniffAgentKind(b []byte) string {
 		}
 	}
 	switch {
+	case span && trace && !payload:
+		return string(ingest.KindOTelSpans)
 	case payload && !trace:
 		return string(ingest.KindPayload)
 	case trace && !payload:

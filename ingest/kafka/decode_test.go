@@ -83,7 +83,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{"tokens near 2^63", msg("u", strings.Replace(goodUsage, `"total_tokens":5`, `"total_tokens":9223372036854775807`, 1)), "total_tokens", "limits.max_tokens"},
 		{"request lasting years", msg("a", strings.Replace(goodPayload, `"execution_duration_ms":1000`, `"execution_duration_ms":94670856000000000`, 1), HeaderAgentEndpoint, "bot"),
 			"execution_duration_ms", "match.max_request_duration"},
-		{"agent kind unknown", msg("a", `{"neither":1}`), HeaderKind, "payload or trace"},
+		{"agent kind unknown", msg("a", `{"neither":1}`), HeaderKind, "payload, trace or otel_spans"},
 		{"payload without endpoint", msg("a", goodPayload, HeaderKind, "payload"), HeaderAgentEndpoint, "names no agent endpoint"},
 		{"endpoint without principal", msg("a", goodPayload, HeaderAgentEndpoint, "ghost"), "agent_endpoint", `"ghost" has no service principal`},
 		{"other topic", msg("x", goodUsage), "", "neither the usage topic"},

@@ -25,6 +25,9 @@ type MessageWriter interface {
 // RekeyCounts counts what the re-keying stage did, across partitions.
 type RekeyCounts struct {
 	Usage, Agents, Dead atomic.Int64
+	// Skipped counts messages that stand for no record: spans that are
+	// not an agent request.
+	Skipped atomic.Int64
 }
 
 // Rekeyer is the first stage: it decodes input messages with the shared
@@ -123,12 +126,17 @@ func parseRekeyCommit(s string) (int64, error) {
 }
 
 type rekeyPartition struct {
-	rk     *Rekeyer
-	keyed  []kafka.Message
-	dead   []kafka.Message
-	buf    []byte
-	next   int64 // offset after the last message handled, -1 before any
-	source uint32
+	rk    *Rekeyer
+	keyed []kafka.Message
+	dead  []kafka.Message
+	// unwritten counts the messages handled since the last write, skipped
+	// ones included: a full batch of them must still be written and its
+	// claim broadcast, or the partition's claim never leaves its start and
+	// every partition of the process waits for it (waitForSlowest).
+	unwritten int
+	buf       []byte
+	next      int64 // offset after the last message handled, -1 before any
+	source    uint32
 	// stamp is the running maximum of message timestamps (unix millis);
 	// claim what may be claimed once the buffered records are written;
 	// sent the claim last broadcast.
@@ -207,6 +215,8 @@ func (p *rekeyPartition) Handle(ctx context.Context, msgs []kafka.Message) error
 			p.dead = append(p.dead, dm)
 			p.rk.Counts.Dead.Add(1)
 			p.rk.Log.Debug("dead letter", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "field", dl.Field, "reason", dl.Reason)
+		} else if key == "" {
+			p.rk.Counts.Skipped.Add(1)
 		} else {
 			// One buffer per batch, sliced per message: the writer keeps
 			// the slices until WriteMessages returns.
@@ -233,7 +243,8 @@ func (p *rekeyPartition) Handle(ctx context.Context, msgs []kafka.Message) error
 		p.next = m.Offset + 1
 	}
 	p.claim = max(p.claim, p.stamp)
-	if n := len(p.keyed) + len(p.dead); n >= p.rk.FlushAt || len(msgs) < BatchMax {
+	p.unwritten += len(msgs)
+	if p.unwritten >= p.rk.FlushAt || len(msgs) < BatchMax {
 		return p.write(ctx)
 	}
 	return nil
@@ -251,7 +262,7 @@ func (p *rekeyPartition) write(ctx context.Context) error {
 		}
 	}
 	clear(p.keyed)
-	p.keyed, p.dead = p.keyed[:0], p.dead[:0]
+	p.keyed, p.dead, p.unwritten = p.keyed[:0], p.dead[:0], 0
 	// A synchronous WriteMessages is done with the messages' bytes when it returns.
 	p.buf = p.buf[:0]
 	return p.broadcast(ctx)

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/obolus/obolus/ingest/kafka"
+	"github.com/obolus/obolus/ingest/otlp"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/stream"
 	"github.com/obolus/obolus/internal/stream/worker"
@@ -64,6 +65,9 @@ func WorkerConfig(ctx context.Context, cfg *config.Config, s config.Stream, log 
 		Join: stream.Config{Match: cfg.MatchConfig(), Prices: prices, Org: org, Served: served,
 			Grace: s.Grace, Horizon: s.Horizon, AgentRetention: s.AgentRetention, Idle: s.IdleFlush},
 		ServicePrincipals: cfg.ServicePrincipals(s),
-		Log:               log,
+		SpanKeys:          cfg.OTel.SpanKeys(),
+		OTLP: worker.OTLP{Listen: s.OTLP.Listen, Handler: otlp.Config{MaxBodyBytes: s.OTLP.MaxBodyBytes, MaxInFlight: s.OTLP.MaxInFlight,
+			Timeout: s.OTLP.Timeout, RetryAfter: s.OTLP.RetryAfter, BearerToken: s.OTLP.BearerToken}},
+		Log: log,
 	}, nil
 }

@@ -66,6 +66,25 @@ type StreamSASL struct {
 	Password  string `mapstructure:"password"`
 }
 
+// StreamOTLP configures the OTLP/HTTP trace intake (POST /v1/traces).
+type StreamOTLP struct {
+	// Listen is the intake's listen address; empty disables it. Its own
+	// listener, not stream.http's: agents reach it from other hosts, and
+	// stream.http serves profiles that must stay on loopback.
+	Listen string `mapstructure:"listen"`
+	// MaxBodyBytes bounds a request body, as sent and after gzip (413).
+	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
+	// MaxInFlight bounds requests being produced at once (429 beyond).
+	MaxInFlight int `mapstructure:"max_in_flight"`
+	// Timeout bounds producing one request's spans (503 beyond).
+	Timeout time.Duration `mapstructure:"timeout"`
+	// RetryAfter is what 429 and 503 answers ask the client to wait.
+	RetryAfter time.Duration `mapstructure:"retry_after"`
+	// BearerToken, when set, is required as "Authorization: Bearer <token>";
+	// best given as OBOLUS_STREAM_OTLP_BEARER_TOKEN.
+	BearerToken string `mapstructure:"bearer_token"`
+}
+
 // Stream configures `obolus stream` and `obolus dev`.
 type Stream struct {
 	Brokers []string `mapstructure:"brokers"`
@@ -114,6 +133,9 @@ type Stream struct {
 	RebalanceTimeout time.Duration `mapstructure:"rebalance_timeout"`
 	TLS              StreamTLS     `mapstructure:"tls"`
 	SASL             StreamSASL    `mapstructure:"sasl"`
+	// OTLP is the OTLP/HTTP trace intake: spans become agent logs on the
+	// agent topic.
+	OTLP StreamOTLP `mapstructure:"otlp"`
 }
 
 // StreamDefaults puts the stream section's defaults into v.
@@ -151,6 +173,12 @@ func StreamDefaults(v *viper.Viper) {
 	v.SetDefault("stream.sasl.mechanism", "")
 	v.SetDefault("stream.sasl.username", "")
 	v.SetDefault("stream.sasl.password", "")
+	v.SetDefault("stream.otlp.listen", "")
+	v.SetDefault("stream.otlp.max_body_bytes", 8<<20)
+	v.SetDefault("stream.otlp.max_in_flight", 16)
+	v.SetDefault("stream.otlp.timeout", 5*time.Second)
+	v.SetDefault("stream.otlp.retry_after", time.Second)
+	v.SetDefault("stream.otlp.bearer_token", "")
 }
 
 // kafkaName is Kafka's rule for topic and group names.
@@ -234,6 +262,23 @@ func (s Stream) Validate() []error {
 		if _, _, err := net.SplitHostPort(s.HTTP); err != nil {
 			bad("http", "%q is not host:port (empty disables the endpoints)", s.HTTP)
 		}
+	}
+	if s.OTLP.Listen != "" {
+		if _, _, err := net.SplitHostPort(s.OTLP.Listen); err != nil {
+			bad("otlp.listen", "%q is not host:port (empty disables the OTLP intake)", s.OTLP.Listen)
+		}
+	}
+	if s.OTLP.MaxBodyBytes < 1<<10 || s.OTLP.MaxBodyBytes > 1<<30 {
+		bad("otlp.max_body_bytes", "%d: use 1024 to 1073741824", s.OTLP.MaxBodyBytes)
+	}
+	if s.OTLP.MaxInFlight < 1 || s.OTLP.MaxInFlight > 10000 {
+		bad("otlp.max_in_flight", "%d: use 1 to 10000", s.OTLP.MaxInFlight)
+	}
+	positive("otlp.timeout", s.OTLP.Timeout, "5s")
+	positive("otlp.retry_after", s.OTLP.RetryAfter, "1s")
+	if strings.ContainsAny(s.OTLP.BearerToken, " \t\r\n") {
+		// Never the token itself in the message.
+		bad("otlp.bearer_token", "contains whitespace, which no Authorization header can carry")
 	}
 	for _, f := range []struct{ key, path string }{{"tls.ca_file", s.TLS.CAFile}, {"tls.cert_file", s.TLS.CertFile}, {"tls.key_file", s.TLS.KeyFile}} {
 		if f.path == "" {

@@ -176,12 +176,19 @@ func readRows(path string, s ingest.Spec, late bool, ro ReplayOptions, msgs []me
 			if ev, err := decode(line); err == nil {
 				m.at, key = ev.EventTime.Add(time.Duration(ev.LatencyMS)*time.Millisecond), ev.InvocationID
 			}
-		case ingest.KindPayload, ingest.KindTrace:
+		case ingest.KindPayload, ingest.KindTrace, ingest.KindOTelSpans:
 			m.topic = ro.AgentsTopic
 			if s.AgentEndpoint != "" {
 				m.msg.Headers = append(m.msg.Headers, kafka.Header{Key: kafkaingest.HeaderAgentEndpoint, Value: []byte(s.AgentEndpoint)})
 			}
-			if s.Kind == ingest.KindPayload {
+			if s.Kind == ingest.KindOTelSpans {
+				// A span arrives when it ended; a child span the stream
+				// will skip goes where it is in its file, after its root.
+				keys := s.SpanKeys.OrDefault()
+				if a, err := ingest.DecodeSpanRequest(line, &keys, s.AgentEndpoint, nil); err == nil {
+					m.at, key = a.End(), a.TraceID
+				}
+			} else if s.Kind == ingest.KindPayload {
 				if p, err := ingest.DecodePayload(line); err == nil {
 					m.at, key = p.AgentRequest("", "").End(), p.DatabricksRequestID
 				}

@@ -30,8 +30,10 @@ import (
 
 	"github.com/obolus/obolus/ingest"
 	kafkaingest "github.com/obolus/obolus/ingest/kafka"
+	"github.com/obolus/obolus/ingest/otlp"
 	"github.com/obolus/obolus/internal/retry"
 	"github.com/obolus/obolus/internal/stream"
+	"github.com/obolus/obolus/schemas"
 	kafkasink "github.com/obolus/obolus/sink/kafka"
 )
 
@@ -89,11 +91,25 @@ type Config struct {
 	Join stream.Config
 	// ServicePrincipals maps agent endpoints to service principals.
 	ServicePrincipals map[string]string
+	// SpanKeys are the attributes span rows name the end user and the rest
+	// by (the otel section); the zero value means schemas.DefaultSpanKeys.
+	SpanKeys schemas.SpanKeys
+	// OTLP is the OTLP/HTTP trace intake; its Listen "" disables it.
+	OTLP OTLP
 	// Store receives attributions and dead letters in the load stage.
 	Store kafkasink.Store
 	Log   *slog.Logger
 	// Meter records the worker's metrics; nil means the global provider.
 	Meter metric.Meter
+}
+
+// OTLP configures the OTLP/HTTP trace intake: POST /v1/traces on its own
+// listener, spans produced to the agent topic.
+type OTLP struct {
+	// Listen is the listen address ("": no intake).
+	Listen string
+	// Handler configures the endpoint; its Keys are Config.SpanKeys.
+	Handler otlp.Config
 }
 
 // Worker is one streaming process.
@@ -110,10 +126,14 @@ type Worker struct {
 	expected map[string]int
 	started  time.Time
 
+	otlp   *otlp.Handler
+	spansN *kafkaingest.SpanCounts
+
 	mu       sync.Mutex
 	running  bool
 	fatal    error
 	httpAddr string
+	otlpAddr string
 }
 
 // New validates cfg and returns a worker.
@@ -148,7 +168,7 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("join: %w", err)
 	}
 	w := &Worker{cfg: cfg, log: cfg.Log, status: kafkaingest.NewStatus(),
-		rekeyN: &kafkaingest.RekeyCounts{}, loadN: &kafkasink.LoaderCounts{}}
+		rekeyN: &kafkaingest.RekeyCounts{}, loadN: &kafkasink.LoaderCounts{}, spansN: &kafkaingest.SpanCounts{}}
 	return w, nil
 }
 
@@ -238,10 +258,30 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.expected[g.ID] += counts[t]
 		}
 	}
+	decoder := func() *kafkaingest.Decoder {
+		return &kafkaingest.Decoder{UsageTopic: s.Topics.Usage, AgentsTopic: s.Topics.Agents,
+			ServicePrincipals: w.cfg.ServicePrincipals, MaxBytes: s.MaxMessageBytes, MaxFuture: s.MaxFuture, Limits: s.Limits,
+			SpanKeys: s.SpanKeys}
+	}
+	if s.OTLP.Listen != "" {
+		// The intake writes to the agent topic like any producer (spans
+		// keyed by trace id), so it works in any process, whatever its
+		// stages.
+		intake := &kafkaingest.SpanIntake{Decoder: decoder(), Agents: writer(s.Topics.Agents, &kafka.Hash{}),
+			Dead: writer(s.Topics.DeadLetter, &kafka.Hash{}), Counts: w.spansN}
+		osrv, err := w.serveOTLP(ctx, intake)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = osrv.Shutdown(sctx)
+		}()
+	}
 	if s.HasStage(StageRekey) {
 		rk := &kafkaingest.Rekeyer{
-			Decoder: &kafkaingest.Decoder{UsageTopic: s.Topics.Usage, AgentsTopic: s.Topics.Agents,
-				ServicePrincipals: w.cfg.ServicePrincipals, MaxBytes: s.MaxMessageBytes, MaxFuture: s.MaxFuture, Limits: s.Limits},
+			Decoder:         decoder(),
 			Keyed:           writer(s.Topics.Keyed, explicitPartition{}),
 			Dead:            writer(s.Topics.DeadLetter, &kafka.Hash{}),
 			Progress:        writer(s.Topics.Keyed, explicitPartition{}),
@@ -368,10 +408,26 @@ type Report struct {
 	Join  map[int]JoinStatus `json:"join,omitempty"`
 	Rekey struct {
 		Usage, Agents, DeadLetters int64
+		// Skipped messages stood for no record (spans that are not an
+		// agent request).
+		Skipped int64
 	} `json:"rekey"`
+	// OTLP is the trace intake's counts, when it runs.
+	OTLP *OTLPStatus `json:"otlp,omitempty"`
 	Load struct {
 		Answers, Rows, DeadLetters int64
 	} `json:"load"`
+}
+
+// OTLPStatus is what the OTLP/HTTP intake did.
+type OTLPStatus struct {
+	Addr string `json:"addr"`
+	otlp.Stats
+	// Produced spans went to the agent topic; Skipped were no agent
+	// request; DeadLetters were dead-lettered (and rejected).
+	Produced    int64 `json:"produced"`
+	Skipped     int64 `json:"skipped"`
+	DeadLetters int64 `json:"dead_letters"`
 }
 
 // JoinStatus is one keyed partition's join state.
@@ -421,6 +477,14 @@ func (w *Worker) Status() Report {
 		}
 	}
 	r.Rekey.Usage, r.Rekey.Agents, r.Rekey.DeadLetters = w.rekeyN.Usage.Load(), w.rekeyN.Agents.Load(), w.rekeyN.Dead.Load()
+	r.Rekey.Skipped = w.rekeyN.Skipped.Load()
+	w.mu.Lock()
+	h, addr := w.otlp, w.otlpAddr
+	w.mu.Unlock()
+	if h != nil {
+		r.OTLP = &OTLPStatus{Addr: addr, Stats: h.Stats(), Produced: w.spansN.Produced.Load(), Skipped: w.spansN.Skipped.Load(),
+			DeadLetters: w.spansN.Dead.Load()}
+	}
 	r.Load.Answers, r.Load.Rows, r.Load.DeadLetters = w.loadN.Answers.Load(), w.loadN.Rows.Load(), w.loadN.DeadLetters.Load()
 	return r
 }
@@ -489,5 +553,40 @@ func (w *Worker) serveHTTP(ctx context.Context) (*http.Server, error) {
 		}
 	}()
 	w.log.Info("health endpoints", "addr", "http://"+w.httpAddr, "paths", paths)
+	return srv, nil
+}
+
+// OTLPAddr is where the OTLP intake listens, once Run has started it.
+func (w *Worker) OTLPAddr() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.otlpAddr
+}
+
+// serveOTLP starts the OTLP/HTTP trace intake on its own listener: agents
+// reach it from other hosts, while stream.http (profiles) stays on loopback.
+func (w *Worker) serveOTLP(ctx context.Context, exp otlp.Exporter) (*http.Server, error) {
+	ln, err := net.Listen("tcp", w.cfg.OTLP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("stream.otlp.listen %s: %w", w.cfg.OTLP.Listen, err)
+	}
+	hc := w.cfg.OTLP.Handler
+	hc.Keys, hc.Log = w.cfg.SpanKeys, w.log.With("stage", "otlp")
+	h := otlp.NewHandler(hc, exp)
+	w.mu.Lock()
+	w.otlp, w.otlpAddr = h, ln.Addr().String()
+	w.mu.Unlock()
+	mux := http.NewServeMux()
+	mux.Handle(otlp.Path, h)
+	// A request holds one of max_in_flight slots while its body arrives: a
+	// read timeout keeps a slow (or stalled) client from holding it.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			w.log.Error("otlp intake stopped", "err", err)
+		}
+	}()
+	w.log.Info("otlp intake", "endpoint", "http://"+w.OTLPAddr()+otlp.Path, "auth", hc.BearerToken != "")
 	return srv, nil
 }
