@@ -45,6 +45,7 @@ func (a *cli) reportCmd() *cobra.Command {
 func (a *cli) chargebackCmd() *cobra.Command {
 	var (
 		period, by, formats, out, usagePath, pricesPath, target string
+		focusVersion                                            string
 		pseudonymize, rawCSV                                    bool
 		top                                                     int
 	)
@@ -87,7 +88,11 @@ what the store already holds, and shows list-price estimates when that is nothin
 			if (usagePath == "") != (pricesPath == "") {
 				return usageErrorf("--billing-usage and --list-prices go together: the bill cannot be priced without its list prices")
 			}
-			opt := report.Options{Period: p, By: dims, Top: top, RawCSV: rawCSV}
+			fv, err := report.ParseFocusVersion(focusVersion)
+			if err != nil {
+				return usageErrorf("--focus-version: %v", err)
+			}
+			opt := report.Options{Period: p, By: dims, Top: top, RawCSV: rawCSV, FocusVersion: fv}
 			if pseudonymize {
 				// Before anything is read: a missing key must not cost a run.
 				if opt.Pseudonymizer, err = report.PseudonymizerFromEnv(); err != nil {
@@ -151,6 +156,7 @@ what the store already holds, and shows list-price estimates when that is nothin
 	f.BoolVar(&rawCSV, "csv-raw", false, "write CSV text cells as they are; by default a cell starting with =, +, -, @, TAB or CR gets a leading ' so spreadsheets do not run it as a formula")
 	f.BoolVar(&pseudonymize, "pseudonymize", false, "replace end users by HMAC-SHA256 pseudonyms keyed by $"+report.PseudonymKeyEnv)
 	f.IntVar(&top, "top", 15, "users listed in the summaries")
+	f.StringVar(&focusVersion, "focus-version", report.DefaultFocusVersion, "FOCUS version of the focus and focus-parquet outputs: 1.3 (split cost allocation columns) or 1.2")
 	return cmd
 }
 

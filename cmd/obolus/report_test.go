@@ -40,6 +40,13 @@ func TestReportChargeback(t *testing.T) {
 		}
 	}
 
+	// FOCUS 1.3 by default, with the split allocation columns; 1.2 on request.
+	focus13, _ := os.ReadFile(filepath.Join(reports, "focus-2026-11.csv"))
+	focus12 := mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--format", "focus", "--focus-version", "1.2", "--log-level", "warn")
+	if !strings.Contains(string(focus13), "AllocatedMethodId") || strings.Contains(focus12, "AllocatedMethodId") || !strings.HasPrefix(focus12, "AvailabilityZone,BilledCost,") {
+		t.Errorf("FOCUS 1.3 header %.200q; 1.2 header %.200q", focus13, focus12)
+	}
+
 	// The billing tables stay in the store: a second report needs no files.
 	again := mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--by", "model", "--log-level", "warn")
 	if !strings.Contains(again, "Costs are reconciled") {
@@ -69,6 +76,7 @@ func TestReportChargebackUsageErrors(t *testing.T) {
 		{"unknown format", []string{"--format", "pdf", "--out", "x"}, "", `"pdf" is not one of`},
 		{"usage without prices", []string{"--billing-usage", "u.jsonl"}, "", "go together"},
 		{"pseudonymize without key", []string{"--pseudonymize"}, "", "OBOLUS_PSEUDONYM_KEY"},
+		{"unknown FOCUS version", []string{"--focus-version", "1.4"}, "", "--focus-version"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -87,6 +87,9 @@ type Options struct {
 	// -, @, TAB or CR) is prefixed with a single quote: end users come from
 	// request tags, which any gateway caller can set.
 	RawCSV bool
+	// FocusVersion is the FOCUS version of the export: Focus12 or Focus13
+	// (default).
+	FocusVersion string
 }
 
 // Amounts are the sums behind one line.
@@ -185,6 +188,8 @@ type Report struct {
 	Top           int
 	// RawCSV: see Options.RawCSV.
 	RawCSV bool
+	// FocusVersion: see Options.FocusVersion.
+	FocusVersion string
 
 	Lines        []Line  // attributed groups, costliest first
 	Unattributed Amounts // the remainder line; its AllocatedMicros includes NoUsageMicros
@@ -293,6 +298,11 @@ func Build(ctx context.Context, src Source, opt Options) (*Report, error) {
 	if opt.Top <= 0 {
 		opt.Top = 15
 	}
+	fv, err := ParseFocusVersion(opt.FocusVersion)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	opt.FocusVersion = fv
 	rows, err := readUsage(ctx, src, opt.Period)
 	if err != nil {
 		return nil, err
@@ -314,7 +324,7 @@ func Build(ctx context.Context, src Source, opt Options) (*Report, error) {
 
 func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, error) {
 	rep := &Report{Period: opt.Period, By: opt.By, Billing: len(recs) > 0, Currency: "USD", Top: opt.Top,
-		Pseudonymized: opt.Pseudonymizer != nil, RawCSV: opt.RawCSV}
+		Pseudonymized: opt.Pseudonymizer != nil, RawCSV: opt.RawCSV, FocusVersion: opt.FocusVersion}
 	if p := opt.Pseudonymizer; p != nil {
 		names := map[string]string{}
 		for i := range rows {
@@ -364,6 +374,7 @@ func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, erro
 	rec := &rep.Rec
 	rec.Bases = map[string]int{}
 	for j, cr := range res.Charges {
+		fa.basis(j, cr.Basis)
 		if cr.Items > 0 {
 			rec.ChargesWithUsage++
 			rec.Bases[cr.Basis.String()]++
