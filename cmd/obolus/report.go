@@ -31,6 +31,8 @@ var reportFormats = []reportFormat{
 	{"focus", "focus-%s.csv", true, (*report.Report).WriteFocusCSV},
 	{"focus-parquet", "focus-%s.parquet", false, (*report.Report).WriteFocusParquet},
 	{"html", "chargeback-%s.html", false, (*report.Report).WriteHTML},
+	// distribution: each agent's cost per turn and per conversation.
+	{"distribution", "distribution-%s.csv", true, (*report.Report).WriteDistributionCSV},
 }
 
 func (a *cli) reportCmd() *cobra.Command {
@@ -49,10 +51,7 @@ func (a *cli) chargebackCmd() *cobra.Command {
 		pseudonymize, rawCSV                                    bool
 		top                                                     int
 	)
-	names := make([]string, len(reportFormats))
-	for i, f := range reportFormats {
-		names[i] = f.name
-	}
+	names := formatNames()
 	cmd := &cobra.Command{
 		Use:   "chargeback",
 		Short: "Who spent what in a period, on which agent and model, reconciled to the bill",
@@ -147,7 +146,7 @@ what the store already holds, and shows list-price estimates when that is nothin
 	}
 	f := cmd.Flags()
 	f.StringVar(&period, "period", time.Now().UTC().AddDate(0, -1, 0).Format("2006-01"), "calendar month YYYY-MM, or YYYY-MM-DD..YYYY-MM-DD (end exclusive), UTC")
-	f.StringVar(&by, "by", "team", "group by, comma-separated: team, cost_center, user, agent, model, session (one line per conversation)")
+	f.StringVar(&by, "by", "team", "group by, comma-separated: team, cost_center, user, agent, model, session (one line per conversation), agent_request (one line per user turn)")
 	f.StringVar(&formats, "format", "markdown", "outputs, comma-separated: "+strings.Join(names, ", "))
 	f.StringVar(&out, "out", "", "directory to write the outputs to (default: the one text output to standard output)")
 	f.StringVar(&usagePath, "billing-usage", "", "export of system.billing.usage to load first (.jsonl, .csv or .parquet)")
@@ -160,13 +159,21 @@ what the store already holds, and shows list-price estimates when that is nothin
 	return cmd
 }
 
+func formatNames() []string {
+	names := make([]string, len(reportFormats))
+	for i, f := range reportFormats {
+		names[i] = f.name
+	}
+	return names
+}
+
 func chooseFormats(list, out string) ([]reportFormat, error) {
 	var chosen []reportFormat
 	for _, name := range strings.Split(list, ",") {
 		name = strings.TrimSpace(name)
 		i := slices.IndexFunc(reportFormats, func(f reportFormat) bool { return f.name == name })
 		if i < 0 {
-			return nil, usageErrorf("--format: %q is not one of markdown, csv, parquet, focus, focus-parquet, html", name)
+			return nil, usageErrorf("--format: %q is not one of %s", name, strings.Join(formatNames(), ", "))
 		}
 		if !slices.ContainsFunc(chosen, func(f reportFormat) bool { return f.name == name }) {
 			chosen = append(chosen, reportFormats[i])

@@ -26,18 +26,25 @@ func TestReportChargeback(t *testing.T) {
 	reports := filepath.Join(dir, "reports")
 	mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--by", "team,agent",
 		"--billing-usage", usage, "--list-prices", prices,
-		"--format", "markdown,csv,parquet,focus,focus-parquet,html", "--out", reports, "--log-level", "warn")
-	for _, f := range []string{"chargeback-2026-11.md", "chargeback-2026-11.csv", "chargeback-2026-11.parquet", "focus-2026-11.csv", "focus-2026-11.parquet", "chargeback-2026-11.html"} {
+		"--format", "markdown,csv,parquet,focus,focus-parquet,html,distribution", "--out", reports, "--log-level", "warn")
+	for _, f := range []string{"chargeback-2026-11.md", "chargeback-2026-11.csv", "chargeback-2026-11.parquet", "focus-2026-11.csv", "focus-2026-11.parquet", "chargeback-2026-11.html", "distribution-2026-11.csv"} {
 		if st, err := os.Stat(filepath.Join(reports, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(reports, "chargeback-2026-11.md"))
 	for _, want := range []string{"Costs are reconciled to the Databricks bill", "## Reconciliation", "(difference 0.000000)", "| (unattributed) |", "Price change:",
-		"carries a match confidence of at least 0.9", "- Time-window matches on agent "} {
+		"carries a match confidence of at least 0.9", "- Time-window matches on agent ", "## Cost per turn and conversation by agent", "| Agent | Turns |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("markdown lacks %q", want)
 		}
+	}
+
+	// Grouping by conversation and by turn.
+	turns := mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--by", "agent,agent_request", "--log-level", "warn")
+	sessions := mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--by", "session", "--format", "csv", "--log-level", "warn")
+	if !strings.Contains(turns, "| Agent | Agent request |") || !strings.HasPrefix(sessions, "period,period_start,period_end,kind,session,") {
+		t.Errorf("--by agent,agent_request:\n%.400s\n--by session:\n%.300s", turns, sessions)
 	}
 
 	// FOCUS 1.3 by default, with the split allocation columns; 1.2 on request.

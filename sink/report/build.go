@@ -27,9 +27,12 @@ const (
 	// BySession groups by conversation: the agent's session id
 	// (mlflow.trace.session), so one line is one conversation's cost.
 	BySession Dimension = "session"
+	// ByAgentRequest groups by agent request (agent_request_id): one user
+	// turn, which an agent fans out into many gateway calls.
+	ByAgentRequest Dimension = "agent_request"
 )
 
-var allDimensions = []Dimension{ByTeam, ByCostCenter, ByUser, ByAgent, ByModel, BySession}
+var allDimensions = []Dimension{ByTeam, ByCostCenter, ByUser, ByAgent, ByModel, BySession, ByAgentRequest}
 
 // ParseDimensions reads a comma-separated list such as "team,user".
 func ParseDimensions(s string) ([]Dimension, error) {
@@ -37,7 +40,7 @@ func ParseDimensions(s string) ([]Dimension, error) {
 	for _, f := range strings.Split(s, ",") {
 		d := Dimension(strings.TrimSpace(f))
 		if !slices.Contains(allDimensions, d) {
-			return nil, fmt.Errorf("--by %q: %q is not one of team, cost_center, user, agent, model, session", s, f)
+			return nil, fmt.Errorf("--by %q: %q is not one of team, cost_center, user, agent, model, session, agent_request", s, f)
 		}
 		if slices.Contains(out, d) {
 			return nil, fmt.Errorf("--by %q: %s appears twice", s, d)
@@ -59,6 +62,8 @@ func (d Dimension) of(r *usageRow) string {
 		return r.agent
 	case BySession:
 		return r.session
+	case ByAgentRequest:
+		return r.agentRequest
 	default:
 		return r.model
 	}
@@ -204,7 +209,10 @@ type Report struct {
 	Teams       []string // teams in Days, costliest first, UnattributedLabel last
 	TopUsers    []Line   // Keys: user, team
 	Models      []Line   // Keys: model
-	Rec         Reconciliation
+	// Agents is each agent's cost per turn and per conversation, costliest
+	// turn first (rows with an agent request id or a session only).
+	Agents []AgentSpread
+	Rec    Reconciliation
 	// Focus holds the FOCUS rows once FocusRows has built them.
 	Focus []FocusRow
 	focus *focusAgg
@@ -404,9 +412,15 @@ func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, erro
 		days[d] = &Day{Date: d, Cost: map[string]int64{}}
 	}
 	keyBuf := make([]string, len(opt.By))
+	sp := spreads{}
 	for i := range rows {
 		r := &rows[i]
 		alloc := res.ItemMicros[i]
+		if rep.Billing {
+			sp.add(r, alloc)
+		} else {
+			sp.add(r, listMicros[i])
+		}
 		attributed := r.method != schemas.MethodUnattributed
 		if attributed {
 			for k, d := range opt.By {
@@ -530,6 +544,7 @@ func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, erro
 	if _, ok := teamCost[UnattributedLabel]; ok {
 		rep.Teams = append(rep.Teams, UnattributedLabel)
 	}
+	rep.Agents = sp.build()
 	rep.focus = fa
 	return rep, nil
 }

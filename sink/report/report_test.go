@@ -80,6 +80,9 @@ func TestGolden(t *testing.T) {
 	}{
 		{"chargeback_team_user.md", "team,user", "", func(r *Report, b *bytes.Buffer) error { return r.WriteMarkdown(b) }},
 		{"chargeback_team_user.csv", "team,user", "", func(r *Report, b *bytes.Buffer) error { return r.WriteCSV(b) }},
+		{"chargeback_agent_request.md", "agent,agent_request", "", func(r *Report, b *bytes.Buffer) error { return r.WriteMarkdown(b) }},
+		{"chargeback_agent_session.csv", "agent,session", "", func(r *Report, b *bytes.Buffer) error { return r.WriteCSV(b) }},
+		{"distribution.csv", "team", "", func(r *Report, b *bytes.Buffer) error { return r.WriteDistributionCSV(b) }},
 		{"chargeback_model_agent.md", "model,agent", "", func(r *Report, b *bytes.Buffer) error { return r.WriteMarkdown(b) }},
 		{"focus.csv", "team", Focus12, func(r *Report, b *bytes.Buffer) error { return r.WriteFocusCSV(b) }},
 		{"focus_1.3.csv", "team", Focus13, func(r *Report, b *bytes.Buffer) error { return r.WriteFocusCSV(b) }},
