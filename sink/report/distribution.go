@@ -29,13 +29,16 @@ type AgentSpread struct {
 	Sessions           Spread
 }
 
-// Runaway is the maximum cost of a turn over the median, 0 without turns: a
-// turn that cost ten times the typical one is worth a look.
+// Runaway is the maximum cost of a turn over the 95th percentile, 0 without
+// turns. Turn costs are long-tailed, so the maximum is measured against the
+// agent's own tail rather than its median: on the demo workload every agent's
+// costliest turn is 8-30× its median, but only a turn far beyond the 95th
+// percentile (a loop, a runaway fan-out) is several times it.
 func (a AgentSpread) Runaway() float64 {
-	if a.Turns.P50 <= 0 {
+	if a.Turns.P95 <= 0 {
 		return 0
 	}
-	return float64(a.Turns.Max) / float64(a.Turns.P50)
+	return float64(a.Turns.Max) / float64(a.Turns.P95)
 }
 
 // spreadAcc collects the rows of one agent by turn and session.
@@ -129,7 +132,7 @@ func (r *Report) distributionTable() *table {
 		{name: "period", kind: kString}, {name: "agent", kind: kString}, {name: "cost_basis", kind: kString}, {name: "currency", kind: kString},
 		{name: "turns", kind: kInt}, {name: "calls_per_turn_p50", kind: kDecimal, scale: 6}, {name: "calls_per_turn_max", kind: kDecimal, scale: 6},
 		{name: "cost_per_turn_p50", kind: kDecimal, scale: 6}, {name: "cost_per_turn_p95", kind: kDecimal, scale: 6},
-		{name: "cost_per_turn_max", kind: kDecimal, scale: 6}, {name: "costliest_turn", kind: kString}, {name: "max_over_p50", kind: kDecimal, scale: 6},
+		{name: "cost_per_turn_max", kind: kDecimal, scale: 6}, {name: "costliest_turn", kind: kString}, {name: "max_over_p95", kind: kDecimal, scale: 6},
 		{name: "sessions", kind: kInt}, {name: "cost_per_session_p50", kind: kDecimal, scale: 6},
 		{name: "cost_per_session_p95", kind: kDecimal, scale: 6}, {name: "cost_per_session_max", kind: kDecimal, scale: 6},
 		{name: "costliest_session", kind: kString},
@@ -155,15 +158,15 @@ func (r *Report) WriteDistributionCSV(w io.Writer) error {
 	return r.distributionTable().writeCSV(w, r.RawCSV)
 }
 
-// RunawayFactor is how far above its median an agent's costliest turn has
-// to be for the Markdown and HTML reports to flag the agent.
-const RunawayFactor = 10
+// RunawayFactor is how far above its 95th percentile an agent's costliest
+// turn has to be for the Markdown and HTML reports to flag the agent.
+const RunawayFactor = 5
 
 // distributionHead heads the distribution table of Markdown and HTML; the
 // cells of distributionText follow it. Columns 0 and 7 are data (agent
 // name, turn id) and need escaping for the format; the others are numbers.
 var distributionHead = []string{"Agent", "Turns", "Calls per turn (median / max)", "Cost per turn: median", "p95", "max",
-	"Max ÷ median", "Costliest turn", "Conversations", "Cost per conversation: median", "p95", "max"}
+	"Max ÷ p95", "Costliest turn", "Conversations", "Cost per conversation: median", "p95", "max"}
 
 // distributionData are the columns of distributionHead that hold data.
 var distributionData = map[int]bool{0: true, 7: true}
@@ -172,7 +175,7 @@ var distributionData = map[int]bool{0: true, 7: true}
 // the currency unit (a turn often costs less than a cent).
 func distributionText(a AgentSpread) []string {
 	runaway := "–"
-	if a.Turns.P50 > 0 {
+	if a.Turns.P95 > 0 {
 		runaway = fmt.Sprintf("%.1f×", a.Runaway())
 	}
 	turns, sessions := "–", "–"
@@ -206,6 +209,6 @@ func (r *Report) distributionNote() string {
 	if r.Billing {
 		basis = "allocated cost"
 	}
-	return fmt.Sprintf("A turn is one agent request (agent_request_id): a user's turn, which the agent fans out into gateway calls; a conversation is a session (mlflow.trace.session or OTel session.id). Costs are %s in %s, summed over every call of the turn or conversation whoever it was attributed to; percentiles by the nearest-rank method. Agents are listed costliest turn first; a costliest turn at least %d× the median is flagged.",
+	return fmt.Sprintf("A turn is one agent request (agent_request_id): a user's turn, which the agent fans out into gateway calls; a conversation is a session (mlflow.trace.session or OTel session.id). Costs are %s in %s, summed over every call of the turn or conversation whoever it was attributed to; percentiles by the nearest-rank method. Agents are listed costliest turn first; an agent whose costliest turn is at least %d× its 95th percentile is flagged (a runaway turn).",
 		basis, r.Currency, RunawayFactor)
 }
