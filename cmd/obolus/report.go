@@ -260,6 +260,7 @@ For demos and tests; real reports load the real system tables.`,
 	f.StringVar(&change, "price-change", "", "when the price changes, RFC 3339 or date (default: the first midnight after mid-period)")
 	f.Float64Var(&cfg.Noise, "noise", 0.03, "relative difference between a bucket's bill and its list-price estimate")
 	f.Float64Var(&cfg.IdleShare, "idle-share", 0.02, "billed hours with no usage, as a share of the hours with usage")
+	f.BoolVar(&cfg.IdleDays, "idle-days", false, "also bill one hour with no usage on every day of the period without gateway usage (demos: such days show in the report)")
 	return cmd
 }
 
