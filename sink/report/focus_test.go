@@ -346,3 +346,18 @@ func TestParquetTypes(t *testing.T) {
 		t.Errorf("chargeback parquet: %d rows summing to %s; want %d rows summing to the bill", n, alloc, len(rep.Lines)+1)
 	}
 }
+
+// TestNumeric: FOCUS NumericFormat, as the decimal rule reads it.
+func TestNumeric(t *testing.T) {
+	for _, tc := range []struct {
+		v  string
+		ok bool
+	}{
+		{"0", true}, {"12.5", true}, {"-0.000001", true}, {"1.5E3", true}, {"2e-4", true},
+		{"", false}, {"+1", false}, {"1,000", false}, {"1.", false}, {".5", false}, {"1e+3", false}, {"1/2", false}, {"$1", false}, {"1 ", false}, {"--1", false},
+	} {
+		if got := numeric(tc.v); got != tc.ok {
+			t.Errorf("numeric(%q) = %v, want %v", tc.v, got, tc.ok)
+		}
+	}
+}

@@ -49,10 +49,38 @@ type FocusRule struct {
 	dataset func(rows []focusRecord) error
 }
 
-// focusRecord is one exported row: its cells by column name, "" for null
-// (FOCUS forbids empty strings: null_handling.md "Columns MUST NOT use empty
-// strings ... to represent a null").
-type focusRecord map[string]string
+// focusRecord is one exported row: its cells, read by column name, "" for
+// null (FOCUS forbids empty strings: null_handling.md "Columns MUST NOT use
+// empty strings ... to represent a null"). It parses AllocatedMethodDetails
+// once for the rules that read it.
+type focusRecord struct {
+	idx     map[string]int // shared by every row
+	cells   []string
+	details *parsedDetails
+}
+
+type parsedDetails struct {
+	done bool
+	d    methodDetails
+	top  map[string]json.RawMessage
+	err  error
+}
+
+func (r focusRecord) get(col string) string {
+	if i, ok := r.idx[col]; ok {
+		return r.cells[i]
+	}
+	return ""
+}
+
+// methodDetails parses the row's AllocatedMethodDetails, once.
+func (r focusRecord) methodDetails() (methodDetails, map[string]json.RawMessage, error) {
+	if !r.details.done {
+		r.details.done = true
+		r.details.d, r.details.top, r.details.err = parseDetails(r.get("AllocatedMethodDetails"))
+	}
+	return r.details.d, r.details.top, r.details.err
+}
 
 const (
 	src12        = "FOCUS_Spec@v1.2 specification/"
@@ -191,17 +219,24 @@ func CheckFocus(version string, header []string, rows [][]string) []error {
 		return errs // cells cannot be read by name
 	}
 	rules := FocusRules(version)
-	recs := make([]focusRecord, len(rows))
+	idx := make(map[string]int, len(want))
+	for i, c := range want {
+		idx[c.Name] = i
+	}
+	recs := make([]focusRecord, 0, len(rows))
 	for n, row := range rows {
-		rec := focusRecord{}
-		for i, c := range want {
-			rec[c.Name] = row[i]
+		if len(row) != len(want) {
+			errs = append(errs, fmt.Errorf("row %d: %d cells, want %d", n+1, len(row), len(want)))
+			continue
 		}
-		recs[n] = rec
-		where := func(col string) string { return fmt.Sprintf("row %d %s", n+1, col) }
-		for _, c := range want {
-			if err := checkCell(c, rec[c.Name]); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", where(c.Name), err))
+		rec := focusRecord{idx: idx, cells: row, details: &parsedDetails{}}
+		recs = append(recs, rec)
+		for i, c := range want {
+			if c.Name == "AllocatedMethodDetails" {
+				continue // a JSON object with Elements: its own rule parses it once
+			}
+			if err := checkCell(c, row[i]); err != nil {
+				errs = append(errs, fmt.Errorf("row %d %s: %w", n+1, c.Name, err))
 			}
 		}
 		for _, r := range rules {
@@ -242,25 +277,21 @@ func checkCell(c FocusColumn, v string) error {
 	}
 	switch c.Type {
 	case FocusDecimal:
-		if strings.HasPrefix(v, "+") || strings.ContainsAny(v, ", ") {
-			return fmt.Errorf("type.decimal: %q", v)
-		}
-		if _, err := chargeback.ParseDecimal(v); err != nil {
-			return fmt.Errorf("type.decimal: %q: %w", v, err)
+		if !numeric(v) {
+			return fmt.Errorf("type.decimal: %q is not an integer, a decimal or E notation", v)
 		}
 	case FocusDateTime:
 		if _, err := time.Parse("2006-01-02T15:04:05Z", v); err != nil {
 			return fmt.Errorf("type.datetime: %q is not YYYY-MM-DDTHH:mm:ssZ", v)
 		}
 	case FocusJSON:
-		var obj map[string]any
+		var obj map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(v), &obj); err != nil {
 			return fmt.Errorf("type.key-value: %q is not a JSON object", v)
 		}
 		if keyValueColumns[c.Name] {
 			for k, x := range obj {
-				switch x.(type) {
-				case map[string]any, []any:
+				if len(x) > 0 && (x[0] == '{' || x[0] == '[') {
 					return fmt.Errorf("type.key-value: key %q holds an object or array", k)
 				}
 			}
@@ -269,9 +300,44 @@ func checkCell(c FocusColumn, v string) error {
 	return nil
 }
 
+// numeric is NumericFormat: an optional minus (never a plus), digits, an
+// optional fraction, an optional E exponent whose sign is only a minus.
+func numeric(v string) bool {
+	i := 0
+	digits := func() bool {
+		j := i
+		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+			i++
+		}
+		return i > j
+	}
+	if i < len(v) && v[i] == '-' {
+		i++
+	}
+	if !digits() {
+		return false
+	}
+	if i < len(v) && v[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(v) && (v[i] == 'e' || v[i] == 'E') {
+		i++
+		if i < len(v) && v[i] == '-' {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return i == len(v)
+}
+
 func matches(col string, re *regexp.Regexp) func(focusRecord) error {
 	return func(r focusRecord) error {
-		if v := r[col]; v != "" && !re.MatchString(v) {
+		if v := r.get(col); v != "" && !re.MatchString(v) {
 			return fmt.Errorf("%s %q does not match %s", col, v, re)
 		}
 		return nil
@@ -280,7 +346,7 @@ func matches(col string, re *regexp.Regexp) func(focusRecord) error {
 
 func oneOf(col string, nullable bool, allowed ...string) func(focusRecord) error {
 	return func(r focusRecord) error {
-		v := r[col]
+		v := r.get(col)
 		if (v == "" && nullable) || slices.Contains(allowed, v) {
 			return nil
 		}
@@ -290,8 +356,8 @@ func oneOf(col string, nullable bool, allowed ...string) func(focusRecord) error
 
 func isNull(col string) func(focusRecord) error {
 	return func(r focusRecord) error {
-		if r[col] != "" {
-			return fmt.Errorf("%s is %q, want null", col, r[col])
+		if r.get(col) != "" {
+			return fmt.Errorf("%s is %q, want null", col, r.get(col))
 		}
 		return nil
 	}
@@ -301,15 +367,15 @@ func pricingCategory(r focusRecord) error {
 	if err := oneOf("PricingCategory", true, "Standard", "Dynamic", "Committed", "Other")(r); err != nil {
 		return err
 	}
-	cc := r["ChargeCategory"]
-	if r["PricingCategory"] == "" && (cc == "Usage" || cc == "Purchase") && r["ChargeClass"] != "Correction" {
+	cc := r.get("ChargeCategory")
+	if r.get("PricingCategory") == "" && (cc == "Usage" || cc == "Purchase") && r.get("ChargeClass") != "Correction" {
 		return fmt.Errorf("PricingCategory is null on a %s charge", cc)
 	}
 	return nil
 }
 
 func serviceSubcategory(r focusRecord) error {
-	if r["ServiceCategory"] != "AI and Machine Learning" || r["ServiceSubcategory"] == "" {
+	if r.get("ServiceCategory") != "AI and Machine Learning" || r.get("ServiceSubcategory") == "" {
 		return nil
 	}
 	return oneOf("ServiceSubcategory", false, "AI Platforms", "Bots", "Generative AI", "Machine Learning",
@@ -320,22 +386,22 @@ func chargePeriod(r focusRecord) error {
 	var t [4]time.Time
 	for i, c := range []string{"ChargePeriodStart", "ChargePeriodEnd", "BillingPeriodStart", "BillingPeriodEnd"} {
 		var err error
-		if t[i], err = time.Parse(time.RFC3339, r[c]); err != nil {
-			return fmt.Errorf("%s %q: %w", c, r[c], err)
+		if t[i], err = time.Parse(time.RFC3339, r.get(c)); err != nil {
+			return fmt.Errorf("%s %q: %w", c, r.get(c), err)
 		}
 	}
 	if !t[1].After(t[0]) || t[0].Before(t[2]) || t[1].After(t[3]) {
-		return fmt.Errorf("charge period [%s, %s) outside billing period [%s, %s)", r["ChargePeriodStart"], r["ChargePeriodEnd"], r["BillingPeriodStart"], r["BillingPeriodEnd"])
+		return fmt.Errorf("charge period [%s, %s) outside billing period [%s, %s)", r.get("ChargePeriodStart"), r.get("ChargePeriodEnd"), r.get("BillingPeriodStart"), r.get("BillingPeriodEnd"))
 	}
 	return nil
 }
 
 func allocatedMethodID(r focusRecord) error {
-	if r["AllocatedMethodId"] != "" {
+	if r.get("AllocatedMethodId") != "" {
 		return nil
 	}
 	for _, c := range []string{"AllocatedResourceId", "AllocatedMethodDetails", "AllocatedTags"} {
-		if r[c] != "" {
+		if r.get(c) != "" {
 			return fmt.Errorf("AllocatedMethodId is null, but %s is set: the charge is a split cost allocation", c)
 		}
 	}
@@ -343,19 +409,19 @@ func allocatedMethodID(r focusRecord) error {
 }
 
 func allocatedResourceID(r focusRecord) error {
-	unallocated := r["x_MatchMethod"] == schemas.MethodUnattributed || r["x_MatchMethod"] == MethodNoUsage
-	switch id := r["AllocatedResourceId"]; {
+	unallocated := r.get("x_MatchMethod") == schemas.MethodUnattributed || r.get("x_MatchMethod") == MethodNoUsage
+	switch id := r.get("AllocatedResourceId"); {
 	case unallocated && id != "":
-		return fmt.Errorf("the unallocated portion (%s) names allocated resource %q", r["x_MatchMethod"], id)
-	case !unallocated && r["AllocatedMethodId"] != "" && id == "":
+		return fmt.Errorf("the unallocated portion (%s) names allocated resource %q", r.get("x_MatchMethod"), id)
+	case !unallocated && r.get("AllocatedMethodId") != "" && id == "":
 		return errors.New("an allocated portion names no allocated resource")
 	}
 	return nil
 }
 
 func allocatedResourceName(r focusRecord) error {
-	if (r["AllocatedResourceId"] == "") != (r["AllocatedResourceName"] == "") {
-		return fmt.Errorf("AllocatedResourceId %q and AllocatedResourceName %q: both null or neither", r["AllocatedResourceId"], r["AllocatedResourceName"])
+	if (r.get("AllocatedResourceId") == "") != (r.get("AllocatedResourceName") == "") {
+		return fmt.Errorf("AllocatedResourceId %q and AllocatedResourceName %q: both null or neither", r.get("AllocatedResourceId"), r.get("AllocatedResourceName"))
 	}
 	return nil
 }
@@ -379,11 +445,11 @@ func parseDetails(v string) (methodDetails, map[string]json.RawMessage, error) {
 }
 
 func allocatedMethodDetails(r focusRecord) error {
-	v := r["AllocatedMethodDetails"]
+	v := r.get("AllocatedMethodDetails")
 	if v == "" {
 		return nil
 	}
-	d, top, err := parseDetails(v)
+	d, top, err := r.methodDetails()
 	if err != nil {
 		return err
 	}
@@ -426,12 +492,12 @@ func ratiosSumToOne(rows []focusRecord) error {
 	sums := map[string]*big.Rat{}
 	var order []string
 	for _, r := range rows {
-		if r["AllocatedMethodDetails"] == "" {
+		if r.get("AllocatedMethodDetails") == "" {
 			continue
 		}
-		d, _, err := parseDetails(r["AllocatedMethodDetails"])
+		d, _, err := r.methodDetails()
 		if err != nil || d.Origin == "" {
-			return fmt.Errorf("AllocatedMethodDetails without x_OriginChargeId: %q", r["AllocatedMethodDetails"])
+			return fmt.Errorf("AllocatedMethodDetails without x_OriginChargeId: %q", r.get("AllocatedMethodDetails"))
 		}
 		s, ok := sums[d.Origin]
 		if !ok {
@@ -458,7 +524,7 @@ func ratiosSumToOne(rows []focusRecord) error {
 }
 
 func allocatedTagsRule(r focusRecord) error {
-	v := r["AllocatedTags"]
+	v := r.get("AllocatedTags")
 	if v == "" {
 		return nil
 	}
@@ -466,7 +532,7 @@ func allocatedTagsRule(r focusRecord) error {
 	if err := json.Unmarshal([]byte(v), &at); err != nil {
 		return fmt.Errorf("AllocatedTags %q: %w", v, err)
 	}
-	if t := r["Tags"]; t != "" {
+	if t := r.get("Tags"); t != "" {
 		if err := json.Unmarshal([]byte(t), &tags); err != nil {
 			return fmt.Errorf("column Tags %q: %w", t, err)
 		}
