@@ -4,6 +4,8 @@ BIN       := bin/obolus
 DEMO_DIR  ?= demo
 # GEN_FLAGS are extra obolus gen flags for the demo, e.g. --agent-logs otel.
 GEN_FLAGS ?=
+# DEMO_PERIOD is the month the demo bills and reports: the workload's.
+DEMO_PERIOD ?= 2026-11
 export CGO_ENABLED := 1
 
 .PHONY: all build demo lint test test-short stress fuzz bench bench-micro bench-e2e bench-large vet fmt clean image test-image
@@ -13,14 +15,21 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/obolus
 
-# demo: generate a workload, attribute it into a DuckDB file, print per-user
-# results, coverage and the score against ground truth. No Databricks, no Kafka.
+# demo: generate four weeks of workload (November 1-28, so the per-day
+# charts have a shape), attribute it into a DuckDB file, print per-user
+# results, coverage and the score against ground truth, then bill the month
+# (--idle-days: the days without usage get billed hours, and show as such)
+# and write the chargeback reports to $(DEMO_DIR)/reports. No Databricks, no Kafka.
 demo: build
 	rm -rf $(DEMO_DIR)
 	$(BIN) gen --out $(DEMO_DIR) --duration 672h $(GEN_FLAGS)
 	$(BIN) batch --config $(DEMO_DIR)/obolus.yaml
 	$(BIN) summary --config $(DEMO_DIR)/obolus.yaml
 	$(BIN) score --config $(DEMO_DIR)/obolus.yaml --truth $(DEMO_DIR)/ground_truth.jsonl
+	$(BIN) report gen-billing --config $(DEMO_DIR)/obolus.yaml --period $(DEMO_PERIOD) --idle-days --out $(DEMO_DIR)/bill
+	$(BIN) report chargeback --config $(DEMO_DIR)/obolus.yaml --period $(DEMO_PERIOD) --by team,user \
+		--billing-usage $(DEMO_DIR)/bill/billing_usage.jsonl --list-prices $(DEMO_DIR)/bill/billing_list_prices.jsonl \
+		--format markdown,html,focus-parquet,distribution --out $(DEMO_DIR)/reports
 
 # lint: staticcheck (pinned by the tool directive in go.mod, so `go tool`
 # fetches that version; nothing to install) and the import-direction rules of

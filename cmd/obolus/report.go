@@ -31,6 +31,8 @@ var reportFormats = []reportFormat{
 	{"focus", "focus-%s.csv", true, (*report.Report).WriteFocusCSV},
 	{"focus-parquet", "focus-%s.parquet", false, (*report.Report).WriteFocusParquet},
 	{"html", "chargeback-%s.html", false, (*report.Report).WriteHTML},
+	// distribution: each agent's cost per turn and per conversation.
+	{"distribution", "distribution-%s.csv", true, (*report.Report).WriteDistributionCSV},
 }
 
 func (a *cli) reportCmd() *cobra.Command {
@@ -45,13 +47,11 @@ func (a *cli) reportCmd() *cobra.Command {
 func (a *cli) chargebackCmd() *cobra.Command {
 	var (
 		period, by, formats, out, usagePath, pricesPath, target string
+		focusVersion                                            string
 		pseudonymize, rawCSV                                    bool
 		top                                                     int
 	)
-	names := make([]string, len(reportFormats))
-	for i, f := range reportFormats {
-		names[i] = f.name
-	}
+	names := formatNames()
 	cmd := &cobra.Command{
 		Use:   "chargeback",
 		Short: "Who spent what in a period, on which agent and model, reconciled to the bill",
@@ -87,7 +87,11 @@ what the store already holds, and shows list-price estimates when that is nothin
 			if (usagePath == "") != (pricesPath == "") {
 				return usageErrorf("--billing-usage and --list-prices go together: the bill cannot be priced without its list prices")
 			}
-			opt := report.Options{Period: p, By: dims, Top: top, RawCSV: rawCSV}
+			fv, err := report.ParseFocusVersion(focusVersion)
+			if err != nil {
+				return usageErrorf("--focus-version: %v", err)
+			}
+			opt := report.Options{Period: p, By: dims, Top: top, RawCSV: rawCSV, FocusVersion: fv}
 			if pseudonymize {
 				// Before anything is read: a missing key must not cost a run.
 				if opt.Pseudonymizer, err = report.PseudonymizerFromEnv(); err != nil {
@@ -142,7 +146,7 @@ what the store already holds, and shows list-price estimates when that is nothin
 	}
 	f := cmd.Flags()
 	f.StringVar(&period, "period", time.Now().UTC().AddDate(0, -1, 0).Format("2006-01"), "calendar month YYYY-MM, or YYYY-MM-DD..YYYY-MM-DD (end exclusive), UTC")
-	f.StringVar(&by, "by", "team", "group by, comma-separated: team, cost_center, user, agent, model, session (one line per conversation)")
+	f.StringVar(&by, "by", "team", "group by, comma-separated: team, cost_center, user, agent, model, session (one line per conversation), agent_request (one line per user turn)")
 	f.StringVar(&formats, "format", "markdown", "outputs, comma-separated: "+strings.Join(names, ", "))
 	f.StringVar(&out, "out", "", "directory to write the outputs to (default: the one text output to standard output)")
 	f.StringVar(&usagePath, "billing-usage", "", "export of system.billing.usage to load first (.jsonl, .csv or .parquet)")
@@ -151,7 +155,16 @@ what the store already holds, and shows list-price estimates when that is nothin
 	f.BoolVar(&rawCSV, "csv-raw", false, "write CSV text cells as they are; by default a cell starting with =, +, -, @, TAB or CR gets a leading ' so spreadsheets do not run it as a formula")
 	f.BoolVar(&pseudonymize, "pseudonymize", false, "replace end users by HMAC-SHA256 pseudonyms keyed by $"+report.PseudonymKeyEnv)
 	f.IntVar(&top, "top", 15, "users listed in the summaries")
+	f.StringVar(&focusVersion, "focus-version", report.DefaultFocusVersion, "FOCUS version of the focus and focus-parquet outputs: 1.3 (split cost allocation columns) or 1.2")
 	return cmd
+}
+
+func formatNames() []string {
+	names := make([]string, len(reportFormats))
+	for i, f := range reportFormats {
+		names[i] = f.name
+	}
+	return names
 }
 
 func chooseFormats(list, out string) ([]reportFormat, error) {
@@ -160,7 +173,7 @@ func chooseFormats(list, out string) ([]reportFormat, error) {
 		name = strings.TrimSpace(name)
 		i := slices.IndexFunc(reportFormats, func(f reportFormat) bool { return f.name == name })
 		if i < 0 {
-			return nil, usageErrorf("--format: %q is not one of markdown, csv, parquet, focus, focus-parquet, html", name)
+			return nil, usageErrorf("--format: %q is not one of %s", name, strings.Join(formatNames(), ", "))
 		}
 		if !slices.ContainsFunc(chosen, func(f reportFormat) bool { return f.name == name }) {
 			chosen = append(chosen, reportFormats[i])
@@ -247,6 +260,7 @@ For demos and tests; real reports load the real system tables.`,
 	f.StringVar(&change, "price-change", "", "when the price changes, RFC 3339 or date (default: the first midnight after mid-period)")
 	f.Float64Var(&cfg.Noise, "noise", 0.03, "relative difference between a bucket's bill and its list-price estimate")
 	f.Float64Var(&cfg.IdleShare, "idle-share", 0.02, "billed hours with no usage, as a share of the hours with usage")
+	f.BoolVar(&cfg.IdleDays, "idle-days", false, "also bill one hour with no usage on every day of the period without gateway usage (demos: such days show in the report)")
 	return cmd
 }
 

@@ -26,18 +26,32 @@ func TestReportChargeback(t *testing.T) {
 	reports := filepath.Join(dir, "reports")
 	mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--by", "team,agent",
 		"--billing-usage", usage, "--list-prices", prices,
-		"--format", "markdown,csv,parquet,focus,focus-parquet,html", "--out", reports, "--log-level", "warn")
-	for _, f := range []string{"chargeback-2026-11.md", "chargeback-2026-11.csv", "chargeback-2026-11.parquet", "focus-2026-11.csv", "focus-2026-11.parquet", "chargeback-2026-11.html"} {
+		"--format", "markdown,csv,parquet,focus,focus-parquet,html,distribution", "--out", reports, "--log-level", "warn")
+	for _, f := range []string{"chargeback-2026-11.md", "chargeback-2026-11.csv", "chargeback-2026-11.parquet", "focus-2026-11.csv", "focus-2026-11.parquet", "chargeback-2026-11.html", "distribution-2026-11.csv"} {
 		if st, err := os.Stat(filepath.Join(reports, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(reports, "chargeback-2026-11.md"))
 	for _, want := range []string{"Costs are reconciled to the Databricks bill", "## Reconciliation", "(difference 0.000000)", "| (unattributed) |", "Price change:",
-		"carries a match confidence of at least 0.9", "- Time-window matches on agent "} {
+		"carries a match confidence of at least 0.9", "- Time-window matches on agent ", "## Cost per turn and conversation by agent", "| Agent | Turns |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("markdown lacks %q", want)
 		}
+	}
+
+	// Grouping by conversation and by turn.
+	turns := mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--by", "agent,agent_request", "--log-level", "warn")
+	sessions := mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--by", "session", "--format", "csv", "--log-level", "warn")
+	if !strings.Contains(turns, "| Agent | Agent request |") || !strings.HasPrefix(sessions, "period,period_start,period_end,kind,session,") {
+		t.Errorf("--by agent,agent_request:\n%.400s\n--by session:\n%.300s", turns, sessions)
+	}
+
+	// FOCUS 1.3 by default, with the split allocation columns; 1.2 on request.
+	focus13, _ := os.ReadFile(filepath.Join(reports, "focus-2026-11.csv"))
+	focus12 := mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--format", "focus", "--focus-version", "1.2", "--log-level", "warn")
+	if !strings.Contains(string(focus13), "AllocatedMethodId") || strings.Contains(focus12, "AllocatedMethodId") || !strings.HasPrefix(focus12, "AvailabilityZone,BilledCost,") {
+		t.Errorf("FOCUS 1.3 header %.200q; 1.2 header %.200q", focus13, focus12)
 	}
 
 	// The billing tables stay in the store: a second report needs no files.
@@ -69,6 +83,7 @@ func TestReportChargebackUsageErrors(t *testing.T) {
 		{"unknown format", []string{"--format", "pdf", "--out", "x"}, "", `"pdf" is not one of`},
 		{"usage without prices", []string{"--billing-usage", "u.jsonl"}, "", "go together"},
 		{"pseudonymize without key", []string{"--pseudonymize"}, "", "OBOLUS_PSEUDONYM_KEY"},
+		{"unknown FOCUS version", []string{"--focus-version", "1.4"}, "", "--focus-version"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

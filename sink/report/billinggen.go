@@ -32,6 +32,10 @@ type BillingGenConfig struct {
 	// usage, as a share of the buckets with usage (default 0.02). Negative
 	// asks for zero.
 	Noise, IdleShare float64
+	// IdleDays bills one hour with no usage on every day of the period that
+	// has no gateway usage at all (a batch job obolus does not see), so a
+	// demo report shows such days. Off by default.
+	IdleDays bool
 }
 
 func (c BillingGenConfig) withDefaults() BillingGenConfig {
@@ -287,6 +291,24 @@ GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`
 		r := add(b, spell(b.model), 0.5+4*rng.Float64(), "ORIGINAL", "MODEL_SERVING")
 		r.CustomTags = map[string]string{"obolus_generated": "idle"}
 		idle--
+	}
+	if cfg.IdleDays && len(buckets) > 0 {
+		used := map[time.Time]bool{}
+		for _, b := range buckets {
+			used[b.hour.Truncate(24*time.Hour)] = true
+		}
+		for _, day := range cfg.Period.Days() {
+			if used[day] {
+				continue
+			}
+			b := buckets[rng.IntN(len(buckets))]
+			b.hour = day.Add(time.Duration(rng.IntN(24)) * time.Hour)
+			if b.hour.Before(cfg.Period.Start) || !b.hour.Before(cfg.Period.End) {
+				continue // a partial first or last day
+			}
+			r := add(b, spell(b.model), 0.5+4*rng.Float64(), "ORIGINAL", "MODEL_SERVING")
+			r.CustomTags = map[string]string{"obolus_generated": "idle_day"}
+		}
 	}
 
 	end := cfg.PriceChange.Format(billingTime)

@@ -27,9 +27,12 @@ const (
 	// BySession groups by conversation: the agent's session id
 	// (mlflow.trace.session), so one line is one conversation's cost.
 	BySession Dimension = "session"
+	// ByAgentRequest groups by agent request (agent_request_id): one user
+	// turn, which an agent fans out into many gateway calls.
+	ByAgentRequest Dimension = "agent_request"
 )
 
-var allDimensions = []Dimension{ByTeam, ByCostCenter, ByUser, ByAgent, ByModel, BySession}
+var allDimensions = []Dimension{ByTeam, ByCostCenter, ByUser, ByAgent, ByModel, BySession, ByAgentRequest}
 
 // ParseDimensions reads a comma-separated list such as "team,user".
 func ParseDimensions(s string) ([]Dimension, error) {
@@ -37,7 +40,7 @@ func ParseDimensions(s string) ([]Dimension, error) {
 	for _, f := range strings.Split(s, ",") {
 		d := Dimension(strings.TrimSpace(f))
 		if !slices.Contains(allDimensions, d) {
-			return nil, fmt.Errorf("--by %q: %q is not one of team, cost_center, user, agent, model, session", s, f)
+			return nil, fmt.Errorf("--by %q: %q is not one of team, cost_center, user, agent, model, session, agent_request", s, f)
 		}
 		if slices.Contains(out, d) {
 			return nil, fmt.Errorf("--by %q: %s appears twice", s, d)
@@ -59,6 +62,8 @@ func (d Dimension) of(r *usageRow) string {
 		return r.agent
 	case BySession:
 		return r.session
+	case ByAgentRequest:
+		return r.agentRequest
 	default:
 		return r.model
 	}
@@ -87,6 +92,9 @@ type Options struct {
 	// -, @, TAB or CR) is prefixed with a single quote: end users come from
 	// request tags, which any gateway caller can set.
 	RawCSV bool
+	// FocusVersion is the FOCUS version of the export: Focus12 or Focus13
+	// (default).
+	FocusVersion string
 }
 
 // Amounts are the sums behind one line.
@@ -185,6 +193,8 @@ type Report struct {
 	Top           int
 	// RawCSV: see Options.RawCSV.
 	RawCSV bool
+	// FocusVersion: see Options.FocusVersion.
+	FocusVersion string
 
 	Lines        []Line  // attributed groups, costliest first
 	Unattributed Amounts // the remainder line; its AllocatedMicros includes NoUsageMicros
@@ -199,7 +209,10 @@ type Report struct {
 	Teams       []string // teams in Days, costliest first, UnattributedLabel last
 	TopUsers    []Line   // Keys: user, team
 	Models      []Line   // Keys: model
-	Rec         Reconciliation
+	// Agents is each agent's cost per turn and per conversation, costliest
+	// turn first (rows with an agent request id or a session only).
+	Agents []AgentSpread
+	Rec    Reconciliation
 	// Focus holds the FOCUS rows once FocusRows has built them.
 	Focus []FocusRow
 	focus *focusAgg
@@ -293,6 +306,11 @@ func Build(ctx context.Context, src Source, opt Options) (*Report, error) {
 	if opt.Top <= 0 {
 		opt.Top = 15
 	}
+	fv, err := ParseFocusVersion(opt.FocusVersion)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	opt.FocusVersion = fv
 	rows, err := readUsage(ctx, src, opt.Period)
 	if err != nil {
 		return nil, err
@@ -314,7 +332,7 @@ func Build(ctx context.Context, src Source, opt Options) (*Report, error) {
 
 func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, error) {
 	rep := &Report{Period: opt.Period, By: opt.By, Billing: len(recs) > 0, Currency: "USD", Top: opt.Top,
-		Pseudonymized: opt.Pseudonymizer != nil, RawCSV: opt.RawCSV}
+		Pseudonymized: opt.Pseudonymizer != nil, RawCSV: opt.RawCSV, FocusVersion: opt.FocusVersion}
 	if p := opt.Pseudonymizer; p != nil {
 		names := map[string]string{}
 		for i := range rows {
@@ -364,6 +382,7 @@ func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, erro
 	rec := &rep.Rec
 	rec.Bases = map[string]int{}
 	for j, cr := range res.Charges {
+		fa.basis(j, cr.Basis)
 		if cr.Items > 0 {
 			rec.ChargesWithUsage++
 			rec.Bases[cr.Basis.String()]++
@@ -393,9 +412,15 @@ func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, erro
 		days[d] = &Day{Date: d, Cost: map[string]int64{}}
 	}
 	keyBuf := make([]string, len(opt.By))
+	sp := spreads{}
 	for i := range rows {
 		r := &rows[i]
 		alloc := res.ItemMicros[i]
+		if rep.Billing {
+			sp.add(r, alloc)
+		} else {
+			sp.add(r, listMicros[i])
+		}
 		attributed := r.method != schemas.MethodUnattributed
 		if attributed {
 			for k, d := range opt.By {
@@ -519,6 +544,7 @@ func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, erro
 	if _, ok := teamCost[UnattributedLabel]; ok {
 		rep.Teams = append(rep.Teams, UnattributedLabel)
 	}
+	rep.Agents = sp.build()
 	rep.focus = fa
 	return rep, nil
 }

@@ -42,6 +42,13 @@ func fixtureRows() []schemas.Attribution {
 		{"inv-010", chat[0], chat[1], "mystery-1", "alice@example.com", "platform", "CC-100", "agent-support", schemas.MethodTagUser, at(20, 9, 10), 1, 1, 200, 100, 0},
 		{"inv-011", code[0], code[1], "claude-sonnet-4-5", "alice@example.com", "platform", "CC-100", "agent-coder", schemas.MethodTraceID, at(20, 10, 11), 1, 1, 8000, 1000, 0.04},
 	}
+	// Agent requests (one user turn each, inv-001 and inv-005 being one
+	// turn fanned out into two calls) and sessions (conversations).
+	turns := map[string][2]string{
+		"inv-001": {"turn-a1", "sess-a"}, "inv-005": {"turn-a1", "sess-a"}, "inv-003": {"turn-a2", "sess-a"},
+		"inv-002": {"turn-b1", "sess-b"}, "inv-008": {"turn-b2", "sess-b"}, "inv-009": {"turn-c1", "sess-c"},
+		"inv-006": {"turn-k1", "sess-k1"}, "inv-007": {"turn-k2", "sess-k2"}, "inv-011": {"turn-k3", "sess-k3"},
+	}
 	out := make([]schemas.Attribution, len(rows))
 	for i, x := range rows {
 		requester := "sp-agent-1"
@@ -60,6 +67,7 @@ func fixtureRows() []schemas.Attribution {
 		if x.method == schemas.MethodUnattributed {
 			out[i].Reason = "no_candidate"
 		}
+		out[i].AgentRequestID, out[i].Session = turns[x.inv][0], turns[x.inv][1]
 	}
 	return out
 }

@@ -2,9 +2,13 @@ package report
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"math/big"
 	"slices"
 	"strings"
@@ -14,10 +18,38 @@ import (
 	"github.com/obolus/obolus/schemas"
 )
 
-// FocusVersion is the FOCUS (FinOps Open Cost and Usage Specification)
-// version the export follows: 1.2, ratified by the FinOps Foundation in May
-// 2025 (https://focus.finops.org, FOCUS_Spec repository, specification/columns).
-const FocusVersion = "1.2"
+// FOCUS (FinOps Open Cost and Usage Specification, https://focus.finops.org,
+// FOCUS_Spec repository) versions the export can follow: 1.2, ratified in May
+// 2025, and 1.3, ratified in December 2025, which adds the split cost
+// allocation columns obolus's end-user allocation is (Allocated*).
+const (
+	Focus12 = "1.2"
+	Focus13 = "1.3"
+	// DefaultFocusVersion is what --focus-version defaults to.
+	DefaultFocusVersion = Focus13
+)
+
+// ParseFocusVersion checks a --focus-version value.
+func ParseFocusVersion(v string) (string, error) {
+	switch v {
+	case Focus12, Focus13:
+		return v, nil
+	case "":
+		return DefaultFocusVersion, nil
+	}
+	return "", fmt.Errorf("FOCUS version %q: obolus writes %s or %s", v, Focus12, Focus13)
+}
+
+// FocusColumnsFor are the specification columns of a version, in order.
+func FocusColumnsFor(version string) ([]FocusColumn, error) {
+	switch version {
+	case Focus12:
+		return FocusColumns, nil
+	case Focus13, "":
+		return FocusColumns13, nil
+	}
+	return nil, fmt.Errorf("report: FOCUS version %q: obolus writes %s or %s", version, Focus12, Focus13)
+}
 
 // FocusType is a FOCUS column data type.
 type FocusType string
@@ -112,6 +144,34 @@ var FocusColumns = []FocusColumn{
 	{"Tags", FocusJSON, Conditional, true},
 }
 
+// focusAdded13 are the columns FOCUS 1.3 adds to the Cost and Usage dataset
+// (each column file's "Introduced (version)" says 1.3; feature level and
+// nullability from its "Content Constraints" table). ProviderName and
+// PublisherName are deprecated in 1.3 but still Mandatory, so they stay.
+var focusAdded13 = []FocusColumn{
+	{"AllocatedMethodDetails", FocusJSON, Recommended, true},
+	{"AllocatedMethodId", FocusString, Conditional, true},
+	{"AllocatedResourceId", FocusString, Conditional, true},
+	{"AllocatedResourceName", FocusString, Conditional, true},
+	{"AllocatedTags", FocusJSON, Conditional, true},
+	{"ContractApplied", FocusJSON, Conditional, true},
+	// HostProviderName's constraints table says "Allows nulls: True" but its
+	// requirements say "MUST NOT be null"; the stricter reading is kept.
+	{"HostProviderName", FocusString, Mandatory, false},
+	{"ServiceProviderName", FocusString, Mandatory, false},
+}
+
+// FocusColumns13 are the columns of FOCUS 1.3: those of 1.2 and
+// focusAdded13, in alphabetical order like the specification's column list.
+// The 1.2 columns keep their 1.2 type, feature level and nullability: the
+// 1.3 revisions read for the new columns were not compared column by column
+// for the old ones (unconfirmed that none changed).
+var FocusColumns13 = func() []FocusColumn {
+	cols := append(slices.Clone(FocusColumns), focusAdded13...)
+	slices.SortFunc(cols, func(a, b FocusColumn) int { return cmp.Compare(a.Name, b.Name) })
+	return cols
+}()
+
 // FocusExtensionColumns are obolus's own columns, x_-prefixed as FOCUS
 // requires of custom columns.
 var FocusExtensionColumns = []FocusColumn{
@@ -146,7 +206,22 @@ type FocusRow struct {
 	Invocations, Confidence                float64
 	InputTokens, OutputTokens, TotalTokens int64
 
+	// Split cost allocation (FOCUS 1.3). The origin charge of a row is its
+	// charge without the hour: one day of one gateway endpoint × model × SKU
+	// × price, as billed. OriginMicros is its billed cost, Split says
+	// whether any of its hours had gateway usage to split it over (an origin
+	// with none stays whole, a no_usage row with no allocation), RatioPico is
+	// the row's share of the origin in 1e-12 units (the shares of an origin's
+	// rows sum to exactly 1e12; 0 when the origin nets to zero), ListMicros
+	// is the list-price cost of the row's invocations (the weights) and Basis
+	// the weights that split the origin's hours: list_cost, tokens or equal,
+	// joined with + when its hours differ.
+	OriginMicros, RatioPico, WeightListMicros int64
+	Split                                     bool
+	Basis                                     string
+
 	cloud, chargeModel, prices string // charge attributes that only order rows
+	group                      int    // the origin charge, while ratios are computed
 }
 
 // PricingQuantity is the row's share of the billed quantity: its cost over the unit price.
@@ -168,12 +243,13 @@ type focusAgg struct {
 	hit         []bool
 	acc         map[uint64]*focusAcc
 	noUsageItem uint32
+	groupBasis  []uint8 // per charge group, a bit per chargeback.Basis of its hours
 }
 
 type focusAcc struct {
 	chargeGroup, charge int
 	item                int // a row of the item group; -1 for no usage
-	billed              int64
+	billed, list        int64
 	invocations, conf   float64
 	in, out, total      int64
 }
@@ -198,6 +274,7 @@ func newFocusAgg(rep *Report, charges []charge, rows []usageRow) *focusAgg {
 		}
 		fa.chargeGroup[j] = id
 	}
+	fa.groupBasis = make([]uint8, len(groups))
 	type ig struct{ user, team, cc, agent, method, model string }
 	items := map[ig]uint32{}
 	for i := range rows {
@@ -229,6 +306,7 @@ func (fa *focusAgg) visit(j, i int, micros int64) {
 	r := &fa.rows[i]
 	a := fa.get(j, fa.itemGroup[i], i)
 	a.billed += micros
+	a.list += int64(math.Round(r.costUSD * 1e6))
 	a.invocations += r.weight
 	a.conf += r.weight * r.confidence
 	a.in += r.input
@@ -241,6 +319,24 @@ func (fa *focusAgg) noUsage(j int) {
 }
 
 func (fa *focusAgg) covered(i int) bool { return fa.hit[i] }
+
+// basis records the weights that split charge j.
+func (fa *focusAgg) basis(j int, b chargeback.Basis) {
+	if b != chargeback.BasisNone {
+		fa.groupBasis[fa.chargeGroup[j]] |= 1 << b
+	}
+}
+
+// basisName names a charge group's bases: one, or several joined with +.
+func basisName(mask uint8) string {
+	var names []string
+	for _, b := range []chargeback.Basis{chargeback.BasisListCost, chargeback.BasisTokens, chargeback.BasisEqual} {
+		if mask&(1<<b) != 0 {
+			names = append(names, b.String())
+		}
+	}
+	return strings.Join(names, "+")
+}
 
 func (fa *focusAgg) build() []FocusRow {
 	p := fa.rep.Period
@@ -266,6 +362,8 @@ func (fa *focusAgg) build() []FocusRow {
 			Unit: c.unit, SKU: c.sku, Product: c.product, PriceStart: c.priceStart,
 			ResourceID: c.endpoint, ResourceName: c.endpointName, Model: c.modelName,
 			Method: MethodNoUsage, cloud: c.cloud, chargeModel: c.model, prices: c.price + " " + c.listPrice,
+			WeightListMicros: a.list, group: a.chargeGroup,
+			Split: fa.groupBasis[a.chargeGroup] != 0, Basis: basisName(fa.groupBasis[a.chargeGroup]),
 		}
 		f.ListMicros = f.BilledMicros
 		if price.Sign() != 0 && price.Cmp(list) != 0 {
@@ -290,7 +388,43 @@ func (fa *focusAgg) build() []FocusRow {
 			cmp.Compare(a.Workspace, b.Workspace), cmp.Compare(a.BillingAccountID, b.BillingAccountID), cmp.Compare(a.chargeModel, b.chargeModel), cmp.Compare(a.cloud, b.cloud), cmp.Compare(a.Unit, b.Unit),
 			cmp.Compare(a.Currency, b.Currency))
 	})
+	splitRatios(out)
 	return out
+}
+
+// splitRatios sets each row's origin charge cost and its share of it. The
+// shares are rounded to 1e-12 preserving their sum, so an origin's shares
+// add up to exactly 1 (FOCUS 1.3: "The sum of ... AllocatedRatio across all
+// allocated charges related to a single origin charge MUST be equal to 1").
+// Ties go to the earlier row in the export's order, so the output is stable.
+func splitRatios(rows []FocusRow) {
+	byGroup := map[int][]int{}
+	for i := range rows {
+		byGroup[rows[i].group] = append(byGroup[rows[i].group], i)
+	}
+	for _, idx := range byGroup {
+		var origin int64
+		for _, i := range idx {
+			origin += rows[i].BilledMicros
+		}
+		for _, i := range idx {
+			rows[i].OriginMicros = origin
+		}
+		if origin == 0 {
+			continue // a charge that nets to zero has no shares
+		}
+		exact := make([]*big.Rat, len(idx))
+		for k, i := range idx {
+			exact[k] = big.NewRat(rows[i].BilledMicros, origin)
+		}
+		pico, err := chargeback.RoundPreservingSum(exact, 1_000_000_000_000)
+		if err != nil {
+			continue // cannot happen: every share fits; the ratio stays 0
+		}
+		for k, i := range idx {
+			rows[i].RatioPico = pico[k]
+		}
+	}
 }
 
 // FocusRows are the rows of the FOCUS export, built on first use: a report
@@ -323,9 +457,116 @@ func orNil(s string) any {
 
 func fixed(v float64, places int) string { return fmt.Sprintf("%.*f", places, v) }
 
-// focusTable lays the rows out in the FOCUS columns, then the x_ columns.
-func (r *Report) focusTable() *table {
-	cols := append(slices.Clone(FocusColumns), FocusExtensionColumns...)
+// FocusAllocatedMethodID names obolus's split cost allocation method in
+// AllocatedMethodId; docs/reports.md (Bill-reconciled allocation) documents
+// it, as FOCUS 1.3 asks: "documentation of a split cost allocation method
+// MUST make reference to a single AllocatedMethodId value".
+const FocusAllocatedMethodID = "obolus-bill-share-by-list-cost-per-hour-endpoint-model"
+
+// focusAllocation are the FOCUS 1.3 columns of a row: the split cost
+// allocation of its origin charge, and the provider names.
+func focusAllocation(f *FocusRow) map[string]any {
+	v := map[string]any{
+		"ServiceProviderName": "Databricks",
+		"HostProviderName":    hostProvider(f.cloud),
+	}
+	if !f.Split {
+		return v // no usage in the origin charge: nothing was split
+	}
+	v["AllocatedMethodId"] = FocusAllocatedMethodID
+	if f.OriginMicros != 0 {
+		v["AllocatedMethodDetails"] = allocationDetails(f)
+	}
+	if f.Method == MethodNoUsage || f.Method == schemas.MethodUnattributed {
+		return v // the unallocated portion: no allocated resource
+	}
+	v["AllocatedResourceId"] = orNil(f.EndUser)
+	v["AllocatedResourceName"] = orNil(f.EndUser)
+	v["AllocatedTags"] = allocatedTags(f)
+	return v
+}
+
+// allocationElement is one entry of AllocatedMethodDetails.Elements.
+type allocationElement struct {
+	AllocatedRatio json.Number  `json:"AllocatedRatio"`
+	UsageUnit      string       `json:"UsageUnit,omitempty"`
+	UsageQuantity  *json.Number `json:"UsageQuantity,omitempty"`
+}
+
+// allocationDetails is AllocatedMethodDetails: the row's share of its origin
+// charge and, when one kind of weight split all of the origin's hours, the
+// row's weight (list-price cost in USD, or tokens). x_ keys carry what the
+// FOCUS keys cannot: the weights' basis and the grain the bill is split at.
+func allocationDetails(f *FocusRow) string {
+	el := allocationElement{AllocatedRatio: json.Number(chargeback.FormatFixed(f.RatioPico, 12))}
+	var q json.Number
+	switch f.Basis {
+	case chargeback.BasisListCost.String():
+		el.UsageUnit, q = "USD", json.Number(chargeback.FormatFixed(f.WeightListMicros, 6))
+	case chargeback.BasisTokens.String():
+		el.UsageUnit, q = "Tokens", json.Number(fmt.Sprint(f.TotalTokens))
+	}
+	if el.UsageUnit != "" {
+		el.UsageQuantity = &q
+	}
+	b, _ := json.Marshal(struct {
+		Elements         []allocationElement `json:"Elements"`
+		Basis            string              `json:"x_Basis"`
+		Grain            string              `json:"x_Grain"`
+		OriginChargeID   string              `json:"x_OriginChargeId"`
+		OriginBilledCost json.Number         `json:"x_OriginBilledCost"`
+	}{[]allocationElement{el}, f.Basis, "hour x gateway endpoint x model", f.originID(), json.Number(chargeback.FormatFixed(f.OriginMicros, 6))})
+	return string(b)
+}
+
+// originID names the row's origin charge (the day's charge group): every
+// attribute of the charge but the hour, hashed to a short stable id.
+func (f *FocusRow) originID() string {
+	h := sha256.Sum256([]byte(strings.Join([]string{f.ChargePeriodStart.Format(csvTime), f.BillingAccountID, f.Workspace,
+		f.ResourceID, f.chargeModel, f.SKU, f.cloud, f.Unit, f.Currency, f.prices, f.Product}, "\x00")))
+	return hex.EncodeToString(h[:8])
+}
+
+// allocatedTags are the tags of the end user the cost is allocated to: what
+// obolus attributed with it. Keys carry obolus's prefix (FOCUS 1.3: data
+// generator-defined tag keys "MUST be prefixed with a predetermined, data
+// generator-specified tag key prefix"); none repeats a key of Tags.
+func allocatedTags(f *FocusRow) string {
+	tags := map[string]string{}
+	for k, v := range map[string]string{"obolus/team": f.Team, "obolus/cost_center": f.CostCenter,
+		"obolus/agent_endpoint": f.Agent, "obolus/match_method": f.Method} {
+		if v != "" {
+			tags[k] = v
+		}
+	}
+	b, _ := json.Marshal(tags)
+	return string(b)
+}
+
+// hostProvider names the cloud a Databricks workspace runs on: the host
+// provider the customer chose. Without a cloud, Databricks itself (FOCUS
+// 1.3: HostProviderName "MAY equal ServiceProviderName when the service
+// provider does not provide visibility into the underlying hosting provider").
+func hostProvider(cloud string) string {
+	switch strings.ToUpper(cloud) {
+	case "AWS":
+		return "Amazon Web Services"
+	case "AZURE":
+		return "Microsoft Azure"
+	case "GCP":
+		return "Google Cloud"
+	}
+	return "Databricks"
+}
+
+// focusTable lays the rows out in the FOCUS columns of the report's
+// version, then the x_ columns.
+func (r *Report) focusTable() (*table, error) {
+	spec, err := FocusColumnsFor(r.FocusVersion)
+	if err != nil {
+		return nil, err
+	}
+	cols := append(slices.Clone(spec), FocusExtensionColumns...)
 	t := &table{cols: make([]column, len(cols))}
 	for i, c := range cols {
 		k := kString
@@ -409,13 +650,44 @@ func (r *Report) focusTable() *table {
 			v["x_OutputTokens"] = fmt.Sprint(f.OutputTokens)
 			v["x_TotalTokens"] = fmt.Sprint(f.TotalTokens)
 		}
+		if r.FocusVersion != Focus12 {
+			maps.Copy(v, focusAllocation(f))
+		}
 		row := make([]any, len(cols))
 		for k, c := range cols {
 			row[k] = v[c.Name]
 		}
 		t.rows = append(t.rows, row)
 	}
-	return t
+	return t, nil
+}
+
+func (t *table) header() []string {
+	out := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		out[i] = c.name
+	}
+	return out
+}
+
+// cells are the table's values as the raw CSV writes them, "" for null.
+func (t *table) cells() [][]string {
+	out := make([][]string, len(t.rows))
+	for r, row := range t.rows {
+		rec := make([]string, len(row))
+		for i, v := range row {
+			switch v := v.(type) {
+			case string:
+				rec[i] = v
+			case int64:
+				rec[i] = fmt.Sprint(v)
+			case time.Time:
+				rec[i] = v.UTC().Format(csvTime)
+			}
+		}
+		out[r] = rec
+	}
+	return out
 }
 
 // subAccount is v when the row has a workspace, else NULL.
@@ -439,7 +711,11 @@ func (r *Report) WriteFocusCSV(w io.Writer) error {
 	if err := r.needBilling("FOCUS"); err != nil {
 		return err
 	}
-	return r.focusTable().writeCSV(w, r.RawCSV)
+	t, err := r.checkedFocusTable()
+	if err != nil {
+		return err
+	}
+	return t.writeCSV(w, r.RawCSV)
 }
 
 // WriteFocusParquet writes the FOCUS export as Parquet: Decimal columns as
@@ -448,7 +724,32 @@ func (r *Report) WriteFocusParquet(w io.Writer) error {
 	if err := r.needBilling("FOCUS"); err != nil {
 		return err
 	}
-	return r.focusTable().writeParquet(w)
+	t, err := r.checkedFocusTable()
+	if err != nil {
+		return err
+	}
+	return t.writeParquet(w)
+}
+
+// checkedFocusTable builds the FOCUS table and checks it against the rules
+// of its version (focusrules.go) before anything is written: an export that
+// breaks the specification is an error, not a file.
+func (r *Report) checkedFocusTable() (*table, error) {
+	t, err := r.focusTable()
+	if err != nil {
+		return nil, err
+	}
+	if errs := CheckFocus(r.FocusVersion, t.header(), t.cells()); len(errs) > 0 {
+		return nil, fmt.Errorf("report: FOCUS %s export breaks %d rule(s), first: %w", r.focusVersion(), len(errs), errs[0])
+	}
+	return t, nil
+}
+
+func (r *Report) focusVersion() string {
+	if r.FocusVersion == "" {
+		return DefaultFocusVersion
+	}
+	return r.FocusVersion
 }
 
 func (r *Report) needBilling(what string) error {

@@ -4,27 +4,59 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/obolus/obolus/internal/chargeback"
 )
 
-// TestFocusSpecTable checks the column table itself against what FOCUS 1.2
-// requires of every dataset, so an edit cannot drop a mandatory column.
+// TestFocusSpecTable checks the column tables themselves against what FOCUS
+// 1.2 and 1.3 require of every dataset, so an edit cannot drop a mandatory
+// column.
 func TestFocusSpecTable(t *testing.T) {
-	mandatory := []string{"BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart",
+	mandatory12 := []string{"BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart",
 		"ChargeCategory", "ChargeClass", "ChargeDescription", "ChargePeriodEnd", "ChargePeriodStart", "ContractedCost", "EffectiveCost",
 		"InvoiceIssuerName", "ListCost", "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName", "ServiceCategory", "ServiceName"}
+	for _, tc := range []struct {
+		version   string
+		n         int
+		mandatory []string
+	}{
+		{Focus12, 57, mandatory12},
+		{Focus13, 65, append(slices.Clone(mandatory12), "HostProviderName", "ServiceProviderName")},
+	} {
+		t.Run(tc.version, func(t *testing.T) {
+			cols, err := FocusColumnsFor(tc.version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cols) != tc.n {
+				t.Errorf("%d columns, want %d", len(cols), tc.n)
+			}
+			checkSpecTable(t, cols, tc.mandatory)
+		})
+	}
+	for _, c := range []string{"AllocatedMethodId", "AllocatedMethodDetails", "AllocatedResourceId", "AllocatedResourceName", "AllocatedTags"} {
+		if slices.ContainsFunc(FocusColumns, func(f FocusColumn) bool { return f.Name == c }) ||
+			!slices.ContainsFunc(FocusColumns13, func(f FocusColumn) bool { return f.Name == c }) {
+			t.Errorf("%s: want it in 1.3 only", c)
+		}
+	}
+	if _, err := FocusColumnsFor("1.4"); err == nil {
+		t.Error("FOCUS 1.4 accepted")
+	}
+}
+
+func checkSpecTable(t *testing.T, cols []FocusColumn, mandatory []string) {
+	t.Helper()
 	byName := map[string]FocusColumn{}
 	var names []string
-	for _, c := range FocusColumns {
+	for _, c := range cols {
 		if _, dup := byName[c.Name]; dup {
 			t.Errorf("%s listed twice", c.Name)
 		}
@@ -67,62 +99,45 @@ func TestFocusSpecTable(t *testing.T) {
 	}
 }
 
-// TestFocusExport validates every row of the fixture's FOCUS CSV against the
-// column table: presence, nulls, data types, allowed values, and the cost
-// identities FOCUS states (PricingQuantity × unit price = cost).
+// TestFocusExport checks every row of the fixture's FOCUS CSV, in each
+// version, against the version's column table and rules (CheckFocus:
+// presence, nulls, data types, allowed values, split allocation), and the
+// cost identities FOCUS states (PricingQuantity × unit price = cost).
 func TestFocusExport(t *testing.T) {
 	s := fixtureStore(t)
-	rep, err := Build(context.Background(), NewDuckDBSource(s.DB()), Options{Period: mustPeriod(t, "2026-11")})
-	if err != nil {
-		t.Fatal(err)
+	for _, version := range []string{Focus12, Focus13} {
+		t.Run(version, func(t *testing.T) {
+			rep, err := Build(context.Background(), NewDuckDBSource(s.DB()), Options{Period: mustPeriod(t, "2026-11"), FocusVersion: version})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			if err := rep.WriteFocusCSV(&b); err != nil {
+				t.Fatal(err)
+			}
+			recs, err := csv.NewReader(&b).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, err := range CheckFocus(version, recs[0], recs[1:]) {
+				t.Error(err)
+			}
+			checkFocusIdentities(t, rep, recs)
+			if version == Focus13 {
+				checkSplit(t, recs)
+			}
+		})
 	}
-	var b bytes.Buffer
-	if err := rep.WriteFocusCSV(&b); err != nil {
-		t.Fatal(err)
-	}
-	recs, err := csv.NewReader(&b).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := append(slices.Clone(FocusColumns), FocusExtensionColumns...)
-	header := recs[0]
-	if len(header) != len(all) {
-		t.Fatalf("header has %d columns, want %d", len(header), len(all))
-	}
+}
+
+func checkFocusIdentities(t *testing.T, rep *Report, recs [][]string) {
+	t.Helper()
 	col := map[string]int{}
-	for i, c := range all {
-		if header[i] != c.Name {
-			t.Errorf("column %d is %q, want %q", i, header[i], c.Name)
-		}
-		col[c.Name] = i
+	for i, h := range recs[0] {
+		col[h] = i
 	}
 	var billed int64
 	for r, rec := range recs[1:] {
-		where := func(c string) string { return "row " + itoa(r+1) + " " + c }
-		for i, c := range all {
-			v := rec[i]
-			if v == "" {
-				if !c.Nullable {
-					t.Errorf("%s: empty, but the column allows no nulls", where(c.Name))
-				}
-				continue
-			}
-			switch c.Type {
-			case FocusDecimal:
-				if _, err := chargeback.ParseDecimal(v); err != nil || strings.ContainsAny(v, "eE") {
-					t.Errorf("%s: %q is not a plain decimal", where(c.Name), v)
-				}
-			case FocusDateTime:
-				if ts, err := time.Parse("2006-01-02T15:04:05Z", v); err != nil || ts.Location() != time.UTC {
-					t.Errorf("%s: %q is not a UTC date-time in ISO 8601 form", where(c.Name), v)
-				}
-			case FocusJSON:
-				var obj map[string]any
-				if err := json.Unmarshal([]byte(v), &obj); err != nil {
-					t.Errorf("%s: %q is not a JSON object", where(c.Name), v)
-				}
-			}
-		}
 		get := func(c string) string { return rec[col[c]] }
 		dec := func(c string) *big.Rat { d, _ := chargeback.ParseDecimal(get(c)); return d }
 		if get("ChargeCategory") != "Usage" || get("ChargeFrequency") != "Usage-Based" || get("ChargeClass") != "" {
@@ -139,13 +154,6 @@ func TestFocusExport(t *testing.T) {
 				t.Errorf("row %d: PricingQuantity × %s = %s, %s = %s", r+1, pair[0], prod.FloatString(9), pair[1], get(pair[1]))
 			}
 		}
-		cs, _ := time.Parse(time.RFC3339, get("ChargePeriodStart"))
-		ce, _ := time.Parse(time.RFC3339, get("ChargePeriodEnd"))
-		bs, _ := time.Parse(time.RFC3339, get("BillingPeriodStart"))
-		be, _ := time.Parse(time.RFC3339, get("BillingPeriodEnd"))
-		if !ce.After(cs) || cs.Before(bs) || ce.After(be) {
-			t.Errorf("row %d: charge period [%s, %s) outside billing period [%s, %s)", r+1, cs, ce, bs, be)
-		}
 		m := new(big.Rat).Mul(dec("BilledCost"), big.NewRat(chargeback.MicrosPerUnit, 1))
 		billed += m.Num().Int64()
 	}
@@ -158,6 +166,125 @@ func TestFocusExport(t *testing.T) {
 	}
 	if !promo {
 		t.Errorf("no row has ListCost above BilledCost, though the fixture's second price is promotional")
+	}
+}
+
+// checkSplit: the fixture has all three kinds of 1.3 row (allocated to an
+// end user, the unallocated portion, and a charge never split), and each
+// origin charge's rows carry the same origin cost, equal to their sum.
+func checkSplit(t *testing.T, recs [][]string) {
+	t.Helper()
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	kinds := map[string]int{}
+	for _, rec := range recs[1:] {
+		switch {
+		case rec[col["AllocatedResourceId"]] != "":
+			kinds["allocated"]++
+			if rec[col["AllocatedResourceId"]] != rec[col["x_EndUser"]] || !strings.Contains(rec[col["AllocatedTags"]], `"obolus/team"`) {
+				t.Errorf("allocated row: resource %q end user %q tags %q", rec[col["AllocatedResourceId"]], rec[col["x_EndUser"]], rec[col["AllocatedTags"]])
+			}
+		case rec[col["AllocatedMethodId"]] != "":
+			kinds["unallocated portion"]++
+		default:
+			kinds["not split"]++
+		}
+		if rec[col["AllocatedMethodId"]] != "" && rec[col["AllocatedMethodId"]] != FocusAllocatedMethodID {
+			t.Errorf("AllocatedMethodId %q", rec[col["AllocatedMethodId"]])
+		}
+	}
+	for _, k := range []string{"allocated", "unallocated portion", "not split"} {
+		if kinds[k] == 0 {
+			t.Errorf("no %s row in the fixture's export: %v", k, kinds)
+		}
+	}
+}
+
+// TestCheckFocusCatches breaks one cell of a valid 1.3 export at a time and
+// expects the rule that forbids it.
+func TestCheckFocusCatches(t *testing.T) {
+	s := fixtureStore(t)
+	rep, err := Build(context.Background(), NewDuckDBSource(s.DB()), Options{Period: mustPeriod(t, "2026-11")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := rep.focusTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := tbl.header()
+	col := map[string]int{}
+	for i, h := range header {
+		col[h] = i
+	}
+	firstWith := func(rows [][]string, c string, set bool) int {
+		for i, r := range rows {
+			if (r[col[c]] != "") == set {
+				return i
+			}
+		}
+		t.Fatalf("no row with %s set=%v", c, set)
+		return -1
+	}
+	for _, tc := range []struct {
+		name, rule string
+		mutate     func(rows [][]string)
+	}{
+		{"null BilledCost", "null.not-allowed", func(rows [][]string) { rows[0][col["BilledCost"]] = "" }},
+		{"exponent decimal sign", "type.decimal", func(rows [][]string) { rows[0][col["BilledCost"]] = "+1.5" }},
+		{"local time", "type.datetime", func(rows [][]string) { rows[0][col["ChargePeriodStart"]] = "2026-11-03 00:00:00" }},
+		{"nested tag", "type.key-value", func(rows [][]string) { rows[0][col["Tags"]] = `{"a":{"b":1}}` }},
+		{"charge category", "ChargeCategory.allowed", func(rows [][]string) { rows[0][col["ChargeCategory"]] = "usage" }},
+		{"currency", "BillingCurrency.iso4217", func(rows [][]string) { rows[0][col["BillingCurrency"]] = "US$" }},
+		{"subcategory", "ServiceSubcategory.parent", func(rows [][]string) { rows[0][col["ServiceSubcategory"]] = "Compute" }},
+		{"resource without method", "AllocatedMethodId.with-allocation", func(rows [][]string) {
+			rows[firstWith(rows, "AllocatedResourceId", true)][col["AllocatedMethodId"]] = ""
+		}},
+		{"unallocated portion named", "AllocatedResourceId.unallocated-portion", func(rows [][]string) {
+			i := firstWith(rows, "AllocatedResourceId", false)
+			rows[i][col["x_MatchMethod"]] = "unattributed"
+			rows[i][col["AllocatedMethodId"]] = FocusAllocatedMethodID
+			rows[i][col["AllocatedResourceId"]], rows[i][col["AllocatedResourceName"]] = "x", "x"
+		}},
+		{"name without id", "AllocatedResourceName.with-id", func(rows [][]string) {
+			rows[firstWith(rows, "AllocatedResourceId", true)][col["AllocatedResourceName"]] = ""
+		}},
+		{"ratio off", "AllocatedMethodDetails.ratios-sum-to-one", func(rows [][]string) {
+			i := firstWith(rows, "AllocatedMethodDetails", true)
+			rows[i][col["AllocatedMethodDetails"]] = regexp.MustCompile(`"AllocatedRatio":[0-9.]+`).ReplaceAllString(rows[i][col["AllocatedMethodDetails"]], `"AllocatedRatio":0.5`)
+		}},
+		{"details without elements", "AllocatedMethodDetails.object", func(rows [][]string) {
+			rows[firstWith(rows, "AllocatedMethodDetails", true)][col["AllocatedMethodDetails"]] = `{"x_OriginChargeId":"a"}`
+		}},
+		{"tag repeated", "AllocatedTags.distinct-from-tags", func(rows [][]string) {
+			rows[firstWith(rows, "AllocatedTags", true)][col["AllocatedTags"]] = `{"obolus/gateway_endpoint":"x"}`
+		}},
+		{"contract", "ContractApplied.null-without-contract", func(rows [][]string) { rows[0][col["ContractApplied"]] = `{"ContractCommitmentId":"c"}` }},
+		{"host provider", "null.not-allowed", func(rows [][]string) { rows[0][col["HostProviderName"]] = "" }},
+		{"missing column", "columns.present", func(rows [][]string) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rows := tbl.cells()
+			if errs := CheckFocus(Focus13, header, rows); len(errs) > 0 {
+				t.Fatalf("the unbroken export fails: %v", errs[0])
+			}
+			h := header
+			if tc.name == "missing column" {
+				h = slices.Delete(slices.Clone(header), col["AllocatedTags"], col["AllocatedTags"]+1)
+			}
+			tc.mutate(rows)
+			errs := CheckFocus(Focus13, h, rows)
+			if !slices.ContainsFunc(errs, func(e error) bool { return strings.Contains(e.Error(), tc.rule) }) {
+				t.Errorf("want rule %s broken, got %v", tc.rule, errs)
+			}
+		})
+	}
+	for _, r := range FocusRules(Focus13) {
+		if r.Spec == "" || r.Source == "" {
+			t.Errorf("rule %s cites no wording or source", r.ID)
+		}
 	}
 }
 
@@ -198,7 +325,7 @@ func TestParquetTypes(t *testing.T) {
 	}
 	rows.Close()
 	want := map[FocusType]string{FocusString: "VARCHAR", FocusJSON: "VARCHAR", FocusDecimal: "DECIMAL(38,18)", FocusDateTime: "TIMESTAMP WITH TIME ZONE"}
-	for _, c := range append(slices.Clone(FocusColumns), FocusExtensionColumns...) {
+	for _, c := range append(slices.Clone(FocusColumns13), FocusExtensionColumns...) {
 		if types[c.Name] != want[c.Type] {
 			t.Errorf("FOCUS parquet %s: %q, want %q", c.Name, types[c.Name], want[c.Type])
 		}
@@ -220,4 +347,17 @@ func TestParquetTypes(t *testing.T) {
 	}
 }
 
-func itoa(i int) string { return big.NewInt(int64(i)).String() }
+// TestNumeric: FOCUS NumericFormat, as the decimal rule reads it.
+func TestNumeric(t *testing.T) {
+	for _, tc := range []struct {
+		v  string
+		ok bool
+	}{
+		{"0", true}, {"12.5", true}, {"-0.000001", true}, {"1.5E3", true}, {"2e-4", true},
+		{"", false}, {"+1", false}, {"1,000", false}, {"1.", false}, {".5", false}, {"1e+3", false}, {"1/2", false}, {"$1", false}, {"1 ", false}, {"--1", false},
+	} {
+		if got := numeric(tc.v); got != tc.ok {
+			t.Errorf("numeric(%q) = %v, want %v", tc.v, got, tc.ok)
+		}
+	}
+}

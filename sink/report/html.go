@@ -35,6 +35,7 @@ section { background: #fff; border-radius: 8px; padding: 8px 16px 16px; margin-t
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { padding: 4px 8px; border-bottom: 1px solid #eee; text-align: left; } th { background: #fafafa; }
 td.n, th.n { text-align: right; } tr.rest td { color: #555; font-style: italic; } tr.total td { font-weight: 600; border-top: 2px solid #ccc; }
+tr.runaway td { background: #fff4e5; } tr.runaway td:first-child::before { content: "⚠ "; }
 svg.chart { width: 100%; height: auto; display: block; }
 svg .grid { stroke: #e6e6e6; } svg .axisline { stroke: #999; } svg .line { fill: none; stroke-width: 2; }
 svg text { font: 12px system-ui, sans-serif; fill: #444; } svg .value { fill: #222; }
@@ -98,6 +99,11 @@ svg text { font: 12px system-ui, sans-serif; fill: #444; } svg .value { fill: #2
 {{range .CalibrationTexts}}<p class="note">{{.}}</p>
 {{end}}</section>
 
+<section><h2>Cost per turn and conversation by agent</h2>
+{{if .Agents}}<table><thead><tr>{{range .AgentHead}}<th{{if .Num}} class="n"{{end}}>{{.Text}}</th>{{end}}</tr></thead>
+<tbody>{{range .Agents}}<tr{{if .Class}} class="{{.Class}}"{{end}}>{{range .Cells}}<td{{if .Num}} class="n"{{end}}>{{.Text}}</td>{{end}}</tr>
+{{end}}</tbody></table>
+<p class="note">{{.AgentNote}}</p>{{else}}<p class="note">No call in the period carries an agent request id or a session.</p>{{end}}</section>
 <section><h2>Reconciliation</h2>
 {{if .R.Billing}}<table><tbody>{{range .Rec}}<tr{{if .Class}} class="{{.Class}}"{{end}}><td>{{.Label}}</td><td class="n">{{.Value}}</td></tr>
 {{end}}</tbody></table>
@@ -137,6 +143,9 @@ type htmlPage struct {
 	Rows                                               []htmlRow
 	RestNote, SharesText, ConfidenceText               string
 	CalibrationTexts                                   []string
+	AgentHead                                          []htmlCell
+	Agents                                             []htmlRow
+	AgentNote                                          string
 	Methods                                            []htmlMethod
 	Rec                                                []htmlRec
 	RecNotes                                           []string
@@ -252,10 +261,33 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		}
 		pg.RecNotes = append(pg.RecNotes, fmt.Sprintf("The list-price estimate is %s, %s of the bill.", usd(r.Total.ListMicros, cur), percent(float64(r.Total.ListMicros), float64(rec.BilledMicros))))
 	}
+	r.distributionHTML(&pg)
 	var b strings.Builder
 	if err := pageTemplate.Execute(&b, pg); err != nil {
 		return fmt.Errorf("report: render HTML: %w", err)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// distributionHTML fills the page's per-agent distribution of cost per turn
+// and conversation; the template escapes every cell.
+func (r *Report) distributionHTML(pg *htmlPage) {
+	for i, h := range distributionHead {
+		pg.AgentHead = append(pg.AgentHead, htmlCell{h, !distributionData[i] && i > 0})
+	}
+	for _, a := range r.Agents {
+		hr := htmlRow{}
+		if a.Runaway() >= RunawayFactor {
+			hr.Class = "runaway"
+		}
+		for i, c := range distributionText(a) {
+			if distributionData[i] {
+				c = orDash(safetext.Visible(c))
+			}
+			hr.Cells = append(hr.Cells, htmlCell{c, !distributionData[i] && i > 0})
+		}
+		pg.Agents = append(pg.Agents, hr)
+	}
+	pg.AgentNote = r.distributionNote()
 }

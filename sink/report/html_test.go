@@ -3,86 +3,20 @@ package report
 import (
 	"bytes"
 	"context"
-	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/obolus/obolus/internal/headless"
 )
-
-// chromium finds Debian's chromium (or another Chromium-based browser). Tests
-// skip without one unless CI is set, where a missing browser is a failure.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no chromium on PATH, and CI is set: install Debian's chromium package (apt-get install -y chromium)")
-	}
-	t.Skip("no chromium on PATH (apt-get install -y chromium); CI is unset, so skipping")
-	return ""
-}
-
-// artifactDir is where the screenshot stays: $OBOLUS_TEST_ARTIFACTS when set,
-// else the test's temporary directory.
-func artifactDir(t *testing.T) string {
-	if d := os.Getenv("OBOLUS_TEST_ARTIFACTS"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	return t.TempDir()
-}
-
-// runChromium loads a local page headless with every network feature off,
-// returning what it printed and its log (console messages included).
-func runChromium(t *testing.T, bin, page string, extra ...string) (stdout, stderr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	args := append([]string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--user-data-dir=" + t.TempDir(),
-		"--enable-logging=stderr", "--v=0",
-	}, extra...)
-	args = append(args, "file://"+page)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %s: %v\n%s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.String(), errb.String()
-}
-
-var consoleLine = regexp.MustCompile(`(?m)^.*:CONSOLE\(\d+\)\].*$|^.*Uncaught .*$|^.*Refused to .*$`)
-
-// pageProblems is what a page reported about itself, plus what chromium logged from its console.
-func pageProblems(dom, log string) []string {
-	var out []string
-	if m := regexp.MustCompile(`data-errors="(\d+)"`).FindStringSubmatch(dom); m == nil || m[1] != "0" {
-		out = append(out, "page recorded errors (data-errors "+strings.Join(m, " ")+")")
-	}
-	if m := regexp.MustCompile(`(?s)<pre id="page-errors"[^>]*>(.*?)</pre>`).FindStringSubmatch(dom); m != nil && strings.TrimSpace(m[1]) != "" {
-		out = append(out, "page errors: "+m[1])
-	}
-	out = append(out, consoleLine.FindAllString(log, -1)...)
-	return out
-}
 
 // TestHTMLInChromium renders a month of generated usage and billing in
 // headless Chromium and checks that the four charts are drawn, that the page
 // raised no error and fetched nothing, and keeps a screenshot.
 func TestHTMLInChromium(t *testing.T) {
-	bin := chromium(t)
+	bin := headless.Chromium(t)
 	ctx := context.Background()
 	p := mustPeriod(t, "2026-11")
 	s := openStore(t, syntheticRows(5_000, 11, p))
@@ -110,14 +44,14 @@ func TestHTMLInChromium(t *testing.T) {
 			t.Errorf("page contains %q: it must not load anything", bad)
 		}
 	}
-	art := artifactDir(t)
+	art := headless.ArtifactDir(t)
 	path := filepath.Join(art, "chargeback-2026-11.html")
 	if err := os.WriteFile(path, page.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
-	dom, log := runChromium(t, bin, path, "--dump-dom")
-	if probs := pageProblems(dom, log); len(probs) > 0 {
+	dom, log := headless.Run(t, bin, path, "--dump-dom")
+	if probs := headless.PageProblems(dom, log); len(probs) > 0 {
 		t.Errorf("the page reported problems:\n%s", strings.Join(probs, "\n"))
 	}
 	if !strings.Contains(dom, `data-charts="4"`) || !strings.Contains(dom, `data-charts-rendered="4"`) {
@@ -134,35 +68,15 @@ func TestHTMLInChromium(t *testing.T) {
 	}
 
 	shot := filepath.Join(art, "chargeback-2026-11.png")
-	runChromium(t, bin, path, "--screenshot="+shot, "--window-size=1280,4000", "--hide-scrollbars")
-	f, err := os.Open(shot)
-	if err != nil {
-		t.Fatalf("no screenshot: %v", err)
+	if n := headless.Screenshot(t, bin, path, shot, "1280,4000"); n < 20 {
+		t.Errorf("screenshot has %d colours: the page looks blank", n)
 	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	// A drawn page is not one colour: count distinct colours in a sample.
-	colours := map[uint32]bool{}
-	b := img.Bounds()
-	for y := b.Min.Y; y < b.Max.Y; y += 7 {
-		for x := b.Min.X; x < b.Max.X; x += 7 {
-			r, g, bl, _ := img.At(x, y).RGBA()
-			colours[r>>8<<16|g>>8<<8|bl>>8] = true
-		}
-	}
-	if len(colours) < 20 {
-		t.Errorf("screenshot has %d colours: the page looks blank", len(colours))
-	}
-	t.Logf("screenshot %s (%dx%d, %d colours sampled)", shot, b.Dx(), b.Dy(), len(colours))
 }
 
 // TestChromiumCatchesPageErrors makes sure the harness above would notice a
 // broken page: a script error and a blocked fetch.
 func TestChromiumCatchesPageErrors(t *testing.T) {
-	bin := chromium(t)
+	bin := headless.Chromium(t)
 	s := fixtureStore(t)
 	rep, err := Build(context.Background(), NewDuckDBSource(s.DB()), Options{Period: mustPeriod(t, "2026-11")})
 	if err != nil {
@@ -177,8 +91,8 @@ func TestChromiumCatchesPageErrors(t *testing.T) {
 	if err := os.WriteFile(path, []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	dom, log := runChromium(t, bin, path, "--dump-dom")
-	probs := strings.Join(pageProblems(dom, log), "\n")
+	dom, log := headless.Run(t, bin, path, "--dump-dom")
+	probs := strings.Join(headless.PageProblems(dom, log), "\n")
 	if !strings.Contains(probs, "undefinedFunction") {
 		t.Errorf("a script error went unnoticed:\n%s", probs)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/obolus/obolus/schemas"
 )
 
-var dimensionTitle = map[Dimension]string{ByTeam: "Team", ByCostCenter: "Cost center", ByUser: "User", ByAgent: "Agent", ByModel: "Model", BySession: "Session"}
+var dimensionTitle = map[Dimension]string{ByTeam: "Team", ByCostCenter: "Cost center", ByUser: "User", ByAgent: "Agent", ByModel: "Model", BySession: "Session", ByAgentRequest: "Agent request"}
 
 // mdCell renders a value as the literal text of a Markdown table cell: no
 // value becomes a link, raw HTML, formatting or a terminal control.
@@ -199,8 +199,41 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p("\n")
 	}
 	p("\n")
+	r.writeDistributionMarkdown(p)
 	r.writeReconciliationMarkdown(p)
 	return b.Flush()
+}
+
+// writeDistributionMarkdown writes each agent's cost per turn and per
+// conversation, flagging agents whose costliest turn dwarfs the median.
+func (r *Report) writeDistributionMarkdown(p func(string, ...any)) {
+	p("## Cost per turn and conversation by agent\n\n")
+	if len(r.Agents) == 0 {
+		p("No call in the period carries an agent request id or a session.\n\n")
+		return
+	}
+	align := make([]string, len(distributionHead))
+	for i := range align {
+		align[i] = "---:"
+		if distributionData[i] {
+			align[i] = "---"
+		}
+	}
+	p("| %s |\n|%s|\n", strings.Join(distributionHead, " | "), strings.Join(align, "|"))
+	for _, a := range r.Agents {
+		cells := distributionText(a)
+		for i := range cells {
+			if distributionData[i] {
+				cells[i] = mdCell(cells[i])
+			}
+		}
+		if a.Runaway() >= RunawayFactor {
+			cells[0] = "⚠ " + cells[0]
+			cells[6] = "**" + cells[6] + "**"
+		}
+		p("| %s |\n", strings.Join(cells, " | "))
+	}
+	p("\n%s\n\n", r.distributionNote())
 }
 
 func (r *Report) writeReconciliationMarkdown(p func(string, ...any)) {

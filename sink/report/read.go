@@ -17,6 +17,7 @@ import (
 // usageRow is the part of an attribution row a report uses.
 type usageRow struct {
 	endUser, team, costCenter, agent, session      string
+	agentRequest                                   string
 	endpointID, endpointName, model, method        string
 	workspace, account                             string
 	eventTime                                      time.Time
@@ -98,7 +99,7 @@ func readUsage(ctx context.Context, src Source, p Period) ([]usageRow, error) {
 		return nil, fmt.Errorf("report: count %s: %w", src.Tables.Attribution, err)
 	}
 	q := `SELECT invocation_id, coalesce(end_user, ''), coalesce(team, ''), coalesce(cost_center, ''), coalesce(agent_endpoint, ''),
-	coalesce(session, ''), coalesce(endpoint_id, ''), coalesce(endpoint_name, ''), coalesce(destination_model, ''), coalesce(match_method, ''),
+	coalesce(session, ''), coalesce(agent_request_id, ''), coalesce(endpoint_id, ''), coalesce(endpoint_name, ''), coalesce(destination_model, ''), coalesce(match_method, ''),
 	coalesce(workspace_id, ''), coalesce(account_id, ''), event_time,
 	coalesce(match_confidence, 0), coalesce(weight, 0), coalesce(cost_usd, 0),
 	coalesce(input_tokens, 0), coalesce(output_tokens, 0), coalesce(total_tokens, 0),
@@ -117,7 +118,7 @@ ORDER BY invocation_id, end_user`
 		inv string
 	)
 	for rows.Next() {
-		if err := rows.Scan(&inv, &r.endUser, &r.team, &r.costCenter, &r.agent, &r.session,
+		if err := rows.Scan(&inv, &r.endUser, &r.team, &r.costCenter, &r.agent, &r.session, &r.agentRequest,
 			&r.endpointID, &r.endpointName, &r.model, &r.method, &r.workspace, &r.account, &r.eventTime,
 			&r.confidence, &r.weight, &r.costUSD, &r.input, &r.output, &r.total, &r.cacheRead, &r.cacheCreation, &r.reasoning); err != nil {
 			return nil, fmt.Errorf("report: read %s row %d: %w", src.Tables.Attribution, len(out)+1, err)

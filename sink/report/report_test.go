@@ -75,13 +75,17 @@ func TestGolden(t *testing.T) {
 	s := fixtureStore(t)
 	ctx := context.Background()
 	tests := []struct {
-		name, by string
-		write    func(*Report, *bytes.Buffer) error
+		name, by, focus string
+		write           func(*Report, *bytes.Buffer) error
 	}{
-		{"chargeback_team_user.md", "team,user", func(r *Report, b *bytes.Buffer) error { return r.WriteMarkdown(b) }},
-		{"chargeback_team_user.csv", "team,user", func(r *Report, b *bytes.Buffer) error { return r.WriteCSV(b) }},
-		{"chargeback_model_agent.md", "model,agent", func(r *Report, b *bytes.Buffer) error { return r.WriteMarkdown(b) }},
-		{"focus.csv", "team", func(r *Report, b *bytes.Buffer) error { return r.WriteFocusCSV(b) }},
+		{"chargeback_team_user.md", "team,user", "", func(r *Report, b *bytes.Buffer) error { return r.WriteMarkdown(b) }},
+		{"chargeback_team_user.csv", "team,user", "", func(r *Report, b *bytes.Buffer) error { return r.WriteCSV(b) }},
+		{"chargeback_agent_request.md", "agent,agent_request", "", func(r *Report, b *bytes.Buffer) error { return r.WriteMarkdown(b) }},
+		{"chargeback_agent_session.csv", "agent,session", "", func(r *Report, b *bytes.Buffer) error { return r.WriteCSV(b) }},
+		{"distribution.csv", "team", "", func(r *Report, b *bytes.Buffer) error { return r.WriteDistributionCSV(b) }},
+		{"chargeback_model_agent.md", "model,agent", "", func(r *Report, b *bytes.Buffer) error { return r.WriteMarkdown(b) }},
+		{"focus.csv", "team", Focus12, func(r *Report, b *bytes.Buffer) error { return r.WriteFocusCSV(b) }},
+		{"focus_1.3.csv", "team", Focus13, func(r *Report, b *bytes.Buffer) error { return r.WriteFocusCSV(b) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,7 +93,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rep, err := Build(ctx, NewDuckDBSource(s.DB()), Options{Period: mustPeriod(t, "2026-11"), By: by})
+			rep, err := Build(ctx, NewDuckDBSource(s.DB()), Options{Period: mustPeriod(t, "2026-11"), By: by, FocusVersion: tc.focus})
 			if err != nil {
 				t.Fatal(err)
 			}

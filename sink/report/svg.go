@@ -201,6 +201,27 @@ func (r *Report) modelsChart() string {
 // was attributed to an end user. Days without gateway usage have no point:
 // a day of billed hours alone has nothing to attribute, and a 0% there read
 // as failure.
+// colorNoUsage shades the days that were billed but had no gateway usage.
+const colorNoUsage = "#e8e8e8"
+
+// noUsageBands shades each day that had billed hours but no gateway usage:
+// such a day has nothing to attribute, so it gets a band saying so rather
+// than a coverage point (a 0% point read as failure). It returns how many.
+func (r *Report) noUsageBands(b *svgBuf, x func(int) float64, step, minX, maxX, top, height float64) int {
+	n := 0
+	for d, day := range r.Days {
+		if day.Invocations > 0 || day.CostMicros == 0 {
+			continue
+		}
+		n++
+		// The day's slot around its point, kept inside the plot.
+		x0, x1 := max(x(d)-step/2, minX), min(x(d)+step/2, maxX)
+		b.f(`<rect class="nousage" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s · billed %s, no gateway usage: nothing to attribute</title></rect>`,
+			x0, top, x1-x0, height, colorNoUsage, day.Date.Format(time.DateOnly), esc(usd(day.CostMicros, r.Currency)))
+	}
+	return n
+}
+
 func (r *Report) coverageChart() string {
 	const w, h, left, right, top, bottom = 960, 300, 70, 20, 20, 70
 	var b svgBuf
@@ -218,6 +239,7 @@ func (r *Report) coverageChart() string {
 		}
 		return float64(left) + plotW*float64(d)/float64(n-1)
 	}
+	idle := r.noUsageBands(&b, x, plotW/float64(max(n-1, 1)), float64(left), float64(w-right), float64(top), plotH)
 	type series struct {
 		name, color string
 		share       func(Day) (float64, bool)
@@ -264,6 +286,9 @@ func (r *Report) coverageChart() string {
 	for _, s := range all {
 		b.f(`<rect x="%.1f" y="%d" width="12" height="12" fill="%s"/><text class="legend" x="%.1f" y="%d">%s</text>`, lx, h-22, s.color, lx+16, h-12, esc(s.name))
 		lx += 200
+	}
+	if idle > 0 {
+		b.f(`<rect x="%.1f" y="%d" width="12" height="12" fill="%s"/><text class="legend" x="%.1f" y="%d">billed, no gateway usage (nothing to attribute)</text>`, lx, h-22, colorNoUsage, lx+16, h-12)
 	}
 	b.f(`</svg>`)
 	return b.String()
