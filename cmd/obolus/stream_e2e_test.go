@@ -10,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/obolus/obolus/internal/score"
 	"github.com/obolus/obolus/internal/synth"
-	"github.com/obolus/obolus/schemas"
 )
 
 // TestStreamMatchesBatch runs `obolus dev` on a generated workload — broker,
@@ -27,28 +25,7 @@ func TestStreamMatchesBatch(t *testing.T) {
 	got := storeAnswers(t, filepath.Join(f.dir, synth.StoreFile))
 	compareAnswers(t, "stream store", got, f.batchAnswers())
 	reconcile(t, f.dir, got)
-
-	truth, err := score.LoadTruth(filepath.Join(f.dir, synth.TruthFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rows []score.Row
-	for _, rs := range got {
-		for _, r := range rs {
-			rows = append(rows, score.Row{InvocationID: r.InvocationID, EndUser: r.EndUser, MatchMethod: r.MatchMethod, Weight: r.Weight})
-		}
-	}
-	rep := score.Score(truth, rows)
-	t.Logf("precision %.4f recall %.4f", rep.Precision, rep.Recall)
-	if rep.Precision < 0.99 || rep.Recall < 0.95 || rep.Missing != 0 || rep.Unknown != 0 || rep.Overweight != 0 {
-		t.Errorf("precision %.4f recall %.4f missing %d unknown %d overweight %d; want ≥ 0.99, ≥ 0.95 and none",
-			rep.Precision, rep.Recall, rep.Missing, rep.Unknown, rep.Overweight)
-	}
-	for _, m := range rep.Methods {
-		if schemas.IDMethod(m.Method) && m.Invocations > 0 && m.Precision != 1 {
-			t.Errorf("%s precision %.6f, want 1 for an id-based method", m.Method, m.Precision)
-		}
-	}
+	scoreAnswers(t, f.dir, got)
 }
 
 // TestStreamCrashSafety kills the worker (SIGKILL: no flush, no commit) at

@@ -2,7 +2,6 @@ package report
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -21,15 +20,7 @@ func BenchmarkChargeback1M(b *testing.B) {
 	p := mustPeriod(b, "2026-11")
 	s := openStore(b, syntheticRows(1_000_000, 42, p))
 	src := NewDuckDBSource(s.DB())
-	bill, err := GenerateBilling(ctx, src, BillingGenConfig{Seed: 1, Period: p})
-	if err != nil {
-		b.Fatal(err)
-	}
-	dir := b.TempDir()
-	if err := bill.WriteJSONL(filepath.Join(dir, "u.jsonl"), filepath.Join(dir, "p.jsonl")); err != nil {
-		b.Fatal(err)
-	}
-	loadBill(b, s, filepath.Join(dir, "u.jsonl"), filepath.Join(dir, "p.jsonl"))
+	generateAndLoadBill(b, s, BillingGenConfig{Seed: 1, Period: p})
 
 	// The yardstick: median of 7 runs of a GROUP BY that touches the same rows.
 	groupBy := func() time.Duration {

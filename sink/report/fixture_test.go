@@ -96,6 +96,20 @@ func fixtureStore(t testing.TB) *duckdb.Store {
 	return s
 }
 
+// generateAndLoadBill generates a demo bill for the store's usage and loads it.
+func generateAndLoadBill(t testing.TB, s *duckdb.Store, cfg BillingGenConfig) {
+	t.Helper()
+	bill, err := GenerateBilling(context.Background(), NewDuckDBSource(s.DB()), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := bill.WriteJSONL(filepath.Join(dir, "u.jsonl"), filepath.Join(dir, "p.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	loadBill(t, s, filepath.Join(dir, "u.jsonl"), filepath.Join(dir, "p.jsonl"))
+}
+
 func loadBill(t testing.TB, s *duckdb.Store, usage, prices string) {
 	t.Helper()
 	ctx := context.Background()

@@ -21,15 +21,7 @@ func TestHTMLInChromium(t *testing.T) {
 	p := mustPeriod(t, "2026-11")
 	s := openStore(t, syntheticRows(5_000, 11, p))
 	src := NewDuckDBSource(s.DB())
-	bill, err := GenerateBilling(ctx, src, BillingGenConfig{Seed: 2, Period: p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := bill.WriteJSONL(filepath.Join(dir, "u.jsonl"), filepath.Join(dir, "p.jsonl")); err != nil {
-		t.Fatal(err)
-	}
-	loadBill(t, s, filepath.Join(dir, "u.jsonl"), filepath.Join(dir, "p.jsonl"))
+	generateAndLoadBill(t, s, BillingGenConfig{Seed: 2, Period: p})
 	rep, err := Build(ctx, src, Options{Period: p, By: []Dimension{ByTeam, ByCostCenter}})
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package report
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -39,15 +38,7 @@ func TestIdleDaysShowInCoverage(t *testing.T) {
 	s := openStore(t, syntheticRows(300, 5, mustPeriod(t, "2026-11-01..2026-11-04")))
 	src := NewDuckDBSource(s.DB())
 	p := mustPeriod(t, "2026-11-01..2026-11-08")
-	bill, err := GenerateBilling(ctx, src, BillingGenConfig{Seed: 3, Period: p, IdleShare: -1, IdleDays: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := bill.WriteJSONL(filepath.Join(dir, "u.jsonl"), filepath.Join(dir, "p.jsonl")); err != nil {
-		t.Fatal(err)
-	}
-	loadBill(t, s, filepath.Join(dir, "u.jsonl"), filepath.Join(dir, "p.jsonl"))
+	generateAndLoadBill(t, s, BillingGenConfig{Seed: 3, Period: p, IdleShare: -1, IdleDays: true})
 	rep, err := Build(ctx, src, Options{Period: p})
 	if err != nil {
 		t.Fatal(err)
