@@ -122,13 +122,19 @@ func (s *Store) Checkpoint(ctx context.Context, job string) (time.Time, bool, er
 
 // SetCheckpoint records that job completed up to windowEnd.
 func (s *Store) SetCheckpoint(ctx context.Context, job string, windowEnd time.Time) error {
-	_, err := s.exec(ctx, "set checkpoint of job "+job, `MERGE INTO `+s.schema.Table("checkpoints")+` AS t
+	_, err := s.exec(ctx, "set checkpoint of job "+job, CheckpointStatement(s.schema.Table("checkpoints")),
+		databricks.Parameter{Name: "job", Value: job}, timeParam("window_end", windowEnd), timeParam("updated_at", time.Now()))
+	return err
+}
+
+// CheckpointStatement is the MERGE that sets the checkpoint of job :job to
+// :window_end at :updated_at (a rendered job script fills them in itself).
+func CheckpointStatement(checkpoints string) string {
+	return `MERGE INTO ` + checkpoints + ` AS t
 USING (SELECT :job AS job, :window_end AS window_end, :updated_at AS updated_at) AS s
 ON t.job = s.job
 WHEN MATCHED THEN UPDATE SET window_end = s.window_end, updated_at = s.updated_at
-WHEN NOT MATCHED THEN INSERT (job, window_end, updated_at) VALUES (s.job, s.window_end, s.updated_at)`,
-		databricks.Parameter{Name: "job", Value: job}, timeParam("window_end", windowEnd), timeParam("updated_at", time.Now()))
-	return err
+WHEN NOT MATCHED THEN INSERT (job, window_end, updated_at) VALUES (s.job, s.window_end, s.updated_at)`
 }
 
 // RecordRun upserts a run by run_id.
