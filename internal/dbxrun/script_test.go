@@ -11,6 +11,7 @@ import (
 	"github.com/obolus/obolus/internal/dbsql/dbsqltest"
 	"github.com/obolus/obolus/internal/pushdown"
 	"github.com/obolus/obolus/internal/synth"
+	"github.com/obolus/obolus/internal/warehouse"
 	"github.com/obolus/obolus/sink/databricks"
 )
 
@@ -168,4 +169,35 @@ func coverageText(t *testing.T, e *env, schema string) string {
 		t.Fatalf("coverage of %s: %v", schema, err)
 	}
 	return s
+}
+
+// TestLiteralsRoundTrip reads the literals a script holds back through the
+// driver from the local warehouse: the values come back as they went in.
+func TestLiteralsRoundTrip(t *testing.T) {
+	wh := dbsqltest.Start(t, warehouse.Config{})
+	db := dbsqltest.Open(t, wh.Config)
+	ctx := dbsqltest.Context(t)
+	for _, s := range []string{"", "plain", "o'brien", `back\slash`, `\'`, "${spark}", "tab\tnew\nline", "zoë", "''"} {
+		lit, err := pushdown.Literal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := db.QueryRowContext(ctx, "SELECT "+lit).Scan(&got); err != nil || got != s {
+			t.Errorf("SELECT %s = %q, %v; want %q", lit, got, err, s)
+		}
+	}
+	for _, f := range []float64{0.1, 1.0 / 3, 2.5e-7, 1e300, -0.0, 12345.678} {
+		lit, _ := pushdown.Literal(f)
+		var got float64
+		if err := db.QueryRowContext(ctx, "SELECT "+lit).Scan(&got); err != nil || got != f {
+			t.Errorf("SELECT %s = %v, %v; want %v", lit, got, err, f)
+		}
+	}
+	at := time.Date(2026, 11, 1, 2, 3, 4, 123456000, time.UTC)
+	lit, _ := pushdown.Literal(at)
+	var got time.Time
+	if err := db.QueryRowContext(ctx, "SELECT "+lit).Scan(&got); err != nil || !got.Equal(at) {
+		t.Errorf("SELECT %s = %v, %v; want %v", lit, got, err, at)
+	}
 }
