@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/obolus/obolus/internal/app"
+	databrickssink "github.com/obolus/obolus/sink/databricks"
 )
 
 // pushdownCmd groups what belongs to pushdown mode outside obolus batch.
@@ -21,7 +22,7 @@ func (a *cli) pushdownCmd() *cobra.Command {
 }
 
 func (a *cli) pushdownRenderCmd() *cobra.Command {
-	var out, now string
+	var out, viewsOut, now string
 	cmd := &cobra.Command{
 		Use:   "render",
 		Short: "Write the pushdown batch run as one SQL script a scheduled SQL task runs without obolus",
@@ -36,7 +37,7 @@ source tables' columns. Schedule it with deploy/databricks/databricks.yml.
 The script does not calibrate (match.calibrate: true is refused), does not
 reconcile and records no run in the runs table: see docs/databricks.md,
 "Databricks job".`,
-		Example: `  obolus pushdown render --config obolus.yaml --out deploy/databricks/obolus_job.sql`,
+		Example: `  obolus pushdown render --config obolus.yaml --out deploy/databricks/obolus_job.sql --views-out deploy/databricks/obolus_views.sql`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			var at time.Time
@@ -60,6 +61,16 @@ reconcile and records no run in the runs table: see docs/databricks.md,
 			if err != nil {
 				return err
 			}
+			if viewsOut != "" {
+				views, err := databrickssink.ViewsScript(store.Schema())
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(viewsOut, []byte(views), 0o644); err != nil {
+					return fmt.Errorf("write views script: %w", err)
+				}
+				fmt.Fprintf(a.out, "wrote %s\n", viewsOut)
+			}
 			if out == "" {
 				_, err = fmt.Fprint(a.out, script)
 				return err
@@ -72,6 +83,7 @@ reconcile and records no run in the runs table: see docs/databricks.md,
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "file to write the script to (default: standard output)")
+	cmd.Flags().StringVar(&viewsOut, "views-out", "", "also write the analyst views of the schema as a SQL script, for the bundle's views job")
 	cmd.Flags().StringVar(&now, "now", "", "for tests: the run's time as RFC 3339 instead of current_timestamp() when the script runs")
 	_ = cmd.Flags().MarkHidden("now")
 	return cmd
