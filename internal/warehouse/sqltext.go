@@ -32,9 +32,9 @@ type rewriteOutput struct {
 const identPattern = `(?:"(?:[^"]|"")*"|` + "`(?:[^`]|``)*`" + `|[A-Za-z_][A-Za-z0-9_]*)`
 
 var (
-	reCreateCatalog = regexp.MustCompile(`(?is)^(\s*)CREATE\s+CATALOG\s+(IF\s+NOT\s+EXISTS\s+)?(` + identPattern + `)\s*;?\s*$`)
-	reUse           = regexp.MustCompile(`(?is)^(\s*)USE\s+(?:(?:(CATALOG)|SCHEMA|DATABASE)\s+)?(` + identPattern + `)(?:\s*\.\s*(` + identPattern + `))?\s*;?\s*$`)
-	reSchemaDDL     = regexp.MustCompile(`(?is)^(\s*)(CREATE|DROP)\s+(?:SCHEMA|DATABASE)\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?(` + identPattern + `)\s*\.\s*(` + identPattern + `)`)
+	reCreateCatalog = regexp.MustCompile(`(?is)^(` + leadingComments + `)CREATE\s+CATALOG\s+(IF\s+NOT\s+EXISTS\s+)?(` + identPattern + `)\s*;?\s*$`)
+	reUse           = regexp.MustCompile(`(?is)^(` + leadingComments + `)USE\s+(?:(?:(CATALOG)|SCHEMA|DATABASE)\s+)?(` + identPattern + `)(?:\s*\.\s*(` + identPattern + `))?\s*;?\s*$`)
+	reSchemaDDL     = regexp.MustCompile(`(?is)^(` + leadingComments + `)(CREATE|DROP)\s+(?:SCHEMA|DATABASE)\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?(` + identPattern + `)\s*\.\s*(` + identPattern + `)`)
 	// Session variables (Databricks SQL, DBR 14.1+). The statement may open
 	// with comment lines, as the statements of a rendered script do.
 	//   DECLARE [OR REPLACE] [VARIABLE] name [type] [{DEFAULT | =} expr]
@@ -43,10 +43,14 @@ var (
 	//   https://docs.databricks.com/sql/language-manual/sql-ref-syntax-aux-set-variable.html
 	// Only one unqualified or session-qualified name per statement: the
 	// forms obolus's scripts use.
-	reDeclareVar = regexp.MustCompile(`(?is)^((?:\s|--[^\n]*(?:\n|$))*)DECLARE\s+(?:OR\s+REPLACE\s+)?(?:VARIABLE\s+)?` + varNamePattern +
+	reDeclareVar = regexp.MustCompile(`(?is)^(` + leadingComments + `)DECLARE\s+(?:OR\s+REPLACE\s+)?(?:VARIABLE\s+)?` + varNamePattern +
 		`(?:\s+([A-Za-z_][A-Za-z0-9_]*(?:\s*\([0-9,\s]*\))?))?\s*(?:(?:DEFAULT\b|=)\s*(.*?))?\s*;?\s*$`)
-	reSetVar = regexp.MustCompile(`(?is)^((?:\s|--[^\n]*(?:\n|$))*)SET\s+VAR(?:IABLE)?\s+` + varNamePattern + `\s*=\s*(.*?)\s*;?\s*$`)
+	reSetVar = regexp.MustCompile(`(?is)^(` + leadingComments + `)SET\s+VAR(?:IABLE)?\s+` + varNamePattern + `\s*=\s*(.*?)\s*;?\s*$`)
 )
+
+// leadingComments matches the white space and -- comment lines a statement
+// may open with (a script's statements carry their comments).
+const leadingComments = `(?:\s|--[^\n]*(?:\n|$))*`
 
 // varNamePattern captures a variable name, optionally qualified with
 // session or system.session (the schema session variables live in).

@@ -49,6 +49,7 @@ func TestRewriteSQL(t *testing.T) {
 		{"use catalog", "USE CATALOG `system`", nil, `USE "system_catalog"`, 1},
 		{"use schema", "use schema ai_gateway", nil, `USE "ai_gateway"`, 1},
 		{"use catalog.schema", "USE system.ai_gateway", nil, `USE "system_catalog"."ai_gateway"`, 1},
+		{"use after comments", "-- a script's comment\n  -- another\nUSE `main`.`obolus`", nil, "-- a script's comment\n  -- another\nUSE \"main_catalog\".\"obolus\"", 1},
 		{"use schema-like name", "USE schema_x", nil, `USE "schema_x"`, 1},
 		{"create schema in catalog", "CREATE DATABASE if not exists main.`default` COMMENT 'x'", nil,
 			`CREATE SCHEMA IF NOT EXISTS "main_catalog"."default" COMMENT 'x'`, 1},
