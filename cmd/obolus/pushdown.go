@@ -34,9 +34,9 @@ org directory, MERGEs the window's attribution, refreshes coverage and
 advances the checkpoint. It connects to the warehouse once, to read the
 source tables' columns. Schedule it with deploy/databricks/databricks.yml.
 
-The script does not calibrate (match.calibrate: true is refused), does not
-reconcile and records no run in the runs table: see docs/databricks.md,
-"Databricks job".`,
+With match.calibrate it computes the run's calibration table in SQL, as
+obolus batch does in Go. The script does not reconcile and records no run in
+the runs table: see docs/databricks.md, "Databricks job".`,
 		Example: `  obolus pushdown render --config obolus.yaml --out deploy/databricks/obolus_job.sql --views-out deploy/databricks/obolus_views.sql`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

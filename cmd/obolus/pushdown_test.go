@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,14 +22,6 @@ func TestPushdownRender(t *testing.T) {
 	quiet := []string{"--config", cfg, "--log-level", "warn"}
 	mustObolus(t, append([]string{"init", "--target", "databricks"}, quiet...)...)
 
-	// Calibration is computed in Go: render refuses it by name.
-	out, err := obolus(t, append([]string{"pushdown", "render"}, quiet...)...)
-	var ue usageError
-	if err == nil || !strings.Contains(err.Error(), "match.calibrate") || !errors.As(err, &ue) {
-		t.Fatalf("render with match.calibrate: true: %v, want a usage error naming match.calibrate\n%s", err, out)
-	}
-
-	t.Setenv("OBOLUS_MATCH_CALIBRATE", "false")
 	dir := t.TempDir()
 	job, views := filepath.Join(dir, "obolus_job.sql"), filepath.Join(dir, "obolus_views.sql")
 	mustObolus(t, append([]string{"pushdown", "render", "--out", job, "--views-out", views}, quiet...)...)
@@ -39,7 +30,7 @@ func TestPushdownRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"DECLARE OR REPLACE VARIABLE obolus_now TIMESTAMP DEFAULT current_timestamp()", "MERGE INTO `main`.`obolus`.`attribution`",
-		"FROM `main`.`obolus`.`checkpoints` WHERE job = 'default'"} {
+		"FROM `main`.`obolus`.`checkpoints` WHERE job = 'default'", "INSERT INTO `main`.`obolus`.`calibration`"} {
 		if !strings.Contains(string(script), want) {
 			t.Errorf("script lacks %q", want)
 		}

@@ -351,9 +351,5 @@ func PushdownScript(ctx context.Context, cfg *config.Config, db *sql.DB, store *
 			return "", err
 		}
 	}
-	script, err := job.Script(ctx, expr)
-	if errors.Is(err, pushdown.ErrNotRenderable) {
-		return "", UsageError{err}
-	}
-	return script, err
+	return job.Script(ctx, expr)
 }

@@ -1,50 +1,78 @@
 package dbxrun_test
 
 import (
-	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/obolus/obolus/enrich"
+
 	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/batch"
+	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/dbsql/dbsqltest"
+	"github.com/obolus/obolus/internal/dbxrun"
 	"github.com/obolus/obolus/internal/pushdown"
 	"github.com/obolus/obolus/internal/synth"
 	"github.com/obolus/obolus/internal/warehouse"
+	"github.com/obolus/obolus/schemas"
 	"github.com/obolus/obolus/sink/databricks"
 )
 
 // TestScriptEqualsPushdownBatch runs the rendered job script three times
 // over three windows (the run's time stepped forward, the late agent logs
-// landing before the last), each run as a scheduled task runs it: every
-// statement in order on one session, through the real driver. After every
-// run its attribution, coverage and checkpoint must equal those of
-// obolus batch --mode pushdown run at the same times into another schema.
+// landing before the last, whose lookback restates everything), each run as
+// a scheduled task runs it: every statement in order on one session,
+// through the real driver. After every run its attribution, coverage,
+// calibration and checkpoint must equal those of obolus batch --mode
+// pushdown run at the same times into another schema, for policies with and
+// without calibration and a minimum confidence.
 func TestScriptEqualsPushdownBatch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs pushdown and the job script over a generated workload")
 	}
 	e := newEnv(t, synth.Config{Seed: 7, AgentRequests: 1500, Users: 300, Duration: 6 * time.Hour, LateShare: 0.05}, nil)
 	ctx := dbsqltest.Context(t)
-	cfg := *e.cfg
-	cfg.Batch.Lookback = time.Hour
-	cfg.Match.Calibrate = false
-
-	stores := map[string]*databricks.Store{}
-	for _, name := range []string{"job_batch", "job_script"} {
-		s, err := databricks.New(e.db, cfg.Databricks.Catalog, name, databricks.Options{StagingVolume: "/Volumes/main/obolus/staging"})
+	policies := []struct {
+		name string
+		edit func(*config.Config)
+	}{
+		{"calibrated", func(c *config.Config) {}},
+		{"nearest_gated", func(c *config.Config) { c.Match.Ambiguity, c.Match.MinConfidence = enrich.PolicyNearest, 0.9 }},
+		{"uncalibrated_split", func(c *config.Config) { c.Match.Calibrate, c.Match.Ambiguity = false, enrich.PolicySplit }},
+	}
+	type pair struct {
+		name          string
+		cfg           *config.Config
+		job           *dbxrun.Pushdown
+		batch, script *databricks.Store
+	}
+	var pairs []pair
+	for _, p := range policies {
+		cfg := *e.cfg
+		cfg.Batch.Lookback = time.Hour
+		p.edit(&cfg)
+		pr := pair{name: p.name, cfg: &cfg}
+		for _, s := range []struct {
+			dst  **databricks.Store
+			name string
+		}{{&pr.batch, "batch_" + p.name}, {&pr.script, "script_" + p.name}} {
+			store, err := databricks.New(e.db, cfg.Databricks.Catalog, s.name, databricks.Options{StagingVolume: "/Volumes/main/obolus/staging"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.Init(ctx); err != nil {
+				t.Fatal(err)
+			}
+			*s.dst = store
+		}
+		job, err := app.PushdownJob(&cfg, e.db, pr.batch, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Init(ctx); err != nil {
-			t.Fatal(err)
-		}
-		stores[name] = s
-	}
-	job, err := app.PushdownJob(&cfg, e.db, stores["job_batch"], nil)
-	if err != nil {
-		t.Fatal(err)
+		pr.job = job
+		pairs = append(pairs, pr)
 	}
 
 	start := synth.DefaultStart
@@ -54,78 +82,75 @@ func TestScriptEqualsPushdownBatch(t *testing.T) {
 			if err := e.layout.LoadLate(ctx, e.wh.Server.DB()); err != nil {
 				t.Fatal(err)
 			}
-			// The last run looks back over everything, restating the
-			// earlier windows with the late logs.
-			cfg.Batch.Lookback, job.Lookback = 12*time.Hour, 12*time.Hour
 		}
-		rep, err := job.Run(ctx, batch.Options{Now: now})
-		if err != nil {
-			t.Fatalf("batch run %d: %v", i, err)
-		}
-		t.Logf("batch run %d: %s", i, rep.Summary())
+		for _, p := range pairs {
+			if i == len(nows)-1 {
+				p.cfg.Batch.Lookback, p.job.Lookback = 12*time.Hour, 12*time.Hour
+			}
+			rep, err := p.job.Run(ctx, batch.Options{Now: now})
+			if err != nil {
+				t.Fatalf("%s: batch run %d: %v", p.name, i, err)
+			}
+			t.Logf("%s: batch run %d: %s", p.name, i, rep.Summary())
+			runScript(t, e, p.cfg, p.script, now)
 
-		script, err := app.PushdownScript(ctx, &cfg, e.db, stores["job_script"], now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stmts, err := pushdown.SplitStatements(script)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := e.db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for j, st := range stmts {
-			if _, err := conn.ExecContext(ctx, st); err != nil {
-				t.Fatalf("script run %d, statement %d: %v\n%s", i, j+1, err, st)
+			what := fmt.Sprintf("%s run %d", p.name, i)
+			var cps [2]time.Time
+			for k, s := range []*databricks.Store{p.batch, p.script} {
+				cp, ok, err := s.Checkpoint(ctx, p.cfg.Batch.Job)
+				if err != nil || !ok {
+					t.Fatalf("%s: checkpoint of %s: %v %v", what, s.Schema(), ok, err)
+				}
+				cps[k] = cp
+			}
+			if !cps[0].Equal(cps[1]) || !cps[1].Equal(now) {
+				t.Errorf("%s: checkpoint batch %s, script %s; want %s", what, cps[0], cps[1], now)
+			}
+			for _, table := range []func(*testing.T, *env, string) string{coverageText, calibrationText} {
+				a, b := table(t, e, p.batch.Schema().Schema), table(t, e, p.script.Schema().Schema)
+				if a != b {
+					t.Errorf("%s: tables differ:\nbatch:\n%s\nscript:\n%s", what, a, b)
+				}
+			}
+			a, err := p.batch.Attributions(ctx, time.Time{}, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := p.script.Attributions(ctx, time.Time{}, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(a) == 0 {
+				t.Fatalf("%s: no rows", what)
+			}
+			sameRows(t, what, a, b)
+			// Later runs version their rows higher, as batch runs do.
+			var maxVersion int64
+			for _, r := range b {
+				maxVersion = max(maxVersion, r.Version)
+			}
+			if maxVersion != now.UnixMicro() {
+				t.Errorf("%s: script rows' highest version %d, want %d (the run's time)", what, maxVersion, now.UnixMicro())
 			}
 		}
-		_ = conn.Close()
-
-		for _, s := range []*databricks.Store{stores["job_batch"], stores["job_script"]} {
-			if _, ok, err := s.Checkpoint(ctx, cfg.Batch.Job); err != nil || !ok {
-				t.Fatalf("checkpoint of %s: %v %v", s.Schema(), ok, err)
-			}
+	}
+	// Calibration did change confidences: some time-window row's confidence
+	// is not the rule's.
+	rows, _ := pairs[0].script.Attributions(ctx, time.Time{}, time.Time{})
+	calibrated := 0
+	for _, r := range rows {
+		if r.MatchMethod == schemas.MethodTimeWindow && r.MatchConfidence != 0.95 && r.MatchConfidence != 0.95*0.75 &&
+			r.MatchConfidence != 0.95/2 && r.MatchConfidence != 0.95/2*0.75 && r.MatchConfidence != 0.95/3 {
+			calibrated++
 		}
-		var got [2]struct {
-			cp       time.Time
-			coverage string
-		}
-		for k, name := range []string{"job_batch", "job_script"} {
-			got[k].cp, _, _ = stores[name].Checkpoint(ctx, cfg.Batch.Job)
-			got[k].coverage = coverageText(t, e, name)
-		}
-		if !got[0].cp.Equal(got[1].cp) || !got[1].cp.Equal(now) {
-			t.Errorf("run %d: checkpoint batch %s, script %s; want %s", i, got[0].cp, got[1].cp, now)
-		}
-		if got[0].coverage != got[1].coverage {
-			t.Errorf("run %d: coverage differs:\nbatch:\n%s\nscript:\n%s", i, got[0].coverage, got[1].coverage)
-		}
-		a, err := stores["job_batch"].Attributions(ctx, time.Time{}, time.Time{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := stores["job_script"].Attributions(ctx, time.Time{}, time.Time{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(a) == 0 {
-			t.Fatalf("run %d: no rows", i)
-		}
-		sameRows(t, "script against batch, run "+string(rune('0'+i)), a, b)
-		// Later runs version their rows higher, as batch runs do.
-		var maxVersion int64
-		for _, r := range b {
-			maxVersion = max(maxVersion, r.Version)
-		}
-		if maxVersion != now.UnixMicro() {
-			t.Errorf("run %d: script rows' highest version %d, want %d (the run's time)", i, maxVersion, now.UnixMicro())
-		}
+	}
+	if calibrated == 0 {
+		t.Error("calibrated: no time-window row carries a calibrated confidence")
 	}
 
 	// A checkpoint at the run's time stops the script before it writes.
-	script, err := app.PushdownScript(ctx, &cfg, e.db, stores["job_script"], nows[len(nows)-1])
+	p := pairs[0]
+	script, err := app.PushdownScript(ctx, p.cfg, e.db, p.script, nows[len(nows)-1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,26 +169,58 @@ func TestScriptEqualsPushdownBatch(t *testing.T) {
 	if failed == nil || !strings.Contains(failed.Error(), "is not before now") {
 		t.Errorf("script rerun at the checkpoint: %v, want the checkpoint error", failed)
 	}
+}
 
-	// Calibration is computed in Go: render refuses it, naming the key.
-	cal := cfg
-	cal.Match.Calibrate = true
-	_, err = app.PushdownScript(ctx, &cal, e.db, stores["job_script"], time.Time{})
-	var ue app.UsageError
-	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "match.calibrate") {
-		t.Errorf("render with calibration: %v, want a usage error naming match.calibrate", err)
+// runScript renders the job script of cfg into store at now and runs it as
+// a SQL task does: its statements in order, on one session.
+func runScript(t *testing.T, e *env, cfg *config.Config, store *databricks.Store, now time.Time) {
+	t.Helper()
+	ctx := dbsqltest.Context(t)
+	script, err := app.PushdownScript(ctx, cfg, e.db, store, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts, err := pushdown.SplitStatements(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := e.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for j, st := range stmts {
+		if _, err := conn.ExecContext(ctx, st); err != nil {
+			t.Fatalf("script at %s, statement %d: %v\n%s", now, j+1, err, st)
+		}
 	}
 }
 
-// coverageText is the coverage table of schema, one line a row. cost_usd is
-// a sum of doubles, which DuckDB's parallel aggregation adds in no fixed
-// order (two batch runs differ in the last bits too), so it is compared to
-// 1e-9 dollars; every other column exactly.
+// calibrationText is the calibration table of schema, one line a row,
+// without the run ids (each side names its runs its own way); the doubles
+// are printed exactly, so equal text is bit-identical confidences.
+func calibrationText(t *testing.T, e *env, schema string) string {
+	t.Helper()
+	var s string
+	err := e.wh.Server.DB().QueryRowContext(dbsqltest.Context(t), `SELECT coalesce(string_agg(line, chr(10) ORDER BY line), '') FROM (
+		SELECT concat_ws('|', service_principal, method, candidates, rule_confidence, calls, correct, present, confidence) AS line
+		FROM main_catalog.`+schema+`.calibration)`).Scan(&s)
+	if err != nil {
+		t.Fatalf("calibration of %s: %v", schema, err)
+	}
+	return s
+}
+
+// coverageText is the coverage table of schema, one line a row. cost_usd
+// and share_of_invocations are sums of doubles (costs; split weights),
+// which DuckDB's parallel aggregation adds in no fixed order (two batch runs
+// differ in the last bits too), so they are compared to 1e-9 and 1e-12;
+// every other column exactly.
 func coverageText(t *testing.T, e *env, schema string) string {
 	t.Helper()
 	var s string
 	err := e.wh.Server.DB().QueryRowContext(dbsqltest.Context(t), `SELECT coalesce(string_agg(concat_ws('|', event_date, endpoint_name, match_method,
-		invocations, rows, weighted_invocations, input_tokens, output_tokens, total_tokens, round(cost_usd, 9), share_of_invocations), chr(10)
+		invocations, rows, weighted_invocations, input_tokens, output_tokens, total_tokens, round(cost_usd, 9), round(share_of_invocations, 12)), chr(10)
 		ORDER BY event_date, endpoint_name, match_method), '') FROM main_catalog.`+schema+`.coverage`).Scan(&s)
 	if err != nil {
 		t.Fatalf("coverage of %s: %v", schema, err)

@@ -26,9 +26,6 @@ type ScriptOptions struct {
 	Now string
 }
 
-// ErrNotRenderable marks a configuration a job script cannot carry out.
-var ErrNotRenderable = errors.New("not supported by pushdown render yet")
-
 // Script variables, all session variables of the script's session, named
 // with the obolus_ prefix so they cannot meet a user's.
 const (
@@ -63,17 +60,16 @@ const openTime = "TIMESTAMP '1900-01-01 00:00:00'"
 // (coverage, checkpoint), with the windows and run as session variables and
 // every other parameter written in as a literal.
 //
-// It does not calibrate: match.calibrate is computed in Go (enrich.Calibrate)
-// and is refused. It does not reconcile or record the run (see
-// docs/databricks.md, "Databricks job").
+// With match.calibrate it computes the run's calibration table in SQL
+// (CalibrationInsert), bit-identical to enrich.Calibrate. It does not
+// reconcile or record the run (see docs/databricks.md, "Databricks job").
 func Script(cfg Config, opt ScriptOptions) (string, error) {
-	if cfg.Match.Calibrate && cfg.Match.TimeWindow {
-		return "", fmt.Errorf("match.calibrate: true: %w: calibration is computed in Go (enrich.Calibrate); "+
-			"set match.calibrate: false (OBOLUS_MATCH_CALIBRATE=false) for the rendered job, or run obolus batch --mode pushdown", ErrNotRenderable)
-	}
-	if cfg.Calibrated {
-		return "", errors.New("pushdown render: a calibrated statement needs the run's calibration table, which the script does not write")
-	}
+	// The script computes the calibration table itself (CalibrationInsert)
+	// and the MERGE always reads it: a run whose table is empty reads no
+	// rows, which leaves every confidence as the rule's, as an uncalibrated
+	// statement does.
+	calibrate := cfg.Match.Calibrate && cfg.Match.TimeWindow
+	cfg.Calibrated = calibrate
 	if err := cfg.Validate(); err != nil {
 		return "", err
 	}
@@ -101,7 +97,7 @@ func Script(cfg Config, opt ScriptOptions) (string, error) {
 		"agent_from": ref(varAgentFrom), "agent_to": ref(varAgentTo),
 		"window_from": ref(varReplaceFrom), "window_to": ref(varWindowTo),
 		"date_from": ref(varDateFrom), "date_to": ref(varDateTo),
-		"version": ref(varVersion), "run_id": ref(varRunID), "processed_at": ref(varNow),
+		"version": ref(varVersion), "run_id": ref(varRunID), "cal_run": ref(varRunID), "processed_at": ref(varNow),
 	}
 
 	var b strings.Builder
@@ -167,6 +163,25 @@ func Script(cfg Config, opt ScriptOptions) (string, error) {
 			comment = "The price list and org directory, under their digests (rows already there stay)."
 		}
 		stmt(comment, q)
+	}
+
+	if calibrate {
+		cal, err := CalibrationInsert(cfg, w, run.ID)
+		if err != nil {
+			return "", err
+		}
+		for i, st := range cal {
+			q, err := st.Inline(vars)
+			if err != nil {
+				return "", fmt.Errorf("pushdown render: calibration: %w", err)
+			}
+			comment := ""
+			if i == 0 {
+				comment = "Calibration (match.calibrate): the run's table, computed as enrich.Calibrate computes it, from the\n" +
+					"masked outcomes of the window's id-linked calls; the MERGE reads it."
+			}
+			stmt(comment, q)
+		}
 	}
 
 	merge, err := Build(cfg, w, run)
