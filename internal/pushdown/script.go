@@ -130,9 +130,9 @@ func Script(cfg Config, opt ScriptOptions) (string, error) {
 			") ELSE "+ref(varNow)+" END")
 	setVar("Usage from the checkpoint less batch.lookback ("+opt.Lookback.String()+"); all of it before the first run.", varUsageFrom,
 		"coalesce("+ref(varCheckpoint)+" - "+interval(opt.Lookback)+", "+openTime+")")
-	setVar("Agent logs from batch.agent_margin ("+opt.AgentMargin.String()+") earlier still,", varAgentFrom,
+	setVar("Agent logs from batch.agent_margin ("+opt.AgentMargin.String()+") before the usage window", varAgentFrom,
 		"coalesce("+ref(varCheckpoint)+" - "+interval(opt.Lookback)+" - "+interval(opt.AgentMargin)+", "+openTime+")")
-	setVar("to match.skew ("+cfg.Match.Skew.String()+") and a minute after the window.", varAgentTo,
+	setVar("to match.skew ("+cfg.Match.Skew.String()+") and a minute after its end.", varAgentTo,
 		ref(varWindowTo)+" + "+interval(cfg.Match.Skew+time.Minute))
 
 	sum, err := Summary(cfg, w)
