@@ -258,3 +258,74 @@ func TestLiteralsRoundTrip(t *testing.T) {
 		t.Errorf("SELECT %s = %v, %v; want %v", lit, got, err, at)
 	}
 }
+
+// TestCalibrationSQLEqualsGo computes calibration tables from hand-made
+// counts in the warehouse (what a job script runs) and in Go
+// (enrich.Calibrate), and requires identical rows, every double bit for
+// bit: buckets at and off the skew edge, nearest buckets, a service
+// principal without a presence row and one with presence only, codes
+// calibration ignores, and two buckets whose rule confidences may meet
+// (0.95/3×0.75 and 0.95/4), which both must group alike.
+func TestCalibrationSQLEqualsGo(t *testing.T) {
+	wh := dbsqltest.Start(t, warehouse.Config{})
+	db := dbsqltest.Open(t, wh.Config)
+	ctx := dbsqltest.Context(t)
+	store, err := databricks.New(db, "main", "cal", databricks.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stats := schemas.CalibrationStats{
+		Masked: []schemas.MaskedStat{
+			{ServicePrincipal: "sp-1", Code: 1010, Calls: 10, Correct: 9},
+			{ServicePrincipal: "sp-1", Code: 1110, Calls: 4, Correct: 2},
+			{ServicePrincipal: "sp-1", Code: 3110, Calls: 5, Correct: 3},
+			{ServicePrincipal: "sp-1", Code: 4010, Calls: 7, Correct: 7},
+			{ServicePrincipal: "sp-1", Code: 2020, Calls: 6, Correct: 3},
+			{ServicePrincipal: "sp-2", Code: 1010, Calls: 3, Correct: 1},
+			{ServicePrincipal: "sp-2", Code: 3020, Calls: 2, Correct: 2},
+			{ServicePrincipal: "sp-2", Code: 7110, Calls: 1000, Correct: 1},
+			{ServicePrincipal: "o'sp", Code: 1010, Calls: 1, Correct: 1},
+			{ServicePrincipal: "sp-1", Code: 10, Calls: 5, Correct: 5}, // no candidates: ignored
+		},
+		Presence: []schemas.PresenceStat{
+			{ServicePrincipal: "sp-1", Linked: 30, NotFound: 2},
+			{ServicePrincipal: "sp-2", Linked: 5},
+			{ServicePrincipal: "sp-4", Linked: 3, NotFound: 1},
+		},
+	}
+	var rows []string
+	for _, m := range stats.Masked {
+		sp, _ := pushdown.Literal(m.ServicePrincipal)
+		rows = append(rows, fmt.Sprintf("('m', %s, CAST(%d AS BIGINT), CAST(%d AS BIGINT), CAST(%d AS BIGINT))", sp, m.Code, m.Calls, m.Correct))
+	}
+	for _, p := range stats.Presence {
+		sp, _ := pushdown.Literal(p.ServicePrincipal)
+		rows = append(rows, fmt.Sprintf("('p', %s, CAST(0 AS BIGINT), CAST(%d AS BIGINT), CAST(%d AS BIGINT))", sp, p.Linked, p.NotFound))
+	}
+	src := pushdown.Statement{SQL: "SELECT * FROM (VALUES " + strings.Join(rows, ", ") + ") AS v(kind, requester, code, calls, correct)"}
+	for _, st := range pushdown.CalibrationFromStats(store.Table("calibration"), src, "run-1") {
+		q, err := st.Inline(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	got, err := store.Calibration(ctx, "run-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := enrich.Calibrate("run-1", stats)
+	if len(got) != len(want) {
+		t.Fatalf("%d rows from SQL, %d from Go:\n%+v\n%+v", len(got), len(want), got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("row %d:\n SQL %+v\n Go  %+v", i, got[i], want[i])
+		}
+	}
+}

@@ -27,6 +27,13 @@ func CalibrationInsert(cfg Config, w Windows, runID string) ([]Statement, error)
 	if err != nil {
 		return nil, err
 	}
+	return CalibrationFromStats(cfg.Target.Table("calibration"), stats, runID), nil
+}
+
+// CalibrationFromStats is CalibrationInsert for the counts stats returns
+// (rows kind, requester, code, calls, correct, as CalibrationStats gives
+// them), written to table.
+func CalibrationFromStats(table string, stats Statement, runID string) []Statement {
 	p := &params{args: append([]any(nil), stats.Args...), seen: map[string]bool{}}
 	for _, a := range stats.Args {
 		if n := paramName(a); n != "" {
@@ -34,7 +41,6 @@ func CalibrationInsert(cfg Config, w Windows, runID string) ([]Statement, error)
 		}
 	}
 	run := p.bind("run_id", runID)
-	table := cfg.Target.Table("calibration")
 	prior := strconv.FormatFloat(enrich.CalibrationPrior, 'e', -1, 64)
 	smooth := func(correct, calls, rule string) string {
 		return "(CAST(" + correct + " AS DOUBLE) + " + prior + " * " + rule + ") / (CAST(" + calls + " AS DOUBLE) + " + prior + ")"
@@ -97,7 +103,7 @@ FROM (
 	return []Statement{
 		{SQL: "DELETE FROM " + table + " WHERE run_id = :run_id", Args: p.args[len(p.args)-1:]},
 		{SQL: insert, Args: p.args},
-	}, nil
+	}
 }
 
 // paramName is the name of a bound named parameter, or "".
