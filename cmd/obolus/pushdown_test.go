@@ -22,6 +22,9 @@ func TestPushdownRender(t *testing.T) {
 	quiet := []string{"--config", cfg, "--log-level", "warn"}
 	mustObolus(t, append([]string{"init", "--target", "databricks"}, quiet...)...)
 
+	if out, err := obolus(t, append([]string{"pushdown", "render", "--now", "yesterday"}, quiet...)...); err == nil || !strings.Contains(err.Error(), "--now") {
+		t.Errorf("render --now yesterday: %v\n%s", err, out)
+	}
 	dir := t.TempDir()
 	job, views := filepath.Join(dir, "obolus_job.sql"), filepath.Join(dir, "obolus_views.sql")
 	mustObolus(t, append([]string{"pushdown", "render", "--out", job, "--views-out", views}, quiet...)...)
