@@ -30,13 +30,14 @@ func (a *cli) pushdownRenderCmd() *cobra.Command {
 obolus batch --target databricks --mode pushdown does for the configured job:
 it reads the job's checkpoint, computes the window (batch.lookback,
 batch.agent_margin) ending at current_timestamp(), loads the price list and
-org directory, MERGEs the window's attribution, refreshes coverage and
-advances the checkpoint. It connects to the warehouse once, to read the
+org directory, MERGEs the window's attribution, refreshes coverage,
+reconciles and advances the checkpoint. It connects to the warehouse once, to read the
 source tables' columns. Schedule it with deploy/databricks/databricks.yml.
 
 With match.calibrate it computes the run's calibration table in SQL, as
-obolus batch does in Go. The script does not reconcile and records no run in
-the runs table: see docs/databricks.md, "Databricks job".`,
+obolus batch does in Go; it reconciles and fails before the checkpoint moves
+when the run does not. It records no run in the runs table: see
+docs/databricks.md, "Databricks job".`,
 		Example: `  obolus pushdown render --config obolus.yaml --out deploy/databricks/obolus_job.sql --views-out deploy/databricks/obolus_views.sql`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

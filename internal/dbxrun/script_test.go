@@ -169,6 +169,34 @@ func TestScriptEqualsPushdownBatch(t *testing.T) {
 	if failed == nil || !strings.Contains(failed.Error(), "is not before now") {
 		t.Errorf("script rerun at the checkpoint: %v, want the checkpoint error", failed)
 	}
+
+	// A run that wrote less than it read fails at its reconciliation, and
+	// the checkpoint stays: one of its rows is deleted just before.
+	later := nows[len(nows)-1].Add(time.Hour)
+	if script, err = app.PushdownScript(ctx, p.cfg, e.db, p.script, later); err != nil {
+		t.Fatal(err)
+	}
+	stmts, _ = pushdown.SplitStatements(script)
+	reconcile := "-- " + strings.SplitN(pushdown.ReconcileComment, "\n", 2)[0]
+	failed = nil
+	for _, st := range stmts {
+		if strings.HasPrefix(st, reconcile) {
+			attribution := p.script.Table("attribution")
+			if _, err := conn.ExecContext(ctx, "DELETE FROM "+attribution+" WHERE run_id = system.session.obolus_run_id AND invocation_id = "+
+				"(SELECT min(invocation_id) FROM "+attribution+" WHERE run_id = system.session.obolus_run_id)"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, failed = conn.ExecContext(ctx, st); failed != nil {
+			break
+		}
+	}
+	if failed == nil || !strings.Contains(failed.Error(), "does not reconcile") {
+		t.Errorf("script run missing a row: %v, want the reconciliation error", failed)
+	}
+	if cp, _, err := p.script.Checkpoint(ctx, p.cfg.Batch.Job); err != nil || !cp.Equal(nows[len(nows)-1]) {
+		t.Errorf("checkpoint after a run that did not reconcile: %s, %v; want it left at %s", cp, err, nows[len(nows)-1])
+	}
 }
 
 // runScript renders the job script of cfg into store at now and runs it as

@@ -26,6 +26,10 @@ type ScriptOptions struct {
 	Now string
 }
 
+// ReconcileComment opens the script's reconciliation statement.
+const ReconcileComment = "Reconcile as obolus batch does: every invocation of the window written by this run, and as\n" +
+	"many tokens out as in; otherwise fail here, before the checkpoint moves."
+
 // Script variables, all session variables of the script's session, named
 // with the obolus_ prefix so they cannot meet a user's.
 const (
@@ -61,8 +65,9 @@ const openTime = "TIMESTAMP '1900-01-01 00:00:00'"
 // every other parameter written in as a literal.
 //
 // With match.calibrate it computes the run's calibration table in SQL
-// (CalibrationInsert), bit-identical to enrich.Calibrate. It does not
-// reconcile or record the run (see docs/databricks.md, "Databricks job").
+// (CalibrationInsert), bit-identical to enrich.Calibrate. It reconciles
+// what it wrote against what it read, failing before the checkpoint moves,
+// but records no run (see docs/databricks.md, "Databricks job").
 func Script(cfg Config, opt ScriptOptions) (string, error) {
 	// The script computes the calibration table itself (CalibrationInsert)
 	// and the MERGE always reads it: a run whose table is empty reads no
@@ -200,6 +205,27 @@ func Script(cfg Config, opt ScriptOptions) (string, error) {
 		return "", fmt.Errorf("pushdown render: coverage: %w", err)
 	}
 	stmt("Recompute coverage for the replaced dates.", q)
+
+	// The batch's reconciliation (batch.Report.Reconciled): every invocation
+	// of the window written by this run, once, and as many tokens out as in.
+	// Pushdown defines duplicates as what is left, so these are its checks.
+	out := "SELECT count(DISTINCT invocation_id) AS invocations, coalesce(sum(total_tokens), 0) AS tokens\n  FROM " +
+		cfg.Target.Table("attribution") + "\n  WHERE run_id = " + ref(varRunID) + " AND event_date BETWEEN " + ref(varDateFrom) + " AND " + ref(varDateTo)
+	summary, err := sum.Inline(vars)
+	if err != nil {
+		return "", fmt.Errorf("pushdown render: reconciliation: %w", err)
+	}
+	stmt(ReconcileComment, `SELECT CASE WHEN i.invocations <> o.invocations OR i.total_tokens_in <> o.tokens
+  THEN raise_error(concat('obolus: run ', `+ref(varRunID)+`, ' does not reconcile: invocations in ', CAST(i.invocations AS STRING),
+    ', written ', CAST(o.invocations AS STRING), '; tokens in ', CAST(i.total_tokens_in AS STRING), ', out ', CAST(o.tokens AS STRING),
+    '. The checkpoint stays; the next run covers the window again.'))
+  ELSE 'reconciled' END AS reconciliation
+FROM (
+`+strings.TrimSpace(summary)+`
+) i
+CROSS JOIN (
+  `+out+`
+) o`)
 
 	cp := Statement{SQL: databrickssink.CheckpointStatement(checkpoints),
 		Args: []any{databricks.Parameter{Name: "job", Value: opt.Job}}}
