@@ -35,9 +35,9 @@ reconciles and advances the checkpoint. It connects to the warehouse once, to re
 source tables' columns. Schedule it with deploy/databricks/databricks.yml.
 
 With match.calibrate it computes the run's calibration table in SQL, as
-obolus batch does in Go; it reconciles and fails before the checkpoint moves
-when the run does not. It records no run in the runs table: see
-docs/databricks.md, "Databricks job".`,
+obolus batch does in Go; it records the run in runs, reconciled, and fails
+before the checkpoint moves when the run does not reconcile. What it leaves
+out: docs/databricks.md, "Databricks job".`,
 		Example: `  obolus pushdown render --config obolus.yaml --out deploy/databricks/obolus_job.sql --views-out deploy/databricks/obolus_views.sql`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

@@ -106,7 +106,7 @@ func TestScriptEqualsPushdownBatch(t *testing.T) {
 			if !cps[0].Equal(cps[1]) || !cps[1].Equal(now) {
 				t.Errorf("%s: checkpoint batch %s, script %s; want %s", what, cps[0], cps[1], now)
 			}
-			for _, table := range []func(*testing.T, *env, string) string{coverageText, calibrationText} {
+			for _, table := range []func(*testing.T, *env, string) string{coverageText, calibrationText, runsText} {
 				a, b := table(t, e, p.batch.Schema().Schema), table(t, e, p.script.Schema().Schema)
 				if a != b {
 					t.Errorf("%s: tables differ:\nbatch:\n%s\nscript:\n%s", what, a, b)
@@ -133,6 +133,9 @@ func TestScriptEqualsPushdownBatch(t *testing.T) {
 				t.Errorf("%s: script rows' highest version %d, want %d (the run's time)", what, maxVersion, now.UnixMicro())
 			}
 		}
+	}
+	if runs := runsText(t, e, pairs[0].script.Schema().Schema); strings.Count(runs, "|ok|") != len(nows) {
+		t.Errorf("script runs recorded:\n%s\nwant %d runs, ok", runs, len(nows))
 	}
 	// Calibration did change confidences: some time-window row's confidence
 	// is not the rule's.
@@ -177,10 +180,10 @@ func TestScriptEqualsPushdownBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	stmts, _ = pushdown.SplitStatements(script)
-	reconcile := "-- " + strings.SplitN(pushdown.ReconcileComment, "\n", 2)[0]
+	record := "-- " + strings.SplitN(pushdown.RecordComment, "\n", 2)[0]
 	failed = nil
 	for _, st := range stmts {
-		if strings.HasPrefix(st, reconcile) {
+		if strings.HasPrefix(st, record) {
 			attribution := p.script.Table("attribution")
 			if _, err := conn.ExecContext(ctx, "DELETE FROM "+attribution+" WHERE run_id = system.session.obolus_run_id AND invocation_id = "+
 				"(SELECT min(invocation_id) FROM "+attribution+" WHERE run_id = system.session.obolus_run_id)"); err != nil {
@@ -196,6 +199,11 @@ func TestScriptEqualsPushdownBatch(t *testing.T) {
 	}
 	if cp, _, err := p.script.Checkpoint(ctx, p.cfg.Batch.Job); err != nil || !cp.Equal(nows[len(nows)-1]) {
 		t.Errorf("checkpoint after a run that did not reconcile: %s, %v; want it left at %s", cp, err, nows[len(nows)-1])
+	}
+	var status, msg string
+	if err := conn.QueryRowContext(ctx, "SELECT status, error FROM "+p.script.Table("runs")+" WHERE run_id = system.session.obolus_run_id").Scan(&status, &msg); err != nil ||
+		status != schemas.RunFailed || !strings.Contains(msg, "does not reconcile: NOT RECONCILED: usage rows") {
+		t.Errorf("run record of the run that did not reconcile: %q %q %v", status, msg, err)
 	}
 }
 
@@ -222,6 +230,20 @@ func runScript(t *testing.T, e *env, cfg *config.Config, store *databricks.Store
 			t.Fatalf("script at %s, statement %d: %v\n%s", now, j+1, err, st)
 		}
 	}
+}
+
+// runsText is the runs table of schema, one line a run, without what names
+// a run or when it ran.
+func runsText(t *testing.T, e *env, schema string) string {
+	t.Helper()
+	var s string
+	err := e.wh.Server.DB().QueryRowContext(dbsqltest.Context(t), `SELECT coalesce(string_agg(concat_ws('|', job, coalesce(CAST(window_from AS VARCHAR), 'open'), window_to,
+		rows_read, outside_window, duplicates, dead_lettered, attributed, unattributed, input_tokens_in, total_tokens_in, total_tokens_out,
+		status, error, stale, stale_invocations), chr(10) ORDER BY window_to), '') FROM main_catalog.`+schema+`.runs`).Scan(&s)
+	if err != nil {
+		t.Fatalf("runs of %s: %v", schema, err)
+	}
+	return s
 }
 
 // calibrationText is the calibration table of schema, one line a row,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/obolus/obolus/enrich"
 	"github.com/obolus/obolus/ingest"
+	"github.com/obolus/obolus/schemas"
 	databrickssink "github.com/obolus/obolus/sink/databricks"
 )
 
@@ -26,9 +27,9 @@ type ScriptOptions struct {
 	Now string
 }
 
-// ReconcileComment opens the script's reconciliation statement.
-const ReconcileComment = "Reconcile as obolus batch does: every invocation of the window written by this run, and as\n" +
-	"many tokens out as in; otherwise fail here, before the checkpoint moves."
+// RecordComment opens the script's run record statement.
+const RecordComment = "Record the run in runs, reconciled as obolus batch reconciles it: every invocation of the\n" +
+	"window written by this run, and as many tokens out as in (status failed, and why, otherwise)."
 
 // Script variables, all session variables of the script's session, named
 // with the obolus_ prefix so they cannot meet a user's.
@@ -65,9 +66,9 @@ const openTime = "TIMESTAMP '1900-01-01 00:00:00'"
 // every other parameter written in as a literal.
 //
 // With match.calibrate it computes the run's calibration table in SQL
-// (CalibrationInsert), bit-identical to enrich.Calibrate. It reconciles
-// what it wrote against what it read, failing before the checkpoint moves,
-// but records no run (see docs/databricks.md, "Databricks job").
+// (CalibrationInsert), bit-identical to enrich.Calibrate. It records the
+// run in runs, reconciled, and fails before the checkpoint moves when it
+// does not reconcile (see docs/databricks.md, "Databricks job").
 func Script(cfg Config, opt ScriptOptions) (string, error) {
 	// The script computes the calibration table itself (CalibrationInsert)
 	// and the MERGE always reads it: a run whose table is empty reads no
@@ -206,26 +207,47 @@ func Script(cfg Config, opt ScriptOptions) (string, error) {
 	}
 	stmt("Recompute coverage for the replaced dates.", q)
 
-	// The batch's reconciliation (batch.Report.Reconciled): every invocation
-	// of the window written by this run, once, and as many tokens out as in.
-	// Pushdown defines duplicates as what is left, so these are its checks.
-	out := "SELECT count(DISTINCT invocation_id) AS invocations, coalesce(sum(total_tokens), 0) AS tokens\n  FROM " +
-		cfg.Target.Table("attribution") + "\n  WHERE run_id = " + ref(varRunID) + " AND event_date BETWEEN " + ref(varDateFrom) + " AND " + ref(varDateTo)
+	// The run record and the batch's reconciliation (batch.Report.Run and
+	// Reconciled): the window's summary against what this run wrote, counted
+	// as dbxrun.Pushdown counts it, per method. Pushdown defines duplicates as
+	// what is left, so invocations and tokens are the checks.
 	summary, err := sum.Inline(vars)
 	if err != nil {
-		return "", fmt.Errorf("pushdown render: reconciliation: %w", err)
+		return "", fmt.Errorf("pushdown render: run record: %w", err)
 	}
-	stmt(ReconcileComment, `SELECT CASE WHEN i.invocations <> o.invocations OR i.total_tokens_in <> o.tokens
-  THEN raise_error(concat('obolus: run ', `+ref(varRunID)+`, ' does not reconcile: invocations in ', CAST(i.invocations AS STRING),
-    ', written ', CAST(o.invocations AS STRING), '; tokens in ', CAST(i.total_tokens_in AS STRING), ', out ', CAST(o.tokens AS STRING),
-    '. The checkpoint stays; the next run covers the window again.'))
+	str := func(e string) string { return "CAST(" + e + " AS STRING)" }
+	ok := "i.invocations = o.attributed + o.unattributed AND i.total_tokens_in = o.tokens"
+	source := `SELECT ` + ref(varRunID) + ` AS run_id, ` + job + ` AS job, ` + ref(varNow) + ` AS started_at, current_timestamp() AS finished_at,
+    ` + ref(varCheckpoint) + ` - ` + interval(opt.Lookback) + ` AS window_from, ` + ref(varWindowTo) + ` AS window_to,
+    i.rows_read, CAST(0 AS BIGINT) AS outside_window, i.rows_read - i.dead_lettered - i.invocations AS duplicates, i.dead_lettered,
+    o.attributed, o.unattributed, i.input_tokens_in, i.total_tokens_in, o.tokens AS total_tokens_out,
+    CASE WHEN ` + ok + ` THEN '` + schemas.RunOK + `' ELSE '` + schemas.RunFailed + `' END AS status,
+    CASE WHEN ` + ok + ` THEN '' ELSE concat('run ', ` + ref(varRunID) + `, ' does not reconcile: NOT RECONCILED: usage rows ', ` + str("i.rows_read") + `,
+      ' = invocations ', ` + str("i.invocations") + `, ' (attributed ', ` + str("o.attributed") + `, ' + unattributed ', ` + str("o.unattributed") + `,
+      ') + duplicates ', ` + str("i.rows_read - i.dead_lettered - i.invocations") + `, ' + dead-lettered ', ` + str("i.dead_lettered") + `,
+      ' + outside window 0; tokens in ', ` + str("i.total_tokens_in") + `, ' = tokens out ', ` + str("o.tokens") + `) END AS error,
+    CAST(0 AS BIGINT) AS stale, CAST(0 AS BIGINT) AS stale_invocations
+  FROM (
+` + strings.TrimSpace(summary) + `
+  ) i
+  CROSS JOIN (
+    SELECT
+      CAST(coalesce(sum(CASE WHEN match_method <> '` + schemas.MethodUnattributed + `' THEN invocations END), 0) AS BIGINT) AS attributed,
+      CAST(coalesce(sum(CASE WHEN match_method = '` + schemas.MethodUnattributed + `' THEN invocations END), 0) AS BIGINT) AS unattributed,
+      CAST(coalesce(sum(tokens), 0) AS BIGINT) AS tokens
+    FROM (
+      SELECT match_method, count(DISTINCT invocation_id) AS invocations, coalesce(sum(total_tokens), 0) AS tokens
+      FROM ` + cfg.Target.Table("attribution") + `
+      WHERE run_id = ` + ref(varRunID) + ` AND event_date BETWEEN ` + ref(varDateFrom) + ` AND ` + ref(varDateTo) + `
+      GROUP BY match_method
+    ) m
+  ) o`
+	stmt(RecordComment, databrickssink.RunStatement(cfg.Target.Table("runs"), source))
+	stmt("Fail here when the run did not reconcile, before the checkpoint moves.",
+		`SELECT CASE WHEN r.status <> '`+schemas.RunOK+`' THEN raise_error(concat('obolus: ', r.error, '. The checkpoint stays; the next run covers the window again.'))
   ELSE 'reconciled' END AS reconciliation
-FROM (
-`+strings.TrimSpace(summary)+`
-) i
-CROSS JOIN (
-  `+out+`
-) o`)
+FROM `+cfg.Target.Table("runs")+` r
+WHERE r.run_id = `+ref(varRunID))
 
 	cp := Statement{SQL: databrickssink.CheckpointStatement(checkpoints),
 		Args: []any{databricks.Parameter{Name: "job", Value: opt.Job}}}

@@ -139,12 +139,28 @@ WHEN NOT MATCHED THEN INSERT (job, window_end, updated_at) VALUES (s.job, s.wind
 
 // RecordRun upserts a run by run_id.
 func (s *Store) RecordRun(ctx context.Context, r schemas.Run) error {
-	cols := []string{"run_id", "job", "started_at", "finished_at", "window_from", "window_to", "rows_read", "outside_window",
-		"duplicates", "dead_lettered", "attributed", "unattributed", "input_tokens_in", "total_tokens_in", "total_tokens_out", "status", "error",
-		"stale", "stale_invocations"}
+	cols := RunColumns()
 	args := []any{r.RunID, r.Job, timeParam("", r.StartedAt), timeParam("", r.FinishedAt), timeParam("", r.WindowFrom), timeParam("", r.WindowTo),
 		r.RowsRead, r.OutsideWindow, r.Duplicates, r.DeadLettered, r.Attributed, r.Unattributed,
 		r.InputTokensIn, r.TotalTokensIn, r.TotalTokensOut, r.Status, r.Error, r.Stale, r.StaleInvocations}
+	source := `SELECT * FROM (VALUES (` + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + `)) AS v(` + strings.Join(cols, ", ") + `)`
+	_, err := s.exec(ctx, "record run "+r.RunID, RunStatement(s.schema.Table("runs"), source), args...)
+	return err
+}
+
+// RunColumns are the columns of runs a run record sets, in the order
+// RecordRun binds them.
+func RunColumns() []string {
+	return []string{"run_id", "job", "started_at", "finished_at", "window_from", "window_to", "rows_read", "outside_window",
+		"duplicates", "dead_lettered", "attributed", "unattributed", "input_tokens_in", "total_tokens_in", "total_tokens_out", "status", "error",
+		"stale", "stale_invocations"}
+}
+
+// RunStatement is the MERGE that upserts into runs the run the query source
+// returns (one row, RunColumns), keyed by run_id: RecordRun's values, or a
+// job script's counts.
+func RunStatement(runs, source string) string {
+	cols := RunColumns()
 	set := make([]string, 0, len(cols)-1)
 	vals := make([]string, len(cols))
 	for i, c := range cols {
@@ -153,13 +169,11 @@ func (s *Store) RecordRun(ctx context.Context, r schemas.Run) error {
 			set = append(set, c+" = s."+c)
 		}
 	}
-	q := `MERGE INTO ` + s.schema.Table("runs") + ` AS t
-USING (SELECT * FROM (VALUES (` + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + `)) AS v(` + strings.Join(cols, ", ") + `)) AS s
+	return `MERGE INTO ` + runs + ` AS t
+USING (` + source + `) AS s
 ON t.run_id = s.run_id
 WHEN MATCHED THEN UPDATE SET ` + strings.Join(set, ", ") + `
 WHEN NOT MATCHED THEN INSERT (` + strings.Join(cols, ", ") + `) VALUES (` + strings.Join(vals, ", ") + `)`
-	_, err := s.exec(ctx, "record run "+r.RunID, q, args...)
-	return err
 }
 
 // Attributions reads back the rows whose event_time is in [from,to) (both
