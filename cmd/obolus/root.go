@@ -84,7 +84,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(a.batchCmd(), a.genCmd(), a.scoreCmd(), a.summaryCmd())
 	root.AddCommand(a.reportCmd())
 	root.AddCommand(a.streamCmd(), a.devCmd())
-	root.AddCommand(a.initCmd(), a.doctorCmd(), a.warehouseCmd())
+	root.AddCommand(a.initCmd(), a.doctorCmd(), a.warehouseCmd(), a.pushdownCmd())
 	// No command takes positional arguments: a stray one (a path without
 	// its flag, say) is a usage error, not silently ignored.
 	var noArgs func(*cobra.Command)

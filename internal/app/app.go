@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"time"
 
 	"github.com/obolus/obolus/enrich"
 	"github.com/obolus/obolus/ingest"
@@ -333,4 +334,22 @@ func LimitHeap(cfg *config.Config) error {
 		debug.SetMemoryLimit(n)
 	}
 	return nil
+}
+
+// PushdownScript renders the configured pushdown job as one SQL script that
+// a scheduled SQL task runs without obolus (obolus pushdown render). A
+// non-zero now fixes the run's time, for tests stepping through windows;
+// zero leaves it to current_timestamp() when the script runs.
+func PushdownScript(ctx context.Context, cfg *config.Config, db *sql.DB, store *databrickssink.Store, now time.Time) (string, error) {
+	job, err := PushdownJob(cfg, db, store, nil)
+	if err != nil {
+		return "", err
+	}
+	expr := ""
+	if !now.IsZero() {
+		if expr, err = pushdown.Literal(now.UTC()); err != nil {
+			return "", err
+		}
+	}
+	return job.Script(ctx, expr)
 }

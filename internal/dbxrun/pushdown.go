@@ -256,3 +256,15 @@ func newRunID(now time.Time) string {
 	_, _ = rand.Read(b[:])
 	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }
+
+// Script renders the job as one SQL script that runs a window on the
+// warehouse by itself (pushdown.Script); now is the SQL expression for the
+// run's time, empty for current_timestamp(). It resolves the source tables'
+// columns, so it needs the warehouse.
+func (j *Pushdown) Script(ctx context.Context, now string) (string, error) {
+	cfg, err := j.Config(ctx)
+	if err != nil {
+		return "", err
+	}
+	return pushdown.Script(cfg, pushdown.ScriptOptions{Job: j.Name, Lookback: j.Lookback, AgentMargin: j.AgentMargin, Now: now})
+}

@@ -32,10 +32,50 @@ type rewriteOutput struct {
 const identPattern = `(?:"(?:[^"]|"")*"|` + "`(?:[^`]|``)*`" + `|[A-Za-z_][A-Za-z0-9_]*)`
 
 var (
-	reCreateCatalog = regexp.MustCompile(`(?is)^(\s*)CREATE\s+CATALOG\s+(IF\s+NOT\s+EXISTS\s+)?(` + identPattern + `)\s*;?\s*$`)
-	reUse           = regexp.MustCompile(`(?is)^(\s*)USE\s+(?:(?:(CATALOG)|SCHEMA|DATABASE)\s+)?(` + identPattern + `)(?:\s*\.\s*(` + identPattern + `))?\s*;?\s*$`)
-	reSchemaDDL     = regexp.MustCompile(`(?is)^(\s*)(CREATE|DROP)\s+(?:SCHEMA|DATABASE)\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?(` + identPattern + `)\s*\.\s*(` + identPattern + `)`)
+	reCreateCatalog = regexp.MustCompile(`(?is)^(` + leadingComments + `)CREATE\s+CATALOG\s+(IF\s+NOT\s+EXISTS\s+)?(` + identPattern + `)\s*;?\s*$`)
+	reUse           = regexp.MustCompile(`(?is)^(` + leadingComments + `)USE\s+(?:(?:(CATALOG)|SCHEMA|DATABASE)\s+)?(` + identPattern + `)(?:\s*\.\s*(` + identPattern + `))?\s*;?\s*$`)
+	reSchemaDDL     = regexp.MustCompile(`(?is)^(` + leadingComments + `)(CREATE|DROP)\s+(?:SCHEMA|DATABASE)\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?(` + identPattern + `)\s*\.\s*(` + identPattern + `)`)
+	// Session variables (Databricks SQL, DBR 14.1+). The statement may open
+	// with comment lines, as the statements of a rendered script do.
+	//   DECLARE [OR REPLACE] [VARIABLE] name [type] [{DEFAULT | =} expr]
+	//   https://docs.databricks.com/sql/language-manual/sql-ref-syntax-ddl-declare-variable.html
+	//   SET {VAR | VARIABLE} name = expr
+	//   https://docs.databricks.com/sql/language-manual/sql-ref-syntax-aux-set-variable.html
+	// Only one unqualified or session-qualified name per statement: the
+	// forms obolus's scripts use.
+	reDeclareVar = regexp.MustCompile(`(?is)^(` + leadingComments + `)DECLARE\s+(?:OR\s+REPLACE\s+)?(?:VARIABLE\s+)?` + varNamePattern +
+		`(?:\s+([A-Za-z_][A-Za-z0-9_]*(?:\s*\([0-9,\s]*\))?))?\s*(?:(?:DEFAULT\b|=)\s*(.*?))?\s*;?\s*$`)
+	reSetVar = regexp.MustCompile(`(?is)^(` + leadingComments + `)SET\s+VAR(?:IABLE)?\s+` + varNamePattern + `\s*=\s*(.*?)\s*;?\s*$`)
 )
+
+// leadingComments matches the white space and -- comment lines a statement
+// may open with (a script's statements carry their comments).
+const leadingComments = `(?:\s|--[^\n]*(?:\n|$))*`
+
+// varNamePattern captures a variable name, optionally qualified with
+// session or system.session (the schema session variables live in).
+const varNamePattern = `(?:(?:system\s*\.\s*)?session\s*\.\s*)?([A-Za-z_][A-Za-z0-9_]*)`
+
+// rewriteVariables turns Databricks session-variable statements into DuckDB's
+// SET VARIABLE, which both declares and assigns: DECLARE becomes an
+// assignment of the default (NULL without one) cast to the declared type,
+// SET VAR an assignment. References are rewritten by rewriteSQL.
+func rewriteVariables(q string) string {
+	if m := reDeclareVar.FindStringSubmatch(q); m != nil && !strings.EqualFold(m[3], "DEFAULT") {
+		val := m[4]
+		if val == "" {
+			val = "NULL"
+		}
+		if m[3] != "" {
+			val = "CAST(" + val + " AS " + m[3] + ")"
+		}
+		return m[1] + "SET VARIABLE " + strings.ToLower(m[2]) + " = " + val
+	}
+	if m := reSetVar.FindStringSubmatch(q); m != nil {
+		return m[1] + "SET VARIABLE " + strings.ToLower(m[2]) + " = " + m[3]
+	}
+	return q
+}
 
 // parseIdent returns the name a token matched by identPattern stands for.
 func parseIdent(tok string) string {
@@ -57,6 +97,9 @@ func catalogIdent(tok string, catalogs map[string]string) string {
 // rewriteStatementForm handles the Spark statements whose catalog part DuckDB
 // spells differently: CREATE CATALOG, USE CATALOG|SCHEMA, CREATE|DROP SCHEMA c.s.
 func rewriteStatementForm(q string, catalogs map[string]string) string {
+	if v := rewriteVariables(q); v != q {
+		return v
+	}
 	if m := reCreateCatalog.FindStringSubmatch(q); m != nil {
 		ifNot := ""
 		if m[2] != "" {
@@ -95,6 +138,8 @@ func rewriteStatementForm(q string, catalogs map[string]string) string {
 //   - CREATE CATALOG x -> ATTACH ':memory:' AS x; USE CATALOG|SCHEMA x -> USE x
 //   - string literals starting with /Volumes/ -> the local volume directory
 //   - Spark functions DuckDB names differently (sparkFuncs)
+//   - DECLARE VARIABLE / SET VAR -> SET VARIABLE (rewriteVariables), and a
+//     variable referenced as system.session.name -> getvariable('name')
 func rewriteSQL(q string, in rewriteInput) (rewriteOutput, error) {
 	q = rewriteStatementForm(q, in.catalogs)
 
@@ -186,6 +231,12 @@ func rewriteSQL(q string, in rewriteInput) (rewriteOutput, error) {
 			}
 			word := q[i:end]
 			lower := strings.ToLower(word)
+			if v, vend, ok := sessionVariable(q, i, end); ok {
+				out.WriteString("getvariable(" + quoteLiteral(v) + ")")
+				stmtHasCode = true
+				i = vend
+				continue
+			}
 			switch {
 			case in.catalogs[lower] != "" && startsThreePartName(q, i, end):
 				out.WriteString(quoteIdent(in.catalogs[lower]))
@@ -231,7 +282,44 @@ func rewriteSQL(q string, in rewriteInput) (rewriteOutput, error) {
 // and arguments; filter, map_keys, to_json and lambdas (k -> ...) need no
 // change. get_json_object and json_extract_string both take a '$.a.b' path
 // and give NULL where it leads nowhere.
-var sparkFuncs = map[string]string{"array_min": "list_min", "array_max": "list_max", "get_json_object": "json_extract_string"}
+//
+// unix_micros(ts) (microseconds since the epoch) is DuckDB's epoch_us(ts):
+// https://docs.databricks.com/sql/language-manual/functions/unix_micros.html
+// raise_error(msg) fails the statement with msg, as DuckDB's error(msg):
+// https://docs.databricks.com/sql/language-manual/functions/raise_error.html
+var sparkFuncs = map[string]string{"array_min": "list_min", "array_max": "list_max", "get_json_object": "json_extract_string",
+	"unix_micros": "epoch_us", "raise_error": "error"}
+
+// sessionVariable recognises a session variable referenced by its fully
+// qualified name, system.session.name, at the word q[i:end]; DuckDB reads it
+// as getvariable('name'). Databricks also resolves a bare name to a variable
+// when no column has it, which no rewrite can tell apart, so obolus's
+// scripts always qualify: see "Variables" at
+// https://docs.databricks.com/sql/language-manual/sql-ref-variables.html
+func sessionVariable(q string, i, end int) (name string, next int, ok bool) {
+	if !strings.EqualFold(q[i:end], "system") || precededByDot(q, i) {
+		return "", 0, false
+	}
+	j := skipSpace(q, end)
+	if j >= len(q) || q[j] != '.' {
+		return "", 0, false
+	}
+	j = skipSpace(q, j+1)
+	k, found := identEnd(q, j)
+	if !found || !strings.EqualFold(q[j:k], "session") {
+		return "", 0, false
+	}
+	j = skipSpace(q, k)
+	if j >= len(q) || q[j] != '.' {
+		return "", 0, false
+	}
+	j = skipSpace(q, j+1)
+	if j >= len(q) || !isIdentStart(q[j]) {
+		return "", 0, false
+	}
+	k, _ = identEnd(q, j)
+	return strings.ToLower(q[j:k]), k, true
+}
 
 // nextNonSpace is the first byte at or after i that is not white space, or 0.
 func nextNonSpace(q string, i int) byte {

@@ -49,6 +49,7 @@ func TestRewriteSQL(t *testing.T) {
 		{"use catalog", "USE CATALOG `system`", nil, `USE "system_catalog"`, 1},
 		{"use schema", "use schema ai_gateway", nil, `USE "ai_gateway"`, 1},
 		{"use catalog.schema", "USE system.ai_gateway", nil, `USE "system_catalog"."ai_gateway"`, 1},
+		{"use after comments", "-- a script's comment\n  -- another\nUSE `main`.`obolus`", nil, "-- a script's comment\n  -- another\nUSE \"main_catalog\".\"obolus\"", 1},
 		{"use schema-like name", "USE schema_x", nil, `USE "schema_x"`, 1},
 		{"create schema in catalog", "CREATE DATABASE if not exists main.`default` COMMENT 'x'", nil,
 			`CREATE SCHEMA IF NOT EXISTS "main_catalog"."default" COMMENT 'x'`, 1},
@@ -56,6 +57,18 @@ func TestRewriteSQL(t *testing.T) {
 			"SELECT * FROM read_parquet('/vol/c/s/v/f.parquet'), '/tmp/x'", 1},
 		{"statement count", "SELECT 1; SELECT 2; -- trailing\n", nil, "SELECT 1; SELECT 2; -- trailing\n", 2},
 		{"empty", "  -- nothing\n", nil, "  -- nothing\n", 0},
+		{"declare variable with default", "-- the end\nDECLARE OR REPLACE VARIABLE obolus_Now TIMESTAMP DEFAULT current_timestamp();", nil,
+			"-- the end\nSET VARIABLE obolus_now = CAST(current_timestamp AS TIMESTAMP)", 1},
+		{"declare variable without default", "DECLARE VARIABLE session.v BIGINT", nil, "SET VARIABLE v = CAST(NULL AS BIGINT)", 1},
+		{"declare variable, type from the default", "declare system.session.v = 'x'", nil, "SET VARIABLE v = 'x'", 1},
+		{"declare variable with a parameterised type", "DECLARE v DECIMAL(10, 2) = 1", nil, "SET VARIABLE v = CAST(1 AS DECIMAL(10, 2))", 1},
+		{"set var from a query", "SET VAR v = (SELECT max(window_end) FROM main.obolus.checkpoints WHERE job = 'j');", nil,
+			`SET VARIABLE v = (SELECT max(window_end) FROM "main_catalog".obolus.checkpoints WHERE job = 'j')`, 1},
+		{"set variable", "SET VARIABLE session.v = system.session.w + 1", nil, "SET VARIABLE v = getvariable('w') + 1", 1},
+		{"set is not set var", "SET TIME ZONE 'UTC'", nil, "SET TIME ZONE 'UTC'", 1},
+		{"variable references", "SELECT system.session.v, System . Session . W, 'system.session.v', a.system.session.v, system.x FROM t", nil,
+			"SELECT getvariable('v'), getvariable('w'), 'system.session.v', a.system.session.v, system.x FROM t", 1},
+		{"epoch and errors", "SELECT unix_micros(x), raise_error('no'), unix_micros", nil, "SELECT epoch_us(x), error('no'), unix_micros", 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/obolus/obolus/internal/dbsql"
 	"github.com/obolus/obolus/schemas"
@@ -75,4 +76,30 @@ func (s *Store) unreadable(ctx context.Context, conn *sql.Conn, tables []string)
 		_ = rows.Close()
 	}
 	return ""
+}
+
+// ViewsScript is a SQL script that creates or replaces the analyst views of
+// schema (the v_ objects of the Databricks DDL), for a SQL task to run where
+// obolus does not: a bundle deploys it. Views over tables the job may not be
+// allowed to read (system.billing) are left out, as are the tables, which
+// obolus init creates and migrates.
+func ViewsScript(schema dbsql.Schema) (string, error) {
+	stmts, err := schemas.DDL("databricks")
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("-- obolus analyst views of " + schema.String() + ", rendered by obolus pushdown render --views-out.\n" +
+		"-- The tables must exist (obolus init --target databricks). Safe to run again.\n")
+	// Unqualified names in the views' queries resolve in the schema, as in Init.
+	b.WriteString("USE " + schema.Quoted() + ";\n")
+	for _, st := range stmts {
+		if !strings.HasPrefix(st.Name, "v_") || len(st.Requires()) > 0 {
+			continue
+		}
+		for _, part := range st.Parts() {
+			b.WriteString("\n" + strings.TrimSuffix(strings.TrimSpace(part), ";") + ";\n")
+		}
+	}
+	return b.String(), nil
 }

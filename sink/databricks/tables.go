@@ -122,23 +122,45 @@ func (s *Store) Checkpoint(ctx context.Context, job string) (time.Time, bool, er
 
 // SetCheckpoint records that job completed up to windowEnd.
 func (s *Store) SetCheckpoint(ctx context.Context, job string, windowEnd time.Time) error {
-	_, err := s.exec(ctx, "set checkpoint of job "+job, `MERGE INTO `+s.schema.Table("checkpoints")+` AS t
-USING (SELECT :job AS job, :window_end AS window_end, :updated_at AS updated_at) AS s
-ON t.job = s.job
-WHEN MATCHED THEN UPDATE SET window_end = s.window_end, updated_at = s.updated_at
-WHEN NOT MATCHED THEN INSERT (job, window_end, updated_at) VALUES (s.job, s.window_end, s.updated_at)`,
+	_, err := s.exec(ctx, "set checkpoint of job "+job, CheckpointStatement(s.schema.Table("checkpoints")),
 		databricks.Parameter{Name: "job", Value: job}, timeParam("window_end", windowEnd), timeParam("updated_at", time.Now()))
 	return err
 }
 
+// CheckpointStatement is the MERGE that sets the checkpoint of job :job to
+// :window_end at :updated_at (a rendered job script fills them in itself).
+func CheckpointStatement(checkpoints string) string {
+	return `MERGE INTO ` + checkpoints + ` AS t
+USING (SELECT :job AS job, :window_end AS window_end, :updated_at AS updated_at) AS s
+ON t.job = s.job
+WHEN MATCHED THEN UPDATE SET window_end = s.window_end, updated_at = s.updated_at
+WHEN NOT MATCHED THEN INSERT (job, window_end, updated_at) VALUES (s.job, s.window_end, s.updated_at)`
+}
+
 // RecordRun upserts a run by run_id.
 func (s *Store) RecordRun(ctx context.Context, r schemas.Run) error {
-	cols := []string{"run_id", "job", "started_at", "finished_at", "window_from", "window_to", "rows_read", "outside_window",
-		"duplicates", "dead_lettered", "attributed", "unattributed", "input_tokens_in", "total_tokens_in", "total_tokens_out", "status", "error",
-		"stale", "stale_invocations"}
+	cols := RunColumns()
 	args := []any{r.RunID, r.Job, timeParam("", r.StartedAt), timeParam("", r.FinishedAt), timeParam("", r.WindowFrom), timeParam("", r.WindowTo),
 		r.RowsRead, r.OutsideWindow, r.Duplicates, r.DeadLettered, r.Attributed, r.Unattributed,
 		r.InputTokensIn, r.TotalTokensIn, r.TotalTokensOut, r.Status, r.Error, r.Stale, r.StaleInvocations}
+	source := `SELECT * FROM (VALUES (` + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + `)) AS v(` + strings.Join(cols, ", ") + `)`
+	_, err := s.exec(ctx, "record run "+r.RunID, RunStatement(s.schema.Table("runs"), source), args...)
+	return err
+}
+
+// RunColumns are the columns of runs a run record sets, in the order
+// RecordRun binds them.
+func RunColumns() []string {
+	return []string{"run_id", "job", "started_at", "finished_at", "window_from", "window_to", "rows_read", "outside_window",
+		"duplicates", "dead_lettered", "attributed", "unattributed", "input_tokens_in", "total_tokens_in", "total_tokens_out", "status", "error",
+		"stale", "stale_invocations"}
+}
+
+// RunStatement is the MERGE that upserts into runs the run the query source
+// returns (one row, RunColumns), keyed by run_id: RecordRun's values, or a
+// job script's counts.
+func RunStatement(runs, source string) string {
+	cols := RunColumns()
 	set := make([]string, 0, len(cols)-1)
 	vals := make([]string, len(cols))
 	for i, c := range cols {
@@ -147,13 +169,11 @@ func (s *Store) RecordRun(ctx context.Context, r schemas.Run) error {
 			set = append(set, c+" = s."+c)
 		}
 	}
-	q := `MERGE INTO ` + s.schema.Table("runs") + ` AS t
-USING (SELECT * FROM (VALUES (` + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + `)) AS v(` + strings.Join(cols, ", ") + `)) AS s
+	return `MERGE INTO ` + runs + ` AS t
+USING (` + source + `) AS s
 ON t.run_id = s.run_id
 WHEN MATCHED THEN UPDATE SET ` + strings.Join(set, ", ") + `
 WHEN NOT MATCHED THEN INSERT (` + strings.Join(cols, ", ") + `) VALUES (` + strings.Join(vals, ", ") + `)`
-	_, err := s.exec(ctx, "record run "+r.RunID, q, args...)
-	return err
 }
 
 // Attributions reads back the rows whose event_time is in [from,to) (both
