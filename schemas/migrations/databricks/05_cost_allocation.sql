@@ -1,0 +1,3 @@
+-- Version 5: persisted allocations. The cost_allocation table comes from the
+-- DDL (CREATE TABLE IF NOT EXISTS, applied after the migrations); no existing
+-- table changes.
