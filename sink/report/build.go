@@ -216,6 +216,10 @@ type Report struct {
 	// Focus holds the FOCUS rows once FocusRows has built them.
 	Focus []FocusRow
 	focus *focusAgg
+	// SnapshotID names the bill the allocation used (BillSnapshotID);
+	// cost_allocation rows carry it.
+	SnapshotID string
+	alloc      allocation
 }
 
 // ConfidenceBands name Report.Confidence's bands.
@@ -546,6 +550,8 @@ func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, erro
 	}
 	rep.Agents = sp.build()
 	rep.focus = fa
+	rep.SnapshotID = BillSnapshotID(opt.Period, recs)
+	rep.alloc = allocation{rows: rows, itemMicros: res.ItemMicros, listMicros: listMicros, charges: charges, chargeResults: res.Charges}
 	return rep, nil
 }
 

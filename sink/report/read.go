@@ -16,6 +16,7 @@ import (
 
 // usageRow is the part of an attribution row a report uses.
 type usageRow struct {
+	invocationID                                   string
 	endUser, team, costCenter, agent, session      string
 	agentRequest                                   string
 	endpointID, endpointName, model, method        string
@@ -113,12 +114,9 @@ ORDER BY invocation_id, end_user`
 	defer rows.Close()
 	in := interner{}
 	out := make([]usageRow, 0, n)
-	var (
-		r   usageRow
-		inv string
-	)
+	var r usageRow
 	for rows.Next() {
-		if err := rows.Scan(&inv, &r.endUser, &r.team, &r.costCenter, &r.agent, &r.session, &r.agentRequest,
+		if err := rows.Scan(&r.invocationID, &r.endUser, &r.team, &r.costCenter, &r.agent, &r.session, &r.agentRequest,
 			&r.endpointID, &r.endpointName, &r.model, &r.method, &r.workspace, &r.account, &r.eventTime,
 			&r.confidence, &r.weight, &r.costUSD, &r.input, &r.output, &r.total, &r.cacheRead, &r.cacheCreation, &r.reasoning); err != nil {
 			return nil, fmt.Errorf("report: read %s row %d: %w", src.Tables.Attribution, len(out)+1, err)
@@ -128,7 +126,7 @@ ORDER BY invocation_id, end_user`
 			v    float64
 		}{{"weight", r.weight}, {"match_confidence", r.confidence}, {"cost_usd", r.costUSD}} {
 			if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
-				return nil, fmt.Errorf("report: %s row invocation_id %q end_user %q: %s is %v", src.Tables.Attribution, inv, r.endUser, f.name, f.v)
+				return nil, fmt.Errorf("report: %s row invocation_id %q end_user %q: %s is %v", src.Tables.Attribution, r.invocationID, r.endUser, f.name, f.v)
 			}
 		}
 		for _, s := range []*string{&r.endUser, &r.team, &r.costCenter, &r.agent, &r.endpointID, &r.endpointName, &r.model, &r.method, &r.workspace, &r.account} {

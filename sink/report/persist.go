@@ -1,0 +1,218 @@
+package report
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/obolus/obolus/internal/chargeback"
+)
+
+// allocation is what a report keeps of its allocation for Persist: the
+// attribution rows, what each was given, and the charges nobody used.
+type allocation struct {
+	rows          []usageRow
+	itemMicros    []int64
+	listMicros    []int64
+	charges       []charge
+	chargeResults []chargeback.ChargeResult
+}
+
+// AllocationRow is one row of cost_allocation: the share of the bill one
+// attribution row (invocation × end user) was given, or, with Method
+// MethodNoUsage and no invocation, a billed hour × endpoint × model that had
+// no gateway usage.
+type AllocationRow struct {
+	Hour                            time.Time
+	InvocationID, EndUser, Team     string
+	CostCenter, Agent               string
+	EndpointID, EndpointName, Model string
+	Method                          string
+	Weight                          float64
+	ListMicros, AllocatedMicros     int64
+}
+
+// BillSnapshotID names the bill an allocation used: a digest of the period
+// and of every billing record's id, type, times, quantity, prices and
+// currency, in record-id order. A restated bill (a RETRACTION or RESTATEMENT
+// record, or a changed quantity or price) gets a new id; the same bill read
+// twice, from either store, the same one.
+func BillSnapshotID(p Period, recs []billingRecord) string {
+	sorted := slices.Clone(recs)
+	slices.SortFunc(sorted, func(a, b billingRecord) int {
+		return cmp.Or(cmp.Compare(a.recordID, b.recordID), a.start.Compare(b.start))
+	})
+	h := sha256.New()
+	// Fields are separated by NUL and records by newline: no field can hold a
+	// NUL that shifts one record's fields into the next.
+	fmt.Fprintf(h, "obolus-bill-v1\x00%d\x00%d\n", p.Start.UnixMicro(), p.End.UnixMicro())
+	for i := range sorted {
+		r := &sorted[i]
+		fmt.Fprintf(h, "%s\x00%s\x00%d\x00%d\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\n",
+			strings.ReplaceAll(r.recordID, "\x00", ""), r.recordType, r.start.UnixMicro(), r.end.UnixMicro(),
+			r.quantity.RatString(), r.price.RatString(), r.listPrice.RatString(), r.currency, r.sku, r.endpointID+"|"+r.endpointName, r.model)
+	}
+	return "bill-" + hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// Allocation lists the report's cost_allocation rows: one per attribution
+// row of the period (allocated 0 where no billing record covered it), then
+// one per billed hour × endpoint × model without usage. AllocatedMicros sums
+// to Rec.BilledMicros.
+func (r *Report) Allocation() []AllocationRow {
+	a := &r.alloc
+	out := make([]AllocationRow, 0, len(a.rows))
+	for i := range a.rows {
+		u := &a.rows[i]
+		out = append(out, AllocationRow{
+			Hour: chargeback.HourOf(u.eventTime).Time(), InvocationID: u.invocationID, EndUser: u.endUser, Team: u.team,
+			CostCenter: u.costCenter, Agent: u.agent, EndpointID: u.endpointID, EndpointName: u.endpointName, Model: u.model,
+			Method: u.method, Weight: u.weight, ListMicros: a.listMicros[i], AllocatedMicros: a.itemMicros[i],
+		})
+	}
+	// Charges without usage merge per hour × endpoint × model: SKUs and
+	// prices are the bill's detail, which the FOCUS export keeps.
+	type key struct {
+		hour            chargeback.Hour
+		endpoint, model string
+	}
+	idle := map[key]int{}
+	for j := range a.charges {
+		c := &a.charges[j]
+		if a.chargeResults[j].Items > 0 {
+			continue
+		}
+		k := key{c.hour, c.endpoint, c.model}
+		n, ok := idle[k]
+		if !ok {
+			n = len(out)
+			idle[k] = n
+			out = append(out, AllocationRow{Hour: c.hour.Time(), EndpointID: c.endpoint, EndpointName: c.endpointName,
+				Model: c.modelName, Method: MethodNoUsage})
+		}
+		out[n].AllocatedMicros += c.micros
+	}
+	return out
+}
+
+// AllocationTable is where Persist writes: a database, its dialect and the
+// cost_allocation table's name (table, schema.table or catalog.schema.table).
+type AllocationTable struct {
+	DB      *sql.DB
+	Dialect Dialect
+	Table   string
+}
+
+// PersistResult says what Persist did.
+type PersistResult struct {
+	SnapshotID string
+	ComputedAt time.Time
+	Rows       int
+	// Replaced counts the rows of older snapshots the period held.
+	Replaced int64
+	// Unchanged is true when the period already held this snapshot: the
+	// rows were written again, equal, with the first computed_at.
+	Unchanged bool
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// persistBatch is how many rows one INSERT binds: at 19 parameters a row,
+// 4,750 a statement, inside the 8,192 the Databricks store's staging INSERTs
+// bind (databricks.DefaultInsertParams).
+const persistBatch = 250
+
+// Persist writes the report's allocation into cost_allocation, replacing
+// every row of the period's hours. computed_at is now, unless the period
+// already holds this bill snapshot, whose computed_at is kept: persisting
+// the same bill twice leaves the table as it was. A pseudonymized report
+// is refused: the table is keyed by the store's real end users.
+func (r *Report) Persist(ctx context.Context, t AllocationTable, now time.Time) (PersistResult, error) {
+	res := PersistResult{SnapshotID: r.SnapshotID}
+	if r.Pseudonymized {
+		return res, errors.New("report: persist: a pseudonymized report cannot be persisted (cost_allocation holds the store's end users)")
+	}
+	if t.DB == nil {
+		return res, errors.New("report: persist: no database")
+	}
+	src := Source{Dialect: t.Dialect}
+	tbl, err := src.table("cost_allocation", t.Table)
+	if err != nil {
+		return res, err
+	}
+	ts := t.Dialect.ts()
+	inPeriod := ` WHERE hour >= ` + ts + ` AND hour < ` + ts
+	pargs := []any{r.Period.Start.UnixMicro(), r.Period.End.UnixMicro()}
+
+	var first sql.NullTime
+	if err := t.DB.QueryRowContext(ctx, `SELECT min(computed_at) FROM `+tbl+inPeriod+` AND snapshot_id = ?`,
+		append(slices.Clone(pargs), r.SnapshotID)...).Scan(&first); err != nil {
+		return res, fmt.Errorf("report: persist: read %s: %w", t.Table, err)
+	}
+	res.ComputedAt = now.UTC().Truncate(time.Microsecond)
+	if first.Valid {
+		res.ComputedAt, res.Unchanged = first.Time.UTC(), true
+	}
+	if err := t.DB.QueryRowContext(ctx, `SELECT count(*) FROM `+tbl+inPeriod+` AND snapshot_id <> ?`,
+		append(slices.Clone(pargs), r.SnapshotID)...).Scan(&res.Replaced); err != nil {
+		return res, fmt.Errorf("report: persist: read %s: %w", t.Table, err)
+	}
+
+	rows := r.Allocation()
+	res.Rows = len(rows)
+	// One transaction where the store has them (DuckDB): readers see the old
+	// snapshot or the new one, never a mix. Delta has no multi-statement
+	// transactions; there the delete and inserts are separate commits and a
+	// failed run leaves the period short until it is persisted again.
+	var (
+		tx     execer = t.DB
+		commit        = func() error { return nil }
+	)
+	if t.Dialect.name != Databricks.name {
+		sqlTx, err := t.DB.BeginTx(ctx, nil)
+		if err != nil {
+			return res, fmt.Errorf("report: persist: begin: %w", err)
+		}
+		defer sqlTx.Rollback() //nolint:errcheck // after Commit it is a no-op
+		tx, commit = sqlTx, sqlTx.Commit
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+tbl+inPeriod, pargs...); err != nil {
+		return res, fmt.Errorf("report: persist: clear the period in %s: %w", t.Table, err)
+	}
+	const cols = `(snapshot_id, computed_at, period_start, period_end, hour, event_date, invocation_id, end_user, team, cost_center,
+	agent_endpoint, endpoint_id, endpoint_name, destination_model, match_method, weight, list_cost, allocated_cost, currency)`
+	tuple := `(?, ` + ts + `, ` + ts + `, ` + ts + `, ` + ts + `, CAST(` + ts + ` AS DATE), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS DECIMAL(38, 6)), CAST(? AS DECIMAL(38, 6)), ?)`
+	for lo := 0; lo < len(rows); lo += persistBatch {
+		batch := rows[lo:min(lo+persistBatch, len(rows))]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO ` + tbl + ` ` + cols + ` VALUES `)
+		args := make([]any, 0, len(batch)*20)
+		for i := range batch {
+			a := &batch[i]
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(tuple)
+			args = append(args, r.SnapshotID, res.ComputedAt.UnixMicro(), r.Period.Start.UnixMicro(), r.Period.End.UnixMicro(),
+				a.Hour.UnixMicro(), a.Hour.UnixMicro(), a.InvocationID, a.EndUser, a.Team, a.CostCenter, a.Agent,
+				a.EndpointID, a.EndpointName, a.Model, a.Method, a.Weight,
+				chargeback.FormatFixed(a.ListMicros, 6), chargeback.FormatFixed(a.AllocatedMicros, 6), r.Currency)
+		}
+		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+			return res, fmt.Errorf("report: persist: insert rows %d to %d into %s: %w", lo+1, lo+len(batch), t.Table, err)
+		}
+	}
+	if err := commit(); err != nil {
+		return res, fmt.Errorf("report: persist: commit: %w", err)
+	}
+	return res, nil
+}
