@@ -48,7 +48,7 @@ func (a *cli) chargebackCmd() *cobra.Command {
 	var (
 		period, by, formats, out, usagePath, pricesPath, target string
 		focusVersion                                            string
-		pseudonymize, rawCSV                                    bool
+		pseudonymize, rawCSV, persist                           bool
 		top                                                     int
 	)
 	names := formatNames()
@@ -105,31 +105,44 @@ what the store already holds, and shows list-price estimates when that is nothin
 			if usagePath != "" && target != targetDuckDB {
 				return usageErrorf("--billing-usage loads a bill export into the embedded store; with --target %s the report reads system.billing.usage itself", target)
 			}
-			var src report.Source
-			if usagePath == "" {
+			if persist && pseudonymize {
+				return usageErrorf("--persist with --pseudonymize: cost_allocation holds the store's end users, not pseudonyms")
+			}
+			var (
+				src   report.Source
+				alloc report.AllocationTable // where --persist writes
+			)
+			if usagePath == "" && !(persist && target == targetDuckDB) {
 				rs, err := a.openReadStore(ctx, target)
 				if err != nil {
 					return err
 				}
 				defer rs.Close()
 				src = rs.Report
+				if persist { // --target databricks: the Delta table beside attribution
+					d := a.cfg.Databricks
+					alloc = report.AllocationTable{DB: rs.DB, Dialect: report.Databricks, Table: d.Catalog + "." + d.Schema + ".cost_allocation"}
+				}
 			} else {
-				// Loading billing files writes to the store.
+				// Loading billing files, or persisting, writes to the store.
 				store, err := a.openStore(ctx)
 				if err != nil {
 					return err
 				}
 				defer store.Close()
 				src = report.NewDuckDBSource(store.DB())
-				n, err := report.LoadListPrices(ctx, store.DB(), pricesPath)
-				if err != nil {
-					return err
+				alloc = report.AllocationTable{DB: store.DB(), Dialect: report.DuckDB, Table: "cost_allocation"}
+				if usagePath != "" {
+					n, err := report.LoadListPrices(ctx, store.DB(), pricesPath)
+					if err != nil {
+						return err
+					}
+					m, err := report.LoadBillingUsage(ctx, store.DB(), usagePath)
+					if err != nil {
+						return err
+					}
+					a.log.Info("billing loaded", "list_prices", n, "usage_records", m)
 				}
-				m, err := report.LoadBillingUsage(ctx, store.DB(), usagePath)
-				if err != nil {
-					return err
-				}
-				a.log.Info("billing loaded", "list_prices", n, "usage_records", m)
 			}
 			rep, err := report.Build(ctx, src, opt)
 			if err != nil {
@@ -140,6 +153,11 @@ what the store already holds, and shows list-price estimates when that is nothin
 					"attributed", chargeback.FormatFixed(rep.Rec.AttributedMicros, 6), "unattributed", chargeback.FormatFixed(rep.Rec.UnattributedMicros+rep.Rec.NoUsageMicros, 6))
 			} else {
 				a.log.Warn("no billing records for the period: costs are list-price estimates", "period", p.Label)
+			}
+			if persist {
+				if err := a.persistAllocation(ctx, rep, alloc); err != nil {
+					return err
+				}
 			}
 			return writeReports(rep, chosen, out, a.out)
 		},
@@ -155,8 +173,26 @@ what the store already holds, and shows list-price estimates when that is nothin
 	f.BoolVar(&rawCSV, "csv-raw", false, "write CSV text cells as they are; by default a cell starting with =, +, -, @, TAB or CR gets a leading ' so spreadsheets do not run it as a formula")
 	f.BoolVar(&pseudonymize, "pseudonymize", false, "replace end users by HMAC-SHA256 pseudonyms keyed by $"+report.PseudonymKeyEnv)
 	f.IntVar(&top, "top", 15, "users listed in the summaries")
+	f.BoolVar(&persist, "persist", false, "also write the allocation per invocation × end user into the store's cost_allocation table, replacing the period's rows (versioned by bill snapshot)")
 	f.StringVar(&focusVersion, "focus-version", report.DefaultFocusVersion, "FOCUS version of the focus and focus-parquet outputs: 1.3 (split cost allocation columns) or 1.2")
 	return cmd
+}
+
+// persistAllocation writes the report's allocation into cost_allocation.
+// Without billing records there is no bill to version the rows by, so
+// nothing is written: list-price estimates would read as allocated cost.
+func (a *cli) persistAllocation(ctx context.Context, rep *report.Report, t report.AllocationTable) error {
+	if !rep.Billing {
+		a.log.Warn("--persist: no billing records for the period, nothing persisted", "period", rep.Period.Label)
+		return nil
+	}
+	res, err := rep.Persist(ctx, t, time.Now())
+	if err != nil {
+		return err
+	}
+	a.log.Info("allocation persisted", "table", t.Table, "period", rep.Period.Label, "snapshot_id", res.SnapshotID,
+		"computed_at", res.ComputedAt.Format(time.RFC3339), "rows", res.Rows, "replaced", res.Replaced, "unchanged", res.Unchanged)
+	return nil
 }
 
 func formatNames() []string {

@@ -1,12 +1,19 @@
 package main
 
 import (
+	"context"
+	"encoding/csv"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/obolus/obolus/internal/chargeback"
+	"github.com/obolus/obolus/sink/duckdb"
 )
 
 // TestReportChargeback runs the pipeline end to end on a small generated
@@ -60,6 +67,14 @@ func TestReportChargeback(t *testing.T) {
 		t.Errorf("second report without billing flags did not reconcile:\n%s", again)
 	}
 
+	// --persist writes the allocation into cost_allocation; twice with the
+	// same bill leaves one snapshot whose allocated_cost sums to the bill.
+	persistOut := filepath.Join(dir, "persisted")
+	for range 2 {
+		mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--persist", "--format", "csv", "--out", persistOut, "--log-level", "warn")
+	}
+	checkPersisted(t, filepath.Join(dir, "obolus.duckdb"), filepath.Join(persistOut, "chargeback-2026-11.csv"))
+
 	// Pseudonymised CSV on standard output: no emails, only keyed hashes.
 	t.Setenv("OBOLUS_PSEUDONYM_KEY", "an example key that is long enough")
 	csv := mustObolus(t, "report", "chargeback", "--config", cfg, "--period", "2026-11", "--by", "user", "--format", "csv", "--pseudonymize", "--log-level", "warn")
@@ -83,6 +98,7 @@ func TestReportChargebackUsageErrors(t *testing.T) {
 		{"unknown format", []string{"--format", "pdf", "--out", "x"}, "", `"pdf" is not one of`},
 		{"usage without prices", []string{"--billing-usage", "u.jsonl"}, "", "go together"},
 		{"pseudonymize without key", []string{"--pseudonymize"}, "", "OBOLUS_PSEUDONYM_KEY"},
+		{"persist pseudonyms", []string{"--persist", "--pseudonymize"}, "an example key that is long enough", "--persist with --pseudonymize"},
 		{"unknown FOCUS version", []string{"--focus-version", "1.4"}, "", "--focus-version"},
 	}
 	for _, tc := range tests {
@@ -96,4 +112,50 @@ func TestReportChargebackUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkPersisted checks the store's cost_allocation against the report's
+// CSV: one snapshot, and the allocated total equal to the CSV's total line.
+func checkPersisted(t *testing.T, store, csvPath string) {
+	t.Helper()
+	s, err := duckdb.OpenReadOnly(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var snapshots, rows int
+	var total string
+	if err := s.DB().QueryRow(`SELECT count(DISTINCT snapshot_id), count(*), CAST(sum(allocated_cost) AS VARCHAR) FROM cost_allocation`).Scan(&snapshots, &rows, &total); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(mustOpen(t, csvPath)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := slices.Index(recs[0], "allocated_cost")
+	want := new(big.Rat)
+	for _, r := range recs[1:] { // the lines and the unattributed line sum to the bill
+		v, err := chargeback.ParseDecimal(r[col])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.Add(want, v)
+	}
+	got, err := chargeback.ParseDecimal(total)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snapshots != 1 || rows == 0 || got.Cmp(want) != 0 {
+		t.Errorf("cost_allocation: %d snapshots, %d rows, allocated %s; the report's lines sum to %s", snapshots, rows, total, want.FloatString(6))
+	}
+}
+
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
