@@ -13,6 +13,7 @@ import (
 	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/progress"
+	"github.com/obolus/obolus/sink/report"
 )
 
 func (a *cli) batchCmd() *cobra.Command {
@@ -97,6 +98,12 @@ func (a *cli) runBatch(ctx context.Context, opt batch.Options) error {
 	rep, err := job.Run(ctx, opt)
 	if err := a.reportBatch(rep, err, targetDuckDB, ""); err != nil {
 		return err
+	}
+	if cfg.Batch.PersistAllocation {
+		t := report.AllocationTable{DB: store.DB(), Dialect: report.DuckDB, Table: "cost_allocation"}
+		if err := a.persistBatchAllocation(ctx, rep.Processed, report.NewDuckDBSource(store.DB()), t); err != nil {
+			return err
+		}
 	}
 	if cfg.Batch.ExportDir != "" {
 		if err := os.MkdirAll(cfg.Batch.ExportDir, 0o755); err != nil {

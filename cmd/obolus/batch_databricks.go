@@ -16,6 +16,7 @@ import (
 	"github.com/obolus/obolus/internal/dbxrun"
 	"github.com/obolus/obolus/internal/progress"
 	"github.com/obolus/obolus/schemas"
+	"github.com/obolus/obolus/sink/report"
 	databrickssink "github.com/obolus/obolus/sink/databricks"
 )
 
@@ -110,7 +111,9 @@ func (a *cli) runBatchDatabricks(ctx context.Context, opt batch.Options, t *batc
 		if err == nil {
 			a.log.Debug("pushdown stages", "timings", fmt.Sprint(job.Timings))
 		}
-		return a.reportBatch(rep, err, targetDatabricks, mode)
+		if err := a.reportBatch(rep, err, targetDatabricks, mode); err != nil {
+			return err
+		}
 	default:
 		job, err := app.PullJob(a.cfg, db, store, a.log)
 		if err != nil {
@@ -118,8 +121,18 @@ func (a *cli) runBatchDatabricks(ctx context.Context, opt batch.Options, t *batc
 		}
 		job.Progress = progress.New(os.Stderr).Update
 		rep, err = job.Run(ctx, opt)
-		return a.reportBatch(rep, err, targetDatabricks, mode)
+		if err := a.reportBatch(rep, err, targetDatabricks, mode); err != nil {
+			return err
+		}
 	}
+	if !a.cfg.Batch.PersistAllocation {
+		return nil
+	}
+	// The month's bill is read from system.billing.* beside the store.
+	d := a.cfg.Databricks
+	src := report.Source{DB: db, Dialect: report.Databricks, Tables: report.DatabricksTables(d.Catalog, d.Schema)}
+	alloc := report.AllocationTable{DB: db, Dialect: report.Databricks, Table: d.Catalog + "." + d.Schema + ".cost_allocation"}
+	return a.persistBatchAllocation(ctx, rep.Processed, src, alloc)
 }
 
 // reportBatch logs and prints a run's outcome. The reconciliation line is

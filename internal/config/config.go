@@ -155,6 +155,11 @@ type Batch struct {
 	// ExportDir, when set, receives Parquet copies of the attribution and
 	// coverage tables after each run.
 	ExportDir string `mapstructure:"export_dir"`
+	// PersistAllocation, after a successful run, allocates the bill of each
+	// UTC calendar month the run rewrote (its window widened by the
+	// lookback) and writes it into cost_allocation, for the months that
+	// have billing records; as obolus report chargeback --persist does.
+	PersistAllocation bool `mapstructure:"persist_allocation"`
 	// MemoryLimit is the Go heap's soft limit during a run (e.g. 512MiB):
 	// the garbage collector works harder as the heap nears it. "0" sets
 	// none; the GOMEMLIMIT environment variable, when set, wins.
@@ -233,6 +238,7 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("batch.lookback", 2*time.Hour)
 	v.SetDefault("batch.agent_margin", time.Hour)
 	v.SetDefault("batch.export_dir", "")
+	v.SetDefault("batch.persist_allocation", false)
 	v.SetDefault("batch.memory_limit", "512MiB")
 	v.SetDefault("log.level", "info")
 	v.SetDefault("log.format", "text")

@@ -216,3 +216,18 @@ func (r *Report) Persist(ctx context.Context, t AllocationTable, now time.Time) 
 	}
 	return res, nil
 }
+
+// UsageSpan is the event_time of the source's first and last attribution
+// rows; both zero when it has none. A batch run over all data (no window
+// start) persists the months in between.
+func (s Source) UsageSpan(ctx context.Context) (first, last time.Time, err error) {
+	tbl, err := s.table("attribution", s.Tables.Attribution)
+	if err != nil {
+		return first, last, err
+	}
+	var lo, hi sql.NullTime
+	if err := queryRow(ctx, s.DB, `SELECT min(event_time), max(event_time) FROM `+tbl).Scan(&lo, &hi); err != nil {
+		return first, last, fmt.Errorf("report: read %s: %w", s.Tables.Attribution, err)
+	}
+	return lo.Time.UTC(), hi.Time.UTC(), nil
+}
