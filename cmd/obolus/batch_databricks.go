@@ -16,8 +16,8 @@ import (
 	"github.com/obolus/obolus/internal/dbxrun"
 	"github.com/obolus/obolus/internal/progress"
 	"github.com/obolus/obolus/schemas"
-	"github.com/obolus/obolus/sink/report"
 	databrickssink "github.com/obolus/obolus/sink/databricks"
+	"github.com/obolus/obolus/sink/report"
 )
 
 // Targets of obolus batch and obolus init.
