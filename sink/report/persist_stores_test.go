@@ -69,8 +69,8 @@ func TestAllocationConformance(t *testing.T) {
 			load := func() {
 				for table, file := range map[string]string{
 					wh.Config.Catalog + "." + wh.Config.Schema + ".attribution": export("attribution", "SELECT * FROM attribution"),
-					"system.billing.list_prices": export("prices", "SELECT * FROM billing_list_prices"),
-					"system.billing.usage":       export("usage", "SELECT * FROM billing_usage"),
+					"system.billing.list_prices":                                export("prices", "SELECT * FROM billing_list_prices"),
+					"system.billing.usage":                                      export("usage", "SELECT * FROM billing_usage"),
 				} {
 					if err := wh.Server.LoadTable(ctx, table, file); err != nil {
 						t.Fatal(err)
