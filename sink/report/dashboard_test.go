@@ -81,6 +81,7 @@ func digest(t *testing.T, q Querier, query string) string {
 // return what the embedded store's view of the same name returns.
 func TestDatabricksViewsMatchDuckDB(t *testing.T) {
 	s := fixtureStore(t)
+	persistFixture(t, s.DB())
 	stmts, err := schemas.DDL("databricks")
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +161,7 @@ type lvDashboard struct {
 
 // TestLakeviewDashboard checks the dashboard definition and runs every one of
 // its queries on the fixture store: each dataset, and each widget's fields
-// over its dataset (FOCUS export loaded as focus_chargeback).
+// over its dataset (the fixture's allocation persisted into cost_allocation).
 func TestLakeviewDashboard(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(deployDir, "obolus-chargeback.lvdash.json"))
 	if err != nil {
@@ -172,22 +173,7 @@ func TestLakeviewDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := fixtureStore(t)
-	ctx := context.Background()
-	rep, err := Build(ctx, NewDuckDBSource(s.DB()), Options{Period: mustPeriod(t, "2026-11")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fp bytes.Buffer
-	if err := rep.WriteFocusParquet(&fp); err != nil {
-		t.Fatal(err)
-	}
-	focusPath := filepath.Join(t.TempDir(), "focus.parquet")
-	if err := os.WriteFile(focusPath, fp.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.DB().ExecContext(ctx, "CREATE TABLE focus_chargeback AS SELECT * FROM read_parquet(?)", focusPath); err != nil {
-		t.Fatal(err)
-	}
+	persistFixture(t, s.DB())
 
 	datasets := map[string]string{}
 	for _, ds := range d.Datasets {

@@ -2,9 +2,14 @@ package report
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/obolus/obolus/internal/chargeback"
 )
 
 // TestAnalystViews queries the monthly views and the billing view on the
@@ -13,6 +18,7 @@ import (
 func TestAnalystViews(t *testing.T) {
 	s := fixtureStore(t)
 	ctx := context.Background()
+	persisted := persistFixture(t, s.DB())
 	var out strings.Builder
 	for _, v := range []struct{ name, order string }{
 		{"v_monthly_user", "month, end_user"},
@@ -20,6 +26,7 @@ func TestAnalystViews(t *testing.T) {
 		{"v_monthly_agent", "month, agent_endpoint"},
 		{"v_monthly_model", "month, endpoint_name, destination_model"},
 		{"v_coverage_monthly", "month, match_method"},
+		{"v_monthly_allocated", "month, team, end_user"},
 		{"v_billing_hourly", "usage_hour, gateway_endpoint_id, gateway_endpoint_name, destination_model, sku_name"},
 	} {
 		rows, err := s.DB().QueryContext(ctx, "SELECT * FROM "+v.name+" ORDER BY "+v.order)
@@ -74,4 +81,65 @@ func TestAnalystViews(t *testing.T) {
 	if d := share - float64(id)/float64(all); d > 1e-6 || d < -1e-6 {
 		t.Errorf("v_coverage_monthly id share of list cost %.6f, report %.6f", share, float64(id)/float64(all))
 	}
+
+	// v_monthly_allocated's totals are the report's, to the micro-unit: in
+	// all, per team, and for the unattributed remainder.
+	byTeam := map[string]int64{}
+	rows, err := s.DB().QueryContext(ctx, `SELECT team, CAST(sum(allocated_cost) AS VARCHAR) FROM v_monthly_allocated WHERE month = DATE '2026-11-01' GROUP BY team`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var total int64
+	for rows.Next() {
+		var team, sum string
+		if err := rows.Scan(&team, &sum); err != nil {
+			t.Fatal(err)
+		}
+		byTeam[team] = micros(t, sum)
+		total += byTeam[team]
+	}
+	if total != rep.Rec.BilledMicros || total != persisted.Rec.BilledMicros {
+		t.Errorf("v_monthly_allocated sums to %d micro-units, the report's bill to %d", total, rep.Rec.BilledMicros)
+	}
+	byLine := map[string]int64{UnattributedLabel: rep.Unattributed.AllocatedMicros}
+	for _, l := range persisted.Lines {
+		byLine[l.Keys[0]] = l.AllocatedMicros
+	}
+	for team, want := range byLine {
+		if byTeam[team] != want {
+			t.Errorf("v_monthly_allocated team %s: %d micro-units, the report %d", team, byTeam[team], want)
+		}
+	}
+	if len(byTeam) != len(byLine) {
+		t.Errorf("v_monthly_allocated teams %v, report lines %v", byTeam, byLine)
+	}
+}
+
+// persistFixture builds the fixture's November report by team and persists
+// its allocation into cost_allocation.
+func persistFixture(t *testing.T, db *sql.DB) *Report {
+	t.Helper()
+	rep, err := Build(context.Background(), NewDuckDBSource(db), Options{Period: mustPeriod(t, "2026-11"), By: []Dimension{ByTeam}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rep.Persist(context.Background(), AllocationTable{DB: db, Dialect: DuckDB, Table: "cost_allocation"}, time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// micros reads an exact decimal of whole micro-units.
+func micros(t *testing.T, s string) int64 {
+	t.Helper()
+	r, err := chargeback.ParseDecimal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := chargeback.RoundHalfAway(r, chargeback.MicrosPerUnit)
+	if err != nil || r.Cmp(big.NewRat(m, chargeback.MicrosPerUnit)) != 0 {
+		t.Fatalf("%s is not a whole number of micro-units (%v)", s, err)
+	}
+	return m
 }
