@@ -24,7 +24,8 @@ func TestStoreVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What an older obolus left: no store_meta, runs without the stale columns,
-	// the stage without the copy columns, no calibration table.
+	// the stage without the copy columns, no calibration or cost_allocation
+	// table.
 	for _, q := range []string{"DROP TABLE " + s.Table("store_meta"),
 		"ALTER TABLE " + s.Table("runs") + " DROP COLUMN stale",
 		"ALTER TABLE " + s.Table("runs") + " DROP COLUMN stale_invocations",
@@ -33,7 +34,9 @@ func TestStoreVersion(t *testing.T) {
 		"ALTER TABLE " + s.Table("stage_attribution") + " DROP COLUMN copy_total_tokens",
 		"ALTER TABLE " + s.Table("stage_attribution") + " DROP COLUMN copy_input_tokens",
 		"ALTER TABLE " + s.Table("stage_attribution") + " DROP COLUMN copy_masked",
-		"DROP TABLE " + s.Table("calibration")} {
+		"DROP TABLE " + s.Table("calibration"),
+		"DROP VIEW " + s.Table("v_monthly_allocated"),
+		"DROP TABLE " + s.Table("cost_allocation")} {
 		if _, err := s.DB().ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -46,6 +49,10 @@ func TestStoreVersion(t *testing.T) {
 	}
 	if err := s.CheckVersion(ctx); err != nil {
 		t.Fatalf("after migration: %v", err)
+	}
+	var n int
+	if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM "+s.Table("v_monthly_allocated")).Scan(&n); err != nil {
+		t.Errorf("cost_allocation and its view after migration: %v", err)
 	}
 	run.RunID, run.Stale, run.StaleInvocations = "r2", 3, 2
 	if err := s.RecordRun(ctx, run); err != nil {

@@ -48,7 +48,8 @@ func TestStoreMigratesVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	exec(t, path, "DROP TABLE store_meta", "ALTER TABLE runs DROP COLUMN stale", "ALTER TABLE runs DROP COLUMN stale_invocations", "DROP TABLE calibration")
+	exec(t, path, "DROP TABLE store_meta", "ALTER TABLE runs DROP COLUMN stale", "ALTER TABLE runs DROP COLUMN stale_invocations", "DROP TABLE calibration",
+		"DROP VIEW v_monthly_allocated", "DROP TABLE cost_allocation")
 
 	if _, err := OpenReadOnly(ctx, path); !errors.Is(err, schemas.ErrStoreVersion) || !strings.Contains(err.Error(), "version 1") || !strings.Contains(err.Error(), "obolus init") {
 		t.Fatalf("read-only open of a version 1 store: %v", err)
@@ -60,6 +61,10 @@ func TestStoreMigratesVersion1(t *testing.T) {
 	defer s.Close()
 	if v := storeVersionOf(t, s); v != strconv.Itoa(schemas.StoreVersion) {
 		t.Errorf("version after migration %q", v)
+	}
+	var n int
+	if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM v_monthly_allocated").Scan(&n); err != nil {
+		t.Errorf("cost_allocation and its view after migration: %v", err)
 	}
 	runs, err := s.Runs(ctx, "")
 	if err != nil || len(runs) != 1 || runs[0].RowsRead != 10 || runs[0].Stale != 0 {
