@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/obolus/obolus/internal/chargeback"
 )
@@ -122,10 +125,6 @@ type PersistResult struct {
 	Unchanged bool
 }
 
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
 // persistBatch is how many rows one INSERT binds: at 19 parameters a row,
 // 4,750 a statement, inside the 8,192 the Databricks store's staging INSERTs
 // bind (databricks.DefaultInsertParams).
@@ -169,52 +168,115 @@ func (r *Report) Persist(ctx context.Context, t AllocationTable, now time.Time) 
 
 	rows := r.Allocation()
 	res.Rows = len(rows)
-	// One transaction where the store has them (DuckDB): readers see the old
-	// snapshot or the new one, never a mix. Delta has no multi-statement
-	// transactions; there the delete and inserts are separate commits and a
-	// failed run leaves the period short until it is persisted again.
-	var (
-		tx     execer = t.DB
-		commit        = func() error { return nil }
-	)
-	if t.Dialect.name != Databricks.name {
-		sqlTx, err := t.DB.BeginTx(ctx, nil)
-		if err != nil {
-			return res, fmt.Errorf("report: persist: begin: %w", err)
-		}
-		defer sqlTx.Rollback() //nolint:errcheck // after Commit it is a no-op
-		tx, commit = sqlTx, sqlTx.Commit
+	if t.Dialect.name == DuckDB.name {
+		return res, r.persistDuckDB(ctx, t, tbl, inPeriod, pargs, rows, res.ComputedAt)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM `+tbl+inPeriod, pargs...); err != nil {
-		return res, fmt.Errorf("report: persist: clear the period in %s: %w", t.Table, err)
+	return res, r.persistInserts(ctx, t, tbl, inPeriod, pargs, rows, res.ComputedAt)
+}
+
+// allocationColumns are cost_allocation's columns in the order both writers
+// fill them.
+const allocationColumns = `snapshot_id, computed_at, period_start, period_end, hour, event_date, invocation_id, end_user, team, cost_center,
+	agent_endpoint, endpoint_id, endpoint_name, destination_model, match_method, weight, list_cost, allocated_cost, currency`
+
+// persistInserts is the Databricks writer: the period's rows deleted, then
+// the new ones inserted by multi-row INSERTs with every value bound. Delta
+// has no multi-statement transactions, so these are separate commits and a
+// failed run leaves the period short until it is persisted again.
+func (r *Report) persistInserts(ctx context.Context, t AllocationTable, tbl, inPeriod string, pargs []any, rows []AllocationRow, at time.Time) error {
+	if _, err := t.DB.ExecContext(ctx, `DELETE FROM `+tbl+inPeriod, pargs...); err != nil {
+		return fmt.Errorf("report: persist: clear the period in %s: %w", t.Table, err)
 	}
-	const cols = `(snapshot_id, computed_at, period_start, period_end, hour, event_date, invocation_id, end_user, team, cost_center,
-	agent_endpoint, endpoint_id, endpoint_name, destination_model, match_method, weight, list_cost, allocated_cost, currency)`
+	ts := t.Dialect.ts()
 	tuple := `(?, ` + ts + `, ` + ts + `, ` + ts + `, ` + ts + `, CAST(` + ts + ` AS DATE), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS DECIMAL(38, 6)), CAST(? AS DECIMAL(38, 6)), ?)`
 	for lo := 0; lo < len(rows); lo += persistBatch {
 		batch := rows[lo:min(lo+persistBatch, len(rows))]
 		var sb strings.Builder
-		sb.WriteString(`INSERT INTO ` + tbl + ` ` + cols + ` VALUES `)
-		args := make([]any, 0, len(batch)*20)
+		sb.WriteString(`INSERT INTO ` + tbl + ` (` + allocationColumns + `) VALUES `)
+		args := make([]any, 0, len(batch)*19)
 		for i := range batch {
 			a := &batch[i]
 			if i > 0 {
 				sb.WriteString(", ")
 			}
 			sb.WriteString(tuple)
-			args = append(args, r.SnapshotID, res.ComputedAt.UnixMicro(), r.Period.Start.UnixMicro(), r.Period.End.UnixMicro(),
+			args = append(args, r.SnapshotID, at.UnixMicro(), r.Period.Start.UnixMicro(), r.Period.End.UnixMicro(),
 				a.Hour.UnixMicro(), a.Hour.UnixMicro(), a.InvocationID, a.EndUser, a.Team, a.CostCenter, a.Agent,
 				a.EndpointID, a.EndpointName, a.Model, a.Method, a.Weight,
 				chargeback.FormatFixed(a.ListMicros, 6), chargeback.FormatFixed(a.AllocatedMicros, 6), r.Currency)
 		}
-		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
-			return res, fmt.Errorf("report: persist: insert rows %d to %d into %s: %w", lo+1, lo+len(batch), t.Table, err)
+		if _, err := t.DB.ExecContext(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("report: persist: insert rows %d to %d into %s: %w", lo+1, lo+len(batch), t.Table, err)
 		}
 	}
-	if err := commit(); err != nil {
-		return res, fmt.Errorf("report: persist: commit: %w", err)
+	return nil
+}
+
+// persistStage is the embedded writer's connection-local staging table.
+const persistStage = "obolus_stage_cost_allocation"
+
+// persistDuckDB is the embedded writer: the rows go through DuckDB's
+// Appender into a temporary table (bound INSERTs took 28 s per 100,000
+// rows), then one transaction replaces the period from it, so readers see
+// the old snapshot or the new one, never a mix. Costs are staged as exact
+// decimal text and cast, never through a float.
+func (r *Report) persistDuckDB(ctx context.Context, t AllocationTable, tbl, inPeriod string, pargs []any, rows []AllocationRow, at time.Time) (err error) {
+	conn, err := t.DB.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("report: persist: %w", err)
 	}
-	return res, nil
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE `+persistStage+` (hour TIMESTAMP, invocation_id VARCHAR, end_user VARCHAR,
+	team VARCHAR, cost_center VARCHAR, agent_endpoint VARCHAR, endpoint_id VARCHAR, endpoint_name VARCHAR, destination_model VARCHAR,
+	match_method VARCHAR, weight DOUBLE, list_cost VARCHAR, allocated_cost VARCHAR)`); err != nil {
+		return fmt.Errorf("report: persist: create the stage: %w", err)
+	}
+	// The connection returns to the pool: its temporary table would live on.
+	defer conn.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS temp.main.`+persistStage) //nolint:errcheck // best effort, see above
+	err = conn.Raw(func(dc any) error {
+		dconn, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("driver connection is %T", dc)
+		}
+		ap, err := duckdb.NewAppender(dconn, "temp", "main", persistStage)
+		if err != nil {
+			return err
+		}
+		for i := range rows {
+			a := &rows[i]
+			if err := ap.AppendRow(a.Hour, a.InvocationID, a.EndUser, a.Team, a.CostCenter, a.Agent, a.EndpointID, a.EndpointName,
+				a.Model, a.Method, a.Weight, chargeback.FormatFixed(a.ListMicros, 6), chargeback.FormatFixed(a.AllocatedMicros, 6)); err != nil {
+				_ = ap.Clear()
+				_ = ap.Close()
+				return err
+			}
+		}
+		return ap.CloseWithCancel(ctx)
+	})
+	if err != nil {
+		return fmt.Errorf("report: persist: stage the rows: %w", err)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("report: persist: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+tbl+inPeriod, pargs...); err != nil {
+		return fmt.Errorf("report: persist: clear the period in %s: %w", t.Table, err)
+	}
+	ts := t.Dialect.ts()
+	q := `INSERT INTO ` + tbl + ` (` + allocationColumns + `)
+SELECT ?, ` + ts + `, ` + ts + `, ` + ts + `, hour, CAST(hour AS DATE), invocation_id, end_user, team, cost_center, agent_endpoint,
+	endpoint_id, endpoint_name, destination_model, match_method, weight,
+	CAST(list_cost AS DECIMAL(38, 6)), CAST(allocated_cost AS DECIMAL(38, 6)), ?
+FROM temp.main.` + persistStage
+	if _, err := tx.ExecContext(ctx, q, r.SnapshotID, at.UnixMicro(), r.Period.Start.UnixMicro(), r.Period.End.UnixMicro(), r.Currency); err != nil {
+		return fmt.Errorf("report: persist: insert into %s: %w", t.Table, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("report: persist: commit: %w", err)
+	}
+	return nil
 }
 
 // UsageSpan is the event_time of the source's first and last attribution
