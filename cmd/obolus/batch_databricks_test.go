@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/obolus/obolus/internal/chargeback"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/dbsql/dbsqltest"
 	"github.com/obolus/obolus/internal/dbsql/workload"
 	"github.com/obolus/obolus/internal/synth"
 	"github.com/obolus/obolus/internal/warehouse"
+	"github.com/obolus/obolus/sink/report"
 )
 
 // localSetup generates a small workload, serves it from a local warehouse
@@ -65,7 +67,7 @@ func TestDatabricksCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the Databricks path against a local warehouse")
 	}
-	cfg, _ := localSetup(t)
+	cfg, wh := localSetup(t)
 	quiet := []string{"--config", cfg, "--log-level", "warn"}
 
 	// init is idempotent: twice, the same objects.
@@ -104,6 +106,7 @@ func TestDatabricksCommands(t *testing.T) {
 	if !strings.Contains(rep, "team") {
 		t.Errorf("report chargeback --target databricks:\n%s", rep)
 	}
+	checkDatabricksPersist(t, wh, quiet)
 	out, err := obolus(t, append([]string{"batch", "--target", "databricks", "--mode", "sideways"}, quiet...)...)
 	if err == nil || !strings.Contains(err.Error(), "--mode") {
 		t.Errorf("bad --mode: %v\n%s", err, out)
@@ -179,5 +182,52 @@ func TestDatabricksOverTLSWithOAuthAndCloudFetch(t *testing.T) {
 	}
 	if !strings.Contains(outputs.String(), "reconciled:") {
 		t.Errorf("no reconciled run in the output:\n%s", outputs.String())
+	}
+}
+
+// checkDatabricksPersist: report chargeback --target databricks --persist
+// writes cost_allocation through the real driver, summing to the bill
+// that a generated bill loaded into system.billing.* makes; a second
+// persist of the same bill changes nothing.
+func checkDatabricksPersist(t *testing.T, wh *dbsqltest.Warehouse, quiet []string) {
+	t.Helper()
+	ctx := dbsqltest.Context(t)
+	db := dbsqltest.Open(t, wh.Config)
+	p, err := report.ParsePeriod("2026-11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := report.Source{DB: db, Dialect: report.Databricks, Tables: report.DatabricksTables(wh.Config.Catalog, wh.Config.Schema)}
+	bill, err := report.GenerateBilling(ctx, src, report.BillingGenConfig{Seed: 1, Period: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	usage, prices := filepath.Join(dir, "usage.jsonl"), filepath.Join(dir, "prices.jsonl")
+	if err := bill.WriteJSONL(usage, prices); err != nil {
+		t.Fatal(err)
+	}
+	for table, file := range map[string]string{"system.billing.usage": usage, "system.billing.list_prices": prices} {
+		if err := wh.Server.LoadTable(ctx, table, file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	table := wh.Config.Catalog + "." + wh.Config.Schema + ".cost_allocation"
+	state := func() (snapshots, rows int, total string) {
+		if err := db.QueryRowContext(ctx, "SELECT count(DISTINCT snapshot_id), count(*), CAST(sum(allocated_cost) AS STRING) FROM "+table).Scan(&snapshots, &rows, &total); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	for i := range 2 {
+		mustObolus(t, append([]string{"report", "chargeback", "--target", "databricks", "--period", "2026-11", "--persist", "--format", "csv"}, quiet...)...)
+		rep, err := report.Build(ctx, src, report.Options{Period: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snapshots, rows, total := state()
+		if snapshots != 1 || rows == 0 || total != chargeback.FormatFixed(rep.Rec.BilledMicros, 6) || !rep.Billing {
+			t.Errorf("persist %d: cost_allocation holds %d snapshots, %d rows, allocated %s; the bill is %s", i+1, snapshots, rows, total, chargeback.FormatFixed(rep.Rec.BilledMicros, 6))
+		}
 	}
 }
