@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,14 +54,19 @@ func BillSnapshotID(p Period, recs []billingRecord) string {
 		return cmp.Or(cmp.Compare(a.recordID, b.recordID), a.start.Compare(b.start))
 	})
 	h := sha256.New()
-	// Fields are separated by NUL and records by newline: no field can hold a
-	// NUL that shifts one record's fields into the next.
-	fmt.Fprintf(h, "obolus-bill-v1\x00%d\x00%d\n", p.Start.UnixMicro(), p.End.UnixMicro())
+	// Each field is written with its length first, so no value (record ids
+	// and names come from the bill) can shift into the next field.
+	field := func(v string) { fmt.Fprintf(h, "%d:%s", len(v), v) }
+	field("obolus-bill-v1")
+	field(strconv.FormatInt(p.Start.UnixMicro(), 10))
+	field(strconv.FormatInt(p.End.UnixMicro(), 10))
 	for i := range sorted {
 		r := &sorted[i]
-		fmt.Fprintf(h, "%s\x00%s\x00%d\x00%d\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\n",
-			strings.ReplaceAll(r.recordID, "\x00", ""), r.recordType, r.start.UnixMicro(), r.end.UnixMicro(),
-			r.quantity.RatString(), r.price.RatString(), r.listPrice.RatString(), r.currency, r.sku, r.endpointID+"|"+r.endpointName, r.model)
+		for _, v := range []string{r.recordID, r.recordType, strconv.FormatInt(r.start.UnixMicro(), 10), strconv.FormatInt(r.end.UnixMicro(), 10),
+			r.quantity.RatString(), r.price.RatString(), r.listPrice.RatString(), r.currency, r.sku, r.cloud, r.unit,
+			r.endpointID, r.endpointName, r.model} {
+			field(v)
+		}
 	}
 	return "bill-" + hex.EncodeToString(h.Sum(nil))[:32]
 }

@@ -157,3 +157,47 @@ func TestPersistRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestBillSnapshotID: the id follows every part of the bill the allocation
+// rests on, and nothing else (not the order records were read in).
+func TestBillSnapshotID(t *testing.T) {
+	p := Period{Start: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	rec := func(id, qty string) billingRecord {
+		q, _ := chargeback.ParseDecimal(qty)
+		price, _ := chargeback.ParseDecimal("0.07")
+		start := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
+		return billingRecord{recordID: id, recordType: "ORIGINAL", start: start, end: start.Add(time.Hour), quantity: q,
+			price: price, listPrice: price, currency: "USD", sku: "SKU", endpointID: "e", model: "m"}
+	}
+	base := []billingRecord{rec("r1", "1.5"), rec("r2", "2")}
+	want := BillSnapshotID(p, base)
+	if got := BillSnapshotID(p, []billingRecord{base[1], base[0]}); got != want {
+		t.Errorf("record order changed the id: %s, %s", got, want)
+	}
+	restated := rec("r2", "2")
+	restated.recordType = "RESTATEMENT"
+	retraction := rec("r3", "-2")
+	retraction.recordType = "RETRACTION"
+	repriced := rec("r2", "2")
+	repriced.price, _ = chargeback.ParseDecimal("0.065")
+	shifted := rec("r1", "1.5")
+	shifted.recordID = "r"
+	shifted.recordType = "1ORIGINAL" // the same bytes run together, another split
+	for _, tc := range []struct {
+		name string
+		p    Period
+		recs []billingRecord
+	}{
+		{"changed quantity", p, []billingRecord{base[0], rec("r2", "2.000001")}},
+		{"restatement", p, []billingRecord{base[0], restated}},
+		{"retraction added", p, append(base[:2:2], retraction)},
+		{"repriced", p, []billingRecord{base[0], repriced}},
+		{"record dropped", p, base[:1]},
+		{"fields shifted", p, []billingRecord{shifted, base[1]}},
+		{"other period", Period{Start: p.Start, End: p.End.Add(time.Hour)}, base},
+	} {
+		if got := BillSnapshotID(tc.p, tc.recs); got == want {
+			t.Errorf("%s: snapshot id unchanged (%s)", tc.name, got)
+		}
+	}
+}
