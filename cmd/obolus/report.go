@@ -191,7 +191,7 @@ func (a *cli) persistAllocation(ctx context.Context, rep *report.Report, t repor
 		return err
 	}
 	a.log.Info("allocation persisted", "table", t.Table, "period", rep.Period.Label, "snapshot_id", res.SnapshotID,
-		"computed_at", res.ComputedAt.Format(time.RFC3339), "rows", res.Rows, "replaced", res.Replaced, "unchanged", res.Unchanged)
+		"computed_at", res.ComputedAt.Format(time.RFC3339), "rows", res.Rows, "replaced", res.Replaced, "same_bill", res.SameBill)
 	return nil
 }
 

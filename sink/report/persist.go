@@ -126,9 +126,10 @@ type PersistResult struct {
 	Rows       int
 	// Replaced counts the rows of older snapshots the period held.
 	Replaced int64
-	// Unchanged is true when the period already held this snapshot: the
-	// rows were written again, equal, with the first computed_at.
-	Unchanged bool
+	// SameBill is true when the period already held this bill snapshot:
+	// its first computed_at is kept, and the rows written equal the old
+	// ones unless attribution rows changed since (a late agent log).
+	SameBill bool
 }
 
 // persistBatch is how many rows one INSERT binds: at 19 parameters a row,
@@ -165,7 +166,7 @@ func (r *Report) Persist(ctx context.Context, t AllocationTable, now time.Time) 
 	}
 	res.ComputedAt = now.UTC().Truncate(time.Microsecond)
 	if first.Valid {
-		res.ComputedAt, res.Unchanged = first.Time.UTC(), true
+		res.ComputedAt, res.SameBill = first.Time.UTC(), true
 	}
 	if err := t.DB.QueryRowContext(ctx, `SELECT count(*) FROM `+tbl+inPeriod+` AND snapshot_id <> ?`,
 		append(slices.Clone(pargs), r.SnapshotID)...).Scan(&res.Replaced); err != nil {

@@ -61,7 +61,7 @@ func TestPersistAllocation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Unchanged || res.Replaced != 0 || res.Rows == 0 || !res.ComputedAt.Equal(t0) || res.SnapshotID != rep.SnapshotID {
+	if res.SameBill || res.Replaced != 0 || res.Rows == 0 || !res.ComputedAt.Equal(t0) || res.SnapshotID != rep.SnapshotID {
 		t.Errorf("first persist = %+v", res)
 	}
 	if got := persistedSum(t, s.DB(), ""); got != rep.Rec.BilledMicros {
@@ -87,7 +87,7 @@ func TestPersistAllocation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res2.Unchanged || res2.Replaced != 0 || res2.SnapshotID != res.SnapshotID || !res2.ComputedAt.Equal(t0) {
+	if !res2.SameBill || res2.Replaced != 0 || res2.SnapshotID != res.SnapshotID || !res2.ComputedAt.Equal(t0) {
 		t.Errorf("second persist = %+v, want unchanged snapshot %s computed at %s", res2, res.SnapshotID, t0)
 	}
 	if again := allocationDigest(t, s.DB()); again != first {
@@ -111,7 +111,7 @@ func TestPersistAllocation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res3.Unchanged || res3.Replaced != int64(res.Rows) || !res3.ComputedAt.Equal(t0.Add(48*time.Hour)) {
+	if res3.SameBill || res3.Replaced != int64(res.Rows) || !res3.ComputedAt.Equal(t0.Add(48*time.Hour)) {
 		t.Errorf("restated persist = %+v, want %d rows of the old snapshot replaced", res3, res.Rows)
 	}
 	var snapshots int

@@ -164,7 +164,7 @@ func allocIdempotent(t *testing.T, e AllocationEnv, opt AllocationOptions) {
 	first := persist(t, e, build(t, e, opt.Period), allocT0)
 	before := allocTable(t, e)
 	again := persist(t, e, build(t, e, opt.Period), allocT0.Add(24*time.Hour))
-	if !again.Unchanged || again.Replaced != 0 || again.SnapshotID != first.SnapshotID || !again.ComputedAt.Equal(allocT0) {
+	if !again.SameBill || again.Replaced != 0 || again.SnapshotID != first.SnapshotID || !again.ComputedAt.Equal(allocT0) {
 		t.Errorf("second persist %+v, want snapshot %s unchanged, computed at %s", again, first.SnapshotID, allocT0)
 	}
 	if after := allocTable(t, e); !slices.Equal(after, before) {
@@ -183,7 +183,7 @@ func allocRestated(t *testing.T, e AllocationEnv, opt AllocationOptions) {
 		t.Fatalf("the restated bill kept snapshot %s", first.SnapshotID)
 	}
 	res := persist(t, e, rep, allocT0.Add(time.Hour))
-	if res.Unchanged || res.Replaced != int64(first.Rows) {
+	if res.SameBill || res.Replaced != int64(first.Rows) {
 		t.Errorf("restated persist %+v, want the %d rows of %s replaced", res, first.Rows, first.SnapshotID)
 	}
 	for _, r := range allocTable(t, e) {
