@@ -201,6 +201,7 @@ type Config struct {
 	Databricks Databricks `mapstructure:"databricks"`
 	Stream     Stream     `mapstructure:"stream"`
 	OTel       OTel       `mapstructure:"otel"`
+	Budgets    Budgets    `mapstructure:"budgets"`
 
 	// File is the configuration file read, if any; relative paths in it are
 	// resolved against its directory.
@@ -256,6 +257,7 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("otel.gateway_link_column", m.GatewayLinkColumn)
 	DatabricksDefaults(v)
 	StreamDefaults(v)
+	BudgetsDefaults(v)
 }
 
 // New returns a viper instance with defaults and OBOLUS_* environment
@@ -452,6 +454,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Databricks.Validate(c.OTel)...)
 	errs = append(errs, c.Stream.Validate()...)
 	errs = append(errs, c.OTel.Validate()...)
+	errs = append(errs, c.Budgets.Validate()...)
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
 }
