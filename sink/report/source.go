@@ -73,11 +73,14 @@ type Tables struct {
 	ListPrices   string
 	// Calibration is the store's calibration table; "" reads none.
 	Calibration string
+	// Allocation is the persisted cost_allocation table, read by the
+	// budgets report on the allocated basis.
+	Allocation string
 }
 
 // DefaultTables are the DuckDB store's names.
 func DefaultTables() Tables {
-	return Tables{Attribution: "attribution", BillingUsage: "billing_usage", ListPrices: "billing_list_prices", Calibration: "calibration"}
+	return Tables{Attribution: "attribution", BillingUsage: "billing_usage", ListPrices: "billing_list_prices", Calibration: "calibration", Allocation: "cost_allocation"}
 }
 
 // DatabricksTables reads attribution from catalog.schema and billing from the system tables.
@@ -85,6 +88,7 @@ func DatabricksTables(catalog, schema string) Tables {
 	return Tables{
 		Attribution:  catalog + "." + schema + ".attribution",
 		Calibration:  catalog + "." + schema + ".calibration",
+		Allocation:   catalog + "." + schema + ".cost_allocation",
 		BillingUsage: "system.billing.usage",
 		ListPrices:   "system.billing.list_prices",
 	}
