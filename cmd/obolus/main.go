@@ -20,7 +20,8 @@ const (
 	exitFailure      = 1 // the job ran and failed (I/O, store, a source)
 	exitUsage        = 2 // bad flags or configuration: fix and rerun
 	exitUnreconciled = 3 // the run could not account for every input row
-	exitInterrupted  = 130
+	// exitBudgetCritical (4, budgets.go): report budgets found a budget at critical.
+	exitInterrupted = 130
 )
 
 // usageError marks errors the user fixes by changing flags or configuration:
@@ -50,6 +51,9 @@ func exitCode(ctx context.Context, err error) int {
 	case errors.As(err, &ue), errors.Is(err, batch.ErrFutureWindow):
 		fmt.Fprintln(os.Stderr, "obolus:", err)
 		return exitUsage
+	case errors.Is(err, errBudgetCritical):
+		fmt.Fprintln(os.Stderr, "obolus:", err)
+		return exitBudgetCritical
 	case errors.Is(err, errUnreconciled):
 		fmt.Fprintln(os.Stderr, "obolus:", err)
 		return exitUnreconciled

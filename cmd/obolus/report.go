@@ -40,7 +40,7 @@ func (a *cli) reportCmd() *cobra.Command {
 		Use:   "report",
 		Short: "FinOps reports from the store: chargeback reconciled to the Databricks bill",
 	}
-	cmd.AddCommand(a.chargebackCmd(), a.genBillingCmd())
+	cmd.AddCommand(a.chargebackCmd(), a.genBillingCmd(), a.budgetsCmd())
 	return cmd
 }
 
