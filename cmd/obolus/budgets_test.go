@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -108,6 +109,20 @@ func TestReportBudgets(t *testing.T) {
 	out, code = run(withBudgets("budgets: {basis: allocated, default_user: {month: 0.000001}}"), "--format", "json")
 	if d := parse(out); code != exitBudgetCritical || d.Basis != "list" || len(d.Notes) != 1 || !strings.Contains(d.Notes[0], "No allocation is persisted") {
 		t.Errorf("allocated fallback: exit %d, basis %s, notes %q", code, d.Basis, d.Notes)
+	}
+
+	// A daily budget at noon: monthly amounts do not apply, and the forecast
+	// is twice the morning's spend.
+	out, err = obolus(t, "report", "budgets", "--config", withBudgets("budgets: {default_user: {day: 0.000001, month: 1000000}}"),
+		"--period", "2026-11-01", "--as-of", "2026-11-01T12:00:00Z", "--format", "json", "--log-level", "warn")
+	daily := parse(out)
+	if code := exitCode(context.Background(), err); code != exitBudgetCritical || len(daily.Budgets) == 0 {
+		t.Errorf("daily: exit %d, %d budgets", code, len(daily.Budgets))
+	}
+	for _, b := range daily.Budgets {
+		if math.Abs(b.Forecast-2*b.Spend) > 1e-5 {
+			t.Errorf("daily %s: forecast %v, spend %v by noon", b.Name, b.Forecast, b.Spend)
+		}
 	}
 
 	// Bad configuration and flags: exit 2, naming the key.
