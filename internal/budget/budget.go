@@ -82,15 +82,14 @@ func Forecast(spend float64, start, end, asOf time.Time) float64 {
 	return spend * float64(total) / float64(elapsed)
 }
 
-// Trend compares the recent spend rate with the period's: the spend per
-// day over the last days (lastDays days before asOf, which may reach before
-// the period) divided by the period's spend per day so far. Above 1 the
-// spend is accelerating. 0 when the period has no spend yet (no rate to
-// compare with).
-func Trend(recent float64, lastDays int, periodSpend float64, start, asOf time.Time) float64 {
+// Trend compares the recent spend rate with the period's: recent, the
+// spend over the recentDays days before asOf, per day, divided by the
+// period's spend per day so far. Above 1 the spend is accelerating. 0 when
+// there is no rate to compare (no spend in the period, or no time elapsed).
+func Trend(recent, recentDays, periodSpend float64, start, asOf time.Time) float64 {
 	elapsedDays := asOf.Sub(start).Hours() / 24
-	if lastDays <= 0 || elapsedDays <= 0 || !(periodSpend > 0) {
+	if !(recentDays > 0) || elapsedDays <= 0 || !(periodSpend > 0) {
 		return 0
 	}
-	return (recent / float64(lastDays)) / (periodSpend / elapsedDays)
+	return (recent / recentDays) / (periodSpend / elapsedDays)
 }

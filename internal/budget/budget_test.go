@@ -86,7 +86,7 @@ func TestTrend(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		recent float64
-		days   int
+		days   float64
 		spend  float64
 		asOf   time.Time
 		want   float64
@@ -97,6 +97,8 @@ func TestTrend(t *testing.T) {
 		{"no spend in the period", 10, 7, 0, nov.AddDate(0, 0, 30), 0},
 		{"at the start", 10, 7, 10, nov, 0},
 		{"day period, recent days before it", 7, 7, 2, nov.Add(24 * time.Hour), 0.5},
+		{"early in the month, a window of the 3 days elapsed", 30, 3, 30, nov.AddDate(0, 0, 3), 1},
+		{"no window", 5, 0, 5, nov.AddDate(0, 0, 3), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Trend(tc.recent, tc.days, tc.spend, nov, tc.asOf); math.Abs(got-tc.want) > 1e-9 {

@@ -21,7 +21,11 @@ const (
 	BasisAllocated = "allocated"
 )
 
-// TrendDays is how many days before the as-of time the trend reads.
+// TrendDays is how many days before the as-of time the trend reads. A
+// monthly budget's window stays within the month (fewer days in its first
+// week): before it there may be no data at all, and an empty week would
+// read as a slowdown. A daily budget's window is the 7 days before, the
+// only way to compare a day with its recent past.
 const TrendDays = 7
 
 // BudgetLimit is one configured budget: a user, team or cost center and
@@ -74,7 +78,7 @@ type BudgetLine struct {
 	Share       float64 // Spend / Budget
 	Level       budget.Level
 	// RecentPerDay is the spend per day over the TrendDays days before
-	// AsOf; PeriodPerDay the period's spend per day so far; Trend their ratio.
+	// AsOf (within the month for a monthly budget); PeriodPerDay the period's spend per day so far; Trend their ratio.
 	RecentPerDay, PeriodPerDay, Trend float64
 	Forecast                          float64 // USD at the period's end, linear run-rate
 	ForecastShare                     float64
@@ -122,7 +126,10 @@ func BuildBudgets(ctx context.Context, src Source, opt BudgetOptions) (*BudgetRe
 		return nil, fmt.Errorf("report: budgets: period %s starts after %s; nothing spent yet", p.Label, asOf.Format(time.RFC3339))
 	}
 	rep := &BudgetReport{Period: p, AsOf: asOf, Basis: opt.Basis, Thresholds: opt.Thresholds, RawCSV: opt.RawCSV}
-	from := min64(p.Start, asOf.Add(-TrendDays*24*time.Hour))
+	from := p.Start // a monthly trend stays within the month; a daily one reads the week before
+	if p.Daily {
+		from = asOf.Add(-TrendDays * 24 * time.Hour)
+	}
 	var (
 		hours []spendHour
 		err   error
@@ -150,13 +157,6 @@ func BuildBudgets(ctx context.Context, src Source, opt BudgetOptions) (*BudgetRe
 	}
 	evaluate(rep, opt, hours)
 	return rep, nil
-}
-
-func min64(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }
 
 func countAllocated(ctx context.Context, src Source, p Period) (int64, error) {
@@ -217,6 +217,10 @@ type scopeKey struct{ scope, name string }
 func evaluate(rep *BudgetReport, opt BudgetOptions, hours []spendHour) {
 	p := rep.Period
 	recentFrom := rep.AsOf.Add(-TrendDays * 24 * time.Hour)
+	if !p.Daily && recentFrom.Before(p.Start) {
+		recentFrom = p.Start
+	}
+	recentDays := rep.AsOf.Sub(recentFrom).Hours() / 24
 	spend, recent := map[scopeKey]float64{}, map[scopeKey]float64{}
 	users := map[string]bool{} // end users with spend in the period
 	for _, h := range hours {
@@ -263,9 +267,9 @@ func evaluate(rep *BudgetReport, opt BudgetOptions, hours []spendHour) {
 		rep.Evaluated++
 		l := BudgetLine{Scope: k.scope, Name: k.name, Budget: b, Spend: spend[k]}
 		l.Share, l.Level = budget.Evaluate(l.Spend, b, rep.Thresholds)
-		l.RecentPerDay = recent[k] / TrendDays
+		l.RecentPerDay = recent[k] / recentDays
 		l.PeriodPerDay = l.Spend / elapsedDays
-		l.Trend = budget.Trend(recent[k], TrendDays, l.Spend, p.Start, rep.AsOf)
+		l.Trend = budget.Trend(recent[k], recentDays, l.Spend, p.Start, rep.AsOf)
 		l.Forecast = budget.Forecast(l.Spend, p.Start, p.End, rep.AsOf)
 		l.ForecastShare, l.ForecastLevel = budget.Evaluate(l.Forecast, b, rep.Thresholds)
 		if opt.All || l.Level >= budget.Warn || l.ForecastLevel == budget.Critical {

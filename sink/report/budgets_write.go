@@ -41,7 +41,11 @@ func (r *BudgetReport) WriteMarkdown(w io.Writer) error {
 	p("# Budgets — %s\n\n", r.Period.Label)
 	p("%s budgets, spend up to %s, on the %s basis (%s). Levels: warn from %s of a budget, critical from %s. ",
 		capitalize(r.kind()), r.AsOf.Format("2006-01-02 15:04 UTC"), r.Basis, basisText(r.Basis), ratio(r.Thresholds.Warn), ratio(r.Thresholds.Critical))
-	p("Forecast: the spend so far at its run-rate to the period's end; trend: spend per day over the last %d days against the period's.\n\n", TrendDays)
+	window := fmt.Sprintf("the last %d days", TrendDays)
+	if !r.Period.Daily {
+		window += " of the month"
+	}
+	p("Forecast: the spend so far at its run-rate to the period's end; trend: spend per day over %s against the period's.\n\n", window)
 	for _, n := range r.Notes {
 		p("> %s\n\n", n)
 	}
