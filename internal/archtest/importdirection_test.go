@@ -23,6 +23,8 @@ var core = []string{
 	module + "/enrich",
 	module + "/schemas",
 	module + "/internal/stream",
+	// internal/budget evaluates budgets for the report and, later, the stream.
+	module + "/internal/budget",
 }
 
 // forbiddenForCore lists what a core package must not import, directly or
