@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/obolus/obolus/internal/config"
+	"github.com/obolus/obolus/sink/report"
 )
 
 // TestReportBudgets runs gen and batch, then report budgets with a default
@@ -132,5 +135,18 @@ func TestReportBudgets(t *testing.T) {
 	}
 	if _, code = run(over, "--period", "2026-11-01..2026-11-05"); code != exitUsage {
 		t.Errorf("a range period: exit %d", code)
+	}
+}
+
+// TestBudgetNamesAgree: config and report spell scopes and bases alike
+// (report takes no config, so each has its constants).
+func TestBudgetNamesAgree(t *testing.T) {
+	for _, p := range [][2]string{
+		{config.ScopeUser, report.ScopeUser}, {config.ScopeTeam, report.ScopeTeam}, {config.ScopeCostCenter, report.ScopeCostCenter},
+		{config.BasisList, report.BasisList}, {config.BasisAllocated, report.BasisAllocated},
+	} {
+		if p[0] != p[1] {
+			t.Errorf("config %q, report %q", p[0], p[1])
+		}
 	}
 }
