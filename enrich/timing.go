@@ -75,8 +75,7 @@ func durBucket(r *schemas.AgentRequest) int {
 type timingCounts struct {
 	bins        [timingBins]int64
 	calls, reqs [durBuckets]int64
-	known       int64 // calls counted in bins
-	knownInReqs int64 // of them, calls counted by duration bucket
+	known       int64 // calls counted, in bins and by duration bucket alike
 	held        int64 // requests held
 }
 
@@ -89,7 +88,6 @@ func (c *timingCounts) add(o *timingCounts) {
 		c.reqs[i] += o.reqs[i]
 	}
 	c.known += o.known
-	c.knownInReqs += o.knownInReqs
 	c.held += o.held
 }
 
@@ -148,7 +146,6 @@ func (e *Engine) Learn(ev *schemas.UsageEvent) {
 	c.bins[bin]++
 	c.known++
 	c.calls[durBucket(r)]++
-	c.knownInReqs++
 }
 
 // FitTiming fits the timing model from the calls Learn counted and the
@@ -196,7 +193,7 @@ func (e *Engine) FitTiming() *TimingModel {
 func relativeRate(c *timingCounts, prior *[durBuckets]float64) (rate [durBuckets]float64) {
 	mean := 0.0
 	if c.held > 0 {
-		mean = float64(c.knownInReqs) / float64(c.held)
+		mean = float64(c.known) / float64(c.held)
 	}
 	for k := range rate {
 		p := 1.0

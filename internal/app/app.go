@@ -112,34 +112,27 @@ func EmbeddedSources(cfg *config.Config, db *sql.DB) (usage, agents, served []ba
 // Dead-lettered rows are counted in the error-free result's log line only:
 // a row that cannot be read names no model either way.
 func ServedEntities(ctx context.Context, cfg *config.Config, log *slog.Logger) (*enrich.ServedEntities, error) {
-	var rows []schemas.ServedEntity
-	var st ingest.Stats
-	found := false
+	var srcs []batch.Source
 	for i, spec := range Specs(cfg) {
 		s := cfg.Sources[i]
 		if !s.IsServed() {
 			continue
 		}
-		found = true
 		if s.Table != "" {
 			return nil, usage("sources[%d]: the stream reads served entities from files (path), not store tables", i)
 		}
-		got, err := ingest.ReadFiles(ctx, spec, ingest.Window{}, ingest.Emit{
-			Served: func(r []schemas.ServedEntity) error { rows = append(rows, r...); return nil },
-			Dead: func(d schemas.DeadLetter) error {
-				log.Warn("served entity row dead-lettered", "source", d.Source, "location", d.Location, "field", d.Field, "reason", d.Reason)
-				return nil
-			},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("read served entities %s: %w", s.Path, err)
-		}
-		st.Rows, st.Dead = st.Rows+got.Rows, st.Dead+got.Dead
+		srcs = append(srcs, batch.FileSource(spec))
 	}
-	if !found {
+	if len(srcs) == 0 {
 		return nil, nil
 	}
-	se := enrich.NewServedEntities(rows)
+	se, st, err := batch.ReadServed(ctx, srcs, func(d schemas.DeadLetter) error {
+		log.Warn("served entity row dead-lettered", "source", d.Source, "location", d.Location, "field", d.Field, "reason", d.Reason)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	log.Info("served entities loaded", "rows", st.Rows, "dead_lettered", st.Dead, "entities", se.Len())
 	return se, nil
 }

@@ -364,15 +364,11 @@ func (j *Job) Run(ctx context.Context, opt Options) (rep *Report, err error) {
 		return rep, fmt.Errorf("configure engine: %w", err)
 	}
 	if len(j.Served) > 0 {
-		var served []schemas.ServedEntity
-		if err := j.readAll(ctx, "read served entities", j.Served, ingest.Window{}, ingest.Emit{
-			Served: func(rows []schemas.ServedEntity) error { served = append(served, rows...); return nil },
-			Dead:   collectDead,
-		}, func(st ingest.Stats) { rep.ServedEntityRows += st.Rows; rep.ServedDeadLettered += st.Dead }); err != nil {
+		se, st, err := ReadServed(ctx, j.Served, collectDead)
+		if err != nil {
 			return rep, err
 		}
-		se := enrich.NewServedEntities(served)
-		rep.ServedEntities = int64(se.Len())
+		rep.ServedEntityRows, rep.ServedDeadLettered, rep.ServedEntities = st.Rows, st.Dead, int64(se.Len())
 		engine.SetServedEntities(se)
 	}
 	if j.Match.Ambiguity == enrich.PolicyLikely && j.Match.TimeWindow {

@@ -41,16 +41,10 @@ var errEnough = errors.New("survey has enough rows")
 func SurveySources(ctx context.Context, usage, agents, served []Source, w ingest.Window, match enrich.MatchConfig, maxRows int64) (*Survey, error) {
 	s := &Survey{TagKeys: map[string]int64{}, Served: len(served) > 0}
 	ignoreDead := func(schemas.DeadLetter) error { return nil }
-	var entities []schemas.ServedEntity
-	for _, src := range served {
-		if _, err := src.Read(ctx, ingest.Window{}, ingest.Emit{Dead: ignoreDead, Served: func(rs []schemas.ServedEntity) error {
-			entities = append(entities, rs...)
-			return nil
-		}}); err != nil {
-			return nil, fmt.Errorf("survey %s: %w", src.Name(), err)
-		}
+	known, _, err := ReadServed(ctx, served, ignoreDead)
+	if err != nil {
+		return nil, fmt.Errorf("survey: %w", err)
 	}
-	known := enrich.NewServedEntities(entities)
 	var linkIDs []string // the sample's link column, when linking is on
 	for _, src := range usage {
 		if s.UsageRows >= maxRows {
