@@ -65,7 +65,7 @@ func (d Dimension) of(r *usageRow) string {
 	case ByAgentRequest:
 		return r.agentRequest
 	default:
-		return r.model
+		return modelKey(r.model)
 	}
 }
 
@@ -450,10 +450,15 @@ func assemble(opt Options, rows []usageRow, recs []billingRecord) (*Report, erro
 			rep.Unattributed.add(r, listMicros[i], alloc)
 			rec.UnattributedMicros += alloc
 		}
-		m, ok := models[r.model]
+		// One line per model, whichever route named it: a legacy row
+		// priced through its served entity names the pay-per-token
+		// endpoint (databricks-claude-sonnet-4-5), a gateway row the model
+		// (claude-sonnet-4-5); the price list takes both as one model too.
+		mk := modelKey(r.model)
+		m, ok := models[mk]
 		if !ok {
-			m = &acc{keys: []string{r.model}}
-			models[r.model] = m
+			m = &acc{keys: []string{mk}}
+			models[mk] = m
 		}
 		m.a.add(r, listMicros[i], alloc)
 		ma, ok := methods[r.method]

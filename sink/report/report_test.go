@@ -168,3 +168,58 @@ func TestBySession(t *testing.T) {
 		}
 	}
 }
+
+// A model named by a legacy row's served entity (the pay-per-token
+// endpoint, databricks-<model>) and by a gateway row (<model>) is one model:
+// one line in the models table and under --by model, holding both rows.
+func TestModelNamesMerge(t *testing.T) {
+	rows := fixtureRows()
+	want := map[string]int64{}
+	for i := range rows {
+		if i%2 == 0 {
+			rows[i].DestinationModel = "databricks-" + rows[i].DestinationModel
+		}
+		want[modelKey(rows[i].DestinationModel)] += rows[i].TotalTokens
+	}
+	s := openStore(t, rows)
+	by, err := ParseDimensions("model")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Build(context.Background(), NewDuckDBSource(s.DB()), Options{Period: mustPeriod(t, "2026-11"), By: by})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := []struct {
+		name  string
+		lines []Line
+	}{{"models table", rep.Models}}
+	for _, tc := range tables {
+		got := map[string]int64{}
+		for _, l := range tc.lines {
+			if _, dup := got[l.Keys[0]]; dup {
+				t.Errorf("%s: model %q has two lines", tc.name, l.Keys[0])
+			}
+			got[l.Keys[0]] += l.TotalTokens
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: lines %v, want %v", tc.name, got, want)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: %s: %d tokens, want %d", tc.name, k, got[k], v)
+			}
+		}
+	}
+	// --by model: attributed rows only, one line per model.
+	seen := map[string]bool{}
+	for _, l := range rep.Lines {
+		if seen[l.Keys[0]] {
+			t.Errorf("--by model: model %q has two lines", l.Keys[0])
+		}
+		seen[l.Keys[0]] = true
+		if strings.HasPrefix(l.Keys[0], "databricks-") {
+			t.Errorf("--by model: line %q keeps the endpoint prefix", l.Keys[0])
+		}
+	}
+}
