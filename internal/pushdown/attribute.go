@@ -193,17 +193,20 @@ decided AS (
 
 // window writes the time-window candidates: agent requests of the event's
 // service principal whose interval widened by skew + crowd_margin contains
-// the event (running: widened by skew alone). Events probe the minute buckets
-// the intervals start in, so the join is on equality; the rare interval over
-// 999 minutes is joined directly.
+// the event (running: widened by skew alone). Each interval is listed once
+// per minute bucket it touches and each event probes its own minute, so the
+// join is on equality and its size is the intervals' own length; the rare
+// interval over 999 minutes is joined directly. (Probing every bucket back to
+// the longest interval instead made each event probe as many buckets as the
+// longest request has minutes: one long request slowed every event.)
 func (c *Config) window(b *strings.Builder) {
 	b.WriteString(`short_spans AS (
   SELECT s.*, date_trunc('MINUTE', s.lo_time) AS lo_bucket
   FROM request_spans s
   WHERE s.hi_time <= s.lo_time + INTERVAL '999' MINUTE
 ),
--- How many minute buckets back an event must look: enough for the widest
--- interval (0..999, as hundreds, tens and units).
+-- Minute offsets 0..999 (hundreds, tens and units), up to the widest
+-- interval's length.
 bucket_offsets AS (
   SELECT h.k * 100 + t.k * 10 + u.k AS k
   FROM (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) AS h(k)
@@ -211,6 +214,14 @@ bucket_offsets AS (
   CROSS JOIN (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) AS u(k)
   WHERE (h.k * 100 + t.k * 10 + u.k) * INTERVAL '1' MINUTE
         <= (SELECT max(s.hi_time - s.lo_time) FROM short_spans s) + INTERVAL '1' MINUTE
+),
+-- Each interval once per minute bucket it touches, from the minute it starts
+-- in to the one it ends in.
+span_buckets AS (
+  SELECT s.service_principal, s.req_key, s.start_time, s.end_time, s.lo_time, s.hi_time,
+    s.lo_bucket + o.k * INTERVAL '1' MINUTE AS bucket
+  FROM short_spans s
+  JOIN bucket_offsets o ON s.lo_bucket + o.k * INTERVAL '1' MINUTE <= s.hi_time
 ),
 window_events AS (
   SELECT d.invocation_id, d.requester, d.event_time FROM decided d WHERE d.decision = 'window'
@@ -248,10 +259,9 @@ func windowChain(b *strings.Builder, prefix string) {
     s.start_time <= w.event_time + `+skewInterval+`
       AND s.end_time + `+skewInterval+` >= w.event_time AS running
   FROM window_events w
-  CROSS JOIN bucket_offsets o
-  JOIN short_spans s
+  JOIN span_buckets s
     ON s.service_principal = w.requester
-   AND s.lo_bucket = date_trunc('MINUTE', w.event_time) - o.k * INTERVAL '1' MINUTE
+   AND s.bucket = date_trunc('MINUTE', w.event_time)
   WHERE s.lo_time <= w.event_time AND s.hi_time >= w.event_time
   UNION ALL
   SELECT w.invocation_id, w.event_time, s.req_key, s.start_time, s.end_time,

@@ -387,6 +387,18 @@ func (c *Config) usageRows(b *strings.Builder, p *params, w Windows) {
 		}
 		// Tag columns: request_tags, or for legacy rows usage_context plus
 		// client_request_id under its own key (schemas.LegacyUsage.UsageEvent).
+		// Forgiving lookups test the row's folded keys, computed once in a
+		// subquery over the table (FoldedTagKeysSQL).
+		tagCol := "request_tags"
+		if t.Kind == ingest.KindLegacyUsage {
+			tagCol = "usage_context"
+		}
+		from := tableName(t) + " " + a
+		folded := ""
+		if inner := col(t, "t0", tagCol, ""); inner != "" && !c.Match.ExactTagKeys {
+			folded = a + "." + foldedTagKeysColumn
+			from = "(SELECT t0.*, " + FoldedTagKeysSQL(inner) + " AS " + foldedTagKeysColumn + " FROM " + tableName(t) + " t0) " + a
+		}
 		for _, tk := range c.tagKeys() {
 			for j, k := range tk.keys {
 				l := newTagLookup(p, fmt.Sprintf("%s_key_%d", tk.prefix, j), k, c.Match.ExactTagKeys)
@@ -395,17 +407,17 @@ func (c *Config) usageRows(b *strings.Builder, p *params, w Windows) {
 				case ingest.KindUsage:
 					v = "CAST(NULL AS STRING)"
 					if tags := col(t, a, "request_tags", ""); tags != "" {
-						v = l.inMap(tags)
+						v = l.inMap(tags, folded)
 					}
 				default:
-					v = l.inLegacy(col(t, a, "usage_context", ""), col(t, a, "client_request_id", "''"), k)
+					v = l.inLegacy(col(t, a, "usage_context", ""), folded, col(t, a, "client_request_id", "''"), k)
 				}
 				fields = append(fields, [2]string{v, fmt.Sprintf("%s_tag_%d", tk.prefix, j)})
 			}
 		}
 		fields = append(fields, [2]string{strings.Join(valid, "\n      AND "), "valid"})
 		writeSelectList(b, fields)
-		b.WriteString("  FROM " + tableName(t) + " " + a + "\n")
+		b.WriteString("  FROM " + from + "\n")
 		if t.Kind == ingest.KindLegacyUsage && c.Served != nil {
 			b.WriteString("  LEFT JOIN served_versions sv ON sv.served_entity_id = " + col(t, a, "served_entity_id", "NULL") +
 				"\n    AND (sv.valid_from IS NULL OR " + timeCol + " >= sv.valid_from) AND (sv.valid_to IS NULL OR " + timeCol + " < sv.valid_to)\n")
@@ -414,6 +426,10 @@ func (c *Config) usageRows(b *strings.Builder, p *params, w Windows) {
 	}
 	b.WriteString("),\n")
 }
+
+// foldedTagKeysColumn holds a usage row's FoldedTagKeysSQL in usage_rows'
+// per-table subquery.
+const foldedTagKeysColumn = "obolus_folded_tag_keys"
 
 // events writes the deduplicated events: one row per invocation_id, chosen
 // as enrich.Dedup does (earliest event_time, then most total_tokens).

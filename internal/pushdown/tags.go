@@ -32,7 +32,18 @@ func newTagLookup(p *params, name, key string, exact bool) tagLookup {
 // with the key and its normal form bound as keyParam and normParam (":name"
 // markers); NULL where the map holds no value.
 func TagLookupSQL(m, keyParam, normParam string, exact bool) string {
-	return tagLookup{key: keyParam, norm: normParam, exact: exact}.inMap(m)
+	return tagLookup{key: keyParam, norm: normParam, exact: exact}.inMap(m, "")
+}
+
+// FoldedTagKeysSQL is every key of the map expression m folded
+// (foldTagKey), each between chr(1)s: a key folds to a name exactly when
+// this string contains that name between chr(1)s. A row computes it once,
+// and each forgiving lookup then tests it before it folds the map's keys one
+// by one: that per-key fold is a lambda per row and lookup, and it made the
+// lookups the costliest step of a pushdown run (4 s of 6 s on 270,000
+// rows in the local warehouse).
+func FoldedTagKeysSQL(m string) string {
+	return foldTagKey("concat(chr(1), array_join(map_keys(" + m + "), chr(1)), chr(1))")
 }
 
 // smallestKey is the smallest key of m that folds to the configured name and
@@ -42,20 +53,29 @@ func (l tagLookup) smallestKey(m string) string {
 		" AND " + m + "[tag_key] <> ''))"
 }
 
-// inMap is the lookup over a request_tags map.
-func (l tagLookup) inMap(m string) string {
+// inMap is the lookup over a request_tags map; folded is the row's
+// FoldedTagKeysSQL of m as a column, or "" to compute it here.
+func (l tagLookup) inMap(m, folded string) string {
 	exact := "nullif(" + m + "[" + l.key + "], '')"
 	if l.exact {
 		return exact
 	}
-	return "nullif(coalesce(" + exact + ", " + m + "[" + l.smallestKey(m) + "]), '')"
+	if folded == "" {
+		folded = FoldedTagKeysSQL(m)
+	}
+	// The key as written first; then, only where some key of the map folds
+	// to the name, the smallest such key. CASE evaluates a branch only for
+	// the rows that reach it.
+	return "CASE WHEN " + exact + " IS NOT NULL THEN " + exact +
+		"\n      WHEN coalesce(instr(" + folded + ", concat(chr(1), " + l.norm + ", chr(1))), 0) = 0 THEN NULL" +
+		"\n      ELSE nullif(" + m + "[" + l.smallestKey(m) + "], '') END"
 }
 
 // inLegacy is the lookup over a legacy row, whose tags are usage_context
 // (ctx, "" when the table has none) plus client_request_id (cid) under
 // schemas.LegacyClientRequestIDTag unless usage_context has that key: see
 // schemas.LegacyUsage.UsageEvent. key is the configured key as written.
-func (l tagLookup) inLegacy(ctx, cid, key string) string {
+func (l tagLookup) inLegacy(ctx, folded, cid, key string) string {
 	own := schemas.LegacyClientRequestIDTag
 	ownMatches := key == own || !l.exact && enrich.NormalizeTagKey(key) == own
 	if ctx == "" {
@@ -65,7 +85,7 @@ func (l tagLookup) inLegacy(ctx, cid, key string) string {
 		return "nullif(" + cid + ", '')"
 	}
 	if !ownMatches {
-		return l.inMap(ctx)
+		return l.inMap(ctx, folded)
 	}
 	if l.exact {
 		return "nullif(coalesce(" + ctx + "[" + l.key + "], " + cid + "), '')"

@@ -72,14 +72,24 @@ func TestTagLookupSQLMatchesGo(t *testing.T) {
 	db := dbsqltest.Open(t, wh.Config)
 	for _, exact := range []bool{false, true} {
 		for _, key := range keys {
-			for _, legacy := range []bool{false, true} {
+			for _, form := range []struct {
+				legacy bool
+				folded string // the folded keys column, "" computed in the lookup
+				from   string
+			}{
+				{false, "", "lakehouse.tags.rows r"},
+				{true, "", "lakehouse.tags.rows r"},
+				{false, "r.fk", "(SELECT r0.*, " + FoldedTagKeysSQL("r0.`tags`") + " AS fk FROM lakehouse.tags.rows r0) r"},
+				{true, "r.fk", "(SELECT r0.*, " + FoldedTagKeysSQL("r0.`tags`") + " AS fk FROM lakehouse.tags.rows r0) r"},
+			} {
+				legacy := form.legacy
 				p := &params{}
 				l := newTagLookup(p, "k", key, exact)
-				expr := l.inMap("r.`tags`")
+				expr := l.inMap("r.`tags`", form.folded)
 				if legacy {
-					expr = l.inLegacy("r.`tags`", "r.`cid`", key)
+					expr = l.inLegacy("r.`tags`", form.folded, "r.`cid`", key)
 				}
-				q := "SELECT n, " + expr + " AS v FROM lakehouse.tags.rows r ORDER BY n"
+				q := "SELECT n, " + expr + " AS v FROM " + form.from + " ORDER BY n"
 				got := queryValues(t, db, q, p.args)
 				for n, r := range rows {
 					tags := r.tags
@@ -88,7 +98,7 @@ func TestTagLookupSQLMatchesGo(t *testing.T) {
 					}
 					want := enrich.TagValue(tags, key, exact)
 					if got[n] != want {
-						t.Errorf("exact=%v legacy=%v key %q over %v (cid %q): SQL gives %q, Go gives %q", exact, legacy, key, r.tags, r.cid, got[n], want)
+						t.Errorf("exact=%v legacy=%v folded=%q key %q over %v (cid %q): SQL gives %q, Go gives %q", exact, legacy, form.folded, key, r.tags, r.cid, got[n], want)
 					}
 				}
 			}

@@ -287,8 +287,11 @@ func rewriteSQL(q string, in rewriteInput) (rewriteOutput, error) {
 // https://docs.databricks.com/sql/language-manual/functions/unix_micros.html
 // raise_error(msg) fails the statement with msg, as DuckDB's error(msg):
 // https://docs.databricks.com/sql/language-manual/functions/raise_error.html
+// array_join(array, delimiter) concatenates the elements, skipping NULLs, as
+// DuckDB's array_to_string(list, delimiter) does:
+// https://docs.databricks.com/sql/language-manual/functions/array_join.html
 var sparkFuncs = map[string]string{"array_min": "list_min", "array_max": "list_max", "get_json_object": "json_extract_string",
-	"unix_micros": "epoch_us", "raise_error": "error"}
+	"unix_micros": "epoch_us", "raise_error": "error", "array_join": "array_to_string"}
 
 // sessionVariable recognises a session variable referenced by its fully
 // qualified name, system.session.name, at the word q[i:end]; DuckDB reads it

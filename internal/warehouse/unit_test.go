@@ -69,6 +69,7 @@ func TestRewriteSQL(t *testing.T) {
 		{"variable references", "SELECT system.session.v, System . Session . W, 'system.session.v', a.system.session.v, system.x FROM t", nil,
 			"SELECT getvariable('v'), getvariable('w'), 'system.session.v', a.system.session.v, system.x FROM t", 1},
 		{"epoch and errors", "SELECT unix_micros(x), raise_error('no'), unix_micros", nil, "SELECT epoch_us(x), error('no'), unix_micros", 1},
+		{"array_join", "SELECT array_join(map_keys(m), chr(1)), array_join", nil, "SELECT array_to_string(map_keys(m), chr(1)), array_join", 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

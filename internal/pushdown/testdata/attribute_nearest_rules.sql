@@ -28,10 +28,18 @@ USING (
       coalesce(u.`token_details`.cache_creation_input_tokens, 0) AS cache_creation_input_tokens,
       coalesce(u.`token_details`.output_reasoning_tokens, 0) AS output_reasoning_tokens,
       'system.ai_gateway.usage' AS usage_source,
-      nullif(coalesce(nullif(u.`request_tags`[:trace_key_0], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_0_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS trace_tag_0,
-      nullif(coalesce(nullif(u.`request_tags`[:request_key_0], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_0_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_0,
-      nullif(coalesce(nullif(u.`request_tags`[:request_key_1], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_1_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_1,
-      nullif(coalesce(nullif(u.`request_tags`[:request_key_2], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_2_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_2,
+      CASE WHEN nullif(u.`request_tags`[:trace_key_0], '') IS NOT NULL THEN nullif(u.`request_tags`[:trace_key_0], '')
+        WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :trace_key_0_norm, chr(1))), 0) = 0 THEN NULL
+        ELSE nullif(u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_0_norm AND u.`request_tags`[tag_key] <> ''))], '') END AS trace_tag_0,
+      CASE WHEN nullif(u.`request_tags`[:request_key_0], '') IS NOT NULL THEN nullif(u.`request_tags`[:request_key_0], '')
+        WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :request_key_0_norm, chr(1))), 0) = 0 THEN NULL
+        ELSE nullif(u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_0_norm AND u.`request_tags`[tag_key] <> ''))], '') END AS request_tag_0,
+      CASE WHEN nullif(u.`request_tags`[:request_key_1], '') IS NOT NULL THEN nullif(u.`request_tags`[:request_key_1], '')
+        WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :request_key_1_norm, chr(1))), 0) = 0 THEN NULL
+        ELSE nullif(u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_1_norm AND u.`request_tags`[tag_key] <> ''))], '') END AS request_tag_1,
+      CASE WHEN nullif(u.`request_tags`[:request_key_2], '') IS NOT NULL THEN nullif(u.`request_tags`[:request_key_2], '')
+        WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :request_key_2_norm, chr(1))), 0) = 0 THEN NULL
+        ELSE nullif(u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_2_norm AND u.`request_tags`[tag_key] <> ''))], '') END AS request_tag_2,
       coalesce(u.`event_time` >= :earliest_time, false)
         AND coalesce(u.`invocation_id`, '') <> ''
         AND coalesce(u.`requester`, '') <> ''
@@ -42,7 +50,7 @@ USING (
         AND coalesce(u.`token_details`.cache_read_input_tokens, 0) BETWEEN 0 AND :max_tokens
         AND coalesce(u.`token_details`.cache_creation_input_tokens, 0) BETWEEN 0 AND :max_tokens
         AND coalesce(u.`token_details`.output_reasoning_tokens, 0) BETWEEN 0 AND :max_tokens AS valid
-    FROM `system`.`ai_gateway`.`usage` u
+    FROM (SELECT t0.*, translate(concat(chr(1), array_join(map_keys(t0.`request_tags`), chr(1)), chr(1)), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') AS obolus_folded_tag_keys FROM `system`.`ai_gateway`.`usage` t0) u
     WHERE u.`event_time` >= :usage_from AND u.`event_time` < :usage_to
   ),
   -- One row per invocation: duplicates describe one call (enrich.Dedup keeps the
@@ -224,8 +232,8 @@ USING (
     FROM request_spans s
     WHERE s.hi_time <= s.lo_time + INTERVAL '999' MINUTE
   ),
-  -- How many minute buckets back an event must look: enough for the widest
-  -- interval (0..999, as hundreds, tens and units).
+  -- Minute offsets 0..999 (hundreds, tens and units), up to the widest
+  -- interval's length.
   bucket_offsets AS (
     SELECT h.k * 100 + t.k * 10 + u.k AS k
     FROM (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) AS h(k)
@@ -233,6 +241,14 @@ USING (
     CROSS JOIN (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) AS u(k)
     WHERE (h.k * 100 + t.k * 10 + u.k) * INTERVAL '1' MINUTE
           <= (SELECT max(s.hi_time - s.lo_time) FROM short_spans s) + INTERVAL '1' MINUTE
+  ),
+  -- Each interval once per minute bucket it touches, from the minute it starts
+  -- in to the one it ends in.
+  span_buckets AS (
+    SELECT s.service_principal, s.req_key, s.start_time, s.end_time, s.lo_time, s.hi_time,
+      s.lo_bucket + o.k * INTERVAL '1' MINUTE AS bucket
+    FROM short_spans s
+    JOIN bucket_offsets o ON s.lo_bucket + o.k * INTERVAL '1' MINUTE <= s.hi_time
   ),
   window_events AS (
     SELECT d.invocation_id, d.requester, d.event_time FROM decided d WHERE d.decision = 'window'
@@ -242,10 +258,9 @@ USING (
       s.start_time <= w.event_time + (:skew_s * INTERVAL '1' SECOND + :skew_us * INTERVAL '0.000001' SECOND)
         AND s.end_time + (:skew_s * INTERVAL '1' SECOND + :skew_us * INTERVAL '0.000001' SECOND) >= w.event_time AS running
     FROM window_events w
-    CROSS JOIN bucket_offsets o
-    JOIN short_spans s
+    JOIN span_buckets s
       ON s.service_principal = w.requester
-     AND s.lo_bucket = date_trunc('MINUTE', w.event_time) - o.k * INTERVAL '1' MINUTE
+     AND s.bucket = date_trunc('MINUTE', w.event_time)
     WHERE s.lo_time <= w.event_time AND s.hi_time >= w.event_time
     UNION ALL
     SELECT w.invocation_id, w.event_time, s.req_key, s.start_time, s.end_time,

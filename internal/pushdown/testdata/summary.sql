@@ -25,15 +25,33 @@ usage_rows AS (
     coalesce(u.`token_details`.cache_creation_input_tokens, 0) AS cache_creation_input_tokens,
     coalesce(u.`token_details`.output_reasoning_tokens, 0) AS output_reasoning_tokens,
     'system.ai_gateway.usage' AS usage_source,
-    nullif(coalesce(nullif(u.`request_tags`[:user_key_0], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_0_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS user_tag_0,
-    nullif(coalesce(nullif(u.`request_tags`[:user_key_1], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_1_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS user_tag_1,
-    nullif(coalesce(nullif(u.`request_tags`[:user_key_2], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_2_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS user_tag_2,
-    nullif(coalesce(nullif(u.`request_tags`[:trace_key_0], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_0_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS trace_tag_0,
-    nullif(coalesce(nullif(u.`request_tags`[:trace_key_1], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_1_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS trace_tag_1,
-    nullif(coalesce(nullif(u.`request_tags`[:trace_key_2], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_2_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS trace_tag_2,
-    nullif(coalesce(nullif(u.`request_tags`[:request_key_0], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_0_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_0,
-    nullif(coalesce(nullif(u.`request_tags`[:request_key_1], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_1_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_1,
-    nullif(coalesce(nullif(u.`request_tags`[:request_key_2], ''), u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_2_norm AND u.`request_tags`[tag_key] <> ''))]), '') AS request_tag_2,
+    CASE WHEN nullif(u.`request_tags`[:user_key_0], '') IS NOT NULL THEN nullif(u.`request_tags`[:user_key_0], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :user_key_0_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_0_norm AND u.`request_tags`[tag_key] <> ''))], '') END AS user_tag_0,
+    CASE WHEN nullif(u.`request_tags`[:user_key_1], '') IS NOT NULL THEN nullif(u.`request_tags`[:user_key_1], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :user_key_1_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_1_norm AND u.`request_tags`[tag_key] <> ''))], '') END AS user_tag_1,
+    CASE WHEN nullif(u.`request_tags`[:user_key_2], '') IS NOT NULL THEN nullif(u.`request_tags`[:user_key_2], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :user_key_2_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_2_norm AND u.`request_tags`[tag_key] <> ''))], '') END AS user_tag_2,
+    CASE WHEN nullif(u.`request_tags`[:trace_key_0], '') IS NOT NULL THEN nullif(u.`request_tags`[:trace_key_0], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :trace_key_0_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_0_norm AND u.`request_tags`[tag_key] <> ''))], '') END AS trace_tag_0,
+    CASE WHEN nullif(u.`request_tags`[:trace_key_1], '') IS NOT NULL THEN nullif(u.`request_tags`[:trace_key_1], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :trace_key_1_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_1_norm AND u.`request_tags`[tag_key] <> ''))], '') END AS trace_tag_1,
+    CASE WHEN nullif(u.`request_tags`[:trace_key_2], '') IS NOT NULL THEN nullif(u.`request_tags`[:trace_key_2], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :trace_key_2_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_2_norm AND u.`request_tags`[tag_key] <> ''))], '') END AS trace_tag_2,
+    CASE WHEN nullif(u.`request_tags`[:request_key_0], '') IS NOT NULL THEN nullif(u.`request_tags`[:request_key_0], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :request_key_0_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_0_norm AND u.`request_tags`[tag_key] <> ''))], '') END AS request_tag_0,
+    CASE WHEN nullif(u.`request_tags`[:request_key_1], '') IS NOT NULL THEN nullif(u.`request_tags`[:request_key_1], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :request_key_1_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_1_norm AND u.`request_tags`[tag_key] <> ''))], '') END AS request_tag_1,
+    CASE WHEN nullif(u.`request_tags`[:request_key_2], '') IS NOT NULL THEN nullif(u.`request_tags`[:request_key_2], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :request_key_2_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`request_tags`[array_min(filter(map_keys(u.`request_tags`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_2_norm AND u.`request_tags`[tag_key] <> ''))], '') END AS request_tag_2,
     coalesce(u.`event_time` >= :earliest_time, false)
       AND coalesce(u.`invocation_id`, '') <> ''
       AND coalesce(u.`requester`, '') <> ''
@@ -44,7 +62,7 @@ usage_rows AS (
       AND coalesce(u.`token_details`.cache_read_input_tokens, 0) BETWEEN 0 AND :max_tokens
       AND coalesce(u.`token_details`.cache_creation_input_tokens, 0) BETWEEN 0 AND :max_tokens
       AND coalesce(u.`token_details`.output_reasoning_tokens, 0) BETWEEN 0 AND :max_tokens AS valid
-  FROM `system`.`ai_gateway`.`usage` u
+  FROM (SELECT t0.*, translate(concat(chr(1), array_join(map_keys(t0.`request_tags`), chr(1)), chr(1)), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') AS obolus_folded_tag_keys FROM `system`.`ai_gateway`.`usage` t0) u
   WHERE u.`event_time` >= :usage_from AND u.`event_time` < :usage_to
   UNION ALL
   -- system.serving.endpoint_usage (legacy_usage)
@@ -67,14 +85,30 @@ usage_rows AS (
     0 AS cache_creation_input_tokens,
     0 AS output_reasoning_tokens,
     'system.serving.endpoint_usage' AS usage_source,
-    nullif(coalesce(nullif(u.`usage_context`[:user_key_0], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_0_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS user_tag_0,
-    nullif(coalesce(nullif(u.`usage_context`[:user_key_1], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_1_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS user_tag_1,
-    nullif(coalesce(nullif(u.`usage_context`[:user_key_2], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_2_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS user_tag_2,
-    nullif(coalesce(nullif(u.`usage_context`[:trace_key_0], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_0_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS trace_tag_0,
-    nullif(coalesce(nullif(u.`usage_context`[:trace_key_1], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_1_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS trace_tag_1,
-    nullif(coalesce(nullif(u.`usage_context`[:trace_key_2], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_2_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS trace_tag_2,
-    nullif(coalesce(nullif(u.`usage_context`[:request_key_0], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_0_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS request_tag_0,
-    nullif(coalesce(nullif(u.`usage_context`[:request_key_1], ''), u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_1_norm AND u.`usage_context`[tag_key] <> ''))]), '') AS request_tag_1,
+    CASE WHEN nullif(u.`usage_context`[:user_key_0], '') IS NOT NULL THEN nullif(u.`usage_context`[:user_key_0], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :user_key_0_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_0_norm AND u.`usage_context`[tag_key] <> ''))], '') END AS user_tag_0,
+    CASE WHEN nullif(u.`usage_context`[:user_key_1], '') IS NOT NULL THEN nullif(u.`usage_context`[:user_key_1], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :user_key_1_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_1_norm AND u.`usage_context`[tag_key] <> ''))], '') END AS user_tag_1,
+    CASE WHEN nullif(u.`usage_context`[:user_key_2], '') IS NOT NULL THEN nullif(u.`usage_context`[:user_key_2], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :user_key_2_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :user_key_2_norm AND u.`usage_context`[tag_key] <> ''))], '') END AS user_tag_2,
+    CASE WHEN nullif(u.`usage_context`[:trace_key_0], '') IS NOT NULL THEN nullif(u.`usage_context`[:trace_key_0], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :trace_key_0_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_0_norm AND u.`usage_context`[tag_key] <> ''))], '') END AS trace_tag_0,
+    CASE WHEN nullif(u.`usage_context`[:trace_key_1], '') IS NOT NULL THEN nullif(u.`usage_context`[:trace_key_1], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :trace_key_1_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_1_norm AND u.`usage_context`[tag_key] <> ''))], '') END AS trace_tag_1,
+    CASE WHEN nullif(u.`usage_context`[:trace_key_2], '') IS NOT NULL THEN nullif(u.`usage_context`[:trace_key_2], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :trace_key_2_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :trace_key_2_norm AND u.`usage_context`[tag_key] <> ''))], '') END AS trace_tag_2,
+    CASE WHEN nullif(u.`usage_context`[:request_key_0], '') IS NOT NULL THEN nullif(u.`usage_context`[:request_key_0], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :request_key_0_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_0_norm AND u.`usage_context`[tag_key] <> ''))], '') END AS request_tag_0,
+    CASE WHEN nullif(u.`usage_context`[:request_key_1], '') IS NOT NULL THEN nullif(u.`usage_context`[:request_key_1], '')
+      WHEN coalesce(instr(u.obolus_folded_tag_keys, concat(chr(1), :request_key_1_norm, chr(1))), 0) = 0 THEN NULL
+      ELSE nullif(u.`usage_context`[array_min(filter(map_keys(u.`usage_context`), tag_key -> translate(tag_key, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') = :request_key_1_norm AND u.`usage_context`[tag_key] <> ''))], '') END AS request_tag_1,
     nullif(CASE
       WHEN nullif(u.`usage_context`[:request_key_2], '') IS NOT NULL THEN u.`usage_context`[:request_key_2]
       WHEN (NOT coalesce(array_contains(map_keys(u.`usage_context`), 'client_request_id'), false) AND u.`client_request_id` <> '') THEN u.`client_request_id`
@@ -88,7 +122,7 @@ usage_rows AS (
       AND coalesce(u.`output_token_count`, 0) BETWEEN 0 AND :max_tokens
       AND coalesce(u.`input_character_count`, 0) >= 0
       AND coalesce(u.`output_character_count`, 0) >= 0 AS valid
-  FROM `system`.`serving`.`endpoint_usage` u
+  FROM (SELECT t0.*, translate(concat(chr(1), array_join(map_keys(t0.`usage_context`), chr(1)), chr(1)), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ-.', 'abcdefghijklmnopqrstuvwxyz__') AS obolus_folded_tag_keys FROM `system`.`serving`.`endpoint_usage` t0) u
   WHERE u.`request_time` >= :usage_from AND u.`request_time` < :usage_to
 ),
 -- One row per invocation: duplicates describe one call (enrich.Dedup keeps the
