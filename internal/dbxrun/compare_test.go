@@ -1,6 +1,8 @@
 package dbxrun_test
 
 import (
+	"cmp"
+	"slices"
 	"testing"
 	"time"
 
@@ -204,10 +206,26 @@ func TestPullAndPushdownAgree(t *testing.T) {
 			if calibrated == 0 {
 				t.Errorf("nearest: every %s row has the rule's confidence 0.95/n: calibration did not apply", schemas.MethodTimeWindowNearest)
 			}
+			var tables [][]schemas.Calibration
 			for _, r := range p.rs {
 				cal, err := r.store.Calibration(ctx, "")
 				if err != nil || len(cal) == 0 {
 					t.Errorf("%s: calibration table: %d rows, err %v", r.name, len(cal), err)
+				}
+				// Runs differ in id only; the counts, the presence share
+				// and the confidences must be the same in every mode.
+				for i := range cal {
+					cal[i].RunID = ""
+				}
+				slices.SortFunc(cal, func(a, b schemas.Calibration) int {
+					return cmp.Or(cmp.Compare(a.ServicePrincipal, b.ServicePrincipal), cmp.Compare(a.Method, b.Method), cmp.Compare(a.Candidates, b.Candidates),
+						cmp.Compare(a.Calls, b.Calls), cmp.Compare(a.Correct, b.Correct), cmp.Compare(a.Present, b.Present), cmp.Compare(a.Confidence, b.Confidence))
+				})
+				tables = append(tables, cal)
+			}
+			for i := 1; i < len(tables); i++ {
+				if !slices.Equal(tables[0], tables[i]) {
+					t.Errorf("nearest: calibration of %s differs from %s:\n%v\n%v", p.rs[i].name, p.rs[0].name, tables[i], tables[0])
 				}
 			}
 		}

@@ -671,11 +671,28 @@ SELECT 'm' AS kind, requester, code, count(*) AS calls, CAST(sum(correct) AS BIG
 FROM masked_outcomes GROUP BY requester, code
 UNION ALL
 SELECT 'p', requester, 0, linked, not_found FROM (
-` + schemas.PresenceSQL("priced") + `
+` + presenceFromDecisions + `
 ) presence
 `
 	return Statement{SQL: q, Args: p.args}, nil
 }
+
+// presenceFromDecisions is schemas.PresenceSQL over the rows the run would
+// write, counted from the decisions instead: an event decided by a trace or
+// request id is written as that method exactly when its request names an end
+// user (otherwise as unattributed, request_has_no_user), and one decided
+// id_not_found is written as unattributed with that reason. Counting here
+// leaves the time-window chain of every event, the outcomes and the pricing
+// out of the statement (a database computes only the CTEs a statement
+// reads); only the masked chain of the id-linked events remains.
+const presenceFromDecisions = `SELECT d.requester,
+  count(*) FILTER (WHERE d.decision IN ('` + schemas.MethodTraceID + `', '` + schemas.MethodRequestID + `')) AS linked,
+  count(*) FILTER (WHERE d.decision = 'id_not_found') AS not_found
+FROM decided d
+LEFT JOIN agent_requests r ON r.req_key = d.link
+WHERE d.decision IN ('` + schemas.MethodTraceID + `', '` + schemas.MethodRequestID + `') AND coalesce(r.end_user, '') <> ''
+   OR d.decision = 'id_not_found'
+GROUP BY d.requester`
 
 // ScanCalibrationStats reads the rows of CalibrationStats.
 func ScanCalibrationStats(rows interface {
