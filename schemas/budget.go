@@ -31,6 +31,12 @@ const (
 	PeriodMonth = "month"
 )
 
+// Alert delivery channels.
+const (
+	ChannelKafka   = "kafka"   // the alerts topic
+	ChannelWebhook = "webhook" // budgets.alerts.webhook
+)
+
 // Alert delivery states of the budget_alerts outbox's webhook column.
 const (
 	WebhookOff       = "off"       // no webhook was configured when the alert was raised

@@ -129,21 +129,21 @@ GROUP BY 1, 2, 3`
 }
 
 // InsertBudgetAlerts writes the alerts whose id the outbox does not hold
-// yet and reports how many it wrote: an alert raised again (the same
+// yet an alert raised again (the same
 // level, subject and period, after a restart or a later flush) changes
-// nothing.
-func (s *Store) InsertBudgetAlerts(ctx context.Context, alerts []schemas.BudgetAlert, webhook string) (int, error) {
+// nothing. It returns the alerts it wrote.
+func (s *Store) InsertBudgetAlerts(ctx context.Context, alerts []schemas.BudgetAlert, webhook string) ([]schemas.BudgetAlert, error) {
 	if len(alerts) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("insert budget alerts: %w", err)
+		return nil, fmt.Errorf("insert budget alerts: %w", err)
 	}
 	defer conn.Close()
-	n := 0
+	var added []schemas.BudgetAlert
 	err = inTx(ctx, conn, func(tx *sql.Tx) error {
 		for _, a := range alerts {
 			res, err := tx.ExecContext(ctx, `INSERT INTO budget_alerts (alert_id, scope, name, period, period_start, period_end, level,
@@ -159,14 +159,16 @@ ON CONFLICT (alert_id) DO NOTHING`,
 			if err != nil {
 				return fmt.Errorf("alert %s: %w", a.ID, err)
 			}
-			n += int(k)
+			if k > 0 {
+				added = append(added, a)
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("insert budget alerts: %w", err)
+		return nil, fmt.Errorf("insert budget alerts: %w", err)
 	}
-	return n, nil
+	return added, nil
 }
 
 func finite(f float64) float64 {
@@ -176,20 +178,14 @@ func finite(f float64) float64 {
 	return f
 }
 
-// Alert channels of PendingBudgetAlerts.
-const (
-	ChannelKafka   = "kafka"
-	ChannelWebhook = "webhook"
-)
-
 // PendingBudgetAlerts returns the alerts not yet delivered on channel
-// (ChannelKafka: not produced; ChannelWebhook: webhook pending), oldest first.
+// (schemas.ChannelKafka: not produced; schemas.ChannelWebhook: webhook pending), oldest first.
 func (s *Store) PendingBudgetAlerts(ctx context.Context, channel string) ([]schemas.BudgetAlert, error) {
 	var where string
 	switch channel {
-	case ChannelKafka:
+	case schemas.ChannelKafka:
 		where = "produced_at IS NULL"
-	case ChannelWebhook:
+	case schemas.ChannelWebhook:
 		where = "webhook = '" + schemas.WebhookPending + "'"
 	default:
 		return nil, fmt.Errorf("pending budget alerts: unknown channel %q", channel)

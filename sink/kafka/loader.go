@@ -48,7 +48,10 @@ type Loader struct {
 	OutputTopic     string
 	DeadLetterTopic string
 	Counts          *LoaderCounts
-	Log             *slog.Logger
+	// Alerts, when set, raises budget alerts after each flush from every
+	// complete answer the flush read.
+	Alerts *Alerter
+	Log    *slog.Logger
 }
 
 // Open is the Opener of the loading group.
@@ -80,6 +83,9 @@ type loadPartition struct {
 	next      int64
 	open      map[answerKey]*answer            // incomplete answers
 	ready     map[string][]schemas.Attribution // complete answers, the highest version per invocation
+	// completed are every answer completed since the last flush, for the
+	// alerts' ledger, which counts superseded versions too.
+	completed [][]schemas.Attribution
 	dead      []schemas.DeadLetter
 }
 
@@ -137,6 +143,9 @@ func (p *loadPartition) row(m *kafka.Message) error {
 	if a.have == n {
 		delete(p.open, k)
 		p.ready[r.InvocationID] = a.rows
+		if p.l.Alerts != nil {
+			p.completed = append(p.completed, a.rows)
+		}
 		// An incomplete older answer of the same invocation will never matter now.
 		for ok := range p.open {
 			if ok.inv == r.InvocationID && ok.version < r.Version {
@@ -191,6 +200,16 @@ func (p *loadPartition) Flush(ctx context.Context) (kafkaingest.Commit, error) {
 		p.l.Counts.DeadLetters.Add(int64(len(p.dead)))
 		clear(p.dead)
 		p.dead = p.dead[:0]
+	}
+	if len(p.completed) > 0 {
+		// After the answers are stored and before the commit: a crash in
+		// between reads the answers again, and the ledger and the outbox
+		// take them again without change.
+		if err := p.l.Alerts.Observe(ctx, p.completed); err != nil {
+			return kafkaingest.Commit{}, err
+		}
+		clear(p.completed)
+		p.completed = p.completed[:0]
 	}
 	// An incomplete answer's messages are read again after a restart.
 	commit := p.next
