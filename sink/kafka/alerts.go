@@ -190,17 +190,23 @@ func (a *Alerter) start(ctx context.Context) error {
 	return a.produce(ctx)
 }
 
-// Observe is called by the loader after it wrote a flush's answers, with
-// every complete answer the flush read, superseded versions included.
-func (a *Alerter) Observe(ctx context.Context, answers [][]schemas.Attribution) error {
+// Started waits until Run has delivered what the previous process left
+// pending, and returns Run's error from doing so.
+func (a *Alerter) Started(ctx context.Context) error {
 	a.init()
 	select {
 	case <-a.ready:
+		return a.startErr
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if a.startErr != nil {
-		return a.startErr
+}
+
+// Observe is called by the loader after it wrote a flush's answers, with
+// every complete answer the flush read, superseded versions included.
+func (a *Alerter) Observe(ctx context.Context, answers [][]schemas.Attribution) error {
+	if err := a.Started(ctx); err != nil {
+		return err
 	}
 	spend := Spend(answers)
 	if len(spend) == 0 {
