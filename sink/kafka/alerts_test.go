@@ -137,7 +137,7 @@ func TestAlerterCrossings(t *testing.T) {
 		{"ann's day reaches warn", []stream.Output{costly("i2", 1, "ann", 3.5, d20.Add(time.Hour))}, []string{"user ann day 2026-11-20 warn"}},
 		{"a re-delivery", []stream.Output{costly("i2", 1, "ann", 3.5, d20.Add(time.Hour))}, nil},
 		{"a restatement moves i1 to bob: nothing retracted", []stream.Output{costly("i1", 2, "bob", 5, d20)}, nil},
-		{"ann's day reaches critical", []stream.Output{costly("i3", 1, "ann", 1.5, d20.Add(2 * time.Hour))}, []string{"user ann day 2026-11-20 critical"}},
+		{"ann's day reaches critical", []stream.Output{costly("i3", 1, "ann", 1.5, d20.Add(2*time.Hour))}, []string{"user ann day 2026-11-20 critical"}},
 		{"a new day jumps past both; team ml's month too", []stream.Output{costly("i4", 1, "ann", 12, d21)},
 			[]string{"team ml month 2026-11-01 critical", "team ml month 2026-11-01 warn", "user ann day 2026-11-21 critical", "user ann day 2026-11-21 warn"}},
 		{"the same again, in a later flush", []stream.Output{costly("i5", 1, "ann", 12, d21), costly("i6", 1, "ann", 1, d20)}, nil},
