@@ -290,16 +290,19 @@ func (a *Alerter) deliverWebhook(ctx context.Context) error {
 			return err
 		}
 		err = a.Webhook.Send(ctx, al.ID, body)
+		// What the receiver answered is recorded even while stopping, so
+		// that it is not sent again by the next process.
+		mctx := context.WithoutCancel(ctx)
 		switch {
 		case err == nil:
-			a.Counts.WebhookDelivered.Add(1)
-			if err := a.Store.MarkBudgetAlertWebhook(ctx, []string{al.ID}, schemas.WebhookDelivered, time.Now().UTC()); err != nil {
+			if err := a.Store.MarkBudgetAlertWebhook(mctx, []string{al.ID}, schemas.WebhookDelivered, time.Now().UTC()); err != nil {
 				return err
 			}
+			a.Counts.WebhookDelivered.Add(1)
 		case webhook.Permanent(err):
 			a.Counts.WebhookRejected.Add(1)
 			a.Log.Error("budget alert webhook refused the alert; not retrying", "alert_id", al.ID, "err", err)
-			if err := a.Store.MarkBudgetAlertWebhook(ctx, []string{al.ID}, schemas.WebhookFailed, time.Now().UTC()); err != nil {
+			if err := a.Store.MarkBudgetAlertWebhook(mctx, []string{al.ID}, schemas.WebhookFailed, time.Now().UTC()); err != nil {
 				return err
 			}
 		default:
