@@ -12,6 +12,11 @@ func TestCrossingID(t *testing.T) {
 	if got, want := base.ID(), base.ID(); got != want || len(got) != 32 {
 		t.Fatalf("ID %q then %q: want one stable 32-digit id", got, want)
 	}
+	// The id docs/streaming.md shows, computed there with Python's hashlib.
+	doc := Crossing{Scope: "user", Name: "ann@example.com", Period: "day", Start: day, Level: Critical}
+	if got := doc.ID(); got != "3740686f4d36377c8c179319bd88729a" {
+		t.Errorf("documented example id = %s; docs/streaming.md says 3740686f4d36377c8c179319bd88729a", got)
+	}
 	// The same instant in another zone is the same crossing.
 	same := base
 	same.Start = day.In(time.FixedZone("X", 5*3600))
