@@ -63,6 +63,22 @@ func (s *Store) RecordBudgetSpend(ctx context.Context, rows []schemas.BudgetSpen
 		scope, name, period string
 		start               time.Time
 	}
+	// Only the periods the rows fall in: the others' spend did not change.
+	touched := map[pkey]bool{}
+	var from, to time.Time
+	for k, i := range best {
+		t := rows[i].EventTime.UTC()
+		day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		month := day.AddDate(0, 0, 1-day.Day())
+		touched[pkey{k.scope, k.name, schemas.PeriodDay, day}] = true
+		touched[pkey{k.scope, k.name, schemas.PeriodMonth, month}] = true
+		if from.IsZero() || month.Before(from) {
+			from = month
+		}
+		if end := month.AddDate(0, 1, 0); end.After(to) {
+			to = end
+		}
+	}
 	sums := map[pkey]*schemas.PeriodSpend{}
 	err = inTx(ctx, conn, func(tx *sql.Tx) error {
 		cols := columnList("budget_spend")
@@ -70,15 +86,16 @@ func (s *Store) RecordBudgetSpend(ctx context.Context, rows []schemas.BudgetSpen
 ON CONFLICT (invocation_id, scope, name) DO UPDATE SET cost_micros = greatest(budget_spend.cost_micros, excluded.cost_micros)`); err != nil {
 			return fmt.Errorf("upsert: %w", err)
 		}
-		// Daily sums over the touched months of the touched subjects; the
-		// monthly sums add them up. Integer sums: exact in any order.
-		q := `WITH subjects AS (SELECT DISTINCT scope, name FROM temp.main.` + quoteIdent(stageBudgetSpend) + `),
-months AS (SELECT DISTINCT date_trunc('month', event_time) AS month FROM temp.main.` + quoteIdent(stageBudgetSpend) + `)
+		// Daily sums of the touched subjects from the first touched month
+		// to the end of the last (a range, which DuckDB's zone maps skip
+		// row groups by); the monthly sums add them up. Integer sums:
+		// exact in any order.
+		q := `WITH subjects AS (SELECT DISTINCT scope, name FROM temp.main.` + quoteIdent(stageBudgetSpend) + `)
 SELECT b.scope, b.name, date_trunc('day', b.event_time), CAST(sum(b.cost_micros) AS BIGINT), max(b.event_time)
 FROM budget_spend b JOIN subjects USING (scope, name)
-WHERE date_trunc('month', b.event_time) IN (SELECT month FROM months)
+WHERE b.event_time >= make_timestamp(?) AND b.event_time < make_timestamp(?)
 GROUP BY 1, 2, 3`
-		rs, err := tx.QueryContext(ctx, q)
+		rs, err := tx.QueryContext(ctx, q, from.UnixMicro(), to.UnixMicro())
 		if err != nil {
 			return fmt.Errorf("sum: %w", err)
 		}
@@ -110,14 +127,6 @@ GROUP BY 1, 2, 3`
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record budget spend: %w", err)
-	}
-	// Only the periods the rows fall in: the others' spend did not change.
-	touched := map[pkey]bool{}
-	for k, i := range best {
-		t := rows[i].EventTime.UTC()
-		day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
-		touched[pkey{k.scope, k.name, schemas.PeriodDay, day}] = true
-		touched[pkey{k.scope, k.name, schemas.PeriodMonth, day.AddDate(0, 0, 1-day.Day())}] = true
 	}
 	out := make([]schemas.PeriodSpend, 0, len(touched))
 	for k := range touched {
