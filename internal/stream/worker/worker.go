@@ -196,6 +196,10 @@ func New(cfg Config) (*Worker, error) {
 				return nil, fmt.Errorf("budgets.alerts.webhook: %w", err)
 			}
 		}
+	}
+	// The alert counters exist with the load stage, zero without budgets,
+	// so /metrics carries the same series whatever the configuration.
+	if cfg.HasStage(StageLoad) {
 		w.alertN = &kafkasink.AlertCounts{}
 	}
 	return w, nil
@@ -562,7 +566,7 @@ func (w *Worker) Status() Report {
 			DeadLetters: w.spansN.Dead.Load()}
 	}
 	r.Load.Answers, r.Load.Rows, r.Load.DeadLetters = w.loadN.Answers.Load(), w.loadN.Rows.Load(), w.loadN.DeadLetters.Load()
-	if a := w.alertN; a != nil {
+	if a := w.alertN; a != nil && w.cfg.alerting() {
 		r.Alerts = &AlertStatus{RaisedWarn: a.RaisedWarn.Load(), RaisedCritical: a.RaisedCritical.Load(), Produced: a.Produced.Load(),
 			Skipped: a.Skipped.Load(), WebhookDelivered: a.WebhookDelivered.Load(), WebhookRejected: a.WebhookRejected.Load(),
 			WebhookRetrying: a.WebhookRetrying.Load()}
