@@ -279,3 +279,31 @@ func TestAlerterWebhook(t *testing.T) {
 		t.Errorf("counts delivered %d, rejected %d, retrying %d; want 3, 1, at least 1", c.WebhookDelivered.Load(), c.WebhookRejected.Load(), c.WebhookRetrying.Load())
 	}
 }
+
+// TestSpend: an answer's rows are summed per subject, a split answer's
+// users apart and their shared team together, rounded to the micro-USD;
+// rows without a name charge no one.
+func TestSpend(t *testing.T) {
+	at := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	split := []schemas.Attribution{
+		{InvocationID: "i1", EventTime: at, EndUser: "ann", Team: "ml", CostCenter: "cc", CostUSD: 0.1234564},
+		{InvocationID: "i1", EventTime: at, EndUser: "bob", Team: "ml", CostUSD: 0.1234564},
+	}
+	lone := []schemas.Attribution{{InvocationID: "i2", EventTime: at, EndUser: "sp-1", CostUSD: 2}}
+	got := map[string]int64{}
+	for _, s := range Spend([][]schemas.Attribution{split, lone}) {
+		got[s.InvocationID+" "+s.Scope+" "+s.Name] = s.CostMicros
+		if !s.EventTime.Equal(at) {
+			t.Errorf("%+v: event time %s", s, s.EventTime)
+		}
+	}
+	want := map[string]int64{"i1 user ann": 123456, "i1 user bob": 123456, "i1 team ml": 246913, "i1 cost_center cc": 123456, "i2 user sp-1": 2_000_000}
+	if len(got) != len(want) {
+		t.Errorf("spend %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %d, want %d", k, got[k], v)
+		}
+	}
+}
