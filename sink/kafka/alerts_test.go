@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -344,5 +345,77 @@ func TestTopicKeys(t *testing.T) {
 	}
 	if got, err := TopicKeys(ctx, o, "empty"); err != nil || len(got) != 0 {
 		t.Errorf("TopicKeys of an empty topic = %v (%v)", got, err)
+	}
+}
+
+// crashingWriter stands for a process killed while producing: after
+// writing what it is given (or before, with lose), it fails every call.
+type crashingWriter struct {
+	topic *capture
+	lose  bool
+}
+
+func (c *crashingWriter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	if !c.lose {
+		_ = c.topic.WriteMessages(ctx, msgs...)
+	}
+	return errors.New("killed")
+}
+
+// TestAlerterCrashPoints: a process dies before its alerts reach the topic,
+// or after they did but before the outbox marked them; the next process,
+// on the same store and topic, reads the uncommitted answers again. Every
+// alert ends up on the topic exactly once.
+func TestAlerterCrashPoints(t *testing.T) {
+	d20 := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	answers := []stream.Output{costly("i1", 1, "ann", 9, d20), costly("i2", 1, "ann", 12, d20)}
+	for _, lose := range []bool{true, false} {
+		name := map[bool]string{true: "killed before the produce", false: "killed after the produce, before the mark"}[lose]
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.duckdb")
+			topic := &capture{}
+			first := newAlertRig(t, path, nil, nil)
+			first.al.Writer = &crashingWriter{topic: topic, lose: lose}
+			var c capture
+			p := Producer{W: &c}
+			_ = p.Append(answers)
+			_ = p.Write(context.Background())
+			for i := range c.msgs {
+				c.msgs[i].Topic, c.msgs[i].Offset = "out", int64(i)
+			}
+			if err := first.h.Handle(context.Background(), c.msgs); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := first.h.Flush(context.Background()); err == nil {
+				t.Fatal("the flush succeeded through a failing producer; its offsets would be committed")
+			}
+			first.stop()
+
+			held := map[string]bool{}
+			for _, m := range topic.msgs {
+				held[string(m.Key)] = true
+			}
+			second := newAlertRig(t, path, held, nil)
+			second.topic = topic
+			second.al.Writer = topic
+			if err := second.al.Started(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			second.flush(answers...) // the uncommitted answers, read again
+			second.stop()
+			got := map[string]int{}
+			for _, m := range topic.msgs {
+				got[string(m.Key)]++
+			}
+			// ann's day: warn and critical; team ml's month (21 of 15): both.
+			if len(got) != 4 {
+				t.Errorf("topic holds %d alerts, want 4: %v", len(got), got)
+			}
+			for id, n := range got {
+				if n != 1 {
+					t.Errorf("alert %s on the topic %d times, want once", id, n)
+				}
+			}
+		})
 	}
 }
