@@ -113,10 +113,17 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("webhook answered %d %s: %s", e.Code, http.StatusText(e.Code), e.Body)
 }
 
+// errBadURL is a URL the request cannot be built from.
+var errBadURL = errors.New("webhook: the URL does not parse")
+
 // Permanent reports whether err will not pass if tried again: a 4xx
 // other than 408 (timeout) and 429 (too many requests) says the request
-// itself is wrong (bad URL path, rejected signature).
+// itself is wrong (bad URL path, rejected signature), as does a URL that
+// does not parse.
 func Permanent(err error) bool {
+	if errors.Is(err, errBadURL) {
+		return true
+	}
 	var se *StatusError
 	return errors.As(err, &se) && se.Code >= 400 && se.Code < 500 && se.Code != http.StatusRequestTimeout && se.Code != http.StatusTooManyRequests
 }
@@ -139,7 +146,8 @@ func (c *Client) post(ctx context.Context, id string, body []byte) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("webhook: %w", err)
+		// Not wrapped: url.Parse's error quotes the URL, which may hold a token.
+		return errBadURL
 	}
 	ts := strconv.FormatInt(c.now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
