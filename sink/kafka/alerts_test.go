@@ -145,6 +145,9 @@ func TestAlerterCrossings(t *testing.T) {
 		{"a new day jumps past both; team ml's month too", []stream.Output{costly("i4", 1, "ann", 12, d21)},
 			[]string{"team ml month 2026-11-01 critical", "team ml month 2026-11-01 warn", "user ann day 2026-11-21 critical", "user ann day 2026-11-21 warn"}},
 		{"the same again, in a later flush", []stream.Output{costly("i5", 1, "ann", 12, d21), costly("i6", 1, "ann", 1, d20)}, nil},
+		{"an older answer after its restatement, in one flush, still counts for its user",
+			[]stream.Output{costly("i8", 2, "bob", 40, d21.AddDate(0, 0, 1)), costly("i8", 1, "ann", 40, d21.AddDate(0, 0, 1))},
+			[]string{"user ann day 2026-11-22 critical", "user ann day 2026-11-22 warn"}},
 		{"a new month", []stream.Output{costly("i7", 1, "cy", 13, d20.AddDate(0, 1, 0))}, []string{"team ml month 2026-12-01 warn"}},
 	} {
 		if got := r.flush(st.outs...); !slices.Equal(got, st.want) {
@@ -154,11 +157,11 @@ func TestAlerterCrossings(t *testing.T) {
 	// At "ann's day reaches critical" i1 belongs to bob, but the ledger
 	// keeps the highest spend any answer gave ann: 5 + 3.5 + 1.5 = 10.
 	all, err := r.store.BudgetAlerts(context.Background())
-	if err != nil || len(all) != 7 {
-		t.Fatalf("outbox holds %d alerts (%v), want 7", len(all), err)
+	if err != nil || len(all) != 9 {
+		t.Fatalf("outbox holds %d alerts (%v), want 9", len(all), err)
 	}
-	if n := r.al.Counts.RaisedWarn.Load() + r.al.Counts.RaisedCritical.Load(); n != 7 || r.al.Counts.Produced.Load() != 7 {
-		t.Errorf("counted %d raised, %d produced; want 7, 7", n, r.al.Counts.Produced.Load())
+	if n := r.al.Counts.RaisedWarn.Load() + r.al.Counts.RaisedCritical.Load(); n != 9 || r.al.Counts.Produced.Load() != 9 {
+		t.Errorf("counted %d raised, %d produced; want 9, 9", n, r.al.Counts.Produced.Load())
 	}
 }
 

@@ -124,8 +124,14 @@ func (p *loadPartition) row(m *kafka.Message) error {
 			return err
 		}
 	}
+	superseded := false
 	if prev, ok := p.ready[r.InvocationID]; ok && prev[0].Version > r.Version {
-		return nil // superseded already
+		// Superseded already. Only the alerts' ledger, which counts every
+		// answer whatever order its copies arrive in, still wants it whole.
+		if p.l.Alerts == nil {
+			return nil
+		}
+		superseded = true
 	}
 	k := answerKey{r.InvocationID, r.Version}
 	a := p.open[k]
@@ -142,10 +148,13 @@ func (p *loadPartition) row(m *kafka.Message) error {
 	a.rows[i-1] = r
 	if a.have == n {
 		delete(p.open, k)
-		p.ready[r.InvocationID] = a.rows
 		if p.l.Alerts != nil {
 			p.completed = append(p.completed, a.rows)
 		}
+		if superseded {
+			return nil
+		}
+		p.ready[r.InvocationID] = a.rows
 		// An incomplete older answer of the same invocation will never matter now.
 		for ok := range p.open {
 			if ok.inv == r.InvocationID && ok.version < r.Version {
