@@ -72,7 +72,7 @@ fuzz:
 # possible; otherwise one `yes` per CPU). Prints the pass count; fails on
 # any failure. A test that passes idle and fails loaded has found a bug.
 STRESS_RUNS ?= 20
-STRESS_TESTS := TestStreamMatchesBatch|TestStreamCrashSafety|TestStreamTwoWorkers|TestStreamKcatInterop
+STRESS_TESTS := TestStreamMatchesBatch|TestStreamCrashSafety|TestStreamAlertsCrashSafety|TestStreamTwoWorkers|TestStreamKcatInterop
 stress:
 	@set -u; \
 	if ! command -v stress-ng >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \

@@ -15,7 +15,7 @@ import (
 // tables wrongly.
 //
 // Version 1 is every store made before store_meta existed.
-const StoreVersion = 5
+const StoreVersion = 6
 
 // StoreVersionKey is the store_meta row holding the version.
 const StoreVersionKey = "schema_version"

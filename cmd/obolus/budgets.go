@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,12 +27,13 @@ var budgetFormats = map[string]func(*report.BudgetReport, io.Writer) error{
 	"markdown": (*report.BudgetReport).WriteMarkdown,
 	"csv":      (*report.BudgetReport).WriteCSV,
 	"json":     (*report.BudgetReport).WriteJSON,
+	"html":     (*report.BudgetReport).WriteHTML,
 }
 
 func (a *cli) budgetsCmd() *cobra.Command {
 	var (
-		period, format, target, asOf string
-		all, rawCSV                  bool
+		period, format, target, asOf, out string
+		all, rawCSV                       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "budgets",
@@ -49,7 +51,8 @@ Exit code 0 when no budget is critical, 4 when one is (the report is written
 either way), 2 for bad flags or configuration, 1 for a failure.`,
 		Example: `  obolus report budgets --config obolus.yaml                     # this month
   obolus report budgets --config obolus.yaml --period 2026-11-20 --format json
-  obolus report budgets --config obolus.yaml --period 2026-11 --target databricks`,
+  obolus report budgets --config obolus.yaml --period 2026-11 --target databricks
+  obolus report budgets --config obolus.yaml --format html --out budgets.html`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			p, err := report.ParseBudgetPeriod(period)
@@ -58,7 +61,7 @@ either way), 2 for bad flags or configuration, 1 for a failure.`,
 			}
 			write, ok := budgetFormats[format]
 			if !ok {
-				return usageErrorf("--format: %q is not one of markdown, csv, json", format)
+				return usageErrorf("--format: %q is not one of markdown, csv, json, html", format)
 			}
 			now := time.Now().UTC()
 			if asOf != "" {
@@ -88,8 +91,15 @@ either way), 2 for bad flags or configuration, 1 for a failure.`,
 			if err := write(rep, &b); err != nil {
 				return fmt.Errorf("budgets %s: %w", format, err)
 			}
-			if _, err := a.out.Write(b.Bytes()); err != nil {
-				return err
+			if out == "" {
+				if _, err := a.out.Write(b.Bytes()); err != nil {
+					return err
+				}
+			} else {
+				if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
+					return fmt.Errorf("--out: %w", err)
+				}
+				fmt.Fprintln(a.out, "wrote", out)
 			}
 			if rep.Critical() {
 				return errBudgetCritical
@@ -99,7 +109,8 @@ either way), 2 for bad flags or configuration, 1 for a failure.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&period, "period", time.Now().UTC().Format("2006-01"), "YYYY-MM (monthly budgets) or YYYY-MM-DD (daily budgets), UTC")
-	f.StringVar(&format, "format", "markdown", "markdown, csv or json, to standard output")
+	f.StringVar(&format, "format", "markdown", "markdown, csv, json or html (one offline page)")
+	f.StringVar(&out, "out", "", "write the report to this file instead of standard output")
 	f.StringVar(&asOf, "as-of", "", "read spend up to this time, RFC 3339 or date (default now; reproducible reports and tests)")
 	f.BoolVar(&all, "all", false, "list every budget, not only those at warn or critical or forecast to reach critical")
 	f.BoolVar(&rawCSV, "csv-raw", false, "write CSV text cells as they are (by default a cell starting with =, +, -, @, TAB or CR gets a leading ')")

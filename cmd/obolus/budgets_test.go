@@ -109,6 +109,14 @@ func TestReportBudgets(t *testing.T) {
 	if !strings.Contains(md, "| critical | User | ") || !strings.HasPrefix(csv, "period,kind,as_of,basis,level,") || strings.Count(csv, ",critical,user,") != critical {
 		t.Errorf("markdown:\n%.800s\ncsv:\n%.800s", md, csv)
 	}
+	// HTML to a file: the same critical rows, and the exit code still says critical.
+	page := filepath.Join(dir, "budgets.html")
+	out, code = run(over, "--format", "html", "--out", page)
+	html, err := os.ReadFile(page)
+	if err != nil || code != exitBudgetCritical || strings.TrimSpace(out) != "wrote "+page ||
+		strings.Count(string(html), `<tr class="critical">`) != critical || !strings.HasPrefix(string(html), "<!DOCTYPE html>") {
+		t.Errorf("html --out: exit %d, stdout %q, %d critical rows (want %d), %v", code, out, strings.Count(string(html), `<tr class="critical">`), critical, err)
+	}
 	out, code = run(withBudgets("budgets: {basis: allocated, default_user: {month: 0.000001}}"), "--format", "json")
 	if d := parse(out); code != exitBudgetCritical || d.Basis != "list" || len(d.Notes) != 1 || !strings.Contains(d.Notes[0], "No allocation is persisted") {
 		t.Errorf("allocated fallback: exit %d, basis %s, notes %q", code, d.Basis, d.Notes)

@@ -7,9 +7,12 @@ import (
 
 	"github.com/obolus/obolus/ingest/kafka"
 	"github.com/obolus/obolus/ingest/otlp"
+	"github.com/obolus/obolus/internal/budget"
 	"github.com/obolus/obolus/internal/config"
 	"github.com/obolus/obolus/internal/stream"
 	"github.com/obolus/obolus/internal/stream/worker"
+	kafkasink "github.com/obolus/obolus/sink/kafka"
+	"github.com/obolus/obolus/sink/webhook"
 )
 
 // KafkaOptions is how the stream section reaches the cluster: TLS from its
@@ -52,7 +55,7 @@ func WorkerConfig(ctx context.Context, cfg *config.Config, s config.Stream, log 
 		Options: opts,
 		Group:   s.Group,
 		Topics: worker.Topics{Usage: s.Topics.Usage, Agents: s.Topics.Agents, Keyed: s.Topics.Keyed,
-			Output: s.Topics.Output, DeadLetter: s.Topics.DeadLetter},
+			Output: s.Topics.Output, DeadLetter: s.Topics.DeadLetter, Alerts: s.Topics.Alerts},
 		Stages:         stages,
 		CreateTopics:   s.CreateTopics,
 		Partitions:     s.Partitions,
@@ -68,6 +71,33 @@ func WorkerConfig(ctx context.Context, cfg *config.Config, s config.Stream, log 
 		SpanKeys:          cfg.OTel.SpanKeys(),
 		OTLP: worker.OTLP{Listen: s.OTLP.Listen, Handler: otlp.Config{MaxBodyBytes: s.OTLP.MaxBodyBytes, MaxInFlight: s.OTLP.MaxInFlight,
 			Timeout: s.OTLP.Timeout, RetryAfter: s.OTLP.RetryAfter, BearerToken: s.OTLP.BearerToken}},
-		Log: log,
+		Alerts: budgetAlerts(cfg.Budgets, log),
+		Log:    log,
 	}, nil
+}
+
+// budgetAlerts converts the budgets section for the load stage; nil when
+// alerts are off. The stream measures spend at list price: an allocated
+// basis needs the month's bill, which lands long after the stream has
+// answered, so it falls back to list, and says so once.
+func budgetAlerts(b config.Budgets, log *slog.Logger) *worker.Alerts {
+	if !b.Alerts.Enabled {
+		return nil
+	}
+	out := &worker.Alerts{Budgets: kafkasink.Budgets{Thresholds: budget.Thresholds{Warn: b.Warn, Critical: b.Critical},
+		DefaultUser: kafkasink.BudgetAmounts{Day: b.DefaultUser.Day, Month: b.DefaultUser.Month},
+		Limits:      map[[2]string]kafkasink.BudgetAmounts{}}}
+	for _, l := range b.Limits {
+		out.Budgets.Limits[[2]string{l.Scope, l.Name}] = kafkasink.BudgetAmounts{Day: l.Day, Month: l.Month}
+	}
+	if !out.Budgets.Any() {
+		return nil
+	}
+	if b.Basis == config.BasisAllocated {
+		log.Info("budgets.basis is allocated: streaming budget alerts measure spend at list price (attribution cost_usd); the allocated bill is for obolus report budgets")
+	}
+	w := b.Alerts.Webhook
+	out.Webhook = webhook.Config{URL: w.URL, Secret: w.Secret, Timeout: w.Timeout, Attempts: w.Attempts, Backoff: w.Backoff}
+	out.WebhookEvery = w.Every
+	return out
 }

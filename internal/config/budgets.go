@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"math"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/spf13/viper"
 )
@@ -49,6 +51,32 @@ type Budgets struct {
 	// DefaultUser applies to every end user without a limit of their own.
 	DefaultUser BudgetAmounts `mapstructure:"default_user"`
 	Limits      []BudgetLimit `mapstructure:"limits"`
+	// Alerts configures the stream's budget alerts (the load stage).
+	Alerts BudgetAlerts `mapstructure:"alerts"`
+}
+
+// BudgetAlerts configures streaming budget alerts: raised by the stream's
+// load stage, produced to stream.topics.alerts and optionally posted to a
+// webhook.
+type BudgetAlerts struct {
+	// Enabled raises alerts when the load stage runs and a budget is set.
+	Enabled bool          `mapstructure:"enabled"`
+	Webhook BudgetWebhook `mapstructure:"webhook"`
+}
+
+// BudgetWebhook is where alerts are posted, as Slack-compatible JSON signed
+// with HMAC-SHA256. The secret, like every secret, is best given in the
+// environment (OBOLUS_BUDGETS_ALERTS_WEBHOOK_SECRET, and _URL for a URL
+// that carries a token, as Slack's do); neither is ever logged.
+type BudgetWebhook struct {
+	URL      string        `mapstructure:"url"` // "": no webhook
+	Secret   string        `mapstructure:"secret"`
+	Timeout  time.Duration `mapstructure:"timeout"`  // one attempt
+	Attempts int           `mapstructure:"attempts"` // tries per round
+	Backoff  time.Duration `mapstructure:"backoff"`  // the n-th retry waits n×backoff
+	// Every is how often alerts still pending after a round's attempts are
+	// tried again.
+	Every time.Duration `mapstructure:"every"`
 }
 
 // BudgetsDefaults puts the budgets section's defaults into v: no budget.
@@ -59,6 +87,13 @@ func BudgetsDefaults(v *viper.Viper) {
 	v.SetDefault("budgets.default_user.day", 0.0)
 	v.SetDefault("budgets.default_user.month", 0.0)
 	v.SetDefault("budgets.limits", []map[string]any{})
+	v.SetDefault("budgets.alerts.enabled", true)
+	v.SetDefault("budgets.alerts.webhook.url", "")
+	v.SetDefault("budgets.alerts.webhook.secret", "")
+	v.SetDefault("budgets.alerts.webhook.timeout", 10*time.Second)
+	v.SetDefault("budgets.alerts.webhook.attempts", 5)
+	v.SetDefault("budgets.alerts.webhook.backoff", time.Second)
+	v.SetDefault("budgets.alerts.webhook.every", 30*time.Second)
 }
 
 // Validate reports every problem of the budgets section, each naming its key and the fix.
@@ -110,6 +145,27 @@ func (b Budgets) Validate() []error {
 			bad(key, "%s %q already has a budget at limits[%d]; merge the two entries", l.Scope, l.Name, j)
 		} else {
 			seen[k] = i
+		}
+	}
+	if w := b.Alerts.Webhook; w.URL != "" {
+		// The URL may hold a token: the messages never quote it.
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("alerts.webhook.url", "not an http:// or https:// URL with a host")
+		}
+		if w.Secret == "" {
+			bad("alerts.webhook.secret", "empty; every request is signed: set a shared secret, best as OBOLUS_BUDGETS_ALERTS_WEBHOOK_SECRET")
+		}
+		if w.Timeout <= 0 {
+			bad("alerts.webhook.timeout", "%s: use a positive duration, e.g. 10s", w.Timeout)
+		}
+		if w.Attempts < 1 || w.Attempts > 100 {
+			bad("alerts.webhook.attempts", "%d: use 1 to 100", w.Attempts)
+		}
+		if w.Backoff < 0 {
+			bad("alerts.webhook.backoff", "%s: use a duration, 0 or more", w.Backoff)
+		}
+		if w.Every <= 0 {
+			bad("alerts.webhook.every", "%s: use a positive duration, e.g. 30s", w.Every)
 		}
 	}
 	return errs

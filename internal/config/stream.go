@@ -40,6 +40,8 @@ type StreamTopics struct {
 	Output string `mapstructure:"output"`
 	// DeadLetter receives messages that could not be used, with the reason.
 	DeadLetter string `mapstructure:"dead_letter"`
+	// Alerts receives budget alerts (budgets.alerts), keyed by alert id.
+	Alerts string `mapstructure:"alerts"`
 }
 
 // StreamAgent names the service principal an agent endpoint calls the gateway as.
@@ -148,6 +150,7 @@ func StreamDefaults(v *viper.Viper) {
 	v.SetDefault("stream.topics.keyed", "obolus.keyed")
 	v.SetDefault("stream.topics.output", "obolus.attribution")
 	v.SetDefault("stream.topics.dead_letter", "obolus.dead_letter")
+	v.SetDefault("stream.topics.alerts", "obolus.alerts")
 	v.SetDefault("stream.create_topics", true)
 	v.SetDefault("stream.partitions", 12)
 	v.SetDefault("stream.agents", []map[string]any{})
@@ -204,7 +207,7 @@ func (s Stream) Validate() []error {
 	seen := map[string]string{}
 	for _, t := range []struct{ key, name string }{
 		{"usage", s.Topics.Usage}, {"agents", s.Topics.Agents}, {"keyed", s.Topics.Keyed},
-		{"output", s.Topics.Output}, {"dead_letter", s.Topics.DeadLetter},
+		{"output", s.Topics.Output}, {"dead_letter", s.Topics.DeadLetter}, {"alerts", s.Topics.Alerts},
 	} {
 		switch {
 		case !kafkaName.MatchString(t.name) || t.name == "." || t.name == "..":

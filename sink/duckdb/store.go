@@ -283,6 +283,7 @@ func (s *Store) applyDDL(ctx context.Context, path string, stmts []schemas.State
 var canonicalColumns = map[string][]string{
 	"attribution":  schemas.AttributionColumns(),
 	"dead_letters": strings.Split(strings.ReplaceAll(schemas.DeadLetterColumns, " ", ""), ","),
+	"budget_spend": budgetSpendColumns,
 }
 
 // columnList is table's canonical column list, quoted, for SELECT and INSERT.

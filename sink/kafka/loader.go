@@ -48,7 +48,10 @@ type Loader struct {
 	OutputTopic     string
 	DeadLetterTopic string
 	Counts          *LoaderCounts
-	Log             *slog.Logger
+	// Alerts, when set, raises budget alerts after each flush from every
+	// complete answer the flush read.
+	Alerts *Alerter
+	Log    *slog.Logger
 }
 
 // Open is the Opener of the loading group.
@@ -80,6 +83,9 @@ type loadPartition struct {
 	next      int64
 	open      map[answerKey]*answer            // incomplete answers
 	ready     map[string][]schemas.Attribution // complete answers, the highest version per invocation
+	// completed are every answer completed since the last flush, for the
+	// alerts' ledger, which counts superseded versions too.
+	completed [][]schemas.Attribution
 	dead      []schemas.DeadLetter
 }
 
@@ -118,8 +124,14 @@ func (p *loadPartition) row(m *kafka.Message) error {
 			return err
 		}
 	}
+	superseded := false
 	if prev, ok := p.ready[r.InvocationID]; ok && prev[0].Version > r.Version {
-		return nil // superseded already
+		// Superseded already. Only the alerts' ledger, which counts every
+		// answer whatever order its copies arrive in, still wants it whole.
+		if p.l.Alerts == nil {
+			return nil
+		}
+		superseded = true
 	}
 	k := answerKey{r.InvocationID, r.Version}
 	a := p.open[k]
@@ -136,6 +148,12 @@ func (p *loadPartition) row(m *kafka.Message) error {
 	a.rows[i-1] = r
 	if a.have == n {
 		delete(p.open, k)
+		if p.l.Alerts != nil {
+			p.completed = append(p.completed, a.rows)
+		}
+		if superseded {
+			return nil
+		}
 		p.ready[r.InvocationID] = a.rows
 		// An incomplete older answer of the same invocation will never matter now.
 		for ok := range p.open {
@@ -191,6 +209,16 @@ func (p *loadPartition) Flush(ctx context.Context) (kafkaingest.Commit, error) {
 		p.l.Counts.DeadLetters.Add(int64(len(p.dead)))
 		clear(p.dead)
 		p.dead = p.dead[:0]
+	}
+	if len(p.completed) > 0 {
+		// After the answers are stored and before the commit: a crash in
+		// between reads the answers again, and the ledger and the outbox
+		// take them again without change.
+		if err := p.l.Alerts.Observe(ctx, p.completed); err != nil {
+			return kafkaingest.Commit{}, err
+		}
+		clear(p.completed)
+		p.completed = p.completed[:0]
 	}
 	// An incomplete answer's messages are read again after a restart.
 	commit := p.next

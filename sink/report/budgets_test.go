@@ -166,12 +166,29 @@ func TestBudgetGolden(t *testing.T) {
 		{"budgets.md", func(r *BudgetReport, b *bytes.Buffer) error { return r.WriteMarkdown(b) }},
 		{"budgets.csv", func(r *BudgetReport, b *bytes.Buffer) error { return r.WriteCSV(b) }},
 		{"budgets.json", func(r *BudgetReport, b *bytes.Buffer) error { return r.WriteJSON(b) }},
+		{"budgets.html", func(r *BudgetReport, b *bytes.Buffer) error { return r.WriteHTML(b) }},
 	} {
 		var b bytes.Buffer
 		if err := f.write(rep, &b); err != nil {
 			t.Fatalf("%s: %v", f.file, err)
 		}
 		golden(t, f.file, b.Bytes())
+	}
+	// Every cell of the page is escaped: no hostile name becomes markup or
+	// a control character.
+	var page bytes.Buffer
+	if err := rep.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"<b>x</b>", "\u202e", "<a ", "http://evil\"<"} {
+		if strings.Contains(page.String(), bad) {
+			t.Errorf("budgets HTML holds %q", bad)
+		}
+	}
+	for _, want := range []string{"&lt;b&gt;x&lt;/b&gt;", `research\u202e`, `class="critical"`} {
+		if !strings.Contains(page.String(), want) {
+			t.Errorf("budgets HTML lacks %q", want)
+		}
 	}
 }
 

@@ -11,20 +11,9 @@ import (
 	"github.com/obolus/obolus/internal/safetext"
 )
 
-// The page is one file: inline CSS, inline SVG charts, and a small inline
-// script that only checks the page (records errors, marks drawn charts) for
-// tests and for a reader wondering why a chart is empty. The Content
-// Security Policy forbids every network fetch, so the page behaves the same
-// offline as online.
-var pageTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>AI Gateway chargeback {{.R.Period.Label}}</title>
-<style>
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; margin: 0; background: #f6f6f4; }
+// pageStyle is the CSS of every HTML report page (the chargeback report,
+// the budgets report): a constant, so no value reaches a style context.
+const pageStyle = `body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; margin: 0; background: #f6f6f4; }
 main { max-width: 1040px; margin: 0 auto; padding: 24px; }
 h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 32px 0 8px; }
 .sub { color: #555; margin: 0 0 16px; }
@@ -41,7 +30,22 @@ svg .grid { stroke: #e6e6e6; } svg .axisline { stroke: #999; } svg .line { fill:
 svg text { font: 12px system-ui, sans-serif; fill: #444; } svg .value { fill: #222; }
 .note { color: #555; font-size: 13px; } #page-errors { color: #b00; white-space: pre-wrap; }
 .ok { color: #2a7d2a; font-weight: 600; }
-</style>
+`
+
+// The page is one file: inline CSS, inline SVG charts, and a small inline
+// script that only checks the page (records errors, marks drawn charts) for
+// tests and for a reader wondering why a chart is empty. The Content
+// Security Policy forbids every network fetch, so the page behaves the same
+// offline as online.
+var pageTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>AI Gateway chargeback {{.R.Period.Label}}</title>
+<style>
+` + pageStyle + `</style>
 <script>
 (function () {
   var errors = [];

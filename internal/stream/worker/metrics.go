@@ -80,7 +80,30 @@ func newMetrics(w *Worker) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	alerts, err := meter.Int64ObservableCounter("obolus.stream.budget_alerts", metric.WithUnit("{alert}"),
+		metric.WithDescription("Budget alerts the load stage raised (new in its outbox), per level: warn or critical"))
+	if err != nil {
+		return nil, err
+	}
+	alertsOut, err := meter.Int64ObservableCounter("obolus.stream.budget_alerts_delivered", metric.WithUnit("{alert}"),
+		metric.WithDescription("Budget alerts delivered, per channel: kafka (acknowledged by the alerts topic) or webhook (answered 2xx)"))
+	if err != nil {
+		return nil, err
+	}
+	webhookFailures, err := meter.Int64ObservableCounter("obolus.stream.budget_alert_webhook_failures", metric.WithUnit("{alert}"),
+		metric.WithDescription("Budget alert webhook deliveries that failed, per kind: rejected (a 4xx other than 408 and 429; not retried) or retrying (attempts spent on errors, timeouts, 408, 429 or 5xx; tried again later)"))
+	if err != nil {
+		return nil, err
+	}
 	m.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if a := w.alertN; a != nil {
+			o.ObserveInt64(alerts, a.RaisedWarn.Load(), metric.WithAttributes(attribute.String("level", "warn")))
+			o.ObserveInt64(alerts, a.RaisedCritical.Load(), metric.WithAttributes(attribute.String("level", "critical")))
+			o.ObserveInt64(alertsOut, a.Produced.Load(), metric.WithAttributes(attribute.String("channel", "kafka")))
+			o.ObserveInt64(alertsOut, a.WebhookDelivered.Load(), metric.WithAttributes(attribute.String("channel", "webhook")))
+			o.ObserveInt64(webhookFailures, a.WebhookRejected.Load(), metric.WithAttributes(attribute.String("kind", "rejected")))
+			o.ObserveInt64(webhookFailures, a.WebhookRetrying.Load(), metric.WithAttributes(attribute.String("kind", "retrying")))
+		}
 		if w.cfg.HasStage(StageRekey) {
 			o.ObserveInt64(recordsIn, w.rekeyN.Usage.Load(), metric.WithAttributes(attribute.String("kind", "usage")))
 			o.ObserveInt64(recordsIn, w.rekeyN.Agents.Load(), metric.WithAttributes(attribute.String("kind", "agent")))
@@ -121,7 +144,7 @@ func newMetrics(w *Worker) (*metrics, error) {
 			}
 		}
 		return nil
-	}, lag, watermark, merge, buffered, clamped, state, recordsIn, dead, loaded)
+	}, lag, watermark, merge, buffered, clamped, state, recordsIn, dead, loaded, alerts, alertsOut, webhookFailures)
 	if err != nil {
 		return nil, err
 	}

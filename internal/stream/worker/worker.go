@@ -35,6 +35,7 @@ import (
 	"github.com/obolus/obolus/internal/stream"
 	"github.com/obolus/obolus/schemas"
 	kafkasink "github.com/obolus/obolus/sink/kafka"
+	"github.com/obolus/obolus/sink/webhook"
 )
 
 // The stages a worker can run; each is a consumer group.
@@ -56,6 +57,16 @@ const (
 // Topics names the worker's topics.
 type Topics struct {
 	Usage, Agents, Keyed, Output, DeadLetter string
+	// Alerts receives budget alerts; used only with Config.Alerts.
+	Alerts string
+}
+
+// Alerts configures budget alerts, raised by the load stage.
+type Alerts struct {
+	Budgets kafkasink.Budgets
+	// Webhook, when its URL is set, receives every alert too.
+	Webhook      webhook.Config
+	WebhookEvery time.Duration
 }
 
 // Config is what a worker needs.
@@ -98,7 +109,10 @@ type Config struct {
 	OTLP OTLP
 	// Store receives attributions and dead letters in the load stage.
 	Store kafkasink.Store
-	Log   *slog.Logger
+	// Alerts, when set and some budget is, makes the load stage raise
+	// budget alerts; Store must then also be a kafkasink.AlertStore.
+	Alerts *Alerts
+	Log    *slog.Logger
 	// Meter records the worker's metrics; nil means the global provider.
 	Meter metric.Meter
 }
@@ -119,6 +133,7 @@ type Worker struct {
 	status  *kafkaingest.Status
 	rekeyN  *kafkaingest.RekeyCounts
 	loadN   *kafkasink.LoaderCounts
+	alertN  *kafkasink.AlertCounts
 	join    *joiner
 	metrics *metrics
 	groups  []string
@@ -169,7 +184,30 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w := &Worker{cfg: cfg, log: cfg.Log, status: kafkaingest.NewStatus(),
 		rekeyN: &kafkaingest.RekeyCounts{}, loadN: &kafkasink.LoaderCounts{}, spansN: &kafkaingest.SpanCounts{}}
+	if cfg.alerting() {
+		if _, ok := cfg.Store.(kafkasink.AlertStore); !ok {
+			return nil, fmt.Errorf("budget alerts need a store that keeps their ledger and outbox (the DuckDB store); %T is not one", cfg.Store)
+		}
+		if cfg.Topics.Alerts == "" {
+			return nil, errors.New("stream.topics.alerts: empty; name the budget alerts' topic")
+		}
+		if cfg.Alerts.Webhook.URL != "" {
+			if _, err := webhook.New(cfg.Alerts.Webhook); err != nil {
+				return nil, fmt.Errorf("budgets.alerts.webhook: %w", err)
+			}
+		}
+	}
+	// The alert counters exist with the load stage, zero without budgets,
+	// so /metrics carries the same series whatever the configuration.
+	if cfg.HasStage(StageLoad) {
+		w.alertN = &kafkasink.AlertCounts{}
+	}
 	return w, nil
+}
+
+// alerting reports whether the load stage raises budget alerts.
+func (c Config) alerting() bool {
+	return c.HasStage(StageLoad) && c.Alerts != nil && c.Alerts.Budgets.Any()
 }
 
 // HasStage reports whether the worker runs stage.
@@ -204,6 +242,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	topics := []string{s.Topics.Usage, s.Topics.Agents, s.Topics.Keyed, s.Topics.Output, s.Topics.DeadLetter}
+	if s.alerting() {
+		topics = append(topics, s.Topics.Alerts)
+	}
 	var counts map[string]int
 	err = retry.Do(ctx, retry.Policy{Attempts: 5, Wait: time.Second,
 		OnRetry: func(_ int, err error) { w.log.Warn("kafka not reachable yet, retrying", "err", err) }},
@@ -306,9 +347,26 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		newGroup(StageJoin, []string{s.Topics.Keyed}, w.join.open)
 	}
+	var alerter *kafkasink.Alerter
 	if s.HasStage(StageLoad) {
 		ld := &kafkasink.Loader{Store: w.cfg.Store, OutputTopic: s.Topics.Output, DeadLetterTopic: s.Topics.DeadLetter,
 			Counts: w.loadN, Log: w.log.With("stage", StageLoad)}
+		if s.alerting() {
+			alerter = &kafkasink.Alerter{Store: w.cfg.Store.(kafkasink.AlertStore), Budgets: s.Alerts.Budgets,
+				Writer: writer(s.Topics.Alerts, &kafka.Hash{}), Topic: s.Topics.Alerts,
+				Produced: func(ctx context.Context) (map[string]bool, error) {
+					return kafkasink.TopicKeys(ctx, o, s.Topics.Alerts)
+				},
+				WebhookEvery: s.Alerts.WebhookEvery, Counts: w.alertN, Log: w.log.With("stage", StageLoad, "part", "alerts")}
+			if s.Alerts.Webhook.URL != "" {
+				wc := s.Alerts.Webhook
+				wc.Log = alerter.Log
+				if alerter.Webhook, err = webhook.New(wc); err != nil {
+					return fmt.Errorf("budgets.alerts.webhook: %w", err)
+				}
+			}
+			ld.Alerts = alerter
+		}
 		newGroup(StageLoad, []string{s.Topics.Output, s.Topics.DeadLetter}, ld.Open)
 	}
 
@@ -321,6 +379,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	for _, g := range groups {
 		gctx, cancel := context.WithCancel(ctx)
 		rg.Add(func() error { return g.Run(gctx) }, func(error) { cancel() })
+	}
+	if alerter != nil {
+		actx, cancel := context.WithCancel(ctx)
+		rg.Add(func() error { return alerter.Run(actx) }, func(error) { cancel() })
 	}
 	err = rg.Run()
 	w.setRunning(false, err)
@@ -417,6 +479,24 @@ type Report struct {
 	Load struct {
 		Answers, Rows, DeadLetters int64
 	} `json:"load"`
+	// Alerts is what the load stage's budget alerts did, when it raises them.
+	Alerts *AlertStatus `json:"alerts,omitempty"`
+}
+
+// AlertStatus counts budget alerts.
+type AlertStatus struct {
+	// Raised alerts were new in the outbox.
+	RaisedWarn     int64 `json:"raised_warn"`
+	RaisedCritical int64 `json:"raised_critical"`
+	// Produced were acknowledged by the alerts topic; Skipped were found
+	// there after a restart.
+	Produced int64 `json:"produced"`
+	Skipped  int64 `json:"skipped"`
+	// Webhook deliveries: delivered, rejected (4xx, not retried), rounds
+	// that ended with the alert still pending.
+	WebhookDelivered int64 `json:"webhook_delivered"`
+	WebhookRejected  int64 `json:"webhook_rejected"`
+	WebhookRetrying  int64 `json:"webhook_retrying"`
 }
 
 // OTLPStatus is what the OTLP/HTTP intake did.
@@ -486,6 +566,11 @@ func (w *Worker) Status() Report {
 			DeadLetters: w.spansN.Dead.Load()}
 	}
 	r.Load.Answers, r.Load.Rows, r.Load.DeadLetters = w.loadN.Answers.Load(), w.loadN.Rows.Load(), w.loadN.DeadLetters.Load()
+	if a := w.alertN; a != nil && w.cfg.alerting() {
+		r.Alerts = &AlertStatus{RaisedWarn: a.RaisedWarn.Load(), RaisedCritical: a.RaisedCritical.Load(), Produced: a.Produced.Load(),
+			Skipped: a.Skipped.Load(), WebhookDelivered: a.WebhookDelivered.Load(), WebhookRejected: a.WebhookRejected.Load(),
+			WebhookRetrying: a.WebhookRetrying.Load()}
+	}
 	return r
 }
 

@@ -1,0 +1,4 @@
+-- Version 6: streaming budget alerts. The budget_spend and budget_alerts
+-- tables come from the DuckDB DDL (CREATE TABLE IF NOT EXISTS, applied after
+-- the migrations); no existing table changes, and the Databricks store gains
+-- nothing (only the stream's DuckDB loader raises alerts).
