@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,7 +25,6 @@ import (
 	"github.com/obolus/obolus/internal/synth"
 	"github.com/obolus/obolus/schemas"
 	"github.com/obolus/obolus/sink/duckdb"
-	kafkasink "github.com/obolus/obolus/sink/kafka"
 	"github.com/obolus/obolus/sink/webhook"
 )
 
@@ -61,23 +59,7 @@ func TestStreamAlertsCrashSafety(t *testing.T) {
 		t.Setenv("OBOLUS_STREAM_CLIENT_ID", fmt.Sprintf("worker-%d", i))
 		return f.startChild("worker", args...)
 	}
-	w := start(0)
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, 5))
-	var expiring sync.WaitGroup
-	defer expiring.Wait()
-	for i := range 4 {
-		d := time.Duration(rng.IntN(1000)) * time.Millisecond
-		if rng.IntN(2) == 0 {
-			d += time.Duration(rng.IntN(2500)) * time.Millisecond
-		}
-		time.Sleep(d)
-		t.Logf("kill %d, %s after the worker started (seed %d)", i+1, d, seed)
-		w.kill(t)
-		expiring.Go(func() { f.expireMembers(t, fmt.Sprintf("worker-%d", i), "alerts.rekey", "alerts.join", "alerts.load") })
-		w = start(i + 1)
-	}
-	expiring.Wait()
+	w := killRandomly(t, f, start, 5, "alerts")
 	if err := <-replayed; err != nil {
 		t.Fatal(err)
 	}
@@ -184,35 +166,9 @@ type alertKey = budget.Crossing
 // version, per invocation.
 func allAnswers(t *testing.T, msgs []kafka.Message) map[string][][]schemas.Attribution {
 	t.Helper()
-	type key struct {
-		inv string
-		v   int64
-	}
-	parts := map[key][]schemas.Attribution{}
-	for _, m := range msgs {
-		var r schemas.Attribution
-		if err := json.Unmarshal(m.Value, &r); err != nil {
-			t.Fatal(err)
-		}
-		var part string
-		for _, h := range m.Headers {
-			if h.Key == kafkasink.HeaderPart {
-				part = string(h.Value)
-			}
-		}
-		i, n, err := kafkasink.ParsePart(part)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k := key{r.InvocationID, r.Version}
-		if parts[k] == nil {
-			parts[k] = make([]schemas.Attribution, n)
-		}
-		parts[k][i-1] = r
-	}
 	out := map[string][][]schemas.Attribution{}
-	for k, rows := range parts {
-		if slices.ContainsFunc(rows, func(r schemas.Attribution) bool { return r.InvocationID == "" }) {
+	for k, rows := range outputParts(t, msgs) {
+		if !complete(rows) {
 			continue // incomplete: the loader never counts it either
 		}
 		out[k.inv] = append(out[k.inv], rows)

@@ -28,6 +28,35 @@ func TestStreamMatchesBatch(t *testing.T) {
 	scoreAnswers(t, f.dir, got)
 }
 
+// killRandomly kills the worker start(0) gives four times (SIGKILL: no
+// flush, no commit) at random points, each time starting the next one with
+// start(i+1), and returns the last. Any point: while the worker starts,
+// joins its groups, replays its checkpoints, or runs; half the kills land
+// in the first second, where the groups are still settling. Each killed
+// worker's members of group's stages are then expired as a broker would
+// (see expireMembers). salt varies the kill points between tests; the seed
+// is logged so that a failure can be replayed.
+func killRandomly(t *testing.T, f *streamFixture, start func(int) *child, salt uint64, group string) *child {
+	t.Helper()
+	w := start(0)
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, salt))
+	var expiring sync.WaitGroup
+	defer expiring.Wait() // a Fatal in the caller must not leave them reporting to a finished test
+	for i := range 4 {
+		d := time.Duration(rng.IntN(1000)) * time.Millisecond
+		if rng.IntN(2) == 0 {
+			d += time.Duration(rng.IntN(2500)) * time.Millisecond
+		}
+		time.Sleep(d)
+		t.Logf("kill %d, %s after the worker started (seed %d)", i+1, d, seed)
+		w.kill(t)
+		expiring.Go(func() { f.expireMembers(t, fmt.Sprintf("worker-%d", i), group+".rekey", group+".join", group+".load") })
+		w = start(i + 1)
+	}
+	return w
+}
+
 // TestStreamCrashSafety kills the worker (SIGKILL: no flush, no commit) at
 // random points while input is still arriving, restarts it each time, then
 // stops it politely. Every invocation must be attributed exactly once in the
@@ -43,26 +72,7 @@ func TestStreamCrashSafety(t *testing.T) {
 		t.Setenv("OBOLUS_STREAM_CLIENT_ID", fmt.Sprintf("worker-%d", i))
 		return f.startChild("worker", args...)
 	}
-	w := start(0)
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, 3))
-	var expiring sync.WaitGroup
-	defer expiring.Wait() // a Fatal below must not leave them reporting to a finished test
-	for i := range 4 {
-		// Any point: while the worker starts, joins its groups, replays
-		// its checkpoints, or runs. Half the kills land in the first
-		// second, where the groups are still settling.
-		d := time.Duration(rng.IntN(1000)) * time.Millisecond
-		if rng.IntN(2) == 0 {
-			d += time.Duration(rng.IntN(2500)) * time.Millisecond
-		}
-		time.Sleep(d)
-		t.Logf("kill %d, %s after the worker started (seed %d)", i+1, d, seed)
-		w.kill(t)
-		expiring.Go(func() { f.expireMembers(t, fmt.Sprintf("worker-%d", i), "crash.rekey", "crash.join", "crash.load") })
-		w = start(i + 1)
-	}
-	expiring.Wait()
+	w := killRandomly(t, f, start, 3, "crash")
 	if err := <-replayed; err != nil {
 		t.Fatal(err)
 	}

@@ -427,17 +427,20 @@ func topicMessages(t testing.TB, addr, topic string) []kafka.Message {
 	return out
 }
 
-// outputAnswers reads the output topic the way a downstream consumer
-// should: answers assembled from their parts, the highest version kept per
-// invocation. It fails the test if two copies of one (invocation, version)
-// disagree, which would make the output depend on which copy won.
-func outputAnswers(t *testing.T, msgs []kafka.Message) map[string][]schemas.Attribution {
+// answerVersion names one answer: an invocation at one version.
+type answerVersion struct {
+	inv string
+	v   int64
+}
+
+// outputParts assembles the output topic's answers, every version, from
+// their parts; an answer with a part missing has a zero row there. It fails
+// the test if a message is not an attribution keyed by its invocation, or if
+// two copies of one part disagree, which would make the output depend on
+// which copy won.
+func outputParts(t *testing.T, msgs []kafka.Message) map[answerVersion][]schemas.Attribution {
 	t.Helper()
-	type key struct {
-		inv string
-		v   int64
-	}
-	parts := map[key][]schemas.Attribution{}
+	parts := map[answerVersion][]schemas.Attribution{}
 	for _, m := range msgs {
 		var r schemas.Attribution
 		if err := json.Unmarshal(m.Value, &r); err != nil {
@@ -456,7 +459,7 @@ func outputAnswers(t *testing.T, msgs []kafka.Message) map[string][]schemas.Attr
 		if err != nil {
 			t.Fatal(err)
 		}
-		k := key{r.InvocationID, r.Version}
+		k := answerVersion{r.InvocationID, r.Version}
 		rows := parts[k]
 		if rows == nil {
 			rows = make([]schemas.Attribution, n)
@@ -467,9 +470,22 @@ func outputAnswers(t *testing.T, msgs []kafka.Message) map[string][]schemas.Attr
 		}
 		rows[i-1] = r
 	}
+	return parts
+}
+
+// complete reports whether every part of an answer arrived.
+func complete(rows []schemas.Attribution) bool {
+	return !slices.ContainsFunc(rows, func(r schemas.Attribution) bool { return r.InvocationID == "" })
+}
+
+// outputAnswers reads the output topic the way a downstream consumer
+// should: answers assembled from their parts, the highest version kept per
+// invocation. An incomplete answer fails the test.
+func outputAnswers(t *testing.T, msgs []kafka.Message) map[string][]schemas.Attribution {
+	t.Helper()
 	out := map[string][]schemas.Attribution{}
-	for k, rows := range parts {
-		if slices.ContainsFunc(rows, func(r schemas.Attribution) bool { return r.InvocationID == "" }) {
+	for k, rows := range outputParts(t, msgs) {
+		if !complete(rows) {
 			t.Fatalf("invocation %s version %d: incomplete answer in the output topic", k.inv, k.v)
 		}
 		if prev, ok := out[k.inv]; !ok || prev[0].Version < k.v {
