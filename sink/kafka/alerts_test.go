@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,11 +42,13 @@ func costly(inv string, version int64, user string, usd float64, at time.Time) s
 type alertRig struct {
 	t     *testing.T
 	store *duckdb.Store
-	topic *capture
-	al    *Alerter
-	h     kafkaingest.Handler
-	next  int64
-	stop  func()
+	// offered counts the alerts the alerter asked the store to insert.
+	offered *atomic.Int64
+	topic   *capture
+	al      *Alerter
+	h       kafkaingest.Handler
+	next    int64
+	stop    func()
 }
 
 func newAlertRig(t *testing.T, path string, produced map[string]bool, hook *webhook.Client) *alertRig {
@@ -55,8 +58,8 @@ func newAlertRig(t *testing.T, path string, produced map[string]bool, hook *webh
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &alertRig{t: t, store: s, topic: &capture{}}
-	r.al = &Alerter{Store: s, Writer: r.topic, Topic: "alerts", Counts: &AlertCounts{}, Log: quiet, Webhook: hook, WebhookEvery: 20 * time.Millisecond,
+	r := &alertRig{t: t, store: s, topic: &capture{}, offered: &atomic.Int64{}}
+	r.al = &Alerter{Store: offerCounter{s, r.offered}, Writer: r.topic, Topic: "alerts", Counts: &AlertCounts{}, Log: quiet, Webhook: hook, WebhookEvery: 20 * time.Millisecond,
 		Budgets: Budgets{Thresholds: budget.Thresholds{Warn: 0.8, Critical: 1},
 			Limits: map[[2]string]BudgetAmounts{{"user", "ann"}: {Day: 10, Month: 100}, {"team", "ml"}: {Month: 15}}},
 		Produced: func(context.Context) (map[string]bool, error) { return produced, nil }}
@@ -74,6 +77,17 @@ func newAlertRig(t *testing.T, path string, produced map[string]bool, hook *webh
 		s.Close()
 	}
 	return r
+}
+
+// offerCounter counts the alerts offered to the outbox.
+type offerCounter struct {
+	AlertStore
+	n *atomic.Int64
+}
+
+func (o offerCounter) InsertBudgetAlerts(ctx context.Context, alerts []schemas.BudgetAlert, webhook string) ([]schemas.BudgetAlert, error) {
+	o.n.Add(int64(len(alerts)))
+	return o.AlertStore.InsertBudgetAlerts(ctx, alerts, webhook)
 }
 
 // flush loads outs as one flush and returns the alerts produced by it,
@@ -150,8 +164,14 @@ func TestAlerterCrossings(t *testing.T) {
 			[]string{"user ann day 2026-11-22 critical", "user ann day 2026-11-22 warn"}},
 		{"a new month", []stream.Output{costly("i7", 1, "cy", 13, d20.AddDate(0, 1, 0))}, []string{"team ml month 2026-12-01 warn"}},
 	} {
+		offered := r.offered.Load()
 		if got := r.flush(st.outs...); !slices.Equal(got, st.want) {
 			t.Errorf("%s: alerts %q, want %q", st.name, got, st.want)
+		}
+		// A level reached again is known to be in the outbox: only new
+		// alerts are offered to the store.
+		if n := r.offered.Load() - offered; n != int64(len(st.want)) {
+			t.Errorf("%s: %d alerts offered to the outbox, want the %d new ones", st.name, n, len(st.want))
 		}
 	}
 	// At "ann's day reaches critical" i1 belongs to bob, but the ledger
