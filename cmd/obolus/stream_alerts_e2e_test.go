@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,19 +50,7 @@ func TestStreamAlertsCrashSafety(t *testing.T) {
 	f.env = append(f.env, "OBOLUS_BUDGETS_ALERTS_WEBHOOK_URL="+rcv.srv.URL, "OBOLUS_BUDGETS_ALERTS_WEBHOOK_SECRET=test-secret",
 		"OBOLUS_BUDGETS_ALERTS_WEBHOOK_EVERY=200ms", "OBOLUS_BUDGETS_ALERTS_WEBHOOK_BACKOFF=10ms", "OBOLUS_BUDGETS_ALERTS_WEBHOOK_TIMEOUT=2s")
 
-	ctx := context.Background()
-	replayed := make(chan error, 1)
-	go func() { replayed <- f.replay(ctx, 8000) }()
-	args := []string{"stream", "--config", f.config, "--group", "alerts", "--duckdb"}
-	start := func(i int) *child {
-		t.Setenv("OBOLUS_STREAM_CLIENT_ID", fmt.Sprintf("worker-%d", i))
-		return f.startChild("worker", args...)
-	}
-	w := killRandomly(t, f, start, 5, "alerts")
-	if err := <-replayed; err != nil {
-		t.Fatal(err)
-	}
-	waitDrainedProcs(t, 90*time.Second, 2*time.Second, w)
+	w := replayWithCrashes(t, f, "alerts", 5)
 
 	outputs := topicMessages(t, f.broker.Addr(), topicOutput)
 	want := expectedAlerts(t, allAnswers(t, outputs), bud.limit, th)
@@ -95,17 +82,7 @@ func TestStreamAlertsCrashSafety(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-w.done:
-		if err != nil {
-			t.Fatalf("worker exited with %v after SIGTERM, want a clean exit\n%s", err, w.tail())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("worker did not stop within 30s of SIGTERM\n%s", w.tail())
-	}
+	w.stop(t)
 
 	// The alerts topic: exactly the expected alerts, each once.
 	got := map[string]int{}
@@ -135,6 +112,7 @@ func TestStreamAlertsCrashSafety(t *testing.T) {
 	}
 
 	// The outbox: every alert, produced, delivered to the webhook.
+	ctx := context.Background()
 	s, err := duckdb.OpenReadOnly(ctx, filepath.Join(f.dir, synth.StoreFile))
 	if err != nil {
 		t.Fatal(err)

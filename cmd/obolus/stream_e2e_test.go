@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,16 +27,25 @@ func TestStreamMatchesBatch(t *testing.T) {
 	scoreAnswers(t, f.dir, got)
 }
 
-// killRandomly kills the worker start(0) gives four times (SIGKILL: no
-// flush, no commit) at random points, each time starting the next one with
-// start(i+1), and returns the last. Any point: while the worker starts,
-// joins its groups, replays its checkpoints, or runs; half the kills land
-// in the first second, where the groups are still settling. Each killed
-// worker's members of group's stages are then expired as a broker would
-// (see expireMembers). salt varies the kill points between tests; the seed
-// is logged so that a failure can be replayed.
-func killRandomly(t *testing.T, f *streamFixture, start func(int) *child, salt uint64, group string) *child {
+// replayWithCrashes replays the workload's input at 8,000 messages/s into
+// an `obolus stream --duckdb` worker of group while killing it four times
+// (SIGKILL: no flush, no commit) at random points, each time starting the
+// next one, and returns the last worker once the replay is done and the
+// stream has drained. Any point: while the worker starts, joins its groups,
+// replays its checkpoints, or runs; half the kills land in the first
+// second, where the groups are still settling. Each killed worker's members
+// of group's stages are then expired as a broker would (see
+// expireMembers). salt varies the kill points between tests; the seed is
+// logged so that a failure can be replayed.
+func replayWithCrashes(t *testing.T, f *streamFixture, group string, salt uint64) *child {
 	t.Helper()
+	replayed := make(chan error, 1)
+	go func() { replayed <- f.replay(context.Background(), 8000) }()
+	args := []string{"stream", "--config", f.config, "--group", group, "--duckdb"}
+	start := func(i int) *child {
+		t.Setenv("OBOLUS_STREAM_CLIENT_ID", fmt.Sprintf("worker-%d", i))
+		return f.startChild("worker", args...)
+	}
 	w := start(0)
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, salt))
@@ -54,6 +62,11 @@ func killRandomly(t *testing.T, f *streamFixture, start func(int) *child, salt u
 		expiring.Go(func() { f.expireMembers(t, fmt.Sprintf("worker-%d", i), group+".rekey", group+".join", group+".load") })
 		w = start(i + 1)
 	}
+	expiring.Wait()
+	if err := <-replayed; err != nil {
+		t.Fatal(err)
+	}
+	waitDrainedProcs(t, 90*time.Second, 2*time.Second, w)
 	return w
 }
 
@@ -64,30 +77,8 @@ func killRandomly(t *testing.T, f *streamFixture, start func(int) *child, salt u
 // store must both hold the batch answer.
 func TestStreamCrashSafety(t *testing.T) {
 	f := newStreamFixture(t, synth.Config{Seed: 9, AgentRequests: 2500, Duration: 6 * time.Hour})
-	ctx := context.Background()
-	replayed := make(chan error, 1)
-	go func() { replayed <- f.replay(ctx, 8000) }()
-	args := []string{"stream", "--config", f.config, "--group", "crash", "--duckdb"}
-	start := func(i int) *child {
-		t.Setenv("OBOLUS_STREAM_CLIENT_ID", fmt.Sprintf("worker-%d", i))
-		return f.startChild("worker", args...)
-	}
-	w := killRandomly(t, f, start, 3, "crash")
-	if err := <-replayed; err != nil {
-		t.Fatal(err)
-	}
-	waitDrainedProcs(t, 90*time.Second, 2*time.Second, w)
-	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-w.done:
-		if err != nil {
-			t.Fatalf("worker exited with %v after SIGTERM, want a clean exit\n%s", err, w.tail())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("worker did not stop within 30s of SIGTERM\n%s", w.tail())
-	}
+	w := replayWithCrashes(t, f, "crash", 3)
+	w.stop(t)
 
 	want := f.batchAnswers()
 	outs := outputAnswers(t, topicMessages(t, f.broker.Addr(), topicOutput))

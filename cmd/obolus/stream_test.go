@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -251,6 +252,23 @@ func (f *streamFixture) startChild(name string, args ...string) *child {
 		}
 	})
 	return c
+}
+
+// stop sends the worker SIGTERM and fails the test unless it exits
+// cleanly within 30 s.
+func (c *child) stop(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-c.done:
+		if err != nil {
+			t.Fatalf("worker exited with %v after SIGTERM, want a clean exit\n%s", err, c.tail())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker did not stop within 30s of SIGTERM\n%s", c.tail())
+	}
 }
 
 func (c *child) kill(t *testing.T) {
