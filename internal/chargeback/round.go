@@ -48,6 +48,23 @@ func ParseDecimal(s string) (*big.Rat, error) {
 	return r, nil
 }
 
+// ParseMicros reads a decimal amount that must be a whole number of
+// micro-units, as persisted costs are, and returns it in micro-units.
+func ParseMicros(s string) (int64, error) {
+	r, err := ParseDecimal(s)
+	if err != nil {
+		return 0, err
+	}
+	m, err := RoundHalfAway(r, MicrosPerUnit)
+	if err != nil {
+		return 0, err
+	}
+	if r.Cmp(big.NewRat(m, MicrosPerUnit)) != 0 {
+		return 0, fmt.Errorf("%q is not a whole number of micro-units", s)
+	}
+	return m, nil
+}
+
 // RoundPreservingSum rounds amounts·scale to integers so that the results sum
 // to the exact total Σamounts·scale rounded half away from zero: each value
 // is floored, and the units still missing go one each to the values with the

@@ -70,6 +70,19 @@ func TestParseDecimal(t *testing.T) {
 	}
 }
 
+func TestParseMicros(t *testing.T) {
+	for s, want := range map[string]int64{"12.5": 12_500_000, "-0.000001": -1, "1.25E-4": 125, "0": 0, " 3 ": 3_000_000} {
+		if got, err := ParseMicros(s); err != nil || got != want {
+			t.Errorf("ParseMicros(%q) = %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0.0000005", "1.25E-7", "1/3", "abc"} {
+		if got, err := ParseMicros(bad); err == nil {
+			t.Errorf("ParseMicros(%q) = %d, accepted", bad, got)
+		}
+	}
+}
+
 func TestFormatFixed(t *testing.T) {
 	for _, tc := range []struct {
 		v    int64

@@ -3,7 +3,6 @@ package report
 import (
 	"context"
 	"fmt"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -27,16 +26,9 @@ func persistedSum(t *testing.T, q Querier, where string) int64 {
 	if err := queryRow(context.Background(), q, `SELECT CAST(coalesce(sum(allocated_cost), 0) AS VARCHAR) FROM cost_allocation`+where).Scan(&s); err != nil {
 		t.Fatal(err)
 	}
-	r, err := chargeback.ParseDecimal(s)
+	m, err := chargeback.ParseMicros(s)
 	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := chargeback.RoundHalfAway(r, chargeback.MicrosPerUnit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Cmp(big.NewRat(m, chargeback.MicrosPerUnit)) != 0 {
-		t.Fatalf("persisted total %s is not a whole number of micro-units", s)
+		t.Fatalf("persisted total %s: %v", s, err)
 	}
 	return m
 }

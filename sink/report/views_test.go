@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -133,13 +132,9 @@ func persistFixture(t *testing.T, db *sql.DB) *Report {
 // micros reads an exact decimal of whole micro-units.
 func micros(t *testing.T, s string) int64 {
 	t.Helper()
-	r, err := chargeback.ParseDecimal(s)
+	m, err := chargeback.ParseMicros(s)
 	if err != nil {
 		t.Fatal(err)
-	}
-	m, err := chargeback.RoundHalfAway(r, chargeback.MicrosPerUnit)
-	if err != nil || r.Cmp(big.NewRat(m, chargeback.MicrosPerUnit)) != 0 {
-		t.Fatalf("%s is not a whole number of micro-units (%v)", s, err)
 	}
 	return m
 }
