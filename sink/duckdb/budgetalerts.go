@@ -9,6 +9,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/obolus/obolus/internal/budget"
 	"github.com/obolus/obolus/schemas"
 )
 
@@ -67,15 +68,14 @@ func (s *Store) RecordBudgetSpend(ctx context.Context, rows []schemas.BudgetSpen
 	touched := map[pkey]bool{}
 	var from, to time.Time
 	for k, i := range best {
-		t := rows[i].EventTime.UTC()
-		day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
-		month := day.AddDate(0, 0, 1-day.Day())
+		day, _ := budget.PeriodBounds(schemas.PeriodDay, rows[i].EventTime)
+		month, end := budget.PeriodBounds(schemas.PeriodMonth, rows[i].EventTime)
 		touched[pkey{k.scope, k.name, schemas.PeriodDay, day}] = true
 		touched[pkey{k.scope, k.name, schemas.PeriodMonth, month}] = true
 		if from.IsZero() || month.Before(from) {
 			from = month
 		}
-		if end := month.AddDate(0, 1, 0); end.After(to) {
+		if end.After(to) {
 			to = end
 		}
 	}
@@ -110,7 +110,7 @@ GROUP BY 1, 2, 3`
 				return fmt.Errorf("sum: %w", err)
 			}
 			day, latest = day.UTC(), latest.UTC()
-			month := time.Date(day.Year(), day.Month(), 1, 0, 0, 0, 0, time.UTC)
+			month, _ := budget.PeriodBounds(schemas.PeriodMonth, day)
 			for _, k := range []pkey{{scope, name, schemas.PeriodDay, day}, {scope, name, schemas.PeriodMonth, month}} {
 				p := sums[k]
 				if p == nil {
