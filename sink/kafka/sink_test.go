@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,11 +18,20 @@ import (
 	"github.com/obolus/obolus/schemas"
 )
 
-// capture is a MessageWriter that keeps what it was given.
+// capture is a MessageWriter that keeps copies of what it was given: a
+// writer may not hold on to the messages' bytes once it returned.
 type capture struct{ msgs []kafka.Message }
 
 func (c *capture) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
-	c.msgs = append(c.msgs, msgs...)
+	for _, m := range msgs {
+		m.Key, m.Value = bytes.Clone(m.Key), bytes.Clone(m.Value)
+		hs := make([]kafka.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			hs[i] = kafka.Header{Key: h.Key, Value: bytes.Clone(h.Value)}
+		}
+		m.Headers = hs
+		c.msgs = append(c.msgs, m)
+	}
 	return nil
 }
 
