@@ -53,6 +53,11 @@ func benchEvents() int {
 //     fresh worker group attributes them. The phases alternate, so a change
 //     in machine load hits both;
 //   - x_spread: (max − min) / median of the three rounds' ratios;
+//   - x_of_passthrough: the same median against a pass-through phase in
+//     each round: the same runner with a handler that produces every input
+//     message once, unchanged, to a topic of its own with the worker's
+//     writer settings. It is the floor of any worker that must produce an
+//     answer per input message, and what the raw phase leaves out;
 //   - paced_p50_ms, paced_p99_ms: produce to acknowledged first answer at
 //     20,000 events/s (OBOLUS_BENCH_STREAM_RATE) with the worker running,
 //     and paced_p99_beyond_grace_ms: the p99 less the wall time the grace
@@ -80,10 +85,15 @@ func BenchmarkStream(b *testing.B) {
 		start := time.Now()
 		usage, agents := produceBench(b, o, n, 0, 0)
 		b.Logf("produced %d usage events and %d agent logs in %s", usage, agents, time.Since(start).Round(time.Millisecond))
-		var ratios, rates []float64
+		var ratios, rates, passRatios []float64
 		var peak int64
 		for round := range 3 {
-			raw := rawConsume(b, o, fmt.Sprintf("bench-raw-%d", round), usage+agents)
+			raw := rawConsume(b, o, fmt.Sprintf("bench-raw-%d", round), usage+agents, nil)
+			passTopic := fmt.Sprintf("bench.pass.%d", round)
+			if _, err := kafkaingest.EnsureTopics(ctx, o, 12, passTopic); err != nil {
+				b.Fatal(err)
+			}
+			pass := rawConsume(b, o, fmt.Sprintf("bench-pass-%d", round), usage+agents, o.Writer(passTopic, &kafka.Hash{}))
 			run := benchRun{group: fmt.Sprintf("bench-%d", round), output: fmt.Sprintf("%s.%d", topicOutput, round), keyed: fmt.Sprintf("obolus.keyed.%d", round)}
 			w, began := startBenchWorker(b, br.Addr(), dir, run)
 			profiled := profileWorker(b, round)
@@ -91,12 +101,16 @@ func BenchmarkStream(b *testing.B) {
 			<-profiled
 			msgs := topicMessages(b, br.Addr(), run.output)
 			last := slices.MaxFunc(msgs, func(a, c kafka.Message) int { return a.Time.Compare(c.Time) }).Time
+			first := slices.MinFunc(msgs, func(a, c kafka.Message) int { return a.Time.Compare(c.Time) }).Time
 			e2e := last.Sub(began)
+			b.Logf("round %d: first answer %s after the worker started", round+1, first.Sub(began).Round(time.Millisecond))
 			peak = max(peak, stopBenchWorker(b, w))
 			rates = append(rates, float64(usage)/e2e.Seconds())
 			ratios = append(ratios, raw.Seconds()/e2e.Seconds())
-			b.Logf("round %d: raw consume %s (%.0f msgs/s), pipeline %s (%.0f events/s): %.2fx", round+1, raw.Round(time.Millisecond),
-				float64(usage+agents)/raw.Seconds(), e2e.Round(time.Millisecond), rates[round], ratios[round])
+			passRatios = append(passRatios, pass.Seconds()/e2e.Seconds())
+			b.Logf("round %d: raw consume %s (%.0f msgs/s), pass-through %s (%.0f msgs/s, %.2fx of raw), pipeline %s (%.0f events/s): %.2fx of raw, %.2fx of pass-through",
+				round+1, raw.Round(time.Millisecond), float64(usage+agents)/raw.Seconds(), pass.Round(time.Millisecond), float64(usage+agents)/pass.Seconds(),
+				raw.Seconds()/pass.Seconds(), e2e.Round(time.Millisecond), rates[round], ratios[round], passRatios[round])
 		}
 		ratio, rate := median(ratios), median(rates)
 
@@ -124,6 +138,7 @@ func BenchmarkStream(b *testing.B) {
 		b.ReportMetric(rate, "events/s")
 		b.ReportMetric(ratio, "x_of_raw_consume")
 		b.ReportMetric((slices.Max(ratios)-slices.Min(ratios))/ratio, "x_spread")
+		b.ReportMetric(median(passRatios), "x_of_passthrough")
 		b.ReportMetric(pct(lat, 0.50), "paced_p50_ms")
 		b.ReportMetric(pct(lat, 0.99), "paced_p99_ms")
 		b.ReportMetric(pct(lat, 0.99)-graceWall, "paced_p99_beyond_grace_ms")
@@ -204,7 +219,11 @@ func firstAnswerLatencies(msgs []kafka.Message, since, until time.Time) []float6
 // rawConsume reads the input topics with the worker's own consumer-group
 // runner and settings, and a handler that only counts, and returns how long
 // reading want messages took.
-func rawConsume(b *testing.B, o kafkaingest.Options, group string, want int) time.Duration {
+// rawConsume reads the input topics with the worker's consumer-group runner
+// and returns how long want messages took. With a writer it is the
+// pass-through phase: each handled batch is produced to w, unchanged,
+// before the handler returns.
+func rawConsume(b *testing.B, o kafkaingest.Options, group string, want int, w *kafka.Writer) time.Duration {
 	var got atomic.Int64
 	done := make(chan struct{})
 	var once sync.Once
@@ -212,7 +231,7 @@ func rawConsume(b *testing.B, o kafkaingest.Options, group string, want int) tim
 		CommitInterval: time.Second, IdleAfter: 500 * time.Millisecond, SessionTimeout: 6 * time.Second, RebalanceTimeout: 10 * time.Second,
 		MaxBytes: 2*(1<<20) + 1<<20, Log: slog.New(slog.DiscardHandler), Status: kafkaingest.NewStatus(),
 		Open: func(_ context.Context, _ string, _ int, _ kafkaingest.Committed) (kafkaingest.Handler, int64, error) {
-			return &countHandler{n: &got, want: int64(want), done: func() { once.Do(func() { close(done) }) }}, kafka.FirstOffset, nil
+			return &countHandler{n: &got, want: int64(want), done: func() { once.Do(func() { close(done) }) }, w: w}, kafka.FirstOffset, nil
 		}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -227,18 +246,32 @@ func rawConsume(b *testing.B, o kafkaingest.Options, group string, want int) tim
 	d := time.Since(start)
 	cancel()
 	<-ran
+	if w != nil {
+		_ = w.Close()
+	}
 	return d
 }
 
-// countHandler counts messages and does nothing else.
+// countHandler counts messages and, with a writer, produces them again.
 type countHandler struct {
 	n    *atomic.Int64
 	want int64
 	done func()
 	next int64
+	w    *kafka.Writer
+	out  []kafka.Message
 }
 
-func (h *countHandler) Handle(_ context.Context, msgs []kafka.Message) error {
+func (h *countHandler) Handle(ctx context.Context, msgs []kafka.Message) error {
+	if h.w != nil {
+		h.out = h.out[:0]
+		for _, m := range msgs {
+			h.out = append(h.out, kafka.Message{Key: m.Key, Value: m.Value, Headers: m.Headers, Time: m.Time})
+		}
+		if err := h.w.WriteMessages(ctx, h.out...); err != nil {
+			return err
+		}
+	}
 	if h.n.Add(int64(len(msgs))) >= h.want {
 		h.done()
 	}
@@ -267,7 +300,7 @@ func startBenchWorker(b *testing.B, addr, dir string, run benchRun) (*exec.Cmd, 
 	cmd := exec.Command(exe, "stream", "--config", cfg, "--group", run.group, "--http", cmp.Or(os.Getenv("OBOLUS_BENCH_STREAM_HTTP"), ""))
 	cmd.Env = append(os.Environ(), childEnv+"=1", "OBOLUS_STREAM_BROKERS="+addr, "OBOLUS_STREAM_PARTITIONS=12",
 		"OBOLUS_STREAM_TOPICS_OUTPUT="+run.output, "OBOLUS_STREAM_TOPICS_KEYED="+run.keyed,
-		"OBOLUS_STREAM_IDLE_FLUSH=500ms", "OBOLUS_STREAM_SESSION_TIMEOUT=6s", "OBOLUS_LOG_LEVEL=warn")
+		"OBOLUS_STREAM_IDLE_FLUSH=500ms", "OBOLUS_STREAM_SESSION_TIMEOUT=6s", "OBOLUS_LOG_LEVEL="+cmp.Or(os.Getenv("OBOLUS_BENCH_LOG_LEVEL"), "warn"))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
