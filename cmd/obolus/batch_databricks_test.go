@@ -67,7 +67,8 @@ func TestDatabricksCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the Databricks path against a local warehouse")
 	}
-	cfg, wh := localSetup(t)
+	faults := &warehouse.Faults{}
+	cfg, wh := localSetupWith(t, warehouse.Config{Faults: faults}, nil)
 	quiet := []string{"--config", cfg, "--log-level", "warn"}
 
 	// init is idempotent: twice, the same objects.
@@ -106,7 +107,7 @@ func TestDatabricksCommands(t *testing.T) {
 	if !strings.Contains(rep, "team") {
 		t.Errorf("report chargeback --target databricks:\n%s", rep)
 	}
-	checkDatabricksPersist(t, wh, quiet)
+	checkDatabricksPersist(t, wh, faults, quiet)
 	out, err := obolus(t, append([]string{"batch", "--target", "databricks", "--mode", "sideways"}, quiet...)...)
 	if err == nil || !strings.Contains(err.Error(), "--mode") {
 		t.Errorf("bad --mode: %v\n%s", err, out)
@@ -188,8 +189,9 @@ func TestDatabricksOverTLSWithOAuthAndCloudFetch(t *testing.T) {
 // checkDatabricksPersist: report chargeback --target databricks --persist
 // writes cost_allocation through the real driver, summing to the bill
 // that a generated bill loaded into system.billing.* makes; a second
-// persist of the same bill changes nothing.
-func checkDatabricksPersist(t *testing.T, wh *dbsqltest.Warehouse, quiet []string) {
+// persist of the same bill changes nothing; a restated bill whose replace
+// statement fails leaves the period as it was, and no staging table behind.
+func checkDatabricksPersist(t *testing.T, wh *dbsqltest.Warehouse, faults *warehouse.Faults, quiet []string) {
 	t.Helper()
 	ctx := dbsqltest.Context(t)
 	db := dbsqltest.Open(t, wh.Config)
@@ -214,7 +216,7 @@ func checkDatabricksPersist(t *testing.T, wh *dbsqltest.Warehouse, quiet []strin
 	}
 	table := wh.Config.Catalog + "." + wh.Config.Schema + ".cost_allocation"
 	state := func() (snapshots, rows int, total string) {
-		if err := db.QueryRowContext(ctx, "SELECT count(DISTINCT snapshot_id), count(*), CAST(sum(allocated_cost) AS STRING) FROM "+table).Scan(&snapshots, &rows, &total); err != nil {
+		if err := db.QueryRowContext(ctx, "SELECT count(DISTINCT snapshot_id), count(*), coalesce(CAST(sum(allocated_cost) AS STRING), 'none') FROM "+table).Scan(&snapshots, &rows, &total); err != nil {
 			t.Fatal(err)
 		}
 		return
@@ -229,5 +231,35 @@ func checkDatabricksPersist(t *testing.T, wh *dbsqltest.Warehouse, quiet []strin
 		if snapshots != 1 || rows == 0 || total != chargeback.FormatFixed(rep.Rec.BilledMicros, 6) || !rep.Billing {
 			t.Errorf("persist %d: cost_allocation holds %d snapshots, %d rows, allocated %s; the bill is %s", i+1, snapshots, rows, total, chargeback.FormatFixed(rep.Rec.BilledMicros, 6))
 		}
+	}
+
+	// A restated bill; its replace fails after every row was staged.
+	if _, err := db.ExecContext(ctx, `UPDATE system.billing.usage SET usage_quantity = usage_quantity * 2
+		WHERE record_id = (SELECT min(record_id) FROM system.billing.usage)`); err != nil {
+		t.Fatal(err)
+	}
+	s0, r0, t0 := state()
+	// The first multi-row INSERT of the rows fails, then (another run) the
+	// statement that replaces the period.
+	for _, failing := range []string{"VALUES (", "REPLACE WHERE"} {
+		faults.FailStatement(failing, 1)
+		if out, err := obolus(t, append([]string{"report", "chargeback", "--target", "databricks", "--period", "2026-11", "--persist", "--format", "csv"}, quiet...)...); err == nil {
+			t.Fatalf("persist with a failing statement (%s) succeeded:\n%s", failing, out)
+		}
+		if s1, r1, t1 := state(); s1 != s0 || r1 != r0 || t1 != t0 {
+			t.Errorf("a persist failing at %s changed cost_allocation: %d snapshots, %d rows, %s allocated; was %d, %d, %s", failing, s1, r1, t1, s0, r0, t0)
+		}
+	}
+	var left int
+	if err := wh.Server.DB().QueryRowContext(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_name LIKE 'cost_allocation_obolus_stage_%'`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("staging tables left behind: %d (%v)", left, err)
+	}
+	mustObolus(t, append([]string{"report", "chargeback", "--target", "databricks", "--period", "2026-11", "--persist", "--format", "csv"}, quiet...)...)
+	rep, err := report.Build(ctx, src, report.Options{Period: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snapshots, _, total := state(); snapshots != 1 || total != chargeback.FormatFixed(rep.Rec.BilledMicros, 6) || total == t0 {
+		t.Errorf("restated persist: %d snapshots, allocated %s; the restated bill is %s (was %s)", snapshots, total, chargeback.FormatFixed(rep.Rec.BilledMicros, 6), t0)
 	}
 }

@@ -302,3 +302,58 @@ func joinTokens(toks []token) string {
 	s := strings.Join(parts, " ")
 	return strings.NewReplacer("( ", "(", " )", ")", " ,", ",").Replace(s)
 }
+
+// replaceWhereForm rewrites Delta's INSERT INTO t REPLACE WHERE predicate
+// query, which replaces the rows matching the predicate with the query's in
+// one commit, into the one DuckDB statement that does the same atomically:
+//
+//	MERGE INTO t USING (query) AS s ON FALSE
+//	WHEN NOT MATCHED BY TARGET THEN INSERT *
+//	WHEN NOT MATCHED BY SOURCE AND (predicate) THEN DELETE
+//
+// The predicate's parameter markers move after the query's, so a query with
+// markers of its own is refused. ok is false for any other statement.
+func replaceWhereForm(q string) (form string, ok bool, err error) {
+	toks, err := tokenizeDDL(q)
+	if err != nil || len(toks) < 5 || !strings.EqualFold(toks[0].text, "INSERT") || !strings.EqualFold(toks[1].text, "INTO") {
+		return "", false, nil
+	}
+	i := 2
+	if strings.EqualFold(toks[i].text, "TABLE") {
+		i++
+	}
+	if i+2 >= len(toks) || toks[i].kind != tokWord || !strings.EqualFold(toks[i+1].text, "REPLACE") || !strings.EqualFold(toks[i+2].text, "WHERE") {
+		return "", false, nil
+	}
+	name, predFrom := toks[i].text, i+3
+	// The query starts at the first SELECT, WITH, TABLE, VALUES or FROM
+	// outside parentheses: the predicate's subqueries are inside them.
+	depth, queryAt := 0, -1
+	for j := predFrom; j < len(toks) && queryAt < 0; j++ {
+		switch t := toks[j]; {
+		case t.text == "(":
+			depth++
+		case t.text == ")":
+			depth--
+		case depth == 0 && t.kind == tokWord:
+			switch strings.ToUpper(t.text) {
+			case "SELECT", "WITH", "TABLE", "VALUES", "FROM":
+				queryAt = j
+			}
+		}
+	}
+	if queryAt <= predFrom {
+		return "", true, fmt.Errorf("INSERT INTO %s REPLACE WHERE: no predicate or no query after it", name)
+	}
+	for j := queryAt; j < len(toks); j++ {
+		named := toks[j].text == ":" && j+1 < len(toks) && toks[j+1].kind == tokWord && toks[j-1].text != ":"
+		if toks[j].kind == tokPunct && (toks[j].text == "?" || named) {
+			return "", true, fmt.Errorf("INSERT INTO %s REPLACE WHERE: the local warehouse binds parameters in the predicate only, not in the query", name)
+		}
+	}
+	pred := strings.TrimSpace(q[toks[predFrom].pos:toks[queryAt].pos])
+	query := strings.TrimRight(strings.TrimSpace(q[toks[queryAt].pos:]), ";")
+	return "MERGE INTO " + name + " USING (" + query + ") AS obolus_replace_source ON FALSE " +
+		"WHEN NOT MATCHED BY TARGET THEN INSERT * " +
+		"WHEN NOT MATCHED BY SOURCE AND (" + pred + ") THEN DELETE", true, nil
+}

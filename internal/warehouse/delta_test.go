@@ -53,3 +53,29 @@ func TestDeltaForm(t *testing.T) {
 		t.Error("an unterminated string was accepted")
 	}
 }
+
+func TestReplaceWhereForm(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok, err  bool
+	}{
+		{in: "INSERT INTO c.s.t REPLACE WHERE hour >= ? AND hour < ? SELECT a, b FROM c.s.stage",
+			want: "MERGE INTO c.s.t USING (SELECT a, b FROM c.s.stage) AS obolus_replace_source ON FALSE WHEN NOT MATCHED BY TARGET THEN INSERT * " +
+				"WHEN NOT MATCHED BY SOURCE AND (hour >= ? AND hour < ?) THEN DELETE", ok: true},
+		{in: "insert into table `t` replace where d IN (SELECT d FROM x) WITH q AS (SELECT 1 AS d) SELECT * FROM q;",
+			want: "MERGE INTO `t` USING (WITH q AS (SELECT 1 AS d) SELECT * FROM q) AS obolus_replace_source ON FALSE WHEN NOT MATCHED BY TARGET THEN INSERT * " +
+				"WHEN NOT MATCHED BY SOURCE AND (d IN (SELECT d FROM x)) THEN DELETE", ok: true},
+		{in: "INSERT INTO t REPLACE WHERE d = 1 SELECT * FROM s WHERE e = ?", ok: true, err: true},
+		{in: "INSERT INTO t REPLACE WHERE d = 1 SELECT * FROM s WHERE e = :e", ok: true, err: true},
+		{in: "INSERT INTO t REPLACE WHERE SELECT 1", ok: true, err: true},
+		{in: "INSERT INTO t SELECT * FROM s"},
+		{in: "INSERT INTO t VALUES (1)"},
+		{in: "SELECT 'INSERT INTO t REPLACE WHERE'"},
+	}
+	for _, tt := range tests {
+		got, ok, err := replaceWhereForm(tt.in)
+		if ok != tt.ok || (err != nil) != tt.err || !tt.err && got != tt.want {
+			t.Errorf("replaceWhereForm(%q) = %q, %v, %v\nwant %q, %v, error %v", tt.in, got, ok, err, tt.want, tt.ok, tt.err)
+		}
+	}
+}

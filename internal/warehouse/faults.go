@@ -1,7 +1,9 @@
 package warehouse
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -16,6 +18,12 @@ type Faults struct {
 	injected   int
 	expireSkip int // result links to hand out valid before expired ones
 	expire     int // result links still to hand out already expired
+	stmtFaults []stmtFault
+}
+
+type stmtFault struct {
+	contains  string
+	remaining int
 }
 
 type faultRule struct {
@@ -37,6 +45,36 @@ func (f *Faults) FailNext(method string, n, status, retryAfterSeconds int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rules = append(f.rules, faultRule{method: method, remaining: n, status: status, retryAfter: retryAfterSeconds})
+}
+
+// FailStatement makes the next n statements whose SQL text contains
+// contains fail as a statement error (as a Delta commit conflict would),
+// after the transport has accepted them.
+func (f *Faults) FailStatement(contains string, n int) {
+	if f == nil || n <= 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stmtFaults = append(f.stmtFaults, stmtFault{contains: contains, remaining: n})
+}
+
+// statementError is the injected failure of statement q, if one is due.
+func (f *Faults) statementError(q string) error {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.stmtFaults {
+		sf := &f.stmtFaults[i]
+		if sf.remaining > 0 && strings.Contains(q, sf.contains) {
+			sf.remaining--
+			f.injected++
+			return fmt.Errorf("injected failure of a statement containing %q", sf.contains)
+		}
+	}
+	return nil
 }
 
 // DropNext makes the server close the TCP connection without answering the
@@ -114,6 +152,7 @@ func (f *Faults) Reset() {
 	f.rules = nil
 	f.execDelay = 0
 	f.expireSkip, f.expire = 0, 0
+	f.stmtFaults = nil
 }
 
 func (f *Faults) take(method string) (faultRule, bool) {

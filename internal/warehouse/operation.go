@@ -184,6 +184,9 @@ func (op *operation) execute() (*execResult, error) {
 			return nil, ctx.Err()
 		}
 	}
+	if err := op.srv.cfg.Faults.statementError(op.query); err != nil {
+		return nil, err
+	}
 	if res, isStaging, err := op.srv.stagingStatement(op.query, op.base); isStaging || err != nil {
 		return res, err
 	}
@@ -199,7 +202,14 @@ func (op *operation) execute() (*execResult, error) {
 	}
 	in.catalogs = reservedCatalogs
 	in.volumeRoot = op.srv.volumeRoot
-	rw, err := rewriteSQL(op.query, in)
+	query := op.query
+	if form, ok, err := replaceWhereForm(query); ok || err != nil {
+		if err != nil {
+			return nil, fmt.Errorf("reading statement: %w", err)
+		}
+		query = form
+	}
+	rw, err := rewriteSQL(query, in)
 	if err != nil {
 		return nil, fmt.Errorf("reading statement: %w", err)
 	}

@@ -3,6 +3,7 @@ package report
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
@@ -186,20 +187,32 @@ func (r *Report) Persist(ctx context.Context, t AllocationTable, now time.Time) 
 const allocationColumns = `snapshot_id, computed_at, period_start, period_end, hour, event_date, invocation_id, end_user, team, cost_center,
 	agent_endpoint, endpoint_id, endpoint_name, destination_model, match_method, weight, list_cost, allocated_cost, currency`
 
-// persistInserts is the Databricks writer: the period's rows deleted, then
-// the new ones inserted by multi-row INSERTs with every value bound. Delta
-// has no multi-statement transactions, so these are separate commits and a
-// failed run leaves the period short until it is persisted again.
+// persistInserts is the Databricks writer. Delta has no multi-statement
+// transactions, so the rows go first into a staging table of their own
+// (multi-row INSERTs with every value bound), then replace the period in one
+// statement, INSERT INTO ... REPLACE WHERE, a single Delta commit: a run that
+// fails at any point leaves the period as it was. The staging table is
+// dropped afterwards; one left behind by a killed process is named
+// <table>_obolus_stage_<hex> and may be dropped.
 func (r *Report) persistInserts(ctx context.Context, t AllocationTable, tbl, inPeriod string, pargs []any, rows []AllocationRow, at time.Time) error {
-	if _, err := t.DB.ExecContext(ctx, `DELETE FROM `+tbl+inPeriod, pargs...); err != nil {
-		return fmt.Errorf("report: persist: clear the period in %s: %w", t.Table, err)
+	var suffix [6]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return fmt.Errorf("report: persist: staging table name: %w", err)
 	}
+	stage, err := Source{Dialect: t.Dialect}.table("cost_allocation", t.Table+"_obolus_stage_"+hex.EncodeToString(suffix[:]))
+	if err != nil {
+		return err
+	}
+	if _, err := t.DB.ExecContext(ctx, `CREATE TABLE `+stage+` AS SELECT `+allocationColumns+` FROM `+tbl+` LIMIT 0`); err != nil {
+		return fmt.Errorf("report: persist: create staging table for %s: %w", t.Table, err)
+	}
+	defer t.DB.ExecContext(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS `+stage) //nolint:errcheck // best effort: the name says it may be dropped
 	ts := t.Dialect.ts()
 	tuple := `(?, ` + ts + `, ` + ts + `, ` + ts + `, ` + ts + `, CAST(` + ts + ` AS DATE), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS DECIMAL(38, 6)), CAST(? AS DECIMAL(38, 6)), ?)`
 	for lo := 0; lo < len(rows); lo += persistBatch {
 		batch := rows[lo:min(lo+persistBatch, len(rows))]
 		var sb strings.Builder
-		sb.WriteString(`INSERT INTO ` + tbl + ` (` + allocationColumns + `) VALUES `)
+		sb.WriteString(`INSERT INTO ` + stage + ` (` + allocationColumns + `) VALUES `)
 		args := make([]any, 0, len(batch)*19)
 		for i := range batch {
 			a := &batch[i]
@@ -213,8 +226,11 @@ func (r *Report) persistInserts(ctx context.Context, t AllocationTable, tbl, inP
 				chargeback.FormatFixed(a.ListMicros, 6), chargeback.FormatFixed(a.AllocatedMicros, 6), r.Currency)
 		}
 		if _, err := t.DB.ExecContext(ctx, sb.String(), args...); err != nil {
-			return fmt.Errorf("report: persist: insert rows %d to %d into %s: %w", lo+1, lo+len(batch), t.Table, err)
+			return fmt.Errorf("report: persist: stage rows %d to %d for %s: %w", lo+1, lo+len(batch), t.Table, err)
 		}
+	}
+	if _, err := t.DB.ExecContext(ctx, `INSERT INTO `+tbl+` REPLACE`+inPeriod+` SELECT `+allocationColumns+` FROM `+stage, pargs...); err != nil {
+		return fmt.Errorf("report: persist: replace the period in %s: %w", t.Table, err)
 	}
 	return nil
 }
