@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,6 +22,7 @@ import (
 
 	kafkaingest "github.com/obolus/obolus/ingest/kafka"
 	"github.com/obolus/obolus/internal/devbroker"
+	"github.com/obolus/obolus/internal/peakrss"
 	kafkasink "github.com/obolus/obolus/sink/kafka"
 )
 
@@ -314,15 +314,7 @@ func startBenchWorker(b *testing.B, addr, dir string, run benchRun) (*exec.Cmd, 
 // maxrss is not used: on Linux it can carry the parent's RSS from before
 // exec, and the parent here holds the broker's topics.)
 func stopBenchWorker(b *testing.B, cmd *exec.Cmd) int64 {
-	var hwm int64
-	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)); err == nil {
-		for line := range strings.SplitSeq(string(st), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-				hwm = kb * 1024
-			}
-		}
-	}
+	hwm, _ := peakrss.Of(cmd.Process.Pid) // zero on failure: rusage below
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		b.Errorf("worker exited with %v after SIGTERM", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/obolus/obolus/internal/app"
 	"github.com/obolus/obolus/internal/batch"
 	"github.com/obolus/obolus/internal/config"
+	"github.com/obolus/obolus/internal/peakrss"
 	"github.com/obolus/obolus/internal/synth"
 )
 
@@ -187,12 +188,8 @@ func TestBenchPipelineChild(t *testing.T) {
 	// The process's own high-water mark: the parent's rusage Maxrss of a
 	// child can carry the parent's resident set from before the exec, and
 	// the parent holds the generated workload.
-	if st, err := os.ReadFile("/proc/self/status"); err == nil {
-		for line := range strings.SplitSeq(string(st), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				fmt.Printf("vmhwm_kb %s\n", strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			}
-		}
+	if hwm, err := peakrss.Of(0); err == nil {
+		fmt.Printf("peak_rss_bytes %d\n", hwm)
 	}
 }
 
@@ -213,9 +210,8 @@ func pipelineChild(tb testing.TB, dir, store string) (time.Duration, int64, int6
 		if n, ok := strings.CutPrefix(line, "usage_rows "); ok {
 			fmt.Sscan(n, &rows)
 		}
-		if n, ok := strings.CutPrefix(line, "vmhwm_kb "); ok {
+		if n, ok := strings.CutPrefix(line, "peak_rss_bytes "); ok {
 			fmt.Sscan(n, &rss)
-			rss *= 1024
 		}
 	}
 	if ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage); rss == 0 && ru != nil {
