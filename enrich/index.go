@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"iter"
 	"sort"
 	"time"
 
@@ -14,9 +15,7 @@ import (
 //
 // An Index is not safe for concurrent use.
 type Index struct {
-	reqs     []schemas.AgentRequest
-	prov     []provenance
-	live     []bool
+	held     heldRequests
 	byKey    map[string]int32 // AgentRequest.Key() → position
 	byTrace  map[string]int32 // normalised trace id → position
 	byReqID  map[string]int32 // agent request id and client request id → position
@@ -115,10 +114,7 @@ func (ix *Index) add(r *schemas.AgentRequest) {
 
 // insert holds r as a new entry with its provenance.
 func (ix *Index) insert(r *schemas.AgentRequest, p provenance) {
-	pos := int32(len(ix.reqs))
-	ix.reqs = append(ix.reqs, *r)
-	ix.prov = append(ix.prov, p)
-	ix.live = append(ix.live, true)
+	pos := ix.held.add(heldRequest{req: *r, prov: p, live: true})
 	ix.size++
 	ix.link(pos)
 	ix.place(pos)
@@ -127,7 +123,7 @@ func (ix *Index) insert(r *schemas.AgentRequest, p provenance) {
 // place puts a held request on its service principal's timeline, if it has
 // what the timeline needs.
 func (ix *Index) place(pos int32) {
-	r := &ix.reqs[pos]
+	r := &ix.held.at(pos).req
 	if r.ServicePrincipal == "" || r.StartTime.IsZero() {
 		return
 	}
@@ -140,7 +136,7 @@ func (ix *Index) place(pos int32) {
 }
 
 func (ix *Index) find(key, trace, reqID, clientID string) (int32, bool) {
-	if pos, ok := ix.byKey[key]; ok && ix.live[pos] {
+	if pos, ok := ix.byKey[key]; ok && ix.held.at(pos).live {
 		return pos, true
 	}
 	if trace != "" {
@@ -162,9 +158,9 @@ func (ix *Index) find(key, trace, reqID, clientID string) (int32, bool) {
 // request keeps its owner. A merge may change the key (a smaller id of the
 // same rank): the new one finds the entry too.
 func (ix *Index) link(pos int32) {
-	r := &ix.reqs[pos]
+	r := &ix.held.at(pos).req
 	claim := func(m map[string]int32, id string) {
-		if owner, taken := m[id]; !taken || !ix.live[owner] {
+		if owner, taken := m[id]; !taken || !ix.held.at(owner).live {
 			m[id] = pos
 		}
 	}
@@ -182,8 +178,8 @@ func (ix *Index) link(pos int32) {
 }
 
 func (ix *Index) merge(pos int32, r *schemas.AgentRequest) {
-	held := &ix.reqs[pos]
-	pv := &ix.prov[pos]
+	h := ix.held.at(pos)
+	held, pv := &h.req, &h.prov
 	rank := uint8(schemas.SourceRank(r.Source))
 	wasPlaced := held.ServicePrincipal != "" && !held.StartTime.IsZero()
 	oldSP, oldStart, oldEnd := held.ServicePrincipal, held.StartTime, held.End()
@@ -271,10 +267,14 @@ func (ix *Index) ByRequestID(id string) (*schemas.AgentRequest, bool) {
 
 func (ix *Index) get(m map[string]int32, k string) (*schemas.AgentRequest, bool) {
 	pos, ok := m[k]
-	if !ok || !ix.live[pos] {
+	if !ok {
 		return nil, false
 	}
-	return &ix.reqs[pos], true
+	h := ix.held.at(pos)
+	if !h.live {
+		return nil, false
+	}
+	return &h.req, true
 }
 
 // Running returns the requests of a service principal whose interval
@@ -299,26 +299,27 @@ func (ix *Index) Evict(before time.Time) int {
 		}
 	}
 	// Requests without a timeline entry are dropped by their own end time.
-	for pos := range ix.reqs {
-		r := &ix.reqs[pos]
-		if ix.live[pos] && (r.ServicePrincipal == "" || r.StartTime.IsZero()) && !r.StartTime.IsZero() && r.End().UnixNano() < cut {
-			ix.drop(int32(pos))
+	for pos, h := range ix.held.all() {
+		r := &h.req
+		if h.live && (r.ServicePrincipal == "" || r.StartTime.IsZero()) && !r.StartTime.IsZero() && r.End().UnixNano() < cut {
+			ix.drop(pos)
 			n++
 		}
 	}
-	if ix.size < len(ix.reqs)/2 {
+	if ix.size < int(ix.held.n)/2 {
 		ix.compact()
 	}
 	return n
 }
 
 func (ix *Index) drop(pos int32) {
-	if !ix.live[pos] {
+	h := ix.held.at(pos)
+	if !h.live {
 		return
 	}
-	ix.live[pos] = false
+	h.live = false
 	ix.size--
-	r := &ix.reqs[pos]
+	r := &h.req
 	unlink := func(m map[string]int32, k string) {
 		if k != "" && m[k] == pos {
 			delete(m, k)
@@ -337,11 +338,10 @@ func (ix *Index) compact() {
 	old := *ix
 	*ix = *NewIndex()
 	ix.tolerance, ix.disagreements = old.tolerance, old.disagreements
-	for pos := range old.reqs {
-		if !old.live[pos] {
-			continue
+	for _, h := range old.held.all() {
+		if h.live {
+			ix.insert(&h.req, h.prov)
 		}
-		ix.insert(&old.reqs[pos], old.prov[pos])
 	}
 }
 
@@ -402,7 +402,7 @@ func (tl *timeline) prepare(ix *Index) {
 		tl.maxDur = 0
 		for i := range tl.entries {
 			e := &tl.entries[i]
-			r := &ix.reqs[e.pos]
+			r := &ix.held.at(e.pos).req
 			e.start, e.end = r.StartTime.UnixNano(), r.End().UnixNano()
 			tl.maxDur = max(tl.maxDur, e.end-e.start)
 		}
@@ -434,8 +434,8 @@ func (tl *timeline) stab(dst []*schemas.AgentRequest, ix *Index, t, skew int64) 
 		if e.start < floor {
 			break
 		}
-		if e.end+skew >= t && ix.live[e.pos] {
-			dst = append(dst, &ix.reqs[e.pos])
+		if h := ix.held.at(e.pos); e.end+skew >= t && h.live {
+			dst = append(dst, &h.req)
 		}
 	}
 	// Walking back produced descending start order; callers expect ascending.
@@ -451,7 +451,7 @@ func (tl *timeline) evict(ix *Index, cut int64) int {
 	kept := tl.entries[:0]
 	for _, e := range tl.entries {
 		if e.end < cut {
-			if ix.live[e.pos] {
+			if ix.held.at(e.pos).live {
 				ix.drop(e.pos)
 				n++
 			}
@@ -461,4 +461,51 @@ func (tl *timeline) evict(ix *Index, cut int64) int {
 	}
 	tl.entries = kept
 	return n
+}
+
+// heldRequests holds an index's requests in blocks of a fixed size. Adding
+// one never moves the others: a growing slice would copy every request at
+// each growth and keep both copies until the next collection, which at two
+// million requests is most of a batch run's peak memory.
+type heldRequests struct {
+	blocks [][]heldRequest
+	n      int32
+}
+
+// heldRequest is a held request with its provenance; a dropped one stays in
+// its block, not live, until the index is compacted.
+type heldRequest struct {
+	req  schemas.AgentRequest
+	prov provenance
+	live bool
+}
+
+const heldBlockBits = 8
+
+func (h *heldRequests) add(r heldRequest) int32 {
+	if h.n&(1<<heldBlockBits-1) == 0 {
+		h.blocks = append(h.blocks, make([]heldRequest, 0, 1<<heldBlockBits))
+	}
+	b := &h.blocks[len(h.blocks)-1]
+	*b = append(*b, r)
+	h.n++
+	return h.n - 1
+}
+
+func (h *heldRequests) at(pos int32) *heldRequest {
+	return &h.blocks[pos>>heldBlockBits][pos&(1<<heldBlockBits-1)]
+}
+
+// all yields every held request, live or not, in the order added.
+func (h *heldRequests) all() iter.Seq2[int32, *heldRequest] {
+	return func(yield func(int32, *heldRequest) bool) {
+		for bi := range h.blocks {
+			b := h.blocks[bi]
+			for i := range b {
+				if !yield(int32(bi<<heldBlockBits+i), &b[i]) {
+					return
+				}
+			}
+		}
+	}
 }

@@ -157,11 +157,11 @@ func (e *Engine) FitTiming() *TimingModel {
 	}
 	e.learner = nil
 	ix := e.matcher.idx
-	for pos := range ix.reqs {
-		if !ix.live[pos] {
+	for _, h := range ix.held.all() {
+		if !h.live {
 			continue
 		}
-		r := &ix.reqs[pos]
+		r := &h.req
 		c := l.counts(r.ServicePrincipal)
 		c.reqs[durBucket(r)]++
 		c.held++
