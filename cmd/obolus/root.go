@@ -52,7 +52,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	var cpuProfile string
+	var cpuProfile, memProfile string
 	var profFile *os.File
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		a.out = cmd.OutOrStdout()
@@ -71,9 +71,14 @@ func newRoot() *cobra.Command {
 			pprof.StopCPUProfile()
 			profFile.Close()
 		}
+		if memProfile != "" {
+			writeAllocProfile(memProfile)
+		}
 	}
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentFlags().StringVar(&memProfile, "memprofile", "", "write the run's allocation profile to this file when it ends")
+	_ = root.PersistentFlags().MarkHidden("memprofile")
 	root.PersistentFlags().StringVarP(&a.configFile, "config", "c", "", "configuration file (YAML); see deploy/obolus.example.yaml")
 	root.PersistentFlags().String("log-level", "", "log level: debug, info, warn, error (overrides log.level)")
 	root.PersistentFlags().String("log-format", "", "log format: text or json (overrides log.format)")
@@ -184,4 +189,19 @@ func (a *cli) openStore(ctx context.Context) (*duckdb.Store, error) {
 	}
 	store, err := app.OpenStore(ctx, a.cfg)
 	return store, a.storeError(err)
+}
+
+// writeAllocProfile writes what the run allocated, for finding what keeps
+// the collector busy; a failure is only logged, the run's outcome stands.
+func writeAllocProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		slog.Warn("--memprofile", "err", err)
+	}
 }
