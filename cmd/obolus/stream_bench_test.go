@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -63,6 +64,9 @@ func benchEvents() int {
 //     and paced_p99_beyond_grace_ms: the p99 less the wall time the grace
 //     period takes at the generator's event-time pace;
 //   - peak_rss_MB: the peak resident memory of the workers.
+//
+// OBOLUS_BENCH_BROKER_PROFILE profiles the broker's process during the
+// first round's pass-through and pipeline phases (profileBench).
 func BenchmarkStream(b *testing.B) {
 	n := benchEvents()
 	paceRate := 20000.0
@@ -93,11 +97,15 @@ func BenchmarkStream(b *testing.B) {
 			if _, err := kafkaingest.EnsureTopics(ctx, o, 12, passTopic); err != nil {
 				b.Fatal(err)
 			}
+			stopProfile := profileBench(b, round, "pass")
 			pass := rawConsume(b, o, fmt.Sprintf("bench-pass-%d", round), usage+agents, o.Writer(passTopic, &kafka.Hash{}))
+			stopProfile()
 			run := benchRun{group: fmt.Sprintf("bench-%d", round), output: fmt.Sprintf("%s.%d", topicOutput, round), keyed: fmt.Sprintf("obolus.keyed.%d", round)}
 			w, began := startBenchWorker(b, br.Addr(), dir, run)
 			profiled := profileWorker(b, round)
+			stopProfile = profileBench(b, round, "pipeline")
 			waitAnswers(b, br.Addr(), run.output, usage, w)
+			stopProfile()
 			<-profiled
 			msgs := topicMessages(b, br.Addr(), run.output)
 			last := slices.MaxFunc(msgs, func(a, c kafka.Message) int { return a.Time.Compare(c.Time) }).Time
@@ -175,6 +183,31 @@ func profileWorker(b *testing.B, round int) <-chan struct{} {
 		}
 	}()
 	return done
+}
+
+// profileBench profiles this process, which runs the broker, during one
+// phase of the first round, to OBOLUS_BENCH_BROKER_PROFILE with the phase's
+// name appended, when that is set. In the pipeline phase the profile is the
+// broker's (the worker is another process; the benchmark only polls the
+// output's offsets); in the pass-through phase
+// it is the broker's and the pass-through client's. Against the phase's
+// length it says how busy the machine was, and where.
+func profileBench(b *testing.B, round int, phase string) (stop func()) {
+	path := os.Getenv("OBOLUS_BENCH_BROKER_PROFILE")
+	if round != 0 || path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path + "." + phase)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 func median(xs []float64) float64 {
