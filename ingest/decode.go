@@ -30,6 +30,8 @@ const MaxUsageSchemaVersion = 1
 //   - Invalid UTF-8 anywhere in the record is an error.
 //   - Errors are *FieldError naming the column.
 
+// usageFields are the columns schemas.UsageEvent carries; the others are
+// skipped like any unknown key (checked only for JSON syntax and UTF-8).
 var usageFields = newFieldSet(
 	required(fStr("invocation_id", func(u *schemas.UsageEvent) *string { return &u.InvocationID })),
 	fStr("request_id", func(u *schemas.UsageEvent) *string { return &u.RequestID }),
@@ -39,15 +41,9 @@ var usageFields = newFieldSet(
 	required(fTime("event_time", func(u *schemas.UsageEvent) *time.Time { return &u.EventTime })),
 	fCommon("endpoint_id", func(u *schemas.UsageEvent) *string { return &u.EndpointID }),
 	fCommon("endpoint_name", func(u *schemas.UsageEvent) *string { return &u.EndpointName }),
-	fMap("endpoint_tags", func(u *schemas.UsageEvent) *map[string]string { return &u.EndpointTags }),
-	fCommon("destination_type", func(u *schemas.UsageEvent) *string { return &u.DestinationType }),
 	fCommon("destination_name", func(u *schemas.UsageEvent) *string { return &u.DestinationName }),
-	fCommon("destination_id", func(u *schemas.UsageEvent) *string { return &u.DestinationID }),
 	fCommon("destination_model", func(u *schemas.UsageEvent) *string { return &u.DestinationModel }),
 	required(fCommon("requester", func(u *schemas.UsageEvent) *string { return &u.Requester })),
-	fCommon("requester_type", func(u *schemas.UsageEvent) *string { return &u.RequesterType }),
-	fCommon("api_type", func(u *schemas.UsageEvent) *string { return &u.APIType }),
-	fCommon("user_agent", func(u *schemas.UsageEvent) *string { return &u.UserAgent }),
 	fMap("request_tags", func(u *schemas.UsageEvent) *map[string]string { return &u.RequestTags }),
 	fCount("input_tokens", func(u *schemas.UsageEvent) *int64 { return &u.InputTokens }),
 	fCount("output_tokens", func(u *schemas.UsageEvent) *int64 { return &u.OutputTokens }),

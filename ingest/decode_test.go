@@ -49,10 +49,8 @@ func wantUsage() schemas.UsageEvent {
 	return schemas.UsageEvent{
 		InvocationID: "inv-1", RequestID: "req-1", AccountID: "acc-1", WorkspaceID: "1234567890",
 		SchemaVersion: 1, EventTime: time.Date(2026, 3, 1, 10, 0, 0, 123e6, time.UTC),
-		EndpointID: "ep-uuid", EndpointName: "gpt-gateway", EndpointTags: map[string]string{"team": "ml"},
-		DestinationType: "FOUNDATION_MODEL", DestinationName: "databricks-gpt-5-mini", DestinationID: "dest-1",
-		DestinationModel: "gpt-5-mini", Requester: "sp-agent", RequesterType: "SERVICE_PRINCIPAL",
-		APIType: "mlflow/v1/chat/completions", UserAgent: "openai-python/1.0",
+		EndpointID: "ep-uuid", EndpointName: "gpt-gateway",
+		DestinationName: "databricks-gpt-5-mini", DestinationModel: "gpt-5-mini", Requester: "sp-agent",
 		RequestTags: map[string]string{"mlflow_trace_id": "tr-abc"},
 		InputTokens: 1200, OutputTokens: 300, TotalTokens: 1500,
 		TokenDetails: schemas.TokenDetails{CacheReadInputTokens: 100, OutputReasoningTokens: 50},
@@ -145,8 +143,15 @@ func TestDecodeUsage(t *testing.T) {
 			}},
 		{name: "map non-string value", edit: func(m map[string]any) { m["request_tags"] = map[string]any{"n": 1} },
 			field: "request_tags", why: `value of key "n" is not a string: 1`},
-		{name: "map nested object value", edit: func(m map[string]any) { m["endpoint_tags"] = map[string]any{"n": map[string]any{}} },
-			field: "endpoint_tags", why: "not a string"},
+		{name: "map nested object value", edit: func(m map[string]any) { m["request_tags"] = map[string]any{"n": map[string]any{}} },
+			field: "request_tags", why: "not a string"},
+		// Columns attribution does not read are skipped, whatever they hold:
+		// a bad endpoint_tags must not cost the row its attribution.
+		{name: "unread columns with bad values", edit: func(m map[string]any) {
+			m["endpoint_tags"] = map[string]any{"n": map[string]any{}}
+			m["user_agent"] = 5
+			m["api_type"] = []any{1}
+		}},
 		{name: "pair array non-string value", edit: func(m map[string]any) {
 			m["request_tags"] = []any{map[string]any{"key": "k", "value": true}}
 		}, field: "request_tags", why: "not a string"},
@@ -250,7 +255,7 @@ func TestDecodeLegacyUsage(t *testing.T) {
 	}
 	want := schemas.UsageEvent{
 		InvocationID: "dbr-1", RequestID: "dbr-1", AccountID: "a", WorkspaceID: "w",
-		EventTime: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), EndpointID: "se-1", DestinationID: "se-1",
+		EventTime: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), EndpointID: "se-1",
 		Requester: "sp", RequestTags: map[string]string{"end_user": "ann@example.com", "client_request_id": "c-1"},
 		InputTokens: 10, OutputTokens: 5, TotalTokens: 15, StatusCode: 200, Source: schemas.SourceServingEndpoint,
 	}

@@ -452,18 +452,14 @@ func sampleUsage(n int) []schemas.UsageEvent {
 		u := schemas.UsageEvent{
 			InvocationID: "inv-" + itoa(i), RequestID: "req-" + itoa(i/3), AccountID: "acc-1", WorkspaceID: "1001",
 			SchemaVersion: 1, EventTime: t0.Add(time.Duration(i)*time.Minute + time.Duration(i)*123456*time.Nanosecond/1000*1000),
-			EndpointID: "ep-1", EndpointName: "gateway", DestinationType: "FOUNDATION_MODEL", DestinationName: "databricks-gpt-5-mini",
-			DestinationID: "dest-1", DestinationModel: "gpt-5-mini", Requester: "sp-" + itoa(i%3), RequesterType: "SERVICE_PRINCIPAL",
-			APIType: "mlflow/v1/chat/completions", UserAgent: "openai-python/1.52.0",
+			EndpointID: "ep-1", EndpointName: "gateway", DestinationName: "databricks-gpt-5-mini",
+			DestinationModel: "gpt-5-mini", Requester: "sp-" + itoa(i%3),
 			InputTokens: int64(100 + i), OutputTokens: int64(i % 7), TotalTokens: int64(100 + i + i%7),
 			TokenDetails: schemas.TokenDetails{CacheReadInputTokens: int64(i % 5), OutputReasoningTokens: int64(i % 2)},
 			StatusCode:   200, LatencyMS: int64(10 * i), Source: schemas.SourceAIGateway,
 		}
 		if i%4 != 0 {
 			u.RequestTags = map[string]string{"mlflow_trace_id": "tr-" + itoa(i), "note": "é \"quoted\", comma"}
-		}
-		if i%5 == 0 {
-			u.EndpointTags = map[string]string{"team": "ml"}
 		}
 		out[i] = u
 	}
@@ -512,8 +508,16 @@ func writeRaw(t testing.TB, path string, b []byte) string {
 func writeUsageJSONL(t testing.TB, path string, rows []schemas.UsageEvent) {
 	t.Helper()
 	var b bytes.Buffer
+	unread := map[string]any{"endpoint_tags": unreadEndpointTags}
+	for _, c := range unreadUsageCols {
+		unread[c.name] = c.value
+	}
+	tail := mustJSON(t, unread)
 	for _, u := range rows {
-		b.Write(mustJSON(t, u))
+		line := mustJSON(t, u)
+		b.Write(line[:len(line)-1])
+		b.WriteByte(',')
+		b.Write(tail[1:])
 		b.WriteByte('\n')
 	}
 	writeFile(t, path, b.Bytes())

@@ -30,15 +30,20 @@ var usageStringCols = []struct {
 	{"workspace_id", func(u *schemas.UsageEvent) string { return u.WorkspaceID }},
 	{"endpoint_id", func(u *schemas.UsageEvent) string { return u.EndpointID }},
 	{"endpoint_name", func(u *schemas.UsageEvent) string { return u.EndpointName }},
-	{"destination_type", func(u *schemas.UsageEvent) string { return u.DestinationType }},
 	{"destination_name", func(u *schemas.UsageEvent) string { return u.DestinationName }},
-	{"destination_id", func(u *schemas.UsageEvent) string { return u.DestinationID }},
 	{"destination_model", func(u *schemas.UsageEvent) string { return u.DestinationModel }},
 	{"requester", func(u *schemas.UsageEvent) string { return u.Requester }},
-	{"requester_type", func(u *schemas.UsageEvent) string { return u.RequesterType }},
-	{"api_type", func(u *schemas.UsageEvent) string { return u.APIType }},
-	{"user_agent", func(u *schemas.UsageEvent) string { return u.UserAgent }},
 }
+
+// unreadUsageCols are columns of system.ai_gateway.usage that obolus does not
+// read (endpoint_tags too, written as unreadEndpointTags); the writers fill
+// them with fixed values, so every test file carries them as an export does.
+var unreadUsageCols = []struct{ name, value string }{
+	{"destination_type", "FOUNDATION_MODEL"}, {"destination_id", "dest-1"}, {"requester_type", "SERVICE_PRINCIPAL"},
+	{"api_type", "mlflow/v1/chat/completions"}, {"user_agent", "openai-python/1.52.0"},
+}
+
+var unreadEndpointTags = map[string]string{"team": "ml"}
 
 // writeUsageCSV writes rows the way a Databricks CSV export does: a header,
 // TIMESTAMP as "2006-01-02 15:04:05.ffffff", maps and structs as JSON text.
@@ -48,6 +53,9 @@ func writeUsageCSV(t testing.TB, path string, rows []schemas.UsageEvent) {
 	w := csv.NewWriter(&b)
 	header := []string{"url"} // a column obolus does not read
 	for _, c := range usageStringCols {
+		header = append(header, c.name)
+	}
+	for _, c := range unreadUsageCols {
 		header = append(header, c.name)
 	}
 	header = append(header, "schema_version", "event_time", "endpoint_tags", "request_tags", "input_tokens", "output_tokens",
@@ -64,8 +72,11 @@ func writeUsageCSV(t testing.TB, path string, rows []schemas.UsageEvent) {
 		for _, c := range usageStringCols {
 			rec = append(rec, c.get(&u))
 		}
+		for _, c := range unreadUsageCols {
+			rec = append(rec, c.value)
+		}
 		rec = append(rec, strconv.Itoa(int(u.SchemaVersion)), u.EventTime.Format("2006-01-02 15:04:05.999999"),
-			jsonOrEmpty(u.EndpointTags), jsonOrEmpty(u.RequestTags),
+			jsonOrEmpty(unreadEndpointTags), jsonOrEmpty(u.RequestTags),
 			strconv.FormatInt(u.InputTokens, 10), strconv.FormatInt(u.OutputTokens, 10), strconv.FormatInt(u.TotalTokens, 10),
 			string(mustJSON(t, u.TokenDetails)), strconv.Itoa(int(u.StatusCode)), strconv.FormatInt(u.LatencyMS, 10))
 		w.Write(rec)
@@ -85,6 +96,9 @@ var tokenDetailsType = arrow.StructOf(
 func usageArrowSchema() *arrow.Schema {
 	var fields []arrow.Field
 	for _, c := range usageStringCols {
+		fields = append(fields, arrow.Field{Name: c.name, Type: arrow.BinaryTypes.String, Nullable: true})
+	}
+	for _, c := range unreadUsageCols {
 		fields = append(fields, arrow.Field{Name: c.name, Type: arrow.BinaryTypes.String, Nullable: true})
 	}
 	fields = append(fields,
@@ -152,9 +166,13 @@ func usageRecord(sc *arrow.Schema, rows []schemas.UsageEvent) arrow.RecordBatch 
 			b.Field(i).(*array.StringBuilder).Append(c.get(&u))
 			i++
 		}
+		for _, c := range unreadUsageCols {
+			b.Field(i).(*array.StringBuilder).Append(c.value)
+			i++
+		}
 		b.Field(i).(*array.Int32Builder).Append(u.SchemaVersion)
 		b.Field(i + 1).(*array.TimestampBuilder).Append(arrow.Timestamp(u.EventTime.UnixMicro()))
-		appendMap(b.Field(i+2).(*array.MapBuilder), u.EndpointTags)
+		appendMap(b.Field(i+2).(*array.MapBuilder), unreadEndpointTags)
 		appendMap(b.Field(i+3).(*array.MapBuilder), u.RequestTags)
 		b.Field(i + 4).(*array.Int64Builder).Append(u.InputTokens)
 		b.Field(i + 5).(*array.Int64Builder).Append(u.OutputTokens)

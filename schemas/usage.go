@@ -18,6 +18,10 @@ type TokenDetails struct {
 // UsageEvent is one gateway invocation: one row of system.ai_gateway.usage, or
 // one row of the legacy system.serving.endpoint_usage mapped onto the same
 // fields (see LegacyUsage). Field and JSON names are the Databricks column names.
+// It carries only the columns attribution reads: endpoint_tags,
+// destination_type, destination_id, requester_type, api_type and user_agent
+// are left out, so no reader decodes them and a bad value in one cannot cost
+// a row its attribution.
 //
 // Token counts that Databricks reports as NULL are held as 0: obolus sums
 // tokens, and a NULL count contributes nothing to any sum.
@@ -32,15 +36,9 @@ type UsageEvent struct {
 	EventTime        time.Time         `json:"event_time"`
 	EndpointID       string            `json:"endpoint_id"`
 	EndpointName     string            `json:"endpoint_name"`
-	EndpointTags     map[string]string `json:"endpoint_tags,omitempty"`
-	DestinationType  string            `json:"destination_type"`
 	DestinationName  string            `json:"destination_name"`
-	DestinationID    string            `json:"destination_id"`
 	DestinationModel string            `json:"destination_model"`
 	Requester        string            `json:"requester"`
-	RequesterType    string            `json:"requester_type"`
-	APIType          string            `json:"api_type"`
-	UserAgent        string            `json:"user_agent"`
 	RequestTags      map[string]string `json:"request_tags,omitempty"`
 	InputTokens      int64             `json:"input_tokens"`
 	OutputTokens     int64             `json:"output_tokens"`
@@ -94,19 +92,18 @@ func (l LegacyUsage) UsageEvent() UsageEvent {
 		}
 	}
 	return UsageEvent{
-		InvocationID:  l.DatabricksRequestID,
-		RequestID:     l.DatabricksRequestID,
-		AccountID:     l.AccountID,
-		WorkspaceID:   l.WorkspaceID,
-		EventTime:     l.RequestTime,
-		EndpointID:    l.ServedEntityID,
-		DestinationID: l.ServedEntityID,
-		Requester:     l.Requester,
-		RequestTags:   tags,
-		InputTokens:   l.InputTokenCount,
-		OutputTokens:  l.OutputTokenCount,
-		TotalTokens:   l.InputTokenCount + l.OutputTokenCount,
-		StatusCode:    l.StatusCode,
-		Source:        SourceServingEndpoint,
+		InvocationID: l.DatabricksRequestID,
+		RequestID:    l.DatabricksRequestID,
+		AccountID:    l.AccountID,
+		WorkspaceID:  l.WorkspaceID,
+		EventTime:    l.RequestTime,
+		EndpointID:   l.ServedEntityID,
+		Requester:    l.Requester,
+		RequestTags:  tags,
+		InputTokens:  l.InputTokenCount,
+		OutputTokens: l.OutputTokenCount,
+		TotalTokens:  l.InputTokenCount + l.OutputTokenCount,
+		StatusCode:   l.StatusCode,
+		Source:       SourceServingEndpoint,
 	}
 }

@@ -97,11 +97,11 @@ var required = map[ingest.Kind][][]string{
 	ingest.KindOTelSpans:   {{"trace_id"}, {"span_id"}, {"start_time_unix_nano"}, {"end_time_unix_nano"}},
 }
 
-// unread are columns of a kind that attribution never uses: not selecting
-// them spares the transfer (endpoint_tags is a map per row). Pushdown does not
-// read them either, so both modes see the same rows.
+// unread are columns a kind's decoder knows that a batch read never needs:
+// latency_ms orders usage only in the stream. Pushdown does not read it
+// either, so both modes see the same rows.
 var unread = map[ingest.Kind][]string{
-	ingest.KindUsage: {"endpoint_tags", "destination_type", "destination_id", "requester_type", "api_type", "user_agent", "latency_ms"},
+	ingest.KindUsage: {"latency_ms"},
 }
 
 // aliases are older names ingest also reads, and the column each stands for.

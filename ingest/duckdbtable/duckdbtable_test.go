@@ -114,9 +114,8 @@ func TestReadUsage(t *testing.T) {
 	want := schemas.UsageEvent{
 		InvocationID: "inv-11", RequestID: "req-3", AccountID: "acc-1", WorkspaceID: "1001", SchemaVersion: 1,
 		EventTime: t0.Add(11*time.Minute + 11*123*time.Microsecond), EndpointID: "ep-1", EndpointName: "gateway",
-		EndpointTags: map[string]string{"team": "ml"}, DestinationType: "FOUNDATION_MODEL", DestinationName: "databricks-gpt-5-mini",
-		DestinationID: "dest-1", DestinationModel: "gpt-5-mini", Requester: "sp-2", RequesterType: "SERVICE_PRINCIPAL",
-		APIType: "mlflow/v1/chat/completions", UserAgent: "openai-python/1.52.0", RequestTags: map[string]string{"mlflow_trace_id": "tr-11"},
+		DestinationName: "databricks-gpt-5-mini", DestinationModel: "gpt-5-mini", Requester: "sp-2",
+		RequestTags: map[string]string{"mlflow_trace_id": "tr-11"},
 		InputTokens: 111, OutputTokens: 4, TotalTokens: 115, TokenDetails: schemas.TokenDetails{CacheReadInputTokens: 1, OutputReasoningTokens: 1},
 		StatusCode: 200, LatencyMS: 110, Source: schemas.SourceAIGateway,
 	}

@@ -68,7 +68,13 @@ type Record struct {
 // internal, so a compact binary form is used instead of JSON: the raw input
 // was decoded once by the shared decoders, and decoding JSON again on the
 // join side would double the CPU per event.
-const codecVersion = 2
+const codecVersion = 3
+
+// codecV2 records also carry endpoint_tags, destination_type,
+// destination_id, requester_type, api_type and user_agent, which UsageEvent
+// no longer has; they are still decoded, and dropped, so a keyed topic
+// written before an upgrade is read to its end.
+const codecV2 = 2
 
 // noTime encodes the zero time.Time; UnixNano of the zero time is undefined.
 const noTime = math.MinInt64
@@ -92,9 +98,7 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = appendTime(dst, u.EventTime)
 		dst = appendString(dst, u.EndpointID)
 		dst = appendString(dst, u.EndpointName)
-		dst = appendMap(dst, u.EndpointTags)
-		for _, s := range [...]string{u.DestinationType, u.DestinationName, u.DestinationID, u.DestinationModel,
-			u.Requester, u.RequesterType, u.APIType, u.UserAgent} {
+		for _, s := range [...]string{u.DestinationName, u.DestinationModel, u.Requester} {
 			dst = appendString(dst, s)
 		}
 		dst = appendMap(dst, u.RequestTags)
@@ -155,9 +159,10 @@ func DecodeRecord(b []byte, r *Record) error {
 	if len(b) < 2 {
 		return fmt.Errorf("%w: %d bytes, too short", ErrCodec, len(b))
 	}
-	if b[0] != codecVersion {
+	if b[0] != codecVersion && b[0] != codecV2 {
 		return fmt.Errorf("%w: codec version %d, want %d (written by a newer obolus?)", ErrCodec, b[0], codecVersion)
 	}
+	v2 := b[0] == codecV2
 	d := decoder{s: string(b), i: 2}
 	kind := Kind(b[1])
 	*r = Record{Kind: kind, Offset: r.Offset}
@@ -178,15 +183,21 @@ func DecodeRecord(b []byte, r *Record) error {
 		u.EventTime = d.time("event_time")
 		u.EndpointID = d.str("endpoint_id")
 		u.EndpointName = d.str("endpoint_name")
-		u.EndpointTags = d.strMap("endpoint_tags")
-		u.DestinationType = d.str("destination_type")
+		if v2 {
+			d.strMap("endpoint_tags")
+			d.str("destination_type")
+		}
 		u.DestinationName = d.str("destination_name")
-		u.DestinationID = d.str("destination_id")
+		if v2 {
+			d.str("destination_id")
+		}
 		u.DestinationModel = d.str("destination_model")
 		u.Requester = d.str("requester")
-		u.RequesterType = d.str("requester_type")
-		u.APIType = d.str("api_type")
-		u.UserAgent = d.str("user_agent")
+		if v2 {
+			d.str("requester_type")
+			d.str("api_type")
+			d.str("user_agent")
+		}
 		u.RequestTags = d.strMap("request_tags")
 		u.InputTokens = d.varint("input_tokens")
 		u.OutputTokens = d.varint("output_tokens")

@@ -1,9 +1,12 @@
 package stream
 
 import (
+	"encoding/hex"
 	"errors"
 	"math"
+	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,9 +21,8 @@ func TestCodecRoundTrip(t *testing.T) {
 	}{
 		{"usage", Record{Kind: KindUsage, SourceTime: at.Add(time.Second), Source: SourceID(0, 3), SourceOffset: 1 << 40, Stamp: at.Truncate(time.Millisecond), Usage: schemas.UsageEvent{
 			InvocationID: "inv-1", RequestID: "req-1", AccountID: "acc", WorkspaceID: "ws", SchemaVersion: 1,
-			EventTime: at, EndpointID: "ep", EndpointName: "databricks-gpt", EndpointTags: map[string]string{"env": "prod"},
-			DestinationType: "PAY_PER_TOKEN", DestinationName: "system.ai.gpt", DestinationID: "d", DestinationModel: "gpt-5",
-			Requester: "sp-1", RequesterType: "SERVICE_PRINCIPAL", APIType: "chat", UserAgent: "ua",
+			EventTime: at, EndpointID: "ep", EndpointName: "databricks-gpt",
+			DestinationName: "system.ai.gpt", DestinationModel: "gpt-5", Requester: "sp-1",
 			RequestTags: map[string]string{"trace_id": "tr-abc", "ünï": "cødé"}, InputTokens: 100, OutputTokens: 20, TotalTokens: 120,
 			TokenDetails: schemas.TokenDetails{CacheReadInputTokens: 7, CacheCreationInputTokens: 3, OutputReasoningTokens: 1},
 			StatusCode:   200, LatencyMS: 812, Source: schemas.SourceAIGateway,
@@ -122,4 +124,35 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("re-encoded record does not decode: %v", err)
 		}
 	})
+}
+
+// TestCodecReadsV2 decodes a usage record written by the version 2 codec
+// (testdata/usage-record-v2.hex), whose extra columns UsageEvent no longer
+// has: a keyed topic written before an upgrade must still be read.
+func TestCodecReadsV2(t *testing.T) {
+	raw, err := os.ReadFile("testdata/usage-record-v2.hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Record
+	if err := DecodeRecord(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 1, 10, 0, 0, 123456789, time.UTC)
+	want := Record{Kind: KindUsage, SourceTime: at.Add(time.Second), Source: SourceID(0, 3), SourceOffset: 1 << 40,
+		Stamp: at.Truncate(time.Millisecond), Usage: schemas.UsageEvent{
+			InvocationID: "inv-1", RequestID: "req-1", AccountID: "acc", WorkspaceID: "ws", SchemaVersion: 1,
+			EventTime: at, EndpointID: "ep", EndpointName: "databricks-gpt",
+			DestinationName: "system.ai.gpt", DestinationModel: "gpt-5", Requester: "sp-1",
+			RequestTags: map[string]string{"trace_id": "tr-abc"}, InputTokens: 100, OutputTokens: 20, TotalTokens: 120,
+			TokenDetails: schemas.TokenDetails{CacheReadInputTokens: 7, CacheCreationInputTokens: 3, OutputReasoningTokens: 1},
+			StatusCode:   200, LatencyMS: 812, Source: schemas.SourceAIGateway,
+		}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("v2 record:\n got %+v\nwant %+v", got, want)
+	}
 }

@@ -257,7 +257,6 @@ func (p *Partition) usage(dst []Output, r *Record, off int64) []Output {
 		return dst
 	}
 	e := &entry{ev: r.Usage, t: t, offset: off, src: r.SourceTime}
-	trim(&e.ev)
 	switch {
 	case p.wm != noWM && t < p.wm-int64(p.cfg.Horizon):
 		// Too late to be held open: answer now, under a version below any
@@ -282,12 +281,6 @@ func (p *Partition) usage(dst []Output, r *Record, off int64) []Output {
 func (p *Partition) hold(e *entry) {
 	p.byID[e.ev.InvocationID] = e
 	p.live.add(e.offset)
-}
-
-// trim drops the columns attribution does not read, to shrink held events.
-func trim(ev *schemas.UsageEvent) {
-	ev.EndpointTags, ev.UserAgent, ev.APIType, ev.RequesterType = nil, "", "", ""
-	ev.DestinationType, ev.DestinationID = "", ""
 }
 
 // version is the version of an answer given now: the watermark in

@@ -156,14 +156,28 @@ func TestParquetAgreesWithJSONL(t *testing.T) {
 	if len(u) != len(want) {
 		t.Fatalf("parquet has %d usage rows, JSONL %d", len(u), len(want))
 	}
+	// The columns obolus does not read, which UsageEvent leaves out, must
+	// agree too.
+	type unreadCols struct {
+		EndpointTags    map[string]string `json:"endpoint_tags"`
+		DestinationType string            `json:"destination_type"`
+		DestinationID   string            `json:"destination_id"`
+		RequesterType   string            `json:"requester_type"`
+		APIType         string            `json:"api_type"`
+		UserAgent       string            `json:"user_agent"`
+	}
+	wantUnread := readJSONL[unreadCols](t, filepath.Join(jdir, "usage/ai_gateway_usage-000.jsonl"))
 	for i, r := range u {
+		gotUnread := unreadCols{strMap(r[8]), r[9].(string), r[11].(string), r[14].(string), r[15].(string), r[16].(string)}
+		if !reflect.DeepEqual(gotUnread, wantUnread[i]) {
+			t.Fatalf("usage row %d, unread columns:\nparquet %+v\njsonl   %+v", i, gotUnread, wantUnread[i])
+		}
 		td := r[21].(map[string]any)
 		got := schemas.UsageEvent{
 			InvocationID: r[0].(string), RequestID: r[1].(string), AccountID: r[2].(string), WorkspaceID: r[3].(string),
 			SchemaVersion: r[4].(int32), EventTime: r[5].(time.Time), EndpointID: r[6].(string), EndpointName: r[7].(string),
-			EndpointTags: strMap(r[8]), DestinationType: r[9].(string), DestinationName: r[10].(string), DestinationID: r[11].(string),
-			DestinationModel: r[12].(string), Requester: r[13].(string), RequesterType: r[14].(string), APIType: r[15].(string),
-			UserAgent: r[16].(string), RequestTags: strMap(r[17]), InputTokens: r[18].(int64), OutputTokens: r[19].(int64),
+			DestinationName: r[10].(string), DestinationModel: r[12].(string), Requester: r[13].(string),
+			RequestTags: strMap(r[17]), InputTokens: r[18].(int64), OutputTokens: r[19].(int64),
 			TotalTokens: r[20].(int64),
 			TokenDetails: schemas.TokenDetails{CacheReadInputTokens: td["cache_read_input_tokens"].(int64),
 				CacheCreationInputTokens: td["cache_creation_input_tokens"].(int64), OutputReasoningTokens: td["output_reasoning_tokens"].(int64)},
