@@ -36,6 +36,8 @@ type AttributionStage struct {
 	calibrate func(schemas.CalibrationStats) schemas.CalibrationResult
 	vals      []any
 	args      []driver.Value
+	// staging is set while the transaction the appends run in is open.
+	staging bool
 }
 
 // StageAttributions starts a staged replace. The caller must Close it.
@@ -58,7 +60,16 @@ func (s *Store) StageAttributions(ctx context.Context) (schemas.AttributionStage
 		conn.Close()
 		return nil, fmt.Errorf("stage attributions: create staging table: %w", err)
 	}
-	return &AttributionStage{s: s, conn: conn,
+	// Every Append's flush would otherwise be a commit of its own, merging
+	// the chunk into the staging table's storage: a third of the staging
+	// time on the 944 k-row week. In one transaction the chunks stay
+	// transaction-local until Commit merges them once.
+	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		dropStage(conn, stageRows)
+		conn.Close()
+		return nil, fmt.Errorf("stage attributions: begin: %w", err)
+	}
+	return &AttributionStage{s: s, conn: conn, staging: true,
 		vals: make([]any, 0, len(cols)), args: make([]driver.Value, len(cols))}, nil
 }
 
@@ -99,6 +110,10 @@ func (a *AttributionStage) Append(ctx context.Context, rows []schemas.Staged) er
 func (a *AttributionStage) Close() error {
 	if a.conn == nil {
 		return nil
+	}
+	if a.staging {
+		_, _ = a.conn.ExecContext(context.Background(), "ROLLBACK")
+		a.staging = false
 	}
 	dropStage(a.conn, stageRows, stageLosers, stageInvocations, stageNewer, stageCalibration, stageCalMap, stageGated)
 	err := a.conn.Close()
@@ -210,6 +225,12 @@ func (a *AttributionStage) Commit(ctx context.Context, from, to time.Time) (sche
 	a.s.mu.Lock()
 	defer a.s.mu.Unlock()
 	conn := a.conn
+	if a.staging {
+		if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+			return st, tot, fmt.Errorf("replace attributions: commit the staged rows: %w", err)
+		}
+		a.staging = false
+	}
 	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+stageLosers+" AS "+schemas.LosersSQL(stageRows)); err != nil {
 		return st, tot, fmt.Errorf("replace attributions: rank copies: %w", err)
 	}
