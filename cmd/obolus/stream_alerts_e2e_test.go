@@ -105,10 +105,17 @@ func TestStreamAlertsCrashSafety(t *testing.T) {
 			t.Errorf("alert %s: budget %v, share %v; want budget %v and a share at or above %v", a.ID, a.BudgetUSD, a.Share, bud.limit(k.Scope, k.Name, k.Period), th.Threshold(k.Level))
 		}
 	}
+	repeated := 0
 	for id, k := range want {
 		if got[id] != 1 {
 			t.Errorf("alert %+v is on the alerts topic %d times, want once", k, got[id])
+			repeated++
 		}
+	}
+	if repeated > 0 {
+		// What the workers said of their alerts and errors: whether a
+		// restart found them pending, and whether a produce was retried.
+		t.Logf("the workers' log lines on alerts, warnings and errors:\n%s", grepLog(w.log, 60, "left pending", "level=WARN", "level=ERROR", "produce"))
 	}
 
 	// The outbox: every alert, produced, delivered to the webhook.
@@ -333,4 +340,26 @@ func (r *alertReceiver) badSignatures() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.badSig
+}
+
+// grepLog returns up to max lines of the log file at path that contain any
+// of the words.
+func grepLog(path string, max int, words ...string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for line := range strings.Lines(string(b)) {
+		for _, w := range words {
+			if strings.Contains(line, w) {
+				out = append(out, strings.TrimRight(line, "\n"))
+				break
+			}
+		}
+		if len(out) == max {
+			break
+		}
+	}
+	return strings.Join(out, "\n")
 }
