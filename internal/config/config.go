@@ -105,7 +105,7 @@ func (o OTel) Validate() []error {
 // Store configures the embedded DuckDB store.
 type Store struct {
 	DuckDB string `mapstructure:"duckdb"`
-	// MemoryLimit caps DuckDB's memory (e.g. 192MiB); beyond it DuckDB
+	// MemoryLimit caps DuckDB's memory (e.g. 256MiB); beyond it DuckDB
 	// spills to <duckdb>.tmp. "0" leaves DuckDB's default, 80% of RAM.
 	MemoryLimit string `mapstructure:"memory_limit"`
 }
@@ -213,7 +213,7 @@ type Config struct {
 func Defaults(v *viper.Viper) {
 	m := enrich.DefaultMatchConfig()
 	v.SetDefault("store.duckdb", "obolus.duckdb")
-	v.SetDefault("store.memory_limit", "192MiB")
+	v.SetDefault("store.memory_limit", "256MiB")
 	v.SetDefault("sources", []map[string]any{})
 	v.SetDefault("prices", "")
 	v.SetDefault("org", "")
