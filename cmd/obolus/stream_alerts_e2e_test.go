@@ -351,11 +351,8 @@ func grepLog(path string, max int, words ...string) string {
 	}
 	var out []string
 	for line := range strings.Lines(string(b)) {
-		for _, w := range words {
-			if strings.Contains(line, w) {
-				out = append(out, strings.TrimRight(line, "\n"))
-				break
-			}
+		if slices.ContainsFunc(words, func(w string) bool { return strings.Contains(line, w) }) {
+			out = append(out, strings.TrimRight(line, "\n"))
 		}
 		if len(out) == max {
 			break
