@@ -84,9 +84,16 @@ func TestStreamAlertsCrashSafety(t *testing.T) {
 	}
 	w.stop(t)
 
-	// The alerts topic: exactly the expected alerts, each once.
+	// The alerts topic, as a read_committed consumer sees it: exactly the
+	// expected alerts, each once.
+	rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
+	alerts, err := f.broker.ReadCommitted(rctx, topicAlerts)
+	rcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := map[string]int{}
-	for _, m := range topicMessages(t, f.broker.Addr(), topicAlerts) {
+	for _, m := range alerts {
 		var a schemas.BudgetAlert
 		if err := json.Unmarshal(m.Value, &a); err != nil {
 			t.Fatalf("alert %s/%d@%d: %v", m.Topic, m.Partition, m.Offset, err)

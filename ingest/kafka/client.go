@@ -24,6 +24,9 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+	"github.com/twmb/franz-go/pkg/kgo"
+	kplain "github.com/twmb/franz-go/pkg/sasl/plain"
+	kscram "github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // Options say how to reach the cluster.
@@ -32,6 +35,9 @@ type Options struct {
 	TLS      *tls.Config
 	SASL     sasl.Mechanism
 	ClientID string
+
+	// creds are SASL's for franz-go, which has mechanisms of its own.
+	creds SASLCredentials
 }
 
 // ClientConfig is how the configuration describes reaching the cluster.
@@ -67,7 +73,7 @@ const (
 // files, the SASL mechanism from its credentials. Errors name the stream
 // configuration keys, where a user fixes them.
 func NewOptions(s ClientConfig) (Options, error) {
-	o := Options{Brokers: s.Brokers, ClientID: cmp.Or(s.ClientID, "obolus")}
+	o := Options{Brokers: s.Brokers, ClientID: cmp.Or(s.ClientID, "obolus"), creds: s.SASL}
 	if s.TLS.Enabled {
 		t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.InsecureSkipVerify} //nolint:gosec // opt-in, for test clusters
 		if s.TLS.CAFile != "" {
@@ -108,6 +114,26 @@ func NewOptions(s ClientConfig) (Options, error) {
 		return o, fmt.Errorf("stream.sasl.mechanism %q: use plain, scram-sha-256 or scram-sha-512", s.SASL.Mechanism)
 	}
 	return o, nil
+}
+
+// KgoOpts are the same connection settings for franz-go's client, which
+// obolus uses where it needs Kafka transactions (kafka-go has none): the
+// budget alerts' producer, and reading what it committed.
+func (o Options) KgoOpts() []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.ClientID(o.ClientID), kgo.DialTimeout(10 * time.Second)}
+	if o.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(o.TLS.Clone()))
+	}
+	// NewOptions has validated the mechanism.
+	switch c := o.creds; strings.ToLower(c.Mechanism) {
+	case SASLPlain:
+		opts = append(opts, kgo.SASL(kplain.Auth{User: c.Username, Pass: c.Password}.AsMechanism()))
+	case SASLScramSHA256:
+		opts = append(opts, kgo.SASL(kscram.Auth{User: c.Username, Pass: c.Password}.AsSha256Mechanism()))
+	case SASLScramSHA512:
+		opts = append(opts, kgo.SASL(kscram.Auth{User: c.Username, Pass: c.Password}.AsSha512Mechanism()))
+	}
+	return opts
 }
 
 // Dialer is for readers and consumer groups.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestConnectWithSASLAndTLS checks that the stream's TLS and SASL settings
@@ -63,6 +64,15 @@ func TestConnectWithSASLAndTLS(t *testing.T) {
 			_, err = EnsureTopics(ctx, o, 2, "t-"+tt.name[:4])
 			if tt.wantToWork != (err == nil) {
 				t.Errorf("EnsureTopics error = %v, want success %v", err, tt.wantToWork)
+			}
+			// franz-go's client, used for the alerts' transactions.
+			cl, err := kgo.NewClient(o.KgoOpts()...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			if err := cl.Ping(ctx); tt.wantToWork != (err == nil) {
+				t.Errorf("franz-go Ping error = %v, want success %v", err, tt.wantToWork)
 			}
 		})
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	kafkaingest "github.com/obolus/obolus/ingest/kafka"
 	"github.com/obolus/obolus/internal/budget"
 	"github.com/obolus/obolus/schemas"
 	"github.com/obolus/obolus/sink/webhook"
@@ -96,10 +95,15 @@ type Alerter struct {
 	Store   AlertStore
 	Budgets Budgets
 	// Writer produces to Topic: key the alert id, value the alert as JSON.
+	// Each call's messages must become visible together or not at all
+	// (an AlertTopic: one Kafka transaction).
 	Writer MessageWriter
 	Topic  string
 	// Produced reads the ids the alerts topic already holds; Run calls it
-	// once, before delivering what the outbox left pending.
+	// once, before delivering what the outbox left pending. It must first
+	// stop any earlier process's writes from landing (AlertTopic.Claim
+	// fences its transactional id), or an alert still in flight from a
+	// dead process would be produced twice.
 	Produced func(ctx context.Context) (map[string]bool, error)
 	// Webhook, when set, receives every alert once accepted (at least once
 	// across crashes); WebhookEvery is how often pending deliveries are
@@ -170,15 +174,17 @@ func (a *Alerter) Run(ctx context.Context) error {
 }
 
 func (a *Alerter) start(ctx context.Context) error {
+	// Produced runs even with nothing pending: it is also what stops a
+	// dead process's writes from landing later.
+	have, err := a.Produced(ctx)
+	if err != nil {
+		return fmt.Errorf("budget alerts: read topic %s: %w", a.Topic, err)
+	}
 	pending, err := a.Store.PendingBudgetAlerts(ctx, schemas.ChannelKafka)
 	if err != nil {
 		return fmt.Errorf("budget alerts: %w", err)
 	}
 	if len(pending) > 0 {
-		have, err := a.Produced(ctx)
-		if err != nil {
-			return fmt.Errorf("budget alerts: read topic %s: %w", a.Topic, err)
-		}
 		var done []string
 		for _, al := range pending {
 			if have[al.ID] {
@@ -413,55 +419,4 @@ func Crossings(b Budgets, periods []schemas.PeriodSpend, now time.Time) []schema
 	}
 	slices.SortFunc(out, func(x, y schemas.BudgetAlert) int { return cmp.Compare(x.ID, y.ID) })
 	return out
-}
-
-// TopicKeys reads every message of topic from its start to its current
-// end and returns their keys: the alert ids the alerts topic holds. The
-// topic is small (one message per subject, period and level), so reading
-// it whole at start is cheap.
-func TopicKeys(ctx context.Context, o kafkaingest.Options, topic string) (map[string]bool, error) {
-	counts, err := kafkaingest.PartitionCounts(ctx, o, topic)
-	if err != nil {
-		return nil, err
-	}
-	c := o.Client()
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	for p := range counts[topic] {
-		req.Topics[topic] = append(req.Topics[topic], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-	}
-	resp, err := c.ListOffsets(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
-	}
-	keys := map[string]bool{}
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("list offsets of %s/%d: %w", topic, po.Partition, po.Error)
-		}
-		if po.LastOffset <= po.FirstOffset {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: o.Brokers, Topic: topic, Partition: po.Partition, Dialer: o.Dialer(),
-			MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond})
-		err := func() error {
-			defer r.Close()
-			if err := r.SetOffset(po.FirstOffset); err != nil {
-				return err
-			}
-			for {
-				m, err := r.FetchMessage(ctx)
-				if err != nil {
-					return err
-				}
-				keys[string(m.Key)] = true
-				if m.Offset >= po.LastOffset-1 {
-					return nil
-				}
-			}
-		}()
-		if err != nil {
-			return nil, fmt.Errorf("read %s/%d: %w", topic, po.Partition, err)
-		}
-	}
-	return keys, nil
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -22,7 +20,6 @@ import (
 
 	kafkaingest "github.com/obolus/obolus/ingest/kafka"
 	"github.com/obolus/obolus/internal/budget"
-	"github.com/obolus/obolus/internal/devbroker"
 	"github.com/obolus/obolus/internal/stream"
 	"github.com/obolus/obolus/schemas"
 	"github.com/obolus/obolus/sink/duckdb"
@@ -332,42 +329,6 @@ func TestSpend(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %d, want %d", k, got[k], v)
 		}
-	}
-}
-
-// TestTopicKeys reads back, from a real (in-process) broker, the keys of
-// every partition of a topic up to its end, as Run does at start; an empty
-// topic has none.
-func TestTopicKeys(t *testing.T) {
-	b, err := devbroker.Start(devbroker.Options{Partitions: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	o := kafkaingest.Options{Brokers: []string{b.Addr()}, ClientID: "test"}
-	if _, err := kafkaingest.EnsureTopics(ctx, o, 3, "alerts", "empty"); err != nil {
-		t.Fatal(err)
-	}
-	w := o.Writer("alerts", &kafka.Hash{})
-	defer w.Close()
-	want := map[string]bool{}
-	var msgs []kafka.Message
-	for i := range 20 {
-		id := fmt.Sprintf("alert-%02d", i)
-		want[id] = true
-		msgs = append(msgs, kafka.Message{Key: []byte(id), Value: []byte("{}")})
-	}
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatal(err)
-	}
-	got, err := TopicKeys(ctx, o, "alerts")
-	if err != nil || !maps.Equal(got, want) {
-		t.Errorf("TopicKeys = %v (%v), want the 20 ids", got, err)
-	}
-	if got, err := TopicKeys(ctx, o, "empty"); err != nil || len(got) != 0 {
-		t.Errorf("TopicKeys of an empty topic = %v (%v)", got, err)
 	}
 }
 

@@ -216,6 +216,10 @@ func (c Config) HasStage(stage string) bool { return slices.Contains(c.Stages, s
 // Group ids of the stages.
 func groupID(c Config, stage string) string { return c.Group + "." + stage }
 
+// alertsTransactionalID is the budget alerts producer's: one per
+// deployment, so that a new load worker fences the one it replaces.
+func alertsTransactionalID(c Config) string { return groupID(c, StageLoad) + ".alerts" }
+
 // Run runs the configured stages until ctx ends, then stops fetching,
 // flushes, commits and leaves every group before returning.
 func (w *Worker) Run(ctx context.Context) error {
@@ -352,11 +356,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		ld := &kafkasink.Loader{Store: w.cfg.Store, OutputTopic: s.Topics.Output, DeadLetterTopic: s.Topics.DeadLetter,
 			Counts: w.loadN, Log: w.log.With("stage", StageLoad)}
 		if s.alerting() {
+			topic, err := kafkasink.NewAlertTopic(o, s.Topics.Alerts, alertsTransactionalID(s))
+			if err != nil {
+				return err
+			}
+			defer topic.Close()
 			alerter = &kafkasink.Alerter{Store: w.cfg.Store.(kafkasink.AlertStore), Budgets: s.Alerts.Budgets,
-				Writer: writer(s.Topics.Alerts, &kafka.Hash{}), Topic: s.Topics.Alerts,
-				Produced: func(ctx context.Context) (map[string]bool, error) {
-					return kafkasink.TopicKeys(ctx, o, s.Topics.Alerts)
-				},
+				Writer: topic, Topic: s.Topics.Alerts, Produced: topic.Claim,
 				WebhookEvery: s.Alerts.WebhookEvery, Counts: w.alertN, Log: w.log.With("stage", StageLoad, "part", "alerts")}
 			if s.Alerts.Webhook.URL != "" {
 				wc := s.Alerts.Webhook

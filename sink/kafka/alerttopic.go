@@ -1,0 +1,231 @@
+package kafka
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	kafkaingest "github.com/obolus/obolus/ingest/kafka"
+)
+
+// AlertTopic is the alerts topic written in Kafka transactions under one
+// transactional id per deployment. kafka-go has no transactions, so this
+// is franz-go's client.
+//
+// The transactional id is what makes the topic exactly once across
+// crashes: Claim, in a new process, makes the broker abort the transaction
+// a dead process left open and refuse every request it still had in
+// flight, before the new process reads what the topic holds. Without it a
+// produce sent just before a kill could land after that read, and the new
+// process would produce the same alerts again (docs/streaming.md, Budget
+// alerts).
+type AlertTopic struct {
+	o     kafkaingest.Options
+	topic string
+	txnID string
+	cl    *kgo.Client
+
+	mu sync.Mutex
+	// broken is the error that left a transaction in an unknown state;
+	// every later write fails with it, and the next process resolves it.
+	broken error
+}
+
+// NewAlertTopic returns the alerts topic's transactional writer.
+func NewAlertTopic(o kafkaingest.Options, topic, transactionalID string) (*AlertTopic, error) {
+	cl, err := kgo.NewClient(append(o.KgoOpts(),
+		kgo.TransactionalID(transactionalID),
+		kgo.TransactionTimeout(30*time.Second),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("alerts topic %s: %w", topic, err)
+	}
+	return &AlertTopic{o: o, topic: topic, txnID: transactionalID, cl: cl}, nil
+}
+
+// Claim fences every earlier producer with this transactional id, then
+// returns the ids (keys) of the alerts the topic committed. Call it once,
+// before the first write.
+func (t *AlertTopic) Claim(ctx context.Context) (map[string]bool, error) {
+	if _, _, err := t.cl.ProducerID(ctx); err != nil {
+		return nil, fmt.Errorf("claim transactional id %q: %w", t.txnID, err)
+	}
+	return TopicKeys(ctx, t.o, t.topic)
+}
+
+// WriteMessages appends msgs in one transaction: a read_committed reader
+// sees all of them or, if this returns an error, perhaps none. After an
+// error that leaves the transaction's outcome unknown, every write fails:
+// the process must restart, and the next one's Claim settles it.
+func (t *AlertTopic) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.broken != nil {
+		return fmt.Errorf("alerts topic %s unusable after an earlier failure: %w", t.topic, t.broken)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	recs := make([]*kgo.Record, len(msgs))
+	for i, m := range msgs {
+		r := &kgo.Record{Topic: t.topic, Key: m.Key, Value: m.Value}
+		for _, h := range m.Headers {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+		recs[i] = r
+	}
+	if err := t.cl.BeginTransaction(); err != nil {
+		t.broken = err
+		return fmt.Errorf("begin transaction on %s: %w", t.topic, err)
+	}
+	produceErr := t.cl.ProduceSync(ctx, recs...).FirstErr()
+	commit := kgo.TryCommit
+	if produceErr != nil {
+		commit = kgo.TryAbort
+	}
+	// Ending is not cut short by ctx: a commit cancelled midway is the
+	// unknown outcome the broken state exists for.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	endErr := t.cl.EndTransaction(ectx, commit)
+	if fenced(produceErr) || fenced(endErr) {
+		t.broken = cmp.Or(endErr, produceErr)
+		return fmt.Errorf("alerts topic %s: another process took over this deployment's alerts (transactional id %q); stopping: %w",
+			t.topic, t.txnID, t.broken)
+	}
+	switch {
+	case endErr != nil:
+		t.broken = endErr
+		return fmt.Errorf("end transaction on %s: %w", t.topic, endErr)
+	case produceErr != nil:
+		// Aborted: nothing is visible, and the next write may try again.
+		return fmt.Errorf("produce %d messages to %s (transaction aborted): %w", len(msgs), t.topic, produceErr)
+	}
+	return nil
+}
+
+// fenced reports whether err says a newer producer took the transactional id.
+func fenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
+}
+
+// Close releases the client; an open transaction is left to the broker's
+// timeout or the next process's Claim.
+func (t *AlertTopic) Close() error {
+	t.cl.Close()
+	return nil
+}
+
+// TopicKeys reads every committed message of topic, from its start to its
+// last stable offset, and returns their keys: the alert ids the alerts
+// topic holds. It reads read_committed, so what an aborted transaction
+// wrote is not there. The topic is small (one message per subject, period
+// and level), so reading it whole at start is cheap.
+func TopicKeys(ctx context.Context, o kafkaingest.Options, topic string) (map[string]bool, error) {
+	cl, err := kgo.NewClient(append(o.KgoOpts(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers occupy offsets: kept, the reader sees the
+		// offset just below the end even when a marker sits there.
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxWait(100*time.Millisecond),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", topic, err)
+	}
+	defer cl.Close()
+	first, err := listOffsets(ctx, cl, topic, -2)
+	if err != nil {
+		return nil, err
+	}
+	end, err := listOffsets(ctx, cl, topic, -1) // read_committed: the last stable offset
+	if err != nil {
+		return nil, err
+	}
+	start := map[int32]kgo.Offset{}
+	remaining := map[int32]int64{}
+	for p, e := range end {
+		if e > first[p] {
+			start[p] = kgo.NewOffset().At(first[p])
+			remaining[p] = e
+		}
+	}
+	keys := map[string]bool{}
+	if len(remaining) == 0 {
+		return keys, nil
+	}
+	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: start})
+	for len(remaining) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("read %s: %w", topic, err)
+		}
+		for _, fe := range fs.Errors() {
+			return nil, fmt.Errorf("read %s/%d: %w", fe.Topic, fe.Partition, fe.Err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				keys[string(r.Key)] = true
+			}
+			if e, ok := remaining[r.Partition]; ok && r.Offset >= e-1 {
+				delete(remaining, r.Partition)
+			}
+		})
+	}
+	return keys, nil
+}
+
+// listOffsets lists, per partition of topic, the earliest offset (at -2)
+// or the last stable one (at -1).
+func listOffsets(ctx context.Context, cl *kgo.Client, topic string, at int64) (map[int32]int64, error) {
+	meta := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	meta.Topics = append(meta.Topics, mt)
+	mresp, err := meta.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	if len(mresp.Topics) != 1 {
+		return nil, fmt.Errorf("metadata of %s: %d topics in the answer", topic, len(mresp.Topics))
+	}
+	if err := kerr.ErrorForCode(mresp.Topics[0].ErrorCode); err != nil {
+		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.IsolationLevel = 1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for _, p := range mresp.Topics[0].Partitions {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p.Partition, at, -1
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return nil, fmt.Errorf("list offsets of %s/%d: %w", topic, p.Partition, err)
+			}
+			out[p.Partition] = p.Offset
+		}
+	}
+	if len(out) != len(mresp.Topics[0].Partitions) {
+		return nil, fmt.Errorf("list offsets of %s: %d of %d partitions answered", topic, len(out), len(mresp.Topics[0].Partitions))
+	}
+	return out, nil
+}
