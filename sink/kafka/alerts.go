@@ -72,7 +72,7 @@ func (b Budgets) Any() bool {
 type AlertCounts struct {
 	// Raised alerts were new in the outbox, per level.
 	RaisedWarn, RaisedCritical atomic.Int64
-	// Produced alerts were acknowledged by the alerts topic; Skipped were
+	// Produced alerts were committed to the alerts topic; Skipped were
 	// found there after a restart and not produced again.
 	Produced, Skipped atomic.Int64
 	// Webhook deliveries: Delivered (2xx), Rejected (a 4xx, not retried),

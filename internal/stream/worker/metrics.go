@@ -86,7 +86,7 @@ func newMetrics(w *Worker) (*metrics, error) {
 		return nil, err
 	}
 	alertsOut, err := meter.Int64ObservableCounter("obolus.stream.budget_alerts_delivered", metric.WithUnit("{alert}"),
-		metric.WithDescription("Budget alerts delivered, per channel: kafka (acknowledged by the alerts topic) or webhook (answered 2xx)"))
+		metric.WithDescription("Budget alerts delivered, per channel: kafka (committed to the alerts topic) or webhook (answered 2xx)"))
 	if err != nil {
 		return nil, err
 	}

@@ -494,7 +494,7 @@ type AlertStatus struct {
 	// Raised alerts were new in the outbox.
 	RaisedWarn     int64 `json:"raised_warn"`
 	RaisedCritical int64 `json:"raised_critical"`
-	// Produced were acknowledged by the alerts topic; Skipped were found
+	// Produced were committed to the alerts topic; Skipped were found
 	// there after a restart.
 	Produced int64 `json:"produced"`
 	Skipped  int64 `json:"skipped"`
