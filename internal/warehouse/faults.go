@@ -2,6 +2,7 @@ package warehouse
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,10 +69,13 @@ func (f *Faults) statementError(q string) error {
 	defer f.mu.Unlock()
 	for i := range f.stmtFaults {
 		sf := &f.stmtFaults[i]
-		if sf.remaining > 0 && strings.Contains(q, sf.contains) {
-			sf.remaining--
+		if strings.Contains(q, sf.contains) {
+			err := fmt.Errorf("injected failure of a statement containing %q", sf.contains)
+			if sf.remaining--; sf.remaining == 0 {
+				f.stmtFaults = slices.Delete(f.stmtFaults, i, i+1)
+			}
 			f.injected++
-			return fmt.Errorf("injected failure of a statement containing %q", sf.contains)
+			return err
 		}
 	}
 	return nil
