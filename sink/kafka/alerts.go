@@ -99,11 +99,13 @@ type Alerter struct {
 	// (an AlertTopic: one Kafka transaction).
 	Writer MessageWriter
 	Topic  string
+	// Fence, when set, stops any earlier process's writes to Topic from
+	// landing (AlertTopic.Fence: its transactional id); Run calls it
+	// first. Without it an alert still in flight from a dead process could
+	// land after Produced read the topic, and be produced twice.
+	Fence func(ctx context.Context) error
 	// Produced reads the ids the alerts topic already holds; Run calls it
-	// once, before delivering what the outbox left pending. It must first
-	// stop any earlier process's writes from landing (AlertTopic.Claim
-	// fences its transactional id), or an alert still in flight from a
-	// dead process would be produced twice.
+	// once, when the outbox has alerts left pending, before producing them.
 	Produced func(ctx context.Context) (map[string]bool, error)
 	// Webhook, when set, receives every alert once accepted (at least once
 	// across crashes); WebhookEvery is how often pending deliveries are
@@ -174,17 +176,22 @@ func (a *Alerter) Run(ctx context.Context) error {
 }
 
 func (a *Alerter) start(ctx context.Context) error {
-	// Produced runs even with nothing pending: it is also what stops a
-	// dead process's writes from landing later.
-	have, err := a.Produced(ctx)
-	if err != nil {
-		return fmt.Errorf("budget alerts: read topic %s: %w", a.Topic, err)
+	// Fenced even with nothing pending: a dead process's open transaction
+	// would hold read_committed consumers of the topic until it timed out.
+	if a.Fence != nil {
+		if err := a.Fence(ctx); err != nil {
+			return fmt.Errorf("budget alerts: %w", err)
+		}
 	}
 	pending, err := a.Store.PendingBudgetAlerts(ctx, schemas.ChannelKafka)
 	if err != nil {
 		return fmt.Errorf("budget alerts: %w", err)
 	}
 	if len(pending) > 0 {
+		have, err := a.Produced(ctx)
+		if err != nil {
+			return fmt.Errorf("budget alerts: read topic %s: %w", a.Topic, err)
+		}
 		var done []string
 		for _, al := range pending {
 			if have[al.ID] {

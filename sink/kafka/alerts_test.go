@@ -41,11 +41,13 @@ type alertRig struct {
 	store *duckdb.Store
 	// offered counts the alerts the alerter asked the store to insert.
 	offered *atomic.Int64
-	topic   *capture
-	al      *Alerter
-	h       kafkaingest.Handler
-	next    int64
-	stop    func()
+	// fenced counts the alerter's calls of Fence: once, at start.
+	fenced atomic.Int64
+	topic  *capture
+	al     *Alerter
+	h      kafkaingest.Handler
+	next   int64
+	stop   func()
 }
 
 func newAlertRig(t *testing.T, path string, produced map[string]bool, hook *webhook.Client) *alertRig {
@@ -59,6 +61,7 @@ func newAlertRig(t *testing.T, path string, produced map[string]bool, hook *webh
 	r.al = &Alerter{Store: offerCounter{s, r.offered}, Writer: r.topic, Topic: "alerts", Counts: &AlertCounts{}, Log: quiet, Webhook: hook, WebhookEvery: 20 * time.Millisecond,
 		Budgets: Budgets{Thresholds: budget.Thresholds{Warn: 0.8, Critical: 1},
 			Limits: map[[2]string]BudgetAmounts{{"user", "ann"}: {Day: 10, Month: 100}, {"team", "ml"}: {Month: 15}}},
+		Fence:    func(context.Context) error { r.fenced.Add(1); return nil },
 		Produced: func(context.Context) (map[string]bool, error) { return produced, nil }}
 	done := make(chan error, 1)
 	go func() { done <- r.al.Run(ctx) }()
@@ -70,6 +73,9 @@ func newAlertRig(t *testing.T, path string, produced map[string]bool, hook *webh
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("alerter: %v", err)
+		}
+		if n := r.fenced.Load(); n != 1 {
+			t.Errorf("the alerter fenced the topic %d times, want once, at start", n)
 		}
 		s.Close()
 	}

@@ -21,7 +21,7 @@ import (
 // is franz-go's client.
 //
 // The transactional id is what makes the topic exactly once across
-// crashes: Claim, in a new process, makes the broker abort the transaction
+// crashes: Fence, in a new process, makes the broker abort the transaction
 // a dead process left open and refuse every request it still had in
 // flight, before the new process reads what the topic holds. Without it a
 // produce sent just before a kill could land after that read, and the new
@@ -53,20 +53,26 @@ func NewAlertTopic(o kafkaingest.Options, topic, transactionalID string) (*Alert
 	return &AlertTopic{o: o, topic: topic, txnID: transactionalID, cl: cl}, nil
 }
 
-// Claim fences every earlier producer with this transactional id, then
-// returns the ids (keys) of the alerts the topic committed. Call it once,
-// before the first write.
-func (t *AlertTopic) Claim(ctx context.Context) (map[string]bool, error) {
+// Fence makes this process the only producer of the deployment's alerts:
+// the broker aborts the transaction an earlier process with the same
+// transactional id left open and refuses every request it still sends.
+// Call it before reading the topic (Keys) and before the first write.
+func (t *AlertTopic) Fence(ctx context.Context) error {
 	if _, _, err := t.cl.ProducerID(ctx); err != nil {
-		return nil, fmt.Errorf("claim transactional id %q: %w", t.txnID, err)
+		return fmt.Errorf("fence transactional id %q: %w", t.txnID, err)
 	}
+	return nil
+}
+
+// Keys returns the ids (keys) of the alerts the topic committed.
+func (t *AlertTopic) Keys(ctx context.Context) (map[string]bool, error) {
 	return TopicKeys(ctx, t.o, t.topic)
 }
 
 // WriteMessages appends msgs in one transaction: a read_committed reader
 // sees all of them or, if this returns an error, perhaps none. After an
 // error that leaves the transaction's outcome unknown, every write fails:
-// the process must restart, and the next one's Claim settles it.
+// the process must restart, and the next one's Fence settles it.
 func (t *AlertTopic) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -120,7 +126,7 @@ func fenced(err error) bool {
 }
 
 // Close releases the client; an open transaction is left to the broker's
-// timeout or the next process's Claim.
+// timeout or the next process's Fence.
 func (t *AlertTopic) Close() error {
 	t.cl.Close()
 	return nil

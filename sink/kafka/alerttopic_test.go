@@ -27,7 +27,7 @@ func alertMsgs(ids ...string) []kafka.Message {
 // TestAlertTopicFencesADeadProcess plays, on a real (in-process) broker,
 // the crash that made alerts appear twice: a process dies with its alerts
 // produced but not committed, and its requests keep arriving after the
-// next process read the topic. The next process's Claim must abort the
+// next process read the topic. The next process's Fence must abort the
 // dead one's transaction and make the broker refuse the rest, so that
 // producing those alerts again leaves each on the topic once for a
 // read_committed reader.
@@ -50,8 +50,11 @@ func TestAlertTopicFencesADeadProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	if got, err := first.Claim(ctx); err != nil || len(got) != 0 {
-		t.Fatalf("first Claim = %v (%v), want no ids", got, err)
+	if err := first.Fence(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := first.Keys(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("first Keys = %v (%v), want no ids", got, err)
 	}
 	want := map[string]bool{}
 	var ids []string
@@ -89,9 +92,12 @@ func TestAlertTopicFencesADeadProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer next.Close()
-	got, err := next.Claim(ctx)
+	if err := next.Fence(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := next.Keys(ctx)
 	if err != nil || !maps.Equal(got, want) {
-		t.Fatalf("next Claim = %v (%v), want the 20 committed ids and not the dead process's", got, err)
+		t.Fatalf("next Keys = %v (%v), want the 20 committed ids and not the dead process's", got, err)
 	}
 	// What the dead process still had in flight lands after the read.
 	if err := zombie.ProduceSync(ctx, &kgo.Record{Topic: "alerts", Key: []byte("alert-later")}).FirstErr(); err == nil {

@@ -362,7 +362,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			defer topic.Close()
 			alerter = &kafkasink.Alerter{Store: w.cfg.Store.(kafkasink.AlertStore), Budgets: s.Alerts.Budgets,
-				Writer: topic, Topic: s.Topics.Alerts, Produced: topic.Claim,
+				Writer: topic, Topic: s.Topics.Alerts, Fence: topic.Fence, Produced: topic.Keys,
 				WebhookEvery: s.Alerts.WebhookEvery, Counts: w.alertN, Log: w.log.With("stage", StageLoad, "part", "alerts")}
 			if s.Alerts.Webhook.URL != "" {
 				wc := s.Alerts.Webhook
