@@ -11,7 +11,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	kafkaingest "github.com/obolus/obolus/ingest/kafka"
 )
@@ -135,10 +134,41 @@ func (t *AlertTopic) Close() error {
 // TopicKeys reads every committed message of topic, from its start to its
 // last stable offset, and returns their keys: the alert ids the alerts
 // topic holds. It reads read_committed, so what an aborted transaction
-// wrote is not there. The topic is small (one message per subject, period
-// and level), so reading it whole at start is cheap.
+// wrote is not there. The alerter reads it only when the outbox has alerts
+// pending; retention bounds it (docs/streaming.md, Budget alerts).
 func TopicKeys(ctx context.Context, o kafkaingest.Options, topic string) (map[string]bool, error) {
+	counts, err := kafkaingest.PartitionCounts(ctx, o, topic)
+	if err != nil {
+		return nil, err
+	}
+	// read_committed: the last offset listed is the last stable one.
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}, IsolationLevel: kafka.ReadCommitted}
+	for p := range counts[topic] {
+		req.Topics[topic] = append(req.Topics[topic], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+	}
+	resp, err := o.Client().ListOffsets(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+	}
+	start := map[int32]kgo.Offset{}
+	remaining := map[int32]int64{}
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("list offsets of %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		if po.LastOffset > po.FirstOffset {
+			start[int32(po.Partition)] = kgo.NewOffset().At(po.FirstOffset)
+			remaining[int32(po.Partition)] = po.LastOffset
+		}
+	}
+	keys := map[string]bool{}
+	if len(remaining) == 0 {
+		return keys, nil
+	}
+	// kafka-go's reader does not drop what aborted transactions wrote;
+	// franz-go's does.
 	cl, err := kgo.NewClient(append(o.KgoOpts(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Transaction markers occupy offsets: kept, the reader sees the
 		// offset just below the end even when a marker sits there.
@@ -149,27 +179,6 @@ func TopicKeys(ctx context.Context, o kafkaingest.Options, topic string) (map[st
 		return nil, fmt.Errorf("read %s: %w", topic, err)
 	}
 	defer cl.Close()
-	first, err := listOffsets(ctx, cl, topic, -2)
-	if err != nil {
-		return nil, err
-	}
-	end, err := listOffsets(ctx, cl, topic, -1) // read_committed: the last stable offset
-	if err != nil {
-		return nil, err
-	}
-	start := map[int32]kgo.Offset{}
-	remaining := map[int32]int64{}
-	for p, e := range end {
-		if e > first[p] {
-			start[p] = kgo.NewOffset().At(first[p])
-			remaining[p] = e
-		}
-	}
-	keys := map[string]bool{}
-	if len(remaining) == 0 {
-		return keys, nil
-	}
-	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: start})
 	for len(remaining) > 0 {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -188,50 +197,4 @@ func TopicKeys(ctx context.Context, o kafkaingest.Options, topic string) (map[st
 		})
 	}
 	return keys, nil
-}
-
-// listOffsets lists, per partition of topic, the earliest offset (at -2)
-// or the last stable one (at -1).
-func listOffsets(ctx context.Context, cl *kgo.Client, topic string, at int64) (map[int32]int64, error) {
-	meta := kmsg.NewPtrMetadataRequest()
-	mt := kmsg.NewMetadataRequestTopic()
-	mt.Topic = kmsg.StringPtr(topic)
-	meta.Topics = append(meta.Topics, mt)
-	mresp, err := meta.RequestWith(ctx, cl)
-	if err != nil {
-		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
-	}
-	if len(mresp.Topics) != 1 {
-		return nil, fmt.Errorf("metadata of %s: %d topics in the answer", topic, len(mresp.Topics))
-	}
-	if err := kerr.ErrorForCode(mresp.Topics[0].ErrorCode); err != nil {
-		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
-	}
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.IsolationLevel = 1
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	for _, p := range mresp.Topics[0].Partitions {
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p.Partition, at, -1
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
-	}
-	out := map[int32]int64{}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return nil, fmt.Errorf("list offsets of %s/%d: %w", topic, p.Partition, err)
-			}
-			out[p.Partition] = p.Offset
-		}
-	}
-	if len(out) != len(mresp.Topics[0].Partitions) {
-		return nil, fmt.Errorf("list offsets of %s: %d of %d partitions answered", topic, len(out), len(mresp.Topics[0].Partitions))
-	}
-	return out, nil
 }

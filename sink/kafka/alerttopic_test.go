@@ -44,15 +44,22 @@ func TestAlertTopicFencesADeadProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	const txnID = "obolus.load.alerts"
+	// start is what a starting alerter does: take the id, fencing the
+	// processes before.
+	start := func() *AlertTopic {
+		t.Helper()
+		at, err := NewAlertTopic(o, "alerts", txnID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = at.Close() })
+		if err := at.Fence(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
 
-	first, err := NewAlertTopic(o, "alerts", txnID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
-	if err := first.Fence(ctx); err != nil {
-		t.Fatal(err)
-	}
+	first := start()
 	if got, err := first.Keys(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("first Keys = %v (%v), want no ids", got, err)
 	}
@@ -87,14 +94,7 @@ func TestAlertTopicFencesADeadProcess(t *testing.T) {
 		t.Errorf("a write after another process claimed the id = %v, want it refused as taken over", err)
 	}
 
-	next, err := NewAlertTopic(o, "alerts", txnID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer next.Close()
-	if err := next.Fence(ctx); err != nil {
-		t.Fatal(err)
-	}
+	next := start()
 	got, err := next.Keys(ctx)
 	if err != nil || !maps.Equal(got, want) {
 		t.Fatalf("next Keys = %v (%v), want the 20 committed ids and not the dead process's", got, err)
